@@ -1,0 +1,66 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PLATFORM_ENV ?= local
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DEMO_SCALE ?= demo
+PORT ?= 3000
+EMULATOR_PID := $(DAGSTER_HOME)/emulators.pid
+EMULATOR_LOG := $(DAGSTER_HOME)/emulators.log
+
+.PHONY: demo demo-setup test bench install services migrate seed emulators emulators-stop materialize serve dagster-home clean
+
+## demo: set up everything, materialize every asset once, and serve the UI with the daemon
+demo: demo-setup serve
+
+## demo-setup: everything `demo` does except serving (for scripts and CI-like checks)
+demo-setup: install services dagster-home migrate emulators seed materialize
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+services: install
+	$(BIN)/platform services ensure
+
+dagster-home:
+	mkdir -p $(DAGSTER_HOME)
+	ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+migrate: services
+	$(BIN)/platform migrations apply
+
+emulators: install dagster-home emulators-stop
+	nohup $(BIN)/python -m resources.emulators --scale $(DEMO_SCALE) > $(EMULATOR_LOG) 2>&1 & echo $$! > $(EMULATOR_PID)
+	$(BIN)/python -m resources.emulators.wait
+
+emulators-stop:
+	@if [ -f $(EMULATOR_PID) ]; then kill $$(cat $(EMULATOR_PID)) 2>/dev/null || true; rm -f $(EMULATOR_PID); sleep 0.5; fi
+
+seed: migrate emulators
+	for domain in consultation_backup gfx_sync messaging; do $(BIN)/python -m $$domain.demo --scale $(DEMO_SCALE) || exit 1; done
+
+materialize: dagster-home
+	$(BIN)/platform materialize-all
+
+serve: dagster-home
+	$(BIN)/dagster dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
+
+## test: the whole suite against the real local databases and the stand-ins
+test: services
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+## bench: benchmarks as ratios against a physical reference measured in the same run
+bench: migrate
+	$(BIN)/python -m benchmarks
+
+clean: emulators-stop
+	rm -rf $(DAGSTER_HOME) .pytest_cache

@@ -1,0 +1,13 @@
+"""messaging code location: the only place that builds ``defs``."""
+
+import dagster as dg
+
+from resources.dagster_helpers import build_migrations_job
+from resources.shared import resources_for
+
+migrations_job = build_migrations_job("messaging", ["messaging"])
+
+defs = dg.Definitions(
+    jobs=[migrations_job],
+    resources=resources_for("supabase_db", "mysql", "solapi"),
+)

@@ -1,0 +1,161 @@
+"""Circuit breaker and graceful degradation (seed 004: 3 consecutive failures open it, 5 minutes
+until a half-open trial call, one success closes it again).
+
+Built on ``pybreaker``; this module adds a per-process registry (one breaker per external
+service), the run-metadata view the UI shows, and ``call_with_fallback`` for reads that fall
+back to Supabase when the primary is down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import pybreaker
+
+from resources.errors import PermanentError, ServiceUnavailable
+
+T = TypeVar("T")
+
+DEFAULT_FAIL_MAX = 3
+DEFAULT_RESET_TIMEOUT_S = 300.0
+
+CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
+
+
+class CircuitBreaker:
+    """A named breaker. ``call`` runs a function through it; an open breaker raises
+    ``ServiceUnavailable`` at once without calling.
+
+    Errors that say "the request was wrong" (``PermanentError`` and subclasses given in
+    ``exclude``) do not count as failures of the service.
+    """
+
+    def __init__(self, name: str, fail_max: int = DEFAULT_FAIL_MAX, reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S,
+                 exclude: tuple[type[BaseException], ...] = (PermanentError,)):
+        self.name = name
+        self.storage = pybreaker.CircuitMemoryStorage(CLOSED)
+        self._breaker = pybreaker.CircuitBreaker(
+            fail_max=fail_max, reset_timeout=reset_timeout_s, exclude=list(exclude),
+            state_storage=self.storage, name=name, throw_new_error_on_trip=False,
+        )
+        self.opened_count = 0
+        self.last_error: str | None = None
+
+    @property
+    def state(self) -> str:
+        return self._breaker.current_state
+
+    @property
+    def fail_max(self) -> int:
+        return self._breaker.fail_max
+
+    @property
+    def reset_timeout_s(self) -> float:
+        return self._breaker.reset_timeout
+
+    @property
+    def failures(self) -> int:
+        return self._breaker.fail_counter
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        before = self.state
+        try:
+            return self._breaker.call(func, *args, **kwargs)
+        except pybreaker.CircuitBreakerError as exc:
+            raise ServiceUnavailable(self.name, f"circuit open after {self.fail_max} consecutive failures; "
+                                     f"next trial at {self.next_attempt_at()}") from exc
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if before != OPEN and self.state == OPEN:
+                self.opened_count += 1
+            raise
+
+    def next_attempt_at(self) -> str | None:
+        opened = self.storage.opened_at
+        if self.state != OPEN or opened is None:
+            return None
+        return datetime.fromtimestamp(opened.timestamp() + self.reset_timeout_s, UTC).isoformat()
+
+    def reset(self) -> None:
+        self._breaker.close()
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for run metadata: ``{"state", "failures", "fail_max", "opened_at", "next_attempt_at"}``."""
+        opened = self.storage.opened_at
+        return {
+            "state": self.state,
+            "failures": self.failures,
+            "fail_max": self.fail_max,
+            "reset_timeout_s": self.reset_timeout_s,
+            "opened_at": opened.isoformat() if opened and self.state != CLOSED else None,
+            "next_attempt_at": self.next_attempt_at(),
+            "last_error": self.last_error,
+        }
+
+
+_REGISTRY: dict[str, CircuitBreaker] = {}
+_LOCK = threading.Lock()
+
+
+def get_breaker(name: str, fail_max: int = DEFAULT_FAIL_MAX, reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S) -> CircuitBreaker:
+    """The process-wide breaker for ``name`` (created on first use with these settings)."""
+    with _LOCK:
+        breaker = _REGISTRY.get(name)
+        if breaker is None or (breaker.fail_max, breaker.reset_timeout_s) != (fail_max, reset_timeout_s):
+            breaker = CircuitBreaker(name, fail_max, reset_timeout_s)
+            _REGISTRY[name] = breaker
+        return breaker
+
+
+def all_breakers() -> dict[str, CircuitBreaker]:
+    with _LOCK:
+        return dict(_REGISTRY)
+
+
+def reset_all_breakers() -> None:
+    with _LOCK:
+        _REGISTRY.clear()
+
+
+def breaker_metadata(names: list[str] | None = None) -> dict[str, str]:
+    """Run metadata entries ``circuit/<name>`` = ``state (failures/fail_max)`` for the UI."""
+    out = {}
+    for name, breaker in sorted(all_breakers().items()):
+        if names is not None and name not in names:
+            continue
+        snap = breaker.snapshot()
+        text = f"{snap['state']} ({snap['failures']}/{snap['fail_max']} failures)"
+        if snap["next_attempt_at"]:
+            text += f", retry after {snap['next_attempt_at']}"
+        out[f"circuit/{name}"] = text
+    return out
+
+
+@dataclass(frozen=True)
+class Degraded(Generic[T]):
+    """A value and where it came from: ``primary`` or ``fallback`` (with the reason)."""
+
+    value: T
+    source: str
+    reason: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self.source != "primary"
+
+
+def call_with_fallback(breaker: CircuitBreaker, primary: Callable[[], T], fallback: Callable[[], T]) -> Degraded[T]:
+    """Try ``primary`` through ``breaker``; on an unavailable service use ``fallback``.
+
+    Permanent errors (a bad request) are not hidden behind the fallback: they propagate.
+    """
+    try:
+        return Degraded(breaker.call(primary), "primary")
+    except PermanentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any transport failure degrades to the fallback
+        return Degraded(fallback(), "fallback", f"{breaker.name}: {type(exc).__name__}: {str(exc)[:200]}")

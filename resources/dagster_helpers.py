@@ -1,0 +1,52 @@
+"""Dagster building blocks shared by the code locations: the migrations job factory and
+metadata helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import dagster as dg
+
+from resources.circuit_breaker import breaker_metadata
+from resources.migrations import apply_migrations, sets_named
+
+TARGET_RESOURCE = {"supabase": "supabase_db", "gfx_source": "gfx_source_db"}
+
+
+def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinition:
+    """A job ``<domain>_migrations`` that applies the shared set and the domain's sets.
+
+    Idempotent: launching it on an up-to-date database applies nothing and says so.
+    """
+    msets = sets_named(["platform", *[n for n in set_names if n != "platform"]])
+    required = {TARGET_RESOURCE[m.target] for m in msets}
+
+    @dg.op(name=f"{domain}_apply_migrations", required_resource_keys=required,
+           description=f"Apply pending SQL migrations for {', '.join(m.name for m in msets)}.")
+    def apply_op(context):
+        started = time.perf_counter()
+        totals = {"applied": 0, "already_applied": 0}
+        applied_names: list[str] = []
+        for target in sorted({m.target for m in msets}):
+            resource = getattr(context.resources, TARGET_RESOURCE[target])
+            report = apply_migrations(resource.dsn, [m for m in msets if m.target == target], log=context.log.info)
+            totals["applied"] += len(report.applied)
+            totals["already_applied"] += len(report.already_applied)
+            applied_names += report.applied
+        metadata = {**totals, "applied_migrations": ", ".join(applied_names) or "none (up to date)",
+                    "duration_s": round(time.perf_counter() - started, 3)}
+        context.log.info(f"migrations for {domain}: {metadata}")
+        return dg.Output(totals, metadata=metadata)
+
+    @dg.job(name=f"{domain}_migrations", description=f"Apply {domain}'s database migrations (safe to re-run).",
+            tags={"domain": domain})
+    def migrations_job():
+        apply_op()
+
+    return migrations_job
+
+
+def run_metadata(started: float, **figures: object) -> dict[str, object]:
+    """Standard run metadata: the given figures, the duration and every breaker's state."""
+    return {**figures, "duration_s": round(time.perf_counter() - started, 3), **breaker_metadata()}

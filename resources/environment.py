@@ -1,0 +1,92 @@
+"""Which environment this is, and the local defaults that make a fresh checkout work.
+
+Environments differ by configuration, not code. ``PLATFORM_ENV`` says ``local`` (the default:
+local PostgreSQL/MariaDB and the API stand-ins in ``resources/emulators``) or ``production``
+(real endpoints; every required variable must be set, nothing is defaulted).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from resources.errors import ConfigurationError
+
+Environment = Literal["local", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("local", "production")
+
+# Ports of the local stand-ins (one per vendor, as each vendor has its own host).
+EMULATOR_PORTS = {
+    "supabase": 54321,
+    "notion": 54322,
+    "google_drive": 54323,
+    "solapi": 54324,
+}
+
+NOTION_CUSTOMERS_DB_LOCAL = "1f1e0c7a-0000-4000-8000-00000000c001"
+NOTION_CONSULTATIONS_DB_LOCAL = "1f1e0c7a-0000-4000-8000-00000000c002"
+
+# Values used only when PLATFORM_ENV=local and the variable is unset. None of them is a
+# real secret: they are the credentials the local servers and stand-ins accept.
+LOCAL_DEFAULTS: dict[str, str] = {
+    "SUPABASE_DB_URL": "postgresql://postgres@127.0.0.1:5432/supabase",
+    "GFX_SOURCE_DB_URL": "postgresql://postgres@127.0.0.1:5432/gfx_source",
+    "SUPABASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['supabase']}",
+    "SUPABASE_SERVICE_ROLE_KEY": "local-service-role-key",
+    "NOTION_TOKEN": "ntn_local_stand_in_token",
+    "NOTION_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['notion']}",
+    "NOTION_CUSTOMERS_DATABASE_ID": NOTION_CUSTOMERS_DB_LOCAL,
+    "NOTION_CONSULTATIONS_DATABASE_ID": NOTION_CONSULTATIONS_DB_LOCAL,
+    "GOOGLE_DRIVE_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['google_drive']}",
+    "GOOGLE_DRIVE_ROOT_FOLDER_ID": "local-consultation-root",
+    "MYSQL_HOST": "127.0.0.1",
+    "MYSQL_PORT": "3306",
+    "MYSQL_READ_USER": "platform_reader",
+    "MYSQL_READ_PASSWORD": "local-reader-password",
+    "MYSQL_DATABASE": "operations",
+    "SOLAPI_API_KEY": "NCSLOCALAPIKEY0001",
+    "SOLAPI_API_SECRET": "local-solapi-secret-0000000000000000",
+    "SOLAPI_SENDER": "0212345678",
+    "SOLAPI_PF_ID": "KA01PF000000000000000000LOCAL",
+    "SOLAPI_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['solapi']}",
+    "MESSAGING_SEND_MODE": "dry_run",
+}
+
+
+class UnknownEnvironment(ConfigurationError):
+    """PLATFORM_ENV holds a value that is not a known environment."""
+
+
+def current_environment() -> Environment:
+    """Return ``local`` or ``production`` from ``PLATFORM_ENV`` (default ``local``)."""
+    value = os.environ.get("PLATFORM_ENV", "local").strip().lower()
+    if value not in ENVIRONMENTS:
+        raise UnknownEnvironment(
+            f"PLATFORM_ENV={value!r} is not one of {', '.join(ENVIRONMENTS)}"
+        )
+    return value  # type: ignore[return-value]
+
+
+def is_production() -> bool:
+    return current_environment() == "production"
+
+
+def apply_local_defaults(environ: dict[str, str] | None = None) -> list[str]:
+    """Fill unset contract variables with local defaults, only in the local environment.
+
+    Called once when a code location loads, so ``dg.EnvVar`` resolves at run time in local
+    development without a hand-written ``.env``. In production it does nothing: a missing
+    variable then fails the run that needs it with Dagster's own clear message.
+
+    Returns:
+        The names that were filled in.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("PLATFORM_ENV", "local").strip().lower() != "local":
+        return []
+    filled = []
+    for name, value in LOCAL_DEFAULTS.items():
+        if not env.get(name):
+            env[name] = value
+            filled.append(name)
+    return filled

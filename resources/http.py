@@ -1,0 +1,140 @@
+"""Retries and throttling for HTTP clients, written once for every vendor wrapper.
+
+A wrapper maps its vendor's failures to ``TransientError`` (retry; ``retry_after`` honoured)
+or ``PermanentError`` (do not retry), then calls through ``ResilientCaller``: throttle ->
+circuit breaker -> retry with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from resources.circuit_breaker import CircuitBreaker, get_breaker
+from resources.errors import PermanentError, TransientError
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 529})
+
+
+def parse_retry_after(value: str | None, cap_s: float = 120.0) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), capped; None if absent or bad."""
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), cap_s)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), cap_s)
+
+
+def raise_for_status(response: httpx.Response, service: str) -> httpx.Response:
+    """Turn an error response into ``TransientError`` / ``PermanentError`` (body excerpt included)."""
+    if response.status_code < 400:
+        return response
+    excerpt = response.text[:300] if response.content else ""
+    message = f"{service} HTTP {response.status_code}: {excerpt}"
+    if response.status_code in RETRYABLE_STATUS:
+        raise TransientError(message, parse_retry_after(response.headers.get("Retry-After")), response.status_code)
+    raise PermanentError(message, response.status_code)
+
+
+class TokenBucket:
+    """Thread-safe token bucket: ``rate`` tokens a second, bursts up to ``capacity``."""
+
+    def __init__(self, rate: float, capacity: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate = float(rate)
+        self.capacity = float(capacity if capacity is not None else max(1.0, rate))
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+        self.waited_s = 0.0
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Block until ``tokens`` are available; return the seconds waited."""
+        if self.rate <= 0:
+            return 0.0
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= tokens:
+                    self._tokens -= tokens
+                    self.waited_s += waited
+                    return waited
+                need = (tokens - self._tokens) / self.rate
+            self._sleep(need)
+            waited += need
+
+
+def _wait_with_retry_after(initial: float, maximum: float):
+    backoff = wait_exponential_jitter(initial=initial, max=maximum)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return min(exc.retry_after, maximum)
+        return backoff(state)
+
+    return wait
+
+
+class ResilientCaller:
+    """Throttle, break and retry calls to one external service.
+
+    Args:
+        service: breaker name and the name errors carry.
+        rate_per_s: client-side throttle (0 = none).
+        max_attempts: total tries for a transient failure.
+        fail_max / reset_timeout_s: circuit breaker settings.
+    """
+
+    def __init__(self, service: str, *, rate_per_s: float = 0.0, burst: float | None = None, max_attempts: int = 5,
+                 initial_backoff_s: float = 0.5, max_backoff_s: float = 60.0, fail_max: int = 3,
+                 reset_timeout_s: float = 300.0, transient: tuple[type[BaseException], ...] = (TransientError,)):
+        self.service = service
+        self.bucket = TokenBucket(rate_per_s, burst) if rate_per_s > 0 else None
+        self.breaker: CircuitBreaker = get_breaker(service, fail_max, reset_timeout_s)
+        self.max_attempts = max_attempts
+        self.transient = transient
+        self._wait = _wait_with_retry_after(initial_backoff_s, max_backoff_s)
+        self.stats: dict[str, Any] = {"requests": 0, "retries": 0, "throttled_s": 0.0}
+
+    def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``func`` with retries; each attempt is throttled and goes through the breaker.
+
+        The breaker counts a *call* that failed after all its retries as one failure, so three
+        consecutive failed calls (not three failed attempts) open it.
+        """
+
+        def attempt_all() -> T:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(self.transient), stop=stop_after_attempt(self.max_attempts),
+                wait=self._wait, reraise=True,
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.stats["retries"] += 1
+                    if self.bucket is not None:
+                        self.stats["throttled_s"] += self.bucket.acquire()
+                    self.stats["requests"] += 1
+                    return func(*args, **kwargs)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return self.breaker.call(attempt_all)

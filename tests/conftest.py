@@ -1,0 +1,136 @@
+"""Test session: real PostgreSQL and MariaDB, one private set of databases per test process.
+
+Each pytest process (and each xdist worker) creates its own ``t<pid>_<hex>_*`` databases,
+points the environment contract at them, applies every migration, and drops them at the end,
+so several suites can run at once on one machine without touching the demo databases.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from resources.circuit_breaker import reset_all_breakers
+from resources.environment import LOCAL_DEFAULTS, apply_local_defaults
+from resources.migrations import MIGRATION_SETS, apply_migrations
+from resources.mysql import MySQLResource
+from resources.postgres import PostgresResource, close_all_pools
+from resources.services import PG_ADMIN_URL, MySQLAdmin, ensure_mysql, ensure_postgres, grant_read_only
+
+os.environ.setdefault("PLATFORM_ENV", "local")
+apply_local_defaults()
+
+
+@dataclass
+class TestDatabases:
+    prefix: str
+    supabase_url: str
+    gfx_source_url: str
+    mysql_database: str
+
+
+def _url(dbname: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    info["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+def _drop_pg(conn: psycopg.Connection, name: str) -> None:
+    conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s AND NOT active",
+                 (name,))
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _sweep_stale(conn: psycopg.Connection, admin: MySQLAdmin) -> None:
+    """Drop databases left by test processes that no longer exist (killed runs)."""
+    for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]+_[0-9a-f]{6}_'").fetchall():
+        pid = int(name[1:].split("_", 1)[0])
+        if not os.path.exists(f"/proc/{pid}"):
+            _drop_pg(conn, name)
+    with admin.connect() as my, my.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        for (name,) in cur.fetchall():
+            if name.startswith("t") and "_" in name and name[1:].split("_", 1)[0].isdigit():
+                if not os.path.exists(f"/proc/{int(name[1:].split('_', 1)[0])}"):
+                    cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def test_databases() -> TestDatabases:
+    ensure_postgres([])
+    ensure_mysql(LOCAL_DEFAULTS["MYSQL_DATABASE"], os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"])
+    admin = MySQLAdmin()
+    prefix = f"t{os.getpid()}_{secrets.token_hex(3)}"
+    dbs = TestDatabases(prefix, _url(f"{prefix}_supabase"), _url(f"{prefix}_gfx"), f"{prefix}_ops")
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        _sweep_stale(conn, admin)
+        for name in (f"{prefix}_supabase", f"{prefix}_gfx"):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with admin.connect() as my, my.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{dbs.mysql_database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        grant_read_only(cur, dbs.mysql_database, os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"])
+    saved = {k: os.environ.get(k) for k in ("SUPABASE_DB_URL", "GFX_SOURCE_DB_URL", "MYSQL_DATABASE")}
+    os.environ.update(SUPABASE_DB_URL=dbs.supabase_url, GFX_SOURCE_DB_URL=dbs.gfx_source_url,
+                      MYSQL_DATABASE=dbs.mysql_database)
+    for target, url in (("supabase", dbs.supabase_url), ("gfx_source", dbs.gfx_source_url)):
+        apply_migrations(url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None)
+    try:
+        yield dbs
+    finally:
+        close_all_pools()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            for name in (f"{prefix}_supabase", f"{prefix}_gfx"):
+                _drop_pg(conn, name)
+        with admin.connect() as my, my.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{dbs.mysql_database}`")
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def supabase_db(test_databases: TestDatabases) -> PostgresResource:
+    return PostgresResource(dsn=test_databases.supabase_url, application_name="tests-supabase")
+
+
+@pytest.fixture(scope="session")
+def gfx_source_db(test_databases: TestDatabases) -> PostgresResource:
+    return PostgresResource(dsn=test_databases.gfx_source_url, application_name="tests-gfx-source")
+
+
+@pytest.fixture(scope="session")
+def mysql_admin(test_databases: TestDatabases):
+    """A root connection to this session's MySQL database, for seeding test data."""
+    conn = MySQLAdmin().connect(test_databases.mysql_database)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_reader(test_databases: TestDatabases) -> MySQLResource:
+    return MySQLResource(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
+                         user=os.environ["MYSQL_READ_USER"], password=os.environ["MYSQL_READ_PASSWORD"],
+                         database=test_databases.mysql_database, statement_timeout_s=2)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers():
+    """Circuit breakers are per process; every test starts with all of them closed."""
+    reset_all_breakers()
+    yield
+    reset_all_breakers()
+
+
+@pytest.fixture
+def dagster_instance():
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        yield instance
