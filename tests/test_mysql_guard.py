@@ -1,0 +1,116 @@
+"""The read-only guard and the SELECT-only MySQL user: two locks, both tested against MariaDB."""
+
+import pymysql
+import pytest
+
+from resources.errors import QueryPermissionError, QuerySyntaxError, QueryTimeoutError, ReadOnlyViolation
+from resources.sql_guard import check_read_only
+
+REJECTED = [
+    ("INSERT INTO customers (name) VALUES ('x')", "got INSERT"),
+    ("UPDATE customers SET name = 'x'", "got UPDATE"),
+    ("DELETE FROM customers", "got DELETE"),
+    ("REPLACE INTO customers VALUES (1)", "got REPLACE"),
+    ("DROP TABLE customers", "got DROP"),
+    ("CREATE TABLE x (a int)", "got CREATE"),
+    ("ALTER TABLE customers ADD COLUMN b int", "got ALTER"),
+    ("TRUNCATE customers", "got TRUNCATE"),
+    ("GRANT ALL ON *.* TO someone", "got GRANT"),
+    ("SET @a = 1", "got SET"),
+    ("CALL purge()", "got CALL"),
+    ("LOAD DATA INFILE '/tmp/x' INTO TABLE customers", "got LOAD"),
+    ("SELECT 1; DROP TABLE customers", "exactly one statement"),
+    ("SELECT 1; SELECT 2", "exactly one statement"),
+    ("SELECT * FROM customers INTO OUTFILE '/tmp/out.csv'", "INTO OUTFILE"),
+    ("SELECT * FROM customers INTO DUMPFILE '/tmp/out.bin'", "INTO DUMPFILE"),
+    ("SELECT id INTO @v FROM customers", "SELECT ... INTO"),
+    ("SELECT * FROM customers FOR UPDATE", "locking reads"),
+    ("SELECT * FROM customers LOCK IN SHARE MODE", "locking reads"),
+    ("SELECT * FROM customers FOR SHARE", "locking reads"),
+    ("SELECT SLEEP(10)", "SLEEP()"),
+    ("SELECT id FROM customers WHERE id = (SELECT SLEEP(1))", "SLEEP()"),
+    ("SELECT BENCHMARK(100000000, MD5('a'))", "BENCHMARK()"),
+    ("SELECT GET_LOCK('l', 10)", "GET_LOCK()"),
+    ("SELECT LOAD_FILE('/etc/passwd')", "LOAD_FILE()"),
+    ("SELEC * FROM customers", "only SELECT"),
+    ("", "empty query"),
+]
+
+ACCEPTED = [
+    "SELECT * FROM customers WHERE id = %s",
+    "SELECT name FROM customers WHERE name LIKE %(kw)s ESCAPE '\\\\' LIMIT 20",
+    "WITH recent AS (SELECT * FROM subscriptions) SELECT count(*) FROM recent",
+    "(SELECT 1) UNION ALL (SELECT 2)",
+    "SELECT 'INSERT INTO x; DROP TABLE y' AS harmless_text",
+    "select * from customers -- ; drop table customers",
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), REJECTED)
+def test_guard_rejects_with_a_reason(query, reason):
+    with pytest.raises(ReadOnlyViolation) as info:
+        check_read_only(query)
+    assert reason in info.value.reason
+
+
+@pytest.mark.parametrize("query", ACCEPTED)
+def test_guard_accepts_plain_selects(query):
+    check_read_only(query)
+
+
+@pytest.fixture(scope="module")
+def seeded(mysql_admin):
+    with mysql_admin.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS guard_people (id INT PRIMARY KEY, name VARCHAR(50))")
+        cur.execute("DELETE FROM guard_people")
+        cur.executemany("INSERT INTO guard_people VALUES (%s, %s)", [(1, "김민준"), (2, "이서연"), (3, "100%_kim")])
+    return mysql_admin
+
+
+def test_reader_runs_bound_parameters(seeded, mysql_reader):
+    rows = mysql_reader.query("SELECT id, name FROM guard_people WHERE name = %s", ("이서연",))
+    assert rows == [{"id": 2, "name": "이서연"}]
+    # an injection attempt stays a value: no row, no error
+    assert mysql_reader.query("SELECT id FROM guard_people WHERE name = %s", ("x' OR '1'='1",)) == []
+    assert [b for batch in mysql_reader.iter_query("SELECT id FROM guard_people ORDER BY id", batch_size=2)
+            for b in batch] == [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_guard_rejects_before_anything_reaches_the_server(seeded, mysql_reader):
+    with pytest.raises(ReadOnlyViolation, match="got DELETE"):
+        mysql_reader.query("DELETE FROM guard_people")
+    assert mysql_reader.scalar("SELECT count(*) FROM guard_people") == 3
+
+
+def test_the_reader_user_itself_cannot_write(seeded, test_databases):
+    """Bypass the guard entirely: the server still refuses (second lock)."""
+    import os
+
+    conn = pymysql.connect(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
+                           user=os.environ["MYSQL_READ_USER"], password=os.environ["MYSQL_READ_PASSWORD"],
+                           database=test_databases.mysql_database)
+    try:
+        for stmt in ("INSERT INTO guard_people VALUES (9, 'x')", "UPDATE guard_people SET name='x'",
+                     "DELETE FROM guard_people", "DROP TABLE guard_people", "CREATE TABLE evil (a int)"):
+            with conn.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as info:
+                cur.execute(stmt)
+            assert info.value.args[0] in (1142, 1044, 1227), stmt
+    finally:
+        conn.close()
+
+
+def test_server_errors_are_named(seeded, mysql_reader):
+    with pytest.raises(QueryPermissionError):
+        mysql_reader.query("SELECT * FROM mysql.user")
+    with pytest.raises((QuerySyntaxError, ReadOnlyViolation)):
+        mysql_reader.query("SELECT FROM WHERE")
+    with pytest.raises(QuerySyntaxError):
+        # parses as a SELECT for sqlglot, but the server does not know the function
+        mysql_reader.query("SELECT id FROM guard_people WHERE id IN (SELECT 1 FROM DUAL LIMIT 1 OFFSET %s)", ("x",))
+
+
+def test_statement_time_limit_stops_a_slow_select(seeded, mysql_reader):
+    slow = ("SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"
+            " information_schema.columns c")
+    with pytest.raises(QueryTimeoutError):
+        mysql_reader.model_copy(update={"statement_timeout_s": 0.3}).query(slow)
