@@ -8,8 +8,9 @@ Retries 403 rate-limit / 429 / 5xx with backoff and sits behind the ``google_dri
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -78,6 +79,10 @@ class GoogleDriveResource(dg.ConfigurableResource):
         info = load_service_account_info(self.service_account_json)
         return service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPES)
 
+    def api_root(self) -> str:
+        """``{base_url}/drive/v3/``: googleapiclient replaces rootUrl+servicePath with api_endpoint."""
+        return f"{self.base_url.rstrip('/')}/drive/v3/"
+
     def get_service(self):
         """The ``drive v3`` service object (static discovery document; no network to build it)."""
         if self._service is None:
@@ -87,7 +92,7 @@ class GoogleDriveResource(dg.ConfigurableResource):
 
             http = google_auth_httplib2.AuthorizedHttp(self.credentials(), http=httplib2.Http(timeout=self.timeout_s))
             self._service = build("drive", "v3", http=http, static_discovery=True, cache_discovery=False,
-                                  client_options={"api_endpoint": self.base_url.rstrip("/")}, num_retries=0)
+                                  client_options={"api_endpoint": self.api_root()}, num_retries=0)
         return self._service
 
     @property
@@ -110,3 +115,41 @@ class GoogleDriveResource(dg.ConfigurableResource):
                 raise mapped from exc
 
         return self.caller.call(once)
+
+    # -- domain verbs ---------------------------------------------------------------------
+    FILE_FIELDS: ClassVar[str] = "id,name,mimeType,md5Checksum,modifiedTime,size,parents,trashed"
+
+    def file_metadata(self, file_id: str) -> dict[str, Any] | None:
+        """``files.get`` metadata (md5Checksum, modifiedTime, mimeType, size), None when 404."""
+        try:
+            return self.execute(self.get_service().files().get(fileId=file_id, fields=self.FILE_FIELDS,
+                                                                supportsAllDrives=True))
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def download(self, file_id: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes (``alt=media``).
+
+        Raises:
+            PermanentError: 404, or the body is larger than ``max_bytes`` (status 413).
+        """
+        body = self.execute(self.get_service().files().get_media(fileId=file_id, supportsAllDrives=True))
+        if max_bytes is not None and len(body) > max_bytes:
+            raise PermanentError(f"drive file {file_id} is {len(body)} bytes, over {max_bytes}", 413, "too_large")
+        return body
+
+    def iter_folder(self, folder_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every non-trashed file directly in ``folder_id`` (``'<folder>' in parents``)."""
+        token: str | None = None
+        while True:
+            request = self.get_service().files().list(
+                q=f"'{folder_id}' in parents and trashed = false", pageSize=page_size, pageToken=token,
+                fields=f"nextPageToken, files({self.FILE_FIELDS})", supportsAllDrives=True,
+                includeItemsFromAllDrives=True)
+            response = self.execute(request)
+            yield from response.get("files", [])
+            token = response.get("nextPageToken")
+            if not token:
+                return

@@ -8,6 +8,8 @@ data source, windowed queries) are added by ``consultation_backup``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -20,6 +22,21 @@ from resources.errors import PermanentError, TransientError
 from resources.http import RETRYABLE_STATUS, ResilientCaller, parse_retry_after
 
 NOTION_VERSION = "2025-09-03"
+PAGE_SIZE = 100
+
+
+class QueryCapNoProgress(PermanentError):
+    """A query hit Notion's 10,000-result cap and could not be narrowed any further."""
+
+
+@dataclass
+class QueryStats:
+    """What iterating a data source cost: requests, pages and cap splits."""
+
+    requests: int = 0
+    pages: int = 0
+    cap_splits: int = 0
+    windows: list[str] = field(default_factory=list)
 
 
 def map_notion_error(exc: Exception) -> Exception:
@@ -49,6 +66,7 @@ class NotionResource(dg.ConfigurableResource):
 
     _client: Client | None = PrivateAttr(default=None)
     _caller: ResilientCaller | None = PrivateAttr(default=None)
+    _ds_cache: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def get_client(self) -> Client:
         """The raw ``notion_client.Client`` (its own retries off: ours are in ``call``)."""
@@ -81,3 +99,101 @@ class NotionResource(dg.ConfigurableResource):
                 raise mapped from exc
 
         return self.caller.call(once)
+
+    # -- domain verbs ---------------------------------------------------------------------
+    def data_source_id(self, database_id: str) -> str:
+        """The first data source of a database (API 2025-09-03: ``databases.retrieve`` lists them)."""
+        cache = self._ds_cache
+        if database_id not in cache:
+            db = self.call("databases.retrieve", database_id=database_id)
+            sources = db.get("data_sources") or []
+            if not sources:
+                raise PermanentError(f"notion database {database_id} has no data sources", 400, "no_data_source")
+            cache[database_id] = sources[0]["id"]
+        return cache[database_id]
+
+    def iter_pages(self, data_source_id: str, filter: dict[str, Any] | None = None,
+                   stats: QueryStats | None = None, page_size: int = PAGE_SIZE,
+                   filter_properties: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every page matching ``filter``, oldest ``created_time`` first, never truncated.
+
+        A single Notion query returns at most 10,000 results (then ``request_status`` is
+        ``incomplete``). When that happens the query is continued with an extra
+        ``created_time on_or_after <last seen>`` condition (Notion's own advice for large data
+        sources); pages of that boundary minute seen already are skipped, so nothing is read
+        twice and nothing is lost.
+
+        Raises:
+            QueryCapNoProgress: more than 10,000 pages share one created_time minute.
+        """
+        stats = stats if stats is not None else QueryStats()
+        sorts = [{"timestamp": "created_time", "direction": "ascending"}]
+        boundary: str | None = None
+        boundary_ids: set[str] = set()
+        while True:
+            flt = filter
+            if boundary is not None:
+                window = {"timestamp": "created_time", "created_time": {"on_or_after": boundary}}
+                flt = {"and": [filter, window]} if filter else window
+            stats.windows.append(boundary or "start")
+            cursor: str | None = None
+            incomplete = False
+            progressed = False
+            while True:
+                kwargs: dict[str, Any] = {"data_source_id": data_source_id, "sorts": sorts, "page_size": page_size}
+                if flt:
+                    kwargs["filter"] = flt
+                if cursor:
+                    kwargs["start_cursor"] = cursor
+                if filter_properties:
+                    kwargs["filter_properties"] = filter_properties
+                response = self.call("data_sources.query", **kwargs)
+                stats.requests += 1
+                for page in response.get("results", []):
+                    created = page.get("created_time")
+                    if created == boundary and page["id"] in boundary_ids:
+                        continue
+                    if created != boundary:
+                        boundary, boundary_ids = created, set()
+                    boundary_ids.add(page["id"])
+                    progressed = True
+                    stats.pages += 1
+                    yield page
+                status = (response.get("request_status") or {}).get("type")
+                if status == "incomplete":
+                    incomplete = True
+                    break
+                if not response.get("has_more"):
+                    break
+                cursor = response.get("next_cursor")
+                if not cursor:
+                    break
+            if not incomplete:
+                return
+            if not progressed:
+                raise QueryCapNoProgress(
+                    f"notion data source {data_source_id}: more than 10,000 pages created in the minute {boundary}",
+                    400, "query_result_limit_reached")
+            stats.cap_splits += 1
+
+    def retrieve_page(self, page_id: str) -> dict[str, Any] | None:
+        """The page, or None when Notion answers 404 ``object_not_found`` (purged or unshared)."""
+        try:
+            return self.call("pages.retrieve", page_id=page_id)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_page(self, data_source_id: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return self.call("pages.create", parent={"type": "data_source_id", "data_source_id": data_source_id},
+                         properties=properties)
+
+    def update_page(self, page_id: str, properties: dict[str, Any] | None = None,
+                    in_trash: bool | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"page_id": page_id}
+        if properties is not None:
+            kwargs["properties"] = properties
+        if in_trash is not None:
+            kwargs["in_trash"] = in_trash
+        return self.call("pages.update", **kwargs)

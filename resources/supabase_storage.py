@@ -69,7 +69,7 @@ class SupabaseStorageResource(dg.ConfigurableResource):
             if key is None:
                 raise ConfigurationError(self.unavailable_reason or "service role key missing")
             self._client = SyncStorageClient(
-                f"{self.url.rstrip('/')}/storage/v1",
+                f"{self.url.rstrip('/')}/storage/v1/",
                 {"apiKey": key, "Authorization": f"Bearer {key}"},
                 timeout=self.timeout_s,
             )
@@ -95,3 +95,52 @@ class SupabaseStorageResource(dg.ConfigurableResource):
                 raise mapped from exc
 
         return self.caller.call(once)
+
+    # -- domain verbs ---------------------------------------------------------------------
+    def ensure_bucket(self, bucket: str, *, public: bool = False, file_size_limit: int | None = None,
+                      allowed_mime_types: list[str] | None = None) -> bool:
+        """Create ``bucket`` with these limits, or bring an existing one's limits in line.
+
+        Returns True if it was created.
+        """
+        options: dict[str, Any] = {"public": public}
+        if file_size_limit is not None:
+            options["file_size_limit"] = file_size_limit
+        if allowed_mime_types is not None:
+            options["allowed_mime_types"] = allowed_mime_types
+        existing = {b.id for b in self.call(lambda c: c.list_buckets())}
+        if bucket in existing:
+            self.call(lambda c: c.update_bucket(bucket, options))
+            return False
+        self.call(lambda c: c.create_bucket(bucket, options=options))
+        return True
+
+    def upload(self, bucket: str, path: str, data: bytes, content_type: str, upsert: bool = True) -> str:
+        """Upload ``data`` with an explicit content type (storage3 would send text/plain); returns the key."""
+        result = self.call(lambda c: c.from_(bucket).upload(
+            path, data, {"content-type": content_type, "upsert": "true" if upsert else "false",
+                         "cache-control": "3600"}))
+        return getattr(result, "full_path", None) or f"{bucket}/{path}"
+
+    def download(self, bucket: str, path: str) -> bytes:
+        return self.call(lambda c: c.from_(bucket).download(path))
+
+    def list(self, bucket: str, prefix: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+        """Entries directly under ``prefix`` (folders have ``id`` None), all pages."""
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.call(lambda c: c.from_(bucket).list(prefix, {"limit": limit, "offset": offset}))
+            out.extend(page)
+            if len(page) < limit:
+                return out
+            offset += limit
+
+    def remove(self, bucket: str, paths: list[str]) -> int:
+        if not paths:
+            return 0
+        return len(self.call(lambda c: c.from_(bucket).remove(paths)))
+
+    def object_url(self, bucket: str, path: str) -> str:
+        """The authenticated object URL (the bucket is private)."""
+        return f"{self.url.rstrip('/')}/storage/v1/object/authenticated/{bucket}/{path}"
