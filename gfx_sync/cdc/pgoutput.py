@@ -1,0 +1,400 @@
+"""A pure decoder for PostgreSQL's ``pgoutput`` logical replication protocol (proto_version 1).
+
+Messages: Begin ``B``, Commit ``C``, Origin ``O``, Relation ``R``, Type ``Y``, Insert ``I``,
+Update ``U``, Delete ``D``, Truncate ``T`` (and logical Message ``M``, ignored). Layouts follow
+"Logical Replication Message Formats" in the PostgreSQL 15 documentation.
+
+:class:`StreamDecoder` turns a sequence of raw messages into whole :class:`SourceTransaction`
+objects: a transaction is emitted only at its Commit, so a consumer never sees half of one.
+Values stay in PostgreSQL's text form (see ``models``); :func:`to_python` converts text to a
+Python value by type OID where a typed value is wanted (metadata, Debezium, tests).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Iterable, Iterator
+
+from gfx_sync.cdc.models import UNCHANGED, Column, Relation, RowChange, SourceTransaction
+
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+# Built-in type OIDs (stable across PostgreSQL versions) and their format_type() names.
+TYPE_NAMES: dict[int, str] = {
+    16: "boolean", 17: "bytea", 18: "\"char\"", 19: "name", 20: "bigint", 21: "smallint", 23: "integer",
+    25: "text", 26: "oid", 114: "json", 142: "xml", 700: "real", 701: "double precision", 869: "inet",
+    1000: "boolean[]", 1005: "smallint[]", 1007: "integer[]", 1009: "text[]", 1015: "character varying[]",
+    1016: "bigint[]", 1042: "character", 1043: "character varying", 1082: "date",
+    1083: "time without time zone", 1114: "timestamp without time zone", 1115: "timestamp without time zone[]",
+    1184: "timestamp with time zone", 1185: "timestamp with time zone[]", 1186: "interval",
+    1266: "time with time zone", 1700: "numeric", 2950: "uuid", 2951: "uuid[]", 3802: "jsonb", 3807: "jsonb[]",
+}
+
+
+class DecodeError(ValueError):
+    """A message could not be decoded (truncated, unknown type byte, unknown relation)."""
+
+
+def format_type_name(type_oid: int, typmod: int, custom_names: dict[int, str] | None = None) -> str:
+    """The name ``format_type(oid, typmod)`` would print, for built-in types (and Type messages)."""
+    base = TYPE_NAMES.get(type_oid) or (custom_names or {}).get(type_oid) or f"oid:{type_oid}"
+    if typmod is None or typmod < 0:
+        return base
+    if type_oid in (1043, 1042):
+        return f"{base}({typmod - 4})"
+    if type_oid == 1700:
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        return f"numeric({precision},{scale})"
+    if type_oid in (1114, 1184, 1083, 1266):
+        head, _, tail = base.partition(" ")
+        return f"{head}({typmod}) {tail}"
+    return base
+
+
+# -- messages -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Begin:
+    final_lsn: int
+    commit_time: datetime
+    xid: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    flags: int
+    commit_lsn: int
+    end_lsn: int
+    commit_time: datetime
+
+
+@dataclass(frozen=True)
+class Origin:
+    lsn: int
+    name: str
+
+
+@dataclass(frozen=True)
+class TypeMsg:
+    type_oid: int
+    schema: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Insert:
+    relid: int
+    new: tuple
+
+
+@dataclass(frozen=True)
+class Update:
+    relid: int
+    old_kind: str | None  # 'K' key, 'O' full old row, None
+    old: tuple | None
+    new: tuple
+
+
+@dataclass(frozen=True)
+class Delete:
+    relid: int
+    old_kind: str
+    old: tuple
+
+
+@dataclass(frozen=True)
+class Truncate:
+    relids: tuple[int, ...]
+    cascade: bool
+    restart_identity: bool
+
+
+@dataclass(frozen=True)
+class LogicalMessage:
+    prefix: str
+    content: bytes
+
+
+class _Reader:
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes):
+        self.buf = memoryview(buf)
+        self.pos = 0
+
+    def _take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.buf):
+            raise DecodeError(f"message truncated: need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos}")
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def byte(self) -> str:
+        return chr(self._take(1)[0])
+
+    def int8(self) -> int:
+        return self._take(1)[0]
+
+    def int16(self) -> int:
+        return struct.unpack("!h", self._take(2))[0]
+
+    def int32(self) -> int:
+        return struct.unpack("!i", self._take(4))[0]
+
+    def uint32(self) -> int:
+        return struct.unpack("!I", self._take(4))[0]
+
+    def int64(self) -> int:
+        return struct.unpack("!q", self._take(8))[0]
+
+    def uint64(self) -> int:
+        return struct.unpack("!Q", self._take(8))[0]
+
+    def string(self) -> str:
+        end = bytes(self.buf[self.pos:]).find(b"\0")
+        if end < 0:
+            raise DecodeError(f"unterminated string at offset {self.pos}")
+        out = bytes(self.buf[self.pos:self.pos + end]).decode("utf-8")
+        self.pos += end + 1
+        return out
+
+    def timestamp(self) -> datetime:
+        return PG_EPOCH + timedelta(microseconds=self.int64())
+
+    def tuple_data(self) -> tuple:
+        n = self.int16()
+        values: list[object] = []
+        for _ in range(n):
+            kind = self.byte()
+            if kind == "n":
+                values.append(None)
+            elif kind == "u":
+                values.append(UNCHANGED)
+            elif kind == "t":
+                length = self.int32()
+                values.append(bytes(self._take(length)).decode("utf-8"))
+            elif kind == "b":
+                length = self.int32()
+                values.append(bytes(self._take(length)))
+            else:
+                raise DecodeError(f"unknown tuple column kind {kind!r}")
+        return tuple(values)
+
+
+def decode_message(data: bytes) -> object:
+    """Decode one pgoutput message into its dataclass (``Relation`` for 'R')."""
+    if not data:
+        raise DecodeError("empty message")
+    r = _Reader(data)
+    tag = r.byte()
+    if tag == "B":
+        return Begin(final_lsn=r.uint64(), commit_time=r.timestamp(), xid=r.uint32())
+    if tag == "C":
+        return Commit(flags=r.int8(), commit_lsn=r.uint64(), end_lsn=r.uint64(), commit_time=r.timestamp())
+    if tag == "O":
+        return Origin(lsn=r.uint64(), name=r.string())
+    if tag == "R":
+        relid = r.uint32()
+        schema = r.string()
+        name = r.string()
+        ident = r.byte()
+        ncols = r.int16()
+        cols = []
+        for _ in range(ncols):
+            flags = r.int8()
+            cname = r.string()
+            oid = r.uint32()
+            typmod = r.int32()
+            cols.append(Column(cname, oid, typmod, bool(flags & 1), format_type_name(oid, typmod)))
+        return Relation(relid, schema or "pg_catalog", name, ident, tuple(cols))
+    if tag == "Y":
+        return TypeMsg(type_oid=r.uint32(), schema=r.string(), name=r.string())
+    if tag == "I":
+        relid = r.uint32()
+        marker = r.byte()
+        if marker != "N":
+            raise DecodeError(f"insert: expected 'N', got {marker!r}")
+        return Insert(relid, r.tuple_data())
+    if tag == "U":
+        relid = r.uint32()
+        marker = r.byte()
+        old_kind = old = None
+        if marker in ("K", "O"):
+            old_kind, old = marker, r.tuple_data()
+            marker = r.byte()
+        if marker != "N":
+            raise DecodeError(f"update: expected 'N', got {marker!r}")
+        return Update(relid, old_kind, old, r.tuple_data())
+    if tag == "D":
+        relid = r.uint32()
+        marker = r.byte()
+        if marker not in ("K", "O"):
+            raise DecodeError(f"delete: expected 'K' or 'O', got {marker!r}")
+        return Delete(relid, marker, r.tuple_data())
+    if tag == "T":
+        n = r.int32()
+        options = r.int8()
+        return Truncate(tuple(r.uint32() for _ in range(n)), bool(options & 1), bool(options & 2))
+    if tag == "M":
+        r.int8()  # flags
+        r.uint64()  # lsn
+        prefix = r.string()
+        length = r.int32()
+        return LogicalMessage(prefix, bytes(r._take(length)))
+    raise DecodeError(f"unknown pgoutput message type {tag!r}")
+
+
+class StreamDecoder:
+    """Stateful decoder: relation cache plus the transaction being assembled.
+
+    Feed raw messages in stream order with :meth:`feed`; it returns a finished
+    :class:`SourceTransaction` at each Commit and ``None`` otherwise.
+    """
+
+    def __init__(self) -> None:
+        self.relations: dict[int, Relation] = {}
+        self.type_names: dict[int, str] = {}
+        self._tx: SourceTransaction | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx is not None
+
+    def _relation(self, relid: int) -> Relation:
+        try:
+            return self.relations[relid]
+        except KeyError:
+            raise DecodeError(f"change for relation {relid} before its Relation message") from None
+
+    @staticmethod
+    def _row(rel: Relation, values: tuple) -> dict[str, object]:
+        if len(values) != len(rel.columns):
+            raise DecodeError(f"{rel.qualified_name}: {len(values)} values for {len(rel.columns)} columns")
+        return dict(zip(rel.column_names, values))
+
+    @staticmethod
+    def _key(rel: Relation, values: tuple) -> dict[str, object]:
+        row = StreamDecoder._row(rel, values)
+        keys = rel.key_columns or rel.column_names
+        return {k: row[k] for k in keys}
+
+    def feed(self, data: bytes) -> SourceTransaction | None:
+        msg = decode_message(data)
+        if isinstance(msg, Begin):
+            if self._tx is not None:
+                raise DecodeError(f"Begin of xid {msg.xid} inside open transaction {self._tx.xid}")
+            self._tx = SourceTransaction(xid=msg.xid, commit_lsn=msg.final_lsn, end_lsn=0, commit_time=msg.commit_time)
+            return None
+        if isinstance(msg, Relation):
+            cols = tuple(
+                Column(c.name, c.type_oid, c.type_modifier, c.is_key,
+                       format_type_name(c.type_oid, c.type_modifier, self.type_names))
+                for c in msg.columns
+            )
+            rel = Relation(msg.relid, msg.schema, msg.name, msg.replica_identity, cols)
+            self.relations[rel.relid] = rel
+            if self._tx is not None:
+                self._tx.relations[rel.qualified_name] = rel
+            return None
+        if isinstance(msg, TypeMsg):
+            self.type_names[msg.type_oid] = f"{msg.schema}.{msg.name}" if msg.schema not in ("", "public", "pg_catalog") else msg.name
+            return None
+        if isinstance(msg, (Origin, LogicalMessage)):
+            return None
+        tx = self._tx
+        if isinstance(msg, Commit):
+            if tx is None:
+                raise DecodeError("Commit without Begin")
+            tx.commit_lsn, tx.end_lsn, tx.commit_time = msg.commit_lsn, msg.end_lsn, msg.commit_time
+            self._tx = None
+            return tx
+        if tx is None:
+            raise DecodeError(f"{type(msg).__name__} outside a transaction")
+        if isinstance(msg, Insert):
+            rel = self._relation(msg.relid)
+            tx.changes.append(RowChange("insert", rel.schema, rel.name, new=self._row(rel, msg.new)))
+        elif isinstance(msg, Update):
+            rel = self._relation(msg.relid)
+            new = self._row(rel, msg.new)
+            old_key = None
+            if msg.old is not None:
+                candidate = self._key(rel, msg.old)
+                # 'O' (replica identity full) is sent on every update; only a changed key matters.
+                if any(new.get(k) is not UNCHANGED and new.get(k) != v for k, v in candidate.items()):
+                    old_key = candidate
+                if msg.old_kind == "O":
+                    # with REPLICA IDENTITY FULL an unchanged TOAST value is in the old tuple
+                    old_row = self._row(rel, msg.old)
+                    new = {k: (old_row[k] if v is UNCHANGED and old_row[k] is not UNCHANGED else v) for k, v in new.items()}
+            tx.changes.append(RowChange("update", rel.schema, rel.name, new=new, old_key=old_key))
+        elif isinstance(msg, Delete):
+            rel = self._relation(msg.relid)
+            tx.changes.append(RowChange("delete", rel.schema, rel.name, old_key=self._key(rel, msg.old)))
+        elif isinstance(msg, Truncate):
+            rels = [self._relation(r) for r in msg.relids]
+            tx.changes.append(RowChange("truncate", rels[0].schema, rels[0].name,
+                                        tables=tuple(r.qualified_name for r in rels), cascade=msg.cascade))
+        return None
+
+    def feed_all(self, messages: Iterable[bytes]) -> Iterator[SourceTransaction]:
+        for data in messages:
+            tx = self.feed(data)
+            if tx is not None:
+                yield tx
+
+
+# -- text -> Python -------------------------------------------------------------------------
+
+def _bool(text: str) -> bool:
+    return text in ("t", "true")
+
+
+def _timestamp(text: str) -> datetime | str:
+    if text in ("infinity", "-infinity"):
+        return text
+    if text.endswith(" BC"):
+        return text
+    s = text
+    # PostgreSQL prints offsets as +HH or +HH:MM(:SS); fromisoformat (3.11) wants +HH:MM.
+    if len(s) >= 3 and s[-3] in "+-" and s[-2:].isdigit():
+        s = s + ":00"
+    return datetime.fromisoformat(s)
+
+
+def _bytea(text: str) -> bytes:
+    if text.startswith("\\x"):
+        return bytes.fromhex(text[2:])
+    raise DecodeError("bytea in escape format; set bytea_output=hex")
+
+
+CONVERTERS = {
+    16: _bool, 20: int, 21: int, 23: int, 26: int, 700: float, 701: float, 1700: Decimal,
+    114: json.loads, 3802: json.loads, 17: _bytea, 1082: date.fromisoformat, 1083: time.fromisoformat,
+    1114: _timestamp, 1184: _timestamp, 2950: uuid.UUID,
+}
+
+
+def to_python(text: object, type_oid: int) -> object:
+    """Convert a pgoutput text value to a Python value by type OID.
+
+    ``None`` and ``UNCHANGED`` pass through; unknown types (arrays, intervals, custom types)
+    stay text. Numerics become ``Decimal`` (exact), json/jsonb parsed, bytea bytes.
+    """
+    if text is None or text is UNCHANGED or not isinstance(text, str):
+        return text
+    conv = CONVERTERS.get(type_oid)
+    if conv is None:
+        return text
+    if type_oid == 1700 and text == "NaN":
+        return Decimal("NaN")
+    return conv(text)
+
+
+def row_to_python(rel: Relation, row: dict[str, object]) -> dict[str, object]:
+    types = {c.name: c.type_oid for c in rel.columns}
+    return {k: to_python(v, types.get(k, 25)) for k, v in row.items()}
