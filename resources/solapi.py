@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -19,6 +20,8 @@ from pydantic import Field, PrivateAttr
 
 from resources.errors import TransientError
 from resources.http import ResilientCaller, raise_for_status
+
+MAX_PER_REQUEST = 10_000  # SOLAPI's send-many limit per request
 
 
 def solapi_authorization(api_key: str, api_secret: str, now: datetime | None = None, salt: str | None = None) -> str:
@@ -77,3 +80,69 @@ class SolapiResource(dg.ConfigurableResource):
         if not retry:
             return self.caller.breaker.call(once)
         return self.caller.call(once)
+
+    # -- verbs -----------------------------------------------------------------------------
+    def send_many_detail(self, messages: list[dict[str, Any]], *, allow_duplicates: bool = False) -> dict[str, Any]:
+        """``POST /messages/v4/send-many/detail`` with at most 10,000 messages; never retried.
+
+        HTTP 200 can still carry failures: read ``failedMessageList`` (and ``messageList``). A
+        transport failure or 5xx is ambiguous (SOLAPI may have accepted the messages), so it is not
+        repeated here; the caller reconciles by status lookup.
+
+        Raises:
+            ValueError: more than 10,000 messages.
+            TransientError / PermanentError / ServiceUnavailable: as classified by the HTTP layer.
+        """
+        if len(messages) > MAX_PER_REQUEST:
+            raise ValueError(f"send-many takes at most {MAX_PER_REQUEST} messages, got {len(messages)}")
+        body = {"messages": messages, "allowDuplicates": allow_duplicates, "showMessageList": True}
+        return self.request("POST", "/messages/v4/send-many/detail", json=body, retry=False)
+
+    def send_many(self, messages: list[dict[str, Any]], *, chunk_size: int = 10_000,
+                  allow_duplicates: bool = False) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """Send ``messages`` in chunks of at most ``chunk_size`` (<= 10,000); yield (chunk, response)."""
+        size = max(1, min(int(chunk_size), MAX_PER_REQUEST))
+        for start in range(0, len(messages), size):
+            chunk = messages[start:start + size]
+            yield chunk, self.send_many_detail(chunk, allow_duplicates=allow_duplicates)
+
+    def iter_messages(self, *, message_ids: list[str] | None = None, group_id: str | None = None,
+                      start_date: datetime | None = None, end_date: datetime | None = None,
+                      page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Message records from ``GET /messages/v4/list`` (status lookup), following ``nextKey``.
+
+        Lookups are idempotent, so they are retried (each attempt signed anew).
+        """
+        def iso(d: datetime) -> str:
+            return d.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+        id_chunks: list[list[str] | None] = [None]
+        if message_ids is not None:
+            id_chunks = [message_ids[i:i + page_size] for i in range(0, len(message_ids), page_size)]
+        for ids in id_chunks:
+            start_key: str | None = None
+            while True:
+                params: dict[str, Any] = {"limit": page_size}
+                if ids:
+                    params["messageIds"] = ",".join(ids)
+                if group_id:
+                    params["groupId"] = group_id
+                if start_date:
+                    params["startDate"] = iso(start_date)
+                if end_date:
+                    params["endDate"] = iso(end_date)
+                if start_key:
+                    params["startKey"] = start_key
+                page = self.request("GET", "/messages/v4/list", params=params)
+                listed = page.get("messageList") or {}
+                yield from (listed.values() if isinstance(listed, dict) else listed)
+                start_key = page.get("nextKey")
+                if not start_key:
+                    break
+
+    def message_status(self, message_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """messageId -> record (``statusCode``: 2000 accepted, 3000 at carrier, 4000 delivered, else failed)."""
+        return {m["messageId"]: m for m in self.iter_messages(message_ids=message_ids)}
+
+    def balance(self) -> dict[str, Any]:
+        return self.request("GET", "/cash/v1/balance")

@@ -1,0 +1,156 @@
+"""The read-only MySQL side (seed 002 §3.1): schema discovery, table mappings, keyword search,
+target resolution and preview. Every query goes through ``MySQLResource`` (sqlglot guard,
+read-only transaction, time limit, bound parameters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from messaging.models import TableMapping, WorkflowConfigError
+from messaging.transform import (
+    build_search_sql,
+    build_where,
+    normalize_phone,
+    parse_table_mappings,
+    quote_ident,
+)
+from resources.mysql import MySQLResource
+
+MAPPINGS_PATH = Path(__file__).parent / "data" / "table-mappings.json"
+
+
+def discover_schema(mysql: MySQLResource) -> dict[str, dict[str, Any]]:
+    """Tables of the operational database with their columns (type, nullability, key) and indexes."""
+    columns = mysql.query(
+        "SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, COLUMN_TYPE AS col_type, DATA_TYPE AS data_type,"
+        " IS_NULLABLE AS nullable, COLUMN_KEY AS col_key, ORDINAL_POSITION AS pos"
+        " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION"
+    )
+    indexes = mysql.query(
+        "SELECT TABLE_NAME AS tbl, INDEX_NAME AS idx, NON_UNIQUE AS non_unique, COLUMN_NAME AS col, SEQ_IN_INDEX AS seq"
+        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+    )
+    tables = mysql.query(
+        "SELECT TABLE_NAME AS tbl, TABLE_ROWS AS approx_rows, TABLE_TYPE AS kind"
+        " FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
+    )
+    out: dict[str, dict[str, Any]] = {
+        t["tbl"]: {"kind": t["kind"], "approx_rows": t["approx_rows"], "columns": [], "indexes": {}} for t in tables
+    }
+    for c in columns:
+        out.setdefault(c["tbl"], {"kind": "BASE TABLE", "approx_rows": None, "columns": [], "indexes": {}})
+        out[c["tbl"]]["columns"].append({"name": c["col"], "type": c["col_type"], "data_type": c["data_type"],
+                                         "nullable": c["nullable"] == "YES", "key": c["col_key"] or None})
+    for i in indexes:
+        idx = out[i["tbl"]]["indexes"].setdefault(i["idx"], {"unique": not int(i["non_unique"]), "columns": []})
+        idx["columns"].append(i["col"])
+    return out
+
+
+def catalog_columns(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    return {t: [c["name"] for c in spec["columns"]] for t, spec in schema.items()}
+
+
+def load_table_mappings(path: Path | str = MAPPINGS_PATH,
+                        schema: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, TableMapping]:
+    """Read and validate the mappings file (against the discovered schema when given)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return parse_table_mappings(doc, catalog_columns(schema) if schema is not None else None)
+
+
+def _mapping(mappings: Mapping[str, TableMapping], table: str) -> TableMapping:
+    mapping = mappings.get(table)
+    if mapping is None or not mapping.enabled:
+        raise WorkflowConfigError(f"table {table!r} is not a mapped (enabled) table; mapped: {', '.join(mappings)}")
+    return mapping
+
+
+def search(mysql: MySQLResource, mappings: Mapping[str, TableMapping], table: str, term: str | None, *,
+           filters: list[dict[str, Any]] | None = None, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+    """Keyword search over a mapped table (seed 002 §4.1.3): rows with display names, total, paging."""
+    mapping = _mapping(mappings, table)
+    page_sql, count_sql, params = build_search_sql(mapping, term, filters=filters or [], limit=limit, offset=offset)
+    total = int(mysql.scalar(count_sql, params) or 0)
+    rows = mysql.query(page_sql, params)
+    return {"table": table, "displayName": mapping.display_name, "term": term, "total": total, "limit": limit,
+            "offset": offset, "has_more": offset + len(rows) < total, "rows": rows,
+            "columns": {f.name: f.display_name for f in mapping.fields.values()}}
+
+
+@dataclass(frozen=True)
+class TargetQuery:
+    sql: str
+    params: dict[str, Any]
+    phone_column: str
+    name_column: str | None
+    table: str | None
+
+
+def target_query(target_config: Mapping[str, Any], mappings: Mapping[str, TableMapping],
+                 event_range: tuple[int, int] | None = None, payload: Mapping[str, Any] | None = None) -> TargetQuery:
+    """The SELECT a workflow's ``target_config`` means.
+
+    Shapes: ``{"table": "customers", "filters": [...], "keyword": "..."}`` (a mapped table), or
+    ``{"sql": "SELECT ...", "params": {...}, "phone_column": "phone", "name_column": "name"}``.
+    Event workflows get ``%(event_from)s`` / ``%(event_to)s`` bound to the new key range; webhook
+    workflows bind the payload keys named in ``params_from_payload`` (a missing one is an error).
+    """
+    if target_config.get("sql"):
+        params = dict(target_config.get("params") or {})
+        for name in target_config.get("params_from_payload") or []:
+            if payload is None or payload.get(name) is None:
+                raise WorkflowConfigError(f"webhook payload is missing {name!r}, which the target query binds")
+            params[name] = payload[name]
+        if event_range is not None:
+            params.update(event_from=event_range[0], event_to=event_range[1])
+        return TargetQuery(str(target_config["sql"]), params, str(target_config.get("phone_column", "phone")),
+                           target_config.get("name_column", "name"), None)
+    table = target_config.get("table")
+    if not table:
+        raise WorkflowConfigError("target_config needs either 'table' or 'sql'")
+    mapping = _mapping(mappings, table)
+    if not mapping.phone_field:
+        raise WorkflowConfigError(f"table {table!r} has no phoneField; use an sql target that joins one")
+    where, params = build_where(mapping, target_config.get("filters") or [], target_config.get("keyword"))
+    if event_range is not None:
+        key = f"t.{quote_ident(mapping.key_field)}"
+        where += (" AND " if where else " WHERE ") + f"{key} > %(event_from)s AND {key} <= %(event_to)s"
+        params.update(event_from=event_range[0], event_to=event_range[1])
+    cols = ", ".join(f"t.{quote_ident(f)}" for f in mapping.fields)
+    sql = f"SELECT {cols} FROM {quote_ident(table)} t{where} ORDER BY t.{quote_ident(mapping.key_field)}"
+    return TargetQuery(sql, params, mapping.phone_field, mapping.name_field, table)
+
+
+def iter_targets(mysql: MySQLResource, query: TargetQuery, batch_size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
+    yield from mysql.iter_query(query.sql, query.params or None, batch_size=batch_size)
+
+
+def preview_targets(mysql: MySQLResource, target_config: Mapping[str, Any], mappings: Mapping[str, TableMapping],
+                    sample: int = 10) -> dict[str, Any]:
+    """Target preview with counts (seed 002 §4.1.4): total rows, valid/invalid phones, duplicates, a sample."""
+    query = target_query(target_config, mappings)
+    total = valid = invalid = 0
+    seen: set[str] = set()
+    duplicates = 0
+    rows_sample: list[dict[str, Any]] = []
+    for batch in iter_targets(mysql, query):
+        for row in batch:
+            total += 1
+            if len(rows_sample) < sample:
+                rows_sample.append(row)
+            try:
+                phone = normalize_phone(row.get(query.phone_column))
+            except Exception:  # noqa: BLE001 - any bad phone counts as invalid
+                invalid += 1
+                continue
+            if phone in seen:
+                duplicates += 1
+                continue
+            seen.add(phone)
+            valid += 1
+    return {"total": total, "sendable": valid, "invalid_phone": invalid, "duplicates": duplicates,
+            "sample": rows_sample, "columns": list(rows_sample[0]) if rows_sample else []}
