@@ -232,7 +232,9 @@ class Applier:
                 position = lsn_to_int(row[0])
                 todo = []
                 for tx in transactions:
-                    if tx.end_lsn <= position:
+                    if tx.end_lsn == 0:
+                        todo.append(tx)  # unpositioned (Debezium snapshot reads): idempotent upserts
+                    elif tx.end_lsn <= position:
                         result.skipped_transactions += 1
                     else:
                         todo.append(tx)
@@ -243,21 +245,24 @@ class Applier:
                             self._check_relation(rel, result)
                 changes = [(c, tx) for tx in todo for c in tx.changes]
                 self._apply_changes(changes, result)
+                positioned = [t for t in todo if t.end_lsn]
                 if todo:
-                    last = todo[-1]
+                    last = positioned[-1] if positioned else None
                     now = datetime.now(timezone.utc)
                     lag_ms = max(((now - t.commit_time).total_seconds() * 1000 for t in todo if t.commit_time), default=0.0)
                     conn.execute(
-                        """UPDATE platform.gfx_cdc_state SET last_commit_lsn = %s::pg_lsn, last_commit_ts = %s,
+                        """UPDATE platform.gfx_cdc_state
+                              SET last_commit_lsn = greatest(last_commit_lsn, %s::pg_lsn),
+                                  last_commit_ts = coalesce(%s, last_commit_ts),
                                   last_applied_at = now(), transactions_applied = transactions_applied + %s,
                                   changes_applied = changes_applied + %s, last_apply_lag_ms = %s,
                                   stopped_reason = NULL, updated_at = now()
                             WHERE slot_name = %s""",
-                        (int_to_lsn(last.end_lsn), last.commit_time, len(todo), result.changes, lag_ms,
-                         self.config.slot_name))
+                        (int_to_lsn(last.end_lsn if last else 0), last.commit_time if last else None, len(todo),
+                         result.changes, lag_ms, self.config.slot_name))
                     result.transactions = len(todo)
-                    result.last_end_lsn = last.end_lsn
-                    result.last_commit_time = last.commit_time
+                    result.last_end_lsn = last.end_lsn if last else 0
+                    result.last_commit_time = last.commit_time if last else None
                     result.max_lag_ms = lag_ms
                 else:
                     result.last_end_lsn = max(t.end_lsn for t in transactions)

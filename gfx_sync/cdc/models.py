@@ -116,6 +116,7 @@ class SourceTransaction:
     commit_time: datetime | None
     changes: list[RowChange] = field(default_factory=list)
     relations: dict[str, Relation] = field(default_factory=dict)  # Relation messages seen in it
+    kafka_offset: tuple | None = None  # Debezium path: (topic, partition, offset) of its last event
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,37 @@ def drain_via_sql(source_dsn: str, applier: Applier, config: CdcConfig, *, max_c
     return total
 
 
+def peek_pending(source_dsn: str, config: CdcConfig, *, advance_when_empty: bool = True) -> bool:
+    """Does the slot hold at least one published change? Cheap check for the sensor.
+
+    When it holds none up to the current WAL position ``L``, nothing of ours committed before
+    ``L`` (peek returns every transaction committing before ``upto_lsn``), so the slot is advanced
+    to ``L``: unrelated WAL is released without launching a run.
+    """
+    with psycopg.connect(source_dsn, autocommit=True, application_name="gfx-cdc-sensor") as src:
+        info = slot_info(src, config.slot_name)
+        if info is None:
+            return True  # the run initializes it
+        if info.active:
+            raise SlotBusy(f"slot {config.slot_name} is held by pid {info.active_pid}")
+        upto = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+        try:
+            row = src.execute(
+                "SELECT count(*) FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, 1, "
+                "'proto_version', '1', 'publication_names', %s)",
+                (config.slot_name, upto, config.publication)).fetchone()
+        except psycopg.errors.ObjectInUse as exc:
+            raise SlotBusy(str(exc).strip()) from exc
+        if row[0]:
+            return True
+        if advance_when_empty and lsn_to_int(upto) > info.confirmed_flush_lsn:
+            try:
+                src.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (config.slot_name, upto))
+            except psycopg.errors.ObjectInUse as exc:
+                raise SlotBusy(str(exc).strip()) from exc
+        return False
+
+
 # -- streaming worker ------------------------------------------------------------------------------
 
 class ReplicationStream:
