@@ -1,0 +1,185 @@
+"""Messaging assets: MySQL sources, the schema catalog, workflow executions and daily statistics.
+
+Lineage drawn in the UI: ``mysql/<table>`` -> ``supabase/public/message_logs`` (and ``workflow_runs``,
+``template_usage_logs``) -> ``supabase/public/daily_statistics``.
+"""
+
+import json
+import os
+import time
+from datetime import timedelta
+from typing import Optional
+
+import dagster as dg
+from psycopg.types.json import Jsonb
+
+from messaging import constants as C
+from messaging.catalog import discover_schema, load_table_mappings
+from messaging.engine import RunOptions, execute_workflow
+from messaging.models import TableMappingError
+from messaging.statistics import compute_daily_statistics
+from resources.dagster_helpers import run_metadata
+from resources.mysql import MySQLResource
+from resources.postgres import PostgresResource
+from resources.solapi import SolapiResource
+
+
+def supabase_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([*C.SUPABASE_PREFIX, table])
+
+
+def mysql_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([*C.MYSQL_PREFIX, table])
+
+
+# -- MySQL sources (observed: row count, last change) ---------------------------------------------
+MYSQL_SPECS = [
+    dg.AssetSpec(mysql_key(t), group_name=C.GROUP, kinds={"mysql"}, owners=C.OWNERS,
+                 description=f"Operational MySQL table `{t}` (read-only, SELECT-only user).",
+                 metadata={"dagster/table_name": f"mysql.{t}"})
+    for t in C.MYSQL_TABLES
+]
+
+
+@dg.multi_observable_source_asset(specs=MYSQL_SPECS, can_subset=True, description="Observe the CRM tables.")
+def mysql_crm_tables(context, mysql: MySQLResource):
+    """Row count and last change of each CRM table; the data version changes when either does."""
+    mappings = load_table_mappings()
+    for key in context.selected_asset_keys:
+        table = key.path[-1]
+        change = mappings[table].change_column if table in mappings else None
+        select = f"SELECT COUNT(*) AS n{f', MAX(`{change}`) AS last_change' if change else ''} FROM `{table}`"
+        row = mysql.query(select)[0]
+        last = row.get("last_change")
+        yield dg.ObserveResult(asset_key=key, data_version=dg.DataVersion(f"{row['n']}:{last}"),
+                               metadata={"dagster/row_count": int(row["n"]),
+                                         "last_change": str(last) if last is not None else "n/a"})
+
+
+# Tables the message platform's own app writes (workflow editor, template library); upstream here.
+PLATFORM_SPECS = [
+    dg.AssetSpec(supabase_key(t), group_name=C.GROUP, kinds={"supabase", "postgres"}, owners=C.OWNERS,
+                 description=f"`public.{t}`, edited in the message platform (seed 001).",
+                 metadata={"dagster/table_name": f"supabase.public.{t}"})
+    for t in ("workflows", "message_templates", "individual_variable_mappings", "variable_query_templates")
+]
+
+
+@dg.asset(key=supabase_key("system_settings"), group_name=C.GROUP, kinds={"mysql", "supabase"}, owners=C.OWNERS,
+          deps=[mysql_key(t) for t in C.MYSQL_TABLES],
+          check_specs=[dg.AssetCheckSpec("table_mappings_valid", asset=supabase_key("system_settings"), blocking=True,
+                                         description="data/table-mappings.json matches the live MySQL schema")])
+def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresResource):
+    """Schema discovery of the operational MySQL (tables, columns, types, indexes) and the validated
+    table mappings, stored as ``system_settings`` rows ``mysql.schema_catalog`` and ``mysql.table_mappings``."""
+    started = time.perf_counter()
+    schema = discover_schema(mysql)
+    problem = None
+    try:
+        mappings = load_table_mappings(schema=schema)
+        mapping_doc = {t: {"displayName": m.display_name, "fields": {f.name: f.display_name for f in m.fields.values()},
+                           "searchable": m.searchable_fields} for t, m in mappings.items()}
+    except TableMappingError as exc:
+        problem, mapping_doc = str(exc), None
+    with supabase_db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO public.system_settings (setting_key, setting_value, description, category, updated_by)"
+            " VALUES ('mysql.schema_catalog', %s, 'MySQL schema discovery (tables, columns, indexes)', 'mysql', 'dagster')"
+            " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, updated_at = now()",
+            (Jsonb(schema),))
+        if mapping_doc is not None:  # never overwrite good mappings with a broken file
+            conn.execute(
+                "INSERT INTO public.system_settings (setting_key, setting_value, description, category, updated_by)"
+                " VALUES ('mysql.table_mappings', %s, 'validated data/table-mappings.json', 'mysql', 'dagster')"
+                " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, updated_at = now()",
+                (Jsonb(mapping_doc),))
+    columns = sum(len(t["columns"]) for t in schema.values())
+    yield dg.MaterializeResult(metadata=run_metadata(
+        started, tables=len(schema), columns=columns, indexes=sum(len(t["indexes"]) for t in schema.values()),
+        catalog=dg.MetadataValue.json({t: [c["name"] for c in s["columns"]] for t, s in schema.items()})))
+    yield dg.AssetCheckResult(check_name="table_mappings_valid", passed=problem is None,
+                              metadata={"problem": problem or "none"})
+
+
+# -- workflow execution --------------------------------------------------------------------------
+class WorkflowRunConfig(dg.Config):
+    """Which workflow to run. Sensors fill the trigger fields; a manual launch needs only ``workflow_id``."""
+
+    workflow_id: str = ""
+    execution_key: str = ""
+    event_from: Optional[int] = None
+    event_to: Optional[int] = None
+    webhook_event_id: Optional[int] = None
+    payload_json: str = "{}"
+    trigger_type: str = ""
+    chunk_size: int = C.SEND_CHUNK_MAX
+
+
+WORKFLOW_OUTPUTS = ("workflow_runs", "message_logs", "template_usage_logs")
+
+
+@dg.multi_asset(
+    name="messaging_workflow_run",
+    specs=[dg.AssetSpec(supabase_key(t), group_name=C.GROUP, kinds={"supabase", "postgres"}, owners=C.OWNERS,
+                        deps=[mysql_key(x) for x in C.MYSQL_TABLES] + [s.key for s in PLATFORM_SPECS],
+                        description={"workflow_runs": "One row per workflow execution (counts, cost, duration, logs).",
+                                     "message_logs": "One row per recipient: pending -> sent -> delivered / failed.",
+                                     "template_usage_logs": "One row per execution and template (usage counts)."}[t],
+                        metadata={"dagster/table_name": f"supabase.public.{t}"},
+                        freshness_policy=(dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
+                                                                         warn_window=timedelta(hours=2))
+                                          if t == "message_logs" else None))
+           for t in WORKFLOW_OUTPUTS],
+    pool="solapi",
+    description="Run one workflow execution: MySQL targets -> rendered messages -> SOLAPI (exactly once).",
+)
+def messaging_workflow_run(context: dg.AssetExecutionContext, config: WorkflowRunConfig, supabase_db: PostgresResource,
+                           mysql: MySQLResource, solapi: SolapiResource):
+    started = time.perf_counter()
+    if not config.workflow_id:
+        context.log.info("no workflow_id in run config: nothing to execute")
+        for t in WORKFLOW_OUTPUTS:
+            yield dg.MaterializeResult(asset_key=supabase_key(t), metadata={"skipped": "no workflow_id in run config"})
+        return
+    root = context.run.root_run_id or context.run_id
+    opts = RunOptions(
+        workflow_id=config.workflow_id, execution_key=config.execution_key or f"dagster:{root}",
+        send_mode=os.environ.get("MESSAGING_SEND_MODE", "dry_run").strip().lower() or "dry_run",
+        trigger_type=config.trigger_type or None,
+        event_range=(config.event_from, config.event_to) if config.event_to is not None else None,
+        webhook_event_id=config.webhook_event_id, payload=json.loads(config.payload_json or "{}"),
+        chunk_size=config.chunk_size, dagster_run_id=context.run_id)
+    summary = execute_workflow(supabase_db, mysql, solapi, opts, log=context.log.info)
+    meta = run_metadata(started, send_mode=opts.send_mode, execution_key=opts.execution_key,
+                        workflow_id=config.workflow_id, **summary.metadata())
+    yield dg.MaterializeResult(asset_key=supabase_key("workflow_runs"), metadata=meta)
+    yield dg.MaterializeResult(asset_key=supabase_key("message_logs"),
+                               metadata={**meta, "dagster/row_count": summary.target_count})
+    yield dg.MaterializeResult(asset_key=supabase_key("template_usage_logs"),
+                               metadata={"template_unmapped": meta["unmapped_variables"]})
+
+
+# -- statistics ----------------------------------------------------------------------------------
+daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="Asia/Seoul", end_offset=1)
+
+
+@dg.asset(key=supabase_key("daily_statistics"), group_name=C.GROUP, kinds={"supabase", "postgres"}, owners=C.OWNERS,
+          partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+          deps=[supabase_key("message_logs"), supabase_key("workflow_runs"), supabase_key("template_usage_logs"),
+                supabase_key("workflows")],
+          freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)),
+          metadata={"dagster/table_name": "supabase.public.daily_statistics"})
+def daily_statistics(context: dg.AssetExecutionContext, supabase_db: PostgresResource):
+    """Per Asia/Seoul day: workflows created/executed, messages sent/failed, cost, templates used,
+    unique recipients; upserted on ``stat_date`` (a range backfill is one run and one statement)."""
+    started = time.perf_counter()
+    window = context.partition_time_window
+    rows = compute_daily_statistics(supabase_db, window.start, window.end)
+    sent = sum(r["messages_sent"] for r in rows)
+    failed = sum(r["messages_failed"] for r in rows)
+    cost = float(sum(r["total_cost"] for r in rows))
+    return dg.MaterializeResult(metadata=run_metadata(
+        started, days=len(rows), messages_sent=sent, messages_failed=failed,
+        success_rate=round((sent - failed) / sent, 4) if sent else 0.0, cost_krw=round(cost, 2),
+        partitions=f"{context.partition_key_range.start}..{context.partition_key_range.end}",
+        **{"dagster/row_count": len(rows)}))

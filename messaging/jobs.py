@@ -1,0 +1,63 @@
+"""Jobs and schedules of the messaging location."""
+
+import time
+
+import dagster as dg
+
+from messaging.engine import poll_delivery
+from resources.dagster_helpers import run_metadata
+from resources.postgres import PostgresResource
+from resources.solapi import SolapiResource
+
+WORKFLOW_ASSET_KEYS = [dg.AssetKey(["supabase", "public", t])
+                       for t in ("workflow_runs", "message_logs", "template_usage_logs")]
+
+# Manual runs: launch with run config {"ops": {"messaging_workflow_run": {"config": {"workflow_id": "<uuid>"}}}}.
+run_workflow_job = dg.define_asset_job(
+    "messaging_run_workflow", selection=dg.AssetSelection.assets(*WORKFLOW_ASSET_KEYS),
+    description="Run one workflow execution (workflow_id in run config). Sensors launch it for schedule, "
+                "event and webhook workflows; launch it from the UI or CLI for manual ones.",
+    tags={"domain": "messaging"})
+
+daily_statistics_job = dg.define_asset_job(
+    "messaging_daily_statistics", selection=dg.AssetSelection.assets(dg.AssetKey(["supabase", "public", "daily_statistics"])),
+    tags={"domain": "messaging"})
+
+
+@dg.op(description="Look up SOLAPI delivery status of sent messages: sent -> delivered / failed.")
+def messaging_poll_delivery(context: dg.OpExecutionContext, supabase_db: PostgresResource, solapi: SolapiResource):
+    started = time.perf_counter()
+    result = poll_delivery(supabase_db, solapi)
+    context.log.info(f"delivery poll: {result}")
+    context.add_output_metadata(run_metadata(started, **result))
+    return result
+
+
+@dg.job(name="messaging_delivery_poll", tags={"domain": "messaging"},
+        description="Update message_logs delivery status from SOLAPI (polling; no webhook receiver needed).")
+def delivery_poll_job():
+    messaging_poll_delivery()
+
+
+delivery_poll_schedule = dg.ScheduleDefinition(
+    name="messaging_delivery_poll_every_5_minutes", job=delivery_poll_job, cron_schedule="*/5 * * * *",
+    execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: SOLAPI status lookup for messages still 'sent'.")
+
+
+@dg.schedule(name="messaging_daily_statistics_every_10_minutes", job=daily_statistics_job, cron_schedule="*/10 * * * *",
+             execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Every 10 minutes: recompute today's (Asia/Seoul) daily_statistics partition; after "
+                         "midnight the first tick also closes yesterday's.")
+def daily_statistics_schedule(context: dg.ScheduleEvaluationContext):
+    from messaging.constants import SEOUL
+
+    now = context.scheduled_execution_time.astimezone(SEOUL)
+    today = now.strftime("%Y-%m-%d")
+    requests = [dg.RunRequest(run_key=f"stats:{today}:{now:%H%M}", partition_key=today)]
+    if now.hour == 0 and now.minute < 10:
+        from datetime import timedelta
+
+        yesterday = (now - timedelta(days=1)).strftime("%Y-%m-%d")
+        requests.append(dg.RunRequest(run_key=f"stats:{yesterday}:final", partition_key=yesterday))
+    return requests
