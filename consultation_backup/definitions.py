@@ -2,12 +2,20 @@
 
 import dagster as dg
 
-from resources.dagster_helpers import build_migrations_job
+from consultation_backup.assets import ASSETS, SOURCES
+from consultation_backup.checks import CHECKS
+from consultation_backup.jobs import JOBS
+from consultation_backup.schedules import SCHEDULES
+from consultation_backup.sensors import notion_edits_sensor
+from consultation_backup.settings import consultation_settings
 from resources.shared import resources_for
 
-migrations_job = build_migrations_job("consultation_backup", ["consultation_backup"])
-
 defs = dg.Definitions(
-    jobs=[migrations_job],
-    resources=resources_for("supabase_db", "notion", "google_drive", "supabase_storage"),
+    assets=[*SOURCES, *ASSETS],
+    asset_checks=CHECKS,
+    jobs=JOBS,
+    schedules=SCHEDULES,
+    sensors=[notion_edits_sensor],
+    resources={**resources_for("supabase_db", "notion", "google_drive", "supabase_storage"),
+               "consultation_settings": consultation_settings},
 )

@@ -1,0 +1,321 @@
+"""Pure logic of the backup: Notion pages to rows (with the reason a page is rejected), image
+type sniffing, storage paths, conflict decisions, field diffs and restore properties.
+
+No Dagster, no clients: everything here is tested with plain tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from consultation_backup.models import CustomerRow, RecordRow
+
+SEOUL = ZoneInfo("Asia/Seoul")
+CUSTOMER_ID_RE = re.compile(r"^\d{5}$")
+CONSULTATION_ID_RE = re.compile(r"^(\d{5})_(\d{3})$")
+GENDERS = ("남", "여")
+DRIVE_ID_RES = (re.compile(r"/file/d/([A-Za-z0-9_-]+)"), re.compile(r"[?&]id=([A-Za-z0-9_-]+)"),
+                re.compile(r"/uc\?.*id=([A-Za-z0-9_-]+)"))
+
+
+class InvalidPage(ValueError):
+    """A Notion page that cannot be backed up; ``reason`` is what the sync log and quarantine say."""
+
+    def __init__(self, reason: str, business_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.business_id = business_id
+
+
+# -- Notion property values ---------------------------------------------------------------
+def _prop(page: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return (page.get("properties") or {}).get(name) or {}
+
+
+def text(page: Mapping[str, Any], name: str) -> str:
+    """Plain text of a title / rich_text / phone_number / select / formula-string property."""
+    value = _prop(page, name)
+    typ = value.get("type")
+    if typ in ("title", "rich_text"):
+        return "".join(i.get("plain_text") or (i.get("text") or {}).get("content", "") for i in value.get(typ) or []).strip()
+    if typ == "phone_number":
+        return (value.get("phone_number") or "").strip()
+    if typ == "select":
+        return ((value.get("select") or {}).get("name") or "").strip()
+    if typ == "formula":
+        inner = value.get("formula") or {}
+        return str(inner.get(inner.get("type")) or "")
+    return ""
+
+
+def number(page: Mapping[str, Any], name: str) -> float | None:
+    value = _prop(page, name)
+    if value.get("type") == "number":
+        return value.get("number")
+    if value.get("type") == "formula":
+        inner = value.get("formula") or {}
+        got = inner.get(inner.get("type"))
+        return got if isinstance(got, int | float) and not isinstance(got, bool) else None
+    return None
+
+
+def date_start(page: Mapping[str, Any], name: str) -> str | None:
+    value = _prop(page, name)
+    return ((value.get("date") or {}).get("start")) if value.get("type") == "date" else None
+
+
+def parse_date(value: str | None, label: str) -> date | None:
+    """A Notion date start (``YYYY-MM-DD`` or an ISO datetime, taken in Asia/Seoul) as a date."""
+    if value in (None, ""):
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (dt if dt.tzinfo else dt.replace(tzinfo=SEOUL)).astimezone(SEOUL).date()
+    except ValueError:
+        raise InvalidPage(f"unparseable date in {label}: {value!r}") from None
+
+
+def parse_timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def relation_ids(page: Mapping[str, Any], name: str) -> list[str]:
+    value = _prop(page, name)
+    return [r["id"] for r in value.get("relation") or []] if value.get("type") == "relation" else []
+
+
+def file_urls(page: Mapping[str, Any], name: str) -> list[str]:
+    value = _prop(page, name)
+    urls = []
+    for f in value.get("files") or []:
+        inner = f.get(f.get("type")) or {}
+        if inner.get("url"):
+            urls.append(inner["url"])
+    return urls
+
+
+# -- pages -> rows ------------------------------------------------------------------------
+def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
+    """A customer page as a row.
+
+    Raises:
+        InvalidPage: missing/invalid customer id or name, invalid gender, unparseable birth
+            date, or face embedding that is not JSON.
+    """
+    customer_id = text(page, "id")
+    if not CUSTOMER_ID_RE.match(customer_id):
+        raise InvalidPage(f"invalid customer id {customer_id!r} (expected 5 digits)", customer_id or None)
+    name = text(page, "고객명")
+    if not name:
+        raise InvalidPage("missing name (고객명)", customer_id)
+    gender = text(page, "성별") or None
+    if gender is not None and gender not in GENDERS:
+        raise InvalidPage(f"invalid gender {gender!r} (expected 남 or 여)", customer_id)
+    try:
+        birth = parse_date(date_start(page, "생년월일"), "생년월일")
+    except InvalidPage as exc:
+        raise InvalidPage(exc.reason, customer_id) from None
+    raw_embedding = text(page, "얼굴_임베딩")
+    embedding = None
+    if raw_embedding:
+        try:
+            embedding = json.loads(raw_embedding)
+        except json.JSONDecodeError as exc:
+            raise InvalidPage(f"invalid embedding JSON in 얼굴_임베딩: {exc.msg}", customer_id) from None
+    age = number(page, "추정나이")
+    count = number(page, "상담수")
+    deleted = bool((_prop(page, "삭제됨") or {}).get("checkbox")) or bool(page.get("in_trash"))
+    return CustomerRow(
+        notion_page_id=page["id"], customer_id=customer_id, name=name, phone=text(page, "전화번호") or None,
+        gender=gender, birth_date=birth, estimated_age=int(age) if age is not None else None,
+        address=text(page, "주소") or None, special_note=text(page, "특이사항") or None, face_embedding=embedding,
+        google_drive_folder_id=text(page, "customerFolderId") or None,
+        consultation_count=int(count) if count is not None else 0, is_deleted=deleted,
+        notion_updated_at=parse_timestamp(page["last_edited_time"]),
+    )
+
+
+def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
+    """A consultation page as a row (its customer is resolved against the backup later).
+
+    Raises:
+        InvalidPage: invalid consultation id, missing/unparseable 상담일자, missing symptoms,
+            or no customer relation.
+    """
+    consultation_id = text(page, "id")
+    if not CONSULTATION_ID_RE.match(consultation_id):
+        raise InvalidPage(f"invalid consultation id {consultation_id!r} (expected {{customer_id}}_NNN)",
+                          consultation_id or None)
+    try:
+        day = parse_date(date_start(page, "상담일자"), "상담일자")
+    except InvalidPage as exc:
+        raise InvalidPage(exc.reason, consultation_id) from None
+    if day is None:
+        raise InvalidPage("missing consultation date (상담일자)", consultation_id)
+    symptoms = text(page, "호소증상")
+    if not symptoms:
+        raise InvalidPage("missing symptoms (호소증상)", consultation_id)
+    customers = relation_ids(page, "고객")
+    if len(customers) != 1:
+        raise InvalidPage(f"broken relation: expected one customer (고객), found {len(customers)}", consultation_id)
+    urls = file_urls(page, "증상이미지")
+    created = date_start(page, "생성일시")
+    notion_created = parse_timestamp(page["created_time"])
+    if created:
+        try:
+            notion_created = parse_timestamp(created) if len(created) > 10 else notion_created
+        except ValueError:
+            pass
+    return RecordRow(
+        notion_page_id=page["id"], consultation_id=consultation_id, customer_notion_id=customers[0],
+        consultation_date=day, symptoms=symptoms, patient_condition=text(page, "환자상태") or None,
+        tongue_analysis=text(page, "설진분석") or None, special_note=text(page, "특이사항") or None,
+        prescription=text(page, "처방약") or None, result=text(page, "결과") or None, image_count=len(urls),
+        google_drive_urls=urls, notion_created_at=notion_created,
+        notion_updated_at=parse_timestamp(page["last_edited_time"]),
+    )
+
+
+def consultation_matches_customer(consultation_id: str, customer_id: str) -> bool:
+    m = CONSULTATION_ID_RE.match(consultation_id)
+    return bool(m) and m.group(1) == customer_id
+
+
+# -- images -------------------------------------------------------------------------------
+def drive_file_id(url: str) -> str | None:
+    """The Drive file id in a share link (``/file/d/<id>/view``, ``open?id=<id>``, ``uc?id=``)."""
+    for pattern in DRIVE_ID_RES:
+        m = pattern.search(url or "")
+        if m:
+            return m.group(1)
+    return None
+
+
+def sniff_image(data: bytes) -> tuple[str, str] | None:
+    """(MIME type, extension) from the bytes themselves, for JPEG, PNG and WebP only."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg", "jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png", "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return None
+
+
+def storage_path(customer_id: str, consultation_id: str, index: int, ext: str) -> str:
+    """``customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}`` (seed 000 §2.2)."""
+    return f"customers/{customer_id}/consultations/{consultation_id}/image_{index}.{ext}"
+
+
+def image_unchanged(stored: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> bool:
+    """True when the backed-up copy came from this exact Drive version (md5, else modifiedTime)."""
+    if not stored or stored.get("drive_file_id") != meta.get("id"):
+        return False
+    if meta.get("md5Checksum") and stored.get("drive_md5"):
+        return stored["drive_md5"] == meta["md5Checksum"]
+    mod = meta.get("modifiedTime")
+    return bool(mod) and stored.get("drive_modified_time") == parse_timestamp(mod)
+
+
+# -- comparison, conflicts ------------------------------------------------------------------
+def normalize(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, list | dict):
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+    return value
+
+
+def differing_fields(a: Mapping[str, Any], b: Mapping[str, Any], fields: Iterable[str]) -> list[str]:
+    return [f for f in fields if normalize(a.get(f)) != normalize(b.get(f))]
+
+
+def decide_conflict(strategy: str, *, locally_edited: bool, differs: bool, notion_updated_at: datetime,
+                    supabase_updated_at: datetime | None) -> str:
+    """What to do with an incoming Notion version of a row.
+
+    Returns ``apply`` (write the Notion version), ``keep`` (keep the Supabase version) or
+    ``conflict`` (record both for manual resolution). Only rows edited in Supabase since
+    their last sync can conflict; everything else follows Notion (the primary).
+    """
+    if strategy not in ("notion_wins", "latest_wins", "manual"):
+        raise ValueError(f"unknown conflict strategy {strategy!r}")
+    if not locally_edited or not differs or strategy == "notion_wins":
+        return "apply"
+    if strategy == "latest_wins":
+        # Notion's time is rounded down to the minute: a Supabase edit in the same minute wins.
+        if supabase_updated_at is not None and supabase_updated_at >= notion_updated_at:
+            return "keep"
+        return "apply"
+    return "conflict"
+
+
+def content_hash(page: Mapping[str, Any]) -> str:
+    """A short hash of a page's properties and trash state (edits in one minute differ here)."""
+    body = json.dumps({"p": page.get("properties"), "t": page.get("in_trash")}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(body.encode()).hexdigest()[:12]
+
+
+def watermark_start(watermark: str | None, overlap_minutes: int) -> str | None:
+    """The ``on_or_after`` bound for an incremental read: watermark minus the overlap."""
+    if not watermark:
+        return None
+    return (parse_timestamp(watermark) - timedelta(minutes=overlap_minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def date_window_filter(start: date, end_exclusive: date) -> dict[str, Any]:
+    """Notion filter for consultations with 상담일자 in ``[start, end)``."""
+    return {"and": [{"property": "상담일자", "date": {"on_or_after": start.isoformat()}},
+                    {"property": "상담일자", "date": {"before": end_exclusive.isoformat()}}]}
+
+
+# -- restore: rows -> Notion write properties -------------------------------------------------
+def _rt(value: str | None) -> dict[str, Any]:
+    return {"rich_text": [{"type": "text", "text": {"content": value[:2000]}}] if value else []}
+
+
+def customer_properties(row: Mapping[str, Any]) -> dict[str, Any]:
+    embedding = row.get("face_embedding")
+    props: dict[str, Any] = {
+        "id": {"title": [{"type": "text", "text": {"content": row["customer_id"]}}]},
+        "고객명": _rt(row.get("name")),
+        "전화번호": {"phone_number": row.get("phone")},
+        "성별": {"select": {"name": row["gender"]} if row.get("gender") else None},
+        "생년월일": {"date": {"start": normalize(row["birth_date"])} if row.get("birth_date") else None},
+        "추정나이": {"number": row.get("estimated_age")},
+        "주소": _rt(row.get("address")),
+        "특이사항": _rt(row.get("special_note")),
+        "얼굴_임베딩": _rt(json.dumps(embedding, ensure_ascii=False) if embedding is not None else None),
+        "customerFolderId": _rt(row.get("google_drive_folder_id")),
+        "삭제됨": {"checkbox": bool(row.get("is_deleted"))},
+    }
+    return props
+
+
+def consultation_properties(row: Mapping[str, Any], customer_page_id: str) -> dict[str, Any]:
+    urls = list(row.get("google_drive_urls") or []) or list(row.get("supabase_image_urls") or [])
+    return {
+        "id": {"title": [{"type": "text", "text": {"content": row["consultation_id"]}}]},
+        "상담일자": {"date": {"start": normalize(row["consultation_date"])}},
+        "고객": {"relation": [{"id": customer_page_id}]},
+        "호소증상": _rt(row.get("symptoms")),
+        "환자상태": _rt(row.get("patient_condition")),
+        "설진분석": _rt(row.get("tongue_analysis")),
+        "특이사항": _rt(row.get("special_note")),
+        "증상이미지": {"files": [{"name": f"image_{i}", "type": "external", "external": {"url": u}}
+                             for i, u in enumerate(urls[:100], start=1)]},
+        "처방약": _rt(row.get("prescription")),
+        "결과": _rt(row.get("result")),
+    }
