@@ -63,7 +63,10 @@ class RunOptions:
     chunk_size: int = C.SEND_CHUNK_MAX
     dagster_run_id: str | None = None
     now: datetime | None = None
-    after_batch: Callable[[int], None] | None = None  # fault-injection hook (tests kill the process here)
+    # fault-injection hooks: tests kill the process after a batch's response arrived (before it is
+    # recorded) or after it was recorded
+    after_send: Callable[[int], None] | None = None
+    after_batch: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -194,7 +197,13 @@ def _render_all(db: PostgresResource, mysql: MySQLResource, workflow: Mapping[st
                 opts: RunOptions, summary: RunSummary, log) -> tuple[list[RenderedMessage], MatchReport, dict, QueryVariables]:
     mappings = load_table_mappings()
     query = target_query(workflow.get("target_config") or {}, mappings, opts.event_range, opts.payload)
-    display = ({f.name: f.display_name for f in mappings[query.table].fields.values()} if query.table else {})
+    if query.table:
+        display = {f.name: f.display_name for f in mappings[query.table].fields.values()}
+    else:  # an SQL target: a column's display name from the first mapped table that has it
+        display = {}
+        for mapping in mappings.values():
+            for f in mapping.fields.values():
+                display.setdefault(f.name, f.display_name)
     now = opts.now or datetime.now(UTC)
     lookup = QueryVariables(db, mysql)
     line = opt_out_line(db)
@@ -313,6 +322,8 @@ def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, tem
                  "reconciling by status lookup", "warning")
             summary.reconciled += reconcile_attempted(db, solapi, run_id, cost)
             continue
+        if opts.after_send is not None:
+            opts.after_send(batch_no)
         group_id = (response.get("groupInfo") or {}).get("groupId") or ""
         sent = [((m.get("customFields") or {}).get("idempotencyKey"), m["messageId"], group_id)
                 for m in response.get("messageList") or []]

@@ -66,3 +66,139 @@ def test_promotion_is_not_sent_in_quiet_hours(supabase_db, mysql_reader, solapi,
     assert solapi_standin_state.send_requests == before
     codes = {r["error_code"] for r in _logs(supabase_db, summary.workflow_run_id) if r["status"] == "cancelled"}
     assert codes == {"AD_QUIET_HOURS"}
+
+
+@pytest.fixture
+def all_customers_workflow(supabase_db, platform_ids):
+    """A notification workflow to every customer (SMS), for the exactly-once tests."""
+    with supabase_db.transaction() as conn:
+        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
+                           " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id").fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            " VALUES ('전체 공지', 'manual', 'active', %s, %s) RETURNING id",
+            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+    return str(wid)
+
+
+def _assert_exactly_once(db, state, run_id):
+    logs = _logs(db, run_id)
+    keys = [r["idempotency_key"] for r in logs if r["status"] in ("sent", "delivered")]
+    assert logs and not [r for r in logs if r["status"] == "pending"], "nothing skipped"
+    assert all(state.accepted_by_key.get(k) == 1 for k in keys), "each recipient accepted exactly once"
+    assert not state.duplicates()
+    return logs
+
+
+def test_unresolved_placeholder_is_logged_failed_not_sent(supabase_db, mysql_reader, solapi, solapi_standin_state):
+    with supabase_db.transaction() as conn:
+        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
+                           " VALUES ('쿠폰', 'notification', 'sms', '#{name}님 쿠폰 #{coupon_code}') RETURNING id").fetchone()[0]
+        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+                           " VALUES ('쿠폰', 'manual', 'active', %s, %s) RETURNING id",
+                           (Jsonb({"table": "customers", "filters": [{"field": "grade", "op": "=", "value": "VIP"}]}),
+                            Jsonb({"template_id": str(tid)}))).fetchone()[0]
+    before = solapi_standin_state.send_requests
+    summary = execute_workflow(supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live"))
+    assert summary.unmapped == ["coupon_code"]
+    assert solapi_standin_state.send_requests == before
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    assert logs and all(r["status"] == "failed" for r in logs)
+    assert {r["error_code"] for r in logs} <= {"UNRESOLVED_VARIABLE", "INVALID_PHONE"}
+    assert any("#{coupon_code}" in (r["error_message"] or "") for r in logs)
+    usage = supabase_db.fetch_one("SELECT success, variables_used FROM public.template_usage_logs WHERE template_id = %s",
+                                  (tid,))
+    assert usage["success"] is False and usage["variables_used"]["unmapped"] == ["coupon_code"]
+
+
+def test_duplicate_phones_and_bad_phones_within_a_run(supabase_db, mysql_reader, crm, all_customers_workflow):
+    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(all_customers_workflow, _key()))
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    phones = [r["recipient_phone"] for r in logs if r["error_code"] != "INVALID_PHONE"]
+    assert len(phones) == len(set(phones))
+    with crm.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM customers")
+        total = cur.fetchone()[0]
+    assert summary.duplicates_dropped >= 1 and len(logs) + summary.duplicates_dropped == total
+    assert any(r["error_code"] == "INVALID_PHONE" for r in logs)
+
+
+def test_lost_response_is_reconciled_not_resent(supabase_db, mysql_reader, solapi, solapi_standin_state,
+                                                all_customers_workflow):
+    solapi_standin_state.lose_responses = 1  # first batch: processed by SOLAPI, answer lost
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20))
+    assert summary.reconciled == 20
+    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+
+
+@pytest.mark.parametrize("point", ["after_send", "after_batch"])
+def test_killed_between_batches_resumes_without_duplicates_or_gaps(supabase_db, mysql_reader, solapi, solapi_server,
+                                                                    solapi_standin_state, all_customers_workflow, point):
+    import os
+    import subprocess
+    import sys
+
+    key = _key()
+    child = subprocess.run([sys.executable, "-m", "tests.messaging._crash_runner", all_customers_workflow, key,
+                            solapi_server[0].url, "15", point, "2"], env=dict(os.environ), capture_output=True,
+                           text=True, timeout=120)
+    assert child.returncode == -9, child.stderr[-2000:]
+    run = supabase_db.fetch_one("SELECT id, status FROM public.workflow_runs WHERE execution_key = %s", (key,))
+    assert run["status"] == "running"
+    pending = supabase_db.fetch_value("SELECT count(*) FROM public.message_logs WHERE workflow_run_id = %s"
+                                      " AND status = 'pending'", (run["id"],))
+    assert pending > 0
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=15))
+    assert summary.resumed and summary.workflow_run_id == str(run["id"]) and summary.status == "completed"
+    if point == "after_send":
+        assert summary.reconciled == 15  # the batch SOLAPI accepted before the kill was found, not re-sent
+    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+
+
+def test_event_kakao_and_query_variables(supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids, crm):
+    with crm.cursor() as cur:
+        cur.execute("SELECT MAX(id) FROM subscriptions")
+        top = cur.fetchone()[0]
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(platform_ids["workflow:event"], _key(), send_mode="live",
+                                          event_range=(top - 3, top)))
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    assert 1 <= len(logs) <= 3 and all(r["message_type"] == "kakao" for r in logs)
+    assert any(r["status"] == "sent" for r in logs)
+    # schedule workflow: function + query variables (dry run); one subscription surely expires in 5 days
+    with crm.cursor() as cur:
+        cur.execute("INSERT INTO customers (name, phone) VALUES ('만료예정', '010-7777-1234')")
+        cid = cur.lastrowid
+        cur.execute("INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, monthly_fee)"
+                    " VALUES (%s, '유산균 프리미엄', 'active', CURDATE() - INTERVAL 25 DAY, CURDATE() + INTERVAL 5 DAY,"
+                    " 32000)", (cid,))
+        cur.execute("INSERT INTO payments (customer_id, subscription_id, amount, method, status, paid_at)"
+                    " VALUES (%s, %s, 32000, '카드', 'paid', NOW())", (cid, cur.lastrowid))
+    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:schedule"], _key()))
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    rendered = [r for r in logs if r["status"] == "cancelled"]
+    mine = [r for r in rendered if r["recipient_phone"] == "01077771234"]
+    assert len(mine) == 1 and "만료예정님" in mine[0]["message_content"]  # #{고객명} via the display name
+    assert "일 남음)" in mine[0]["message_content"] and "32,000원" in mine[0]["message_content"]
+    for r in rendered:
+        assert "#{" not in r["message_content"] and "년" in r["message_content"]
+    used = supabase_db.fetch_value("SELECT usage_count FROM public.variable_query_templates"
+                                   " WHERE template_name = 'last_payment'")
+    assert used >= 1
+
+
+def test_webhook_payload_binds_target_query(supabase_db, mysql_reader, platform_ids, crm):
+    with crm.cursor() as cur:
+        cur.execute("SELECT c.id FROM customers c JOIN subscriptions s ON s.customer_id = c.id"
+                    " WHERE c.phone LIKE '010-%%' ORDER BY c.id LIMIT 1")
+        cid = cur.fetchone()[0]
+    summary = execute_workflow(supabase_db, mysql_reader, None,
+                               RunOptions(platform_ids["workflow:webhook"], _key(), payload={"customer_id": cid}))
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    assert len(logs) == 1 and "구독을 환영합니다" in logs[0]["message_content"]
+    from messaging.models import WorkflowConfigError
+
+    with pytest.raises(WorkflowConfigError, match="customer_id"):
+        execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:webhook"], _key(), payload={}))
