@@ -149,12 +149,24 @@ def _create_stage(conn: psycopg.Connection, spec: TableSpec, columns: Sequence[s
     return stg
 
 
-def _source_clock(sc: psycopg.Connection) -> tuple[datetime, timedelta | None]:
-    """The source's clock and the age of its oldest open write transaction (not ours)."""
-    row = sc.execute(
-        "SELECT now(), (SELECT max(clock_timestamp() - xact_start) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL)").fetchone()
-    return row[0], row[1]
+def _source_clock(sc: psycopg.Connection) -> tuple[datetime, datetime | None]:
+    """(the source's clock, the read horizon): the start of the oldest transaction open on the
+    source (other than ours), or the clock if none is older. Run it in its own transaction just
+    BEFORE the read snapshot: any transaction whose rows the snapshot cannot see was either open
+    here (horizon <= its start) or began later (its start > the clock here >= horizon).
+    """
+    with sc.transaction():
+        row = sc.execute(
+            "SELECT clock_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL)").fetchone()
+    clock, oldest = row
+    return clock, clock if oldest is None else min(clock, oldest)
+
+
+def _stored_watermark(tc: psycopg.Connection, spec: TableSpec) -> datetime | None:
+    row = tc.execute("SELECT watermark FROM public.sync_status WHERE source = %s AND entity_type = %s",
+                     (SOURCE_SYSTEM, spec.table)).fetchone()
+    return row[0] if row else None
 
 
 # ------------------------------------------------------------------------------ quarantine + merge
@@ -292,7 +304,7 @@ def record_success(tc: psycopg.Connection, spec: TableSpec, res: SyncResult, run
             records_synced = st.records_synced + EXCLUDED.records_synced,
             records_failed = st.records_failed + EXCLUDED.records_failed,
             consecutive_failures = 0, next_sync_at = now() + st.sync_interval,
-            watermark = coalesce(EXCLUDED.watermark, st.watermark), last_error = NULL,
+            watermark = EXCLUDED.watermark, last_error = NULL,
             last_run_id = EXCLUDED.last_run_id, metadata = EXCLUDED.metadata
         """,
         {"source": SOURCE_SYSTEM, "table": spec.table, "method": spec.method, "interval": spec.sync_interval,
@@ -384,7 +396,8 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
             every source row in it is upserted, and target rows in it whose key no longer exists
             on the source are deleted. Without it, the incremental read starts at the target's
             ``max(updated_at)`` minus the overlap.
-        overlap: the floor of the read overlap (widened to the source's oldest open write transaction).
+        overlap: read this much below the watermark (clock jitter between writers; late commits are
+            covered by the held-back watermark, see ``transform.next_watermark``).
         reconcile: also run the chunked key-range hash reconciliation (hard deletes, drift).
         full_hash: reconcile on every column instead of (key, updated_at).
 
@@ -402,22 +415,21 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
             with tc.transaction():
                 mark_sync_transaction(tc)
                 _lock(tc, spec)
+                source_now, horizon = _source_clock(sc)
                 with sc.transaction():
                     sc.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     columns = checked_columns(sc, tc, spec)
                     if spec.source_owned:
                         revert_local_edits(sc, tc, spec, columns, res, run_id)
-                    source_now, oldest = _source_clock(sc)
                     ts = sql.Identifier(TIMESTAMP_COLUMN)
                     if window:
                         lo, hi = window
                         where = sql.SQL("{ts} >= {lo} AND {ts} < {hi}").format(ts=ts, lo=sql.Literal(lo), hi=sql.Literal(hi))
                         res.watermark_from = lo
                     else:
-                        wm = tc.execute(sql.SQL("SELECT max({}) FROM {}").format(ts, _tbl(spec))).fetchone()[0]
-                        eff = tf.effective_overlap(overlap, oldest)
-                        res.overlap_s = eff.total_seconds()
-                        lo = tf.read_from(wm, eff, source_now)
+                        target_max = tc.execute(sql.SQL("SELECT max({}) FROM {}").format(ts, _tbl(spec))).fetchone()[0]
+                        res.overlap_s = overlap.total_seconds()
+                        lo = tf.read_from(tf.read_base(target_max, _stored_watermark(tc, spec)), overlap, source_now)
                         res.watermark_from = lo
                         where = sql.SQL("{} >= {}").format(ts, sql.Literal(lo)) if lo is not None else sql.SQL("true")
                     stg = _create_stage(tc, spec, columns, "gfx_stage")
@@ -430,8 +442,8 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                         _delete_missing_in_window(sc, tc, spec, stg, window, res)
                 if reconcile:
                     reconcile_table(source, tc, spec, columns, res, run_id, chunk_rows=chunk_rows, full=full_hash)
-                res.watermark_to = tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
-                    sql.Identifier(TIMESTAMP_COLUMN), _tbl(spec))).fetchone()[0]
+                res.watermark_to = tf.next_watermark(tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
+                    sql.Identifier(TIMESTAMP_COLUMN), _tbl(spec))).fetchone()[0], horizon)
                 res.duration_s = time.perf_counter() - started
                 record_success(tc, spec, res, run_id)
     except BaseException as exc:
@@ -541,13 +553,13 @@ def two_way_sync(source: PostgresResource, target: PostgresResource, spec: Table
                 mark_sync_transaction(tc)
                 tc.execute("SET LOCAL TimeZone = 'UTC'")  # the content-hash tie-break renders timestamps
                 _lock(tc, spec)
+                source_now, _horizon = _source_clock(sc)
                 with sc.transaction():
                     mark_sync_transaction(sc)
                     sc.execute("SET LOCAL TimeZone = 'UTC'")
                     columns = checked_columns(sc, tc, spec)
-                    source_now, oldest = _source_clock(sc)
                     target_now = tc.execute("SELECT now()").fetchone()[0]
-                    eff = tf.effective_overlap(overlap, oldest)
+                    eff = overlap
                     res.overlap_s = eff.total_seconds()
                     wm_q = sql.SQL("SELECT max({ts}) FROM {t} WHERE {o} = %s").format(ts=ts, t=_tbl(spec), o=origin)
                     lo_in = tf.read_from(tc.execute(wm_q, (SIDE_EXTERNAL,)).fetchone()[0], eff, source_now)

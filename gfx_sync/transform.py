@@ -17,25 +17,34 @@ def ident_list(columns: Sequence[str], prefix: str | None = None) -> sql.Composa
     return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
 
 
-def effective_overlap(configured: timedelta, oldest_open_transaction: timedelta | None,
-                      margin: timedelta = timedelta(seconds=30)) -> timedelta:
-    """The read overlap below the watermark.
+def next_watermark(target_max: datetime | None, horizon: datetime | None) -> datetime | None:
+    """The watermark a committed run leaves in sync_status: the target's ``max(updated_at)``, held
+    back to the read horizon: the start of the source's oldest transaction open at read time
+    (or the read time itself).
 
-    A row is stamped with its transaction's start time but becomes visible only at commit. A row
-    that was invisible at the previous read belonged to a transaction open at that moment, so its
-    stamp is at most (that transaction's age) older than anything read then. Reading from
-    ``watermark - overlap`` with overlap >= the oldest write transaction still open (plus a margin
-    for clock jitter) cannot miss it. The configured floor covers transactions that open and commit
-    between two runs; the measured age covers the long ones.
+    Why: a row is stamped with its transaction's start time (``now()``) but becomes visible only
+    at commit. Every row the read could not see belonged to a transaction open at read time, so
+    its stamp is >= the oldest open transaction's start. The next read starts at or below that
+    point, so no late commit is ever skipped, however long the transaction ran. The value is
+    never above the target's own max(updated_at), so it is never ahead of committed data.
     """
-    if oldest_open_transaction is None:
-        return configured
-    return max(configured, oldest_open_transaction + margin)
+    if target_max is None or horizon is None:
+        return target_max
+    return min(target_max, horizon)
+
+
+def read_base(target_max: datetime | None, stored: datetime | None) -> datetime | None:
+    """Where the next incremental read starts (before the overlap): derived from the target's data,
+    and no later than the held-back watermark the previous run committed beside it."""
+    if target_max is None:
+        return None
+    return target_max if stored is None else min(target_max, stored)
 
 
 def read_from(watermark: datetime | None, overlap: timedelta, source_now: datetime) -> datetime | None:
-    """Lower bound of an incremental read: the watermark minus the overlap, never in the future
-    (a future-dated row on the target must not make the read skip real changes)."""
+    """Lower bound of an incremental read: the watermark minus the overlap (a floor for clock
+    jitter and commit-order slack), never in the future (a future-dated row on the target must not
+    make the read skip real changes)."""
     if watermark is None:
         return None
     return min(watermark, source_now) - overlap
