@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import time
@@ -75,6 +76,13 @@ def record_event(db: PostgresResource, workflow_id: str, event_id: str, payload:
         return int(existing[0]), True
 
 
+def _ip(host: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
+
+
 def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         body = await request.body()
@@ -95,7 +103,7 @@ def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
             event_id = request.headers.get("x-webhook-id") or hashlib.sha256(
                 request.headers["x-webhook-timestamp"].encode() + b"." + body).hexdigest()
             row_id, duplicate = record_event(db, request.path_params["workflow_id"], event_id[:200], payload,
-                                             request.client.host if request.client else None)
+                                             _ip(request.client.host if request.client else None))
         except WebhookRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status or 400)
         return JSONResponse({"event_id": event_id, "id": row_id, "duplicate": duplicate, "status": "received"},

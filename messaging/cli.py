@@ -1,0 +1,93 @@
+"""``python -m messaging.cli``: run a workflow, search the CRM, preview targets, send a signed webhook.
+
+``run`` launches the ``messaging_run_workflow`` job in this process against the instance in
+``DAGSTER_HOME`` (the run shows in the UI); the equivalent standard command is
+``dg launch -m messaging.definitions --job messaging_run_workflow --config-json '{"ops":
+{"messaging_workflow_run": {"config": {"workflow_id": "<uuid>"}}}}'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import typer
+from rich.console import Console
+
+from resources.environment import apply_local_defaults
+
+app = typer.Typer(help="Messaging: workflows, CRM search, target preview, webhooks.", no_args_is_help=True)
+console = Console()
+
+
+@app.callback()
+def _main() -> None:
+    apply_local_defaults()
+
+
+@app.command("run")
+def run(workflow_id: str = typer.Argument(..., help="workflows.id"),
+        execution_key: str = typer.Option("", help="resume/identify an execution (default: the Dagster run)")) -> None:
+    """Run one execution of a workflow (MESSAGING_SEND_MODE decides dry_run or live)."""
+    import dagster as dg
+
+    from messaging.definitions import defs
+
+    job = defs.resolve_job_def("messaging_run_workflow")
+    config = {"workflow_id": workflow_id, **({"execution_key": execution_key} if execution_key else {})}
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(run_config={"ops": {"messaging_workflow_run": {"config": config}}},
+                                    instance=instance, raise_on_error=False)
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        if mat and mat.asset_key.path[-1] == "workflow_runs":
+            console.print({k: v.value for k, v in mat.metadata.items() if not k.startswith("circuit/")})
+    raise typer.Exit(0 if result.success else 1)
+
+
+def _mysql():
+    from resources.shared import mysql
+
+    return mysql
+
+
+@app.command("search")
+def search_cmd(table: str, term: str, limit: int = 20, offset: int = 0) -> None:
+    """Keyword search over a mapped MySQL table (parameterized, wildcards escaped, paginated)."""
+    from messaging.catalog import load_table_mappings, search
+
+    out = search(_mysql(), load_table_mappings(), table, term, limit=limit, offset=offset)
+    console.print_json(json.dumps(out, default=str, ensure_ascii=False))
+
+
+@app.command("preview")
+def preview_cmd(target_json: str = typer.Argument(..., help='target_config, e.g. {"table": "customers"}')) -> None:
+    """Target preview with counts (total, sendable, invalid phones, duplicates, sample)."""
+    from messaging.catalog import load_table_mappings, preview_targets
+
+    out = preview_targets(_mysql(), json.loads(target_json), load_table_mappings())
+    console.print_json(json.dumps(out, default=str, ensure_ascii=False))
+
+
+@app.command("webhook")
+def webhook_cmd(workflow_id: str, payload: str = typer.Option("{}", help="JSON object"),
+                url: str = typer.Option("", help="default http://127.0.0.1:$MESSAGING_WEBHOOK_PORT")) -> None:
+    """Send a signed webhook to the endpoint (for demos and smoke tests)."""
+    import httpx
+
+    from messaging.webhook import DEFAULT_PORT, LOCAL_WEBHOOK_SECRET, sign
+
+    base = url or f"http://127.0.0.1:{os.environ.get('MESSAGING_WEBHOOK_PORT', DEFAULT_PORT)}"
+    body = json.dumps(json.loads(payload), ensure_ascii=False).encode()
+    ts = str(int(time.time()))
+    secret = os.environ.get("MESSAGING_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
+    response = httpx.post(f"{base}/webhooks/{workflow_id}", content=body,
+                          headers={"Content-Type": "application/json", "X-Webhook-Timestamp": ts,
+                                   "X-Webhook-Signature": sign(secret, ts, body)})
+    console.print(response.status_code, response.text)
+    raise typer.Exit(0 if response.status_code < 300 else 1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,151 @@
+"""The messaging code location: loadable, lineage, the workflow job, statistics, sensors and the webhook."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+from psycopg.types.json import Jsonb
+from starlette.testclient import TestClient
+
+from messaging.constants import SEOUL
+from messaging.definitions import defs
+from messaging.sensors import (
+    due_schedule_requests,
+    event_requests,
+    messaging_event_sensor,
+    messaging_webhook_sensor,
+)
+from messaging.webhook import create_webhook_app, sign
+
+K = dg.AssetKey
+
+
+def test_definitions_load_and_draw_mysql_to_messages_to_statistics():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    logs = K(["supabase", "public", "message_logs"])
+    stats = K(["supabase", "public", "daily_statistics"])
+    assert K(["mysql", "customers"]) in graph.get(logs).parent_keys
+    assert logs in graph.get(stats).parent_keys
+    for name in ("messaging_schedule_sensor", "messaging_event_sensor", "messaging_webhook_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+    assert graph.get(stats).backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def _run_job(instance, config):
+    job = defs.resolve_job_def("messaging_run_workflow")
+    return job.execute_in_process(run_config={"ops": {"messaging_workflow_run": {"config": config}}}, instance=instance)
+
+
+def test_manual_job_run_then_daily_statistics_partition(supabase_db, crm, platform_ids, dagster_instance):
+    result = _run_job(dagster_instance, {"workflow_id": platform_ids["workflow:manual"]})
+    assert result.success
+    mats = {ev.asset_key.path[-1]: ev.materialization.metadata for ev in result.get_asset_materialization_events()}
+    meta = mats["workflow_runs"]
+    assert meta["send_mode"].value == "dry_run" and meta["targets"].value > 0
+    run = supabase_db.fetch_one("SELECT * FROM public.workflow_runs WHERE id = %s", (meta["workflow_run_id"].value,))
+    assert run["status"] == "completed" and run["execution_key"] == f"dagster:{result.run_id}"
+    wf = supabase_db.fetch_one("SELECT last_run_at, statistics FROM public.workflows WHERE id = %s",
+                               (platform_ids["workflow:manual"],))
+    assert wf["last_run_at"] is not None and wf["statistics"]["total_runs"] >= 1
+    # a failed row on "today" so the statistics have something to count
+    supabase_db.execute("UPDATE public.message_logs SET status = 'failed', error_code = 'X' WHERE workflow_run_id = %s"
+                        " AND id = (SELECT id FROM public.message_logs WHERE workflow_run_id = %s LIMIT 1)",
+                        (run["id"], run["id"]))
+    today = datetime.now(SEOUL).strftime("%Y-%m-%d")
+    stats = dg.materialize([*defs.assets], selection=[K(["supabase", "public", "daily_statistics"])],
+                           partition_key=today, instance=dagster_instance, resources=defs.resources)
+    assert stats.success
+    row = supabase_db.fetch_one("SELECT * FROM public.daily_statistics WHERE stat_date = %s", (today,))
+    expected = supabase_db.fetch_value(
+        "SELECT count(*) FROM public.message_logs WHERE status IN ('sent', 'delivered', 'failed')"
+        " AND (created_at AT TIME ZONE 'Asia/Seoul')::date = %s", (today,))
+    assert row["messages_sent"] == expected and row["messages_failed"] >= 1 and row["workflows_executed"] >= 1
+
+
+def test_job_without_workflow_id_does_nothing(supabase_db, dagster_instance):
+    before = supabase_db.fetch_value("SELECT count(*) FROM public.workflow_runs")
+    assert _run_job(dagster_instance, {}).success
+    assert supabase_db.fetch_value("SELECT count(*) FROM public.workflow_runs") == before
+
+
+def test_schedule_sensor_launches_due_workflows_once(supabase_db, platform_ids):
+    wid = platform_ids["workflow:schedule"]
+    now = datetime.now(UTC)
+    supabase_db.execute("UPDATE public.workflows SET next_run_at = NULL WHERE id = %s", (wid,))
+    requests, _ = due_schedule_requests(supabase_db, now)
+    assert not [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+    first = supabase_db.fetch_value("SELECT next_run_at FROM public.workflows WHERE id = %s", (wid,))
+    assert now < first <= now + timedelta(minutes=5)
+    requests, _ = due_schedule_requests(supabase_db, first + timedelta(seconds=1))
+    mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+    assert len(mine) == 1 and mine[0].run_key == f"schedule:{wid}:{first.astimezone(UTC).isoformat()}"
+    assert mine[0].run_config["ops"]["messaging_workflow_run"]["config"]["execution_key"] == mine[0].run_key
+    assert supabase_db.fetch_value("SELECT next_run_at FROM public.workflows WHERE id = %s", (wid,)) > first
+    again, _ = due_schedule_requests(supabase_db, first + timedelta(seconds=2))
+    assert not [r for r in again if r.tags["messaging/workflow_id"] == wid]
+
+
+def test_event_sensor_runs_for_new_rows_only(supabase_db, mysql_reader, crm, platform_ids):
+    wid = platform_ids["workflow:event"]
+    with crm.cursor() as cur:
+        cur.execute("SELECT MAX(id) FROM subscriptions")
+        top = cur.fetchone()[0]
+    supabase_db.execute("UPDATE public.workflows SET trigger_config = trigger_config - 'start_after' WHERE id = %s", (wid,))
+    ctx = dg.build_sensor_context(cursor=None, resources={"supabase_db": supabase_db, "mysql": mysql_reader})
+    result = messaging_event_sensor(ctx)
+    assert not result.run_requests and json.loads(result.cursor)[wid] == top  # existing rows are not events
+    with crm.cursor() as cur:
+        cur.execute("INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, monthly_fee)"
+                    " VALUES (1, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000),"
+                    " (2, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000)")
+    ctx = dg.build_sensor_context(cursor=result.cursor, resources={"supabase_db": supabase_db, "mysql": mysql_reader})
+    result2 = messaging_event_sensor(ctx)
+    mine = [r for r in result2.run_requests if r.tags["messaging/workflow_id"] == wid]
+    assert len(mine) == 1
+    cfg = mine[0].run_config["ops"]["messaging_workflow_run"]["config"]
+    assert (cfg["event_from"], cfg["event_to"]) == (top, top + 2) and json.loads(result2.cursor)[wid] == top + 2
+    requests, cursor, _ = event_requests(supabase_db, mysql_reader, json.loads(result2.cursor))
+    assert not [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+
+
+def test_webhook_endpoint_stores_signed_events_and_sensor_runs_them(supabase_db, crm, platform_ids, dagster_instance):
+    wid = platform_ids["workflow:webhook"]
+    secret = "test-secret"
+    client = TestClient(create_webhook_app(supabase_db, secret))
+    with crm.cursor() as cur:
+        cur.execute("SELECT c.id FROM customers c JOIN subscriptions s ON s.customer_id = c.id"
+                    " WHERE c.phone LIKE '010-%%' ORDER BY c.id DESC LIMIT 1")
+        cid = cur.fetchone()[0]
+    body = json.dumps({"customer_id": cid}).encode()
+    ts = str(int(time.time()))
+    headers = {"X-Webhook-Timestamp": ts, "X-Webhook-Id": f"evt-{ts}-{cid}", "Content-Type": "application/json"}
+    assert client.post(f"/webhooks/{wid}", content=body, headers={**headers, "X-Webhook-Signature": "sha256=00"}).status_code == 401
+    old = str(int(time.time()) - 600)
+    assert client.post(f"/webhooks/{wid}", content=body, headers={**headers, "X-Webhook-Timestamp": old,
+                                                                  "X-Webhook-Signature": sign(secret, old, body)}).status_code == 401
+    good = {**headers, "X-Webhook-Signature": sign(secret, ts, body)}
+    first = client.post(f"/webhooks/{wid}", content=body, headers=good)
+    assert first.status_code == 202
+    assert client.post(f"/webhooks/{wid}", content=body, headers=good).json()["duplicate"] is True
+    manual = platform_ids["workflow:manual"]
+    assert client.post(f"/webhooks/{manual}", content=body, headers=good).status_code == 409
+    # Dagster was not involved so far; the event waits in Supabase until the sensor picks it up.
+    event = supabase_db.fetch_one("SELECT * FROM public.messaging_webhook_events WHERE id = %s", (first.json()["id"],))
+    assert event["status"] == "received" and event["payload"] == {"customer_id": cid}
+    result = messaging_webhook_sensor(dg.build_sensor_context(cursor=str(event["id"] - 1),
+                                                              resources={"supabase_db": supabase_db}))
+    assert len(result.run_requests) == 1 and result.cursor == str(event["id"])
+    request = result.run_requests[0]
+    assert request.run_key == f"webhook:{event['event_id']}"
+    run = defs.resolve_job_def("messaging_run_workflow").execute_in_process(run_config=request.run_config,
+                                                                             instance=dagster_instance)
+    assert run.success
+    event = supabase_db.fetch_one("SELECT * FROM public.messaging_webhook_events WHERE id = %s", (event["id"],))
+    assert event["status"] == "processed" and event["workflow_run_id"] is not None
+    logs = supabase_db.fetch_all("SELECT * FROM public.message_logs WHERE workflow_run_id = %s", (event["workflow_run_id"],))
+    assert len(logs) == 1
