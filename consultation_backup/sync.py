@@ -381,6 +381,7 @@ class ImageJob:
     index: int
     url: str
     stored: dict[str, Any] | None
+    known_bad: dict[str, Any] | None = None  # open quarantine entry of this image (drive md5 + reason)
 
 
 def _backup_one(drive: GoogleDriveResource, storage: SupabaseStorageResource, job: ImageJob) -> dict[str, Any]:
@@ -393,6 +394,10 @@ def _backup_one(drive: GoogleDriveResource, storage: SupabaseStorageResource, jo
         return {"status": "rejected", "reason": f"image missing in Google Drive (404): {fid}", "item": fid}
     if T.image_unchanged(job.stored, meta):
         return {"status": "skipped", "path": job.stored["storage_path"]}
+    bad = job.known_bad or {}
+    if bad.get("md5") and bad.get("md5") == meta.get("md5Checksum"):
+        # the same bytes were already found unusable: say so again without downloading them
+        return {"status": "rejected", "reason": bad["reason"], "item": fid, "md5": bad["md5"]}
     size = int(meta.get("size") or 0)
     if size > BUCKET_FILE_SIZE_LIMIT:
         return {"status": "rejected", "reason": f"image too large: {size} bytes > {BUCKET_FILE_SIZE_LIMIT}", "item": fid}
@@ -403,7 +408,7 @@ def _backup_one(drive: GoogleDriveResource, storage: SupabaseStorageResource, jo
         return {"status": "rejected", "reason": reason[:300], "item": fid}
     sniffed = T.sniff_image(data)
     if sniffed is None:
-        return {"status": "rejected", "item": fid,
+        return {"status": "rejected", "item": fid, "md5": meta.get("md5Checksum"),
                 "reason": f"not an image: content of {meta.get('name')} is not JPEG/PNG/WebP (Drive says {meta.get('mimeType')})"}
     mime, ext = sniffed
     path = T.storage_path(job.customer_id, job.consultation_id, job.index, ext)
@@ -435,7 +440,11 @@ def sync_images(drive: GoogleDriveResource, storage: SupabaseStorageResource, db
     stored = {(r["consultation_id"], r["image_index"]): r for r in db.fetch_all(
         "SELECT * FROM public.consultation_image_objects WHERE consultation_id = ANY(%s)",
         ([r["consultation_id"] for r in records],))}
-    jobs = [ImageJob(r["consultation_id"], r["customer_id"], n, url, stored.get((r["consultation_id"], n)))
+    known_bad = {r["item_id"]: {"md5": (r["payload"] or {}).get("drive_md5"), "reason": r["reason"]} for r in db.fetch_all(
+        "SELECT item_id, reason, payload FROM public.data_quarantine WHERE domain = %s AND source = %s"
+        " AND resolved_at IS NULL", (DOMAIN, SOURCE_IMAGES))}
+    jobs = [ImageJob(r["consultation_id"], r["customer_id"], n, url, stored.get((r["consultation_id"], n)),
+                     known_bad.get(f"{r['consultation_id']}#{n}"))
             for r in records for n, url in enumerate(r["google_drive_urls"] or [], start=1)]
     outcome.total = len(jobs)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -447,7 +456,8 @@ def sync_images(drive: GoogleDriveResource, storage: SupabaseStorageResource, db
             if res["status"] == "rejected":
                 outcome.failures.append(Rejected(f"{job.consultation_id}#{job.index}", res["reason"], job.consultation_id))
                 quarantine(conn, domain=DOMAIN, source=SOURCE_IMAGES, item_id=f"{job.consultation_id}#{job.index}",
-                           reason=res["reason"], payload={"url": job.url, "drive_file_id": res.get("item")}, run_id=run_id)
+                           reason=res["reason"], payload={"url": job.url, "drive_file_id": res.get("item"),
+                                                              "drive_md5": res.get("md5")}, run_id=run_id)
                 if job.stored:  # keep the previous good copy
                     by_record.setdefault(job.consultation_id, {})[job.index] = job.stored["storage_path"]
                 continue

@@ -1,0 +1,158 @@
+"""The stand-ins, reached through the real client libraries, behave as the vendors document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from notion_client import APIResponseError, Client
+
+from consultation_backup.constants import BUCKET, BUCKET_FILE_SIZE_LIMIT, BUCKET_MIME_TYPES
+from resources.demo_data import DemoData
+from resources.emulators import notion as notion_emu
+from resources.emulators.base import EmulatorServer
+from resources.errors import PermanentError
+from resources.notion import QueryStats
+from resources.supabase_storage import SupabaseStorageResource
+
+from .conftest import make_notion
+
+
+def _raw(env) -> Client:
+    return Client(auth="ntn_test_token_123", base_url=env.notion_url, retry=False)
+
+
+def test_database_lists_its_data_source_and_query_paginates(backup_env):
+    raw = _raw(backup_env)
+    db = raw.databases.retrieve(database_id=backup_env.settings.customers_database_id)
+    ds_id = db["data_sources"][0]["id"]
+    first = raw.data_sources.query(data_source_id=ds_id, page_size=7)
+    assert len(first["results"]) == 7 and first["has_more"] and first["next_cursor"]
+    second = raw.data_sources.query(data_source_id=ds_id, page_size=7, start_cursor=first["next_cursor"])
+    assert {p["id"] for p in first["results"]}.isdisjoint({p["id"] for p in second["results"]})
+    with pytest.raises(APIResponseError) as err:
+        raw.data_sources.query(data_source_id=ds_id, page_size=101)
+    assert err.value.status == 400 and err.value.code == "validation_error"
+
+
+def test_filters_sorts_and_minute_rounding(backup_env):
+    raw = _raw(backup_env)
+    ds_id = notion_emu.CONSULTATIONS_DS_LOCAL
+    day = backup_env.consultation_dates()[-1].isoformat()
+    got = raw.data_sources.query(data_source_id=ds_id, filter={"and": [
+        {"property": "상담일자", "date": {"on_or_after": day}}, {"property": "상담일자", "date": {"before": "2100-01-01"}}]},
+        sorts=[{"property": "상담일자", "direction": "descending"}])
+    assert got["results"] and all(p["properties"]["상담일자"]["date"]["start"] >= day for p in got["results"])
+    page = got["results"][0]
+    updated = raw.pages.update(page_id=page["id"], properties={"결과": {"rich_text": [{"text": {"content": "호전"}}]}})
+    edited = datetime.fromisoformat(updated["last_edited_time"].replace("Z", "+00:00"))
+    assert edited.second == 0 and edited.microsecond == 0
+    with pytest.raises(APIResponseError) as err:
+        raw.data_sources.query(data_source_id=ds_id, filter={"property": "없는속성", "rich_text": {"equals": "x"}})
+    assert err.value.code == "validation_error"
+
+
+def test_trash_then_purge(backup_env):
+    raw = _raw(backup_env)
+    page = backup_env.page_by_title("customers", "00001")
+    raw.pages.update(page_id=page["id"], in_trash=True)
+    live = raw.data_sources.query(data_source_id=notion_emu.CUSTOMERS_DS_LOCAL)["results"]
+    trashed = raw.data_sources.query(data_source_id=notion_emu.CUSTOMERS_DS_LOCAL, in_trash=True)["results"]
+    assert page["id"] not in {p["id"] for p in live} and page["id"] in {p["id"] for p in trashed}
+    assert raw.pages.retrieve(page_id=page["id"])["in_trash"] is True
+    backup_env.workspace.purge(page["id"])
+    assert backup_env.notion.retrieve_page(page["id"]) is None
+
+
+def test_query_cap_is_signalled_and_iter_pages_reads_past_it():
+    ws = notion_emu.NotionWorkspace(rate_per_s=0)
+    ds = ws.add_database("db-big", "ds-big", "big", {"id": "title"})
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(10_250):
+        ws.insert_page(ds, {"id": {"id": "title", "type": "title", "title": notion_emu.rich_text(str(i))}},
+                       created=base + timedelta(minutes=i // 3))
+    with EmulatorServer(notion_emu.build_app(ws)) as server:
+        raw = Client(auth="ntn_test_token_123", base_url=server.url, retry=False)
+        cursor, last = None, None
+        for _ in range(101):
+            last = raw.data_sources.query(data_source_id="ds-big", start_cursor=cursor) if cursor else \
+                raw.data_sources.query(data_source_id="ds-big")
+            cursor = last["next_cursor"]
+            if not last["has_more"]:
+                break
+        assert last["has_more"] is False
+        assert last["request_status"] == {"type": "incomplete", "incomplete_reason": "query_result_limit_reached"}
+        stats = QueryStats()
+        ids = [p["id"] for p in make_notion(server.url).iter_pages("ds-big", stats=stats)]
+    assert len(ids) == len(set(ids)) == 10_250
+    assert stats.cap_splits == 1 and stats.requests <= 104
+
+
+def test_rate_limit_answers_429_with_retry_after():
+    app = notion_emu.create_app(1, "tiny", rate_per_s=1, burst=1)
+    with EmulatorServer(app) as server:
+        headers = {"Authorization": "Bearer ntn_x_123456", "Notion-Version": "2025-09-03"}
+        codes = [httpx.get(f"{server.url}/v1/databases/{notion_emu.NOTION_CUSTOMERS_DB_LOCAL}", headers=headers)
+                 for _ in range(3)]
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited and limited[0].json()["code"] == "rate_limited" and int(limited[0].headers["retry-after"]) >= 1
+    assert app.workspace.stats["rate_limited"] >= 1
+
+
+def test_notion_requires_auth_and_version(backup_env):
+    url = f"{backup_env.notion_url}/v1/databases/{backup_env.settings.customers_database_id}"
+    assert httpx.get(url, headers={"Notion-Version": "2025-09-03"}).status_code == 401
+    assert httpx.get(url, headers={"Authorization": "Bearer ntn_test_token_123"}).json()["code"] == "missing_version"
+
+
+def test_drive_metadata_download_listing_and_404(backup_env):
+    drive = backup_env.drive
+    spec = next(f for f in backup_env.drive_app.drive.files.values() if f.spec and f.spec.kind == "png")
+    meta = drive.file_metadata(spec.id)
+    assert meta["mimeType"] == "image/png" and meta["md5Checksum"] and int(meta["size"]) > 0 and meta["modifiedTime"]
+    body = drive.download(spec.id)
+    assert body[:8] == b"\x89PNG\r\n\x1a\n" and len(body) == int(meta["size"])
+    listed = list(drive.iter_folder(spec.parents[0], page_size=1))
+    assert spec.id in {f["id"] for f in listed}
+    assert drive.file_metadata("does-not-exist") is None
+    with pytest.raises(PermanentError) as err:
+        drive.download("does-not-exist")
+    assert err.value.status == 404
+    # no bearer token from the token endpoint -> 401
+    assert httpx.get(drive.api_root() + f"files/{spec.id}").status_code == 401
+
+
+def test_storage_limits_as_supabase_enforces_them(backup_env):
+    storage = backup_env.storage
+    assert storage.ensure_bucket(BUCKET, file_size_limit=BUCKET_FILE_SIZE_LIMIT, allowed_mime_types=BUCKET_MIME_TYPES)
+    assert not storage.ensure_bucket(BUCKET, file_size_limit=BUCKET_FILE_SIZE_LIMIT, allowed_mime_types=BUCKET_MIME_TYPES)
+    jpeg = DemoData(3).image_bytes("jpeg")
+    storage.upload(BUCKET, "customers/00001/consultations/00001_001/image_1.jpg", jpeg, "image/jpeg")
+    assert storage.download(BUCKET, "customers/00001/consultations/00001_001/image_1.jpg") == jpeg
+    with pytest.raises(PermanentError) as dup:
+        storage.upload(BUCKET, "customers/00001/consultations/00001_001/image_1.jpg", jpeg, "image/jpeg", upsert=False)
+    assert dup.value.status == 409
+    with pytest.raises(PermanentError) as mime:
+        storage.upload(BUCKET, "x.txt", b"hello", "text/plain")
+    assert mime.value.status == 415
+    with pytest.raises(PermanentError) as big:
+        storage.upload(BUCKET, "big.jpg", jpeg + b"\0" * BUCKET_FILE_SIZE_LIMIT, "image/jpeg")
+    assert big.value.status == 413
+    entries = storage.list(BUCKET, "customers/00001/consultations/00001_001")
+    assert [e["name"] for e in entries] == ["image_1.jpg"] and entries[0]["metadata"]["mimetype"] == "image/jpeg"
+    assert storage.remove(BUCKET, ["customers/00001/consultations/00001_001/image_1.jpg"]) == 1
+
+
+def test_storage_without_service_role_key_degrades(backup_env, monkeypatch):
+    monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY")
+    storage = SupabaseStorageResource(url="http://127.0.0.1:9")
+    assert not storage.available and "SUPABASE_SERVICE_ROLE_KEY" in storage.unavailable_reason
+
+
+def test_storage_rejects_a_wrong_key(backup_env, monkeypatch):
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "not-the-key")
+    storage = SupabaseStorageResource(url=backup_env.storage.url, max_attempts=1)
+    with pytest.raises(PermanentError) as err:
+        storage.ensure_bucket(BUCKET)
+    assert err.value.status == 403
