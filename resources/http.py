@@ -74,8 +74,8 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= tokens:
-                    self._tokens -= tokens
+                if self._tokens >= tokens - 1e-9:  # float refill can land a hair short
+                    self._tokens = max(0.0, self._tokens - tokens)
                     self.waited_s += waited
                     return waited
                 need = (tokens - self._tokens) / self.rate
@@ -84,7 +84,7 @@ class TokenBucket:
 
 
 def _wait_with_retry_after(initial: float, maximum: float):
-    backoff = wait_exponential_jitter(initial=initial, max=maximum)
+    backoff = wait_exponential_jitter(multiplier=initial, max=maximum)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

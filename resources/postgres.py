@@ -100,7 +100,7 @@ class PostgresResource(dg.ConfigurableResource):
         @retry(
             retry=retry_if_exception_type((psycopg.OperationalError, PoolTimeout)),
             stop=stop_after_attempt(max(1, self.connect_attempts)),
-            wait=wait_exponential_jitter(initial=0.2, max=5),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5),
             reraise=True,
         )
         def _checkout() -> psycopg.Connection:
