@@ -282,21 +282,21 @@ class Applier:
             if cfg is None and change.kind != "truncate":
                 continue
             if change.kind == "truncate":
-                self._flush(run_stmt, run, result)
+                self._flush(run_stmt, run, result, run_key)
                 run, run_stmt, run_key = [], None, None
                 self._truncate(change, result)
                 continue
             stmt_key, stmt, params, single = self._statement(change)
             if single:
-                self._flush(run_stmt, run, result)
+                self._flush(run_stmt, run, result, run_key)
                 run, run_stmt, run_key = [], None, None
                 self._single(change, stmt, params, result)
                 continue
             if stmt_key != run_key:
-                self._flush(run_stmt, run, result)
+                self._flush(run_stmt, run, result, run_key)
                 run, run_stmt, run_key = [], stmt, stmt_key
             run.append((change, params))
-        self._flush(run_stmt, run, result)
+        self._flush(run_stmt, run, result, run_key)
 
     def _statement(self, change: RowChange):
         """(batch key, SQL, params, must-run-alone) for one change."""
@@ -341,18 +341,62 @@ class Applier:
             if isinstance(value, str) and len(value) >= 10:
                 t.partitions.add(value[:10])  # text is rendered in UTC: 'YYYY-MM-DD ...'
 
-    def _flush(self, stmt, run: list[tuple[RowChange, list]], result: ApplyResult) -> None:
+    def _flush(self, stmt, run: list[tuple[RowChange, list]], result: ApplyResult, run_key=None) -> None:
         if not run:
             return
         try:
             with self.conn.transaction():  # savepoint: a bad row must not abort the batch
-                with self.conn.cursor() as cur:
-                    cur.executemany(stmt, [p for _c, p in run])
+                if run_key and run_key[0] == "u" and len(run) > 1 and self._multi_upsert(run_key, run):
+                    pass
+                elif run_key and run_key[0] == "d" and len(run) > 1 and self._multi_delete(run_key, run):
+                    pass
+                else:
+                    with self.conn.cursor() as cur:
+                        cur.executemany(stmt, [p for _c, p in run])
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
             self._row_by_row(stmt, run, result, exc)
             return
         for change, _p in run:
             self._touch(change, result)
+
+    def _multi_upsert(self, run_key, run: list[tuple[RowChange, list]]) -> bool:
+        """A run of whole-row upserts on one table as multi-row INSERT … ON CONFLICT statements.
+
+        Within a run only the last image of each key matters (every statement writes the whole
+        row), so earlier images of the same key are dropped: one statement cannot touch a row twice.
+        """
+        _kind, qualified, cols = run_key
+        tt = self._target(qualified)
+        if not all(k in cols for k in tt.key):
+            return False
+        key_idx = [cols.index(k) for k in tt.key]
+        latest: dict[tuple, list] = {}
+        for _change, params in run:
+            key = tuple(params[i] for i in key_idx)
+            latest.pop(key, None)
+            latest[key] = params
+        rows = list(latest.values())
+        per = max(1, min(1000, 30000 // max(1, len(cols))))
+        nonkey = [c for c in cols if c not in tt.key]
+        conflict = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in nonkey)) if nonkey else sql.SQL("DO NOTHING")
+        row_sql = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(cols)))
+        for i in range(0, len(rows), per):
+            chunk = rows[i:i + per]
+            stmt = sql.SQL("INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) {}").format(
+                tt.ident, sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join([row_sql] * len(chunk)),
+                sql.SQL(", ").join(map(sql.Identifier, tt.key)), conflict)
+            self.conn.execute(stmt, [v for r in chunk for v in r])
+        return True
+
+    def _multi_delete(self, run_key, run: list[tuple[RowChange, list]]) -> bool:
+        tt = self._target(run_key[1])
+        if len(tt.key) != 1:
+            return False
+        keytype = tt.columns[tt.key[0]]
+        self.conn.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::text[]::{}[])").format(
+            tt.ident, sql.Identifier(tt.key[0]), sql.SQL(keytype)), [[p[0] for _c, p in run]])
+        return True
 
     def _row_by_row(self, stmt, run, result: ApplyResult, first_error: Exception) -> None:
         for change, params in run:

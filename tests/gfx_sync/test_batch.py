@@ -182,7 +182,7 @@ def test_partition_window_resyncs_exactly_its_days(clean, supabase_db, gfx_sourc
 
 def test_unreachable_source_fails_clearly_marks_status_and_commits_nothing(clean, supabase_db, gfx_source_db):
     insert_hands(gfx_source_db, 5)
-    dead = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/nothing", connect_attempts=2, pool_timeout_s=2)
+    dead = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/nothing", connect_attempts=2, pool_timeout_s=0.5)
     for _ in range(3):
         with pytest.raises(ServiceUnavailable, match="unavailable"):
             batch_sync(dead, supabase_db, HANDS)
