@@ -594,7 +594,8 @@ def consultation_dataset(seed: int, scale: str | int, today: date | None = None,
     data = DemoData(seed, scale).child("consultation_backup")
     rng = data.rng
     n = scale_factor(scale)
-    today = today or datetime.now(SEOUL).date()
+    now = datetime.now(SEOUL)
+    today = today or now.date()
 
     def uid() -> str:
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -640,6 +641,8 @@ def consultation_dataset(seed: int, scale: str | int, today: date | None = None,
             consult_id = f"{cid}_{k:03d}"
             day = today - timedelta(days=rng.randint(0, 29))
             at = datetime.combine(day, datetime.min.time(), SEOUL) + timedelta(minutes=rng.randint(9 * 60, 19 * 60))
+            # a page cannot have been created in the future (today's consultations so far)
+            at = min(at, now - timedelta(minutes=30 + rng.randint(0, 120)))
             cflaw = bad_consults.get(consult_no)
             images = []
             n_images = 0 if rng.random() < 0.65 else rng.choice([1, 1, 1, 2])
