@@ -253,3 +253,20 @@ def test_sensor_peek_finds_changes_and_releases_unrelated_wal(cdc):
     assert drain(cdc).changes == 1
     with psycopg.connect(cdc.source_url) as conn:
         assert slot_info(conn, cdc.config.slot_name).confirmed_flush_lsn > after_idle
+
+
+def test_runs_of_upserts_and_deletes_keep_the_last_image_of_each_key(cdc):
+    """Consecutive changes to one table go out as multi-row statements; repeated keys in a run
+    collapse to their last image, deletes by key array."""
+    initialize(cdc.source_url, cdc.target_url, cdc.config)
+    cdc.src("INSERT INTO cdc_items (id, qty, name) SELECT g, 0, '행 ' || g FROM generate_series(1, 300) g")
+    with psycopg.connect(cdc.source_url, autocommit=True) as conn:
+        with conn.transaction():
+            for i in range(5):
+                conn.execute("UPDATE cdc_items SET qty = qty + 1, name = %s WHERE id IN (1, 2)", (f"v{i}",))
+    cdc.src("DELETE FROM cdc_items WHERE id > 250")
+    cdc.src("UPDATE cdc_items SET qty = 42 WHERE id BETWEEN 100 AND 199")
+    result = drain(cdc)
+    assert result.tables["public.cdc_items"].deletes == 50 and result.tables["public.cdc_items"].updates == 110
+    assert rows(cdc, "target") == rows(cdc, "source")
+    assert cdc.tgt_rows("SELECT qty, name FROM cdc_items WHERE id = 2") == [(5, "v4")]

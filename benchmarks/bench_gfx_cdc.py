@@ -1,0 +1,234 @@
+"""gfx_sync CDC benchmark: the streaming worker beside PostgreSQL's own logical replication.
+
+Same run, same two databases, same table shape, same load generator:
+
+1. **p99 commit-to-apply lag at a sustained rate** (default 2,000 row changes/s for
+   ``GFX_CDC_BENCH_SECONDS`` s, default 20; the issue's figure is 60 s). Each row carries the
+   source's ``clock_timestamp()`` when it was written; the target table has an extra column
+   ``applied_at DEFAULT clock_timestamp()`` filled when the row lands. Reference: a
+   ``CREATE SUBSCRIPTION`` subscriber (its apply worker fills the same default).
+2. **Maximum sustained change rate**: the generator writes as fast as it can for the same
+   duration; rate = rows / (first commit -> last row applied). Reference: the subscriber.
+
+Run alone: ``python -m benchmarks.bench_gfx_cdc [--seconds 60] [--rate 2000]`` (creates and drops
+private databases), or through the harness as ``bench(ctx)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from benchmarks.harness import BenchContext, Figure
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS_PER_TX = 10
+MAX_RATE_ROWS_PER_TX = 100  # bigger transactions so the generator outruns the appliers
+PAYLOAD = '{"hand": 1, "actions": ["bet", "call", "fold"], "메모": "올인"}'
+
+SOURCE_DDL = """
+CREATE TABLE IF NOT EXISTS public.{t} (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL, pot numeric(14,2),
+                                       payload jsonb);
+"""
+TARGET_DDL = """
+CREATE TABLE IF NOT EXISTS public.{t} (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL, pot numeric(14,2),
+                                       payload jsonb, applied_at timestamptz DEFAULT clock_timestamp());
+"""
+
+
+def _exec(url: str, statement: str | sql.Composable, params=None):
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else None
+
+
+def _generate(url: str, table: str, seconds: float, rate: float | None, start_id: int,
+              rows_per_tx: int = ROWS_PER_TX) -> int:
+    """Write ``rows_per_tx``-row transactions at ``rate`` rows/s (None: as fast as possible). Returns rows."""
+    stmt = sql.SQL("INSERT INTO {} (id, committed_at, pot, payload) SELECT g, clock_timestamp(), g %% 1000, %s::jsonb "
+                   "FROM generate_series(%s::bigint, %s::bigint) g").format(sql.Identifier(table))
+    written = 0
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while (elapsed := time.perf_counter() - started) < seconds:
+            if rate is not None:
+                ahead = written / rate - elapsed
+                if ahead > 0:
+                    time.sleep(ahead)
+            conn.execute(stmt, (PAYLOAD, start_id + written, start_id + written + rows_per_tx - 1))
+            written += rows_per_tx
+    return written
+
+
+def _wait_applied(url: str, table: str, rows: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _exec(url, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))[0][0] < rows:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{table}: not all {rows} rows applied within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _lag_stats(url: str, table: str, start_id: int) -> dict[str, float]:
+    [(p50, p99, mx, first, last, n)] = _exec(url, sql.SQL(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), "
+        "max(lag), min(extract(epoch FROM committed_at)), max(extract(epoch FROM applied_at)), count(*) "
+        "FROM (SELECT committed_at, applied_at, extract(epoch FROM applied_at - committed_at) * 1000 AS lag "
+        "FROM {} WHERE id >= %s) s").format(sql.Identifier(table)), (start_id,))
+    return {"p50_ms": float(p50), "p99_ms": float(p99), "max_ms": float(mx),
+            "rate": float(n) / max(float(last) - float(first), 1e-6), "rows": int(n)}
+
+
+class NativeSubscriber:
+    """CREATE SUBSCRIPTION between the two databases (slot made first: same-cluster subscriptions
+    cannot create their own slot without deadlocking on the CREATE SUBSCRIPTION transaction)."""
+
+    def __init__(self, source_url: str, target_url: str, table: str, tag: str):
+        self.source_url, self.target_url, self.table = source_url, target_url, table
+        self.pub, self.sub = f"bench_native_pub_{tag}", f"bench_native_sub_{tag}"
+        info = psycopg.conninfo.conninfo_to_dict(source_url)
+        self.conninfo = " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "user", "dbname", "password"))
+
+    def __enter__(self):
+        _exec(self.source_url, sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+            sql.Identifier(self.pub), sql.Identifier(self.table)))
+        _exec(self.source_url, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.sub,))
+        _exec(self.target_url, sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH "
+                                       "(create_slot = false, slot_name = {}, copy_data = false)").format(
+            sql.Identifier(self.sub), sql.Literal(self.conninfo), sql.Identifier(self.pub), sql.Literal(self.sub)))
+        deadline = time.monotonic() + 30
+        while not _exec(self.source_url, "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (self.sub,))[0][0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("native subscriber did not start")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        for stmt in ("ALTER SUBSCRIPTION {} DISABLE", "ALTER SUBSCRIPTION {} SET (slot_name = NONE)", "DROP SUBSCRIPTION {}"):
+            try:
+                _exec(self.target_url, sql.SQL(stmt).format(sql.Identifier(self.sub)))
+            except psycopg.Error:
+                pass
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                _exec(self.source_url, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                                       "WHERE slot_name = %s", (self.sub,))
+                break
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.2)
+        _exec(self.source_url, sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(self.pub)))
+
+
+class CdcWorker:
+    """The platform's streaming worker in a subprocess (as deployed), on its own slot."""
+
+    def __init__(self, source_url: str, target_url: str, table: str, tag: str):
+        from gfx_sync.cdc.models import CdcConfig, TableConfig
+
+        self.source_url, self.target_url = source_url, target_url
+        self.config = CdcConfig(tables=(TableConfig(table),), slot_name=f"bench_cdc_{tag}",
+                                publication=f"bench_cdc_pub_{tag}")
+
+    def __enter__(self):
+        from gfx_sync.cdc.snapshot import initialize
+
+        initialize(self.source_url, self.target_url, self.config)
+        env = {**os.environ, "GFX_SOURCE_DB_URL": self.source_url, "SUPABASE_DB_URL": self.target_url}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gfx_sync.cdc", "worker", "--no-report", "--slot", self.config.slot_name,
+             "--publication", self.config.publication, "--tables", self.config.tables[0].name],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not _exec(self.source_url, "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots "
+                                         "WHERE slot_name = %s", (self.config.slot_name,))[0][0]:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("CDC worker did not start")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc):
+        from gfx_sync.cdc.snapshot import teardown
+
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        teardown(self.source_url, self.target_url, self.config, drop_publication=True)
+
+
+def bench(ctx: BenchContext) -> list[Figure]:
+    seconds = float(ctx.extra.get("seconds", os.environ.get("GFX_CDC_BENCH_SECONDS", 20)))
+    rate = float(ctx.extra.get("rate", os.environ.get("GFX_CDC_BENCH_RATE", 2000)))
+    tag = secrets.token_hex(3)
+    ours, native = f"bench_cdc_ours_{tag}", f"bench_cdc_native_{tag}"
+    for t in (ours, native):
+        _exec(ctx.gfx_source_url, SOURCE_DDL.format(t=t))
+        _exec(ctx.supabase_url, TARGET_DDL.format(t=t))
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name, table, runner in (("cdc_worker", ours, CdcWorker), ("native", native, NativeSubscriber)):
+        with runner(ctx.gfx_source_url, ctx.supabase_url, table, tag):
+            phase = {}
+            start = 1
+            n = _generate(ctx.gfx_source_url, table, seconds, rate, start)
+            _wait_applied(ctx.supabase_url, table, n, timeout=seconds * 10 + 60)
+            phase["sustained"] = _lag_stats(ctx.supabase_url, table, start)
+            start = 10_000_000
+            n = _generate(ctx.gfx_source_url, table, seconds, None, start, rows_per_tx=MAX_RATE_ROWS_PER_TX)
+            _wait_applied(ctx.supabase_url, table, phase["sustained"]["rows"] + n, timeout=seconds * 20 + 120)
+            phase["max"] = _lag_stats(ctx.supabase_url, table, start)
+            results[name] = phase
+    for t in (ours, native):
+        _exec(ctx.gfx_source_url, f"DROP TABLE IF EXISTS {t}")
+        _exec(ctx.supabase_url, f"DROP TABLE IF EXISTS {t}")
+    o, r = results["cdc_worker"], results["native"]
+    note = f"{seconds:.0f}s at {rate:.0f} rows/s target ({ROWS_PER_TX} rows per transaction), insert workload"
+    return [
+        Figure("gfx_cdc", "p99 commit-to-apply lag ms @ sustained rate", o["sustained"]["p99_ms"],
+               r["sustained"]["p99_ms"], "native logical replication (CREATE SUBSCRIPTION)", higher_is_better=False,
+               note=note + f"; achieved {o['sustained']['rate']:.0f} vs {r['sustained']['rate']:.0f} rows/s; "
+                           f"p50 {o['sustained']['p50_ms']:.1f} vs {r['sustained']['p50_ms']:.1f} ms"),
+        Figure("gfx_cdc", "max sustained change rate rows/s", o["max"]["rate"], r["max"]["rate"],
+               "native logical replication (CREATE SUBSCRIPTION)",
+               note=f"generator as fast as possible for {seconds:.0f}s, {MAX_RATE_ROWS_PER_TX} rows per transaction; "
+                    f"rows / (first commit -> last apply); "
+                    f"p99 lag {o['max']['p99_ms']:.0f} vs {r['max']['p99_ms']:.0f} ms"),
+    ]
+
+
+def main(argv=None) -> int:
+    from resources.migrations import MIGRATION_SETS, apply_migrations
+    from resources.services import PG_ADMIN_URL
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gfx_cdc")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=2000)
+    args = parser.parse_args(argv)
+    prefix = f"bench{os.getpid()}_{secrets.token_hex(3)}"
+    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    urls = {}
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        for side in ("supabase", "gfx"):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(f"{prefix}_{side}")))
+            urls[side] = psycopg.conninfo.make_conninfo(**{**info, "dbname": f"{prefix}_{side}"})
+    try:
+        for target, url in (("supabase", urls["supabase"]), ("gfx_source", urls["gfx"])):
+            apply_migrations(url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None)
+        ctx = BenchContext(urls["supabase"], urls["gfx"], "", "bench", extra={"seconds": args.seconds, "rate": args.rate})
+        for f in bench(ctx):
+            print(f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]")
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            for side in ("supabase", "gfx"):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(f"{prefix}_{side}")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
