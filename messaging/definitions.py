@@ -15,6 +15,8 @@ from messaging.jobs import (
     daily_statistics_schedule,
     delivery_poll_job,
     delivery_poll_schedule,
+    observe_mysql_job,
+    observe_mysql_schedule,
     run_workflow_job,
 )
 from messaging.sensors import SENSORS
@@ -26,8 +28,8 @@ migrations_job = build_migrations_job("messaging", ["messaging"])
 defs = dg.Definitions(
     assets=[mysql_crm_tables, *PLATFORM_SPECS, mysql_schema_catalog, messaging_workflow_run, daily_statistics],
     asset_checks=CHECKS,
-    jobs=[migrations_job, run_workflow_job, daily_statistics_job, delivery_poll_job],
-    schedules=[delivery_poll_schedule, daily_statistics_schedule],
+    jobs=[migrations_job, run_workflow_job, daily_statistics_job, delivery_poll_job, observe_mysql_job],
+    schedules=[delivery_poll_schedule, daily_statistics_schedule, observe_mysql_schedule],
     sensors=SENSORS,
     resources=resources_for("supabase_db", "mysql", "solapi"),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from psycopg.types.json import Jsonb
@@ -216,6 +217,22 @@ def seed_platform(conn, *, now: datetime | None = None, event_start_after: int =
     return ids
 
 
+@contextmanager
+def my_reader_free_customer(database: str):
+    """The newest customer with a mobile phone and a subscription (admin connection; demo only)."""
+    from resources.services import MySQLAdmin
+
+    conn = MySQLAdmin().connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT c.id FROM customers c JOIN subscriptions s ON s.customer_id = c.id"
+                        " WHERE c.phone LIKE '010-%%' ORDER BY c.id DESC LIMIT 1")
+            row = cur.fetchone()
+        yield None if row is None else int(row[0])
+    finally:
+        conn.close()
+
+
 def _vars(content: str) -> list[str]:
     from messaging.transform import placeholders
 
@@ -254,6 +271,15 @@ def main(argv=None) -> int:
         # The event workflow starts 5 subscriptions back, so the demo shows it firing by itself.
         ids = seed_platform(conn, event_start_after=max(0, max_sub - 5))
         conn.commit()
+        # One webhook event stored exactly as the endpoint stores it, so the webhook workflow runs by
+        # itself in the demo even before anyone posts to `python -m messaging.webhook`.
+        from messaging.webhook import record_event
+        from resources.postgres import PostgresResource
+
+        with my_reader_free_customer(database) as customer_id:
+            if customer_id is not None:
+                record_event(PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="messaging-demo"),
+                             ids["workflow:webhook"], f"demo-signup-{customer_id}", {"customer_id": customer_id}, None)
     print(f"[messaging] Supabase: {len([k for k in ids if k.startswith('workflow:')])} workflows, "
           f"{len([k for k in ids if k.startswith('template:')])} templates")
     print(f"[messaging] manual run: dg launch -m messaging.definitions --job messaging_run_workflow "

@@ -61,3 +61,16 @@ def daily_statistics_schedule(context: dg.ScheduleEvaluationContext):
         yesterday = (now - timedelta(days=1)).strftime("%Y-%m-%d")
         requests.append(dg.RunRequest(run_key=f"stats:{yesterday}:final", partition_key=yesterday))
     return requests
+
+
+MYSQL_SOURCE_KEYS = [dg.AssetKey(["mysql", t]) for t in ("customers", "subscriptions", "payments")]
+
+observe_mysql_job = dg.define_asset_job(
+    "messaging_observe_mysql", selection=dg.AssetSelection.assets(*MYSQL_SOURCE_KEYS),
+    description="Observe the CRM tables (row count, last change) so the UI shows the MySQL side's state.",
+    tags={"domain": "messaging"})
+
+observe_mysql_schedule = dg.ScheduleDefinition(
+    name="messaging_observe_mysql_every_15_minutes", job=observe_mysql_job, cron_schedule="*/15 * * * *",
+    execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: row count and last change of customers, subscriptions, payments.")

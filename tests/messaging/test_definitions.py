@@ -149,3 +149,31 @@ def test_webhook_endpoint_stores_signed_events_and_sensor_runs_them(supabase_db,
     assert event["status"] == "processed" and event["workflow_run_id"] is not None
     logs = supabase_db.fetch_all("SELECT * FROM public.message_logs WHERE workflow_run_id = %s", (event["workflow_run_id"],))
     assert len(logs) == 1
+
+
+def test_mysql_sources_are_observed_with_row_count(crm, dagster_instance):
+    result = defs.resolve_job_def("messaging_observe_mysql").execute_in_process(instance=dagster_instance)
+    assert result.success
+    with crm.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM customers")
+        customers = cur.fetchone()[0]
+    events = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    observed = {e.event_specific_data.asset_observation.asset_key.path[-1]:
+                e.event_specific_data.asset_observation.metadata for e in events}
+    assert set(observed) == {"customers", "subscriptions", "payments"}
+    assert observed["customers"]["dagster/row_count"].value == customers
+    assert observed["customers"]["last_change"].value != "n/a"
+
+
+def test_schema_catalog_asset_writes_catalog_and_mappings(supabase_db, crm, dagster_instance):
+    result = dg.materialize([*defs.assets], selection=[K(["supabase", "public", "system_settings"])],
+                            instance=dagster_instance, resources=defs.resources)
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"table_mappings_valid": True}
+    catalog = supabase_db.fetch_value("SELECT setting_value FROM public.system_settings"
+                                      " WHERE setting_key = 'mysql.schema_catalog'")
+    assert "customers" in catalog and "PRIMARY" in catalog["customers"]["indexes"]
+    mappings = supabase_db.fetch_value("SELECT setting_value FROM public.system_settings"
+                                       " WHERE setting_key = 'mysql.table_mappings'")
+    assert mappings["customers"]["fields"]["name"] == "고객명"
