@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -173,28 +174,26 @@ def _stored_watermark(tc: psycopg.Connection, spec: TableSpec) -> datetime | Non
 def _constraint_violations(tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable) -> list[tuple[str, str]]:
     """Staged rows that break a target CHECK or NOT NULL constraint: (key, reason)."""
     regclass = f"public.{spec.table}"
-    parts: list[sql.Composable] = []
+    cases: list[tuple[sql.Composable, str]] = []
     for conname, condef in tc.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
-            (regclass,)).fetchall():
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'"
+            " ORDER BY conname", (regclass,)).fetchall():
         expr = tf.check_expression(condef)
         if expr:
-            parts.append(sql.SQL("SELECT {k}::text, {r} FROM {s} WHERE ({e}) IS FALSE").format(
-                k=sql.Identifier(spec.key), r=sql.Literal(f"violates target constraint {conname}: {condef}"),
-                s=stg, e=sql.SQL(expr)))
+            cases.append((sql.SQL("({}) IS FALSE").format(sql.SQL(expr)), f"violates target constraint {conname}: {condef}"))
     for (col,) in tc.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND attnotnull"
-            " AND NOT attisdropped", (regclass,)).fetchall():
-        parts.append(sql.SQL("SELECT {k}::text, {r} FROM {s} WHERE {c} IS NULL").format(
-            k=sql.Identifier(spec.key), r=sql.Literal(f"null value in column {col} (NOT NULL on target)"),
-            s=stg, c=sql.Identifier(col)))
-    if not parts:
+            " AND NOT attisdropped ORDER BY attnum", (regclass,)).fetchall():
+        cases.append((sql.SQL("{} IS NULL").format(sql.Identifier(col)), f"null value in column {col} (NOT NULL on target)"))
+    if not cases:
         return []
-    rows = tc.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
-    seen: dict[str, str] = {}
-    for key, reason in rows:
-        seen.setdefault(key, reason)
-    return sorted(seen.items())
+    # one scan of the staging table, whatever the number of constraints
+    reason = sql.SQL("CASE ") + sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(cond, sql.Literal(text)) for cond, text in cases) + sql.SQL(" END")
+    rows = tc.execute(sql.SQL("SELECT {k}::text, {r} FROM {s} WHERE {any}").format(
+        k=sql.Identifier(spec.key), r=reason, s=stg,
+        any=sql.SQL(" OR ").join(sql.SQL("({})").format(c) for c, _ in cases))).fetchall()
+    return sorted((k, r) for k, r in rows)
 
 
 def _quarantine_rows(tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable, bad: Sequence[tuple[str, str]],
@@ -432,14 +431,17 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                         lo = tf.read_from(tf.read_base(target_max, _stored_watermark(tc, spec)), overlap, source_now)
                         res.watermark_from = lo
                         where = sql.SQL("{} >= {}").format(ts, sql.Literal(lo)) if lo is not None else sql.SQL("true")
-                    stg = _create_stage(tc, spec, columns, "gfx_stage")
                     query = sql.SQL("SELECT {} FROM {} WHERE {}").format(tf.ident_list(columns), _tbl(spec), where)
-                    rows, nbytes = copy_between(sc, query, tc, stg, columns)
-                    res.rows_read += rows
-                    res.bytes_copied += nbytes
-                    quarantine_and_merge(tc, spec, columns, stg, tf.changed_guard(columns), res, run_id)
-                    if window:
-                        _delete_missing_in_window(sc, tc, spec, stg, window, res)
+                    target_empty = window is None and not tc.execute(
+                        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_tbl(spec))).fetchone()[0]
+                    if not (target_empty and _initial_load(sc, tc, spec, columns, query, res)):
+                        stg = _create_stage(tc, spec, columns, "gfx_stage")
+                        rows, nbytes = copy_between(sc, query, tc, stg, columns)
+                        res.rows_read += rows
+                        res.bytes_copied += nbytes
+                        quarantine_and_merge(tc, spec, columns, stg, tf.changed_guard(columns), res, run_id)
+                        if window:
+                            _delete_missing_in_window(sc, tc, spec, stg, window, res)
                 if reconcile:
                     reconcile_table(source, tc, spec, columns, res, run_id, chunk_rows=chunk_rows, full=full_hash)
                 res.watermark_to = tf.next_watermark(tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
@@ -452,6 +454,24 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
             record_failure(target, spec, res, exc, run_id)
         raise
     return res
+
+
+def _initial_load(sc: psycopg.Connection, tc: psycopg.Connection, spec: TableSpec, columns: Sequence[str],
+                  query: sql.Composable, res: SyncResult) -> bool:
+    """Into an empty table there is nothing to merge against, so the COPY goes straight into it
+    (the staging table and the ON CONFLICT pass would only cost time). Under a savepoint: if any
+    row breaks a target constraint (or a concurrent writer got there first) the COPY is undone
+    and the caller takes the staging path, which quarantines the bad rows and lands the rest."""
+    try:
+        with tc.transaction():
+            rows, nbytes = copy_between(sc, query, tc, _tbl(spec), columns)
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+        return False
+    res.rows_read += rows
+    res.inserted += rows
+    res.bytes_copied += nbytes
+    res.details["initial_load"] = True
+    return True
 
 
 def _delete_missing_in_window(sc: psycopg.Connection, tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable,
@@ -494,18 +514,21 @@ def reconcile_table(source: PostgresResource, tc: psycopg.Connection, spec: Tabl
     sides, so equal chunks cost one hash; only differing chunks are compared row by row (keys and
     hashes only), then missing/different rows are re-copied and rows gone from the source deleted.
 
-    The target is read before the source: a key present on the target then and absent from the
-    (later) source snapshot was deleted on the source. Deletes are further limited to rows not
-    changed since the target read, so a concurrent CDC insert is never removed.
+    A key is deleted only when a source snapshot taken after the target scan still lacks it, and
+    only if its row did not change since the scan began, so a concurrent CDC insert is never removed.
     """
     tc.execute("SET LOCAL TimeZone = 'UTC'")
     target_read_at = tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
         sql.Identifier(TIMESTAMP_COLUMN), _tbl(spec))).fetchone()[0]
-    tgt = _chunk_hashes(tc, spec, columns, chunk_rows, full)
     with source.connection() as sc, sc.transaction():
         sc.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         sc.execute("SET LOCAL TimeZone = 'UTC'")
-        src = _chunk_hashes(sc, spec, columns, chunk_rows, full)
+        # Both scans run at once (two servers in production, two cores here); deletes are
+        # re-verified against a fresh source snapshot below, so the scans need no ordering.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            tgt_future = pool.submit(_chunk_hashes, tc, spec, columns, chunk_rows, full)
+            src = _chunk_hashes(sc, spec, columns, chunk_rows, full)
+            tgt = tgt_future.result()
         bad = tf.diff_chunks(src, tgt)
         res.chunks_compared += len(set(src) | set(tgt))
         res.chunks_different += len(bad)
@@ -521,6 +544,13 @@ def reconcile_table(source: PostgresResource, tc: psycopg.Connection, spec: Tabl
             res.rows_read += rows
             res.bytes_copied += nbytes
             quarantine_and_merge(tc, spec, columns, stg, tf.changed_guard(columns), res, run_id)
+    if to_delete:
+        # A key is deleted only if a source snapshot taken after the target scan still lacks it:
+        # anything the target scan saw had committed on the source before that snapshot.
+        with source.connection() as sc2, sc2.transaction():
+            still = {r[0] for r in sc2.execute(sql.SQL("SELECT {k}::text FROM {t} WHERE {k} = ANY({arr})").format(
+                k=sql.Identifier(spec.key), t=_tbl(spec), arr=_key_array(spec)), (to_delete,)).fetchall()}
+        to_delete = [k for k in to_delete if k not in still]
     if to_delete:
         res.deleted += tc.execute(sql.SQL("DELETE FROM {t} WHERE {k}::text = ANY(%s) AND {ts} <= %s").format(
             t=_tbl(spec), k=sql.Identifier(spec.key), ts=sql.Identifier(TIMESTAMP_COLUMN)),

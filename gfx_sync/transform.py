@@ -114,11 +114,11 @@ def chunk_predicate(spec: TableSpec, chunk_rows: int, buckets: Sequence[int]) ->
 
 
 def row_hash_expr(key: str, columns: Sequence[str], full: bool) -> sql.Composable:
-    """Per-row fingerprint: (key, updated_at) for the cheap pass, every column for the full pass.
-    Callers run it with ``TimeZone = UTC`` on both sides so timestamps render alike."""
+    """Per-row fingerprint. Cheap pass: (key, updated_at) hashed as integers (no text rendering,
+    no detoasting of the payload). Full pass: every column's text (run with ``TimeZone = UTC``)."""
     if full:
         return sql.SQL("hashtextextended(row({})::text, 0)").format(ident_list(columns))
-    return sql.SQL("hashtextextended({}::text || '|' || {}::text, 0)").format(
+    return sql.SQL("hashtextextended({}::text, (extract(epoch FROM {}) * 1000000)::bigint)").format(
         sql.Identifier(key), sql.Identifier(TIMESTAMP_COLUMN))
 
 
