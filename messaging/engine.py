@@ -46,6 +46,7 @@ from resources.errors import PermanentError, ServiceUnavailable, TransientError
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
+from resources.state import quarantine
 
 SOLAPI_TYPE = {"sms": "SMS", "lms": "LMS", "kakao": "ATA"}
 AMBIGUOUS = (TransientError, ServiceUnavailable, httpx.TransportError)
@@ -117,6 +118,9 @@ def load_template(db: PostgresResource, workflow: Mapping[str, Any]) -> Template
         raise WorkflowConfigError(f"template {row['name']!r} is archived")
     if row["message_type"] == "kakao" and not row.get("template_code"):
         raise WorkflowConfigError(f"Alimtalk template {row['name']!r} has no template_code")
+    if row["message_type"] == "kakao" and row["category"] == "promotion":
+        raise WorkflowConfigError(f"template {row['name']!r}: Alimtalk is for informational messages only; "
+                                  "send advertising as SMS/LMS")
     return Template(str(row["id"]), row["name"], row["category"], row["message_type"], row["content"],
                     row.get("template_code"), list(row.get("buttons") or []))
 
@@ -191,6 +195,20 @@ def _write_logs(db: PostgresResource, run_id: str, template: Template, opts: Run
                 copy.write_row((run_id, template.id, (m.phone or m.raw_phone)[:20], (m.name or "")[:255] or None,
                                 m.message_type, m.content, Jsonb(m.variables), "pending" if m.ok else "failed",
                                 C.PROVIDER, m.error_code, m.error_message, None if m.ok else now, key))
+
+
+def _quarantine_bad_contacts(db: PostgresResource, workflow: Mapping[str, Any], messages: list[RenderedMessage],
+                             opts: RunOptions) -> None:
+    """A CRM row whose phone is unusable is a source data problem: quarantine it (id and reason)."""
+    bad = [m for m in messages if m.error_code == C.ERR_PHONE]
+    if not bad:
+        return
+    source = f"mysql/{(workflow.get('target_config') or {}).get('table') or 'target_query'}"
+    with db.transaction() as conn:
+        for m in bad:
+            quarantine(conn, domain=C.DOMAIN, source=source, item_id=m.source_id or f"phone:{m.raw_phone}",
+                       reason=f"{C.ERR_PHONE}: {m.error_message}", payload={"name": m.name, "phone": m.raw_phone},
+                       run_id=opts.dagster_run_id)
 
 
 def _render_all(db: PostgresResource, mysql: MySQLResource, workflow: Mapping[str, Any], template: Template,
@@ -293,6 +311,8 @@ def reconcile_attempted(db: PostgresResource, solapi: SolapiResource, run_id: st
 
 def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, template: Template, opts: RunOptions,
                   summary: RunSummary, log) -> None:
+    if template.message_type == "kakao" and not solapi.pf_id:
+        raise WorkflowConfigError("Alimtalk needs the Kakao channel profile id (SOLAPI_PF_ID)")
     cost = unit_cost(template.message_type)
     summary.reconciled += reconcile_attempted(db, solapi, run_id, cost)
     chunk = max(1, min(opts.chunk_size, C.SEND_CHUNK_MAX))
@@ -413,6 +433,7 @@ def execute_workflow(db: PostgresResource, mysql: MySQLResource, solapi: SolapiR
             messages, report, used_individual, lookup = _render_all(db, mysql, workflow, template, opts, summary, log)
             summary.unmapped = report.unmapped
             _write_logs(db, run_id, template, opts, messages)
+            _quarantine_bad_contacts(db, workflow, messages, opts)
             bad = sum(1 for m in messages if not m.ok)
             _log(summary, log, f"{len(messages)} recipient(s) logged ({bad} failed validation, "
                  f"{summary.duplicates_dropped} duplicate phone(s) dropped)")

@@ -122,6 +122,7 @@ class RenderedMessage:
     error_code: str | None = None
     error_message: str | None = None
     subject: str | None = None
+    source_id: str | None = None  # the target row's key (for quarantine)
 
     @property
     def ok(self) -> bool:

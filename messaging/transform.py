@@ -320,7 +320,8 @@ def render_message(template: Template, row: Mapping[str, Any], values: Mapping[s
     text = apply_ad_rules(text, template.category, opt_out_line)
     used = {k: format_value(v) for k, v in values.items()}
     msg = RenderedMessage(phone=None, raw_phone=raw_phone, name=name, content=text, variables=used,
-                          message_type=template.message_type)
+                          message_type=template.message_type,
+                          source_id=None if row.get("id") is None else str(row.get("id")))
     try:
         msg.phone = normalize_phone(raw_phone)
     except InvalidPhone as exc:

@@ -202,3 +202,31 @@ def test_webhook_payload_binds_target_query(supabase_db, mysql_reader, platform_
 
     with pytest.raises(WorkflowConfigError, match="customer_id"):
         execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:webhook"], _key(), payload={}))
+
+
+def test_bad_phones_are_quarantined_with_id_and_reason(supabase_db, mysql_reader, crm, all_customers_workflow):
+    execute_workflow(supabase_db, mysql_reader, None, RunOptions(all_customers_workflow, _key()))
+    with crm.cursor() as cur:
+        cur.execute("SELECT id FROM customers WHERE phone IS NULL OR phone NOT LIKE '01%%'")
+        bad_ids = {str(r[0]) for r in cur.fetchall()}
+    rows = supabase_db.fetch_all("SELECT item_id, reason FROM public.data_quarantine WHERE domain = 'messaging'"
+                                 " AND source = 'mysql/customers' AND resolved_at IS NULL")
+    assert bad_ids and bad_ids <= {r["item_id"] for r in rows}
+    assert all(r["reason"].startswith("INVALID_PHONE") for r in rows)
+
+
+def test_alimtalk_rules(supabase_db, mysql_reader, solapi, platform_ids):
+    from messaging.models import WorkflowConfigError
+
+    with supabase_db.transaction() as conn:
+        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, template_code, content)"
+                           " VALUES ('광고 알림톡', 'promotion', 'kakao', 'KA01TP1', '#{name}님 할인') RETURNING id").fetchone()[0]
+        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+                           " VALUES ('광고 알림톡', 'manual', 'active', %s, %s) RETURNING id",
+                           (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+    with pytest.raises(WorkflowConfigError, match="informational"):
+        execute_workflow(supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live"))
+    no_profile = solapi.model_copy(update={"pf_id": ""})
+    with pytest.raises(WorkflowConfigError, match="SOLAPI_PF_ID"):
+        execute_workflow(supabase_db, mysql_reader, no_profile,
+                         RunOptions(platform_ids["workflow:event"], _key(), send_mode="live", event_range=(0, 3)))
