@@ -8,6 +8,7 @@ Retries 403 rate-limit / 429 / 5xx with backoff and sits behind the ``google_dri
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -70,7 +71,8 @@ class GoogleDriveResource(dg.ConfigurableResource):
     breaker_fail_max: int = 3
     breaker_reset_timeout_s: float = 300.0
 
-    _service: Any = PrivateAttr(default=None)
+    # httplib2 is not thread-safe: one service object per thread (images download in a pool)
+    _local: Any = PrivateAttr(default_factory=threading.local)
     _caller: ResilientCaller | None = PrivateAttr(default=None)
 
     def credentials(self):
@@ -85,15 +87,15 @@ class GoogleDriveResource(dg.ConfigurableResource):
 
     def get_service(self):
         """The ``drive v3`` service object (static discovery document; no network to build it)."""
-        if self._service is None:
+        if getattr(self._local, "service", None) is None:
             import google_auth_httplib2
             import httplib2
             from googleapiclient.discovery import build
 
             http = google_auth_httplib2.AuthorizedHttp(self.credentials(), http=httplib2.Http(timeout=self.timeout_s))
-            self._service = build("drive", "v3", http=http, static_discovery=True, cache_discovery=False,
+            self._local.service = build("drive", "v3", http=http, static_discovery=True, cache_discovery=False,
                                   client_options={"api_endpoint": self.api_root()}, num_retries=0)
-        return self._service
+        return self._local.service
 
     @property
     def caller(self) -> ResilientCaller:
