@@ -166,8 +166,15 @@ def bench(ctx: BenchContext) -> list[Figure]:
     database, workflow_id = _prepare(ctx, recipients)
     env = {**os.environ, "SUPABASE_DB_URL": ctx.supabase_url, "MYSQL_DATABASE": database,
            "PYTHONPATH": str(ROOT)}
+    saved_db = os.environ.get("MYSQL_DATABASE")
     os.environ["MYSQL_DATABASE"] = database
-    render_s, rendered, raw_s, rows = _targeting(ctx, workflow_id)
+    try:
+        render_s, rendered, raw_s, rows = _targeting(ctx, workflow_id)
+    finally:
+        if saved_db is None:
+            os.environ.pop("MYSQL_DATABASE", None)
+        else:
+            os.environ["MYSQL_DATABASE"] = saved_db
 
     port = _free_port()
     standin = subprocess.Popen([sys.executable, "-c", STANDIN, str(port)], cwd=ROOT, env=env)

@@ -423,6 +423,11 @@ def execute_workflow(db: PostgresResource, mysql: MySQLResource, solapi: SolapiR
     template = load_template(db, workflow)
     run_id, status, resumed = _start_run(db, workflow, opts)
     summary = RunSummary(run_id, status, resumed=resumed)
+    db.execute("INSERT INTO public.user_activity_logs (user_id, action, resource_type, resource_id, details)"
+               " VALUES ('dagster', %s, 'workflow', %s, %s)",
+               ("workflow.resumed" if resumed else "workflow.executed", str(workflow["id"]),
+                Jsonb({"execution_key": opts.execution_key, "workflow_run_id": run_id, "send_mode": opts.send_mode,
+                       "dagster_run_id": opts.dagster_run_id})))
     if status == "completed":
         _log(summary, log, f"execution {opts.execution_key} already completed; nothing to do")
         return summary

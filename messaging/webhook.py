@@ -58,8 +58,9 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
         raise WebhookRejected("signature does not match", status=401)
 
 
-def record_event(db: PostgresResource, workflow_id: str, event_id: str, payload: dict, source_ip: str | None) -> tuple[int, bool]:
-    """Store the event durably; returns (row id, duplicate?)."""
+def record_event(db: PostgresResource, workflow_id: str, event_id: str, payload: dict, source_ip: str | None,
+                 user_agent: str | None = None) -> tuple[int, bool]:
+    """Store the event durably (and an activity log row) in one transaction; returns (row id, duplicate?)."""
     with db.transaction() as conn:
         wf = conn.execute("SELECT trigger_type, status FROM public.workflows WHERE id = %s", (workflow_id,)).fetchone()
         if wf is None:
@@ -71,6 +72,10 @@ def record_event(db: PostgresResource, workflow_id: str, event_id: str, payload:
             " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING id",
             (event_id, workflow_id, Jsonb(payload), source_ip)).fetchone()
         if row is not None:
+            conn.execute(
+                "INSERT INTO public.user_activity_logs (user_id, action, resource_type, resource_id, details, ip_address,"
+                " user_agent) VALUES ('webhook', 'webhook.received', 'workflow', %s, %s, %s, %s)",
+                (workflow_id, Jsonb({"event_id": event_id, "event_row": int(row[0])}), source_ip, user_agent))
             return int(row[0]), False
         existing = conn.execute("SELECT id FROM public.messaging_webhook_events WHERE event_id = %s", (event_id,)).fetchone()
         return int(existing[0]), True
@@ -103,7 +108,8 @@ def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
             event_id = request.headers.get("x-webhook-id") or hashlib.sha256(
                 request.headers["x-webhook-timestamp"].encode() + b"." + body).hexdigest()
             row_id, duplicate = record_event(db, request.path_params["workflow_id"], event_id[:200], payload,
-                                             _ip(request.client.host if request.client else None))
+                                             _ip(request.client.host if request.client else None),
+                                             request.headers.get("user-agent"))
         except WebhookRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status or 400)
         return JSONResponse({"event_id": event_id, "id": row_id, "duplicate": duplicate, "status": "received"},

@@ -177,3 +177,36 @@ def test_schema_catalog_asset_writes_catalog_and_mappings(supabase_db, crm, dags
     mappings = supabase_db.fetch_value("SELECT setting_value FROM public.system_settings"
                                        " WHERE setting_key = 'mysql.table_mappings'")
     assert mappings["customers"]["fields"]["name"] == "고객명"
+
+
+def test_daily_statistics_range_backfill_is_one_run(supabase_db, dagster_instance):
+    result = dg.materialize([*defs.assets], selection=[K(["supabase", "public", "daily_statistics"])],
+                            instance=dagster_instance, resources=defs.resources,
+                            tags={"dagster/asset_partition_range_start": "2026-03-01",
+                                  "dagster/asset_partition_range_end": "2026-03-03"})
+    assert result.success
+    mats = result.asset_materializations_for_node("supabase__public__daily_statistics")
+    assert mats and mats[0].metadata["days"].value == 3
+    days = supabase_db.fetch_all("SELECT stat_date FROM public.daily_statistics WHERE stat_date BETWEEN '2026-03-01'"
+                                 " AND '2026-03-03' ORDER BY 1")
+    assert [str(d["stat_date"]) for d in days] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+
+
+def test_webhook_and_runs_write_user_activity_logs(supabase_db, mysql_reader, platform_ids):
+    import uuid
+
+    from messaging.engine import RunOptions, execute_workflow
+
+    key = f"activity:{uuid.uuid4()}"
+    execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], key))
+    client = TestClient(create_webhook_app(supabase_db, "s"))
+    body, ts = b'{"customer_id": 1}', str(int(time.time()))
+    client.post(f"/webhooks/{platform_ids['workflow:webhook']}", content=body,
+                headers={"X-Webhook-Timestamp": ts, "X-Webhook-Signature": sign("s", ts, body), "X-Webhook-Id": key,
+                         "User-Agent": "crm-hook/1.0"})
+    ran = supabase_db.fetch_one("SELECT * FROM public.user_activity_logs WHERE action = 'workflow.executed'"
+                                " AND details->>'execution_key' = %s", (key,))
+    assert ran["resource_id"] == platform_ids["workflow:manual"]
+    hook = supabase_db.fetch_one("SELECT * FROM public.user_activity_logs WHERE action = 'webhook.received'"
+                                 " AND details->>'event_id' = %s", (key,))
+    assert hook["user_agent"] == "crm-hook/1.0"
