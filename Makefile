@@ -31,9 +31,10 @@ install: $(VENV)/.installed
 services: install
 	$(BIN)/platform services ensure
 
-dagster-home:
+dagster-home: install
 	mkdir -p $(DAGSTER_HOME)
 	ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster instance concurrency set notion 1 > /dev/null
 
 migrate: services
 	$(BIN)/platform migrations apply

@@ -54,3 +54,11 @@ def test_materialization_with_postgres_instance_storage(dagster_pg, tmp_path):
     with psycopg.connect(dagster_pg) as conn:
         runs = conn.execute("SELECT run_id, status FROM runs").fetchall()
     assert [(r[0], r[1]) for r in runs] == [(result.run_id, "SUCCESS")]
+
+
+def test_repository_dagster_yaml_loads_as_an_instance(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(Path("dagster.yaml").read_text(encoding="utf-8"))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 6
