@@ -212,3 +212,13 @@ def test_schema_drift_stops_the_sync_with_every_difference_named(clean, supabase
         gfx_source_db.execute("ALTER TABLE wsop_players DROP COLUMN sponsor")
     with gfx_source_db.connection() as sc, supabase_db.connection() as tc:
         assert drift_report(sc, tc).ok
+
+
+def test_unreachable_target_fails_clearly_and_the_next_run_catches_up(clean, supabase_db, gfx_source_db):
+    insert_hands(gfx_source_db, 5)
+    dead = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/supabase", connect_attempts=2, pool_timeout_s=0.5)
+    with pytest.raises(ServiceUnavailable, match="127.0.0.1:1"):
+        batch_sync(gfx_source_db, dead, HANDS)
+    assert status(supabase_db, "gfx_hands")["status"] == "pending"  # nothing could be written there
+    res = batch_sync(gfx_source_db, supabase_db, HANDS)
+    assert res.inserted == 5
