@@ -230,3 +230,21 @@ def test_alimtalk_rules(supabase_db, mysql_reader, solapi, platform_ids):
     with pytest.raises(WorkflowConfigError, match="SOLAPI_PF_ID"):
         execute_workflow(supabase_db, mysql_reader, no_profile,
                          RunOptions(platform_ids["workflow:event"], _key(), send_mode="live", event_range=(0, 3)))
+
+
+def test_rate_limited_send_is_reconciled_then_sent_once(supabase_db, mysql_reader, solapi, solapi_server,
+                                                         solapi_standin_state, all_customers_workflow):
+    injector = solapi_server[2]
+    injector.configure(burst_429=2, retry_after_s=0)  # the first send and the first lookup answer 429
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25))
+    assert injector.injected["429"] == 2 and summary.status == "completed"
+    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+
+
+def test_unknown_send_mode_is_refused(supabase_db, mysql_reader, platform_ids):
+    from messaging.models import WorkflowConfigError
+
+    with pytest.raises(WorkflowConfigError, match="MESSAGING_SEND_MODE"):
+        execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], _key(),
+                                                                     send_mode="sometimes"))
