@@ -65,6 +65,11 @@ class SyncConfig(dg.Config):
                                    description="notion_wins (default) | latest_wins | manual (seed 000 §2.2)")
 
 
+class RecordsConfig(SyncConfig):
+    edited_since: str = Field(default="", description="ISO time: read only pages edited since then (the sensor "
+                                                      "sets it); empty = the whole window, with the trash sweep")
+
+
 class CustomersConfig(SyncConfig):
     full_refresh: bool = Field(default=False, description="read every page instead of edits since the watermark")
     reconcile: bool = Field(default=False, description="also soft-delete rows whose page is gone from Notion and "
@@ -140,7 +145,7 @@ def consultation_customers(context: dg.AssetExecutionContext, config: CustomersC
                 "backfill is one run and one windowed Notion query (split past the 10,000-result cap). Rows of "
                 "the window whose page was trashed or deleted become is_deleted.",
 )
-def consultation_records(context: dg.AssetExecutionContext, config: SyncConfig, notion: NotionResource,
+def consultation_records(context: dg.AssetExecutionContext, config: RecordsConfig, notion: NotionResource,
                          supabase_db: PostgresResource, consultation_settings: ConsultationSettings) -> dg.MaterializeResult:
     started = time.perf_counter()
     strategy = _strategy(config.conflict_strategy)
@@ -149,7 +154,7 @@ def consultation_records(context: dg.AssetExecutionContext, config: SyncConfig, 
                                                       "window": f"{start}...{end}"})
     try:
         result = sync.sync_records(notion, supabase_db, consultation_settings.consultations_database_id, start, end,
-                                   strategy=strategy, run_id=context.run_id)
+                                   strategy=strategy, run_id=context.run_id, edited_since=config.edited_since or None)
     except Exception as exc:
         log.finish(None, exc)
         raise

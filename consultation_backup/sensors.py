@@ -10,6 +10,8 @@ import dagster as dg
 from consultation_backup import transform as T
 from consultation_backup.constants import OVERLAP_MINUTES
 from consultation_backup.jobs import customers_job, records_job
+
+RECORDS_OP = "supabase__public__consultation_records"
 from consultation_backup.partitions import consultation_daily
 from consultation_backup.settings import ConsultationSettings
 from resources.notion import NotionResource
@@ -70,16 +72,24 @@ def notion_edits_sensor(context: dg.SensorEvaluationContext, notion: NotionResou
         new_cursor["consultations"] = max(cursor["consultations"], *(p["last_edited_time"] for p in pages))
     valid_keys = set(consultation_daily.get_partition_keys(dynamic_partitions_store=context.instance)) if pages else set()
     by_partition: dict[str, list[dict]] = {}
+    with_trash: set[str] = set()
     unplaced = []
+    trashed_ids = {p["id"] for p in trashed}
     for page in pages:
         key = _partition_of(page)
         if key in valid_keys:
             by_partition.setdefault(key, []).append(page)
+            if page["id"] in trashed_ids:
+                with_trash.add(key)
         else:
             unplaced.append(page["id"])
     for key in sorted(by_partition):
+        # edits only: read just the pages edited since the overlap start; a trashed page needs the
+        # whole window (its sweep soft-deletes rows Notion no longer returns)
+        config = {} if key in with_trash else {"edited_since": since}
         requests.append(dg.RunRequest(job_name=records_job.name, partition_key=key,
                                       run_key=f"consultations:{key}:{_digest(by_partition[key])}",
+                                      run_config={"ops": {RECORDS_OP: {"config": config}}} if config else {},
                                       tags={"trigger": "notion_edits_sensor"}))
     if unplaced:
         context.log.warning(f"{len(unplaced)} edited consultation(s) have no valid 상담일자 partition "

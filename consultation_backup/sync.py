@@ -320,9 +320,14 @@ class WindowResult:
 
 
 def sync_records(notion: NotionResource, db: PostgresResource, database_id: str, start: date, end: date, *,
-                 strategy: str = "notion_wins", run_id: str | None = None) -> WindowResult:
+                 strategy: str = "notion_wins", run_id: str | None = None,
+                 edited_since: str | None = None) -> WindowResult:
     """Back up every consultation with 상담일자 in ``[start, end)`` (one windowed query, split past
-    10,000 results), then soft-delete rows of the window whose page is trashed or gone."""
+    10,000 results), then soft-delete rows of the window whose page is trashed or gone.
+
+    With ``edited_since`` (what the sensor passes) only pages edited on or after that time are
+    read, and the trash sweep is skipped: a handful of requests for a handful of edits.
+    """
     outcome, stats = SyncOutcome(), QueryStats()
     ds = notion.data_source_id(database_id)
     seen: set[str] = set()
@@ -343,8 +348,15 @@ def sync_records(notion: NotionResource, db: PostgresResource, database_id: str,
             if rows:
                 upsert_records(notion, conn, rows, by_id, strategy, run_id, outcome)
 
-    for batch in _batches(notion.iter_pages(ds, filter=T.date_window_filter(start, end), stats=stats)):
+    flt = T.date_window_filter(start, end)
+    if edited_since:
+        flt = {"and": [*flt["and"], {"timestamp": "last_edited_time", "last_edited_time": {"on_or_after": edited_since}}]}
+        outcome.extra["edited_since"] = edited_since
+    for batch in _batches(notion.iter_pages(ds, filter=flt, stats=stats)):
         flush(batch)
+    if edited_since:
+        outcome.extra.update(notion_requests=stats.requests, cap_splits=stats.cap_splits)
+        return WindowResult(outcome, stats, seen, seen - {f.item_id for f in outcome.failures}, 0)
 
     # rows of this window Notion no longer returned: trashed, purged, or moved to another date
     soft_deleted = 0

@@ -59,7 +59,7 @@ class NotionResource(dg.ConfigurableResource):
     token: str = Field(description="NOTION_TOKEN")
     base_url: str = Field(default="https://api.notion.com", description="NOTION_BASE_URL")
     timeout_s: float = 30.0
-    rate_per_s: float = Field(default=2.5, description="client-side throttle below Notion's 3 req/s average")
+    rate_per_s: float = Field(default=2.8, description="client-side throttle just below Notion's 3 req/s average")
     max_attempts: int = 6
     breaker_fail_max: int = 3
     breaker_reset_timeout_s: float = 300.0

@@ -775,7 +775,12 @@ def build_app(ws: NotionWorkspace) -> Starlette:
         page = ws.update_page(request.path_params["page_id"], body)
         return ws.render(ws.data_sources[ws.page_index[page["id"]]], page)
 
+    async def stats(request: Request) -> JSONResponse:
+        # not a Notion endpoint: request accounting for benchmarks (429s answered, queries, cap hits)
+        return JSONResponse(ws.stats)
+
     app = Starlette(routes=[
+        Route("/_stats", stats, methods=["GET"]),
         Route("/v1/databases/{database_id}", endpoint(get_database), methods=["GET"]),
         Route("/v1/data_sources/{data_source_id}", endpoint(get_data_source), methods=["GET"]),
         Route("/v1/data_sources/{data_source_id}/query", endpoint(query), methods=["POST"]),

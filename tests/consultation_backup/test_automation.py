@@ -92,3 +92,41 @@ def test_daily_schedule_targets_the_newest_partition():
     schedule = defs.get_schedule_def("consultation_daily_backup")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.execution_timezone == "Asia/Seoul"
+
+
+def test_sensor_partition_runs_read_only_edited_pages_unless_something_was_trashed(backup_env, dagster_instance):
+    env = backup_env
+    _, cursor = _tick(env, dagster_instance)
+    pages = list(env.ds("consultations").pages.values())
+    edited, trashed = pages[0], next(p for p in pages[1:] if p["properties"]["상담일자"]["date"]["start"][:10]
+                                     != pages[0]["properties"]["상담일자"]["date"]["start"][:10])
+    notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
+    notion.pages.update(page_id=edited["id"], properties={"결과": {"rich_text": [{"text": {"content": "y"}}]}})
+    notion.pages.update(page_id=trashed["id"], in_trash=True)
+    requests, _ = _tick(env, dagster_instance, cursor)
+    by_key = {r.partition_key: r.run_config for r in requests if r.job_name == "consultation_records_job"}
+    edited_day = edited["properties"]["상담일자"]["date"]["start"][:10]
+    trashed_day = trashed["properties"]["상담일자"]["date"]["start"][:10]
+    assert by_key[edited_day]["ops"]["supabase__public__consultation_records"]["config"]["edited_since"]
+    assert by_key[trashed_day] == {}
+
+
+def test_edited_since_run_reads_only_the_edited_pages(backup_env):
+    from consultation_backup import sync
+    from consultation_backup.transform import watermark_start
+
+    env = backup_env
+    sync.sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    page = next(p for p in env.ds("consultations").pages.values() if p["properties"]["호소증상"]["rich_text"]
+                and p["properties"]["고객"]["relation"][0]["id"] in {c["id"] for c in env.ds("customers").pages.values()})
+    Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(
+        page_id=page["id"], properties={"처방약": {"rich_text": [{"text": {"content": "새 처방"}}]}})
+    day = datetime.fromisoformat(page["properties"]["상담일자"]["date"]["start"][:10]).date()
+    since = watermark_start(page["last_edited_time"], 2)
+    from datetime import timedelta
+
+    result = sync.sync_records(env.notion, env.db, env.settings.consultations_database_id, day, day + timedelta(days=1),
+                               edited_since=since)
+    assert result.outcome.total == 1 and result.stats.requests == 1
+    assert env.db.fetch_value("SELECT prescription FROM consultation_records WHERE notion_page_id=%s",
+                              (page["id"],)) == "새 처방"

@@ -1,0 +1,229 @@
+"""consultation_backup benchmark: full backup of N customers (about 4.5 consultations and 2 images
+per customer) from the stand-ins, with the Notion stand-in enforcing 3 requests/s, then an
+incremental pass after 10 edits.
+
+Issue targets (10,000 customers, ~50,000 consultations, ~20,000 images): wall time within 1.2x
+of the rate-limit bound (Notion requests needed / 3 per second), zero 429s answered, peak
+memory under 300 MB and flat in the data size; an incremental run after 10 edits makes at most
+a handful of Notion requests. Figures:
+
+1. **Notion phase** (customers + one windowed consultation query over every date, the way a
+   single-run range backfill reads) wall seconds vs the rate-limit bound measured from the
+   requests the run actually made.
+2. **full backup** (Notion phase + images, run one after the other like the asset steps) vs the
+   same bound.
+3. **429s answered** by the stand-in (target 0).
+4. **peak RSS** of the worker process (the only process doing the sync) at N and at N/10: the
+   ratio shows whether memory is flat in the data size; the absolute value vs the 300 MB budget.
+5. **incremental Notion requests** after 10 edits (5 customers, 5 consultations).
+
+The stand-ins run in their own process, the sync in another, so neither shares a GIL.
+Run alone: ``python -m benchmarks.bench_consultation --customers 10000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.harness import BenchContext, Figure
+
+NAME = "consultation_backup"
+SCALE_CUSTOMERS = {"tiny": 200, "small": 1000, "demo": 1000, "medium": 10_000, "large": 10_000, "huge": 10_000}
+SEED = 20261121
+
+
+# -- stand-ins process ---------------------------------------------------------------------
+def serve(customers: int, ports: list[int]) -> None:
+    import signal
+    import threading
+
+    from resources.emulators import google_drive, notion, supabase_storage
+    from resources.emulators.base import EmulatorServer
+
+    servers = [EmulatorServer(notion.create_app(SEED, customers), ports[0], "notion").start(),
+               EmulatorServer(google_drive.create_app(SEED, customers), ports[1], "drive").start(),
+               EmulatorServer(supabase_storage.create_app(), ports[2], "storage").start()]
+    print("ready", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    for s in servers:
+        s.stop()
+
+
+# -- worker process ------------------------------------------------------------------------
+def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dict:
+    from datetime import date, timedelta
+
+    from itertools import islice
+
+    from consultation_backup import sync
+    from consultation_backup.transform import SEOUL
+    from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
+    from resources.google_drive import GoogleDriveResource
+    from resources.notion import NotionResource
+    from resources.postgres import PostgresResource
+    from resources.supabase_storage import SupabaseStorageResource
+
+    os.environ["SUPABASE_SERVICE_ROLE_KEY"] = "local-service-role-key"
+    notion = NotionResource(token="ntn_bench_token", base_url=f"http://127.0.0.1:{ports[0]}")
+    drive = GoogleDriveResource(service_account_json=key_path, base_url=f"http://127.0.0.1:{ports[1]}")
+    storage = SupabaseStorageResource(url=f"http://127.0.0.1:{ports[2]}")
+    db = PostgresResource(dsn=db_url, application_name="bench-consultation")
+    from datetime import UTC, datetime
+
+    today = datetime.now(SEOUL).date()
+    start, end = date(2025, 1, 1), today + timedelta(days=1)
+    out: dict = {}
+    t0 = time.perf_counter()
+    customers, _ = sync.sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
+    records = sync.sync_records(notion, db, NOTION_CONSULTATIONS_DB_LOCAL, start, end)
+    out["notion_phase_s"] = time.perf_counter() - t0
+    out["notion_requests"] = notion.caller.stats["requests"]
+    out["client_retries"] = notion.caller.stats["retries"]
+    t1 = time.perf_counter()
+    images = sync.sync_images(drive, storage, db, start, end, workers=4)
+    out["images_s"] = time.perf_counter() - t1
+    out["full_s"] = time.perf_counter() - t0
+    out.update(customers=customers.synced, consultations=records.outcome.synced, images=images.synced,
+               quarantined=customers.failed + records.outcome.failed + images.failed)
+    if incremental:
+        cust = list(islice(notion.iter_pages(notion.data_source_id(NOTION_CUSTOMERS_DB_LOCAL), page_size=5), 5))
+        cons = list(islice(notion.iter_pages(notion.data_source_id(NOTION_CONSULTATIONS_DB_LOCAL), page_size=5), 5))
+        edited_from = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:00.000Z")
+        for i, page in enumerate(cust + cons):
+            notion.call("pages.update", page_id=page["id"],
+                        properties={"특이사항": {"rich_text": [{"text": {"content": f"벤치 편집 {i}"}}]}})
+        before = notion.caller.stats["requests"]
+        # what the sensor-triggered runs do: the incremental customer sync and one run per edited partition
+        sync.sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
+        days = sorted({date.fromisoformat(p["properties"]["상담일자"]["date"]["start"][:10]) for p in cons})
+        lo, hi = days[0], days[-1] + timedelta(days=1)
+        # one single-run range over the edited partitions, reading only pages edited since the overlap start
+        sync.sync_records(notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from)
+        out["incremental_requests"] = notion.caller.stats["requests"] - before
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+# -- driver --------------------------------------------------------------------------------
+def _free_ports(n: int) -> list[int]:
+    from resources.emulators.base import free_port
+
+    return [free_port() for _ in range(n)]
+
+
+def _fresh_db(url_base: str) -> str:
+    import psycopg
+    from psycopg import sql
+
+    from resources.migrations import MIGRATION_SETS, apply_migrations
+    from resources.services import PG_ADMIN_URL
+
+    name = f"bench_cb_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    url = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
+    apply_migrations(url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None)
+    return url
+
+
+def _drop_db(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from resources.services import PG_ADMIN_URL
+
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def run_once(customers: int, incremental: bool, workdir: Path) -> dict:
+    from resources.emulators.google_drive import write_local_service_account
+
+    ports = _free_ports(3)
+    server = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_consultation", "--serve",
+                               "--customers", str(customers), "--ports", ",".join(map(str, ports))],
+                              stdout=subprocess.PIPE, text=True)
+    db_url = _fresh_db("")
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        key = write_local_service_account(workdir / f"sa-{ports[1]}.json", token_uri=f"http://127.0.0.1:{ports[1]}/token")
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_consultation", "--worker", "--db", db_url,
+                               "--ports", ",".join(map(str, ports)), "--key", str(key)]
+                              + (["--incremental"] if incremental else []),
+                              capture_output=True, text=True, check=True)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["rate_limited"] = httpx.get(f"http://127.0.0.1:{ports[0]}/_stats").json()["rate_limited"]
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        _drop_db(db_url)
+
+
+def bench(ctx: BenchContext) -> list[Figure]:
+    customers = int(ctx.extra.get("customers") or SCALE_CUSTOMERS.get(ctx.scale, 1000))
+    workdir = Path(os.environ.get("TMPDIR", "/tmp"))
+    small = run_once(max(100, customers // 10), incremental=False, workdir=workdir)
+    full = run_once(customers, incremental=True, workdir=workdir)
+    bound = full["notion_requests"] / 3.0
+    note = (f"{customers} customers, {full['consultations']} consultations, {full['images']} images backed up, "
+            f"{full['quarantined']} quarantined, {full['notion_requests']} Notion requests")
+    return [
+        Figure(NAME, "Notion phase wall s", full["notion_phase_s"], bound, "rate-limit bound (requests / 3 per s)",
+               higher_is_better=False, note=note),
+        Figure(NAME, "full backup wall s (incl. images)", full["full_s"], bound, "rate-limit bound",
+               higher_is_better=False, note=f"images step {full['images_s']:.0f} s after the Notion phase"),
+        Figure(NAME, "429s answered", float(full["rate_limited"]), 0.0, "target 0", higher_is_better=False,
+               note=f"client retries {full['client_retries']}"),
+        Figure(NAME, "peak RSS MB", full["max_rss_mb"], small["max_rss_mb"],
+               f"peak RSS at {max(100, customers // 10)} customers", higher_is_better=False,
+               note="ratio ~1 means memory is flat in the data size; budget 300 MB"),
+        Figure(NAME, "incremental Notion requests after 10 edits", float(full["incremental_requests"]), 10.0,
+               "one request per edit", higher_is_better=False),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_consultation")
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--incremental", action="store_true")
+    parser.add_argument("--ports", default="")
+    parser.add_argument("--db", default="")
+    parser.add_argument("--key", default="")
+    args = parser.parse_args(argv)
+    ports = [int(p) for p in args.ports.split(",") if p]
+    if args.serve:
+        serve(args.customers, ports)
+        return 0
+    if args.worker:
+        print(json.dumps(work(args.db, ports, args.key, args.incremental)))
+        return 0
+    from resources.environment import apply_local_defaults
+
+    apply_local_defaults()
+    ctx = BenchContext(supabase_url="", gfx_source_url="", mysql_database="", scale="custom",
+                       extra={"customers": args.customers})
+    for f in bench(ctx):
+        ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
+        print(f"{f.metric}: {f.value:.1f} vs {f.reference_name} {f.reference} -> ratio {ratio}  {f.note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
