@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=0, help="worker: stop after this many seconds (0 = never)")
     parser.add_argument("--bootstrap-servers", default=os.environ.get("GFX_CDC_KAFKA_BOOTSTRAP", "localhost:9092"))
     parser.add_argument("--topic-prefix", default="gfx.")
+    parser.add_argument("--topics", help="kafka: comma-separated topics (default <prefix><table> per table; "
+                                         "the README's connector routes all four into gfx.cdc)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     source, target = os.environ["GFX_SOURCE_DB_URL"], os.environ["SUPABASE_DB_URL"]
@@ -105,8 +107,8 @@ def main(argv=None) -> int:
         from gfx_sync.cdc.applier import Applier
         from gfx_sync.cdc.debezium import apply_envelopes, iter_file, iter_kafka
 
-        events = iter_file(args.file or "-") if args.command == "debezium" else iter_kafka(
-            args.bootstrap_servers, [f"{args.topic_prefix}{t.name}" for t in config.tables])
+        topics = args.topics.split(",") if args.topics else [f"{args.topic_prefix}{t.name}" for t in config.tables]
+        events = iter_file(args.file or "-") if args.command == "debezium" else iter_kafka(args.bootstrap_servers, topics)
         with Applier(target, config) as applier:
             result = apply_envelopes(applier, config, events)
         print(json.dumps({"transactions": result.transactions, "changes": result.changes,

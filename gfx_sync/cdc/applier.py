@@ -143,6 +143,7 @@ class Applier:
         self.conn.execute("SET TimeZone = 'UTC'")
         self.conn.commit()
         self._targets: dict[str, TargetTable] = {}
+        self._stmts: dict[tuple, str] = {}
         self._checked_relations: dict[str, Relation] = {}
 
     def close(self) -> None:
@@ -207,6 +208,7 @@ class Applier:
                     tt.ident, sql.Identifier(c.name), sql.SQL(c.type_name), sql.Identifier(c.name), sql.SQL(c.type_name)))
             result.drift.append(message + " (applied)")
             self._targets.pop(rel.qualified_name, None)
+            self._stmts.clear()
         self._checked_relations[rel.qualified_name] = rel
 
     # -- apply -----------------------------------------------------------------------------------
@@ -269,6 +271,7 @@ class Applier:
         except BaseException:
             self._checked_relations.clear()
             self._targets.clear()
+            self._stmts.clear()
             raise
         return result
 
@@ -298,14 +301,20 @@ class Applier:
             run.append((change, params))
         self._flush(run_stmt, run, result, run_key)
 
+    def _cached(self, key, build):
+        stmt = self._stmts.get(key)
+        if stmt is None:
+            stmt = self._stmts[key] = build().as_string(self.conn)
+        return stmt
+
     def _statement(self, change: RowChange):
-        """(batch key, SQL, params, must-run-alone) for one change."""
+        """(batch key, SQL, params, must-run-alone) for one change; SQL text cached per shape."""
         tt = self._target(change.qualified_name)
         if change.kind == "delete":
             key = change.old_key or {}
             keycols = [k for k in tt.key]
-            stmt = sql.SQL("DELETE FROM {} WHERE {}").format(
-                tt.ident, sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keycols))
+            stmt = self._cached(("d", change.qualified_name), lambda: sql.SQL("DELETE FROM {} WHERE {}").format(
+                tt.ident, sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keycols)))
             return (("d", change.qualified_name), stmt, [key.get(k) for k in keycols], False)
         new = change.new or {}
         cols = [c for c, v in new.items() if c in tt.columns and v is not UNCHANGED]
@@ -313,18 +322,23 @@ class Applier:
         if change.kind == "update" and (has_unchanged or change.old_key):
             where_key = change.old_key or {k: new.get(k) for k in tt.key}
             setcols = [c for c in cols]
-            stmt = sql.SQL("UPDATE {} SET {} WHERE {}").format(
+            stmt = self._cached(("x", change.qualified_name, tuple(setcols)), lambda: sql.SQL("UPDATE {} SET {} WHERE {}").format(
                 tt.ident, sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in setcols),
-                sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key))
+                sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key)))
             return (None, stmt, [new[c] for c in setcols] + [where_key.get(k) for k in tt.key], True)
         # insert, or an update carrying the whole row: upsert (idempotent against the batch path too)
+        stmt = self._cached(("u", change.qualified_name, tuple(cols), 1), lambda: self._upsert_sql(tt, cols, 1))
+        return (("u", change.qualified_name, tuple(cols)), stmt, [new[c] for c in cols], False)
+
+    @staticmethod
+    def _upsert_sql(tt: TargetTable, cols, nrows: int) -> sql.Composable:
         nonkey = [c for c in cols if c not in tt.key]
         conflict = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in nonkey)) if nonkey else sql.SQL("DO NOTHING")
-        stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
-            tt.ident, sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        row_sql = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(cols)))
+        return sql.SQL("INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) {}").format(
+            tt.ident, sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join([row_sql] * nrows),
             sql.SQL(", ").join(map(sql.Identifier, tt.key)), conflict)
-        return (("u", change.qualified_name, tuple(cols)), stmt, [new[c] for c in cols], False)
 
     def _touch(self, change: RowChange, result: ApplyResult) -> None:
         t = result.tables[change.qualified_name]
@@ -376,17 +390,34 @@ class Applier:
             latest.pop(key, None)
             latest[key] = params
         rows = list(latest.values())
-        per = max(1, min(1000, 30000 // max(1, len(cols))))
-        nonkey = [c for c in cols if c not in tt.key]
-        conflict = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in nonkey)) if nonkey else sql.SQL("DO NOTHING")
-        row_sql = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(cols)))
+        per = max(1, min(500, 30000 // max(1, len(cols))))
         for i in range(0, len(rows), per):
             chunk = rows[i:i + per]
-            stmt = sql.SQL("INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) {}").format(
-                tt.ident, sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join([row_sql] * len(chunk)),
-                sql.SQL(", ").join(map(sql.Identifier, tt.key)), conflict)
-            self.conn.execute(stmt, [v for r in chunk for v in r])
+            if len(chunk) == per:
+                self._upsert_chunk(tt, qualified, cols, chunk)
+                continue
+            # the remainder in power-of-two pieces, so a handful of cached statements serve every size
+            j = 0
+            while j < len(chunk):
+                size = 1 << ((len(chunk) - j).bit_length() - 1)
+                self._upsert_chunk(tt, qualified, cols, chunk[j:j + size])
+                j += size
+        return True
+
+    def _upsert_chunk(self, tt: TargetTable, qualified: str, cols, chunk: list[list]) -> None:
+        # $n placeholders through a RawCursor, prepared: psycopg does not cache the conversion of
+        # long query texts, and the server plans each shape once
+        key = ("u$", qualified, tuple(cols), len(chunk))
+        stmt = self._stmts.get(key)
+        if stmt is None:
+            ncols = len(cols)
+            text = self._upsert_sql(tt, cols, 1).as_string(self.conn)
+            head, _, tail = text.partition(" VALUES ")
+            tail = tail[tail.index(")") + 1:]
+            rows = ", ".join("(" + ", ".join(f"${r * ncols + c + 1}" for c in range(ncols)) + ")" for r in range(len(chunk)))
+            stmt = self._stmts[key] = f"{head} VALUES {rows}{tail}"
+        with psycopg.RawCursor(self.conn) as cur:
+            cur.execute(stmt, [v for r in chunk for v in r], prepare=True)
         return True
 
     def _multi_delete(self, run_key, run: list[tuple[RowChange, list]]) -> bool:

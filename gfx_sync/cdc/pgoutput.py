@@ -121,10 +121,11 @@ class LogicalMessage:
 
 
 class _Reader:
-    __slots__ = ("buf", "pos")
+    __slots__ = ("buf", "raw", "pos")
 
     def __init__(self, buf: bytes):
-        self.buf = memoryview(buf)
+        self.raw = bytes(buf)
+        self.buf = memoryview(self.raw)
         self.pos = 0
 
     def _take(self, n: int) -> memoryview:
@@ -167,22 +168,36 @@ class _Reader:
         return PG_EPOCH + timedelta(microseconds=self.int64())
 
     def tuple_data(self) -> tuple:
-        n = self.int16()
+        # hot path: plain bytes indexing instead of memoryview slices (one call per row change)
+        buf = self.raw
+        end = len(buf)
+        pos = self.pos
+        if pos + 2 > end:
+            raise DecodeError(f"message truncated: need 2 bytes at offset {pos}, have {end - pos}")
+        n = int.from_bytes(buf[pos:pos + 2], "big", signed=True)
+        pos += 2
         values: list[object] = []
+        append = values.append
         for _ in range(n):
-            kind = self.byte()
-            if kind == "n":
-                values.append(None)
-            elif kind == "u":
-                values.append(UNCHANGED)
-            elif kind == "t":
-                length = self.int32()
-                values.append(bytes(self._take(length)).decode("utf-8"))
-            elif kind == "b":
-                length = self.int32()
-                values.append(bytes(self._take(length)))
+            if pos >= end:
+                raise DecodeError(f"message truncated in tuple data at offset {pos}")
+            kind = buf[pos]
+            pos += 1
+            if kind == 116 or kind == 98:  # 't' text, 'b' binary
+                length = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+                pos += 4
+                if pos + length > end:
+                    raise DecodeError(f"message truncated: value of {length} bytes at offset {pos}")
+                raw = buf[pos:pos + length]
+                append(raw.decode("utf-8") if kind == 116 else raw)
+                pos += length
+            elif kind == 110:  # 'n'
+                append(None)
+            elif kind == 117:  # 'u'
+                append(UNCHANGED)
             else:
-                raise DecodeError(f"unknown tuple column kind {kind!r}")
+                raise DecodeError(f"unknown tuple column kind {chr(kind)!r}")
+        self.pos = pos
         return tuple(values)
 
 
