@@ -8,6 +8,8 @@ local PostgreSQL/MariaDB and the API stand-ins in ``resources/emulators``) or ``
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
 from resources.errors import ConfigurationError
@@ -71,6 +73,16 @@ def is_production() -> bool:
     return current_environment() == "production"
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def local_google_key_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the local throwaway Google service-account key lives: ``$DAGSTER_HOME`` (or ./.dagster_home)."""
+    env = os.environ if environ is None else environ
+    home = env.get("DAGSTER_HOME") or str(REPO_ROOT / ".dagster_home")
+    return Path(home) / "google-service-account.local.json"
+
+
 def apply_local_defaults(environ: dict[str, str] | None = None) -> list[str]:
     """Fill unset contract variables with local defaults, only in the local environment.
 
@@ -85,6 +97,10 @@ def apply_local_defaults(environ: dict[str, str] | None = None) -> list[str]:
     if env.get("PLATFORM_ENV", "local").strip().lower() != "local":
         return []
     filled = []
+    if not env.get("GOOGLE_SERVICE_ACCOUNT_JSON"):
+        # A throwaway key for the Drive stand-in, written by `python -m consultation_backup.demo`.
+        env["GOOGLE_SERVICE_ACCOUNT_JSON"] = str(local_google_key_path(env))
+        filled.append("GOOGLE_SERVICE_ACCOUNT_JSON")
     for name, value in LOCAL_DEFAULTS.items():
         if not env.get(name):
             env[name] = value
