@@ -204,7 +204,7 @@ def _quarantine_bad_contacts(db: PostgresResource, workflow: Mapping[str, Any], 
     if not bad:
         return
     source = f"mysql/{(workflow.get('target_config') or {}).get('table') or 'target_query'}"
-    with db.transaction() as conn:
+    with db.transaction() as conn, conn.pipeline():  # one round trip for the batch, not one per row
         for m in bad:
             quarantine(conn, domain=C.DOMAIN, source=source, item_id=m.source_id or f"phone:{m.raw_phone}",
                        reason=f"{C.ERR_PHONE}: {m.error_message}", payload={"name": m.name, "phone": m.raw_phone},
