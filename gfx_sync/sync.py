@@ -434,14 +434,18 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                     query = sql.SQL("SELECT {} FROM {} WHERE {}").format(tf.ident_list(columns), _tbl(spec), where)
                     target_empty = window is None and not tc.execute(
                         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(_tbl(spec))).fetchone()[0]
+                    stg = None
                     if not (target_empty and _initial_load(sc, tc, spec, columns, query, res)):
                         stg = _create_stage(tc, spec, columns, "gfx_stage")
                         rows, nbytes = copy_between(sc, query, tc, stg, columns)
                         res.rows_read += rows
                         res.bytes_copied += nbytes
-                        quarantine_and_merge(tc, spec, columns, stg, tf.changed_guard(columns), res, run_id)
                         if window:
                             _delete_missing_in_window(sc, tc, spec, stg, window, res)
+                # The source snapshot is released here: the merge needs only the staging table, and a
+                # long-open source transaction would hold back every other run's read horizon.
+                if stg is not None:
+                    quarantine_and_merge(tc, spec, columns, stg, tf.changed_guard(columns), res, run_id)
                 if reconcile:
                     reconcile_table(source, tc, spec, columns, res, run_id, chunk_rows=chunk_rows, full=full_hash)
                 res.watermark_to = tf.next_watermark(tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
