@@ -22,11 +22,15 @@ PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC
 
 
 class GfxSyncConfig(dg.Config):
-    """How a run syncs. The 15-minute schedule sets ``mode='incremental'``; a partition
-    materialization or ``dg launch --partition-range`` (the default ``window``) re-syncs exactly
-    the selected days of ``updated_at``."""
+    """How a run syncs.
 
-    mode: str = "window"
+    ``mode``: ``incremental`` (from the watermark; the schedules set it), ``window`` (re-sync
+    exactly the selected days of ``updated_at``), or ``auto`` (default): the current day's single
+    partition means "bring everything up to date" (incremental, a full copy into an empty table),
+    any past day or a range (``dg launch --partition-range``, UI backfills) re-syncs its window.
+    """
+
+    mode: str = "auto"
     reconcile: bool = False
     full_hash: bool = False
     overlap_minutes: float = 10.0
@@ -83,13 +87,14 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         started = time.perf_counter()
         window = None
         partition_key = None
-        if config.mode == "window" and context.has_partition_key_range:
+        if config.mode not in ("auto", "window", "incremental"):
+            raise dg.Failure(f"unknown mode {config.mode!r}: use 'auto', 'incremental' or 'window'")
+        keys = context.partition_keys if context.has_partition_key_range else []
+        latest_only = keys == [PARTITIONS.get_last_partition_key()]
+        if keys and (config.mode == "window" or (config.mode == "auto" and not latest_only)):
             tw = context.partition_time_window
             window = (tw.start, tw.end)
-            keys = context.partition_keys
             partition_key = keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
-        elif config.mode not in ("window", "incremental"):
-            raise dg.Failure(f"unknown mode {config.mode!r}: use 'incremental' or 'window'")
         if spec.is_two_way and window:
             context.log.info("two-way table: exchanging changes by watermark (the window does not apply)")
         from datetime import timedelta

@@ -67,3 +67,14 @@ def test_partition_range_materializes_in_one_run_and_checks_pass(clean, supabase
     assert {e.check_name: e.passed for e in inc.get_asset_check_evaluations()}["partition_parity"] is True
     md = inc.get_asset_materialization_events()[0].materialization.metadata
     assert md["mode"].value == "incremental" and md["rows_inserted"].value == 20
+
+
+def test_materializing_the_latest_partition_brings_everything_up_to_date(clean, supabase_db, gfx_source_db,
+                                                                        test_databases, dagster_instance):
+    gfx_source_db.execute("INSERT INTO wsop_players (id, wsop_player_id, first_name, last_name, updated_at)"
+                          " SELECT g, 'WP' || g, '민준', '김', now() - g * interval '1 day' FROM generate_series(1, 10) g")
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_players")))
+    result = dg.materialize([asset], instance=dagster_instance, resources=_resources(test_databases),
+                            partition_key=PARTITIONS.get_last_partition_key())
+    assert result.success
+    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_players") == 10  # all days, not just today's
