@@ -40,16 +40,19 @@ def run(workflow_id: str = typer.Argument(..., help="workflows.id"),
     result = job.execute_in_process(run_config={"ops": {"messaging_workflow_run": {"config": config}}},
                                     instance=instance, raise_on_error=False)
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
-        if mat and mat.asset_key.path[-1] == "workflow_runs":
-            console.print({k: v.value for k, v in mat.metadata.items() if not k.startswith("circuit/")})
+        if event.asset_key.path[-1] == "workflow_runs":
+            meta = event.materialization.metadata
+            console.print({k: v.value for k, v in meta.items() if not k.startswith("circuit/")})
     raise typer.Exit(0 if result.success else 1)
 
 
 def _mysql():
-    from resources.shared import mysql
+    """The read-only MySQL resource built from the environment contract (outside a Dagster run)."""
+    from resources.mysql import MySQLResource
 
-    return mysql
+    env = os.environ
+    return MySQLResource(host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]), user=env["MYSQL_READ_USER"],
+                         password=env["MYSQL_READ_PASSWORD"], database=env["MYSQL_DATABASE"])
 
 
 @app.command("search")

@@ -84,3 +84,12 @@ def test_fault_injection_maps_to_named_errors(solapi, solapi_server, solapi_stan
     bad = SolapiResource(api_key=KEY, api_secret="wrong", sender=SENDER, base_url=solapi_server[0].url)
     with pytest.raises(PermanentError, match="SignatureDoesNotMatch"):
         bad.balance()
+
+
+def test_send_many_splits_into_chunks(solapi, solapi_standin_state):
+    before = solapi_standin_state.send_requests
+    messages = [_sms(f"0106666{i:04d}", key=f"chunk-{i}") for i in range(25)]
+    results = list(solapi.send_many(messages, chunk_size=10))
+    assert [len(chunk) for chunk, _ in results] == [10, 10, 5]
+    assert solapi_standin_state.send_requests - before == 3
+    assert sum(len(r["messageList"]) for _, r in results) == 25
