@@ -132,82 +132,108 @@ def consultation_customers(context: dg.AssetExecutionContext, config: CustomersC
     ))
 
 
-@dg.asset(
-    key=RECORDS_KEY, deps=[NOTION_CONSULTATIONS_KEY, CUSTOMERS_KEY], group_name=GROUP,
-    kinds={"notion", "postgres", "supabase"}, owners=OWNERS, pool=NOTION_POOL, partitions_def=consultation_daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=13)),
-    metadata={"dagster/table_name": f"public.{RECORDS_TABLE}", "dagster/column_schema": RECORD_SCHEMA},
+WINDOW_OP = "consultation_records_and_images"
+
+
+@dg.multi_asset(
+    name=WINDOW_OP,
+    specs=[
+        dg.AssetSpec(
+            RECORDS_KEY, deps=[NOTION_CONSULTATIONS_KEY, CUSTOMERS_KEY], group_name=GROUP,
+            kinds={"notion", "postgres", "supabase"}, owners=OWNERS, skippable=True,
+            freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
+                                                            warn_window=timedelta(hours=13)),
+            metadata={"dagster/table_name": f"public.{RECORDS_TABLE}", "dagster/column_schema": RECORD_SCHEMA},
+            description="Backup of the Notion consultations database, partitioned by 상담일자 (Asia/Seoul). A range "
+                        "backfill is one run and one windowed Notion query (split past the 10,000-result cap). Rows "
+                        "of the window whose page was trashed or deleted become is_deleted.",
+        ),
+        dg.AssetSpec(
+            IMAGES_KEY, deps=[RECORDS_KEY, DRIVE_IMAGES_KEY], group_name=GROUP, kinds={"googledrive", "supabase"},
+            owners=OWNERS, skippable=True,
+            metadata={"bucket": BUCKET,
+                      "layout": "customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}"},
+            description="Consultation images copied from Google Drive to the private bucket consultation-images "
+                        "(10 MB, JPEG/PNG/WebP): type sniffed from the bytes, unchanged images (same md5 / "
+                        "modifiedTime) not downloaded again; records get supabase_image_urls. Without "
+                        "SUPABASE_SERVICE_ROLE_KEY the Storage part is skipped with the reason in the metadata.",
+        ),
+    ],
+    partitions_def=consultation_daily, backfill_policy=dg.BackfillPolicy.single_run(), pool=NOTION_POOL,
+    can_subset=True,
     check_specs=[dg.AssetCheckSpec("notion_parity", asset=RECORDS_KEY,
                                    description="Every consultation Notion returned for the window is backed up "
                                                "(or quarantined), and nothing else is live in the window.")],
-    description="Backup of the Notion consultations database, partitioned by 상담일자 (Asia/Seoul). A range "
-                "backfill is one run and one windowed Notion query (split past the 10,000-result cap). Rows of "
-                "the window whose page was trashed or deleted become is_deleted.",
 )
-def consultation_records(context: dg.AssetExecutionContext, config: RecordsConfig, notion: NotionResource,
-                         supabase_db: PostgresResource, consultation_settings: ConsultationSettings) -> dg.MaterializeResult:
+def consultation_records_and_images(context: dg.AssetExecutionContext, config: RecordsConfig, notion: NotionResource,
+                                    google_drive: GoogleDriveResource, supabase_storage: SupabaseStorageResource,
+                                    supabase_db: PostgresResource, consultation_settings: ConsultationSettings):
+    """Records and images of a 상담일자 range in one step, so Drive copies overlap the rate-limited
+    Notion reads (each committed batch's images are copied while the next batch is read)."""
     started = time.perf_counter()
     strategy = _strategy(config.conflict_strategy)
     start, end = _window(context)
-    log = sync.SyncLog(supabase_db, "consultations", {"run_id": context.run_id, "strategy": strategy,
-                                                      "window": f"{start}...{end}"})
-    try:
-        result = sync.sync_records(notion, supabase_db, consultation_settings.consultations_database_id, start, end,
-                                   strategy=strategy, run_id=context.run_id, edited_since=config.edited_since or None)
-    except Exception as exc:
-        log.finish(None, exc)
-        raise
-    outcome = result.outcome
-    log.finish(outcome)
-    if outcome.failures:
-        context.log.warning(f"{outcome.failed} consultation page(s) quarantined:\n{_failures_preview(outcome)}")
-    missing, extra = sorted(result.missing_in_supabase), sorted(result.extra_in_supabase)
-    check = dg.AssetCheckResult(
-        check_name="notion_parity", passed=not missing and not extra,
-        metadata={"notion_pages": len(result.notion_ids), "supabase_live_rows": len(result.supabase_ids),
-                  "quarantined": outcome.failed, "missing_in_supabase": len(missing), "extra_in_supabase": len(extra),
-                  "sample": ", ".join((missing + extra)[:10]) or "none"})
-    return dg.MaterializeResult(
-        metadata=run_metadata(
-            started, **{"dagster/row_count": len(result.supabase_ids)}, window=f"{start}...{end}",
-            partitions=len(context.partition_keys), rows_read=outcome.total, rows_written=outcome.synced,
-            rows_skipped_unchanged=outcome.skipped, rows_quarantined=outcome.failed, conflicts=outcome.conflicts,
-            soft_deleted=result.soft_deleted, notion_requests=result.stats.requests,
-            cap_splits=result.stats.cap_splits, quarantined=dg.MetadataValue.md(_failures_preview(outcome))),
-        check_results=[check])
+    selected = context.selected_asset_keys
+    since = config.edited_since or None
+    window = f"{start}...{end}"
+    result = images = None
+    if RECORDS_KEY in selected:
+        rlog = sync.SyncLog(supabase_db, "consultations", {"run_id": context.run_id, "strategy": strategy,
+                                                           "window": window})
+        ilog = sync.SyncLog(supabase_db, "images", {"run_id": context.run_id, "window": window}) \
+            if IMAGES_KEY in selected else None
+        try:
+            if ilog is not None:
+                result, images = sync.sync_records_and_images(
+                    notion, google_drive, supabase_storage, supabase_db, consultation_settings.consultations_database_id,
+                    start, end, strategy=strategy, run_id=context.run_id, edited_since=since)
+            else:
+                result = sync.sync_records(notion, supabase_db, consultation_settings.consultations_database_id, start,
+                                           end, strategy=strategy, run_id=context.run_id, edited_since=since)
+        except Exception as exc:
+            rlog.finish(None, exc)
+            if ilog is not None:
+                ilog.finish(None, exc)
+            raise
+        rlog.finish(result.outcome)
+    if IMAGES_KEY in selected:
+        if images is None:
+            ilog = sync.SyncLog(supabase_db, "images", {"run_id": context.run_id, "window": window})
+            try:
+                images = sync.sync_images(google_drive, supabase_storage, supabase_db, start, end, run_id=context.run_id)
+            except Exception as exc:
+                ilog.finish(None, exc)
+                raise
+        skipped_reason = images.extra.get("skipped_reason")
+        ilog.finish(images, status="partial" if skipped_reason else None, message=skipped_reason)
+    if result is not None:
+        outcome = result.outcome
+        if outcome.failures:
+            context.log.warning(f"{outcome.failed} consultation page(s) quarantined:\n{_failures_preview(outcome)}")
+        yield dg.MaterializeResult(asset_key=RECORDS_KEY, metadata=run_metadata(
+            started, **{"dagster/row_count": len(result.supabase_ids)}, window=window,
+            partitions=len(context.partition_keys), mode="edited_since" if since else "window",
+            rows_read=outcome.total, rows_written=outcome.synced, rows_skipped_unchanged=outcome.skipped,
+            rows_quarantined=outcome.failed, conflicts=outcome.conflicts, soft_deleted=result.soft_deleted,
+            notion_requests=result.stats.requests, cap_splits=result.stats.cap_splits,
+            quarantined=dg.MetadataValue.md(_failures_preview(outcome))))
+        missing, extra = sorted(result.missing_in_supabase), sorted(result.extra_in_supabase)
+        yield dg.AssetCheckResult(
+            asset_key=RECORDS_KEY, check_name="notion_parity", passed=not missing and not extra,
+            metadata={"notion_pages": len(result.notion_ids), "supabase_live_rows": len(result.supabase_ids),
+                      "quarantined": outcome.failed, "missing_in_supabase": len(missing),
+                      "extra_in_supabase": len(extra), "sample": ", ".join((missing + extra)[:10]) or "none"})
+    if images is not None:
+        skipped_reason = images.extra.get("skipped_reason")
+        if skipped_reason:
+            context.log.warning(f"Storage skipped: {skipped_reason}")
+        if images.failures:
+            context.log.warning(f"{images.failed} image(s) quarantined:\n{_failures_preview(images)}")
+        yield dg.MaterializeResult(asset_key=IMAGES_KEY, metadata=run_metadata(
+            started, window=window, images_seen=images.total, images_uploaded=images.synced,
+            images_unchanged=images.skipped, images_quarantined=images.failed,
+            bytes_uploaded=images.extra.get("bytes_uploaded", 0), skipped_reason=skipped_reason or "none",
+            quarantined=dg.MetadataValue.md(_failures_preview(images))))
 
 
-@dg.asset(
-    key=IMAGES_KEY, deps=[RECORDS_KEY, DRIVE_IMAGES_KEY], group_name=GROUP, kinds={"googledrive", "supabase"},
-    owners=OWNERS, partitions_def=consultation_daily, backfill_policy=dg.BackfillPolicy.single_run(),
-    metadata={"bucket": BUCKET, "layout": "customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}"},
-    description="Consultation images copied from Google Drive to the private bucket consultation-images "
-                "(10 MB, JPEG/PNG/WebP): type sniffed from the bytes, unchanged images (same md5 / modifiedTime) "
-                "not downloaded again; records get supabase_image_urls. Without SUPABASE_SERVICE_ROLE_KEY the "
-                "Storage part is skipped with the reason in the metadata.",
-)
-def consultation_images(context: dg.AssetExecutionContext, google_drive: GoogleDriveResource,
-                        supabase_storage: SupabaseStorageResource, supabase_db: PostgresResource) -> dg.MaterializeResult:
-    started = time.perf_counter()
-    start, end = _window(context)
-    log = sync.SyncLog(supabase_db, "images", {"run_id": context.run_id, "window": f"{start}...{end}"})
-    try:
-        outcome = sync.sync_images(google_drive, supabase_storage, supabase_db, start, end, run_id=context.run_id)
-    except Exception as exc:
-        log.finish(None, exc)
-        raise
-    skipped_reason = outcome.extra.get("skipped_reason")
-    log.finish(outcome, status="partial" if skipped_reason else None, message=skipped_reason)
-    if skipped_reason:
-        context.log.warning(f"Storage skipped: {skipped_reason}")
-    if outcome.failures:
-        context.log.warning(f"{outcome.failed} image(s) quarantined:\n{_failures_preview(outcome)}")
-    return dg.MaterializeResult(metadata=run_metadata(
-        started, window=f"{start}...{end}", images_seen=outcome.total, images_uploaded=outcome.synced,
-        images_unchanged=outcome.skipped, images_quarantined=outcome.failed,
-        bytes_uploaded=outcome.extra.get("bytes_uploaded", 0), skipped_reason=skipped_reason or "none",
-        quarantined=dg.MetadataValue.md(_failures_preview(outcome))))
-
-
-ASSETS = [consultation_customers, consultation_records, consultation_images]
+ASSETS = [consultation_customers, consultation_records_and_images]

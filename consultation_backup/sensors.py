@@ -11,7 +11,7 @@ from consultation_backup import transform as T
 from consultation_backup.constants import OVERLAP_MINUTES
 from consultation_backup.jobs import customers_job, records_job
 
-RECORDS_OP = "supabase__public__consultation_records"
+RECORDS_OP = "consultation_records_and_images"
 from consultation_backup.partitions import consultation_daily
 from consultation_backup.settings import ConsultationSettings
 from resources.notion import NotionResource

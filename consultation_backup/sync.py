@@ -9,7 +9,7 @@ advanced only in the transaction that commits the last batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -321,7 +321,8 @@ class WindowResult:
 
 def sync_records(notion: NotionResource, db: PostgresResource, database_id: str, start: date, end: date, *,
                  strategy: str = "notion_wins", run_id: str | None = None,
-                 edited_since: str | None = None) -> WindowResult:
+                 edited_since: str | None = None,
+                 on_batch: Callable[[list[str]], None] | None = None) -> WindowResult:
     """Back up every consultation with 상담일자 in ``[start, end)`` (one windowed query, split past
     10,000 results), then soft-delete rows of the window whose page is trashed or gone.
 
@@ -347,6 +348,8 @@ def sync_records(notion: NotionResource, db: PostgresResource, database_id: str,
                             page, run_id)
             if rows:
                 upsert_records(notion, conn, rows, by_id, strategy, run_id, outcome)
+        if on_batch is not None and batch:
+            on_batch([T.text(p, "id") for p in batch])
 
     flt = T.date_window_filter(start, end)
     if edited_since:
@@ -434,21 +437,27 @@ def _backup_one(drive: GoogleDriveResource, storage: SupabaseStorageResource, jo
 
 
 def sync_images(drive: GoogleDriveResource, storage: SupabaseStorageResource, db: PostgresResource, start: date,
-                end: date, *, run_id: str | None = None, workers: int = 4) -> SyncOutcome:
+                end: date, *, run_id: str | None = None, workers: int = 4, consultation_ids: list[str] | None = None,
+                ensure_bucket: bool = True) -> SyncOutcome:
     """Copy the window's consultation images from Drive to the private bucket; unchanged ones
-    (same md5 / modifiedTime as the stored copy) are not downloaded again."""
+    (same md5 / modifiedTime as the stored copy) are not downloaded again.
+
+    ``consultation_ids`` restricts the work to those consultations (the pipelined path calls it
+    per committed batch of records)."""
     outcome = SyncOutcome()
     outcome.extra.update(window=f"{start.isoformat()}...{end.isoformat()}")
     if not storage.available:
         outcome.extra["skipped_reason"] = storage.unavailable_reason
         return outcome
-    storage.ensure_bucket(BUCKET, public=False, file_size_limit=BUCKET_FILE_SIZE_LIMIT,
-                          allowed_mime_types=BUCKET_MIME_TYPES)
+    if ensure_bucket:
+        storage.ensure_bucket(BUCKET, public=False, file_size_limit=BUCKET_FILE_SIZE_LIMIT,
+                              allowed_mime_types=BUCKET_MIME_TYPES)
+    only = "" if consultation_ids is None else " AND r.consultation_id = ANY(%s)"
     records = db.fetch_all(
-        """SELECT r.consultation_id, r.notion_page_id, r.google_drive_urls, r.supabase_image_urls, c.customer_id
+        f"""SELECT r.consultation_id, r.notion_page_id, r.google_drive_urls, r.supabase_image_urls, c.customer_id
              FROM public.consultation_records r JOIN public.consultation_customers c ON c.id = r.customer_id
-            WHERE r.consultation_date >= %s AND r.consultation_date < %s AND NOT r.is_deleted
-            ORDER BY r.consultation_id""", (start, end))
+            WHERE r.consultation_date >= %s AND r.consultation_date < %s AND NOT r.is_deleted{only}
+            ORDER BY r.consultation_id""", (start, end) if consultation_ids is None else (start, end, consultation_ids))
     stored = {(r["consultation_id"], r["image_index"]): r for r in db.fetch_all(
         "SELECT * FROM public.consultation_image_objects WHERE consultation_id = ANY(%s)",
         ([r["consultation_id"] for r in records],))}
@@ -503,6 +512,57 @@ def sync_images(drive: GoogleDriveResource, storage: SupabaseStorageResource, db
         storage.remove(BUCKET, stale)
     outcome.extra.update(bytes_uploaded=bytes_uploaded, images_removed=len(stale))
     return outcome
+
+
+def merge_outcomes(parts: list[SyncOutcome]) -> SyncOutcome:
+    total = SyncOutcome()
+    for part in parts:
+        total.total += part.total
+        total.synced += part.synced
+        total.skipped += part.skipped
+        total.failures += part.failures
+        for key, value in part.extra.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                total.extra[key] = total.extra.get(key, 0) + value
+            else:
+                total.extra.setdefault(key, value)
+    return total
+
+
+def sync_records_and_images(notion: NotionResource, drive: GoogleDriveResource, storage: SupabaseStorageResource,
+                            db: PostgresResource, database_id: str, start: date, end: date, *,
+                            strategy: str = "notion_wins", run_id: str | None = None, edited_since: str | None = None,
+                            workers: int = 4) -> tuple[WindowResult, SyncOutcome]:
+    """Records and their images in one pass: while the Notion reads wait on the rate limit,
+    each committed batch's images are copied from Drive in the background. Images of rows that
+    Notion did not return this time (unchanged, or healed by the sweep) get a final pass."""
+    if not storage.available:
+        result = sync_records(notion, db, database_id, start, end, strategy=strategy, run_id=run_id,
+                              edited_since=edited_since)
+        return result, sync_images(drive, storage, db, start, end, run_id=run_id)
+    storage.ensure_bucket(BUCKET, public=False, file_size_limit=BUCKET_FILE_SIZE_LIMIT,
+                          allowed_mime_types=BUCKET_MIME_TYPES)
+    done: set[str] = set()
+    futures = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as background:
+        def submit(ids: list[str]) -> None:
+            done.update(ids)
+            futures.append(background.submit(sync_images, drive, storage, db, start, end, run_id=run_id,
+                                              workers=workers, consultation_ids=ids, ensure_bucket=False))
+
+        result = sync_records(notion, db, database_id, start, end, strategy=strategy, run_id=run_id,
+                              edited_since=edited_since, on_batch=submit)
+        parts = [f.result() for f in futures]
+    if edited_since is None:
+        rest = [r["consultation_id"] for r in db.fetch_all(
+            "SELECT consultation_id FROM public.consultation_records WHERE consultation_date >= %s"
+            " AND consultation_date < %s AND NOT is_deleted", (start, end)) if r["consultation_id"] not in done]
+        if rest:
+            parts.append(sync_images(drive, storage, db, start, end, run_id=run_id, workers=workers,
+                                     consultation_ids=rest, ensure_bucket=False))
+    images = merge_outcomes(parts)
+    images.extra["window"] = f"{start.isoformat()}...{end.isoformat()}"
+    return result, images
 
 
 # -- nightly reconcile ------------------------------------------------------------------------

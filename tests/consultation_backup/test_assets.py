@@ -7,7 +7,7 @@ from datetime import timedelta
 import dagster as dg
 from notion_client import Client
 
-from consultation_backup.assets import consultation_customers, consultation_images, consultation_records
+from consultation_backup.assets import consultation_customers, consultation_records_and_images
 from consultation_backup.checks import CHECKS
 from consultation_backup.constants import BUCKET, CUSTOMERS_KEY, IMAGES_KEY, RECORDS_KEY
 from consultation_backup.definitions import defs
@@ -22,6 +22,10 @@ CUSTOMERS_OP = "supabase__public__consultation_customers"
 def _materialize(env, assets, **kwargs):
     return dg.materialize([*assets, *SOURCES], resources=env.resources(), raise_on_error=kwargs.pop("raise_on_error", True),
                           **kwargs)
+
+
+def _mats(res, key):
+    return [e.materialization for e in res.get_asset_materialization_events() if e.asset_key == key]
 
 
 def _customer_config(**cfg):
@@ -95,10 +99,10 @@ def test_records_range_backfill_is_one_run_and_one_windowed_query(backup_env):
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     before = env.workspace.stats["queries"]
-    res = _materialize(env, [consultation_records, consultation_customers], selection=[RECORDS_KEY],
+    res = _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY],
                        tags=_range_tags(dates[0], dates[-1]))
     assert env.workspace.stats["queries"] - before == 1  # one windowed query for the whole range
-    mat = res.asset_materializations_for_node("supabase__public__consultation_records")
+    mat = _mats(res, RECORDS_KEY)
     assert len(mat) == len({d for d in _days(dates[0], dates[-1])})
     total = sum(1 for p in env.ds("consultations").pages.values())
     live = db.fetch_value("SELECT count(*) FROM consultation_records WHERE NOT is_deleted")
@@ -126,9 +130,11 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     tags = _range_tags(dates[0], dates[-1])
-    _materialize(env, [consultation_records, consultation_customers], selection=[RECORDS_KEY], tags=tags)
-    res = _materialize(env, [consultation_images, consultation_records], selection=[IMAGES_KEY], tags=tags)
-    meta = res.asset_materializations_for_node("supabase__storage__consultation_images")[0].metadata
+    # records and images in one step (pipelined)
+    res = _materialize(env, [consultation_records_and_images, consultation_customers],
+                       selection=[RECORDS_KEY, IMAGES_KEY], tags=tags)
+    assert len(_mats(res, RECORDS_KEY)) == len(_mats(res, IMAGES_KEY)) > 0
+    meta = _mats(res, IMAGES_KEY)[0].metadata
     bucket = env.storage_app.storage.buckets[BUCKET]
     assert bucket.file_size_limit == 10 * 1024 * 1024 and not bucket.public
     assert meta["images_uploaded"].value == len(bucket.objects) > 0
@@ -140,8 +146,8 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
                        " WHERE image_count > 0 AND jsonb_array_length(supabase_image_urls) = image_count LIMIT 1")
     assert row and f"/storage/v1/object/authenticated/{BUCKET}/customers/" in row["supabase_image_urls"][0]
     downloads = env.drive_app.drive.stats["downloads"]
-    res2 = _materialize(env, [consultation_images, consultation_records], selection=[IMAGES_KEY], tags=tags)
-    meta2 = res2.asset_materializations_for_node("supabase__storage__consultation_images")[0].metadata
+    res2 = _materialize(env, [consultation_records_and_images, consultation_customers], selection=[IMAGES_KEY], tags=tags)
+    meta2 = _mats(res2, IMAGES_KEY)[0].metadata
     assert env.drive_app.drive.stats["downloads"] == downloads  # md5 unchanged: nothing downloaded
     assert meta2["images_uploaded"].value == 0 and meta2["images_unchanged"].value == meta["images_uploaded"].value
 
@@ -150,7 +156,7 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
     from resources.demo_data import DemoData
 
     env.drive_app.drive.replace_content(obj["drive_file_id"], DemoData(99).image_bytes("webp"))
-    _materialize(env, [consultation_images, consultation_records], selection=[IMAGES_KEY], tags=tags)
+    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[IMAGES_KEY], tags=tags)
     new = db.fetch_one("SELECT * FROM consultation_image_objects WHERE consultation_id=%s AND image_index=%s",
                        (obj["consultation_id"], obj["image_index"]))
     assert new["content_type"] == "image/webp" and new["storage_path"].endswith(".webp")
@@ -162,8 +168,8 @@ def test_bad_images_are_quarantined_with_reasons(backup_env):
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     tags = _range_tags(dates[0], dates[-1])
-    _materialize(env, [consultation_records, consultation_customers], selection=[RECORDS_KEY], tags=tags)
-    res = _materialize(env, [consultation_images, consultation_records, *CHECKS], selection=[IMAGES_KEY], tags=tags)
+    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY], tags=tags)
+    res = _materialize(env, [consultation_records_and_images, consultation_customers, *CHECKS], selection=[IMAGES_KEY], tags=tags)
     reasons = [r["reason"] for r in db.fetch_all("SELECT reason FROM data_quarantine WHERE source='googledrive/consultation_images'")]
     joined = " | ".join(reasons)
     assert "image missing in Google Drive" in joined
@@ -180,10 +186,10 @@ def test_images_without_service_role_key_are_skipped_with_a_reason(backup_env, m
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     tags = _range_tags(dates[0], dates[-1])
-    _materialize(env, [consultation_records, consultation_customers], selection=[RECORDS_KEY], tags=tags)
+    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY], tags=tags)
     monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY")
-    res = _materialize(env, [consultation_images, consultation_records], selection=[IMAGES_KEY], tags=tags)
-    meta = res.asset_materializations_for_node("supabase__storage__consultation_images")[0].metadata
+    res = _materialize(env, [consultation_records_and_images, consultation_customers], selection=[IMAGES_KEY], tags=tags)
+    meta = _mats(res, IMAGES_KEY)[0].metadata
     assert "SUPABASE_SERVICE_ROLE_KEY" in meta["skipped_reason"].value
     assert env.storage_app.storage.stats["uploads"] == 0
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='images'")
@@ -204,7 +210,7 @@ def test_reconcile_soft_deletes_and_recounts(backup_env):
     env, db = backup_env, backup_env.db
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
-    _materialize(env, [consultation_records, consultation_customers], selection=[RECORDS_KEY],
+    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY],
                  tags=_range_tags(dates[0], dates[-1]))
     notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
     victim = db.fetch_one("SELECT r.notion_page_id, c.customer_id, c.consultation_count FROM consultation_records r"

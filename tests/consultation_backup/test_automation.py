@@ -107,7 +107,7 @@ def test_sensor_partition_runs_read_only_edited_pages_unless_something_was_trash
     by_key = {r.partition_key: r.run_config for r in requests if r.job_name == "consultation_records_job"}
     edited_day = edited["properties"]["상담일자"]["date"]["start"][:10]
     trashed_day = trashed["properties"]["상담일자"]["date"]["start"][:10]
-    assert by_key[edited_day]["ops"]["supabase__public__consultation_records"]["config"]["edited_since"]
+    assert by_key[edited_day]["ops"]["consultation_records_and_images"]["config"]["edited_since"]
     assert by_key[trashed_day] == {}
 
 

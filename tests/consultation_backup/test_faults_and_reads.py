@@ -127,12 +127,12 @@ def test_restore_dry_run_then_apply_is_idempotent(backup_env):
     env = backup_env
     _sync_customers(env)
     dates = env.consultation_dates()
-    from consultation_backup.assets import consultation_records
+    from consultation_backup.assets import consultation_records_and_images
     from consultation_backup.constants import RECORDS_KEY
 
     from .test_assets import _range_tags
 
-    _materialize(env, [consultation_records, consultation_customers], selection=[RECORDS_KEY],
+    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY],
                  tags=_range_tags(dates[0], dates[-1]))
     ws = env.workspace
     ws.add_database("db-restore-cust", "ds-restore-cust", "고객 (복구)", notion_emu.CUSTOMER_SCHEMA)
