@@ -118,9 +118,14 @@ def main(argv=None) -> int:
 
 
 def _worker(source: str, target: str, config, args) -> int:
-    from gfx_sync.cdc.errors import SlotBusy
+    import psycopg
+    import psycopg2
+
+    from gfx_sync.cdc.applier import Applier
+    from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy
     from gfx_sync.cdc.runner import Worker
     from gfx_sync.cdc.snapshot import initialize
+    from resources.errors import ServiceUnavailable
 
     log = logging.getLogger("gfx_sync.cdc")
     deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
@@ -133,9 +138,17 @@ def _worker(source: str, target: str, config, args) -> int:
             initialize(source, target, config)
             worker.run(until=(lambda _s: time.monotonic() > deadline) if deadline else None)
             break
-        except SlotBusy as exc:
-            # the previous worker's walsender may not have noticed its client died yet
-            log.warning("slot busy, retrying in %.1fs: %s", delay, exc)
+        except SchemaDriftError as exc:
+            # policy 'stop': record why, exit non-zero; restarting would only stop again
+            with Applier(target, config) as applier:
+                applier.record_stop(str(exc))
+            log.error("%s", exc)
+            return 3
+        except (SlotBusy, psycopg.OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError,
+                ServiceUnavailable) as exc:
+            # slot busy: the previous worker's walsender may not have noticed its client died yet;
+            # connection errors: a source/target restart. Nothing is lost: the position is on the target.
+            log.warning("%s, retrying in %.1fs: %s", type(exc).__name__, delay, str(exc).strip()[:300])
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
             if deadline and time.monotonic() > deadline:

@@ -138,3 +138,4 @@ def build_cdc_checks(thresholds: Thresholds = Thresholds(), keys: list[dg.AssetK
 CDC_SENSORS = [gfx_cdc_sensor]
 CDC_JOBS = [gfx_cdc_drain_job]
 CDC_CHECKS = [build_cdc_checks()]
+CDC_ASSET_CHECKS = CDC_CHECKS  # the name gfx_sync/definitions.py's placeholder uses

@@ -66,6 +66,21 @@ def test_definitions_load_with_the_cdc_lists():
     assert {k.asset_key for k in CDC_CHECKS[0].check_keys} == set(CDC_ASSET_KEYS)
 
 
+def test_cdc_parts_merge_with_the_batch_location_definitions():
+    """Wired beside the batch factory's real assets: the checks attach to its keys, nothing collides."""
+    from gfx_sync import definitions as batch
+
+    defs = dg.Definitions(
+        assets=list(batch.defs.assets or []), asset_checks=[*(batch.defs.asset_checks or []), *CDC_CHECKS],
+        jobs=[*(batch.defs.jobs or []), *CDC_JOBS], schedules=list(batch.defs.schedules or []),
+        sensors=[*(batch.defs.sensors or []), *CDC_SENSORS], resources=resources_for("supabase_db", "gfx_source_db"))
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    for key in CDC_ASSET_KEYS:
+        assert graph.get(key).is_materializable  # defined by the factory, only reported by the stream
+        assert graph.get(key).partitions_def is not None
+
+
 def test_sensor_requests_a_drain_only_when_changes_wait(platform_slot, dagster_instance, supabase_db, gfx_source_db,
                                                        test_databases):
     ctx = dg.build_sensor_context(instance=dagster_instance, resources=_resources(supabase_db, gfx_source_db))
