@@ -8,11 +8,12 @@ MESSAGE_LOGS = dg.AssetKey(["supabase", "public", "message_logs"])
 DAILY_STATISTICS = dg.AssetKey(["supabase", "public", "daily_statistics"])
 
 
-@dg.asset_check(asset=MESSAGE_LOGS, description="No recipient appears twice in one execution (sent at most once).")
+@dg.asset_check(asset=MESSAGE_LOGS, description="No recipient appears twice in one execution in the last 7 days (sent at most once).")
 def message_logs_one_per_recipient(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     dupes = supabase_db.fetch_value(
         "SELECT count(*) FROM (SELECT workflow_run_id, recipient_phone FROM public.message_logs"
-        " WHERE status IN ('pending', 'sent', 'delivered') OR provider_message_id IS NOT NULL"
+        " WHERE created_at > now() - interval '7 days'"
+        " AND (status IN ('pending', 'sent', 'delivered') OR provider_message_id IS NOT NULL)"
         " GROUP BY 1, 2 HAVING count(*) > 1) d")
     return dg.AssetCheckResult(passed=int(dupes) == 0, metadata={"duplicate_recipients": int(dupes)})
 

@@ -50,6 +50,7 @@ from resources.state import quarantine
 
 SOLAPI_TYPE = {"sms": "SMS", "lms": "LMS", "kakao": "ATA"}
 AMBIGUOUS = (TransientError, ServiceUnavailable, httpx.TransportError)
+MAX_STALLED_SENDS = 4  # consecutive ambiguous sends with nothing accepted before the run gives up
 
 
 @dataclass
@@ -317,6 +318,7 @@ def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, tem
     summary.reconciled += reconcile_attempted(db, solapi, run_id, cost)
     chunk = max(1, min(opts.chunk_size, C.SEND_CHUNK_MAX))
     batch_no = 0
+    stalled = 0
     while True:
         with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
@@ -340,8 +342,16 @@ def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, tem
         except AMBIGUOUS as exc:
             _log(summary, log, f"batch {batch_no}: outcome unknown ({type(exc).__name__}: {str(exc)[:120]}); "
                  "reconciling by status lookup", "warning")
-            summary.reconciled += reconcile_attempted(db, solapi, run_id, cost)
+            found = reconcile_attempted(db, solapi, run_id, cost)
+            summary.reconciled += found
+            stalled = 0 if found else stalled + 1
+            if stalled >= MAX_STALLED_SENDS:
+                raise ServiceUnavailable("solapi", f"{stalled} consecutive send requests failed without being "
+                                         "accepted; the run stops (a retry resumes where it stopped)") from exc
+            if stalled:
+                time.sleep(min(0.5 * 2 ** (stalled - 1), 10.0))  # back off while nothing gets through
             continue
+        stalled = 0
         if opts.after_send is not None:
             opts.after_send(batch_no)
         group_id = (response.get("groupInfo") or {}).get("groupId") or ""
