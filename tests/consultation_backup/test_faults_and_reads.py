@@ -152,3 +152,20 @@ def test_restore_dry_run_then_apply_is_idempotent(backup_env):
     assert consult["properties"]["고객"]["relation"][0]["id"] in {p["id"] for p in restored.values()}
     again = restore.restore(env.notion, env.db, dry_run=False, **kwargs)
     assert again.customers_created == 0 and again.consultations_created == 0 and again.planned == []
+
+
+def test_drive_429_and_notion_5xx_on_queries_are_retried(backup_env):
+    from consultation_backup import sync
+
+    from .conftest import window_all
+
+    env = backup_env
+    env.notion_injector.configure(error_rate=0.25, error_status=503, seed=3)
+    sync.sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    start, end = window_all()
+    env.drive_injector.configure(burst_429=2, retry_after_s=1)
+    result, images = sync.sync_records_and_images(env.notion, env.drive, env.storage, env.db,
+                                                  env.settings.consultations_database_id, start, end)
+    assert env.notion_injector.injected["error"] > 0 and env.drive_injector.injected["429"] == 2
+    assert result.outcome.synced > 0 and images.synced > 0
+    assert not result.missing_in_supabase
