@@ -210,3 +210,32 @@ def test_webhook_and_runs_write_user_activity_logs(supabase_db, mysql_reader, pl
     hook = supabase_db.fetch_one("SELECT * FROM public.user_activity_logs WHERE action = 'webhook.received'"
                                  " AND details->>'event_id' = %s", (key,))
     assert hook["user_agent"] == "crm-hook/1.0"
+
+
+def test_daily_statistics_schedule_requests_today_and_closes_yesterday():
+    from messaging.jobs import daily_statistics_schedule
+
+    noon = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 12:00 KST
+    requests = daily_statistics_schedule(dg.build_schedule_context(scheduled_execution_time=noon))
+    assert [r.partition_key for r in requests] == ["2026-11-20"]
+    after_midnight = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # 00:00 KST on the 21st
+    requests = daily_statistics_schedule(dg.build_schedule_context(scheduled_execution_time=after_midnight))
+    assert [r.partition_key for r in requests] == ["2026-11-21", "2026-11-20"]
+
+
+def test_delivery_poll_job_marks_delivered(supabase_db, mysql_reader, solapi, solapi_server, solapi_standin_state,
+                                           platform_ids, dagster_instance, monkeypatch):
+    import uuid
+
+    from messaging.engine import RunOptions, execute_workflow
+
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(platform_ids["workflow:event"], f"poll:{uuid.uuid4()}", send_mode="live",
+                                          event_range=(0, 4)))
+    assert summary.success_count >= 1
+    monkeypatch.setenv("SOLAPI_BASE_URL", solapi_server[0].url)  # EnvVar resolves at launch
+    result = defs.resolve_job_def("messaging_delivery_poll").execute_in_process(instance=dagster_instance)
+    assert result.success
+    statuses = {r["status"] for r in supabase_db.fetch_all(
+        "SELECT status FROM public.message_logs WHERE workflow_run_id = %s", (summary.workflow_run_id,))}
+    assert "sent" not in statuses and statuses & {"delivered", "failed"}
