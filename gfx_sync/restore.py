@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -59,7 +60,7 @@ def restore_table(source: PostgresResource, target: PostgresResource, spec: Tabl
     rep = RestoreReport(spec.table, from_side, to_side, dry_run)
     key = sql.Identifier(spec.key)
     with dest_db.connection() as dc, auth_db.connection() as ac:
-        tx = dc.transaction(force_rollback=dry_run)
+        tx = dc.transaction()
         with tx:
             mark_sync_transaction(dc)
             _lock(dc, spec)
@@ -76,8 +77,7 @@ def restore_table(source: PostgresResource, target: PostgresResource, spec: Tabl
                 " (SELECT count(*) FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.{k} = t.{k}))").format(
                 s=stg, t=_tbl(spec), k=key, tc=tf.ident_list(columns, "t"), sc=tf.ident_list(columns, "s"))).fetchone()
             if dry_run:
-                rep.duration_s = time.perf_counter() - started
-                return rep
+                raise psycopg.Rollback()  # nothing is kept: not even the staging table
             backup = f"_backup_{spec.table}_{datetime.now(timezone.utc).strftime('%Y%m%d%H%M%S%f')}"
             dc.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {}").format(sql.Identifier("platform", backup), _tbl(spec)))
             rep.safety_copy = f"platform.{backup}"
@@ -92,6 +92,11 @@ def restore_table(source: PostgresResource, target: PostgresResource, spec: Tabl
             rep.quarantined = res.quarantined
             if to_side == SIDE_SUPABASE:
                 _log_restore(dc, spec, rep, run_id)
+        if dry_run:  # leave both pooled connections idle
+            dc.rollback()
+            ac.rollback()
+            rep.duration_s = time.perf_counter() - started
+            return rep
     if to_side == SIDE_EXTERNAL:
         with target.transaction() as tc:
             _log_restore(tc, spec, rep, run_id)

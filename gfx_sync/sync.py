@@ -431,6 +431,7 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                     if spec.source_owned:
                         revert_local_edits(sc, tc, spec, columns, res, run_id)
                     ts = sql.Identifier(TIMESTAMP_COLUMN)
+                    stored = _stored_watermark(tc, spec)
                     if window:
                         lo, hi = window
                         where = sql.SQL("{ts} >= {lo} AND {ts} < {hi}").format(ts=ts, lo=sql.Literal(lo), hi=sql.Literal(hi))
@@ -438,7 +439,7 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                     else:
                         target_max = tc.execute(sql.SQL("SELECT max({}) FROM {}").format(ts, _tbl(spec))).fetchone()[0]
                         res.overlap_s = overlap.total_seconds()
-                        lo = tf.read_from(tf.read_base(target_max, _stored_watermark(tc, spec)), overlap, source_now)
+                        lo = tf.read_from(tf.read_base(target_max, stored), overlap, source_now)
                         res.watermark_from = lo
                         where = sql.SQL("{} >= {}").format(ts, sql.Literal(lo)) if lo is not None else sql.SQL("true")
                     query = sql.SQL("SELECT {} FROM {} WHERE {}").format(tf.ident_list(columns), _tbl(spec), where)
@@ -458,8 +459,11 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                     quarantine_and_merge(tc, spec, columns, stg, tf.changed_guard(columns), res, run_id)
                 if reconcile:
                     reconcile_table(source, tc, spec, columns, res, run_id, chunk_rows=chunk_rows, full=full_hash)
-                res.watermark_to = tf.next_watermark(tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
-                    sql.Identifier(TIMESTAMP_COLUMN), _tbl(spec))).fetchone()[0], horizon)
+                if window:  # a window says nothing about rows outside it: the watermark stays
+                    res.watermark_to = stored
+                else:
+                    res.watermark_to = tf.next_watermark(tc.execute(sql.SQL("SELECT max({}) FROM {}").format(
+                        sql.Identifier(TIMESTAMP_COLUMN), _tbl(spec))).fetchone()[0], horizon)
                 res.duration_s = time.perf_counter() - started
                 record_success(tc, spec, res, run_id)
     except BaseException as exc:

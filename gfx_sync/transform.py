@@ -34,11 +34,14 @@ def next_watermark(target_max: datetime | None, horizon: datetime | None) -> dat
 
 
 def read_base(target_max: datetime | None, stored: datetime | None) -> datetime | None:
-    """Where the next incremental read starts (before the overlap): derived from the target's data,
-    and no later than the held-back watermark the previous run committed beside it."""
-    if target_max is None:
+    """Where the next incremental read starts (before the overlap): the lower of the target's
+    ``max(updated_at)`` and the held-back watermark the last incremental run committed beside the
+    data. No stored watermark (never synced incrementally, e.g. only a window backfill ran, or the
+    status row was lost) or an empty target means a full read: a partial backfill must not hide
+    the older rows it did not cover."""
+    if target_max is None or stored is None:
         return None
-    return target_max if stored is None else min(target_max, stored)
+    return min(target_max, stored)
 
 
 def read_from(watermark: datetime | None, overlap: timedelta, source_now: datetime) -> datetime | None:

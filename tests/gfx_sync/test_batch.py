@@ -222,3 +222,14 @@ def test_unreachable_target_fails_clearly_and_the_next_run_catches_up(clean, sup
     assert status(supabase_db, "gfx_hands")["status"] == "pending"  # nothing could be written there
     res = batch_sync(gfx_source_db, supabase_db, HANDS)
     assert res.inserted == 5
+
+
+def test_a_window_backfill_before_any_full_sync_does_not_hide_older_rows(clean, supabase_db, gfx_source_db):
+    gfx_source_db.execute("INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, 'e',"
+                          " now() - g * interval '1 day' FROM generate_series(1, 6) g")
+    lo = datetime.now(timezone.utc) - timedelta(days=2, hours=12)
+    batch_sync(gfx_source_db, supabase_db, spec_for("wsop_events"), window=(lo, datetime.now(timezone.utc)))
+    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 2
+    assert status(supabase_db, "wsop_events")["watermark"] is None  # a window does not move it
+    batch_sync(gfx_source_db, supabase_db, spec_for("wsop_events"))
+    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 6

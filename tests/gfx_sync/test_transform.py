@@ -21,10 +21,10 @@ def test_next_watermark(target_max, horizon, expected):
 
 
 @pytest.mark.parametrize("target_max, stored, expected", [
-    (None, T, None), (T, None, T), (T, T - timedelta(minutes=30), T - timedelta(minutes=30)),
+    (None, T, None), (T, None, None), (T, T - timedelta(minutes=30), T - timedelta(minutes=30)),
     (T - timedelta(minutes=5), T, T - timedelta(minutes=5)),
 ])
-def test_read_base_takes_the_lower_of_target_and_stored(target_max, stored, expected):
+def test_read_base_takes_the_lower_of_target_and_stored_or_reads_everything(target_max, stored, expected):
     assert tf.read_base(target_max, stored) == expected
 
 
