@@ -78,3 +78,23 @@ def test_materializing_the_latest_partition_brings_everything_up_to_date(clean, 
                             partition_key=PARTITIONS.get_last_partition_key())
     assert result.success
     assert supabase_db.fetch_value("SELECT count(*) FROM wsop_players") == 10  # all days, not just today's
+
+
+def test_the_scheduled_run_syncs_every_table_end_to_end(clean, supabase_db, gfx_source_db, dagster_instance):
+    """What the 15-minute schedule launches: gfx_sync_job, today's partition, incremental config,
+    with the location's own (EnvVar-bound) resources."""
+    from gfx_sync import demo
+
+    assert demo.main(["--scale", "tiny"]) == 0
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime.now(timezone.utc),
+                                    repository_def=defs.get_repository_def())
+    req = gfx_sync_every_15_minutes.evaluate_tick(ctx).run_requests[0]
+    job = defs.resolve_job_def("gfx_sync_job")
+    result = job.execute_in_process(run_config=req.run_config, partition_key=req.partition_key,
+                                    instance=dagster_instance)
+    assert result.success
+    assert len(result.get_asset_materialization_events()) == len(SPECS)
+    assert gfx_source_db.fetch_value("SELECT count(*) FROM gfx_hand_players") == \
+        supabase_db.fetch_value("SELECT count(*) FROM gfx_hand_players") == 600
+    assert supabase_db.fetch_value("SELECT count(*) FROM v_sync_dashboard WHERE health_status = 'HEALTHY'") == len(SPECS)
+    assert gfx_source_db.fetch_value("SELECT count(*) FROM render_queue") == 6  # jobs created in Supabase went out
