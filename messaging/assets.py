@@ -141,14 +141,14 @@ def messaging_workflow_run(context: dg.AssetExecutionContext, config: WorkflowRu
         for t in WORKFLOW_OUTPUTS:
             yield dg.MaterializeResult(asset_key=supabase_key(t), metadata={"skipped": "no workflow_id in run config"})
         return
-    root = context.run.root_run_id or context.run_id
+    root = context.run.root_run_id or context.run.run_id
     opts = RunOptions(
         workflow_id=config.workflow_id, execution_key=config.execution_key or f"dagster:{root}",
         send_mode=os.environ.get("MESSAGING_SEND_MODE", "dry_run").strip().lower() or "dry_run",
         trigger_type=config.trigger_type or None,
         event_range=(config.event_from, config.event_to) if config.event_to is not None else None,
         webhook_event_id=config.webhook_event_id, payload=json.loads(config.payload_json or "{}"),
-        chunk_size=config.chunk_size, dagster_run_id=context.run_id)
+        chunk_size=config.chunk_size, dagster_run_id=context.run.run_id)
     summary = execute_workflow(supabase_db, mysql, solapi, opts, log=context.log.info)
     meta = run_metadata(started, send_mode=opts.send_mode, execution_key=opts.execution_key,
                         workflow_id=config.workflow_id, **summary.metadata())

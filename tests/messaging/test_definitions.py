@@ -239,3 +239,40 @@ def test_delivery_poll_job_marks_delivered(supabase_db, mysql_reader, solapi, so
     statuses = {r["status"] for r in supabase_db.fetch_all(
         "SELECT status FROM public.message_logs WHERE workflow_run_id = %s", (summary.workflow_run_id,))}
     assert "sent" not in statuses and statuses & {"delivered", "failed"}
+
+
+def test_dagster_reexecution_of_a_failed_run_resumes_the_same_execution(supabase_db, crm, solapi_server,
+                                                                         solapi_standin_state, dagster_instance,
+                                                                         monkeypatch):
+    from tests.messaging._reexec import messaging_run_workflow_job
+
+    with supabase_db.transaction() as conn:
+        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
+                           " VALUES ('재실행', 'notification', 'sms', '#{name}님 안내') RETURNING id").fetchone()[0]
+        wid = str(conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+                               " VALUES ('재실행', 'manual', 'active', %s, %s) RETURNING id",
+                               (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0])
+    monkeypatch.setenv("SOLAPI_BASE_URL", solapi_server[0].url)
+    monkeypatch.setenv("MESSAGING_SEND_MODE", "live")
+    injector = solapi_server[2]
+    injector.configure(down=True)
+    job = dg.reconstructable(messaging_run_workflow_job)
+    config = {"ops": {"messaging_workflow_run": {"config": {"workflow_id": wid, "chunk_size": 20}}},
+              "execution": {"config": {"in_process": {}}}}  # one process: fast, same behaviour
+    with dg.execute_job(job, instance=dagster_instance, run_config=config) as first:
+        assert not first.success
+        first_id = first.run_id
+    run = supabase_db.fetch_one("SELECT * FROM public.workflow_runs WHERE execution_key = %s", (f"dagster:{first_id}",))
+    assert run["status"] == "failed"
+    injector.reset()
+    options = dg.ReexecutionOptions.from_failure(first_id, dagster_instance)
+    with dg.execute_job(job, instance=dagster_instance, reexecution_options=options) as second:
+        assert second.success
+    again = supabase_db.fetch_one("SELECT * FROM public.workflow_runs WHERE id = %s", (run["id"],))
+    assert again["status"] == "completed" and again["dagster_run_id"] == second.run_id
+    assert supabase_db.fetch_value("SELECT count(*) FROM public.workflow_runs WHERE workflow_id = %s", (wid,)) == 1
+    logs = supabase_db.fetch_all("SELECT status, idempotency_key FROM public.message_logs WHERE workflow_run_id = %s",
+                                 (run["id"],))
+    assert not [r for r in logs if r["status"] == "pending"]
+    sent = [r["idempotency_key"] for r in logs if r["status"] == "sent"]
+    assert sent and all(solapi_standin_state.accepted_by_key[k] == 1 for k in sent)
