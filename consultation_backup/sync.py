@@ -8,6 +8,7 @@ advanced only in the transaction that commits the last batch.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -400,31 +401,43 @@ class ImageJob:
 
 
 def _backup_one(drive: GoogleDriveResource, storage: SupabaseStorageResource, job: ImageJob) -> dict[str, Any]:
-    """Copy one image if it changed. Returns {"status": skipped|uploaded|rejected, ...}."""
+    """Copy one image if it changed. Returns {"status": skipped|uploaded|rejected, ...}.
+
+    An image never backed up is downloaded straight away (its md5 is computed from the bytes,
+    which is what Drive's md5Checksum is); a known one is first compared by metadata, so an
+    unchanged image costs one small request and no download.
+    """
     fid = T.drive_file_id(job.url)
     if fid is None:
         return {"status": "rejected", "reason": f"not a Google Drive link: {job.url[:120]}", "item": job.url}
-    meta = drive.file_metadata(fid)
-    if meta is None:
-        return {"status": "rejected", "reason": f"image missing in Google Drive (404): {fid}", "item": fid}
-    if T.image_unchanged(job.stored, meta):
-        return {"status": "skipped", "path": job.stored["storage_path"]}
-    bad = job.known_bad or {}
-    if bad.get("md5") and bad.get("md5") == meta.get("md5Checksum"):
-        # the same bytes were already found unusable: say so again without downloading them
-        return {"status": "rejected", "reason": bad["reason"], "item": fid, "md5": bad["md5"]}
-    size = int(meta.get("size") or 0)
-    if size > BUCKET_FILE_SIZE_LIMIT:
-        return {"status": "rejected", "reason": f"image too large: {size} bytes > {BUCKET_FILE_SIZE_LIMIT}", "item": fid}
+    meta: dict[str, Any] = {}
+    if job.stored is not None or job.known_bad is not None:
+        meta = drive.file_metadata(fid) or {}
+        if not meta:
+            return {"status": "rejected", "reason": f"image missing in Google Drive (404): {fid}", "item": fid}
+        if T.image_unchanged(job.stored, meta):
+            return {"status": "skipped", "path": job.stored["storage_path"]}
+        bad = job.known_bad or {}
+        if bad.get("md5") and bad.get("md5") == meta.get("md5Checksum"):
+            # the same bytes were already found unusable: say so again without downloading them
+            return {"status": "rejected", "reason": bad["reason"], "item": fid, "md5": bad["md5"]}
+        size = int(meta.get("size") or 0)
+        if size > BUCKET_FILE_SIZE_LIMIT:
+            return {"status": "rejected", "reason": f"image too large: {size} bytes > {BUCKET_FILE_SIZE_LIMIT}",
+                    "item": fid, "md5": meta.get("md5Checksum")}
     try:
         data = drive.download(fid, max_bytes=BUCKET_FILE_SIZE_LIMIT)
     except PermanentError as exc:
-        reason = "image too large" if exc.status == 413 else f"download failed: {exc}"
-        return {"status": "rejected", "reason": reason[:300], "item": fid}
+        if exc.status == 404:
+            return {"status": "rejected", "reason": f"image missing in Google Drive (404): {fid}", "item": fid}
+        if exc.status == 413:
+            return {"status": "rejected", "item": fid, "reason": f"image too large: {exc} (limit {BUCKET_FILE_SIZE_LIMIT})"}
+        return {"status": "rejected", "reason": f"download failed: {exc}"[:300], "item": fid}
+    md5 = hashlib.md5(data).hexdigest()
     sniffed = T.sniff_image(data)
     if sniffed is None:
-        return {"status": "rejected", "item": fid, "md5": meta.get("md5Checksum"),
-                "reason": f"not an image: content of {meta.get('name')} is not JPEG/PNG/WebP (Drive says {meta.get('mimeType')})"}
+        return {"status": "rejected", "item": fid, "md5": md5,
+                "reason": f"not an image: content of {meta.get('name') or fid} is not JPEG/PNG/WebP"}
     mime, ext = sniffed
     path = T.storage_path(job.customer_id, job.consultation_id, job.index, ext)
     storage.upload(BUCKET, path, data, mime, upsert=True)
@@ -432,7 +445,7 @@ def _backup_one(drive: GoogleDriveResource, storage: SupabaseStorageResource, jo
     if old_path and old_path != path:
         storage.remove(BUCKET, [old_path])
     modified = T.parse_timestamp(meta["modifiedTime"]) if meta.get("modifiedTime") else None
-    return {"status": "uploaded", "path": path, "row": (job.consultation_id, job.index, fid, meta.get("md5Checksum"),
+    return {"status": "uploaded", "path": path, "row": (job.consultation_id, job.index, fid, meta.get("md5Checksum") or md5,
                                                            modified, path, mime, len(data))}
 
 
