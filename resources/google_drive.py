@@ -78,8 +78,24 @@ class GoogleDriveResource(dg.ConfigurableResource):
     def credentials(self):
         from google.oauth2 import service_account
 
+        self._ensure_local_key()
         info = load_service_account_info(self.service_account_json)
         return service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPES)
+
+    def _ensure_local_key(self) -> None:
+        """Locally, against the Drive stand-in, write the throwaway key file if it is missing
+        (``resources.emulators.google_drive.write_local_service_account``); never in production."""
+        from resources.environment import current_environment
+
+        value = self.service_account_json.strip()
+        if (current_environment() != "local" or value.startswith("{") or not value
+                or not self.base_url.startswith(("http://127.0.0.1", "http://localhost"))):
+            return
+        path = Path(value).expanduser()
+        if not path.exists():
+            from resources.emulators.google_drive import write_local_service_account
+
+            write_local_service_account(path, token_uri=f"{self.base_url.rstrip('/')}/token")
 
     def api_root(self) -> str:
         """``{base_url}/drive/v3/``: googleapiclient replaces rootUrl+servicePath with api_endpoint."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -156,3 +157,15 @@ def test_storage_rejects_a_wrong_key(backup_env, monkeypatch):
     with pytest.raises(PermanentError) as err:
         storage.ensure_bucket(BUCKET)
     assert err.value.status == 403
+
+
+def test_local_drive_key_is_written_when_missing(backup_env, tmp_path):
+    from resources.google_drive import GoogleDriveResource
+
+    key = tmp_path / "nested" / "google-service-account.local.json"
+    drive = GoogleDriveResource(service_account_json=str(key), base_url=backup_env.drive.base_url)
+    spec = next(f for f in backup_env.drive_app.drive.files.values() if f.spec and f.spec.kind == "jpeg")
+    assert drive.file_metadata(spec.id)["id"] == spec.id
+    info = json.loads(key.read_text())
+    assert info["token_uri"] == f"{backup_env.drive.base_url}/token" and "PRIVATE KEY" in info["private_key"]
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
