@@ -14,7 +14,7 @@ import dagster as dg
 from psycopg.types.json import Jsonb
 
 from messaging import constants as C
-from messaging.catalog import discover_schema, load_table_mappings
+from messaging.catalog import MAPPINGS_PATH, discover_schema, load_table_mappings
 from messaging.engine import RunOptions, execute_workflow
 from messaging.models import TableMappingError
 from messaging.statistics import compute_daily_statistics
@@ -22,6 +22,37 @@ from resources.dagster_helpers import run_metadata
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
+
+
+def _schema(columns: str) -> dg.TableSchema:
+    """``"name type, name type"`` -> TableSchema (what the UI shows as the column list)."""
+    return dg.TableSchema(columns=[dg.TableColumn(*c.split()) for c in columns.split(", ")])
+
+
+COLUMN_SCHEMAS = {
+    "workflow_runs": _schema("id uuid, workflow_id uuid, status varchar, trigger_type varchar, target_count integer, "
+                             "success_count integer, failed_count integer, total_cost numeric, error_message text, "
+                             "execution_time_ms integer, started_at timestamptz, completed_at timestamptz, logs jsonb, "
+                             "execution_key text, dagster_run_id text"),
+    "message_logs": _schema("id uuid, workflow_run_id uuid, template_id uuid, recipient_phone varchar, "
+                            "recipient_name varchar, message_type varchar, message_content text, variables_used jsonb, "
+                            "status varchar, provider varchar, provider_message_id varchar, cost numeric, "
+                            "sent_at timestamptz, delivered_at timestamptz, failed_at timestamptz, error_code varchar, "
+                            "error_message text, created_at timestamptz, idempotency_key text, "
+                            "send_attempted_at timestamptz, provider_group_id varchar"),
+    "template_usage_logs": _schema("id uuid, template_id uuid, workflow_id uuid, used_at timestamptz, "
+                                   "variables_used jsonb, success boolean, error_message text"),
+    "daily_statistics": _schema("id uuid, stat_date date, workflows_created integer, workflows_executed integer, "
+                                "messages_sent integer, messages_failed integer, total_cost numeric, "
+                                "templates_used integer, unique_users integer, created_at timestamptz, "
+                                "updated_at timestamptz"),
+}
+
+
+def _mysql_schema(table: str) -> dg.TableSchema:
+    mapping = json.loads(MAPPINGS_PATH.read_text(encoding="utf-8")).get(table, {})
+    return dg.TableSchema(columns=[dg.TableColumn(name, f.get("type", "string"), description=f.get("displayName"))
+                                   for name, f in mapping.get("fields", {}).items()])
 
 
 def supabase_key(table: str) -> dg.AssetKey:
@@ -36,7 +67,7 @@ def mysql_key(table: str) -> dg.AssetKey:
 MYSQL_SPECS = [
     dg.AssetSpec(mysql_key(t), group_name=C.GROUP, kinds={"mysql"}, owners=C.OWNERS,
                  description=f"Operational MySQL table `{t}` (read-only, SELECT-only user).",
-                 metadata={"dagster/table_name": f"mysql.{t}"})
+                 metadata={"dagster/table_name": f"mysql.{t}", "dagster/column_schema": _mysql_schema(t)})
     for t in C.MYSQL_TABLES
 ]
 
@@ -125,7 +156,8 @@ WORKFLOW_OUTPUTS = ("workflow_runs", "message_logs", "template_usage_logs")
                         description={"workflow_runs": "One row per workflow execution (counts, cost, duration, logs).",
                                      "message_logs": "One row per recipient: pending -> sent -> delivered / failed.",
                                      "template_usage_logs": "One row per execution and template (usage counts)."}[t],
-                        metadata={"dagster/table_name": f"supabase.public.{t}"},
+                        metadata={"dagster/table_name": f"supabase.public.{t}",
+                                  "dagster/column_schema": COLUMN_SCHEMAS[t]},
                         freshness_policy=(dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
                                                                          warn_window=timedelta(hours=2))
                                           if t == "message_logs" else None))
@@ -168,7 +200,8 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezon
           deps=[supabase_key("message_logs"), supabase_key("workflow_runs"), supabase_key("template_usage_logs"),
                 supabase_key("workflows")],
           freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)),
-          metadata={"dagster/table_name": "supabase.public.daily_statistics"})
+          metadata={"dagster/table_name": "supabase.public.daily_statistics",
+                    "dagster/column_schema": COLUMN_SCHEMAS["daily_statistics"]})
 def daily_statistics(context: dg.AssetExecutionContext, supabase_db: PostgresResource):
     """Per Asia/Seoul day: workflows created/executed, messages sent/failed, cost, templates used,
     unique recipients; upserted on ``stat_date`` (a range backfill is one run and one statement)."""

@@ -82,3 +82,13 @@ def test_rls_authenticated_reads_service_role_writes(supabase_db, role, can_read
             conn.execute("RESET ROLE")
             conn.commit()
     assert (read, wrote) == (can_read, can_write)
+
+
+def test_declared_column_schemas_match_the_database(supabase_db):
+    from messaging.assets import COLUMN_SCHEMAS
+
+    for table, schema in COLUMN_SCHEMAS.items():
+        actual = [r["column_name"] for r in supabase_db.fetch_all(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s"
+            " ORDER BY ordinal_position", (table,))]
+        assert [c.name for c in schema.columns] == actual, table
