@@ -13,7 +13,6 @@ import dagster as dg
 from gfx_sync.schema import declared_columns
 from gfx_sync.specs import SCHEMA, SOURCE_SYSTEM, SPECS, TARGET_SYSTEM, TableSpec
 from gfx_sync.sync import DEFAULT_CHUNK_ROWS, sync_table
-from gfx_sync.transform import day_window
 from resources.postgres import PostgresResource
 
 GROUP = "gfx_sync"

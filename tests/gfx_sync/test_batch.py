@@ -1,7 +1,6 @@
 """Batch path against real databases: copy, idempotence, late commits, stale versions, deletes by
 reconciliation, local edits reverted, quarantine, windows, unreachable source, schema drift."""
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import psycopg
