@@ -45,6 +45,14 @@ class SlotInfo:
         return max(0, self.current_lsn - self.confirmed_flush_lsn)
 
 
+def require_logical(wal_level: str) -> None:
+    """Raise :class:`WalLevelNotLogical` unless ``wal_level`` is ``logical``."""
+    if wal_level != "logical":
+        raise WalLevelNotLogical(
+            f"source wal_level is {wal_level!r}; logical replication needs 'logical' "
+            "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")
+
+
 def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
     """Refuse to start on a source that cannot be replicated, naming the reason.
 
@@ -53,11 +61,7 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
         ReplicationPermissionError: the user has neither REPLICATION nor superuser.
         MissingReplicaIdentity: a table is missing, or has no primary key and no usable replica identity.
     """
-    wal_level = conn.execute("SHOW wal_level").fetchone()[0]
-    if wal_level != "logical":
-        raise WalLevelNotLogical(
-            f"source wal_level is {wal_level!r}; logical replication needs 'logical' "
-            "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")
+    require_logical(conn.execute("SHOW wal_level").fetchone()[0])
     user, can = conn.execute(
         "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     if not can:

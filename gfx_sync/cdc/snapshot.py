@@ -90,9 +90,22 @@ def initialize(source_dsn: str, target_dsn: str, config: CdcConfig, *, resnapsho
                 ensure_state(tgt, config, source_database(source_dsn), consistent_point, snapshot_rows=total)
             src.execute("COMMIT")
         result.consistent_point = int_to_lsn(consistent_point)
+    _wait_released(source_dsn, config.slot_name)
     result.seconds = round(time.perf_counter() - started, 3)
     result.message = f"slot {config.slot_name} created at {result.consistent_point}; copied {sum(result.rows.values())} rows"
     return result
+
+
+def _wait_released(source_dsn: str, slot_name: str, timeout_s: float = 30.0) -> None:
+    """The walsender that created the slot exits asynchronously after its connection closes; wait
+    until it released the slot so the next reader (drain run or worker) does not find it busy."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            info = slot_info(conn, slot_name)
+            if info is None or not info.active:
+                return
+            time.sleep(0.05)
 
 
 def _copy_table(src: psycopg.Connection, tgt: psycopg.Connection, schema: str, name: str) -> int:

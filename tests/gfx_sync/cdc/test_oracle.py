@@ -159,14 +159,14 @@ def test_sigkilled_worker_loses_nothing_and_duplicates_nothing(cdc_factory):
     with psycopg.connect(env.source_url, autocommit=True) as conn:
         final_lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
     # the last worker catches up (we wait on the slot's confirmed position, not on time)
-    wait_until = time.monotonic() + 60
+    wait_until = time.monotonic() + 150  # liveness deadline on a loaded machine
     with psycopg.connect(env.source_url, autocommit=True) as conn:
         while True:
             info = slot_info(conn, env.config.slot_name)
             if info.confirmed_flush_lsn >= int(str(final_lsn).split("/")[0], 16) << 32 | int(str(final_lsn).split("/")[1], 16):
                 break
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            assert time.monotonic() < wait_until, "worker did not catch up within 60 s"
+            assert time.monotonic() < wait_until, "worker did not catch up within 150 s"
             time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)

@@ -1,0 +1,131 @@
+"""The streaming worker as a process: it survives a dropped walsender, keeps an idle slot from
+retaining WAL, stops cleanly on schema drift, and the CLI's init/status commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gfx_sync.cdc.__main__ import main as cli
+from gfx_sync.cdc.applier import read_state
+from gfx_sync.cdc.errors import WalLevelNotLogical
+from gfx_sync.cdc.models import lsn_to_int
+from gfx_sync.cdc.runner import Worker
+from gfx_sync.cdc.slot import require_logical, slot_info
+from gfx_sync.cdc.snapshot import initialize
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _worker(env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gfx_sync.cdc", "worker", "--no-report", "--slot", env.config.slot_name,
+         "--publication", env.config.publication, "--tables", ",".join(t.name for t in env.config.tables)],
+        cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait(predicate, what: str, timeout: float = 90.0):  # liveness deadline on a loaded machine, not a timing assertion
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _active_pid(env):
+    with psycopg.connect(env.source_url) as conn:
+        info = slot_info(conn, env.config.slot_name)
+    return info.active_pid if info and info.active else None
+
+
+@pytest.mark.parametrize("level", ["replica", "minimal"])
+def test_wal_level_other_than_logical_is_refused(level):
+    with pytest.raises(WalLevelNotLogical, match=f"wal_level is '{level}'.*ALTER SYSTEM SET wal_level = logical"):
+        require_logical(level)
+
+
+def test_worker_reconnects_after_its_walsender_is_terminated(cdc):
+    cdc.src("INSERT INTO cdc_items (id, name) VALUES (1, 'before')")
+    proc = _worker(cdc)  # the worker initializes the slot itself
+    try:
+        _wait(lambda: _active_pid(cdc) is not None, "the worker to hold the slot")
+        cdc.src("INSERT INTO cdc_items (id, name) VALUES (2, 'streamed')")
+        try:
+            _wait(lambda: len(cdc.tgt_rows("SELECT id FROM cdc_items")) == 2, "the first change")
+        except AssertionError:
+            proc.terminate()
+            print(proc.stderr.read().decode()[-4000:])
+            raise
+        first_pid = _active_pid(cdc)
+        cdc.src("SELECT pg_terminate_backend(%s)", (first_pid,))  # like a source restart
+        cdc.src("INSERT INTO cdc_items (id, name) VALUES (3, 'after reconnect')")
+        _wait(lambda: len(cdc.tgt_rows("SELECT id FROM cdc_items")) == 3, "the change after the reconnect")
+        assert proc.poll() is None and _active_pid(cdc) not in (None, first_pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert cdc.tgt_rows("SELECT id, name FROM cdc_items ORDER BY id") == cdc.src_rows(
+        "SELECT id, name FROM cdc_items ORDER BY id")
+    assert b"retrying" in proc.stderr.read()
+
+
+def test_worker_stops_on_schema_drift_with_the_reason_recorded(cdc, test_databases):
+    table = "cdc_drift_w"
+    for url in (test_databases.gfx_source_url, test_databases.supabase_url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY)")
+    from dataclasses import replace
+
+    from gfx_sync.cdc.models import TableConfig
+
+    cdc.config = replace(cdc.config, tables=(TableConfig(table),))
+    initialize(cdc.source_url, cdc.target_url, cdc.config)
+    cdc.src(f"ALTER TABLE {table} ADD COLUMN note text")
+    cdc.src(f"INSERT INTO {table} VALUES (1, '새 열')")
+    proc = _worker(cdc)
+    assert proc.wait(timeout=60) == 3
+    assert b"added column note text" in proc.stderr.read()
+    with psycopg.connect(cdc.target_url) as conn:
+        assert "Policy is 'stop'" in read_state(conn, cdc.config.slot_name)["stopped_reason"]
+    assert cdc.tgt_rows(f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def test_an_idle_worker_releases_wal_written_by_other_tables(cdc):
+    initialize(cdc.source_url, cdc.target_url, cdc.config)
+    worker = Worker(cdc.source_url, cdc.target_url, cdc.config, idle_wait_s=0.05)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        _wait(lambda: _active_pid(cdc) is not None, "the worker to hold the slot")
+        cdc.src("CREATE TABLE IF NOT EXISTS cdc_unpublished (id int PRIMARY KEY)")
+        cdc.src("INSERT INTO cdc_unpublished SELECT generate_series(1, 5000) ON CONFLICT DO NOTHING")
+        with psycopg.connect(cdc.source_url) as conn:
+            target = lsn_to_int(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
+
+        def confirmed_past():
+            with psycopg.connect(cdc.source_url) as conn:
+                return slot_info(conn, cdc.config.slot_name).confirmed_flush_lsn >= target
+        _wait(confirmed_past, "the idle worker to confirm unrelated WAL")
+    finally:
+        worker.stop_event.set()
+        thread.join(timeout=30)
+    assert worker.stats.transactions == 0  # nothing of ours was applied, yet the slot moved on
+
+
+def test_cli_init_and_status(cdc, capsys):
+    args = ["--slot", cdc.config.slot_name, "--publication", cdc.config.publication, "--tables", "cdc_items,cdc_notes"]
+    cdc.src("INSERT INTO cdc_items (id) VALUES (1), (2)")
+    assert cli(["init", *args]) == 0
+    init = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert init["created"] is True and init["rows"] == {"cdc_items": 2, "cdc_notes": 0}
+    assert cli(["status", *args]) == 0
+    status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status["slot_name"] == cdc.config.slot_name and status["slot_exists"] is True
+    assert {v["name"] for v in status["verdicts"]} >= {"lag_bytes", "inactive_slot_wal", "slot_lost"}
