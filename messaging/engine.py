@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from psycopg.types.json import Jsonb
 
 from messaging import constants as C
 from messaging.catalog import iter_targets, load_table_mappings, target_query
-from messaging.models import MatchReport, RenderedMessage, Template, VariableSource, WorkflowConfigError
+from messaging.models import ExecutionInProgress, MatchReport, RenderedMessage, Template, VariableSource, WorkflowConfigError
 from messaging.transform import (
     auto_match,
     idempotency_key,
@@ -65,6 +66,7 @@ class RunOptions:
     chunk_size: int = C.SEND_CHUNK_MAX
     dagster_run_id: str | None = None
     now: datetime | None = None
+    lock_wait_s: float = 10.0
     # fault-injection hooks: tests kill the process after a batch's response arrived (before it is
     # recorded) or after it was recorded
     after_send: Callable[[int], None] | None = None
@@ -419,9 +421,46 @@ def _finish(db: PostgresResource, run_id: str, workflow: Mapping[str, Any], temp
                          " workflow_run_id = %s WHERE id = %s", (run_id, opts.webhook_event_id))
 
 
+@contextmanager
+def execution_lock(db: PostgresResource, execution_key: str, wait_s: float = 10.0) -> Iterator[None]:
+    """A session advisory lock per execution key, held for the whole execution.
+
+    Two processes resuming the same execution at once could each take the other's in-flight batch
+    for lost and send it again; the lock makes the second fail fast instead. A crashed process's
+    lock goes away with its connection.
+    """
+    with db.connection() as conn:
+        conn.autocommit = True
+        try:
+            # A killed holder's backend notices the closed socket a moment later, so wait a little.
+            deadline = time.monotonic() + wait_s
+            while not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                                   (execution_key,)).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise ExecutionInProgress(f"execution {execution_key} is already running in another process")
+                time.sleep(0.1)
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (execution_key,))
+        finally:
+            conn.autocommit = False
+
+
 def execute_workflow(db: PostgresResource, mysql: MySQLResource, solapi: SolapiResource | None, opts: RunOptions,
                      log: Callable[[str], None] = print) -> RunSummary:
-    """Run one execution of a workflow (resuming it if the execution key was seen before)."""
+    """Run one execution of a workflow (resuming it if the execution key was seen before).
+
+    Raises:
+        ExecutionInProgress: the same execution key is running elsewhere.
+        WorkflowConfigError: the workflow, its template or its configuration cannot be executed.
+    """
+    with execution_lock(db, opts.execution_key, opts.lock_wait_s):
+        return _execute(db, mysql, solapi, opts, log)
+
+
+def _execute(db: PostgresResource, mysql: MySQLResource, solapi: SolapiResource | None, opts: RunOptions,
+             log: Callable[[str], None]) -> RunSummary:
     started = time.perf_counter()
     if opts.send_mode not in C.SEND_MODES:
         raise WorkflowConfigError(f"MESSAGING_SEND_MODE must be one of {C.SEND_MODES}, got {opts.send_mode!r}")

@@ -36,6 +36,10 @@ class SendAmbiguous(MessagingError):
     """A send request failed without saying whether SOLAPI accepted it; reconcile by lookup."""
 
 
+class ExecutionInProgress(MessagingError):
+    """Another process is executing the same execution key right now (it holds the advisory lock)."""
+
+
 class WebhookRejected(PermanentError):
     """A webhook request failed signature or freshness checks."""
 

@@ -248,3 +248,19 @@ def test_unknown_send_mode_is_refused(supabase_db, mysql_reader, platform_ids):
     with pytest.raises(WorkflowConfigError, match="MESSAGING_SEND_MODE"):
         execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], _key(),
                                                                      send_mode="sometimes"))
+
+
+def test_same_execution_running_elsewhere_is_refused(supabase_db, mysql_reader, platform_ids):
+    import psycopg
+
+    from messaging.models import ExecutionInProgress
+
+    key = _key()
+    with psycopg.connect(supabase_db.dsn, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+        with pytest.raises(ExecutionInProgress):
+            execute_workflow(supabase_db, mysql_reader, None,
+                             RunOptions(platform_ids["workflow:manual"], key, lock_wait_s=0.3))
+    # released (the holder's session ended): the execution runs
+    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], key))
+    assert summary.status == "completed"
