@@ -33,7 +33,7 @@ from gfx_sync.specs import (
 )
 from resources.errors import PlatformError
 from resources.postgres import PostgresResource
-from resources.state import quarantine
+from resources.state import get_cursor, quarantine, set_cursor
 
 DOMAIN = "gfx_sync"
 DEFAULT_OVERLAP = timedelta(minutes=10)
@@ -601,17 +601,22 @@ def two_way_sync(source: PostgresResource, target: PostgresResource, spec: Table
                 mark_sync_transaction(tc)
                 tc.execute("SET LOCAL TimeZone = 'UTC'")  # the content-hash tie-break renders timestamps
                 _lock(tc, spec)
-                source_now, _horizon = _source_clock(sc)
+                # Read horizons of both sides (see transform.next_watermark): UI edits in Supabase
+                # and external writers alike may commit late with an earlier stamp.
+                source_now, horizon_src = _source_clock(sc)
+                target_now, horizon_tgt = _source_clock(tc)
+                cursor_in, cursor_out = f"two_way:{spec.table}:to_supabase", f"two_way:{spec.table}:to_external"
                 with sc.transaction():
                     mark_sync_transaction(sc)
                     sc.execute("SET LOCAL TimeZone = 'UTC'")
                     columns = checked_columns(sc, tc, spec)
-                    target_now = tc.execute("SELECT now()").fetchone()[0]
                     eff = overlap
                     res.overlap_s = eff.total_seconds()
                     wm_q = sql.SQL("SELECT max({ts}) FROM {t} WHERE {o} = %s").format(ts=ts, t=_tbl(spec), o=origin)
-                    lo_in = tf.read_from(tc.execute(wm_q, (SIDE_EXTERNAL,)).fetchone()[0], eff, source_now)
-                    lo_out = tf.read_from(sc.execute(wm_q, (SIDE_SUPABASE,)).fetchone()[0], eff, target_now)
+                    lo_in = tf.read_from(tf.read_base(tc.execute(wm_q, (SIDE_EXTERNAL,)).fetchone()[0],
+                                                      _cursor_time(tc, cursor_in)), eff, source_now)
+                    lo_out = tf.read_from(tf.read_base(sc.execute(wm_q, (SIDE_SUPABASE,)).fetchone()[0],
+                                                       _cursor_time(tc, cursor_out)), eff, target_now)
                     res.watermark_from = lo_in
 
                     def changed(side: str, lo: datetime | None) -> sql.Composable:
@@ -663,6 +668,11 @@ def two_way_sync(source: PostgresResource, target: PostgresResource, spec: Table
                     })
                     if out_res.details.get("rejected_by_external"):
                         res.details["rejected_by_external"] = out_res.details["rejected_by_external"]
+                    # Cursors live on the target and commit after the source: never ahead of either side.
+                    set_cursor(tc, DOMAIN, cursor_out, _iso(tf.next_watermark(
+                        sc.execute(wm_q, (SIDE_SUPABASE,)).fetchone()[0], horizon_tgt)))
+                    set_cursor(tc, DOMAIN, cursor_in, _iso(tf.next_watermark(
+                        tc.execute(wm_q, (SIDE_EXTERNAL,)).fetchone()[0], horizon_src)))
                 if conflict_keys:
                     c = SyncResult(spec.table, "conflict", "both", conflicts=len(conflict_keys),
                                    details={"keys": conflict_keys[:100], "winner_rule": spec.winner})
@@ -676,6 +686,15 @@ def two_way_sync(source: PostgresResource, target: PostgresResource, spec: Table
             record_failure(target, spec, res, exc, run_id)
         raise
     return res
+
+
+def _cursor_time(conn: psycopg.Connection, name: str) -> datetime | None:
+    value = get_cursor(conn, DOMAIN, name)
+    return datetime.fromisoformat(value) if value else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _apply_results_back(tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable, res: SyncResult) -> None:

@@ -126,3 +126,24 @@ def test_render_jobs_go_out_and_only_their_results_come_back(clean, supabase_db,
     assert (back["status"], back["progress"], back["output_url"]) == ("done", 100, "https://cdn/x.mov")
     assert back["template_name"] == "lb_v2"  # Supabase is absolute for the job itself
     assert supabase_db.fetch_value("SELECT count(*) FROM render_queue") == 1
+
+
+def test_a_late_committing_supabase_edit_still_reaches_the_external_side(clean, supabase_db, gfx_source_db,
+                                                                         test_databases):
+    import psycopg
+
+    supabase_db.execute("INSERT INTO player_overrides (player_id, field_name, override_value)"
+                        " SELECT g, 'nickname', 'v0' FROM generate_series(1, 2) g")
+    two_way_sync(gfx_source_db, supabase_db, OVR, overlap=timedelta(0))
+    slow = psycopg.connect(test_databases.supabase_url)
+    try:
+        slow.execute("UPDATE player_overrides SET override_value = 'slow' WHERE player_id = 1")  # stamped, not committed
+        supabase_db.execute("UPDATE player_overrides SET override_value = 'fast' WHERE player_id = 2")
+        two_way_sync(gfx_source_db, supabase_db, OVR, overlap=timedelta(0))
+        assert gfx_source_db.fetch_value("SELECT override_value FROM player_overrides WHERE player_id = 2") == "fast"
+        slow.commit()
+    finally:
+        slow.close()
+    two_way_sync(gfx_source_db, supabase_db, OVR, overlap=timedelta(0))
+    assert gfx_source_db.fetch_value("SELECT override_value FROM player_overrides WHERE player_id = 1") == "slow"
+    assert both_equal(supabase_db, gfx_source_db, "player_overrides")
