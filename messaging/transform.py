@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -40,6 +41,10 @@ def normalize_phone(raw: object) -> str:
         InvalidPhone: empty, or not ``01[016789]`` followed by 7-8 digits.
     """
     text = "" if raw is None else str(raw).strip()
+    fast = text.replace("-", "")
+    if len(fast) in (10, 11) and fast.isdigit() and fast.startswith("01"):  # the common 010-1234-5678 shape
+        if MOBILE.match(fast):
+            return fast
     digits = re.sub(r"\D", "", text)
     if text.startswith("+82") or (digits.startswith("82") and len(digits) in (11, 12)):
         digits = "0" + digits[2:].lstrip("0")
@@ -59,22 +64,38 @@ def placeholders(text: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in PLACEHOLDER.finditer(text or "")))
 
 
+@lru_cache(maxsize=256)
+def _compiled(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(literals, names, raw placeholders): text = lit0 + v0 + lit1 + v1 + ... + litN (parsed once per template)."""
+    literals, names, raws, pos = [], [], [], 0
+    for m in PLACEHOLDER.finditer(text or ""):
+        literals.append(text[pos:m.start()])
+        names.append(m.group(1))
+        raws.append(m.group(0))
+        pos = m.end()
+    literals.append((text or "")[pos:])
+    return tuple(literals), tuple(names), tuple(raws)
+
+
 def render(text: str, values: Mapping[str, object]) -> tuple[str, list[str]]:
     """Replace ``#{name}`` with ``values[name]``; return the text and the names left unresolved."""
+    literals, names, raws = _compiled(text)
+    out = [literals[0]]
     missing: list[str] = []
-
-    def sub(match: re.Match) -> str:
-        name = match.group(1)
+    for i, name in enumerate(names):
         value = values.get(name)
         if value is None:
             missing.append(name)
-            return match.group(0)
-        return format_value(value)
-
-    return PLACEHOLDER.sub(sub, text), list(dict.fromkeys(missing))
+            out.append(raws[i])
+        else:
+            out.append(value if type(value) is str else format_value(value))
+        out.append(literals[i + 1])
+    return "".join(out), list(dict.fromkeys(missing))
 
 
 def format_value(value: object) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, bool):
         return "예" if value else "아니오"
     if isinstance(value, Decimal):
@@ -168,7 +189,7 @@ def _as_date(value: object) -> date | None:
     return None
 
 
-def evaluate_function(function: str, argument: str | None, row: Mapping[str, Any], now: datetime) -> str | None:
+def _evaluate_function(function: str, argument: str | None, row: Mapping[str, Any], now: datetime) -> str | None:
     """Built-in ``function`` variables: dates, times and formatting.
 
     ``today`` / ``now`` / ``time`` / ``weekday``; ``date_plus_days`` (argument: days);
@@ -201,6 +222,22 @@ def evaluate_function(function: str, argument: str | None, row: Mapping[str, Any
         d = _as_date(value)
         return None if d is None else str((d - local.date()).days)
     raise WorkflowConfigError(f"unknown function variable {function!r}")
+
+
+def evaluate_function(function: str, argument: str | None, row: Mapping[str, Any], now: datetime) -> str | None:
+    """See ``_evaluate_function``; row-independent functions are computed once per ``now``."""
+    if function in _ROW_INDEPENDENT:
+        return _constant_function(function, argument, now)
+    return _evaluate_function(function, argument, row, now)
+
+
+_ROW_INDEPENDENT = frozenset({"today", "now", "time", "weekday", "date_plus_days"})
+
+
+@lru_cache(maxsize=64)
+def _constant_function(function: str, argument: str | None, now: datetime) -> str | None:
+    """Functions that do not read the row are computed once per run (``now`` is fixed per run)."""
+    return _evaluate_function(function, argument, {}, now)
 
 
 FUNCTIONS = ("today", "now", "time", "weekday", "date_plus_days", "format_date", "format_number",
@@ -316,9 +353,9 @@ def render_message(template: Template, row: Mapping[str, Any], values: Mapping[s
     """Render one recipient's message and validate it; errors are recorded, never raised."""
     raw_phone = "" if row.get(phone_column) is None else str(row.get(phone_column))
     name = None if not name_column or row.get(name_column) is None else str(row.get(name_column))
-    text, missing = render(template.content, values)
-    text = apply_ad_rules(text, template.category, opt_out_line)
     used = {k: format_value(v) for k, v in values.items()}
+    text, missing = render(template.content, used)
+    text = apply_ad_rules(text, template.category, opt_out_line)
     msg = RenderedMessage(phone=None, raw_phone=raw_phone, name=name, content=text, variables=used,
                           message_type=template.message_type,
                           source_id=None if row.get("id") is None else str(row.get("id")))
