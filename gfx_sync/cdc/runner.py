@@ -217,6 +217,19 @@ class MaterializationReporter:
         return len(events)
 
 
+def _valid_partition(key: str) -> bool:
+    """Only keys the batch factory's daily partitions contain (a row stamped before its start date,
+    or a malformed timestamp, is reported without a partition rather than with an unknown key)."""
+    try:
+        from gfx_sync.assets import PARTITIONS
+    except ImportError:  # the batch factory is absent: any YYYY-MM-DD key
+        return len(key) == 10 and key[4] == "-" and key[7] == "-"
+    try:
+        return PARTITIONS.has_partition_key(key)
+    except Exception:  # noqa: BLE001 - an unparsable key is simply not a partition
+        return False
+
+
 def materializations(result: ApplyResult, slot_name: str, extra: dict | None = None) -> list:
     """One ``AssetMaterialization`` per touched table (per partition when the rows carry one)."""
     import dagster as dg
@@ -229,7 +242,7 @@ def materializations(result: ApplyResult, slot_name: str, extra: dict | None = N
                 "last_commit_lsn": int_to_lsn(result.last_end_lsn),
                 "commit_to_apply_lag_ms": round(result.max_lag_ms, 1), **(extra or {})}
         key = dg.AssetKey(["supabase", schema, table])
-        partitions = sorted(t.partitions) or [None]
+        partitions = sorted(p for p in t.partitions if _valid_partition(p)) or [None]
         for p in partitions:
             events.append(dg.AssetMaterialization(asset_key=key, partition=p, metadata=meta,
                                                   description="applied by the gfx_sync CDC stream"))

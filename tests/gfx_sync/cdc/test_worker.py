@@ -53,7 +53,9 @@ def test_wal_level_other_than_logical_is_refused(level):
 
 def test_worker_reconnects_after_its_walsender_is_terminated(cdc):
     cdc.src("INSERT INTO cdc_items (id, name) VALUES (1, 'before')")
-    proc = _worker(cdc)  # the worker initializes the slot itself
+    initialize(cdc.source_url, cdc.target_url, cdc.config)  # returns once the creating walsender let go
+    assert _active_pid(cdc) is None
+    proc = _worker(cdc)
     try:
         _wait(lambda: _active_pid(cdc) is not None, "the worker to hold the slot")
         cdc.src("INSERT INTO cdc_items (id, name) VALUES (2, 'streamed')")
