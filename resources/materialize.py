@@ -30,6 +30,24 @@ def workspace_modules(workspace: str | Path) -> list[tuple[str, str, str]]:
     return out
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _partition_runs(pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance,
+                    single_run: bool) -> list[tuple[str | None, dict[str, str]]]:
+    """(partition key, extra tags) for each run: a whole time range in one run when the assets'
+    backfill policy allows it (what `dg launch --partition-range` does), else one run per key."""
+    if pdef is None:
+        return [(None, {})]
+    if isinstance(pdef, dg.TimeWindowPartitionsDefinition) and single_run:
+        keys = pdef.get_partition_keys(dynamic_partitions_store=instance)
+        if not keys:
+            return []
+        return [(None, {RANGE_START: keys[0], RANGE_END: keys[-1]})]
+    return [(key, {}) for key in _partition_keys(pdef, instance)]
+
+
 def _partition_keys(pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance) -> list[str | None]:
     if pdef is None:
         return [None]
@@ -53,12 +71,20 @@ def materialize_definitions(defs: dg.Definitions, instance: dg.DagsterInstance,
     assets = [a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition | dg.AssetSpec)]
     ok = True
     for pdef, keys in order:
-        for partition in _partition_keys(pdef, instance):
-            label = f"{location}: {len(keys)} asset(s)" + (f" partition {partition}" if partition else "")
+        single_run = all(
+            (policy := graph.get(k).backfill_policy) is not None and policy.max_partitions_per_run is None
+            for k in keys
+        )
+        for partition, range_tags in _partition_runs(pdef, instance, single_run):
+            label = f"{location}: {len(keys)} asset(s)"
+            if partition:
+                label += f" partition {partition}"
+            elif range_tags:
+                label += f" partitions {range_tags[RANGE_START]}...{range_tags[RANGE_END]} in one run"
             result = dg.materialize(
                 [*assets, *(defs.asset_checks or [])], instance=instance, resources=defs.resources,
                 selection=dg.AssetSelection.assets(*keys), partition_key=partition, raise_on_error=False,
-                tags={"platform/trigger": "materialize-all"},
+                tags={"platform/trigger": "materialize-all", **range_tags}, run_config=QUIET,
             )
             log(f"{'ok  ' if result.success else 'FAIL'} {label} (run {result.run_id[:8]})")
             ok &= result.success
