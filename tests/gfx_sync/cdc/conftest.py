@@ -74,9 +74,8 @@ class CdcEnv:
 def make_config(dbs, tables, **kw) -> CdcConfig:
     n = next(_counter)
     name = default_slot_name(source_database(dbs.gfx_source_url)) + f"_{n}"
-    return CdcConfig(tables=tuple(TableConfig(t, partition_column=kw.pop("partition_column", None) if False else
-                                              ("updated_at" if t != "cdc_notes" else None)) for t in tables),
-                     slot_name=name, publication=f"gfx_pub_test_{n}", **kw)
+    tables_cfg = tuple(TableConfig(t, partition_column=None if t == "cdc_notes" else "updated_at") for t in tables)
+    return CdcConfig(tables=tables_cfg, slot_name=name, publication=f"gfx_pub_test_{n}", **kw)
 
 
 @pytest.fixture
