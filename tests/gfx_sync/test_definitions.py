@@ -98,3 +98,31 @@ def test_the_scheduled_run_syncs_every_table_end_to_end(clean, supabase_db, gfx_
         supabase_db.fetch_value("SELECT count(*) FROM gfx_hand_players") == 600
     assert supabase_db.fetch_value("SELECT count(*) FROM v_sync_dashboard WHERE health_status = 'HEALTHY'") == len(SPECS)
     assert gfx_source_db.fetch_value("SELECT count(*) FROM render_queue") == 6  # jobs created in Supabase went out
+
+
+def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(clean, supabase_db, gfx_source_db,
+                                                                              test_databases, dagster_instance):
+    from gfx_sync.jobs import gfx_restore_job
+
+    gfx_source_db.execute("INSERT INTO wsop_events (id, event_code, name) VALUES (1, 'E1', 'one'), (2, 'E2', 'two')")
+    res = gfx_restore_job.execute_in_process(
+        run_config={"ops": {"gfx_restore_op": {"config": {"table": "wsop_events"}}}},
+        resources=_resources(test_databases), instance=dagster_instance)
+    assert res.success and res.output_for_node("gfx_restore_op")["would_insert"] == 2
+    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 0  # dry run is the default
+    res = gfx_restore_job.execute_in_process(
+        run_config={"ops": {"gfx_restore_op": {"config": {"table": "wsop_events", "dry_run": False}}}},
+        resources=_resources(test_databases), instance=dagster_instance)
+    assert res.success and supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 2
+
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_events")))
+    drift_check = next(c for c in ALL_CHECKS if next(iter(c.check_keys)) == dg.AssetCheckKey(asset.key, "schema_drift"))
+    gfx_source_db.execute("ALTER TABLE wsop_events ALTER COLUMN entrants TYPE bigint")
+    try:
+        out = dg.materialize([asset, drift_check], instance=dagster_instance, resources=_resources(test_databases),
+                             selection=dg.AssetSelection.checks(drift_check))
+        ev = out.get_asset_check_evaluations()[0]
+        assert ev.passed is False and ev.severity == dg.AssetCheckSeverity.ERROR
+        assert "column entrants: source bigint, target integer" in ev.metadata["problems"].value
+    finally:
+        gfx_source_db.execute("ALTER TABLE wsop_events ALTER COLUMN entrants TYPE integer")
