@@ -131,3 +131,26 @@ def test_cli_init_and_status(cdc, capsys):
     status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert status["slot_name"] == cdc.config.slot_name and status["slot_exists"] is True
     assert {v["name"] for v in status["verdicts"]} >= {"lag_bytes", "inactive_slot_wal", "slot_lost"}
+
+
+def test_cli_worker_reports_materializations_to_the_dagster_instance(cdc_factory, tmp_path):
+    """What the UI shows in the demo: the worker process writes runless materializations for the
+    batch factory's keys into the instance at $DAGSTER_HOME."""
+    import dagster as dg
+
+    env = cdc_factory(tables=("gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"))
+    initialize(env.source_url, env.target_url, env.config)
+    env.src("INSERT INTO gfx_players (player_code, display_name, name_ko) VALUES ('P-9', 'Lee', '이')")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "gfx_sync.cdc", "worker", "--slot", env.config.slot_name, "--publication",
+         env.config.publication, "--tables", ",".join(t.name for t in env.config.tables), "--max-seconds", "4",
+         "--report-interval", "0.5"],
+        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert json.loads(proc.stdout.decode().strip().splitlines()[-1])["changes"] == 1
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(["supabase", "public", "gfx_players"]))
+        assert event is not None and event.asset_materialization.metadata["inserts"].value == 1
+        assert instance.get_latest_materialization_event(dg.AssetKey(["supabase", "public", "gfx_hands"])) is None
