@@ -53,7 +53,7 @@ materialize: dagster-home
 	$(BIN)/platform materialize-all
 
 serve: dagster-home
-	$(BIN)/dagster dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
+	$(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
 
 ## test: the whole suite against the real local databases and the stand-ins
 test: services
