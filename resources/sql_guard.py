@@ -29,6 +29,7 @@ FORBIDDEN_FUNCTIONS = frozenset(
 # sqlglot logs a warning when it falls back to a generic Command; the guard reports it instead.
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
+_EXECUTABLE_COMMENT = re.compile(r"/\*(!|M!)")
 _NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _POSITIONAL_PLACEHOLDER = re.compile(r"%s")
 
@@ -54,6 +55,9 @@ def check_read_only(query: str) -> exp.Expression:
     """
     if not query or not query.strip():
         raise ReadOnlyViolation("empty query", query)
+    if _EXECUTABLE_COMMENT.search(query):
+        # MySQL/MariaDB run the text inside /*! ... */ and /*M! ... */: a parser sees a comment.
+        raise ReadOnlyViolation("executable comments (/*! ... */) are not allowed", query)
     text = _for_parsing(query)
     try:
         tokens = sqlglot.Dialect.get_or_raise("mysql").tokenize(text)
@@ -92,7 +96,7 @@ def check_read_only(query: str) -> exp.Expression:
         if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command)):
             raise ReadOnlyViolation(f"{type(node).__name__.upper()} inside a SELECT is not allowed", query)
         if isinstance(node, exp.Func):
-            name = (node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)).upper()
+            name = (node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)).strip("`\"").upper()
             if name in FORBIDDEN_FUNCTIONS:
                 raise ReadOnlyViolation(f"function {name}() is not allowed", query)
     return stmt

@@ -33,6 +33,13 @@ REJECTED = [
     ("SELECT GET_LOCK('l', 10)", "GET_LOCK()"),
     ("SELECT LOAD_FILE('/etc/passwd')", "LOAD_FILE()"),
     ("SELEC * FROM customers", "only SELECT"),
+    ("/*!50000 DROP TABLE customers */ SELECT 1", "executable comments"),
+    ("SELECT 1 /*M!100000 , SLEEP(3) */", "executable comments"),
+    ("SELECT `sleep`(2)", "SLEEP()"),
+    ("SELECT\n\tsleep (1)", "SLEEP()"),
+    ("DO SLEEP(1)", "got DO"),
+    ("HANDLER customers OPEN", "got HANDLER"),
+    ("SELECT * FROM customers LIMIT 1 FOR UPDATE SKIP LOCKED", "locking reads"),
     ("", "empty query"),
 ]
 
