@@ -91,7 +91,8 @@ class TargetQuery:
 
 
 def target_query(target_config: Mapping[str, Any], mappings: Mapping[str, TableMapping],
-                 event_range: tuple[int, int] | None = None, payload: Mapping[str, Any] | None = None) -> TargetQuery:
+                 event_range: tuple[int, int] | None = None, payload: Mapping[str, Any] | None = None,
+                 columns: list[str] | None = None) -> TargetQuery:
     """The SELECT a workflow's ``target_config`` means.
 
     Shapes: ``{"table": "customers", "filters": [...], "keyword": "..."}`` (a mapped table), or
@@ -120,7 +121,8 @@ def target_query(target_config: Mapping[str, Any], mappings: Mapping[str, TableM
         key = f"t.{quote_ident(mapping.key_field)}"
         where += (" AND " if where else " WHERE ") + f"{key} > %(event_from)s AND {key} <= %(event_to)s"
         params.update(event_from=event_range[0], event_to=event_range[1])
-    cols = ", ".join(f"t.{quote_ident(f)}" for f in mapping.fields)
+    wanted = [f for f in mapping.fields if columns is None or f in columns]  # only what the message needs
+    cols = ", ".join(f"t.{quote_ident(f)}" for f in wanted)
     sql = f"SELECT {cols} FROM {quote_ident(table)} t{where} ORDER BY t.{quote_ident(mapping.key_field)}"
     return TargetQuery(sql, params, mapping.phone_field, mapping.name_field, table)
 

@@ -214,22 +214,46 @@ def _quarantine_bad_contacts(db: PostgresResource, workflow: Mapping[str, Any], 
                        run_id=opts.dagster_run_id)
 
 
-def _render_all(db: PostgresResource, mysql: MySQLResource, workflow: Mapping[str, Any], template: Template,
-                opts: RunOptions, summary: RunSummary, log) -> tuple[list[RenderedMessage], MatchReport, dict, QueryVariables]:
+@dataclass
+class TargetPlan:
+    query: Any
+    display: dict[str, str]
+    report: MatchReport | None
+    used_individual: dict[str, str]
+
+
+def plan_targets(db: PostgresResource, workflow: Mapping[str, Any], template: Template, opts: RunOptions) -> TargetPlan:
+    """The target SELECT and, for mapped tables, the variable matching done up front so only the
+    columns the message needs are read."""
     mappings = load_table_mappings()
     query = target_query(workflow.get("target_config") or {}, mappings, opts.event_range, opts.payload)
-    if query.table:
-        display = {f.name: f.display_name for f in mappings[query.table].fields.values()}
-    else:  # an SQL target: a column's display name from the first mapped table that has it
-        display = {}
+    if not query.table:  # an SQL target: a column's display name from the first mapped table that has it
+        display: dict[str, str] = {}
         for mapping in mappings.values():
             for f in mapping.fields.values():
                 display.setdefault(f.name, f.display_name)
+        return TargetPlan(query, display, None, {})
+    mapping = mappings[query.table]
+    display = {f.name: f.display_name for f in mapping.fields.values()}
+    report, used_individual = match_variables(db, template, workflow, list(mapping.fields), display)
+    needed = {mapping.key_field, mapping.phone_field, mapping.name_field}
+    for src in report.matched.values():
+        needed |= {src.column, src.argument, *src.params.values()}
+    query = target_query(workflow.get("target_config") or {}, mappings, opts.event_range, opts.payload,
+                         columns=[c for c in needed if c])
+    return TargetPlan(query, display, report, used_individual)
+
+
+def _render_all(db: PostgresResource, mysql: MySQLResource, workflow: Mapping[str, Any], template: Template,
+                opts: RunOptions, summary: RunSummary, log) -> tuple[list[RenderedMessage], MatchReport, dict, QueryVariables]:
+    plan = plan_targets(db, workflow, template, opts)
+    query, display, report, used_individual = plan.query, plan.display, plan.report, plan.used_individual
+    if report is not None and report.unmapped:
+        _log(summary, log, "unmapped template variable(s): " + ", ".join(report.unmapped)
+             + " — recipients without a value are logged as failed, not sent", "warning")
     now = opts.now or datetime.now(UTC)
     lookup = QueryVariables(db, mysql)
     line = opt_out_line(db)
-    report: MatchReport | None = None
-    used_individual: dict[str, str] = {}
     out: list[RenderedMessage] = []
     seen: set[str] = set()
     for batch in iter_targets(mysql, query):
