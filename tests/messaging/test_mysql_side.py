@@ -67,3 +67,15 @@ def test_errors_say_what_was_wrong(crm, mysql_reader):
         mysql_reader.query("SELECT name FROM customers c WHERE c.name ILIKE 'a'")  # MariaDB has no ILIKE
     with pytest.raises(QueryPermissionError):
         mysql_reader.query("SELECT User FROM mysql.user")
+
+
+def test_plan_reads_only_the_columns_the_message_needs(supabase_db, platform_ids):
+    from messaging.engine import RunOptions, load_template, plan_targets
+
+    workflow = supabase_db.fetch_one("SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:manual"],))
+    plan = plan_targets(supabase_db, workflow, load_template(supabase_db, workflow),
+                        RunOptions(platform_ids["workflow:manual"], "plan"))
+    selected = plan.query.sql.split(" FROM ")[0]
+    assert all(f"t.`{c}`" in selected for c in ("id", "name", "phone", "grade"))
+    assert "email" not in selected and "birth_date" not in selected
+    assert "marketing_opt_in" in plan.query.sql.split(" FROM ")[1]  # still filtered on
