@@ -15,7 +15,7 @@ from rich.table import Table
 
 from resources.environment import apply_local_defaults, current_environment
 from resources.errors import PlatformError
-from resources.migrations import MIGRATION_SETS, apply_migrations, sets_named, status
+from resources.migrations import MIGRATION_SETS, applicable, apply_migrations, sets_named, status
 
 app = typer.Typer(help="Shared platform commands.", no_args_is_help=True)
 services_app = typer.Typer(help="Local PostgreSQL and MariaDB.", no_args_is_help=True)
@@ -63,8 +63,15 @@ def migrations_apply(
     sets: list[str] = typer.Option(None, "--set", help="only these sets (repeatable); default all"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list what would be applied"),
 ) -> None:
-    """Apply pending migrations to each set's database (twice in a row is a no-op)."""
+    """Apply pending migrations to each set's database (twice in a row is a no-op).
+
+    In production the external source database's set is never applied (it is not ours).
+    """
     selected = _selected(sets)
+    skipped = [m.name for m in selected if m not in applicable(selected, current_environment())]
+    if skipped:
+        console.print(f"skipping {', '.join(skipped)}: local-only (PLATFORM_ENV={current_environment()})")
+    selected = applicable(selected, current_environment())
     try:
         for target in dict.fromkeys(m.target for m in selected):
             dsn = os.environ[TARGET_ENV[target]]

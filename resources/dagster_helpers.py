@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from resources.circuit_breaker import breaker_metadata
-from resources.migrations import apply_migrations, sets_named
+from resources.environment import current_environment
+from resources.migrations import applicable, apply_migrations, sets_named
 
 TARGET_RESOURCE = {"supabase": "supabase_db", "gfx_source": "gfx_source_db"}
 
@@ -19,13 +20,17 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
 
     Idempotent: launching it on an up-to-date database applies nothing and says so.
     """
-    msets = sets_named(["platform", *[n for n in set_names if n != "platform"]])
-    required = {TARGET_RESOURCE[m.target] for m in msets}
+    all_sets = sets_named(["platform", *[n for n in set_names if n != "platform"]])
+    required = {TARGET_RESOURCE[m.target] for m in all_sets}
 
     @dg.op(name=f"{domain}_apply_migrations", required_resource_keys=required,
-           description=f"Apply pending SQL migrations for {', '.join(m.name for m in msets)}.")
+           description=f"Apply pending SQL migrations for {', '.join(m.name for m in all_sets)} "
+                       "(local-only sets, such as the external source's schema, only when PLATFORM_ENV=local).")
     def apply_op(context):
         started = time.perf_counter()
+        msets = applicable(all_sets, current_environment())
+        for skipped in sorted({m.name for m in all_sets} - {m.name for m in msets}):
+            context.log.info(f"skipping migration set {skipped}: local-only")
         totals = {"applied": 0, "already_applied": 0}
         applied_names: list[str] = []
         for target in sorted({m.target for m in msets}):

@@ -65,6 +65,9 @@ class MigrationSet:
     subdir: str
     target: str  # "supabase" or "gfx_source"
     supabase_roles: bool = False
+    # The external production database is not ours to change: its set (the demo/test schema of
+    # the source) applies only in the local environment.
+    local_only: bool = False
 
     def directory(self) -> Path:
         spec = importlib.util.find_spec(self.package)  # locates the package without importing it
@@ -79,8 +82,13 @@ MIGRATION_SETS: tuple[MigrationSet, ...] = (
     MigrationSet("consultation_backup", "consultation_backup", "migrations", "supabase"),
     MigrationSet("messaging", "messaging", "migrations", "supabase"),
     MigrationSet("gfx_sync", "gfx_sync", "migrations", "supabase"),
-    MigrationSet("gfx_source", "gfx_sync", "source_migrations", "gfx_source"),
+    MigrationSet("gfx_source", "gfx_sync", "source_migrations", "gfx_source", local_only=True),
 )
+
+
+def applicable(migration_sets: Iterable[MigrationSet], environment: str) -> list[MigrationSet]:
+    """The sets that may be applied in ``environment`` (local-only sets are dropped in production)."""
+    return [m for m in migration_sets if environment == "local" or not m.local_only]
 
 
 def sets_named(names: Iterable[str]) -> list[MigrationSet]:

@@ -95,3 +95,36 @@ def test_supabase_roles_exist_with_the_right_attributes(supabase_db):
     assert set(rows) == {"anon", "authenticated", "service_role"}
     assert rows["service_role"]["rolbypassrls"] and not rows["anon"]["rolbypassrls"]
     assert not any(r["rolcanlogin"] for r in rows.values())
+
+
+def test_the_external_source_schema_is_never_migrated_in_production():
+    from resources.migrations import applicable
+
+    names_local = [m.name for m in applicable(MIGRATION_SETS, "local")]
+    names_prod = [m.name for m in applicable(MIGRATION_SETS, "production")]
+    assert "gfx_source" in names_local and "gfx_source" not in names_prod
+    assert [n for n in names_local if n != "gfx_source"] == names_prod
+
+
+def test_two_runners_at_once_apply_each_migration_once(scratch_db):
+    import threading
+
+    supabase_sets = [m for m in MIGRATION_SETS if m.target == "supabase"]
+    reports, errors = [], []
+
+    def run():
+        try:
+            reports.append(apply_migrations(scratch_db, supabase_sets, log=lambda _m: None))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    applied = [name for r in reports for name in r.applied]
+    assert len(applied) == len(set(applied)) and applied  # each migration applied by exactly one runner
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("SELECT count(*) FROM platform.schema_migrations").fetchone()[0] == len(applied)

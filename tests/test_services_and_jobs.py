@@ -53,3 +53,12 @@ def test_run_metadata_includes_breaker_state():
     result = dg.materialize([with_breaker_metadata])
     mat = result.asset_materializations_for_node("with_breaker_metadata")[0]
     assert mat.metadata["circuit/supabase_storage"].value.startswith("closed")
+
+
+def test_migrations_job_in_production_leaves_the_external_source_alone(test_databases, monkeypatch):
+    monkeypatch.setenv("PLATFORM_ENV", "production")
+    job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
+    broken_source = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/unreachable", connect_attempts=1)
+    result = job.execute_in_process(resources={"supabase_db": PostgresResource(dsn=test_databases.supabase_url),
+                                               "gfx_source_db": broken_source})
+    assert result.success  # the source database was never contacted
