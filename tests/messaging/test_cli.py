@@ -35,3 +35,42 @@ def test_run_manual_workflow_from_cli(supabase_db, platform_ids, monkeypatch, tm
     after = supabase_db.fetch_value("SELECT count(*) FROM public.workflow_runs WHERE workflow_id = %s",
                                     (platform_ids["workflow:manual"],))
     assert after == before + 1
+
+
+def test_webhook_server_process_stores_events_without_dagster(supabase_db, crm, platform_ids, monkeypatch):
+    """The endpoint as its own process (as deployed): a signed POST from the CLI is stored durably."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from resources.emulators.base import free_port
+
+    port = free_port()
+    env = {**os.environ, "MESSAGING_WEBHOOK_PORT": str(port), "MESSAGING_WEBHOOK_SECRET": "proc-secret"}
+    server = subprocess.Popen([sys.executable, "-m", "messaging.webhook"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "webhook server did not start"
+            time.sleep(0.2)
+        wid = platform_ids["workflow:webhook"]
+        before = supabase_db.fetch_value("SELECT count(*) FROM public.messaging_webhook_events")
+        monkeypatch.setenv("MESSAGING_WEBHOOK_SECRET", "wrong-secret")
+        bad = runner.invoke(app, ["webhook", wid, "--payload", '{"customer_id": 3}', "--url", f"http://127.0.0.1:{port}"])
+        assert bad.exit_code == 1 and "401" in bad.output
+        monkeypatch.setenv("MESSAGING_WEBHOOK_SECRET", "proc-secret")
+        good = runner.invoke(app, ["webhook", wid, "--payload", '{"customer_id": 3}', "--url", f"http://127.0.0.1:{port}"])
+        assert good.exit_code == 0 and "202" in good.output, good.output
+        assert supabase_db.fetch_value("SELECT count(*) FROM public.messaging_webhook_events") == before + 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
