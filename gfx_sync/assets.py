@@ -17,6 +17,7 @@ from resources.postgres import PostgresResource
 
 GROUP = "gfx_sync"
 OWNERS = ["team:gfx-broadcast"]
+RETRIES = 2  # Dagster retries a failed table twice (3 s, then 6 s) before the run fails
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC", end_offset=1)
 
 
@@ -74,7 +75,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         description=f"{spec.description} Method: {spec.method}, direction: {spec.direction}, "
                     f"conflict winner: {spec.winner}. Partitioned by day of updated_at (UTC).",
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=spec.freshness),
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+        retry_policy=dg.RetryPolicy(max_retries=RETRIES, delay=3, backoff=dg.Backoff.EXPONENTIAL),
         pool="gfx_sync",
         metadata={"dagster/table_name": f"supabase.public.{spec.table}",
                   "dagster/column_schema": _column_schema(spec.table),
@@ -98,7 +99,8 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             context.log.info("two-way table: exchanging changes by watermark (the window does not apply)")
         from datetime import timedelta
 
-        res = sync_table(gfx_source_db, supabase_db, spec, window=window,
+        final_attempt = context.retry_number >= RETRIES
+        res = sync_table(gfx_source_db, supabase_db, spec, window=window, mark_failure=final_attempt,
                          overlap=timedelta(minutes=config.overlap_minutes), reconcile=config.reconcile,
                          full_hash=config.full_hash, chunk_rows=config.chunk_rows, run_id=context.run_id,
                          partition_key=partition_key)

@@ -397,7 +397,8 @@ def revert_local_edits(sc: psycopg.Connection, tc: psycopg.Connection, spec: Tab
 def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSpec, *,
                window: tuple[datetime, datetime] | None = None, overlap: timedelta = DEFAULT_OVERLAP,
                reconcile: bool = False, full_hash: bool = False, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-               run_id: str | None = None, partition_key: str | None = None) -> SyncResult:
+               run_id: str | None = None, partition_key: str | None = None,
+               mark_failure: bool = True) -> SyncResult:
     """Copy the source's changes of a source-owned table into Supabase, in one target transaction.
 
     Args:
@@ -409,6 +410,8 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
             covered by the held-back watermark, see ``transform.next_watermark``).
         reconcile: also run the chunked key-range hash reconciliation (hard deletes, drift).
         full_hash: reconcile on every column instead of (key, updated_at).
+        mark_failure: record a failure in sync_status/sync_log (Dagster passes False on attempts
+            that will be retried, so consecutive_failures counts runs, not attempts).
 
     Returns:
         The figures of the committed run.
@@ -468,7 +471,7 @@ def batch_sync(source: PostgresResource, target: PostgresResource, spec: TableSp
                 record_success(tc, spec, res, run_id)
     except BaseException as exc:
         res.duration_s = time.perf_counter() - started
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception) and mark_failure:
             record_failure(target, spec, res, exc, run_id)
         raise
     return res
@@ -578,7 +581,8 @@ def reconcile_table(source: PostgresResource, tc: psycopg.Connection, spec: Tabl
 
 # ------------------------------------------------------------------------------ two-way + reverse
 def two_way_sync(source: PostgresResource, target: PostgresResource, spec: TableSpec, *,
-                 overlap: timedelta = DEFAULT_OVERLAP, run_id: str | None = None) -> SyncResult:
+                 overlap: timedelta = DEFAULT_OVERLAP, run_id: str | None = None,
+                 mark_failure: bool = True) -> SyncResult:
     """Exchange changes of a table written on both sides (and render_queue), last write wins.
 
     Each direction reads only rows whose last non-sync write happened on the other side
@@ -682,7 +686,7 @@ def two_way_sync(source: PostgresResource, target: PostgresResource, spec: Table
                 record_success(tc, spec, res, run_id)
     except BaseException as exc:
         res.duration_s = time.perf_counter() - started
-        if isinstance(exc, Exception):
+        if isinstance(exc, Exception) and mark_failure:
             record_failure(target, spec, res, exc, run_id)
         raise
     return res

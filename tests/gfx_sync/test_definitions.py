@@ -126,3 +126,20 @@ def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(cl
         assert "column entrants: source bigint, target integer" in ev.metadata["problems"].value
     finally:
         gfx_source_db.execute("ALTER TABLE wsop_events ALTER COLUMN entrants TYPE integer")
+
+
+def test_an_unreachable_source_is_retried_then_fails_the_run_counting_one_failure(clean, supabase_db, test_databases,
+                                                                                  dagster_instance):
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_players")))
+    resources = {"supabase_db": PostgresResource(dsn=test_databases.supabase_url),
+                 "gfx_source_db": PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/x", connect_attempts=1,
+                                                   pool_timeout_s=0.3)}
+    result = dg.materialize([asset], instance=dagster_instance, resources=resources, raise_on_error=False,
+                            partition_key=PARTITIONS.get_last_partition_key())
+    assert not result.success
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 2  # the RetryPolicy's two retries, then the failure
+    st = supabase_db.fetch_one("SELECT status, consecutive_failures, last_error FROM sync_status"
+                               " WHERE entity_type = 'wsop_players'")
+    assert (st["status"], st["consecutive_failures"]) == ("failed", 1)
+    assert "ServiceUnavailable" in st["last_error"]
