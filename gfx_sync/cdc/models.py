@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 
@@ -75,11 +76,11 @@ class Relation:
     def qualified_name(self) -> str:
         return f"{self.schema}.{self.name}"
 
-    @property
+    @cached_property  # read once per row change: computed once per Relation message
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    @property
+    @cached_property
     def key_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.is_key)
 
