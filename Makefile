@@ -10,7 +10,7 @@ PORT ?= 3000
 EMULATOR_PID := $(DAGSTER_HOME)/emulators.pid
 EMULATOR_LOG := $(DAGSTER_HOME)/emulators.log
 
-.PHONY: demo demo-setup test bench install services migrate seed emulators emulators-stop materialize serve dagster-home clean
+.PHONY: demo demo-setup test bench install services migrate seed emulators emulators-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
@@ -48,6 +48,11 @@ emulators-stop:
 
 seed: migrate emulators
 	for domain in consultation_backup gfx_sync messaging; do $(BIN)/python -m $$domain.demo --scale $(DEMO_SCALE) || exit 1; done
+	$(BIN)/python -m gfx_sync.cdc init
+
+## cdc-worker: stream gfx CDC into Supabase with sub-second lag (else the sensor applies every ~5 s)
+cdc-worker: install
+	$(BIN)/python -m gfx_sync.cdc worker
 
 materialize: dagster-home
 	$(BIN)/platform materialize-all

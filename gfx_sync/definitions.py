@@ -3,6 +3,8 @@
 import dagster as dg
 
 from gfx_sync.assets import SOURCE_SPECS, TABLE_ASSETS
+from gfx_sync.cdc.definitions_parts import CDC_CHECKS as CDC_ASSET_CHECKS
+from gfx_sync.cdc.definitions_parts import CDC_JOBS, CDC_SENSORS
 from gfx_sync.checks import ALL_CHECKS
 from gfx_sync.jobs import gfx_restore_job, gfx_sync_health_job, gfx_sync_job
 from gfx_sync.schedules import SCHEDULES
@@ -11,15 +13,8 @@ from resources.shared import resources_for
 
 migrations_job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
 
-# ---- CDC parts (issue 5) -------------------------------------------------------------------
-# The lead wires the CDC stream here at the end, e.g.:
-#   from gfx_sync.cdc.definitions_parts import CDC_ASSET_CHECKS, CDC_JOBS, CDC_SENSORS
-# and appends them to the lists below. The CDC sensor/worker REPORT materializations for the
-# existing keys [supabase, public, gfx_*] defined by gfx_sync.assets; no second asset is created.
-CDC_ASSET_CHECKS: list = []
-CDC_JOBS: list = []
-CDC_SENSORS: list = []
-# ----------------------------------------------------------------------------------------------
+# CDC (issue 5): the sensor/worker REPORT materializations for the existing keys
+# [supabase, public, gfx_*] defined by gfx_sync.assets; no second asset is created.
 
 defs = dg.Definitions(
     assets=[*SOURCE_SPECS, *TABLE_ASSETS],
