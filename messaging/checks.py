@@ -41,4 +41,16 @@ def daily_statistics_match_logs(supabase_db: PostgresResource) -> dg.AssetCheckR
                                metadata={"days_checked": len(rows), "mismatched_days": ", ".join(off) or "none"})
 
 
-CHECKS = [message_logs_one_per_recipient, message_logs_no_stuck_pending, daily_statistics_match_logs]
+@dg.asset_check(asset=dg.AssetKey(["supabase", "public", "workflow_runs"]),
+                description="Webhook events are picked up: none waits in 'received' for more than 15 minutes.")
+def webhook_events_picked_up(supabase_db: PostgresResource) -> dg.AssetCheckResult:
+    row = supabase_db.fetch_one(
+        "SELECT count(*) AS waiting, count(*) FILTER (WHERE error_message IS NOT NULL) AS with_error"
+        " FROM public.messaging_webhook_events WHERE status = 'received' AND received_at < now() - interval '15 minutes'")
+    return dg.AssetCheckResult(passed=int(row["waiting"]) == 0, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"waiting_over_15_min": int(row["waiting"]),
+                                         "failed_runs_to_reexecute": int(row["with_error"])})
+
+
+CHECKS = [message_logs_one_per_recipient, message_logs_no_stuck_pending, daily_statistics_match_logs,
+          webhook_events_picked_up]

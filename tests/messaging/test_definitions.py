@@ -276,3 +276,16 @@ def test_dagster_reexecution_of_a_failed_run_resumes_the_same_execution(supabase
     assert not [r for r in logs if r["status"] == "pending"]
     sent = [r["idempotency_key"] for r in logs if r["status"] == "sent"]
     assert sent and all(solapi_standin_state.accepted_by_key[k] == 1 for k in sent)
+
+
+def test_webhook_events_waiting_too_long_warn(supabase_db, platform_ids, dagster_instance):
+    from messaging.checks import webhook_events_picked_up
+
+    supabase_db.execute("INSERT INTO public.messaging_webhook_events (event_id, workflow_id, received_at)"
+                        " VALUES ('stale-event', %s, now() - interval '1 hour')", (platform_ids["workflow:webhook"],))
+    try:
+        result = webhook_events_picked_up(supabase_db=supabase_db)
+        assert not result.passed and result.metadata["waiting_over_15_min"].value >= 1
+    finally:
+        supabase_db.execute("DELETE FROM public.messaging_webhook_events WHERE event_id = 'stale-event'")
+    assert webhook_events_picked_up(supabase_db=supabase_db).passed
