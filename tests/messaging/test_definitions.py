@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pytest
 from psycopg.types.json import Jsonb
 from starlette.testclient import TestClient
 
