@@ -122,6 +122,7 @@ class DataSource:
     schema: dict[str, str]
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
     version: int = 0
+    workspace: Any = None  # the NotionWorkspace holding it (formulas need the other data sources)
 
 
 class TokenBucket:
@@ -158,7 +159,7 @@ class NotionWorkspace:
 
     # -- setup ----------------------------------------------------------------------------
     def add_database(self, database_id: str, data_source_id: str, title: str, schema: dict[str, str]) -> DataSource:
-        ds = DataSource(data_source_id, database_id, title, schema)
+        ds = DataSource(data_source_id, database_id, title, schema, workspace=self)
         self.data_sources[data_source_id] = ds
         self.databases[database_id] = {"id": database_id, "title": title, "data_sources": [data_source_id]}
         return ds
@@ -434,24 +435,11 @@ def _matches(ds: DataSource, page: dict[str, Any], flt: dict[str, Any]) -> bool:
             return _normalize_id(cond["does_not_contain"]) not in ids
         return (not ids) == bool(cond.get("is_empty"))
     if typ == "formula":
-        rendered = NotionWorkspaceView.formula_value(ds, page, name)
+        rendered = ds.workspace.render(ds, page)["properties"][name]["formula"].get("number") if ds.workspace else None
         if "number" in cond:
             return _number_match(rendered, cond["number"])
         return False
     return False
-
-
-class NotionWorkspaceView:
-    """Formula evaluation needs the workspace; the app sets ``workspace`` at creation."""
-
-    workspace: NotionWorkspace | None = None
-
-    @classmethod
-    def formula_value(cls, ds: DataSource, page: dict[str, Any], name: str) -> Any:
-        ws = cls.workspace
-        if ws is None:
-            return None
-        return ws.render(ds, page)["properties"][name]["formula"].get("number")
 
 
 def _text_match(text: str, cond: dict[str, Any]) -> bool:
@@ -693,8 +681,6 @@ def seed_workspace(ws: NotionWorkspace, seed: int, scale: str | int, bad_items: 
 # HTTP
 # --------------------------------------------------------------------------------------------
 def build_app(ws: NotionWorkspace) -> Starlette:
-    NotionWorkspaceView.workspace = ws
-
     def guard(request: Request) -> None:
         ws.stats["requests"] += 1
         auth = request.headers.get("authorization", "")

@@ -169,3 +169,16 @@ def test_local_drive_key_is_written_when_missing(backup_env, tmp_path):
     info = json.loads(key.read_text())
     assert info["token_uri"] == f"{backup_env.drive.base_url}/token" and "PRIVATE KEY" in info["private_key"]
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_formula_counts_live_related_consultations_and_can_be_filtered():
+    ws = notion_emu.NotionWorkspace(rate_per_s=0)
+    notion_emu.seed_workspace(ws, 1, "tiny")
+    customers, consults = ws.data_sources[notion_emu.CUSTOMERS_DS_LOCAL], ws.data_sources[notion_emu.CONSULTATIONS_DS_LOCAL]
+    page = next(iter(customers.pages.values()))
+    related = [p for p in consults.pages.values() if p["properties"]["고객"]["relation"][0]["id"] == page["id"]]
+    assert ws.render(customers, page)["properties"]["상담수"]["formula"]["number"] == len(related) > 0
+    ws.update_page(related[0]["id"], {"in_trash": True})
+    assert ws.render(customers, page)["properties"]["상담수"]["formula"]["number"] == len(related) - 1
+    hits = ws.query(customers, {"filter": {"property": "상담수", "formula": {"number": {"equals": len(related) - 1}}}})
+    assert page["id"] in {p["id"] for p in hits["results"]}
