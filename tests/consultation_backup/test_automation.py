@@ -130,3 +130,36 @@ def test_edited_since_run_reads_only_the_edited_pages(backup_env):
     assert result.outcome.total == 1 and result.stats.requests == 1
     assert env.db.fetch_value("SELECT prescription FROM consultation_records WHERE notion_page_id=%s",
                               (page["id"],)) == "새 처방"
+
+
+def test_edits_reach_supabase_through_the_sensor_and_the_jobs_it_requests(backup_env, dagster_instance, monkeypatch):
+    """Done means: an edit made through the Notion API appears in Supabase by the sensor alone
+    (the jobs run with the location's own resources, bound from the environment contract)."""
+    from consultation_backup import sync
+
+    env = backup_env
+    monkeypatch.setenv("NOTION_BASE_URL", env.notion_url)
+    monkeypatch.setenv("NOTION_TOKEN", "ntn_test_token_123")
+    monkeypatch.setenv("GOOGLE_DRIVE_BASE_URL", env.drive.base_url)
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_JSON", env.drive.service_account_json)
+    monkeypatch.setenv("SUPABASE_URL", env.storage.url)
+    monkeypatch.setenv("SUPABASE_DB_URL", env.db.dsn)
+    sync.sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    _, cursor = _tick(env, dagster_instance)
+
+    notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
+    customer = env.page_by_title("customers", "00011")
+    notion.pages.update(page_id=customer["id"], properties={"주소": {"rich_text": [{"text": {"content": "센서 주소"}}]}})
+    consultation = next(p for p in env.ds("consultations").pages.values()
+                        if p["properties"]["고객"]["relation"][0]["id"] == customer["id"])
+    notion.pages.update(page_id=consultation["id"], properties={"처방약": {"rich_text": [{"text": {"content": "센서 처방"}}]}})
+
+    requests, _ = _tick(env, dagster_instance, cursor)
+    for request in requests:
+        job = defs.resolve_job_def(request.job_name)
+        result = job.execute_in_process(run_config=request.run_config, partition_key=request.partition_key,
+                                        instance=dagster_instance, tags=request.tags)
+        assert result.success
+    assert env.db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00011'") == "센서 주소"
+    assert env.db.fetch_value("SELECT prescription FROM consultation_records WHERE notion_page_id=%s",
+                              (consultation["id"],)) == "센서 처방"
