@@ -9,6 +9,11 @@ DEMO_SCALE ?= demo
 PORT ?= 3000
 EMULATOR_PID := $(DAGSTER_HOME)/emulators.pid
 EMULATOR_LOG := $(DAGSTER_HOME)/emulators.log
+WEBHOOK_PID := $(DAGSTER_HOME)/messaging-webhook.pid
+WEBHOOK_LOG := $(DAGSTER_HOME)/messaging-webhook.log
+# The demo sends through the SOLAPI stand-in so messages and statistics show up; it stays dry_run
+# if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
+DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
 .PHONY: demo demo-setup test bench install services migrate seed emulators emulators-stop materialize serve dagster-home clean cdc-worker
 
@@ -39,12 +44,15 @@ dagster-home: install
 migrate: services
 	$(BIN)/platform migrations apply
 
+## emulators: the API stand-ins and the messaging webhook endpoint, in the background
 emulators: install dagster-home emulators-stop
 	nohup $(BIN)/python -m resources.emulators --scale $(DEMO_SCALE) > $(EMULATOR_LOG) 2>&1 & echo $$! > $(EMULATOR_PID)
+	nohup $(BIN)/python -m messaging.webhook > $(WEBHOOK_LOG) 2>&1 & echo $$! > $(WEBHOOK_PID)
 	$(BIN)/python -m resources.emulators.wait
 
 emulators-stop:
-	@if [ -f $(EMULATOR_PID) ]; then kill $$(cat $(EMULATOR_PID)) 2>/dev/null || true; rm -f $(EMULATOR_PID); sleep 0.5; fi
+	@for pidfile in $(EMULATOR_PID) $(WEBHOOK_PID); do \
+	  if [ -f $$pidfile ]; then kill $$(cat $$pidfile) 2>/dev/null || true; rm -f $$pidfile; fi; done; sleep 0.5
 
 seed: migrate emulators
 	for domain in consultation_backup gfx_sync messaging; do $(BIN)/python -m $$domain.demo --scale $(DEMO_SCALE) || exit 1; done
@@ -58,7 +66,7 @@ materialize: dagster-home
 	$(BIN)/platform materialize-all
 
 serve: dagster-home
-	$(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
 
 ## test: the whole suite against the real local databases and the stand-ins
 test: services

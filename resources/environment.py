@@ -52,6 +52,8 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "SOLAPI_PF_ID": "KA01PF000000000000000000LOCAL",
     "SOLAPI_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['solapi']}",
     "MESSAGING_SEND_MODE": "dry_run",
+    "MESSAGING_WEBHOOK_SECRET": "local-webhook-secret",
+    "MESSAGING_WEBHOOK_PORT": "54330",
 }
 
 
