@@ -63,7 +63,7 @@ cdc-worker: install
 	$(BIN)/python -m gfx_sync.cdc worker
 
 materialize: dagster-home
-	$(BIN)/platform materialize-all
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/platform materialize-all
 
 serve: dagster-home
 	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
