@@ -56,6 +56,7 @@ def notion_edits_sensor(context: dg.SensorEvaluationContext, notion: NotionResou
     customers_ds = notion.data_source_id(consultation_settings.customers_database_id)
     since = T.watermark_start(cursor["customers"], OVERLAP_MINUTES)
     customers = list(notion.iter_pages(customers_ds, filter=_edited_since(since)))
+    customers += list(notion.iter_pages(customers_ds, filter=_edited_since(since), in_trash=True))
     if customers:
         new_cursor["customers"] = max(cursor["customers"], *(p["last_edited_time"] for p in customers))
         requests.append(dg.RunRequest(job_name=customers_job.name, run_key=f"customers:{_digest(customers)}",

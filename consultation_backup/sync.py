@@ -216,14 +216,25 @@ def sync_customers(notion: NotionResource, db: PostgresResource, database_id: st
                     _reject(conn, outcome, SOURCE_CUSTOMERS, Rejected(page["id"], exc.reason, exc.business_id), page, run_id)
             if rows:
                 upsert_customers(conn, rows, by_id, strategy, run_id, outcome)
+            if final and trashed_ids:
+                outcome.extra["soft_deleted"] = conn.execute(
+                    "UPDATE public.consultation_customers SET is_deleted = true, synced_at = now()"
+                    " WHERE notion_page_id = ANY(%s) AND NOT is_deleted", (trashed_ids,)).rowcount
             if final and newest:
                 set_cursor(conn, DOMAIN, CUSTOMERS_CURSOR, newest)
 
+    trashed_ids: list[str] = []
     for page in pages_iter:
         pending.append(page)
         if len(pending) >= BATCH:
             flush(pending, final=False)
             pending = []
+    if since is not None:
+        # trashed pages drop out of normal queries: one more query finds those trashed since the watermark
+        for page in notion.iter_pages(ds, filter=flt, stats=stats, in_trash=True):
+            trashed_ids.append(page["id"])
+            if newest is None or page["last_edited_time"] > newest:
+                newest = page["last_edited_time"]
     flush(pending, final=True)
     outcome.extra.update(watermark=newest, notion_requests=stats.requests, cap_splits=stats.cap_splits)
     return outcome, stats

@@ -114,7 +114,7 @@ class NotionResource(dg.ConfigurableResource):
 
     def iter_pages(self, data_source_id: str, filter: dict[str, Any] | None = None,
                    stats: QueryStats | None = None, page_size: int = PAGE_SIZE,
-                   filter_properties: list[str] | None = None) -> Iterator[dict[str, Any]]:
+                   filter_properties: list[str] | None = None, in_trash: bool = False) -> Iterator[dict[str, Any]]:
         """Every page matching ``filter``, oldest ``created_time`` first, never truncated.
 
         A single Notion query returns at most 10,000 results (then ``request_status`` is
@@ -147,6 +147,8 @@ class NotionResource(dg.ConfigurableResource):
                     kwargs["start_cursor"] = cursor
                 if filter_properties:
                     kwargs["filter_properties"] = filter_properties
+                if in_trash:
+                    kwargs["in_trash"] = True
                 response = self.call("data_sources.query", **kwargs)
                 stats.requests += 1
                 for page in response.get("results", []):

@@ -163,3 +163,18 @@ def test_edits_reach_supabase_through_the_sensor_and_the_jobs_it_requests(backup
     assert env.db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00011'") == "센서 주소"
     assert env.db.fetch_value("SELECT prescription FROM consultation_records WHERE notion_page_id=%s",
                               (consultation["id"],)) == "센서 처방"
+
+
+def test_trashed_customer_is_soft_deleted_by_the_next_incremental_run(backup_env, dagster_instance):
+    from consultation_backup import sync
+
+    env = backup_env
+    sync.sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    _, cursor = _tick(env, dagster_instance)
+    page = env.page_by_title("customers", "00012")
+    Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(page_id=page["id"], in_trash=True)
+    requests, _ = _tick(env, dagster_instance, cursor)
+    assert [r.job_name for r in requests] == ["consultation_customers_job"]
+    outcome, _ = sync.sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    assert outcome.extra["soft_deleted"] == 1
+    assert env.db.fetch_value("SELECT is_deleted FROM consultation_customers WHERE customer_id='00012'") is True
