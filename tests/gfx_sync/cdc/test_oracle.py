@@ -191,10 +191,12 @@ def test_in_process_worker_streams_and_reports_materializations(cdc_factory, dag
     assert env.tgt_rows("SELECT player_code, display_name FROM gfx_players") == [("P-1", "Kim C.")]
     import dagster as dg
 
-    event = dagster_instance.get_latest_materialization_event(dg.AssetKey(["supabase", "public", "gfx_players"]))
-    assert event is not None
-    meta = event.asset_materialization.metadata
-    assert meta["inserts"].value + meta["updates"].value == 2
+    # The worker may report the two transactions in one event or in two (report interval 0):
+    # what must hold is that the reported changes add up to exactly the two that happened.
+    records = dagster_instance.fetch_materializations(dg.AssetKey(["supabase", "public", "gfx_players"]), limit=50).records
+    assert records
+    metas = [r.asset_materialization.metadata for r in records]
+    assert sum(m["inserts"].value + m["updates"].value for m in metas) == 2
     with psycopg.connect(env.source_url) as conn, psycopg.connect(env.target_url) as tgt:
         confirmed = slot_info(conn, env.config.slot_name).confirmed_flush_lsn
         applied = tgt.execute("SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s",
