@@ -49,7 +49,7 @@ def serve(customers: int, ports: list[int]) -> None:
     from resources.emulators.base import EmulatorServer
 
     servers = [EmulatorServer(notion.create_app(SEED, customers), ports[0], "notion").start(),
-               EmulatorServer(google_drive.create_app(SEED, customers), ports[1], "drive").start(),
+               EmulatorServer(google_drive.create_app(SEED, customers, prerender=True), ports[1], "drive").start(),
                EmulatorServer(supabase_storage.create_app(), ports[2], "storage").start()]
     print("ready", flush=True)
     stop = threading.Event()

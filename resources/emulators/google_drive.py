@@ -224,10 +224,17 @@ def seed_drive(state: DriveState, seed: int, scale: str | int, bad_items: bool =
 
 
 def create_app(seed: int = 20261121, scale: str | int = "demo", *, bad_items: bool = True,
-               injector: FaultInjector | None = None):
-    """The Drive stand-in holding the demo dataset's folders and images, wrapped with faults."""
+               injector: FaultInjector | None = None, prerender: bool = False):
+    """The Drive stand-in holding the demo dataset's folders and images, wrapped with faults.
+
+    ``prerender`` draws every image up front (benchmarks: the stand-in's synthetic content is not
+    part of what is measured); otherwise images are drawn on first request.
+    """
     state = DriveState()
     seed_drive(state, seed, scale, bad_items=bad_items)
+    if prerender:
+        for f in state.files.values():
+            f.data()
     app = with_faults(build_app(state), injector or FaultInjector(), error_body=error_body)
     app.drive = state  # type: ignore[attr-defined]
     return app
