@@ -1,0 +1,64 @@
+"""Seed 003 used literally: statements written only against the seed's schema must work here.
+
+A scenario (or an operator following the seed) knows ``sync_status`` by the seed's columns only
+(§4.1-§4.2, §6.1) and expects §5.2's change notification on ``player_overrides``.
+"""
+
+import json
+import uuid
+
+import psycopg
+import pytest
+
+
+@pytest.fixture
+def seed_status_row(clean, supabase_db):
+    yield
+    supabase_db.execute("DELETE FROM sync_status WHERE source = 'wsop'")
+    supabase_db.execute("TRUNCATE notifications")
+
+
+def test_sync_status_row_written_with_the_seeds_columns_only(seed_status_row, supabase_db):
+    # seed §4.1: update_sync_status('wsop', 'events', ...) knows source, entity_type, status, counters
+    supabase_db.execute(
+        "INSERT INTO sync_status (source, entity_type, status, last_synced_at, records_synced, records_failed,"
+        " consecutive_failures, sync_interval, next_sync_at)"
+        " VALUES ('wsop', 'events', 'failed', now() - interval '1 minute', 10, 2, 6, interval '15 minutes', now())")
+    row = supabase_db.fetch_all("SELECT health_status, lag_seconds FROM v_sync_dashboard WHERE source = 'wsop'")[0]
+    assert row["health_status"] == "CRITICAL" and float(row["lag_seconds"]) >= 60
+    supabase_db.execute("SELECT check_sync_health_and_notify()")
+    note = supabase_db.fetch_all("SELECT severity, title FROM notifications WHERE metadata->>'source' = 'wsop'")
+    assert [(n["severity"], n["title"]) for n in note] == [("critical", "동기화 실패: wsop.events")]
+
+
+def _listen(url):
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute("LISTEN override_changes")
+    return conn
+
+
+def _payloads(conn, n):
+    return [json.loads(n_.payload) for n_ in conn.notifies(timeout=5, stop_after=n)]
+
+
+def test_override_changes_are_notified_as_in_the_seed(clean, test_databases, supabase_db):
+    listener = _listen(test_databases.supabase_url)
+    try:
+        oid = supabase_db.fetch_value(
+            "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (7, 'nickname', '철수')"
+            " RETURNING id")
+        supabase_db.execute("UPDATE player_overrides SET override_value = '영희' WHERE id = %s", (oid,))
+        supabase_db.execute("DELETE FROM player_overrides WHERE id = %s", (oid,))
+        got = _payloads(listener, 3)
+    finally:
+        listener.close()
+    assert [(p["table"], p["operation"], p["id"]) for p in got] == [
+        ("player_overrides", op, str(oid)) for op in ("INSERT", "UPDATE", "DELETE")]
+    assert all(p["timestamp"] for p in got)
+    assert uuid.UUID(got[0]["id"])
+
+
+def test_trigger_override_notify_exists_on_player_overrides(supabase_db):
+    assert supabase_db.fetch_value(
+        "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgrelid = 'public.player_overrides'::regclass"
+        " AND tgname = 'trigger_override_notify'") == "notify_override_change"
