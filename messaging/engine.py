@@ -51,6 +51,7 @@ from resources.state import quarantine
 
 SOLAPI_TYPE = {"sms": "SMS", "lms": "LMS", "kakao": "ATA"}
 AMBIGUOUS = (TransientError, ServiceUnavailable, httpx.TransportError)
+ACCEPTED_CODES = {"2000", "3000", "4000"}  # accepted, at the carrier, delivered
 MAX_STALLED_SENDS = 4  # consecutive ambiguous sends with nothing accepted before the run gives up
 
 
@@ -311,8 +312,9 @@ def _apply_results(conn, sent: list[tuple[str, str, str]], failed: list[tuple[st
 def reconcile_attempted(db: PostgresResource, solapi: SolapiResource, run_id: str, message_type_cost: float) -> int:
     """Settle rows whose send was attempted but whose outcome is unknown, by status lookup.
 
-    Found at SOLAPI (by ``customFields.idempotencyKey``) -> ``sent``; not found -> attempt cleared so
-    the row is sent again. Returns how many rows were found already accepted.
+    Found at SOLAPI (by ``customFields.idempotencyKey``) accepted (2000/3000/4000) -> ``sent``; found
+    refused (any other code) -> ``failed`` with that code; not found -> attempt cleared so the row is
+    sent again. Returns how many rows were settled.
     """
     oldest = db.fetch_value(
         "SELECT min(send_attempted_at) FROM public.message_logs WHERE workflow_run_id = %s AND status = 'pending'"
@@ -322,18 +324,26 @@ def reconcile_attempted(db: PostgresResource, solapi: SolapiResource, run_id: st
     keys = {r["idempotency_key"] for r in db.fetch_all(
         "SELECT idempotency_key FROM public.message_logs WHERE workflow_run_id = %s AND status = 'pending'"
         " AND send_attempted_at IS NOT NULL", (run_id,))}
-    found: list[tuple[str, str, str]] = []
+    found: dict[str, tuple[str, str, str]] = {}
+    refused: dict[str, tuple[str, str, str]] = {}
     for record in solapi.iter_messages(start_date=oldest - timedelta(minutes=1)):
         key = (record.get("customFields") or {}).get("idempotencyKey")
-        if key in keys:
-            found.append((key, record["messageId"], record.get("groupId") or ""))
-            keys.discard(key)
+        if key not in keys:
+            continue
+        code = str(record.get("statusCode") or "")
+        if code in ACCEPTED_CODES:
+            found[key] = (key, record["messageId"], record.get("groupId") or "")
+            refused.pop(key, None)
+        elif key not in found:
+            # SOLAPI lists refused messages too (1xxx/2xxx/3xxx code): that attempt failed, it is not resent.
+            refused[key] = (key, code, str(record.get("statusMessage") or "")[:500])
+    keys -= set(found) | set(refused)
     with db.transaction() as conn:
-        _apply_results(conn, found, [], message_type_cost)
+        _apply_results(conn, list(found.values()), list(refused.values()), message_type_cost)
         if keys:
             conn.execute("UPDATE public.message_logs SET send_attempted_at = NULL WHERE idempotency_key = ANY(%s)"
                          " AND status = 'pending'", (list(keys),))
-    return len(found)
+    return len(found) + len(refused)
 
 
 def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, template: Template, opts: RunOptions,

@@ -5,15 +5,23 @@ Follows the documented shapes and limits:
 - ``Authorization: HMAC-SHA256 apiKey=…, date=…, salt=…, signature=hex(HMAC_SHA256(secret, date+salt))``;
   403 ``InvalidAPIKey`` / ``SignatureDoesNotMatch`` / ``RequestTimeTooSkewed`` (±15 min) /
   ``DuplicatedSignature`` (same signature within 15 min).
-- ``POST /messages/v4/send-many/detail``: at most 10,000 messages; HTTP 200 even when some failed
-  (``failedMessageList``), ``groupInfo.count``; ``messageList`` with ``showMessageList``.
-- ``GET /messages/v4/list`` (and ``list-old``): by ``messageId``/``messageIds``/``groupId``/date range,
-  ``startKey``/``limit`` paging; ``messageList`` keyed by message id.
-- ``GET /messages/v4/groups/{groupId}``, ``GET /cash/v1/balance``.
+- ``POST /messages/v4/send-many/detail``: at most 10,000 messages (``to`` may be an array: one message
+  per recipient); HTTP 200 even when some failed (``failedMessageList``, each with ``country`` and
+  ``accountId``); ``groupInfo`` in the full documented group shape (``count``, ``countForCharge``,
+  ``balance``, ``point``, ``app``, ``log``, ``price``, ...: what the ``solapi`` SDK's
+  ``GroupMessageResponse`` requires); ``messageList`` only with ``showMessageList: true`` (SOLAPI's
+  default is false). Without ``type``, ``autoTypeDetect`` (default true) picks ATA (``kakaoOptions``),
+  MMS (``imageId``), SMS (<= 90 bytes) or LMS.
+- ``GET /messages/v4/list`` (and ``list-old``, the SDK's): by ``messageId``/``messageIds``/``groupId``/
+  ``to``/``from``/``type``/``statusCode`` and a date range (``dateType`` CREATED/UPDATED),
+  ``startKey``/``limit`` paging; ``messageList`` keyed by message id. Messages refused at registration
+  are listed too, with their status code.
+- ``GET /messages/v4/groups``, ``GET /messages/v4/groups/{groupId}``,
+  ``GET /messages/v4/groups/{groupId}/messages``, ``GET /cash/v1/balance``.
 
 Message checks: SMS ≤ 90 bytes / LMS ≤ 2,000 bytes in EUC-KR (1029 for characters outside EUC-KR),
-registered sender (1062), duplicate recipient in one request (1026), Alimtalk needs ``pfId`` and
-``templateId`` (1042). Delivery: accepted messages are 2000, then 3000 (handed to carrier) and,
+registered sender (1062), duplicate recipient in one request (1026), LMS/MMS subject <= 40 bytes
+(1013), Alimtalk needs ``pfId`` and ``templateId`` (1042). Delivery: accepted messages are 2000, then 3000 (handed to carrier) and,
 ``delivery_delay_s`` after acceptance, 4000 delivered or a carrier failure. Stand-in convention:
 recipients ending in ``4444`` fail at the carrier (3040), numbers in ``StandInState.rejected`` are
 refused at registration (1022). Faults: the shared injector (latency, errors, 429, downtime) plus
@@ -44,6 +52,43 @@ MAX_MESSAGES_PER_REQUEST = 10_000
 CLOCK_SKEW = timedelta(minutes=15)
 AUTH_RE = re.compile(r"^HMAC-SHA256\s+(.*)$", re.IGNORECASE)
 TYPE_LIMITS = {"SMS": 90, "LMS": 2000, "MMS": 2000}
+SUBJECT_MAX_BYTES = 40
+ACCOUNT_ID = "LOCAL"
+
+
+def detect_type(msg: dict[str, Any]) -> str:
+    """SOLAPI's ``autoTypeDetect`` (default true) for a message without ``type``: Alimtalk when it
+    has ``kakaoOptions``, MMS with ``imageId``, else SMS up to 90 bytes (EUC-KR) and LMS above."""
+    if msg.get("type"):
+        return str(msg["type"]).upper()
+    if msg.get("autoTypeDetect", True) is False:
+        return ""
+    if msg.get("kakaoOptions"):
+        return "ATA"
+    if msg.get("imageId"):
+        return "MMS"
+    try:
+        size = len(str(msg.get("text") or "").encode("euc-kr"))
+    except UnicodeEncodeError:
+        return "SMS"  # refused as 1029 by the validation
+    return "SMS" if size <= TYPE_LIMITS["SMS"] else "LMS"
+
+
+def _cash() -> dict[str, float]:
+    return {"requested": 0.0, "replacement": 0.0, "refund": 0.0, "sum": 0.0}
+
+
+def group_document(group_id: str, count: dict[str, int], now: str, allow_duplicates: bool,
+                   charge: dict[str, int], status: str = "SENDING") -> dict[str, Any]:
+    """A group as ``GET /messages/v4/groups/{id}`` and ``groupInfo`` return it (the SDK's
+    ``GroupMessageResponse``: every field it requires is present)."""
+    return {"groupId": group_id, "status": status, "count": count,
+            "countForCharge": {t.lower(): {"82": n} for t, n in charge.items()},
+            "balance": _cash(), "point": _cash(), "app": {"profit": {}, "appId": None}, "log": [],
+            "allowDuplicates": allow_duplicates, "isRefunded": False, "accountId": ACCOUNT_ID,
+            "masterAccountId": None, "apiVersion": "4", "price": {}, "sdkVersion": None, "osPlatform": None,
+            "dateCreated": now, "dateUpdated": now, "dateSent": now, "scheduledDate": None,
+            "dateCompleted": None}
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -52,6 +97,19 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _utc_iso(value: str | None) -> str | None:
+    """A query date (ISO 8601, any offset, as the SDK sends local time) as the stored UTC form."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -129,6 +187,8 @@ def _validate(state: StandInState, msg: dict[str, Any], seen_to: set[str]) -> tu
     sender = re.sub(r"\D", "", str(msg.get("from") or ""))
     mtype = str(msg.get("type") or "").upper()
     text = str(msg.get("text") or "")
+    if not mtype:
+        return "1011", "type is missing and autoTypeDetect is false"
     if not re.match(r"^0\d{8,10}$", to):
         return "1022", "invalid recipient number"
     if to in state.rejected:
@@ -144,6 +204,14 @@ def _validate(state: StandInState, msg: dict[str, Any], seen_to: set[str]) -> tu
             return "1029", "text has characters outside EUC-KR"
         if size > TYPE_LIMITS[mtype]:
             return "1013", f"{mtype} text is {size} bytes; limit {TYPE_LIMITS[mtype]}"
+        subject = str(msg.get("subject") or "")
+        if subject and mtype in ("LMS", "MMS"):
+            try:
+                subject_size = len(subject.encode("euc-kr"))
+            except UnicodeEncodeError:
+                return "1029", "subject has characters outside EUC-KR"
+            if subject_size > SUBJECT_MAX_BYTES:
+                return "1013", f"subject is {subject_size} bytes; limit {SUBJECT_MAX_BYTES}"
         if not text:
             return "1010", "text is empty"
     elif mtype == "ATA":
@@ -187,41 +255,60 @@ def create_solapi_app(state: StandInState) -> Starlette:
         if len(messages) > MAX_MESSAGES_PER_REQUEST:
             return _error(400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request")
         allow_dup = bool(body.get("allowDuplicates", False))
+        # ``to`` may be an array: one message per recipient.
+        expanded: list[Any] = []
+        for msg in messages:
+            if isinstance(msg, dict) and isinstance(msg.get("to"), list):
+                expanded.extend({**msg, "to": to} for to in msg["to"])
+            else:
+                expanded.append(msg)
+        if len(expanded) > MAX_MESSAGES_PER_REQUEST:
+            return _error(400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request")
         now = _now_iso()
         with state.lock:
             state.send_requests += 1
             group_id = state.next_id("G4V")
             failed, accepted_list = [], []
+            charge: dict[str, int] = {}
             seen_to: set[str] = set()
-            for msg in messages:
+            for msg in expanded:
                 if not isinstance(msg, dict):
-                    failed.append({"statusCode": "1000", "statusMessage": "message must be an object"})
+                    failed.append({"to": None, "from": None, "type": "", "country": "82", "accountId": ACCOUNT_ID,
+                                   "messageId": state.next_id("M4V"), "statusCode": "1000",
+                                   "statusMessage": "message must be an object", "customFields": {}})
                     continue
-                problem = _validate(state, {**msg, "_allow_duplicates": allow_dup}, seen_to)
+                mtype = detect_type(msg)
+                problem = _validate(state, {**msg, "type": mtype, "_allow_duplicates": allow_dup}, seen_to)
                 to = re.sub(r"\D", "", str(msg.get("to") or ""))
                 seen_to.add(to)
                 message_id = state.next_id("M4V")
                 record = {"messageId": message_id, "groupId": group_id, "to": to,
-                          "from": re.sub(r"\D", "", str(msg.get("from") or "")), "type": str(msg.get("type") or "").upper(),
+                          "from": re.sub(r"\D", "", str(msg.get("from") or "")), "type": mtype,
+                          "country": str(msg.get("country") or "82"), "accountId": ACCOUNT_ID,
+                          "subject": msg.get("subject"), "text": msg.get("text"),
                           "customFields": msg.get("customFields") or {}, "dateCreated": now, "dateUpdated": now,
                           "_accepted": time.time()}
                 if problem:
+                    # Refused at registration: reported in failedMessageList and kept in the message list
+                    # (with its status code), as SOLAPI's console and list API show them.
                     record.update(statusCode=problem[0], statusMessage=problem[1])
-                    failed.append({k: record[k] for k in ("to", "from", "type", "statusCode", "statusMessage",
-                                                          "messageId", "customFields")})
+                    state.messages[message_id] = record
+                    failed.append({k: record[k] for k in ("to", "from", "type", "country", "accountId", "statusCode",
+                                                          "statusMessage", "messageId", "customFields")})
                     continue
-                record.update(statusCode="2000", statusMessage="accepted", text=msg.get("text"))
+                record.update(statusCode="2000", statusMessage="accepted")
                 state.messages[message_id] = record
+                charge[mtype] = charge.get(mtype, 0) + 1
                 key = record["customFields"].get("idempotencyKey")
                 if key:
                     state.accepted_by_key[key] = state.accepted_by_key.get(key, 0) + 1
                 accepted_list.append({"messageId": message_id, "statusCode": "2000", "statusMessage": "accepted",
                                       "to": to, "customFields": record["customFields"]})
-            count = {"total": len(messages), "sentTotal": 0, "sentSuccess": 0, "sentPending": len(accepted_list),
+            count = {"total": len(expanded), "sentTotal": 0, "sentSuccess": 0, "sentPending": len(accepted_list),
                      "sentReplacement": 0, "refund": 0, "registeredFailed": len(failed),
                      "registeredSuccess": len(accepted_list)}
-            group = {"groupId": group_id, "status": "SENDING", "count": count, "dateCreated": now, "dateSent": now,
-                     "accountId": "LOCAL", "apiVersion": "4"}
+            group = group_document(group_id, count, now, allow_dup, charge,
+                                   status="SENDING" if accepted_list else "FAILED")
             state.groups[group_id] = group
             lose = state.lose_responses > 0
             if lose:
@@ -229,7 +316,7 @@ def create_solapi_app(state: StandInState) -> Starlette:
         if lose:
             return _error(503, "ServiceUnavailable", "upstream timeout (response lost after processing)")
         out: dict[str, Any] = {"groupInfo": group, "failedMessageList": failed}
-        if body.get("showMessageList", True):
+        if body.get("showMessageList", False):  # SOLAPI's default is false
             out["messageList"] = accepted_list
         return JSONResponse(out)
 
@@ -246,9 +333,14 @@ def create_solapi_app(state: StandInState) -> Starlette:
         ids |= {i for i in (q.get("messageId") or "").split(",") if i}
         ids = {i for v in ids for i in v.split(",") if i}
         group_id = q.get("groupId")
-        start = q.get("startDate")
-        end = q.get("endDate")
+        start = _utc_iso(q.get("startDate"))
+        end = _utc_iso(q.get("endDate"))
         start_key = q.get("startKey")
+        date_field = "dateUpdated" if (q.get("dateType") or "CREATED").upper() == "UPDATED" else "dateCreated"
+        to = re.sub(r"\D", "", q.get("to") or "")
+        sender = re.sub(r"\D", "", q.get("from") or "")
+        mtype = (q.get("type") or "").upper()
+        status_code = q.get("statusCode")
         with state.lock:
             if ids:
                 candidates = [state.messages[i] for i in sorted(ids) if i in state.messages]
@@ -258,9 +350,17 @@ def create_solapi_app(state: StandInState) -> Starlette:
             for m in candidates:
                 if group_id and m["groupId"] != group_id:
                     continue
-                if start and m["dateCreated"] < start:
+                if to and m["to"] != to:
                     continue
-                if end and m["dateCreated"] > end:
+                if sender and m["from"] != sender:
+                    continue
+                if mtype and m["type"] != mtype:
+                    continue
+                if status_code and _status_now(state, m)["statusCode"] != status_code:
+                    continue
+                if start and m[date_field] < start:
+                    continue
+                if end and m[date_field] > end:
                     continue
                 if start_key and m["messageId"] < start_key:
                     continue
@@ -269,6 +369,40 @@ def create_solapi_app(state: StandInState) -> Starlette:
                     break
             next_key = picked[limit]["messageId"] if len(picked) > limit else None
             page = {m["messageId"]: _status_now(state, m) for m in picked[:limit]}
+        return JSONResponse({"startKey": start_key, "nextKey": next_key, "limit": limit, "messageList": page})
+
+    async def list_groups(request: Request) -> JSONResponse:
+        denied = check_auth(state, request.headers.get("authorization"))
+        if denied is not None:
+            return denied
+        try:
+            limit = min(max(int(request.query_params.get("limit", 20)), 1), 500)
+        except ValueError:
+            return _error(400, "ValidationError", "limit must be a number")
+        start_key = request.query_params.get("startKey")
+        with state.lock:
+            ids = [g for g in sorted(state.groups) if not start_key or g >= start_key]
+            page = {g: state.groups[g] for g in ids[:limit]}
+            next_key = ids[limit] if len(ids) > limit else None
+        return JSONResponse({"startKey": start_key, "nextKey": next_key, "limit": limit, "groupList": page})
+
+    async def group_messages(request: Request) -> JSONResponse:
+        denied = check_auth(state, request.headers.get("authorization"))
+        if denied is not None:
+            return denied
+        group_id = request.path_params["group_id"]
+        if group_id not in state.groups:
+            return _error(404, "NotFound", "group not found")
+        try:
+            limit = min(max(int(request.query_params.get("limit", 20)), 1), 500)
+        except ValueError:
+            return _error(400, "ValidationError", "limit must be a number")
+        start_key = request.query_params.get("startKey")
+        with state.lock:
+            ids = [i for i in sorted(state.messages) if state.messages[i]["groupId"] == group_id
+                   and (not start_key or i >= start_key)]
+            page = {i: _status_now(state, state.messages[i]) for i in ids[:limit]}
+            next_key = ids[limit] if len(ids) > limit else None
         return JSONResponse({"startKey": start_key, "nextKey": next_key, "limit": limit, "messageList": page})
 
     async def get_group(request: Request) -> JSONResponse:
@@ -305,7 +439,9 @@ def create_solapi_app(state: StandInState) -> Starlette:
         Route("/messages/v4/send-many/detail", send_many_detail, methods=["POST"]),
         Route("/messages/v4/list", list_messages, methods=["GET"]),
         Route("/messages/v4/list-old", list_messages, methods=["GET"]),
+        Route("/messages/v4/groups", list_groups, methods=["GET"]),
         Route("/messages/v4/groups/{group_id}", get_group, methods=["GET"]),
+        Route("/messages/v4/groups/{group_id}/messages", group_messages, methods=["GET"]),
         Route("/cash/v1/balance", balance, methods=["GET"]),
         Route("/_solapi/config", config, methods=["GET", "PUT"]),
     ])

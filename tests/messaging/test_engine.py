@@ -264,3 +264,30 @@ def test_same_execution_running_elsewhere_is_refused(supabase_db, mysql_reader, 
     # released (the holder's session ended): the execution runs
     summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], key))
     assert summary.status == "completed"
+
+
+def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(supabase_db, mysql_reader, solapi,
+                                                                       solapi_standin_state, all_customers_workflow):
+    """SOLAPI lists refused messages too (with their 1xxx code): a reconciled refusal is failed, not sent."""
+    phones = [r["phone"] for r in mysql_reader.query("SELECT phone FROM customers ORDER BY id LIMIT 40")]
+    from messaging.transform import normalize_phone
+    from messaging.models import InvalidPhone
+
+    valid = []
+    for p in phones:
+        try:
+            valid.append(normalize_phone(p))
+        except InvalidPhone:
+            continue
+    refused = set(valid[:5])
+    solapi_standin_state.rejected = refused
+    solapi_standin_state.lose_responses = 1
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10_000))
+    logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    by_phone = {r["recipient_phone"]: r for r in logs}
+    for phone in refused:
+        row = by_phone[phone]
+        assert row["status"] == "failed" and row["error_code"] == "1022", row
+        assert float(row["cost"]) == 0.0
+    assert summary.reconciled >= 1
