@@ -290,12 +290,40 @@ def quarantine_and_merge(tc: psycopg.Connection, spec: TableSpec, columns: Seque
             else:
                 mid = len(chunk) // 2
                 pending += [chunk[:mid], chunk[mid:]]
+    if len(failed) > 1 and _merge_as_group(tc, spec, columns, stg, guard, [k for k, _ in failed], res,
+                                           exclude_tombstones):
+        failed = []
     if failed:
         if log_conn is tc:
             _quarantine_rows(tc, spec, stg, failed, run_id, res)
         else:
             res.quarantined += len(failed)
             res.details.setdefault("rejected_by_external", []).extend(failed[:50])
+
+
+def _merge_as_group(tc: psycopg.Connection, spec: TableSpec, columns: Sequence[str], stg: sql.Composable,
+                    guard: sql.Composable, keys: Sequence[str], res: SyncResult, exclude_tombstones: bool) -> bool:
+    """Rows each rejected alone may still form a valid state together: two rows swapping a unique
+    code in one source transaction clash with each other's OLD values row by row (a non-deferrable
+    unique index is checked per row). Under a savepoint, the stale target versions of these keys
+    (those the guard would overwrite) are removed first, then the group is merged; all or nothing.
+    """
+    key = sql.Identifier(spec.key)
+    try:
+        with tc.transaction():
+            # the guard names the incoming row EXCLUDED, as in ON CONFLICT
+            removed = tc.execute(sql.SQL(
+                "DELETE FROM {t} AS t USING {s} AS EXCLUDED WHERE t.{k} = EXCLUDED.{k}"
+                " AND EXCLUDED.{k}::text = ANY(%s) AND {guard}").format(
+                t=_tbl(spec), s=stg, k=key, guard=guard), (list(keys),)).rowcount
+            ins, upd = tc.execute(_merge_sql(spec, columns, stg, guard, True, exclude_tombstones),
+                                  (list(keys),)).fetchone()
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+        return False
+    res.inserted += ins - removed
+    res.updated += upd + removed
+    res.details["merged_as_group"] = len(keys)
+    return True
 
 
 # ------------------------------------------------------------------------------ status + log
