@@ -113,9 +113,22 @@ def messaging_event_sensor(context: dg.SensorEvaluationContext, supabase_db: Pos
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor, sort_keys=True))
 
 
+WEBHOOK_LOOKBACK = "15 minutes"
+
+
 def webhook_requests(db: PostgresResource, after_id: int, limit: int = 200) -> tuple[list[dg.RunRequest], int]:
-    rows = db.fetch_all("SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
-                        " WHERE id > %s AND status = 'received' ORDER BY id LIMIT %s", (after_id, limit))
+    """Run requests for stored webhook events after the cursor, plus events still ``received`` from the
+    last 15 minutes below it: ids come from a sequence, so a transaction holding a lower id can commit
+    after a higher one was already seen. Re-requesting an event is harmless (the run key is the
+    event id, which Dagster launches once, and the execution key makes the run idempotent)."""
+    rows = db.fetch_all(
+        "(SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
+        "  WHERE id > %(after)s AND status = 'received' ORDER BY id LIMIT %(limit)s)"
+        " UNION"
+        " (SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
+        "  WHERE id <= %(after)s AND status = 'received' AND workflow_run_id IS NULL AND error_message IS NULL"
+        "    AND received_at > now() - %(lookback)s::interval ORDER BY id LIMIT %(limit)s)"
+        " ORDER BY id", {"after": after_id, "limit": limit, "lookback": WEBHOOK_LOOKBACK})
     requests = [workflow_run_request(str(r["workflow_id"]), f"webhook:{r['event_id']}", "webhook",
                                      webhook_event_id=int(r["id"]),
                                      payload_json=json.dumps(r["payload"] or {}, ensure_ascii=False)) for r in rows]

@@ -297,3 +297,22 @@ def test_make_demo_materialize_all_step_succeeds(supabase_db, crm, dagster_insta
     lines: list[str] = []
     assert materialize_definitions(defs, dagster_instance, log=lines.append, location="messaging"), lines
     assert lines and all(line.startswith("ok") for line in lines)
+
+
+def test_webhook_event_committed_after_a_later_id_is_not_lost(supabase_db, platform_ids):
+    """Two webhook requests at once: the one with the lower id commits after the sensor already moved
+    its cursor past the higher id. The sensor must still run it (a webhook is never lost)."""
+    from messaging.sensors import webhook_requests
+
+    wid = platform_ids["workflow:webhook"]
+    low, high = (supabase_db.fetch_value("SELECT nextval(pg_get_serial_sequence('public.messaging_webhook_events', 'id'))")
+                 for _ in range(2))
+    insert = ("INSERT INTO public.messaging_webhook_events (id, event_id, workflow_id, payload) VALUES (%s, %s, %s, '{}')")
+    supabase_db.execute(insert, (high, f"late-commit-high-{high}", wid))
+    requests, cursor = webhook_requests(supabase_db, low - 1)
+    assert f"webhook:late-commit-high-{high}" in {r.run_key for r in requests} and cursor >= high
+    supabase_db.execute(insert, (low, f"late-commit-low-{low}", wid))  # the slower transaction commits now
+    requests, cursor = webhook_requests(supabase_db, cursor)
+    assert f"webhook:late-commit-low-{low}" in {r.run_key for r in requests}
+    assert cursor >= high
+    supabase_db.execute("UPDATE public.messaging_webhook_events SET status = 'processed' WHERE event_id LIKE 'late-commit-%%'")
