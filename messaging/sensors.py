@@ -12,6 +12,7 @@ import dagster as dg
 from messaging.catalog import load_table_mappings
 from messaging.jobs import run_workflow_job
 from messaging.transform import next_cron_tick, quote_ident
+from resources.errors import ServiceUnavailable
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 
@@ -86,9 +87,17 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict[str,
             notes.append(f"{wf['name']}: trigger_config.table {table!r} is not a mapped table")
             continue
         key_col = cfg.get("key_column") or mappings[table].key_field
-        current = int(mysql.scalar(f"SELECT COALESCE(MAX({quote_ident(key_col)}), 0) AS m FROM {quote_ident(table)}") or 0)
+        try:
+            current = int(mysql.scalar(f"SELECT COALESCE(MAX({quote_ident(key_col)}), 0) AS m"
+                                       f" FROM {quote_ident(table)}") or 0)
+            start_after = int(cfg["start_after"]) if cfg.get("start_after") is not None else None
+        except ServiceUnavailable:
+            raise  # MySQL is down: the whole tick fails and is retried, nothing is skipped
+        except Exception as exc:  # noqa: BLE001 - one misconfigured workflow must not stop the others
+            notes.append(f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: {type(exc).__name__}: {exc}")
+            continue
         if wid not in cursor:
-            cursor[wid] = int(cfg["start_after"]) if cfg.get("start_after") is not None else current
+            cursor[wid] = start_after if start_after is not None else current
         low = cursor[wid]
         if current <= low:
             continue

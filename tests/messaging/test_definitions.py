@@ -316,3 +316,27 @@ def test_webhook_event_committed_after_a_later_id_is_not_lost(supabase_db, platf
     assert f"webhook:late-commit-low-{low}" in {r.run_key for r in requests}
     assert cursor >= high
     supabase_db.execute("UPDATE public.messaging_webhook_events SET status = 'processed' WHERE event_id LIKE 'late-commit-%%'")
+
+
+def test_one_misconfigured_event_workflow_does_not_stop_the_others(supabase_db, mysql_reader, crm, platform_ids):
+    """A bad key column (not an identifier, or not in the table) is a note for that workflow only."""
+    wid = platform_ids["workflow:event"]
+    with crm.cursor() as cur:
+        cur.execute("SELECT MAX(id) FROM subscriptions")
+        top = cur.fetchone()[0]
+    tid = supabase_db.fetch_value("SELECT message_config->>'template_id' FROM public.workflows WHERE id = %s", (wid,))
+    bad_ids = []
+    for key_column in ("no_such_column", "id; DROP TABLE x"):
+        bad_ids.append(str(supabase_db.fetch_value(
+            "INSERT INTO public.workflows (name, trigger_type, status, trigger_config, target_config, message_config)"
+            " VALUES ('잘못된 이벤트', 'event', 'active', %s, %s, %s) RETURNING id",
+            (Jsonb({"table": "subscriptions", "key_column": key_column, "start_after": 0}),
+             Jsonb({"table": "customers"}), Jsonb({"template_id": tid})))))
+    try:
+        requests, cursor, notes = event_requests(supabase_db, mysql_reader, {wid: top - 1})
+        mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+        assert len(mine) == 1 and cursor[wid] == top
+        assert not [r for r in requests if r.tags["messaging/workflow_id"] in bad_ids]
+        assert len([n for n in notes if "잘못된 이벤트" in n]) == 2, notes
+    finally:
+        supabase_db.execute("DELETE FROM public.workflows WHERE id = ANY(%s::uuid[])", (bad_ids,))
