@@ -68,10 +68,25 @@ class RunOptions:
     dagster_run_id: str | None = None
     now: datetime | None = None
     lock_wait_s: float = 10.0
+    # the wall clock for the advertising quiet-hours check before each batch (tests inject one);
+    # defaults to ``now`` when given, else the real time
+    clock: Callable[[], datetime] | None = None
     # fault-injection hooks: tests kill the process after a batch's response arrived (before it is
     # recorded) or after it was recorded
     after_send: Callable[[int], None] | None = None
     after_batch: Callable[[int], None] | None = None
+
+
+def _clock(opts: RunOptions) -> datetime:
+    if opts.clock is not None:
+        return opts.clock()
+    return opts.now or datetime.now(UTC)
+
+
+def _cancel_for_quiet_hours(db: PostgresResource, run_id: str) -> int:
+    return db.execute("UPDATE public.message_logs SET status = 'cancelled', error_code = %s, error_message = %s"
+                      " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL",
+                      (C.ERR_QUIET_HOURS, "advertising messages are not sent 21:00-08:00 Asia/Seoul", run_id))
 
 
 @dataclass
@@ -356,6 +371,13 @@ def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, tem
     batch_no = 0
     stalled = 0
     while True:
+        if template.category == "promotion" and in_ad_quiet_hours(_clock(opts)):
+            # A long advertising send that reaches 21:00 Asia/Seoul stops: the rest is cancelled.
+            n = _cancel_for_quiet_hours(db, run_id)
+            if n:
+                _log(summary, log, f"{n} advertising message(s) cancelled: quiet hours began during the send",
+                     "warning")
+            return
         with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 """UPDATE public.message_logs SET send_attempted_at = now()
@@ -527,11 +549,8 @@ def _execute(db: PostgresResource, mysql: MySQLResource, solapi: SolapiResource 
                  f"{summary.duplicates_dropped} duplicate phone(s) dropped)")
         else:
             _log(summary, log, f"resuming execution {opts.execution_key}: {existing} message log row(s) exist")
-        now = opts.now or datetime.now(UTC)
-        if template.category == "promotion" and in_ad_quiet_hours(now):
-            n = db.execute("UPDATE public.message_logs SET status = 'cancelled', error_code = %s, error_message = %s"
-                           " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL",
-                           (C.ERR_QUIET_HOURS, "advertising messages are not sent 21:00-08:00 Asia/Seoul", run_id))
+        if template.category == "promotion" and in_ad_quiet_hours(_clock(opts)):
+            n = _cancel_for_quiet_hours(db, run_id)
             _log(summary, log, f"{n} advertising message(s) cancelled: quiet hours 21:00-08:00 Asia/Seoul", "warning")
         if opts.send_mode == "dry_run":
             n = db.execute("UPDATE public.message_logs SET status = 'cancelled', error_code = %s, error_message = %s"

@@ -291,3 +291,26 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(supabase_
         assert row["status"] == "failed" and row["error_code"] == "1022", row
         assert float(row["cost"]) == 0.0
     assert summary.reconciled >= 1
+
+
+def test_promotion_send_stops_when_quiet_hours_begin_mid_run(supabase_db, mysql_reader, solapi, solapi_standin_state,
+                                                             platform_ids):
+    """A long advertising send that reaches 21:00 Asia/Seoul stops there: the rest is cancelled, not sent."""
+    from datetime import timedelta
+
+    before_nine = datetime(2026, 11, 20, 11, 58, tzinfo=UTC)  # 20:58 Asia/Seoul
+    clock = {"now": before_nine}
+
+    def after_batch(n: int) -> None:
+        clock["now"] = before_nine + timedelta(minutes=2)  # 21:00: quiet hours begin
+
+    requests = solapi_standin_state.send_requests
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(platform_ids["workflow:manual"], _key(), send_mode="live", chunk_size=3,
+                                          clock=lambda: clock["now"], after_batch=after_batch))
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    sent = [r for r in logs if r["status"] == "sent"]
+    cancelled = [r for r in logs if r["status"] == "cancelled"]
+    assert len(sent) == 3 and solapi_standin_state.send_requests == requests + 1
+    assert cancelled and {r["error_code"] for r in cancelled} == {"AD_QUIET_HOURS"}
+    assert not [r for r in logs if r["status"] == "pending"]
