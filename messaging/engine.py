@@ -37,6 +37,7 @@ from messaging.transform import (
     idempotency_key,
     in_ad_quiet_hours,
     individual_mapping_source,
+    is_inline_sql,
     parse_variable_sources,
     placeholders,
     render_message,
@@ -160,14 +161,18 @@ class QueryVariables:
 
     def __call__(self, src: VariableSource, row: Mapping[str, Any]) -> Any:
         tpl = self.templates.get(src.query_template or "")
+        if tpl is None and is_inline_sql(src.query_template):
+            # an individual mapping whose source_field is the SELECT itself (seed 001 §2.3.1)
+            tpl = {"template_name": None, "query_sql": src.query_template}
         if tpl is None:
             raise WorkflowConfigError(f"variable {src.name!r}: no variable_query_templates row {src.query_template!r}")
         params = {p: row.get(col) for p, col in (src.params or {}).items()}
         key = (src.query_template, tuple(sorted(params.items())))
         if key not in self.cache:
-            rows = self.mysql.query(tpl["query_sql"], params)
+            rows = self.mysql.query(tpl["query_sql"], params or None)
             self.cache[key] = rows[0] if rows else None
-            self.used.add(tpl["template_name"])
+            if tpl["template_name"]:
+                self.used.add(tpl["template_name"])
         result = self.cache[key]
         if result is None:
             return None

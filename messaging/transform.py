@@ -279,6 +279,20 @@ def parse_variable_sources(variables: Mapping[str, Any]) -> dict[str, VariableSo
     return out
 
 
+INLINE_SQL = re.compile(r"^\s*(select|with)\s", re.IGNORECASE)
+SQL_PARAM = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
+
+
+def is_inline_sql(text: str | None) -> bool:
+    """True when a query variable's source is a SELECT statement rather than a query template name."""
+    return bool(text) and bool(INLINE_SQL.match(text))
+
+
+def sql_placeholders(sql: str) -> list[str]:
+    """Named ``%(name)s`` parameters of a SELECT, in order, without duplicates."""
+    return list(dict.fromkeys(SQL_PARAM.findall(sql or "")))
+
+
 def individual_mapping_source(row: Mapping[str, Any]) -> VariableSource:
     """An ``individual_variable_mappings`` row as a source.
 
@@ -292,8 +306,12 @@ def individual_mapping_source(row: Mapping[str, Any]) -> VariableSource:
     if kind == "static":
         return VariableSource(name, "static", value=row.get("source_field") or "", default=default)
     if kind == "query":
-        return VariableSource(name, "query", query_template=row.get("source_field"), column=row.get("selected_column"),
-                              params={"id": "id"}, default=default)
+        field = row.get("source_field") or ""
+        # source_field is a query template name, or (seed 001: "정적값 또는 쿼리") the SELECT itself whose
+        # %(column)s placeholders are bound from the target row's columns of the same name.
+        params = {n: n for n in sql_placeholders(field)} if is_inline_sql(field) else {"id": "id"}
+        return VariableSource(name, "query", query_template=field, column=row.get("selected_column"),
+                              params=params, default=default)
     return VariableSource(name, "function", function=row.get("source_field"), argument=row.get("selected_column"),
                           default=default)
 

@@ -314,3 +314,29 @@ def test_promotion_send_stops_when_quiet_hours_begin_mid_run(supabase_db, mysql_
     assert len(sent) == 3 and solapi_standin_state.send_requests == requests + 1
     assert cancelled and {r["error_code"] for r in cancelled} == {"AD_QUIET_HOURS"}
     assert not [r for r in logs if r["status"] == "pending"]
+
+
+def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm, platform_ids):
+    """Seed 001: individual_variable_mappings.source_field holds the static value *or the query*; a
+    query mapping whose source_field is a SELECT runs it (read-only, bound from the target row)."""
+    with supabase_db.transaction() as conn:
+        conn.execute("INSERT INTO public.individual_variable_mappings (variable_name, display_name, source_type,"
+                     " source_field, selected_column, default_value) VALUES ('inline_plan', '최근상품', 'query',"
+                     " %s, 'plan_name', '상품없음')",
+                     ("SELECT plan_name FROM subscriptions WHERE customer_id = %(id)s ORDER BY id DESC LIMIT 1",))
+        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
+                           " VALUES ('상품안내', 'notification', 'lms', '#{name}님 #{inline_plan} 안내') RETURNING id"
+                           ).fetchone()[0]
+        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+                           " VALUES ('상품안내', 'manual', 'active', %s, %s) RETURNING id",
+                           (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST))
+    assert summary.unmapped == []
+    logs = [r for r in _logs(supabase_db, summary.workflow_run_id) if r["error_code"] == "DRY_RUN"]
+    plans = {r["plan_name"] for r in mysql_reader.query("SELECT DISTINCT plan_name FROM subscriptions")}
+    rendered = {r["variables_used"]["inline_plan"] for r in logs}
+    assert rendered & plans, rendered
+    assert rendered <= plans | {"상품없음"}
+    usage = supabase_db.fetch_value("SELECT usage_count FROM public.individual_variable_mappings"
+                                    " WHERE variable_name = 'inline_plan'")
+    assert usage == 1
