@@ -4,6 +4,7 @@
     python -m gfx_sync.cli restore --table gfx_hands [--from external|supabase] [--dry-run]
     python -m gfx_sync.cli drift
     python -m gfx_sync.cli health
+    python -m gfx_sync.cli fdw-setup   # postgres_fdw link for the seed's SQL restore_gfx_from_external()
 
 Connections come from SUPABASE_DB_URL and GFX_SOURCE_DB_URL (local defaults when PLATFORM_ENV=local).
 Exit codes: 0 ok, 1 drift found / sync failed, 2 bad arguments.
@@ -74,6 +75,8 @@ def cmd_drift(args) -> int:
     source, target = _resources()
     with source.connection() as sc, target.connection() as tc:
         rep = drift_report(sc, tc)
+        sc.rollback()  # read-only: return both connections idle
+        tc.rollback()
     for line in rep.lines():
         print(line)
     print("schema: no drift" if rep.ok else f"schema drift: {len(rep.lines())} problem(s)")
@@ -91,6 +94,16 @@ def cmd_health(args) -> int:
         lag = "-" if r["lag_seconds"] is None else f"{float(r['lag_seconds']):.0f}s"
         print(f"{r['entity_type']:<18} {r['method']:<8} {r['health_status']:<9} {r['status']:<8} lag={lag:<8}"
               f" failures={r['consecutive_failures']} synced={r['records_synced']} failed={r['records_failed']}")
+    return 0
+
+
+def cmd_fdw_setup(args) -> int:
+    from gfx_sync.fdw import setup_external_fdw
+
+    _, target = _resources()
+    created = setup_external_fdw(target, os.environ["GFX_SOURCE_DB_URL"])
+    print("foreign tables: " + ", ".join(created))
+    print("restore with: SELECT restore_gfx_from_external();  -- on Supabase (safety copy first, one transaction)")
     return 0
 
 
@@ -115,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("drift", help="compare source/target columns and the migrations with the live schema").set_defaults(
         fn=cmd_drift)
     sub.add_parser("health", help="retry failed syncs, notify, print v_sync_dashboard").set_defaults(fn=cmd_health)
+    sub.add_parser("fdw-setup", help="link Supabase to the external DB (postgres_fdw server external_db) for the "
+                                     "seed's SQL restore_gfx_from_external()").set_defaults(fn=cmd_fdw_setup)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -176,6 +176,7 @@ def main(argv=None) -> int:
     with psycopg.connect(os.environ["GFX_SOURCE_DB_URL"]) as src:
         if src.execute("SELECT count(*) FROM gfx_hands").fetchone()[0]:
             print("[gfx_sync] external database already seeded; nothing added")
+            _link_fdw()
             return 0
         counts = seed_source(src, data)
         src.commit()
@@ -184,7 +185,22 @@ def main(argv=None) -> int:
             seed_supabase(sb, data.child("supabase"))
             sb.commit()
     print("[gfx_sync] seeded the external database: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    _link_fdw()
     return 0
+
+
+def _link_fdw() -> None:
+    """The postgres_fdw link for the seed's SQL restore_gfx_from_external() (optional in the demo)."""
+    from gfx_sync.fdw import setup_external_fdw
+    from resources.postgres import PostgresResource
+
+    try:
+        setup_external_fdw(PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="gfx-sync-demo"),
+                           os.environ["GFX_SOURCE_DB_URL"])
+        print("[gfx_sync] SELECT restore_gfx_from_external() is ready (postgres_fdw server external_db)")
+    except Exception as exc:  # noqa: BLE001 - the demo works without it; say why it is missing
+        print(f"[gfx_sync] postgres_fdw link not created ({type(exc).__name__}: {exc}); "
+              "run python -m gfx_sync.cli fdw-setup")
 
 
 if __name__ == "__main__":
