@@ -8,7 +8,7 @@ Signature (like Stripe's/GitHub's): ``X-Webhook-Timestamp: <unix seconds>`` and
 more than 5 minutes off is refused (replay). ``X-Webhook-Id`` (optional) names the event; the same
 id twice is stored once (the sender may retry safely). Body: a JSON object (the payload).
 
-Run it: ``python -m messaging.webhook`` (``MESSAGING_WEBHOOK_PORT``, default 54330;
+Run it: ``python -m messaging.webhook`` (``MESSAGING_WEBHOOK_PORT``, default 18330;
 ``MESSAGING_WEBHOOK_SECRET``, local default ``local-webhook-secret``).
 """
 
@@ -33,7 +33,7 @@ from messaging.models import WebhookRejected
 from resources.postgres import PostgresResource
 
 LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
-DEFAULT_PORT = 54330
+DEFAULT_PORT = 18330
 MAX_SKEW_S = 300
 MAX_BODY_BYTES = 256 * 1024
 

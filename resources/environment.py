@@ -17,12 +17,13 @@ from resources.errors import ConfigurationError
 Environment = Literal["local", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("local", "production")
 
-# Ports of the local stand-ins (one per vendor, as each vendor has its own host).
+# Ports of the local stand-ins (one per vendor, as each vendor has its own host). Below Linux's
+# ephemeral range (32768-60999), so an outgoing client connection can never hold one of them.
 EMULATOR_PORTS = {
-    "supabase": 54321,
-    "notion": 54322,
-    "google_drive": 54323,
-    "solapi": 54324,
+    "supabase": 18321,
+    "notion": 18322,
+    "google_drive": 18323,
+    "solapi": 18324,
 }
 
 NOTION_CUSTOMERS_DB_LOCAL = "1f1e0c7a-0000-4000-8000-00000000c001"
@@ -53,7 +54,7 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "SOLAPI_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['solapi']}",
     "MESSAGING_SEND_MODE": "dry_run",
     "MESSAGING_WEBHOOK_SECRET": "local-webhook-secret",
-    "MESSAGING_WEBHOOK_PORT": "54330",
+    "MESSAGING_WEBHOOK_PORT": "18330",
 }
 
 
