@@ -5,6 +5,7 @@ execution key, so a tick evaluated twice never starts a second execution.
 """
 
 import json
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -68,16 +69,28 @@ def messaging_schedule_sensor(context: dg.SensorEvaluationContext, supabase_db: 
     return dg.SensorResult(run_requests=requests)
 
 
-def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict[str, int],
-                   max_rows: int = 10_000) -> tuple[list[dg.RunRequest], dict[str, int], list[str]]:
+GAPS = "_gaps"          # cursor entry: workflow id -> {missing key: first seen (unix s)}
+GAP_TTL_S = 15 * 60     # a key still missing after this long was rolled back, not committed late
+MAX_TRACKED_GAPS = 1_000
+
+
+def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max_rows: int = 10_000,
+                   now_s: float | None = None) -> tuple[list[dg.RunRequest], dict, list[str]]:
     """New rows (by increasing key) of each active event workflow's table since the cursor.
 
     The first evaluation starts at ``trigger_config.start_after`` if given, else at the current
     maximum (only rows that arrive later count as events).
+
+    Keys come from AUTO_INCREMENT, which a transaction takes at insert time and commits later: a row
+    with a lower key can become visible after the cursor moved past it. Keys missing inside a handled
+    range are remembered (``_gaps``) for 15 minutes; one that appears later gets its own run for
+    exactly that key, so a late commit is not lost.
     """
+    now_s = time.time() if now_s is None else now_s
     mappings = load_table_mappings()
     requests, notes = [], []
     cursor = dict(cursor)
+    gaps: dict[str, dict[str, float]] = {w: dict(g) for w, g in (cursor.pop(GAPS, None) or {}).items()}
     for wf in db.fetch_all("SELECT id, name, trigger_config FROM public.workflows"
                            " WHERE trigger_type = 'event' AND status = 'active'"):
         wid = str(wf["id"])
@@ -88,23 +101,51 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict[str,
             continue
         key_col = cfg.get("key_column") or mappings[table].key_field
         try:
-            current = int(mysql.scalar(f"SELECT COALESCE(MAX({quote_ident(key_col)}), 0) AS m"
-                                       f" FROM {quote_ident(table)}") or 0)
+            col, tbl = quote_ident(key_col), quote_ident(table)
+            current = int(mysql.scalar(f"SELECT COALESCE(MAX({col}), 0) AS m FROM {tbl}") or 0)
             start_after = int(cfg["start_after"]) if cfg.get("start_after") is not None else None
+            # late commits inside ranges already handled
+            open_gaps = {k: t for k, t in gaps.get(wid, {}).items() if now_s - t <= GAP_TTL_S}
+            if open_gaps:
+                marks = ", ".join(f"%(g{i})s" for i in range(len(open_gaps)))
+                found = mysql.query(f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
+                                    {f"g{i}": int(k) for i, k in enumerate(open_gaps)})
+                for k in sorted(int(r["k"]) for r in found):
+                    requests.append(workflow_run_request(wid, f"event:{wid}:{table}:{k - 1}-{k}", "event",
+                                                         event_from=k - 1, event_to=k))
+                    open_gaps.pop(str(k), None)
+            if wid not in cursor:
+                cursor[wid] = start_after if start_after is not None else current
+            low = int(cursor[wid])
+            new_gaps: dict[str, float] = {}
+            high = min(current, low + max_rows)
+            if current > low:
+                present = {int(r["k"]) for r in mysql.query(
+                    f"SELECT {col} AS k FROM {tbl} WHERE {col} > %(lo)s AND {col} <= %(hi)s", {"lo": low, "hi": high})}
+                missing = [k for k in range(low + 1, high + 1) if k not in present]
+                if len(missing) + len(open_gaps) <= MAX_TRACKED_GAPS:
+                    new_gaps = {str(k): now_s for k in missing}
+                else:
+                    notes.append(f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; too many to watch "
+                                 "for late commits")
         except ServiceUnavailable:
             raise  # MySQL is down: the whole tick fails and is retried, nothing is skipped
         except Exception as exc:  # noqa: BLE001 - one misconfigured workflow must not stop the others
             notes.append(f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: {type(exc).__name__}: {exc}")
             continue
-        if wid not in cursor:
-            cursor[wid] = start_after if start_after is not None else current
-        low = cursor[wid]
+        if open_gaps or new_gaps:
+            gaps[wid] = {**open_gaps, **new_gaps}
+        else:
+            gaps.pop(wid, None)
         if current <= low:
             continue
-        high = min(current, low + max_rows)
         key = f"event:{wid}:{table}:{low}-{high}"
         requests.append(workflow_run_request(wid, key, "event", event_from=low, event_to=high))
         cursor[wid] = high
+    gaps = {w: {k: t for k, t in g.items() if now_s - t <= GAP_TTL_S} for w, g in gaps.items() if w in cursor}
+    gaps = {w: g for w, g in gaps.items() if g}
+    if gaps:
+        cursor[GAPS] = gaps
     return requests, cursor, notes
 
 
@@ -122,37 +163,71 @@ def messaging_event_sensor(context: dg.SensorEvaluationContext, supabase_db: Pos
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor, sort_keys=True))
 
 
-WEBHOOK_LOOKBACK = "15 minutes"
-
-
 def webhook_requests(db: PostgresResource, after_id: int, limit: int = 200) -> tuple[list[dg.RunRequest], int]:
-    """Run requests for stored webhook events after the cursor, plus events still ``received`` from the
-    last 15 minutes below it: ids come from a sequence, so a transaction holding a lower id can commit
-    after a higher one was already seen. Re-requesting an event is harmless (the run key is the
-    event id, which Dagster launches once, and the execution key makes the run idempotent)."""
-    rows = db.fetch_all(
-        "(SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
-        "  WHERE id > %(after)s AND status = 'received' ORDER BY id LIMIT %(limit)s)"
-        " UNION"
-        " (SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
-        "  WHERE id <= %(after)s AND status = 'received' AND workflow_run_id IS NULL AND error_message IS NULL"
-        "    AND received_at > now() - %(lookback)s::interval ORDER BY id LIMIT %(limit)s)"
-        " ORDER BY id", {"after": after_id, "limit": limit, "lookback": WEBHOOK_LOOKBACK})
-    requests = [workflow_run_request(str(r["workflow_id"]), f"webhook:{r['event_id']}", "webhook",
-                                     webhook_event_id=int(r["id"]),
-                                     payload_json=json.dumps(r["payload"] or {}, ensure_ascii=False)) for r in rows]
-    return requests, max([after_id, *[int(r["id"]) for r in rows]])
+    """Run requests for stored webhook events with ids after ``after_id``; returns (requests, last id)."""
+    rows = db.fetch_all("SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
+                        " WHERE id > %s AND status = 'received' ORDER BY id LIMIT %s", (after_id, limit))
+    return [_webhook_request(r) for r in rows], max([after_id, *[int(r["id"]) for r in rows]])
+
+
+def _webhook_request(r) -> dg.RunRequest:
+    return workflow_run_request(str(r["workflow_id"]), f"webhook:{r['event_id']}", "webhook",
+                                webhook_event_id=int(r["id"]),
+                                payload_json=json.dumps(r["payload"] or {}, ensure_ascii=False))
+
+
+def parse_webhook_cursor(raw: str | None) -> tuple[int, dict[str, float]]:
+    """``"<last id>"``, or ``{"after": <last id>, "gaps": {"<id>": first seen}}`` while ids are watched."""
+    if not raw:
+        return 0, {}
+    if raw.lstrip().startswith("{"):
+        doc = json.loads(raw)
+        return int(doc.get("after", 0)), {str(k): float(v) for k, v in (doc.get("gaps") or {}).items()}
+    return int(raw), {}
+
+
+def format_webhook_cursor(after: int, gaps: dict[str, float]) -> str:
+    return json.dumps({"after": after, "gaps": gaps}, sort_keys=True) if gaps else str(after)
+
+
+def webhook_tick(db: PostgresResource, cursor: str | None, now_s: float | None = None,
+                 limit: int = 200) -> tuple[list[dg.RunRequest], str]:
+    """One evaluation of the webhook sensor: (run requests, new cursor).
+
+    Event ids come from a sequence, taken at insert and committed later: two requests at once can
+    commit out of order, so an id below the cursor can appear after the cursor passed it. Ids missing
+    inside a handled range are watched for 15 minutes (a duplicate POST or a rollback also burns an
+    id; those simply expire) and an event that appears there is run then: a webhook is never lost.
+    """
+    now_s = time.time() if now_s is None else now_s
+    after, gaps = parse_webhook_cursor(cursor)
+    gaps = {k: t for k, t in gaps.items() if now_s - t <= GAP_TTL_S}
+    requests: list[dg.RunRequest] = []
+    if gaps:
+        late = db.fetch_all("SELECT id, event_id, workflow_id, payload, status FROM public.messaging_webhook_events"
+                            " WHERE id = ANY(%s) ORDER BY id", ([int(k) for k in gaps],))
+        for r in late:
+            gaps.pop(str(r["id"]), None)
+            if r["status"] == "received":
+                requests.append(_webhook_request(r))
+    new, last = webhook_requests(db, after, limit)
+    if last > after:
+        present = {int(r["id"]) for r in db.fetch_all(
+            "SELECT id FROM public.messaging_webhook_events WHERE id > %s AND id <= %s", (after, last))}
+        missing = [k for k in range(after + 1, last + 1) if k not in present]
+        if len(gaps) + len(missing) <= MAX_TRACKED_GAPS:
+            gaps.update({str(k): now_s for k in missing})
+    return requests + new, format_webhook_cursor(last, gaps)
 
 
 @dg.sensor(job=run_workflow_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Runs webhook workflows for events the webhook endpoint stored in "
                        "public.messaging_webhook_events (stored even while Dagster is down).")
 def messaging_webhook_sensor(context: dg.SensorEvaluationContext, supabase_db: PostgresResource):
-    after = int(context.cursor or 0)
-    requests, last = webhook_requests(supabase_db, after)
+    requests, cursor = webhook_tick(supabase_db, context.cursor)
     if not requests:
-        return dg.SkipReason(f"no webhook events after id {after}")
-    return dg.SensorResult(run_requests=requests, cursor=str(last))
+        return dg.SensorResult(skip_reason=dg.SkipReason("no new webhook events"), cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
 SENSORS = [messaging_schedule_sensor, messaging_event_sensor, messaging_webhook_sensor]

@@ -301,20 +301,21 @@ def test_make_demo_materialize_all_step_succeeds(supabase_db, crm, dagster_insta
 
 def test_webhook_event_committed_after_a_later_id_is_not_lost(supabase_db, platform_ids):
     """Two webhook requests at once: the one with the lower id commits after the sensor already moved
-    its cursor past the higher id. The sensor must still run it (a webhook is never lost)."""
-    from messaging.sensors import webhook_requests
+    its cursor past the higher id. The sensor must still run it (a webhook is never lost), once."""
+    from messaging.sensors import webhook_tick
 
     wid = platform_ids["workflow:webhook"]
     low, high = (supabase_db.fetch_value("SELECT nextval(pg_get_serial_sequence('public.messaging_webhook_events', 'id'))")
                  for _ in range(2))
     insert = ("INSERT INTO public.messaging_webhook_events (id, event_id, workflow_id, payload) VALUES (%s, %s, %s, '{}')")
     supabase_db.execute(insert, (high, f"late-commit-high-{high}", wid))
-    requests, cursor = webhook_requests(supabase_db, low - 1)
-    assert f"webhook:late-commit-high-{high}" in {r.run_key for r in requests} and cursor >= high
+    requests, cursor = webhook_tick(supabase_db, str(low - 1), now_s=1_000.0)
+    assert [r.run_key for r in requests] == [f"webhook:late-commit-high-{high}"]
     supabase_db.execute(insert, (low, f"late-commit-low-{low}", wid))  # the slower transaction commits now
-    requests, cursor = webhook_requests(supabase_db, cursor)
-    assert f"webhook:late-commit-low-{low}" in {r.run_key for r in requests}
-    assert cursor >= high
+    requests, cursor = webhook_tick(supabase_db, cursor, now_s=1_060.0)
+    assert [r.run_key for r in requests] == [f"webhook:late-commit-low-{low}"]
+    requests, cursor = webhook_tick(supabase_db, cursor, now_s=1_120.0)
+    assert requests == [] and cursor == str(high)  # requested once; nothing left to watch
     supabase_db.execute("UPDATE public.messaging_webhook_events SET status = 'processed' WHERE event_id LIKE 'late-commit-%%'")
 
 
@@ -340,3 +341,32 @@ def test_one_misconfigured_event_workflow_does_not_stop_the_others(supabase_db, 
         assert len([n for n in notes if "잘못된 이벤트" in n]) == 2, notes
     finally:
         supabase_db.execute("DELETE FROM public.workflows WHERE id = ANY(%s::uuid[])", (bad_ids,))
+
+
+def test_event_row_committed_late_below_the_cursor_still_runs(supabase_db, mysql_reader, crm, platform_ids):
+    """AUTO_INCREMENT keys are taken at insert and committed later: a row with a lower key can appear
+    after the sensor handled a higher one. It still gets a run of its own (new rows only, none lost)."""
+    wid = platform_ids["workflow:event"]
+    with crm.cursor() as cur:
+        cur.execute("SELECT MAX(id) FROM subscriptions")
+        top = cur.fetchone()[0]
+    insert = ("INSERT INTO subscriptions (id, customer_id, plan_name, status, start_date, end_date, monthly_fee)"
+              " VALUES (%s, 1, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000)")
+    with crm.cursor() as cur:
+        cur.execute(insert, (top + 2,))  # top + 1 is still held by an open transaction elsewhere
+    crm.commit()
+    requests, cursor, _ = event_requests(supabase_db, mysql_reader, {wid: top}, now_s=1_000.0)
+    mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+    assert [r.run_key for r in mine] == [f"event:{wid}:subscriptions:{top}-{top + 2}"] and cursor[wid] == top + 2
+    json.dumps(cursor)  # the cursor stays JSON
+    with crm.cursor() as cur:
+        cur.execute(insert, (top + 1,))  # the slow transaction commits now
+    crm.commit()
+    requests, cursor, _ = event_requests(supabase_db, mysql_reader, cursor, now_s=1_060.0)
+    mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+    assert [r.run_key for r in mine] == [f"event:{wid}:subscriptions:{top}-{top + 1}"]
+    cfg = mine[0].run_config["ops"]["messaging_workflow_run"]["config"]
+    assert (cfg["event_from"], cfg["event_to"]) == (top, top + 1) and cursor[wid] == top + 2
+    requests, cursor, _ = event_requests(supabase_db, mysql_reader, cursor, now_s=1_120.0)
+    assert not [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+    assert wid not in cursor.get("_gaps", {})
