@@ -311,8 +311,9 @@ def _solapi_message(row: Mapping[str, Any], template: Template, solapi: SolapiRe
     return msg
 
 
-def _apply_results(conn, sent: list[tuple[str, str, str]], failed: list[tuple[str, str, str]], costs: float) -> None:
-    """sent: (idempotency_key, message_id, group_id); failed: (idempotency_key, code, message)."""
+def _apply_results(conn, sent: list[tuple[str, str, str]], failed: list[tuple[str, str, str, str | None]],
+                   costs: float) -> None:
+    """sent: (idempotency_key, message_id, group_id); failed: (idempotency_key, code, message, message_id)."""
     if sent:
         conn.execute(
             """UPDATE public.message_logs m SET status = 'sent', provider_message_id = v.mid, provider_group_id = v.gid,
@@ -323,10 +324,11 @@ def _apply_results(conn, sent: list[tuple[str, str, str]], failed: list[tuple[st
     if failed:
         conn.execute(
             """UPDATE public.message_logs m SET status = 'failed', error_code = v.code, error_message = v.msg,
-                      failed_at = now()
-               FROM (SELECT unnest(%s::text[]) AS k, unnest(%s::text[]) AS code, unnest(%s::text[]) AS msg) v
+                      failed_at = now(), provider_message_id = coalesce(v.mid, m.provider_message_id)
+               FROM (SELECT unnest(%s::text[]) AS k, unnest(%s::text[]) AS code, unnest(%s::text[]) AS msg,
+                            unnest(%s::text[]) AS mid) v
                WHERE m.idempotency_key = v.k AND m.status = 'pending'""",
-            ([f[0] for f in failed], [f[1] for f in failed], [f[2] for f in failed]))
+            ([f[0] for f in failed], [f[1] for f in failed], [f[2] for f in failed], [f[3] for f in failed]))
 
 
 def reconcile_attempted(db: PostgresResource, solapi: SolapiResource, run_id: str, message_type_cost: float) -> int:
@@ -356,7 +358,7 @@ def reconcile_attempted(db: PostgresResource, solapi: SolapiResource, run_id: st
             refused.pop(key, None)
         elif key not in found:
             # SOLAPI lists refused messages too (1xxx/2xxx/3xxx code): that attempt failed, it is not resent.
-            refused[key] = (key, code, str(record.get("statusMessage") or "")[:500])
+            refused[key] = (key, code, str(record.get("statusMessage") or "")[:500], record.get("messageId"))
     keys -= set(found) | set(refused)
     with db.transaction() as conn:
         _apply_results(conn, list(found.values()), list(refused.values()), message_type_cost)
@@ -421,9 +423,13 @@ def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, tem
         sent = [((m.get("customFields") or {}).get("idempotencyKey"), m["messageId"], group_id)
                 for m in response.get("messageList") or []]
         failed = [((m.get("customFields") or {}).get("idempotencyKey"), str(m.get("statusCode")),
-                   str(m.get("statusMessage") or "")[:500]) for m in response.get("failedMessageList") or []]
+                   str(m.get("statusMessage") or "")[:500], m.get("messageId"))
+                  for m in response.get("failedMessageList") or []]
         with db.transaction() as conn:
             _apply_results(conn, [s for s in sent if s[0]], [f for f in failed if f[0]], cost)
+        if len(sent) + len(failed) < len(rows):
+            # The 200 did not account for every message (no messageList): settle the rest by lookup.
+            summary.reconciled += reconcile_attempted(db, solapi, run_id, cost)
         summary.batches_sent += 1
         _log(summary, log, f"batch {batch_no}: {len(sent)} accepted, {len(failed)} refused (group {group_id})")
         if opts.after_batch is not None:

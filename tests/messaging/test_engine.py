@@ -289,7 +289,7 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(supabase_
     for phone in refused:
         row = by_phone[phone]
         assert row["status"] == "failed" and row["error_code"] == "1022", row
-        assert float(row["cost"]) == 0.0
+        assert float(row["cost"]) == 0.0 and row["provider_message_id"], row
     assert summary.reconciled >= 1
 
 
@@ -340,3 +340,45 @@ def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm
     usage = supabase_db.fetch_value("SELECT usage_count FROM public.individual_variable_mappings"
                                     " WHERE variable_name = 'inline_plan'")
     assert usage == 1
+
+
+def test_refused_recipients_keep_solapi_message_id_and_code(supabase_db, mysql_reader, solapi, solapi_standin_state,
+                                                            all_customers_workflow):
+    """Each outcome is recorded with the provider's message id, refusals included (failedMessageList)."""
+    from messaging.models import InvalidPhone
+    from messaging.transform import normalize_phone
+
+    valid = []
+    for r in mysql_reader.query("SELECT phone FROM customers ORDER BY id LIMIT 20"):
+        try:
+            valid.append(normalize_phone(r["phone"]))
+        except InvalidPhone:
+            continue
+    solapi_standin_state.rejected = set(valid[:3])
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, _key(), send_mode="live"))
+    logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    refused = [r for r in logs if r["recipient_phone"] in set(valid[:3])]
+    assert len(refused) == 3
+    for row in refused:
+        assert row["status"] == "failed" and row["error_code"] == "1022" and row["failed_at"] is not None
+        assert row["provider_message_id"] in solapi_standin_state.messages
+
+
+def test_a_200_without_message_list_is_settled_by_lookup(supabase_db, mysql_reader, solapi, solapi_standin_state,
+                                                         all_customers_workflow, monkeypatch):
+    """If a 200 does not list the accepted messages, they are settled by status lookup, not left pending."""
+    from resources.solapi import SolapiResource
+
+    original = SolapiResource.send_many_detail
+
+    def without_list(self, messages, **kwargs):
+        response = original(self, messages, **kwargs)
+        response.pop("messageList", None)
+        return response
+
+    monkeypatch.setattr(SolapiResource, "send_many_detail", without_list)
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25))
+    logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert summary.status == "completed" and [r for r in logs if r["status"] == "sent"]
