@@ -62,3 +62,28 @@ def test_trigger_override_notify_exists_on_player_overrides(supabase_db):
     assert supabase_db.fetch_value(
         "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgrelid = 'public.player_overrides'::regclass"
         " AND tgname = 'trigger_override_notify'") == "notify_override_change"
+
+
+
+def test_the_seeds_publication_exists_on_a_freshly_migrated_source(test_databases):
+    # seed §3.2: CREATE PUBLICATION gfx_publication FOR TABLE gfx_sessions, gfx_hands, gfx_hand_players, gfx_players
+    # (a fresh database: CDC tests drop the session database's publication in their teardown)
+    from psycopg import sql
+
+    from resources.migrations import MIGRATION_SETS, apply_migrations
+    from resources.services import PG_ADMIN_URL
+
+    name = f"{test_databases.prefix}_pubcheck"
+    url = test_databases.gfx_source_url.replace(f"dbname={test_databases.prefix}_gfx", f"dbname={name}")
+    assert url != test_databases.gfx_source_url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        apply_migrations(url, [m for m in MIGRATION_SETS if m.target == "gfx_source"], log=lambda _m: None)
+        with psycopg.connect(url) as conn:
+            rows = conn.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = 'gfx_publication'"
+                                " ORDER BY tablename").fetchall()
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    assert [r[0] for r in rows] == ["gfx_hand_players", "gfx_hands", "gfx_players", "gfx_sessions"]
