@@ -374,6 +374,8 @@ def render_message(template: Template, row: Mapping[str, Any], values: Mapping[s
     used = {k: format_value(v) for k, v in values.items()}
     text, missing = render(template.content, used)
     text = apply_ad_rules(text, template.category, opt_out_line)
+    if not missing and "#{" in text:
+        missing = placeholders(text)  # a value or the opt-out line carried one: the final text decides
     msg = RenderedMessage(phone=None, raw_phone=raw_phone, name=name, content=text, variables=used,
                           message_type=template.message_type,
                           source_id=None if row.get("id") is None else str(row.get("id")))

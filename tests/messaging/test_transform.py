@@ -174,3 +174,14 @@ def test_next_cron_tick_in_seoul():
     assert tick.astimezone(UTC) == datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
     with pytest.raises(WorkflowConfigError):
         next_cron_tick("not a cron", "Asia/Seoul", after)
+
+
+def test_a_message_that_still_contains_a_placeholder_is_not_sendable():
+    """The rule is about the final text: a value that itself carries ``#{…}`` leaves one in the message."""
+    tpl = Template("t", "x", "notification", "lms", "#{name}님 #{plan} 안내")
+    msg = render_message(tpl, {"phone": "010-1111-2222"}, {"name": "#{쿠폰코드}", "plan": "A"}, phone_column="phone",
+                         name_column=None, opt_out_line="")
+    assert not msg.ok and msg.error_code == C.ERR_UNRESOLVED and "#{쿠폰코드}" in msg.error_message
+    opt_out = render_message(Template("t", "x", "promotion", "lms", "#{name}님 할인"), {"phone": "010-1111-2222"},
+                             {"name": "김"}, phone_column="phone", name_column=None, opt_out_line="수신거부 #{번호}")
+    assert opt_out.error_code == C.ERR_UNRESOLVED
