@@ -676,6 +676,8 @@ def two_way_sync(source: PostgresResource, target: PostgresResource, spec: Table
                     out_res = SyncResult(spec.table, res.operation, "supabase_to_external")
                     quarantine_and_merge(sc, spec, columns, stg_out, tf.lww_guard(spec, columns), out_res, run_id,
                                          log_conn=tc, exclude_tombstones=True)
+                    if spec.method == "reverse":
+                        out_res.updated += _enforce_job_fields(sc, spec, columns, stg_out)
                     # external -> Supabase
                     in_res = SyncResult(spec.table, res.operation, "external_to_supabase")
                     if spec.method == "reverse":
@@ -727,6 +729,24 @@ def _cursor_time(conn: psycopg.Connection, name: str) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _enforce_job_fields(sc: psycopg.Connection, spec: TableSpec, columns: Sequence[str], stg: sql.Composable) -> int:
+    """render_queue, Supabase absolute: the job's own columns (everything but the renderer's result
+    columns, the key and the version) of every staged Supabase job are put on the external row,
+    whatever its version. Without this, a renderer's progress report stamped after an operator's
+    edit would win the LWW merge and the edit would never reach the renderer (nor would a
+    renderer's change of a job field be undone). The row keeps its version; results come back next."""
+    owned = [c for c in tf.content_columns(columns)
+             if c not in spec.back_columns and c not in (spec.key, TIMESTAMP_COLUMN)]
+    if not owned:
+        return 0
+    key = sql.Identifier(spec.key)
+    return sc.execute(sql.SQL(
+        "UPDATE {t} AS t SET {sets} FROM {s} AS s WHERE t.{k} = s.{k} AND ({tc}) IS DISTINCT FROM ({sc})").format(
+        t=_tbl(spec), s=stg, k=key,
+        sets=sql.SQL(", ").join(sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c)) for c in owned),
+        tc=tf.ident_list(owned, "t"), sc=tf.ident_list(owned, "s"))).rowcount
 
 
 def _apply_results_back(tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable, res: SyncResult) -> None:
