@@ -70,7 +70,8 @@ def messaging_schedule_sensor(context: dg.SensorEvaluationContext, supabase_db: 
 
 
 GAPS = "_gaps"          # cursor entry: workflow id -> {missing key: first seen (unix s)}
-GAP_TTL_S = 15 * 60     # a key still missing after this long was rolled back, not committed late
+GAP_SETTLE_S = 60       # a range is not handled past a key missing for less than this (it may commit)
+GAP_TTL_S = 15 * 60     # a key passed over is watched this long, then taken as rolled back
 MAX_TRACKED_GAPS = 1_000
 
 
@@ -82,9 +83,11 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max
     maximum (only rows that arrive later count as events).
 
     Keys come from AUTO_INCREMENT, which a transaction takes at insert time and commits later: a row
-    with a lower key can become visible after the cursor moved past it. Keys missing inside a handled
-    range are remembered (``_gaps``) for 15 minutes; one that appears later gets its own run for
-    exactly that key, so a late commit is not lost.
+    with a lower key can become visible after higher ones. So a range is handled only up to the first
+    key that has been missing for less than ``GAP_SETTLE_S`` (it usually commits within moments, and
+    then runs with its neighbours in one range). A key still missing after that (rolled back, or a
+    very long transaction) is passed over and watched for ``GAP_TTL_S``; if it appears, it gets a run
+    of its own for exactly that key, so a late commit is never lost.
     """
     now_s = time.time() if now_s is None else now_s
     mappings = load_table_mappings()
@@ -100,50 +103,58 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max
             notes.append(f"{wf['name']}: trigger_config.table {table!r} is not a mapped table")
             continue
         key_col = cfg.get("key_column") or mappings[table].key_field
+        mine = dict(gaps.get(wid, {}))
+        late: list[int] = []
         try:
             col, tbl = quote_ident(key_col), quote_ident(table)
             current = int(mysql.scalar(f"SELECT COALESCE(MAX({col}), 0) AS m FROM {tbl}") or 0)
             start_after = int(cfg["start_after"]) if cfg.get("start_after") is not None else None
-            # late commits inside ranges already handled
-            open_gaps = {k: t for k, t in gaps.get(wid, {}).items() if now_s - t <= GAP_TTL_S}
-            if open_gaps:
-                marks = ", ".join(f"%(g{i})s" for i in range(len(open_gaps)))
-                found = mysql.query(f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
-                                    {f"g{i}": int(k) for i, k in enumerate(open_gaps)})
-                for k in sorted(int(r["k"]) for r in found):
-                    requests.append(workflow_run_request(wid, f"event:{wid}:{table}:{k - 1}-{k}", "event",
-                                                         event_from=k - 1, event_to=k))
-                    open_gaps.pop(str(k), None)
             if wid not in cursor:
                 cursor[wid] = start_after if start_after is not None else current
             low = int(cursor[wid])
-            new_gaps: dict[str, float] = {}
+            # keys passed over earlier (<= low) that committed since: each gets its own run
+            watched = {k: t for k, t in mine.items() if int(k) <= low and now_s - t <= GAP_TTL_S}
+            if watched:
+                marks = ", ".join(f"%(g{i})s" for i in range(len(watched)))
+                found = mysql.query(f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
+                                    {f"g{i}": int(k) for i, k in enumerate(watched)})
+                late = sorted(int(r["k"]) for r in found)
             high = min(current, low + max_rows)
-            if current > low:
+            present: set[int] = set()
+            if high > low:
                 present = {int(r["k"]) for r in mysql.query(
                     f"SELECT {col} AS k FROM {tbl} WHERE {col} > %(lo)s AND {col} <= %(hi)s", {"lo": low, "hi": high})}
-                missing = [k for k in range(low + 1, high + 1) if k not in present]
-                if len(missing) + len(open_gaps) <= MAX_TRACKED_GAPS:
-                    new_gaps = {str(k): now_s for k in missing}
-                else:
-                    notes.append(f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; too many to watch "
-                                 "for late commits")
         except ServiceUnavailable:
             raise  # MySQL is down: the whole tick fails and is retried, nothing is skipped
         except Exception as exc:  # noqa: BLE001 - one misconfigured workflow must not stop the others
             notes.append(f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: {type(exc).__name__}: {exc}")
             continue
-        if open_gaps or new_gaps:
-            gaps[wid] = {**open_gaps, **new_gaps}
+        for k in late:
+            requests.append(workflow_run_request(wid, f"event:{wid}:{table}:{k - 1}-{k}", "event",
+                                                 event_from=k - 1, event_to=k))
+        pending = {k: t for k, t in mine.items() if int(k) > low}  # first-seen times of keys not yet passed
+        watched = {k: t for k, t in watched.items() if int(k) not in late}
+        missing = [k for k in range(low + 1, high + 1) if k not in present]
+        if len(missing) > MAX_TRACKED_GAPS:
+            notes.append(f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; not waiting for late commits")
+            missing = []
+        seen = {str(k): pending.get(str(k), now_s) for k in missing}
+        young = [k for k in missing if now_s - seen[str(k)] < GAP_SETTLE_S]
+        if young:
+            high = min(young) - 1  # wait for the youngest gap before handling anything above it
+        passed = {k: now_s for k in seen if int(k) <= high}  # watched from now on
+        still_pending = {k: t for k, t in seen.items() if int(k) > high}
+        mine = {**watched, **passed, **still_pending}
+        if mine:
+            gaps[wid] = mine
         else:
             gaps.pop(wid, None)
-        if current <= low:
+        if high <= low:
             continue
         key = f"event:{wid}:{table}:{low}-{high}"
         requests.append(workflow_run_request(wid, key, "event", event_from=low, event_to=high))
         cursor[wid] = high
-    gaps = {w: {k: t for k, t in g.items() if now_s - t <= GAP_TTL_S} for w, g in gaps.items() if w in cursor}
-    gaps = {w: g for w, g in gaps.items() if g}
+    gaps = {w: g for w, g in gaps.items() if g and w in cursor}
     if gaps:
         cursor[GAPS] = gaps
     return requests, cursor, notes

@@ -345,28 +345,43 @@ def test_one_misconfigured_event_workflow_does_not_stop_the_others(supabase_db, 
 
 def test_event_row_committed_late_below_the_cursor_still_runs(supabase_db, mysql_reader, crm, platform_ids):
     """AUTO_INCREMENT keys are taken at insert and committed later: a row with a lower key can appear
-    after the sensor handled a higher one. It still gets a run of its own (new rows only, none lost)."""
+    after higher ones. The sensor waits briefly at a missing key (so it usually runs with its
+    neighbours, once); a key that commits after that wait gets a run of its own. None is lost, none
+    is handled twice."""
     wid = platform_ids["workflow:event"]
     with crm.cursor() as cur:
         cur.execute("SELECT MAX(id) FROM subscriptions")
         top = cur.fetchone()[0]
     insert = ("INSERT INTO subscriptions (id, customer_id, plan_name, status, start_date, end_date, monthly_fee)"
               " VALUES (%s, 1, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000)")
-    with crm.cursor() as cur:
-        cur.execute(insert, (top + 2,))  # top + 1 is still held by an open transaction elsewhere
-    crm.commit()
-    requests, cursor, _ = event_requests(supabase_db, mysql_reader, {wid: top}, now_s=1_000.0)
-    mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
+
+    def tick(cursor, now_s):
+        requests, cursor, _ = event_requests(supabase_db, mysql_reader, cursor, now_s=now_s)
+        json.dumps(cursor)  # the cursor stays JSON
+        return [r for r in requests if r.tags["messaging/workflow_id"] == wid], cursor
+
+    def add(key):
+        with crm.cursor() as cur:
+            cur.execute(insert, (key,))
+        crm.commit()
+
+    add(top + 2)  # top + 1 is still held by an open transaction elsewhere
+    mine, cursor = tick({wid: top}, 1_000.0)
+    assert mine == [] and cursor[wid] == top  # waits at the missing key
+    add(top + 1)  # ... which commits a moment later
+    mine, cursor = tick(cursor, 1_030.0)
     assert [r.run_key for r in mine] == [f"event:{wid}:subscriptions:{top}-{top + 2}"] and cursor[wid] == top + 2
-    json.dumps(cursor)  # the cursor stays JSON
-    with crm.cursor() as cur:
-        cur.execute(insert, (top + 1,))  # the slow transaction commits now
-    crm.commit()
-    requests, cursor, _ = event_requests(supabase_db, mysql_reader, cursor, now_s=1_060.0)
-    mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
-    assert [r.run_key for r in mine] == [f"event:{wid}:subscriptions:{top}-{top + 1}"]
-    cfg = mine[0].run_config["ops"]["messaging_workflow_run"]["config"]
-    assert (cfg["event_from"], cfg["event_to"]) == (top, top + 1) and cursor[wid] == top + 2
-    requests, cursor, _ = event_requests(supabase_db, mysql_reader, cursor, now_s=1_120.0)
-    assert not [r for r in requests if r.tags["messaging/workflow_id"] == wid]
     assert wid not in cursor.get("_gaps", {})
+
+    add(top + 4)  # top + 3: a transaction that stays open for minutes
+    mine, cursor = tick(cursor, 2_000.0)
+    assert mine == []
+    mine, cursor = tick(cursor, 2_061.0)  # the wait is over: the range is handled without it
+    assert [r.run_key for r in mine] == [f"event:{wid}:subscriptions:{top + 2}-{top + 4}"]
+    add(top + 3)
+    mine, cursor = tick(cursor, 2_100.0)
+    assert [r.run_key for r in mine] == [f"event:{wid}:subscriptions:{top + 2}-{top + 3}"]
+    cfg = mine[0].run_config["ops"]["messaging_workflow_run"]["config"]
+    assert (cfg["event_from"], cfg["event_to"]) == (top + 2, top + 3) and cursor[wid] == top + 4
+    mine, cursor = tick(cursor, 2_160.0)
+    assert mine == [] and wid not in cursor.get("_gaps", {})
