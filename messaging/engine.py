@@ -53,6 +53,9 @@ from resources.state import quarantine
 SOLAPI_TYPE = {"sms": "SMS", "lms": "LMS", "kakao": "ATA"}
 AMBIGUOUS = (TransientError, ServiceUnavailable, httpx.TransportError)
 ACCEPTED_CODES = {"2000", "3000", "4000"}  # accepted, at the carrier, delivered
+# SOLAPI dates messages with its own clock, which may differ from ours by up to its 15-minute auth
+# tolerance: the lookup after an ambiguous send starts that much earlier.
+LOOKUP_MARGIN = timedelta(minutes=16)
 MAX_STALLED_SENDS = 4  # consecutive ambiguous sends with nothing accepted before the run gives up
 
 
@@ -348,7 +351,7 @@ def reconcile_attempted(db: PostgresResource, solapi: SolapiResource, run_id: st
         " AND send_attempted_at IS NOT NULL", (run_id,))}
     found: dict[str, tuple[str, str, str]] = {}
     refused: dict[str, tuple[str, str, str]] = {}
-    for record in solapi.iter_messages(start_date=oldest - timedelta(minutes=1)):
+    for record in solapi.iter_messages(start_date=oldest - LOOKUP_MARGIN):
         key = (record.get("customFields") or {}).get("idempotencyKey")
         if key not in keys:
             continue

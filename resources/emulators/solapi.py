@@ -95,8 +95,8 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"errorCode": code, "errorMessage": message}, status_code=status)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now_iso(skew_s: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=skew_s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _utc_iso(value: str | None) -> str | None:
@@ -124,6 +124,7 @@ class StandInState:
     balance: float = 1_000_000.0
     rejected: set[str] = field(default_factory=set)
     lose_responses: int = 0  # the next N send requests are processed, then answered with 503
+    clock_skew_s: float = 0.0  # SOLAPI's clock minus ours: dates it stamps on messages and groups
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     signatures: dict[str, float] = field(default_factory=dict)
@@ -143,7 +144,7 @@ class StandInState:
 
 def check_auth(state: StandInState, header: str | None, now: datetime | None = None) -> JSONResponse | None:
     """None when the Authorization header is valid, else SOLAPI's 403 response."""
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(UTC) + timedelta(seconds=state.clock_skew_s)
     match = AUTH_RE.match((header or "").strip())
     if not match:
         return _error(403, "InvalidAuthType", "Authorization must be HMAC-SHA256 apiKey=…, date=…, salt=…, signature=…")
@@ -234,9 +235,9 @@ def _status_now(state: StandInState, m: dict[str, Any]) -> dict[str, Any]:
             m.update(statusCode="3040", statusMessage="recipient number does not exist (carrier)")
         else:
             m.update(statusCode="4000", statusMessage="delivered")
-        m["dateReceived"] = m["dateUpdated"] = _now_iso()
+        m["dateReceived"] = m["dateUpdated"] = _now_iso(state.clock_skew_s)
     elif m["statusCode"] == "2000":
-        m.update(statusCode="3000", statusMessage="handed to carrier, awaiting report", dateUpdated=_now_iso())
+        m.update(statusCode="3000", statusMessage="handed to carrier, awaiting report", dateUpdated=_now_iso(state.clock_skew_s))
     return {k: v for k, v in m.items() if not k.startswith("_")}
 
 
@@ -264,7 +265,7 @@ def create_solapi_app(state: StandInState) -> Starlette:
                 expanded.append(msg)
         if len(expanded) > MAX_MESSAGES_PER_REQUEST:
             return _error(400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request")
-        now = _now_iso()
+        now = _now_iso(state.clock_skew_s)
         with state.lock:
             state.send_requests += 1
             group_id = state.next_id("G4V")

@@ -44,6 +44,7 @@ def solapi_standin_state(solapi_server):
     server, state, injector = solapi_server
     injector.reset()
     state.lose_responses = 0
+    state.clock_skew_s = 0.0
     state.rejected = set()
     return state
 

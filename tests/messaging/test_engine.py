@@ -382,3 +382,15 @@ def test_a_200_without_message_list_is_settled_by_lookup(supabase_db, mysql_read
                                RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25))
     logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     assert summary.status == "completed" and [r for r in logs if r["status"] == "sent"]
+
+
+def test_lost_response_reconciled_when_solapi_clock_is_behind(supabase_db, mysql_reader, solapi, solapi_standin_state,
+                                                              all_customers_workflow):
+    """SOLAPI stamps messages with its own clock; a few minutes of skew (auth allows 15) must not make
+    the lookup miss accepted messages and send them again."""
+    solapi_standin_state.clock_skew_s = -5 * 60
+    solapi_standin_state.lose_responses = 1
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20))
+    assert summary.reconciled == 20
+    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
