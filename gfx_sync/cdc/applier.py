@@ -141,6 +141,8 @@ class Applier:
         self.run_id = run_id
         self.conn = psycopg.connect(dsn, autocommit=False, application_name="gfx-cdc-applier")
         self.conn.execute("SET TimeZone = 'UTC'")
+        # a target without the batch schema (a bare CDC target) has no sync_status to keep
+        self._has_sync_status = self.conn.execute("SELECT to_regclass('public.sync_status') IS NOT NULL").fetchone()[0]
         self.conn.commit()
         self._targets: dict[str, TargetTable] = {}
         self._stmts: dict[tuple, str] = {}
@@ -262,6 +264,7 @@ class Applier:
                             WHERE slot_name = %s""",
                         (int_to_lsn(last.end_lsn if last else 0), last.commit_time if last else None, len(todo),
                          result.changes, lag_ms, self.config.slot_name))
+                    self._mark_synced(result)
                     result.transactions = len(todo)
                     result.last_end_lsn = last.end_lsn if last else 0
                     result.last_commit_time = last.commit_time if last else None
@@ -274,6 +277,24 @@ class Applier:
             self._stmts.clear()
             raise
         return result
+
+    def _mark_synced(self, result: ApplyResult) -> None:
+        """sync_status of the spec tables this batch touched (method 'cdc'), in the same target
+        transaction as their rows: v_sync_dashboard, check_sync_health_and_notify() and the
+        sync_lag checks see the stream, not only the 15-minute batch path. Taken last, as the
+        batch sync does, so the two never wait on each other in opposite orders."""
+        touched = [(name.rsplit(".", 1)[-1], t.changes, t.quarantined) for name, t in sorted(result.tables.items())
+                   if t.changes or t.quarantined]
+        if not touched or not self._has_sync_status:
+            return
+        self.conn.execute(
+            """UPDATE public.sync_status AS st
+                  SET status = 'synced', last_synced_at = now(), last_attempt_at = now(),
+                      records_synced = st.records_synced + x.n, records_failed = st.records_failed + x.q,
+                      consecutive_failures = 0, next_sync_at = now() + st.sync_interval, last_error = NULL
+                 FROM (SELECT unnest(%s::text[]) AS t, unnest(%s::bigint[]) AS n, unnest(%s::bigint[]) AS q) AS x
+                WHERE st.source = 'external_pg' AND st.entity_type = x.t AND st.method = 'cdc'""",
+            ([t for t, _, _ in touched], [n for _, n, _ in touched], [q for _, _, q in touched]))
 
     def _apply_changes(self, changes: list[tuple[RowChange, SourceTransaction]], result: ApplyResult) -> None:
         """Run consecutive changes with the same statement as one executemany (order preserved)."""

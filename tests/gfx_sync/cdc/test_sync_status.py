@@ -1,0 +1,46 @@
+"""The CDC stream keeps sync_status (and so v_sync_dashboard, the health function and the
+sync_lag checks) true for the tables it applies, in the same target transaction as the rows:
+without it, the CDC tables (5-minute interval) would read STALE between two 15-minute batch runs
+while the stream is live."""
+
+import psycopg
+import pytest
+
+from gfx_sync.cdc.config import config_for
+from gfx_sync.cdc.definitions_parts import gfx_cdc_drain_job
+from gfx_sync.cdc.models import default_slot_name
+from gfx_sync.cdc.snapshot import source_database, teardown
+
+GFX = ["gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"]
+
+
+@pytest.fixture
+def platform_slot(test_databases, monkeypatch):
+    name = default_slot_name(source_database(test_databases.gfx_source_url)) + "_st"
+    monkeypatch.setenv("GFX_CDC_SLOT_NAME", name)
+    for url in (test_databases.gfx_source_url, test_databases.supabase_url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("TRUNCATE " + ", ".join(GFX))
+    config = config_for(test_databases.gfx_source_url)
+    yield config
+    teardown(test_databases.gfx_source_url, test_databases.supabase_url, config, drop_publication=True)
+
+
+def test_applied_changes_mark_their_tables_synced(platform_slot, dagster_instance, supabase_db, gfx_source_db,
+                                                  test_databases):
+    resources = {"supabase_db": supabase_db, "gfx_source_db": gfx_source_db}
+    assert gfx_cdc_drain_job.execute_in_process(resources=resources, instance=dagster_instance).success  # init
+    supabase_db.execute("UPDATE sync_status SET status = 'synced', consecutive_failures = 0, records_synced = 0,"
+                        " last_synced_at = now() - interval '11 minutes' WHERE entity_type = ANY(%s)", (GFX,))
+    assert supabase_db.fetch_value("SELECT health_status FROM v_sync_dashboard WHERE entity_type = 'gfx_sessions'") \
+        == "STALE"
+    with psycopg.connect(test_databases.gfx_source_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO gfx_sessions (session_code, event_name, table_name) VALUES"
+                     " ('S-1', 'WSOP 메인 이벤트', 'Feature A'), ('S-2', 'WSOP 메인 이벤트', 'Feature B')")
+    assert gfx_cdc_drain_job.execute_in_process(resources=resources, instance=dagster_instance).success
+    rows = {r["entity_type"]: r for r in supabase_db.fetch_all(
+        "SELECT entity_type, health_status, records_synced, lag_seconds FROM v_sync_dashboard"
+        " WHERE entity_type = ANY(%s)", (GFX,))}
+    assert rows["gfx_sessions"]["health_status"] == "HEALTHY" and rows["gfx_sessions"]["records_synced"] == 2
+    assert float(rows["gfx_sessions"]["lag_seconds"]) < 60
+    assert rows["gfx_hands"]["health_status"] == "STALE"  # untouched tables are not claimed
