@@ -539,6 +539,10 @@ def _execute(db: PostgresResource, mysql: MySQLResource, solapi: SolapiResource 
         raise WorkflowConfigError(f"workflow {opts.workflow_id} not found")
     if workflow["status"] == "archived":
         raise WorkflowConfigError(f"workflow {workflow['name']!r} is archived")
+    for column in ("target_config", "message_config", "variables", "trigger_config", "schedule_config"):
+        if workflow.get(column) is not None and not isinstance(workflow[column], dict):
+            raise WorkflowConfigError(f"workflow {workflow['name']!r}: {column} must be a JSON object, "
+                                      f"got {json.dumps(workflow[column], ensure_ascii=False)[:200]}")
     template = load_template(db, workflow)
     run_id, status, resumed = _start_run(db, workflow, opts)
     summary = RunSummary(run_id, status, resumed=resumed)

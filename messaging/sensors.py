@@ -36,9 +36,15 @@ def due_schedule_requests(db: PostgresResource, now: datetime) -> tuple[list[dg.
                         " WHERE trigger_type = 'schedule' AND status = 'active'")
     for wf in rows:
         cfg = wf["schedule_config"] or {}
+        if not isinstance(cfg, dict):
+            notes.append(f"{wf['name']} ({wf['id']}): schedule_config must be an object, got {cfg!r}")
+            continue
         cron, tz = cfg.get("cron"), cfg.get("timezone", "Asia/Seoul")
         if not cron:
             notes.append(f"{wf['name']}: schedule_config has no cron")
+            continue
+        if not isinstance(cron, str) or not isinstance(tz, str):
+            notes.append(f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got {cfg!r}")
             continue
         try:
             following = next_cron_tick(cron, tz, now)
@@ -98,6 +104,9 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max
                            " WHERE trigger_type = 'event' AND status = 'active'"):
         wid = str(wf["id"])
         cfg = wf["trigger_config"] or {}
+        if not isinstance(cfg, dict):
+            notes.append(f"{wf['name']} ({wid}): trigger_config must be an object, got {cfg!r}")
+            continue
         table = cfg.get("table")
         if table not in mappings:
             notes.append(f"{wf['name']}: trigger_config.table {table!r} is not a mapped table")

@@ -385,3 +385,22 @@ def test_event_row_committed_late_below_the_cursor_still_runs(supabase_db, mysql
     assert (cfg["event_from"], cfg["event_to"]) == (top + 2, top + 3) and cursor[wid] == top + 4
     mine, cursor = tick(cursor, 2_160.0)
     assert mine == [] and wid not in cursor.get("_gaps", {})
+
+
+def test_sensors_survive_workflows_whose_config_is_not_an_object(supabase_db, mysql_reader, platform_ids):
+    """schedule_config / trigger_config are free JSONB: a string or a list there is a note for that
+    workflow, not a crashed tick for every workflow."""
+    bad = []
+    for trigger, column, value in (("schedule", "schedule_config", "0 9 * * *"), ("event", "trigger_config", ["x"]),
+                                   ("schedule", "schedule_config", {"cron": 5})):
+        bad.append(str(supabase_db.fetch_value(
+            f"INSERT INTO public.workflows (name, trigger_type, status, {column}, next_run_at)"
+            " VALUES ('설정오류', %s, 'active', %s, now() - interval '1 minute') RETURNING id", (trigger, Jsonb(value)))))
+    try:
+        requests, notes = due_schedule_requests(supabase_db, datetime.now(UTC))
+        assert not [r for r in requests if r.tags["messaging/workflow_id"] in bad]
+        assert len([n for n in notes if "설정오류" in n]) == 2, notes
+        requests, _cursor, notes = event_requests(supabase_db, mysql_reader, {})
+        assert len([n for n in notes if "설정오류" in n]) == 1, notes
+    finally:
+        supabase_db.execute("DELETE FROM public.workflows WHERE id = ANY(%s::uuid[])", (bad,))

@@ -394,3 +394,16 @@ def test_lost_response_reconciled_when_solapi_clock_is_behind(supabase_db, mysql
                                RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20))
     assert summary.reconciled == 20
     _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+
+
+@pytest.mark.parametrize("column", ["target_config", "message_config", "variables"])
+def test_workflow_config_that_is_not_an_object_is_a_named_error(supabase_db, mysql_reader, platform_ids, column):
+    from messaging.models import WorkflowConfigError
+
+    wid = supabase_db.fetch_value(
+        "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, variables)"
+        " SELECT '형식오류', 'manual', 'active', target_config, message_config, variables FROM public.workflows"
+        " WHERE id = %s RETURNING id", (platform_ids["workflow:manual"],))
+    supabase_db.execute(f"UPDATE public.workflows SET {column} = %s WHERE id = %s", (Jsonb(["not", "an", "object"]), wid))
+    with pytest.raises(WorkflowConfigError, match=column):
+        execute_workflow(supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST))
