@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -42,11 +43,14 @@ def normalize_phone(raw: object) -> str:
     """
     text = "" if raw is None else str(raw).strip()
     fast = text.replace("-", "")
-    if len(fast) in (10, 11) and fast.isdigit() and fast.startswith("01"):  # the common 010-1234-5678 shape
+    if len(fast) in (10, 11) and fast.isascii() and fast.isdigit() and fast.startswith("01"):  # 010-1234-5678
         if MOBILE.match(fast):
             return fast
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("+82") or (digits.startswith("82") and len(digits) in (11, 12)):
+    text = unicodedata.normalize("NFKC", text)  # full-width digits and signs typed with a Korean IME
+    digits = re.sub(r"[^0-9]", "", text)
+    if digits.startswith("0082"):  # international call prefix 00 + country code
+        digits = digits[2:]
+    if text.startswith("+82") or text.startswith("0082") or (digits.startswith("82") and len(digits) in (11, 12)):
         digits = "0" + digits[2:].lstrip("0")
     if not digits:
         raise InvalidPhone(f"empty phone number ({raw!r})")

@@ -185,3 +185,8 @@ def test_a_message_that_still_contains_a_placeholder_is_not_sendable():
     opt_out = render_message(Template("t", "x", "promotion", "lms", "#{name}님 할인"), {"phone": "010-1111-2222"},
                              {"name": "김"}, phone_column="phone", name_column=None, opt_out_line="수신거부 #{번호}")
     assert opt_out.error_code == C.ERR_UNRESOLVED
+
+
+@pytest.mark.parametrize("raw", ["0082-10-1234-5678", "０１０-１２３４-５６７８", "+82 (0)10-1234-5678", "８２-10-1234-5678"])
+def test_normalize_phone_international_prefix_and_full_width_digits(raw):
+    assert normalize_phone(raw) == "01012345678"
