@@ -296,6 +296,21 @@ class Applier:
                 WHERE st.source = 'external_pg' AND st.entity_type = x.t AND st.method = 'cdc'""",
             ([t for t, _, _ in touched], [n for _, n, _ in touched], [q for _, _, q in touched]))
 
+    def heartbeat(self, min_interval_s: float = 30.0) -> int:
+        """The stream is caught up (nothing pending on the slot): the CDC tables are in sync as of
+        now even without changes, so refresh ``last_synced_at`` of those whose last sync succeeded
+        (a failed status is left for the sync that failed to clear). At most every
+        ``min_interval_s``. Returns the rows refreshed."""
+        if not self._has_sync_status:
+            return 0
+        names = [t.name for t in self.config.tables]
+        with self.conn.transaction():
+            return self.conn.execute(
+                """UPDATE public.sync_status SET last_synced_at = now(), next_sync_at = now() + sync_interval
+                    WHERE source = 'external_pg' AND method = 'cdc' AND status = 'synced' AND entity_type = ANY(%s)
+                      AND (last_synced_at IS NULL OR last_synced_at < now() - make_interval(secs => %s))""",
+                (names, min_interval_s)).rowcount
+
     def _apply_changes(self, changes: list[tuple[RowChange, SourceTransaction]], result: ApplyResult) -> None:
         """Run consecutive changes with the same statement as one executemany (order preserved)."""
         run: list[tuple[RowChange, list]] = []

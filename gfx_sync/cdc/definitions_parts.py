@@ -89,6 +89,9 @@ def gfx_cdc_sensor(context: dg.SensorEvaluationContext, gfx_source_db: PostgresR
         return dg.SkipReason(f"drain run {running_now[0].run_id} still in progress")
     try:
         if not peek_pending(gfx_source_db.dsn, config):
+            if health.exists and health.last_commit_lsn:
+                with Applier(supabase_db.dsn, config) as applier:
+                    applier.heartbeat()  # caught up: sync_status stays HEALTHY while the source is idle
             return dg.SkipReason(f"caught up: no published change past {health.last_commit_lsn}")
     except SlotBusy as exc:
         return dg.SkipReason(f"slot busy: {exc}")

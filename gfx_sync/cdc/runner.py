@@ -290,6 +290,7 @@ class Worker:
                         self.reporter.add(result)
                 else:
                     stream.confirm_idle()
+                    applier.heartbeat()  # caught up: the CDC tables are in sync as of now
                 if self.reporter:
                     self.reporter.maybe_flush()
                 if until is not None and until(self.stats):

@@ -44,3 +44,23 @@ def test_applied_changes_mark_their_tables_synced(platform_slot, dagster_instanc
     assert rows["gfx_sessions"]["health_status"] == "HEALTHY" and rows["gfx_sessions"]["records_synced"] == 2
     assert float(rows["gfx_sessions"]["lag_seconds"]) < 60
     assert rows["gfx_hands"]["health_status"] == "STALE"  # untouched tables are not claimed
+
+
+def test_a_caught_up_stream_keeps_idle_cdc_tables_fresh_but_not_failed_ones(platform_slot, dagster_instance,
+                                                                            supabase_db, gfx_source_db):
+    import dagster as dg
+
+    from gfx_sync.cdc.definitions_parts import gfx_cdc_sensor
+
+    resources = {"supabase_db": supabase_db, "gfx_source_db": gfx_source_db}
+    assert gfx_cdc_drain_job.execute_in_process(resources=resources, instance=dagster_instance).success  # init
+    supabase_db.execute("UPDATE sync_status SET status = 'synced', consecutive_failures = 0,"
+                        " last_synced_at = now() - interval '11 minutes' WHERE entity_type = ANY(%s)", (GFX,))
+    supabase_db.execute("UPDATE sync_status SET status = 'failed', consecutive_failures = 1"
+                        " WHERE entity_type = 'gfx_players'")
+    skip = gfx_cdc_sensor(dg.build_sensor_context(instance=dagster_instance, resources=resources))
+    assert isinstance(skip, dg.SkipReason) and "caught up" in skip.skip_message
+    health = {r["entity_type"]: r["health_status"] for r in supabase_db.fetch_all(
+        "SELECT entity_type, health_status FROM v_sync_dashboard WHERE entity_type = ANY(%s)", (GFX,))}
+    assert health == {"gfx_sessions": "HEALTHY", "gfx_hands": "HEALTHY", "gfx_hand_players": "HEALTHY",
+                      "gfx_players": "STALE"}  # a failed table is not declared in sync by an idle stream
