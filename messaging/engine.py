@@ -47,7 +47,7 @@ from messaging.transform import (
 from resources.errors import PermanentError, ServiceUnavailable, TransientError
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
-from resources.solapi import SolapiResource
+from resources.solapi import REQUEST_BUDGET_BYTES, SolapiResource, split_by_size, within_budget_cheaply
 from resources.state import quarantine
 
 SOLAPI_TYPE = {"sms": "SMS", "lms": "LMS", "kakao": "ATA"}
@@ -69,6 +69,7 @@ class RunOptions:
     webhook_event_id: int | None = None
     payload: dict[str, Any] | None = None
     chunk_size: int = C.SEND_CHUNK_MAX
+    max_request_bytes: int = REQUEST_BUDGET_BYTES  # SOLAPI: 15 MB per request (less the envelope)
     dagster_run_id: str | None = None
     now: datetime | None = None
     lock_wait_s: float = 10.0
@@ -400,6 +401,13 @@ def _send_pending(db: PostgresResource, solapi: SolapiResource, run_id: str, tem
             return
         batch_no += 1
         payload = [_solapi_message(r, template, solapi, r["variables_used"]) for r in rows]
+        if not within_budget_cheaply(payload, opts.max_request_bytes):
+            # SOLAPI takes at most 15 MB per request: send what fits, hand the rest back to the next batch.
+            first = split_by_size(payload, opts.max_request_bytes)[0]
+            if len(first) < len(payload):
+                db.execute("UPDATE public.message_logs SET send_attempted_at = NULL WHERE idempotency_key = ANY(%s)",
+                           ([r["idempotency_key"] for r in rows[len(first):]],))
+                payload, rows = first, rows[:len(first)]
         try:
             response = solapi.send_many_detail(payload)
         except PermanentError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from datetime import UTC, datetime
 from collections.abc import Iterator
@@ -22,6 +23,43 @@ from resources.errors import TransientError
 from resources.http import ResilientCaller, raise_for_status
 
 MAX_PER_REQUEST = 10_000  # SOLAPI's send-many limit per request
+MAX_REQUEST_BYTES = 15 * 1024 * 1024  # ... and at most 15 MB per request
+REQUEST_BUDGET_BYTES = MAX_REQUEST_BYTES - 64 * 1024  # room for the envelope (allowDuplicates, agent, ...)
+
+
+def message_bytes(message: dict[str, Any]) -> int:
+    """Bytes one message adds to a request body as httpx encodes it (compact UTF-8 JSON, plus a comma)."""
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")) + 1
+
+
+def within_budget_cheaply(messages: list[dict[str, Any]], max_bytes: int = REQUEST_BUDGET_BYTES) -> bool:
+    """True when a quick upper bound (3 UTF-8 bytes per text character + 1 KB of fields per message)
+    already fits, so the exact per-message size need not be computed."""
+    return sum(len(m.get("text") or "") for m in messages) * 3 + 1024 * len(messages) <= max_bytes
+
+
+def split_by_size(messages: list[dict[str, Any]], max_bytes: int = REQUEST_BUDGET_BYTES,
+                  max_count: int = MAX_PER_REQUEST) -> list[list[dict[str, Any]]]:
+    """Consecutive chunks of at most ``max_count`` messages and ``max_bytes`` of JSON each.
+
+    Raises:
+        ValueError: a single message is larger than ``max_bytes``.
+    """
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for message in messages:
+        n = message_bytes(message)
+        if n > max_bytes:
+            raise ValueError(f"one message is {n} bytes of JSON; a request holds at most {max_bytes}")
+        if current and (size + n > max_bytes or len(current) >= max_count):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(message)
+        size += n
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def solapi_authorization(api_key: str, api_secret: str, now: datetime | None = None, salt: str | None = None) -> str:
@@ -96,14 +134,17 @@ class SolapiResource(dg.ConfigurableResource):
         if len(messages) > MAX_PER_REQUEST:
             raise ValueError(f"send-many takes at most {MAX_PER_REQUEST} messages, got {len(messages)}")
         body = {"messages": messages, "allowDuplicates": allow_duplicates, "showMessageList": True}
+        if not within_budget_cheaply(messages) and sum(message_bytes(m) for m in messages) > REQUEST_BUDGET_BYTES:
+            raise ValueError("send-many takes at most 15 MB per request; split with split_by_size()")
         return self.request("POST", "/messages/v4/send-many/detail", json=body, retry=False)
 
     def send_many(self, messages: list[dict[str, Any]], *, chunk_size: int = 10_000,
-                  allow_duplicates: bool = False) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-        """Send ``messages`` in chunks of at most ``chunk_size`` (<= 10,000); yield (chunk, response)."""
+                  allow_duplicates: bool = False, max_bytes: int = REQUEST_BUDGET_BYTES,
+                  ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """Send ``messages`` in chunks of at most ``chunk_size`` (<= 10,000) and ``max_bytes`` (<= 15 MB);
+        yield (chunk, response)."""
         size = max(1, min(int(chunk_size), MAX_PER_REQUEST))
-        for start in range(0, len(messages), size):
-            chunk = messages[start:start + size]
+        for chunk in split_by_size(messages, min(max_bytes, REQUEST_BUDGET_BYTES), max_count=size):
             yield chunk, self.send_many_detail(chunk, allow_duplicates=allow_duplicates)
 
     def iter_messages(self, *, message_ids: list[str] | None = None, group_id: str | None = None,

@@ -5,7 +5,7 @@ Follows the documented shapes and limits:
 - ``Authorization: HMAC-SHA256 apiKey=…, date=…, salt=…, signature=hex(HMAC_SHA256(secret, date+salt))``;
   403 ``InvalidAPIKey`` / ``SignatureDoesNotMatch`` / ``RequestTimeTooSkewed`` (±15 min) /
   ``DuplicatedSignature`` (same signature within 15 min).
-- ``POST /messages/v4/send-many/detail``: at most 10,000 messages (``to`` may be an array: one message
+- ``POST /messages/v4/send-many/detail``: at most 10,000 messages and 15 MB (413 above) (``to`` may be an array: one message
   per recipient); HTTP 200 even when some failed (``failedMessageList``, each with ``country`` and
   ``accountId``); ``groupInfo`` in the full documented group shape (``count``, ``countForCharge``,
   ``balance``, ``point``, ``app``, ``log``, ``price``, ...: what the ``solapi`` SDK's
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import threading
@@ -49,6 +50,7 @@ from resources.emulators.base import FaultInjector, with_faults
 from resources.environment import LOCAL_DEFAULTS
 
 MAX_MESSAGES_PER_REQUEST = 10_000
+MAX_REQUEST_BYTES = 15 * 1024 * 1024  # SOLAPI: at most 15 MB per request
 CLOCK_SKEW = timedelta(minutes=15)
 AUTH_RE = re.compile(r"^HMAC-SHA256\s+(.*)$", re.IGNORECASE)
 TYPE_LIMITS = {"SMS": 90, "LMS": 2000, "MMS": 2000}
@@ -246,10 +248,15 @@ def create_solapi_app(state: StandInState) -> Starlette:
         denied = check_auth(state, request.headers.get("authorization"))
         if denied is not None:
             return denied
+        raw = await request.body()
+        if len(raw) > MAX_REQUEST_BYTES:
+            return _error(413, "RequestEntityTooLarge", f"request body is {len(raw)} bytes; at most 15 MB per request")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return _error(400, "ValidationError", "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(400, "ValidationError", "body must be a JSON object")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _error(400, "ValidationError", "messages must be a non-empty array")

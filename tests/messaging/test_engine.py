@@ -407,3 +407,50 @@ def test_workflow_config_that_is_not_an_object_is_a_named_error(supabase_db, mys
     supabase_db.execute(f"UPDATE public.workflows SET {column} = %s WHERE id = %s", (Jsonb(["not", "an", "object"]), wid))
     with pytest.raises(WorkflowConfigError, match=column):
         execute_workflow(supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST))
+
+
+def test_send_requests_stay_under_the_request_size_limit(supabase_db, mysql_reader, solapi, solapi_standin_state,
+                                                         all_customers_workflow, monkeypatch):
+    """SOLAPI takes at most 15 MB per request: long LMS batches are split by size as well as by count
+    (the limit is scaled down here so 60 recipients need several requests)."""
+    import json as _json
+
+    from resources.solapi import SolapiResource
+
+    long_text = "안내 " + "가" * 900  # ~2.7 KB of UTF-8 JSON per message
+    with supabase_db.transaction() as conn:
+        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
+                           " VALUES ('긴 안내', 'notification', 'lms', %s) RETURNING id", ("#{name}님 " + long_text,)
+                           ).fetchone()[0]
+        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+                           " VALUES ('긴 안내', 'manual', 'active', %s, %s) RETURNING id",
+                           (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+    sizes: list[int] = []
+    original = SolapiResource.send_many_detail
+
+    def measured(self, messages, **kwargs):
+        sizes.append(len(_json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode()))
+        return original(self, messages, **kwargs)
+
+    monkeypatch.setattr(SolapiResource, "send_many_detail", measured)
+    budget = 30_000
+    summary = execute_workflow(supabase_db, mysql_reader, solapi,
+                               RunOptions(str(wid), _key(), send_mode="live", max_request_bytes=budget))
+    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert len(sizes) >= 5 and max(sizes) <= budget, sizes
+    assert summary.success_count > 0 and summary.status == "completed"
+
+
+def test_stand_in_refuses_requests_over_15_mb(solapi_server, solapi_standin_state):
+    import httpx
+
+    from resources.environment import LOCAL_DEFAULTS
+    from resources.solapi import solapi_authorization
+
+    url = solapi_server[0].url
+    message = {"to": "01012345678", "from": LOCAL_DEFAULTS["SOLAPI_SENDER"], "type": "LMS", "text": "가" * 1000}
+    body = {"messages": [message] * 5_500}  # ~17 MB of JSON, under the 10,000-message limit
+    auth = solapi_authorization(LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRET"])
+    response = httpx.post(f"{url}/messages/v4/send-many/detail", json=body, headers={"Authorization": auth},
+                          timeout=60)
+    assert response.status_code == 413 and response.json()["errorCode"] == "RequestEntityTooLarge"

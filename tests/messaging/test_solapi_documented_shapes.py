@@ -135,3 +135,18 @@ def test_group_endpoints(solapi_server, solapi_standin_state):
 def test_stand_in_entry_point_builds_app():
     app = solapi_standin.create_app(0, "tiny")
     assert app is not None
+
+
+def test_client_splits_by_size_and_refuses_an_oversized_request(solapi, solapi_standin_state):
+    import pytest
+
+    from resources.solapi import message_bytes, split_by_size
+
+    long = [{"to": f"0107777{i:04d}", "from": SENDER, "type": "LMS", "text": "가" * 900} for i in range(20)]
+    chunks = split_by_size(long, 10_000)
+    assert sum(len(c) for c in chunks) == 20 and all(sum(message_bytes(m) for m in c) <= 10_000 for c in chunks)
+    results = list(solapi.send_many(long, max_bytes=10_000))
+    assert len(results) == len(chunks) >= 6
+    assert sum(r["groupInfo"]["count"]["registeredSuccess"] for _, r in results) == 20
+    with pytest.raises(ValueError, match="15 MB"):
+        solapi.send_many_detail([{**long[0], "text": "가" * 1000}] * 5_500)
