@@ -27,7 +27,7 @@ from resources.sql_guard import check_read_only
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
-_SYNTAX = {1064, 1149}
+_SYNTAX = {1064, 1149, 1052, 1054, 1146}  # syntax, ambiguous/unknown column, unknown table
 _PERMISSION = {1044, 1045, 1142, 1143, 1227, 1370, 1792}  # 1792: write in a READ ONLY transaction
 _TIMEOUT = {1969, 3024, 1317}  # MariaDB max_statement_time, MySQL max_execution_time, interrupted
 _CONNECTION = {2003, 2006, 2013, 2055, 1040, 1203}
