@@ -107,10 +107,10 @@ def consultation_customers(context: dg.AssetExecutionContext, config: CustomersC
     started = time.perf_counter()
     strategy = _strategy(config.conflict_strategy)
     log = sync.SyncLog(supabase_db, "full" if config.reconcile else "customers",
-                       {"run_id": context.run_id, "strategy": strategy, "full_refresh": config.full_refresh})
+                       {"run_id": context.run.run_id, "strategy": strategy, "full_refresh": config.full_refresh})
     try:
         outcome, stats = sync.sync_customers(notion, supabase_db, consultation_settings.customers_database_id,
-                                             full=config.full_refresh, strategy=strategy, run_id=context.run_id)
+                                             full=config.full_refresh, strategy=strategy, run_id=context.run.run_id)
         if config.reconcile:
             rec = sync.reconcile(notion, supabase_db, consultation_settings.customers_database_id,
                                  consultation_settings.consultations_database_id)
@@ -178,18 +178,18 @@ def consultation_records_and_images(context: dg.AssetExecutionContext, config: R
     window = f"{start}...{end}"
     result = images = None
     if RECORDS_KEY in selected:
-        rlog = sync.SyncLog(supabase_db, "consultations", {"run_id": context.run_id, "strategy": strategy,
+        rlog = sync.SyncLog(supabase_db, "consultations", {"run_id": context.run.run_id, "strategy": strategy,
                                                            "window": window})
-        ilog = sync.SyncLog(supabase_db, "images", {"run_id": context.run_id, "window": window}) \
+        ilog = sync.SyncLog(supabase_db, "images", {"run_id": context.run.run_id, "window": window}) \
             if IMAGES_KEY in selected else None
         try:
             if ilog is not None:
                 result, images = sync.sync_records_and_images(
                     notion, google_drive, supabase_storage, supabase_db, consultation_settings.consultations_database_id,
-                    start, end, strategy=strategy, run_id=context.run_id, edited_since=since)
+                    start, end, strategy=strategy, run_id=context.run.run_id, edited_since=since)
             else:
                 result = sync.sync_records(notion, supabase_db, consultation_settings.consultations_database_id, start,
-                                           end, strategy=strategy, run_id=context.run_id, edited_since=since)
+                                           end, strategy=strategy, run_id=context.run.run_id, edited_since=since)
         except Exception as exc:
             rlog.finish(None, exc)
             if ilog is not None:
@@ -198,9 +198,9 @@ def consultation_records_and_images(context: dg.AssetExecutionContext, config: R
         rlog.finish(result.outcome)
     if IMAGES_KEY in selected:
         if images is None:
-            ilog = sync.SyncLog(supabase_db, "images", {"run_id": context.run_id, "window": window})
+            ilog = sync.SyncLog(supabase_db, "images", {"run_id": context.run.run_id, "window": window})
             try:
-                images = sync.sync_images(google_drive, supabase_storage, supabase_db, start, end, run_id=context.run_id)
+                images = sync.sync_images(google_drive, supabase_storage, supabase_db, start, end, run_id=context.run.run_id)
             except Exception as exc:
                 ilog.finish(None, exc)
                 raise

@@ -102,7 +102,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         final_attempt = context.retry_number >= RETRIES
         res = sync_table(gfx_source_db, supabase_db, spec, window=window, mark_failure=final_attempt,
                          overlap=timedelta(minutes=config.overlap_minutes), reconcile=config.reconcile,
-                         full_hash=config.full_hash, chunk_rows=config.chunk_rows, run_id=context.run_id,
+                         full_hash=config.full_hash, chunk_rows=config.chunk_rows, run_id=context.run.run_id,
                          partition_key=partition_key)
         if res.quarantined:
             context.log.warning(f"{spec.table}: {res.quarantined} row(s) quarantined (see sync_log / data_quarantine)")

@@ -58,7 +58,7 @@ def gfx_restore_op(context, config: RestoreConfig, supabase_db: PostgresResource
     if spec is None:
         raise dg.Failure(f"unknown table {config.table!r}; known: {', '.join(SPECS_BY_TABLE)}")
     rep = restore_table(gfx_source_db, supabase_db, spec, from_side=config.from_side or None,
-                        dry_run=config.dry_run, run_id=context.run_id)
+                        dry_run=config.dry_run, run_id=context.run.run_id)
     context.add_output_metadata({k: v for k, v in rep.as_dict().items() if k != "details" and v is not None})
     return rep.as_dict()
 

@@ -37,7 +37,7 @@ def gfx_cdc_drain(context: dg.OpExecutionContext, supabase_db: PostgresResource,
     init = initialize(gfx_source_db.dsn, supabase_db.dsn, config)
     if init.created:
         context.log.info(f"initial snapshot: {init.message}")
-    with Applier(supabase_db.dsn, config, run_id=context.run_id) as applier:
+    with Applier(supabase_db.dsn, config, run_id=context.run.run_id) as applier:
         try:
             result = drain_via_sql(gfx_source_db.dsn, applier, config)
         except SchemaDriftError as exc:
