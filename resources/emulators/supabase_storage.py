@@ -2,7 +2,8 @@
 
 Buckets (create with ``public``, ``file_size_limit``, ``allowed_mime_types``; get, list, empty,
 delete) and objects (multipart upload with ``x-upsert``, update, download, info, list by
-prefix, remove). Limits are enforced as Supabase does: an object over the bucket's size limit
+prefix, remove; ``object/authenticated/...`` with the key, ``object/public/...`` for public
+buckets only, signed URLs: ``object/sign/...`` create one or many, then GET with ``?token=``). Limits are enforced as Supabase does: an object over the bucket's size limit
 is refused (413 ``Payload too large``), a MIME type outside ``allowed_mime_types`` is refused
 (415 ``invalid_mime_type``), an existing path without ``x-upsert`` is refused (400, statusCode
 409 ``Duplicate``). Every request needs the service-role key (``apikey`` / bearer).
@@ -16,10 +17,14 @@ import fnmatch
 import hashlib
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
+
+import jwt
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -83,6 +88,8 @@ def _ts(when: datetime) -> str:
 class StorageState:
     def __init__(self, service_role_key: str):
         self.service_role_key = service_role_key
+        # signs URL tokens (Supabase signs them with its JWT secret; any fixed secret will do here)
+        self.signing_secret = hashlib.sha256(f"storage-url-signing:{service_role_key}".encode()).hexdigest()
         self.buckets: dict[str, Bucket] = {}
         self.lock = threading.RLock()
         self.stats = {"uploads": 0, "downloads": 0, "rejected": 0}
@@ -116,6 +123,17 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, s
 
 
 def build_app(state: StorageState) -> Starlette:
+    def open_endpoint(handler):
+        """Routes reachable without the key (public buckets, signed URLs): errors in the same shape."""
+        async def wrapped(request: Request):
+            try:
+                with state.lock:
+                    return await handler(request)
+            except StorageError as exc:
+                return JSONResponse({"statusCode": exc.status_code, "error": exc.error, "message": exc.message},
+                                    status_code=exc.http_status)
+        return wrapped
+
     def endpoint(handler):
         async def wrapped(request: Request):
             key = request.headers.get("apikey") or request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -218,6 +236,67 @@ def build_app(state: StorageState) -> Starlette:
         return Response(obj.data, media_type=obj.content_type,
                         headers={"etag": f'"{hashlib.md5(obj.data).hexdigest()}"'})
 
+    def serve(b: Bucket, path: str) -> Response:
+        obj = b.objects.get(path)
+        if obj is None:
+            raise StorageError(400, "404", "not_found", "Object not found")
+        state.stats["downloads"] += 1
+        return Response(obj.data, media_type=obj.content_type,
+                        headers={"etag": f'"{hashlib.md5(obj.data).hexdigest()}"'})
+
+    async def get_authenticated(request: Request) -> Response:
+        return serve(state.bucket(request.path_params["bucket"]), request.path_params["path"])
+
+    async def get_public(request: Request) -> Response:
+        b = state.buckets.get(request.path_params["bucket"])
+        if b is None or not b.public:  # a private bucket is not served publicly
+            raise StorageError(400, "404", "not_found", "Bucket not found")
+        return serve(b, request.path_params["path"])
+
+    def sign(b: Bucket, path: str, expires_in: Any) -> str | None:
+        if path not in b.objects:
+            return None
+        try:
+            seconds = int(expires_in)
+        except (TypeError, ValueError):
+            raise StorageError(400, "400", "Invalid Input", "expiresIn must be a number") from None
+        if seconds < 1:
+            raise StorageError(400, "400", "Invalid Input", "expiresIn must be >= 1")
+        now = int(time.time())
+        token = jwt.encode({"url": f"{b.id}/{path}", "iat": now, "exp": now + seconds}, state.signing_secret,
+                           algorithm="HS256")
+        return f"/object/sign/{b.id}/{quote(path)}?token={token}"
+
+    async def create_signed_url(request: Request) -> Response:
+        b = state.bucket(request.path_params["bucket"])
+        body = await request.json()
+        url = sign(b, request.path_params["path"], body.get("expiresIn"))
+        if url is None:
+            raise StorageError(400, "404", "not_found", "Object not found")
+        return JSONResponse({"signedURL": url})
+
+    async def create_signed_urls(request: Request) -> Response:
+        b = state.bucket(request.path_params["bucket"])
+        body = await request.json()
+        out = []
+        for path in body.get("paths") or []:
+            url = sign(b, path, body.get("expiresIn"))
+            out.append({"error": None if url else "Either the object does not exist or you do not have access to it",
+                        "path": path, "signedURL": url})
+        return JSONResponse(out)
+
+    async def get_signed(request: Request) -> Response:
+        bucket_id, path = request.path_params["bucket"], request.path_params["path"]
+        try:
+            claims = jwt.decode(request.query_params.get("token", ""), state.signing_secret, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError:
+            raise StorageError(400, "InvalidJWT", "InvalidJWT", "\"exp\" claim timestamp check failed") from None
+        except jwt.PyJWTError:
+            raise StorageError(400, "InvalidJWT", "InvalidJWT", "invalid signature") from None
+        if claims.get("url") != f"{bucket_id}/{path}":
+            raise StorageError(400, "InvalidSignature", "InvalidSignature", "The url do not match the signature")
+        return serve(state.bucket(bucket_id), path)
+
     async def object_info(request: Request) -> Response:
         b = state.bucket(request.path_params["bucket"])
         path = request.path_params["path"]
@@ -272,6 +351,11 @@ def build_app(state: StorageState) -> Starlette:
         Route(f"{base}/bucket/{{bucket}}/empty", endpoint(empty_bucket), methods=["POST"]),
         Route(f"{base}/object/list/{{bucket}}", endpoint(list_objects), methods=["POST"]),
         Route(f"{base}/object/info/{{bucket}}/{{path:path}}", endpoint(object_info), methods=["GET"]),
+        Route(f"{base}/object/authenticated/{{bucket}}/{{path:path}}", endpoint(get_authenticated), methods=["GET"]),
+        Route(f"{base}/object/public/{{bucket}}/{{path:path}}", open_endpoint(get_public), methods=["GET"]),
+        Route(f"{base}/object/sign/{{bucket}}", endpoint(create_signed_urls), methods=["POST"]),
+        Route(f"{base}/object/sign/{{bucket}}/{{path:path}}", endpoint(create_signed_url), methods=["POST"]),
+        Route(f"{base}/object/sign/{{bucket}}/{{path:path}}", open_endpoint(get_signed), methods=["GET"]),
         Route(f"{base}/object/{{bucket}}", endpoint(remove_objects), methods=["DELETE"]),
         Route(f"{base}/object/{{bucket}}/{{path:path}}", endpoint(put_object), methods=["POST", "PUT"]),
         Route(f"{base}/object/{{bucket}}/{{path:path}}", endpoint(get_object), methods=["GET"]),

@@ -182,3 +182,30 @@ def test_formula_counts_live_related_consultations_and_can_be_filtered():
     assert ws.render(customers, page)["properties"]["상담수"]["formula"]["number"] == len(related) - 1
     hits = ws.query(customers, {"filter": {"property": "상담수", "formula": {"number": {"equals": len(related) - 1}}}})
     assert page["id"] in {p["id"] for p in hits["results"]}
+
+
+def test_recorded_storage_urls_and_signed_urls_serve_the_object(backup_env):
+    """The URL written to supabase_image_urls (object/authenticated/...) serves the bytes with the
+    key and refuses without it; a private bucket refuses object/public/...; storage3's
+    create_signed_url / create_signed_urls give URLs that serve the bytes without a key."""
+    storage = backup_env.storage
+    storage.ensure_bucket(BUCKET, file_size_limit=BUCKET_FILE_SIZE_LIMIT, allowed_mime_types=BUCKET_MIME_TYPES)
+    path = "customers/00001/consultations/00001_001/image_1.jpg"
+    jpeg = DemoData(5).image_bytes("jpeg")
+    storage.upload(BUCKET, path, jpeg, "image/jpeg")
+    key = "local-service-role-key"
+    url = storage.object_url(BUCKET, path)
+    got = httpx.get(url, headers={"apikey": key, "Authorization": f"Bearer {key}"})
+    assert got.status_code == 200 and got.content == jpeg and got.headers["content-type"] == "image/jpeg"
+    assert httpx.get(url).status_code in (400, 401, 403)
+    public = f"{storage.url}/storage/v1/object/public/{BUCKET}/{path}"
+    assert httpx.get(public).status_code in (400, 404)
+    bucket = storage.get_client().from_(BUCKET)
+    signed = bucket.create_signed_url(path, 60)["signedURL"]
+    fetched = httpx.get(signed)
+    assert fetched.status_code == 200 and fetched.content == jpeg
+    tampered = signed.replace("token=", "token=x")
+    assert httpx.get(tampered).status_code in (400, 401, 403)
+    many = bucket.create_signed_urls([path, "customers/00001/missing.jpg"], 60)
+    assert httpx.get(many[0]["signedURL"]).content == jpeg
+    assert many[1]["error"] and many[1]["signedURL"] is None
