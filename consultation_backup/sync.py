@@ -160,7 +160,7 @@ def _reject(conn: psycopg.Connection, outcome: SyncOutcome, source: str, rejecte
             run_id: str | None) -> None:
     outcome.failures.append(rejected)
     quarantine(conn, domain=DOMAIN, source=source, item_id=rejected.item_id, reason=rejected.reason,
-               payload={"id": rejected.business_id, "page": payload}, run_id=run_id)
+               payload=T.strip_nul({"id": rejected.business_id, "page": payload}), run_id=run_id)
 
 
 # -- customers --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -17,8 +18,11 @@ from zoneinfo import ZoneInfo
 from consultation_backup.models import CustomerRow, RecordRow
 
 SEOUL = ZoneInfo("Asia/Seoul")
-CUSTOMER_ID_RE = re.compile(r"^\d{5}$")
-CONSULTATION_ID_RE = re.compile(r"^(\d{5})_(\d{3})$")
+# ASCII digits only: ``\d`` would also take full-width or other Unicode digits, which the SQL
+# contract check (``~ '^[0-9]{5}$'``) and every lookup by id would then miss.
+CUSTOMER_ID_RE = re.compile(r"^[0-9]{5}$")
+CONSULTATION_ID_RE = re.compile(r"^([0-9]{5})_([0-9]{3})$")
+MAX_ESTIMATED_AGE = 150
 GENDERS = ("남", "여")
 DRIVE_ID_RES = (re.compile(r"/file/d/([A-Za-z0-9_-]+)"), re.compile(r"[?&]id=([A-Za-z0-9_-]+)"),
                 re.compile(r"/uc\?.*id=([A-Za-z0-9_-]+)"))
@@ -30,7 +34,31 @@ class InvalidPage(ValueError):
     def __init__(self, reason: str, business_id: str | None = None):
         super().__init__(reason)
         self.reason = reason
-        self.business_id = business_id
+        # the id goes into JSONB (sync log, quarantine), which cannot hold NUL
+        self.business_id = business_id.replace("\x00", "\ufffd") if business_id else business_id
+
+
+def _reject_nul(row: Any, business_id: str | None) -> None:
+    """PostgreSQL text and JSONB cannot hold NUL (U+0000): such a page is quarantined, not loaded."""
+    for name, value in row.as_dict().items():
+        if ((isinstance(value, str) and "\x00" in value)
+                or (isinstance(value, list | dict) and "\\u0000" in json.dumps(value, default=str))):
+            raise InvalidPage(f"NUL character (U+0000) in {name}: PostgreSQL text cannot store it", business_id)
+
+
+def strip_nul(value: Any) -> Any:
+    """``value`` with NUL characters replaced (for JSONB payloads of rejected pages)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strip_nul(v) for v in value]
+    return value
+
+
+def _no_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 # -- Notion property values ---------------------------------------------------------------
@@ -108,7 +136,8 @@ def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
 
     Raises:
         InvalidPage: missing/invalid customer id or name, invalid gender, unparseable birth
-            date, or face embedding that is not JSON.
+            date, face embedding that is not JSON (NaN/Infinity included), estimated age outside
+            0..150, or a NUL character in any text.
     """
     customer_id = text(page, "id")
     if not CUSTOMER_ID_RE.match(customer_id):
@@ -127,20 +156,27 @@ def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
     embedding = None
     if raw_embedding:
         try:
-            embedding = json.loads(raw_embedding)
+            # NaN / Infinity are not JSON (Python would accept them; JSONB refuses them)
+            embedding = json.loads(raw_embedding, parse_constant=_no_json_constant)
         except json.JSONDecodeError as exc:
             raise InvalidPage(f"invalid embedding JSON in 얼굴_임베딩: {exc.msg}", customer_id) from None
+        except ValueError as exc:
+            raise InvalidPage(f"invalid embedding JSON in 얼굴_임베딩: {exc}", customer_id) from None
     age = number(page, "추정나이")
+    if age is not None and not (isinstance(age, int | float) and math.isfinite(age) and 0 <= age <= MAX_ESTIMATED_AGE):
+        raise InvalidPage(f"invalid estimated age (추정나이) {age!r} (expected 0..{MAX_ESTIMATED_AGE})", customer_id)
     count = number(page, "상담수")
     deleted = bool((_prop(page, "삭제됨") or {}).get("checkbox")) or bool(page.get("in_trash"))
-    return CustomerRow(
+    row = CustomerRow(
         notion_page_id=page["id"], customer_id=customer_id, name=name, phone=text(page, "전화번호") or None,
         gender=gender, birth_date=birth, estimated_age=int(age) if age is not None else None,
         address=text(page, "주소") or None, special_note=text(page, "특이사항") or None, face_embedding=embedding,
         google_drive_folder_id=text(page, "customerFolderId") or None,
-        consultation_count=int(count) if count is not None else 0, is_deleted=deleted,
-        notion_updated_at=parse_timestamp(page["last_edited_time"]),
+        consultation_count=int(count) if count is not None and math.isfinite(count) and 0 <= count < 2**31 else 0,
+        is_deleted=deleted, notion_updated_at=parse_timestamp(page["last_edited_time"]),
     )
+    _reject_nul(row, customer_id)
+    return row
 
 
 def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
@@ -148,7 +184,7 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
 
     Raises:
         InvalidPage: invalid consultation id, missing/unparseable 상담일자, missing symptoms,
-            or no customer relation.
+            no customer relation, or a NUL character in any text.
     """
     consultation_id = text(page, "id")
     if not CONSULTATION_ID_RE.match(consultation_id):
@@ -174,7 +210,7 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
             notion_created = parse_timestamp(created) if len(created) > 10 else notion_created
         except ValueError:
             pass
-    return RecordRow(
+    row = RecordRow(
         notion_page_id=page["id"], consultation_id=consultation_id, customer_notion_id=customers[0],
         consultation_date=day, symptoms=symptoms, patient_condition=text(page, "환자상태") or None,
         tongue_analysis=text(page, "설진분석") or None, special_note=text(page, "특이사항") or None,
@@ -182,6 +218,8 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
         google_drive_urls=urls, notion_created_at=notion_created,
         notion_updated_at=parse_timestamp(page["last_edited_time"]),
     )
+    _reject_nul(row, consultation_id)
+    return row
 
 
 def consultation_matches_customer(consultation_id: str, customer_id: str) -> bool:

@@ -228,3 +228,35 @@ def test_reconcile_soft_deletes_and_recounts(backup_env):
                           (victim["customer_id"],)) == live
     assert db.fetch_value("SELECT count(*) FROM consultation_customers") == 18  # nothing hard-deleted
     assert db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='full'")["status"] == "completed"
+
+
+def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(backup_env):
+    """Values Notion accepts but the backup tables cannot hold (an estimated age past INTEGER, an
+    embedding with NaN, a NUL character in text, full-width digits in the id) are quarantined with
+    a reason; the rest of the batch still loads and the run ends partial."""
+    env, db = backup_env, backup_env.db
+    notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
+    ds = env.ds("customers").id
+
+    def customer(cid, **props):
+        base = {"id": {"title": [{"text": {"content": cid}}]}, "고객명": {"rich_text": [{"text": {"content": "한지민"}}]},
+                "성별": {"select": {"name": "여"}}}
+        return notion.pages.create(parent={"data_source_id": ds}, properties={**base, **props})["id"]
+
+    bad = {
+        customer("00901", 추정나이={"number": 10 ** 12}): "estimated age",
+        customer("00902", 얼굴_임베딩={"rich_text": [{"text": {"content": "[0.1, NaN]"}}]}): "embedding",
+        customer("00903", 주소={"rich_text": [{"text": {"content": "서울\u0000강남"}}]}): "NUL",
+        customer("００９０４"): "invalid customer id",
+    }
+    good = customer("00905", 추정나이={"number": 41})
+    res = _materialize(env, [consultation_customers], raise_on_error=False)
+    assert res.success
+    assert db.fetch_value("SELECT estimated_age FROM consultation_customers WHERE notion_page_id=%s", (good,)) == 41
+    assert db.fetch_value("SELECT count(*) FROM consultation_customers WHERE customer_id LIKE '009%%'") == 1
+    reasons = {r["item_id"]: r["reason"] for r in db.fetch_all(
+        "SELECT item_id, reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'")}
+    for page_id, why in bad.items():
+        assert why in reasons.get(page_id, ""), (page_id, why, reasons.get(page_id))
+    log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='customers'")
+    assert log["status"] == "partial" and log["failed_records"] == 2 + len(bad)

@@ -62,6 +62,11 @@ def test_parse_customer_reads_every_property():
     ({"생년월일": {"type": "date", "date": {"start": "1990-13-45"}}}, "unparseable date"),
     ({"얼굴_임베딩": {"type": "rich_text", "rich_text": rich_text("{oops")}}, "invalid embedding JSON"),
     ({"id": {"type": "title", "title": rich_text("42")}}, "invalid customer id"),
+    ({"id": {"type": "title", "title": rich_text("０００４２")}}, "invalid customer id"),
+    ({"얼굴_임베딩": {"type": "rich_text", "rich_text": rich_text("[0.1, NaN]")}}, "invalid embedding JSON"),
+    ({"추정나이": {"type": "number", "number": 10 ** 12}}, "invalid estimated age"),
+    ({"추정나이": {"type": "number", "number": -3}}, "invalid estimated age"),
+    ({"주소": {"type": "rich_text", "rich_text": rich_text("서울\x00강남")}}, "NUL character"),
 ])
 def test_parse_customer_rejects_bad_pages_with_a_reason(changes, reason):
     with pytest.raises(T.InvalidPage) as err:
@@ -93,6 +98,8 @@ def test_consultation_datetime_is_taken_in_seoul():
     ({"상담일자": {"type": "date", "date": None}}, "missing consultation date"),
     ({"상담일자": {"type": "date", "date": {"start": "2026-02-30"}}}, "unparseable date"),
     ({"id": {"type": "title", "title": rich_text("00042-3")}}, "invalid consultation id"),
+    ({"id": {"type": "title", "title": rich_text("00042_００3")}}, "invalid consultation id"),
+    ({"호소증상": {"type": "rich_text", "rich_text": rich_text("두\x00통")}}, "NUL character"),
 ])
 def test_parse_consultation_rejects_bad_pages(changes, reason):
     with pytest.raises(T.InvalidPage) as err:
