@@ -2,7 +2,7 @@
 
     conflicts list [--all]                       open (or all) conflicts
     conflicts resolve ID --use notion|supabase   apply one side and close the conflict
-    lookup [--customer-id X] [--name N] [--phone P]
+    lookup [--customer-id X] [--name N] [--phone P] [--limit 100]
     consistency (--customer-id X | --consultation-id X_NNN)
     restore [--customer-id X ...] [--apply]      dry run unless --apply
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     look.add_argument("--name")
     look.add_argument("--phone")
     look.add_argument("--no-consultations", action="store_true")
+    look.add_argument("--limit", type=int, default=100, help="at most this many customers (default 100)")
     cons = sub.add_parser("consistency", help="compare one customer or consultation in Notion and the backup")
     group = cons.add_mutually_exclusive_group(required=True)
     group.add_argument("--customer-id")
@@ -117,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         reader = reader_from_env()
         if args.command == "lookup":
             result = reader.find_customers(customer_id=args.customer_id, name=args.name, phone=args.phone,
-                                           with_consultations=not args.no_consultations)
+                                           with_consultations=not args.no_consultations, limit=args.limit)
             _print({"source": result.source, "degraded": result.degraded, "reason": result.reason,
-                    "staleness_s": result.staleness_s, "invalid_pages": result.invalid_pages,
+                    "staleness_s": result.staleness_s, "truncated": result.truncated,
+                    "invalid_pages": result.invalid_pages,
                     "customers": result.customers})
             return 0
         if args.command == "consistency":

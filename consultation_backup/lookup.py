@@ -20,6 +20,10 @@ CUSTOMER_FIELDS = [f for f in CustomerRow.CONTENT_FIELDS]
 RECORD_FIELDS = [f for f in RecordRow.CONTENT_FIELDS if f != "customer_notion_id"]
 
 
+DEFAULT_LOOKUP_LIMIT = 100
+MAX_OR_CONDITIONS = 100  # Notion: at most 100 filter conditions in one compound filter
+
+
 @dataclass
 class LookupResult:
     """Customers (each with ``consultations``) and where they came from."""
@@ -29,6 +33,7 @@ class LookupResult:
     reason: str | None = None        # why the fallback served the answer
     staleness_s: float | None = None  # age of the backup data served (0 for Notion)
     invalid_pages: list[str] = field(default_factory=list)
+    truncated: bool = False           # more customers matched than ``limit``
 
     @property
     def degraded(self) -> bool:
@@ -61,29 +66,46 @@ class ConsultationReader:
             raise ValueError("give a customer id, a name or a phone number")
         return parts[0] if len(parts) == 1 else {"and": parts}
 
-    def _from_notion(self, flt: dict[str, Any], with_consultations: bool) -> LookupResult:
+    def _from_notion(self, flt: dict[str, Any], with_consultations: bool, limit: int) -> LookupResult:
         cust_ds = self.notion.data_source_id(self.customers_db)
-        out, invalid = [], []
-        for page in self.notion.iter_pages(cust_ds, filter=flt):
+        out, invalid, truncated = [], [], False
+        for page in self.notion.iter_pages(cust_ds, filter=flt):  # 100 per request: requests are the cost
             try:
                 row = T.parse_customer(page).as_dict()
             except T.InvalidPage as exc:
                 invalid.append(f"{page['id']}: {exc.reason}")
                 continue
+            if row["is_deleted"]:  # flagged 삭제됨: not served (the backup does not serve it either)
+                continue
+            if len(out) == limit:
+                truncated = True
+                break
             row["consultations"] = []
-            if with_consultations:
-                cons_ds = self.notion.data_source_id(self.consultations_db)
-                for cpage in self.notion.iter_pages(cons_ds, filter={"property": "고객",
-                                                                     "relation": {"contains": page["id"]}}):
+            out.append(row)
+        if with_consultations and out:
+            by_page = {row["notion_page_id"]: row for row in out}
+            cons_ds = self.notion.data_source_id(self.consultations_db)
+            ids = list(by_page)
+            for i in range(0, len(ids), MAX_OR_CONDITIONS):
+                # one query for many customers (Notion allows 100 conditions in a compound filter)
+                conds = [{"property": "고객", "relation": {"contains": pid}} for pid in ids[i:i + MAX_OR_CONDITIONS]]
+                for cpage in self.notion.iter_pages(cons_ds, filter=conds[0] if len(conds) == 1 else {"or": conds}):
                     try:
-                        row["consultations"].append(_jsonable(T.parse_consultation(cpage).as_dict()))
+                        record = T.parse_consultation(cpage)
                     except T.InvalidPage as exc:
                         invalid.append(f"{cpage['id']}: {exc.reason}")
-            out.append(_jsonable(row))
-        return LookupResult("notion", out, staleness_s=0.0, invalid_pages=invalid)
+                        continue
+                    owner = by_page.get(record.customer_notion_id)
+                    if owner is not None:
+                        owner["consultations"].append(record.as_dict())
+            for row in out:
+                row["consultations"] = [_jsonable(r) for r in sorted(
+                    row["consultations"], key=lambda r: (r["consultation_date"], r["consultation_id"]))]
+        return LookupResult("notion", [_jsonable(r) for r in out], staleness_s=0.0, invalid_pages=invalid,
+                            truncated=truncated)
 
     def _from_supabase(self, customer_id: str | None, name: str | None, phone: str | None,
-                       with_consultations: bool) -> LookupResult:
+                       with_consultations: bool, limit: int) -> LookupResult:
         conds, params = ["NOT is_deleted"], []
         if customer_id:
             conds.append("customer_id = %s")
@@ -95,7 +117,9 @@ class ConsultationReader:
             conds.append("phone LIKE %s")
             params.append(f"%{phone}%")
         rows = self.db.fetch_all(f"SELECT * FROM public.consultation_customers WHERE {' AND '.join(conds)}"
-                                 " ORDER BY customer_id LIMIT 100", params)
+                                 " ORDER BY customer_id LIMIT %s", [*params, limit + 1])
+        truncated = len(rows) > limit
+        rows = rows[:limit]
         customers = []
         for row in rows:
             row = dict(row)
@@ -107,15 +131,18 @@ class ConsultationReader:
         newest = max(synced) if synced else self.db.fetch_value(
             "SELECT max(synced_at) FROM public.consultation_customers")
         staleness = (datetime.now(UTC) - newest).total_seconds() if newest else None
-        return LookupResult("supabase", customers, staleness_s=staleness)
+        return LookupResult("supabase", customers, staleness_s=staleness, truncated=truncated)
 
     def find_customers(self, *, customer_id: str | None = None, name: str | None = None, phone: str | None = None,
-                       with_consultations: bool = True) -> LookupResult:
-        """Customers matching every given criterion, from Notion or (degraded) from the backup."""
+                       with_consultations: bool = True, limit: int = DEFAULT_LOOKUP_LIMIT) -> LookupResult:
+        """Customers matching every given criterion (at most ``limit``, ``truncated`` when more
+        matched), from Notion or (degraded) from the backup; soft-deleted customers are left out."""
         flt = self._filter(customer_id, name, phone)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         got = call_with_fallback(get_breaker(READS_BREAKER),
-                                 lambda: self._from_notion(flt, with_consultations),
-                                 lambda: self._from_supabase(customer_id, name, phone, with_consultations))
+                                 lambda: self._from_notion(flt, with_consultations, limit),
+                                 lambda: self._from_supabase(customer_id, name, phone, with_consultations, limit))
         result = got.value
         if got.degraded:
             result.reason = got.reason

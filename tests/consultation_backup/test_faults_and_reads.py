@@ -169,3 +169,35 @@ def test_drive_429_and_notion_5xx_on_queries_are_retried(backup_env):
     assert env.notion_injector.injected["error"] > 0 and env.drive_injector.injected["429"] == 2
     assert result.outcome.synced > 0 and images.synced > 0
     assert not result.missing_in_supabase
+
+
+def test_broad_lookup_is_bounded_and_reads_consultations_in_one_query(backup_env):
+    """A lookup matching many customers (every phone has 010) returns at most ``limit`` customers
+    and says it was truncated; their consultations come from one ``or`` query, not one query per
+    customer (at 3 requests/s a per-customer loop makes a broad search take minutes). The
+    fallback answers the same way, and neither side returns soft-deleted customers."""
+    env = backup_env
+    _sync_customers(env)
+    reader = ConsultationReader(make_notion(env.notion_url, max_attempts=1), env.db,
+                                env.settings.customers_database_id, env.settings.consultations_database_id)
+    reader.notion.data_source_id(env.settings.customers_database_id)
+    reader.notion.data_source_id(env.settings.consultations_database_id)
+    before = env.workspace.stats["requests"]
+    live = reader.find_customers(phone="010", limit=5)
+    assert live.source == "notion" and len(live.customers) == 5 and live.truncated
+    assert env.workspace.stats["requests"] - before <= 2
+    related = {p["properties"]["고객"]["relation"][0]["id"] for p in env.ds("consultations").pages.values()
+               if p["properties"]["고객"]["relation"] and not p["in_trash"]}
+    with_pages = [c for c in live.customers if c["notion_page_id"] in related]
+    assert with_pages and all(c["consultations"] for c in with_pages)
+    everyone = reader.find_customers(phone="010", with_consultations=False)
+    assert not everyone.truncated and len(everyone.customers) == 18
+
+    victim = everyone.customers[0]
+    Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(
+        page_id=victim["notion_page_id"], properties={"삭제됨": {"checkbox": True}})
+    assert victim["customer_id"] not in {c["customer_id"] for c in reader.find_customers(phone="010").customers}
+
+    env.notion_injector.configure(down=True)
+    down = reader.find_customers(phone="010", limit=5)
+    assert down.source == "supabase" and len(down.customers) == 5 and down.truncated
