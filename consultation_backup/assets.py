@@ -151,6 +151,8 @@ WINDOW_OP = "consultation_records_and_images"
         dg.AssetSpec(
             IMAGES_KEY, deps=[RECORDS_KEY, DRIVE_IMAGES_KEY], group_name=GROUP, kinds={"googledrive", "supabase"},
             owners=OWNERS, skippable=True,
+            freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
+                                                            warn_window=timedelta(hours=13)),
             metadata={"bucket": BUCKET,
                       "layout": "customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}"},
             description="Consultation images copied from Google Drive to the private bucket consultation-images "

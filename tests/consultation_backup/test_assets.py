@@ -260,3 +260,9 @@ def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(bac
         assert why in reasons.get(page_id, ""), (page_id, why, reasons.get(page_id))
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='customers'")
     assert log["status"] == "partial" and log["failed_records"] == 2 + len(bad)
+
+
+def test_every_backup_asset_has_a_freshness_policy():
+    graph = defs.resolve_asset_graph()
+    for key in (CUSTOMERS_KEY, RECORDS_KEY, IMAGES_KEY):
+        assert graph.get(key).freshness_policy is not None, key
