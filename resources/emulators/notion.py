@@ -236,6 +236,10 @@ class NotionWorkspace:
     def update_page(self, page_id: str, body: dict[str, Any]) -> dict[str, Any]:
         ds, page = self.page(page_id)
         old = copy.deepcopy(page["properties"])
+        restoring = any(body.get(k) is False for k in ("in_trash", "archived"))
+        if page["in_trash"] and body.get("properties") and not restoring:
+            raise NotionError(400, "validation_error",
+                              "Can't edit block that is archived. You must unarchive the block before editing.")
         if "properties" in body and body["properties"] is not None:
             for name, value in body["properties"].items():
                 page["properties"][name] = to_read_shape(ds, name, value)

@@ -209,3 +209,18 @@ def test_recorded_storage_urls_and_signed_urls_serve_the_object(backup_env):
     many = bucket.create_signed_urls([path, "customers/00001/missing.jpg"], 60)
     assert httpx.get(many[0]["signedURL"]).content == jpeg
     assert many[1]["error"] and many[1]["signedURL"] is None
+
+
+def test_trashed_page_properties_cannot_be_edited_until_restored(backup_env):
+    """Notion refuses property edits of a page in the trash (400 validation_error) unless the
+    same request takes it out of the trash."""
+    raw = _raw(backup_env)
+    page = backup_env.page_by_title("customers", "00002")
+    raw.pages.update(page_id=page["id"], in_trash=True)
+    new_address = {"주소": {"rich_text": [{"text": {"content": "부산시 해운대구"}}]}}
+    with pytest.raises(APIResponseError) as err:
+        raw.pages.update(page_id=page["id"], properties=new_address)
+    assert err.value.status == 400 and err.value.code == "validation_error" and "archived" in str(err.value)
+    restored = raw.pages.update(page_id=page["id"], in_trash=False, properties=new_address)
+    assert restored["in_trash"] is False
+    assert notion_emu.plain(restored["properties"]["주소"]["rich_text"]) == "부산시 해운대구"
