@@ -7,7 +7,9 @@ endpoint a service-account key's ``token_uri`` points at.
   well-formed RS256 assertion is accepted when none are registered) and an access token is
   returned;
 - ``GET /drive/v3/files/{fileId}``: metadata (``id``, ``name``, ``mimeType``, ``md5Checksum``,
-  ``modifiedTime``, ``size``, ``parents``, ``trashed``), or the bytes with ``alt=media``;
+  ``modifiedTime``, ``size``, ``parents``, ``trashed``), or the bytes with ``alt=media``; as in
+  Drive v3 only ``kind,id,name,mimeType`` unless ``fields`` asks for more (``*`` = all); a trashed
+  file still answers (``trashed: true``), only an unknown one is 404;
 - ``GET /drive/v3/files?q='<folder>' in parents and trashed = false``: paginated listing
   (``pageSize`` <= 1000, ``pageToken``);
 - errors in Drive's shape: 401 without a valid token, 404 ``notFound``, 403
@@ -118,6 +120,43 @@ class DriveState:
         f.content, f.spec, f.modified = content, None, datetime.now(UTC)
 
 
+DEFAULT_FILE_FIELDS = ("kind", "id", "name", "mimeType")
+
+
+def _split_fields(spec: str) -> dict[str, str | None]:
+    """``a,b(c,d)`` -> {"a": None, "b": "c,d"} (Drive's partial-response ``fields`` syntax)."""
+    out: dict[str, str | None] = {}
+    depth, start = 0, 0
+    parts = []
+    for i, ch in enumerate(spec):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(spec[start:i])
+            start = i + 1
+    parts.append(spec[start:])
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if "(" in part and part.endswith(")"):
+            name, inner = part.split("(", 1)
+            out[name.strip()] = inner[:-1]
+        else:
+            out[part] = None
+    return out
+
+
+def _select(obj: dict[str, Any], spec: str | None, default: tuple[str, ...]) -> dict[str, Any]:
+    if spec is None:
+        return {k: obj[k] for k in default if k in obj}
+    fields = _split_fields(spec)
+    if "*" in fields:
+        return obj
+    return {k: obj[k] for k in fields if k in obj}
+
+
 _Q_PARENT = re.compile(r"'([^']+)'\s+in\s+parents")
 _Q_TRASHED = re.compile(r"trashed\s*=\s*(true|false)")
 
@@ -162,7 +201,7 @@ def build_app(state: DriveState) -> Starlette:
         file_id = request.path_params["file_id"]
         with state.lock:
             f = state.files.get(file_id)
-        if f is None or f.trashed:
+        if f is None:  # a trashed file is still there (trashed: true); only a deleted one is gone
             return JSONResponse(_error(404, "notFound", f"File not found: {file_id}."), status_code=404)
         if request.query_params.get("alt") == "media":
             if f.mime_type == FOLDER_MIME:
@@ -171,7 +210,7 @@ def build_app(state: DriveState) -> Starlette:
             state.stats["downloads"] += 1
             return Response(f.data(), media_type=f.mime_type)
         state.stats["metadata"] += 1
-        return JSONResponse(f.metadata())
+        return JSONResponse(_select(f.metadata(), request.query_params.get("fields"), DEFAULT_FILE_FIELDS))
 
     async def list_files(request: Request) -> Response:
         state.stats["requests"] += 1
@@ -199,10 +238,18 @@ def build_app(state: DriveState) -> Starlette:
                 return JSONResponse(_error(400, "invalid", "Invalid pageToken."), status_code=400)
         chunk = matched[offset:offset + page_size]
         state.stats["lists"] += 1
+        spec = request.query_params.get("fields")
+        top = _split_fields(spec) if spec is not None else {"kind": None, "incompleteSearch": None,
+                                                            "nextPageToken": None, "files": None}
+        file_spec = top.get("files")
         body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False,
-                                "files": [f.metadata() for f in chunk]}
+                                "files": [f.metadata() if "*" in top else _select(f.metadata(), file_spec,
+                                                                                  DEFAULT_FILE_FIELDS)
+                                          for f in chunk]}
         if offset + page_size < len(matched):
             body["nextPageToken"] = base64.urlsafe_b64encode(str(offset + page_size).encode()).decode()
+        if "*" not in top:
+            body = {k: v for k, v in body.items() if k in top}
         return JSONResponse(body)
 
     app = Starlette(routes=[

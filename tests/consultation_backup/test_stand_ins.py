@@ -224,3 +224,25 @@ def test_trashed_page_properties_cannot_be_edited_until_restored(backup_env):
     restored = raw.pages.update(page_id=page["id"], in_trash=False, properties=new_address)
     assert restored["in_trash"] is False
     assert notion_emu.plain(restored["properties"]["주소"]["rich_text"]) == "부산시 해운대구"
+
+
+def test_drive_partial_responses_and_trashed_files_as_drive_v3_answers(backup_env):
+    """Drive v3 returns only kind/id/name/mimeType unless ``fields`` asks for more, exactly the
+    fields asked for otherwise; a trashed file still answers files.get (``trashed: true``) and is
+    left out of ``trashed = false`` listings."""
+    drive, state = backup_env.drive, backup_env.drive_app.drive
+    files = drive.get_service().files()
+    from collections import Counter
+
+    per_folder = Counter(f.parents[0] for f in state.files.values() if f.spec)
+    spec = next(f for f in state.files.values() if f.spec and f.spec.kind == "jpeg" and per_folder[f.parents[0]] > 1)
+    assert set(files.get(fileId=spec.id).execute()) == {"kind", "id", "name", "mimeType"}
+    assert set(files.get(fileId=spec.id, fields="md5Checksum,size").execute()) == {"md5Checksum", "size"}
+    listing = files.list(q=f"'{spec.parents[0]}' in parents and trashed = false", fields="files(id)").execute()
+    assert listing["files"] and all(set(f) == {"id"} for f in listing["files"]) and set(listing) == {"files"}
+    default = files.list(q=f"'{spec.parents[0]}' in parents", pageSize=1).execute()
+    assert set(default["files"][0]) == {"kind", "id", "name", "mimeType"} and "nextPageToken" in default
+    state.files[spec.id].trashed = True
+    meta = drive.file_metadata(spec.id)
+    assert meta is not None and meta["trashed"] is True
+    assert spec.id not in {f["id"] for f in drive.iter_folder(spec.parents[0])}
