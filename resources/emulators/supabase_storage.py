@@ -16,6 +16,7 @@ import email.policy
 import fnmatch
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -101,6 +102,21 @@ class StorageState:
         return b
 
 
+_SIZE_UNITS = {"B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+
+
+def parse_size_limit(value: Any) -> int | None:
+    """A bucket's ``file_size_limit``: bytes, or a string such as ``"10MB"`` / ``"1.5gb"``
+    (decimal units, as Supabase Storage parses them); malformed -> 400."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?", text, flags=re.IGNORECASE)
+    if m is None:
+        raise StorageError(400, "422", "InvalidRequest", f"Invalid file size format: {text!r}")
+    return int(round(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()]))
+
+
 def _mime_allowed(mime: str, allowed: list[str] | None) -> bool:
     if not allowed:
         return True
@@ -157,9 +173,7 @@ def build_app(state: StorageState) -> Starlette:
             raise StorageError(400, "400", "Invalid Input", "body must have required property 'name'")
         if bid in state.buckets:
             raise StorageError(400, "409", "Duplicate", "The resource already exists")
-        limit = body.get("file_size_limit")
-        if isinstance(limit, str):
-            limit = int(limit)
+        limit = parse_size_limit(body.get("file_size_limit"))
         if limit is not None and limit > GLOBAL_FILE_SIZE_LIMIT:
             raise StorageError(400, "413", "Payload too large",
                                "The maximum file size limit of the bucket exceeds the global limit")
@@ -176,7 +190,13 @@ def build_app(state: StorageState) -> Starlette:
     async def update_bucket(request: Request) -> Response:
         b = state.bucket(request.path_params["bucket"])
         body = await request.json()
-        for attr in ("public", "file_size_limit", "allowed_mime_types"):
+        if "file_size_limit" in body:
+            limit = parse_size_limit(body["file_size_limit"])
+            if limit is not None and limit > GLOBAL_FILE_SIZE_LIMIT:
+                raise StorageError(400, "413", "Payload too large",
+                                   "The maximum file size limit of the bucket exceeds the global limit")
+            b.file_size_limit = limit
+        for attr in ("public", "allowed_mime_types"):
             if attr in body:
                 setattr(b, attr, body[attr])
         return JSONResponse({"message": "Successfully updated"})

@@ -246,3 +246,18 @@ def test_drive_partial_responses_and_trashed_files_as_drive_v3_answers(backup_en
     meta = drive.file_metadata(spec.id)
     assert meta is not None and meta["trashed"] is True
     assert spec.id not in {f["id"] for f in drive.iter_folder(spec.parents[0])}
+
+
+def test_storage_bucket_size_limit_accepts_units_as_supabase_does(backup_env):
+    """Supabase takes file_size_limit as bytes or a string with a unit ("10MB", decimal); a
+    malformed one is a 4xx, not a server error."""
+    client = backup_env.storage.get_client()
+    client.create_bucket("unit-limits", options={"public": False, "file_size_limit": "1.5MB"})
+    assert client.get_bucket("unit-limits").file_size_limit == 1_500_000
+    client.update_bucket("unit-limits", {"public": False, "file_size_limit": "500kb"})
+    assert client.get_bucket("unit-limits").file_size_limit == 500_000
+    from storage3.exceptions import StorageApiError
+
+    with pytest.raises(StorageApiError) as err:
+        client.create_bucket("bad-limit", options={"file_size_limit": "ten megabytes"})
+    assert 400 <= int(err.value.status) < 500
