@@ -765,12 +765,18 @@ def build_app(ws: NotionWorkspace) -> Starlette:
         page = ws.update_page(request.path_params["page_id"], body)
         return ws.render(ws.data_sources[ws.page_index[page["id"]]], page)
 
+    def users_me(request: Request, body: dict) -> dict:
+        return {"object": "user", "id": "00000000-0000-4000-8000-0000000000aa", "name": "consultation-backup",
+                "avatar_url": None, "type": "bot",
+                "bot": {"owner": {"type": "workspace", "workspace": True}, "workspace_name": "MSPharmHQ (stand-in)"}}
+
     async def stats(request: Request) -> JSONResponse:
         # not a Notion endpoint: request accounting for benchmarks (429s answered, queries, cap hits)
         return JSONResponse(ws.stats)
 
     app = Starlette(routes=[
         Route("/_stats", stats, methods=["GET"]),
+        Route("/v1/users/me", endpoint(users_me), methods=["GET"]),
         Route("/v1/databases/{database_id}", endpoint(get_database), methods=["GET"]),
         Route("/v1/data_sources/{data_source_id}", endpoint(get_data_source), methods=["GET"]),
         Route("/v1/data_sources/{data_source_id}/query", endpoint(query), methods=["POST"]),

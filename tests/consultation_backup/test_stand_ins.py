@@ -261,3 +261,11 @@ def test_storage_bucket_size_limit_accepts_units_as_supabase_does(backup_env):
     with pytest.raises(StorageApiError) as err:
         client.create_bucket("bad-limit", options={"file_size_limit": "ten megabytes"})
     assert 400 <= int(err.value.status) < 500
+
+
+def test_notion_users_me_names_the_integration_bot(backup_env):
+    me = _raw(backup_env).users.me()
+    assert me["object"] == "user" and me["type"] == "bot" and me["bot"]["owner"]["type"] == "workspace"
+    with pytest.raises(APIResponseError) as err:
+        Client(auth="", base_url=backup_env.notion_url, retry=False).users.me()
+    assert err.value.status == 401
