@@ -68,10 +68,11 @@ class SupabaseStorageResource(dg.ConfigurableResource):
             key = self._key()
             if key is None:
                 raise ConfigurationError(self.unavailable_reason or "service role key missing")
+            headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
+            # storage3 2.x deprecates its own ``timeout``: the timeout goes on the http client
             self._client = SyncStorageClient(
-                f"{self.url.rstrip('/')}/storage/v1/",
-                {"apiKey": key, "Authorization": f"Bearer {key}"},
-                timeout=self.timeout_s,
+                f"{self.url.rstrip('/')}/storage/v1/", headers,
+                http_client=httpx.Client(headers=headers, timeout=self.timeout_s, follow_redirects=True),
             )
         return self._client
 
