@@ -116,23 +116,13 @@ class GoogleDriveResource(dg.ConfigurableResource):
     @property
     def caller(self) -> ResilientCaller:
         if self._caller is None:
-            self._caller = ResilientCaller("google_drive", max_attempts=self.max_attempts,
+            self._caller = ResilientCaller("google_drive", max_attempts=self.max_attempts, error_mapper=map_drive_error,
                                            fail_max=self.breaker_fail_max, reset_timeout_s=self.breaker_reset_timeout_s)
         return self._caller
 
     def execute(self, request: Any) -> Any:
         """Execute a prepared ``googleapiclient`` request with retries and the breaker."""
-
-        def once() -> Any:
-            try:
-                return request.execute(num_retries=0)
-            except Exception as exc:  # noqa: BLE001
-                mapped = map_drive_error(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-
-        return self.caller.call(once)
+        return self.caller.call(request.execute, num_retries=0)
 
     # -- domain verbs ---------------------------------------------------------------------
     FILE_FIELDS: ClassVar[str] = "id,name,mimeType,md5Checksum,modifiedTime,size,parents,trashed"

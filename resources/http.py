@@ -102,17 +102,21 @@ class ResilientCaller:
         service: breaker name and the name errors carry.
         rate_per_s: client-side throttle (0 = none).
         max_attempts: total tries for a transient failure.
+        error_mapper: turns a vendor's exception into ``TransientError`` / ``PermanentError``
+            (returning it unchanged re-raises it as it is).
         fail_max / reset_timeout_s: circuit breaker settings.
     """
 
     def __init__(self, service: str, *, rate_per_s: float = 0.0, burst: float | None = None, max_attempts: int = 5,
                  initial_backoff_s: float = 0.5, max_backoff_s: float = 60.0, fail_max: int = 3,
-                 reset_timeout_s: float = 300.0, transient: tuple[type[BaseException], ...] = (TransientError,)):
+                 reset_timeout_s: float = 300.0, transient: tuple[type[BaseException], ...] = (TransientError,),
+                 error_mapper: Callable[[Exception], Exception] | None = None):
         self.service = service
         self.bucket = TokenBucket(rate_per_s, burst) if rate_per_s > 0 else None
         self.breaker: CircuitBreaker = get_breaker(service, fail_max, reset_timeout_s)
         self.max_attempts = max_attempts
         self.transient = transient
+        self.error_mapper = error_mapper
         self._wait = _wait_with_retry_after(initial_backoff_s, max_backoff_s)
         self.stats: dict[str, Any] = {"requests": 0, "retries": 0, "throttled_s": 0.0}
 
@@ -134,7 +138,13 @@ class ResilientCaller:
                     if self.bucket is not None:
                         self.stats["throttled_s"] += self.bucket.acquire()
                     self.stats["requests"] += 1
-                    return func(*args, **kwargs)
+                    try:
+                        return func(*args, **kwargs)
+                    except Exception as exc:
+                        mapped = self.error_mapper(exc) if self.error_mapper else exc
+                        if mapped is exc:
+                            raise
+                        raise mapped from exc
             raise AssertionError("unreachable")  # pragma: no cover
 
         return self.breaker.call(attempt_all)

@@ -80,6 +80,7 @@ class NotionResource(dg.ConfigurableResource):
     def caller(self) -> ResilientCaller:
         if self._caller is None:
             self._caller = ResilientCaller("notion", rate_per_s=self.rate_per_s, burst=3, max_attempts=self.max_attempts,
+                                           error_mapper=map_notion_error,
                                            fail_max=self.breaker_fail_max, reset_timeout_s=self.breaker_reset_timeout_s)
         return self._caller
 
@@ -88,17 +89,7 @@ class NotionResource(dg.ConfigurableResource):
         target: Any = self.get_client()
         for part in method.split("."):
             target = getattr(target, part)
-
-        def once() -> Any:
-            try:
-                return target(**kwargs)
-            except Exception as exc:  # noqa: BLE001 - re-raised classified
-                mapped = map_notion_error(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-
-        return self.caller.call(once)
+        return self.caller.call(target, **kwargs)
 
     # -- domain verbs ---------------------------------------------------------------------
     def data_source_id(self, database_id: str) -> str:

@@ -80,22 +80,13 @@ class SupabaseStorageResource(dg.ConfigurableResource):
     def caller(self) -> ResilientCaller:
         if self._caller is None:
             self._caller = ResilientCaller("supabase_storage", max_attempts=self.max_attempts,
+                                           error_mapper=map_storage_error,
                                            fail_max=self.breaker_fail_max, reset_timeout_s=self.breaker_reset_timeout_s)
         return self._caller
 
     def call(self, func, *args: Any, **kwargs: Any) -> Any:
         """Run ``func(client, *args, **kwargs)`` with retries and the breaker."""
-
-        def once() -> Any:
-            try:
-                return func(self.get_client(), *args, **kwargs)
-            except Exception as exc:  # noqa: BLE001
-                mapped = map_storage_error(exc)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-
-        return self.caller.call(once)
+        return self.caller.call(lambda: func(self.get_client(), *args, **kwargs))
 
     # -- domain verbs ---------------------------------------------------------------------
     def ensure_bucket(self, bucket: str, *, public: bool = False, file_size_limit: int | None = None,

@@ -97,3 +97,42 @@ def test_raise_for_status_classifies(status, kind):
     if kind is TransientError:
         assert info.value.retry_after == 3.0
     assert raise_for_status(httpx.Response(200, request=httpx.Request("GET", "http://x")), "svc").status_code == 200
+
+
+def test_error_mapper_classifies_vendor_errors_for_retry_and_breaker(monkeypatch):
+    """The vendor wrappers hand their error classifier to the caller: a mapped transient error is
+    retried, a mapped permanent one is not, an unmapped one passes through unchanged."""
+    monkeypatch.setattr("tenacity.nap.time.sleep", lambda s: None)
+
+    class VendorError(Exception):
+        def __init__(self, status):
+            super().__init__(f"vendor {status}")
+            self.status = status
+
+    def mapper(exc):
+        if isinstance(exc, VendorError):
+            return TransientError(str(exc), status=exc.status) if exc.status >= 500 else PermanentError(str(exc), exc.status)
+        return exc
+
+    caller = ResilientCaller("svc-mapped", max_attempts=3, error_mapper=mapper)
+    answers = iter([VendorError(503), VendorError(502), "ok"])
+
+    def flaky():
+        a = next(answers)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert caller.call(flaky) == "ok" and caller.stats["requests"] == 3
+
+    attempts = []
+
+    def bad():
+        attempts.append(1)
+        raise VendorError(404)
+
+    with pytest.raises(PermanentError) as info:
+        caller.call(bad)
+    assert len(attempts) == 1 and isinstance(info.value.__cause__, VendorError)
+    with pytest.raises(KeyError):
+        caller.call(lambda: {}["missing"])

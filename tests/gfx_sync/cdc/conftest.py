@@ -97,3 +97,21 @@ def cdc_factory(test_databases, probe_tables):
 @pytest.fixture
 def cdc(cdc_factory) -> CdcEnv:
     return cdc_factory()
+
+
+@pytest.fixture
+def platform_slot(test_databases, monkeypatch, request):
+    """The platform's own CDC config (spec-list tables, gfx_publication) with a slot private to the
+    requesting test module; the GFX tables start empty on both sides."""
+    from gfx_sync.cdc.config import config_for
+
+    suffix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:8]
+    name = f"{default_slot_name(source_database(test_databases.gfx_source_url))}_{suffix}"
+    monkeypatch.setenv("GFX_CDC_SLOT_NAME", name)
+    _truncate(test_databases.gfx_source_url, GFX_TABLES)
+    _truncate(test_databases.supabase_url, GFX_TABLES)
+    config = config_for(test_databases.gfx_source_url)
+    yield config
+    teardown(test_databases.gfx_source_url, test_databases.supabase_url, config, drop_publication=True)
+    with psycopg.connect(test_databases.supabase_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM platform.gfx_cdc_alerts WHERE slot_name = %s", (name,))

@@ -17,33 +17,12 @@ from gfx_sync.cdc.definitions_parts import (
     gfx_cdc_sensor,
 )
 from gfx_sync.cdc.health import Thresholds
-from gfx_sync.cdc.models import default_slot_name
-from gfx_sync.cdc.snapshot import source_database, teardown
-from gfx_sync.cdc.config import config_for
 from resources.shared import resources_for
-
-GFX = ("gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players")
 
 
 def _specs():
     # stand-ins for the batch factory's assets (same keys); this package defines none itself
     return [dg.AssetSpec(k, kinds={"supabase"}) for k in CDC_ASSET_KEYS]
-
-
-@pytest.fixture
-def platform_slot(test_databases, monkeypatch):
-    """The platform config (spec list tables, gfx_publication) with a slot private to this test."""
-    name = default_slot_name(source_database(test_databases.gfx_source_url)) + "_dg"
-    monkeypatch.setenv("GFX_CDC_SLOT_NAME", name)
-    for url in (test_databases.gfx_source_url, test_databases.supabase_url):
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("TRUNCATE " + ", ".join(GFX))
-    config = config_for(test_databases.gfx_source_url)
-    yield config
-    teardown(test_databases.gfx_source_url, test_databases.supabase_url, config, drop_publication=True)
-    with psycopg.connect(test_databases.supabase_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM platform.gfx_cdc_alerts WHERE slot_name = %s", (name,))
-        conn.execute("DELETE FROM public.notifications WHERE type LIKE 'cdc_%%'")
 
 
 def _resources(supabase_db, gfx_source_db):

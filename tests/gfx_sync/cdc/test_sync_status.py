@@ -6,24 +6,9 @@ while the stream is live."""
 import psycopg
 import pytest
 
-from gfx_sync.cdc.config import config_for
 from gfx_sync.cdc.definitions_parts import gfx_cdc_drain_job
-from gfx_sync.cdc.models import default_slot_name
-from gfx_sync.cdc.snapshot import source_database, teardown
 
 GFX = ["gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"]
-
-
-@pytest.fixture
-def platform_slot(test_databases, monkeypatch):
-    name = default_slot_name(source_database(test_databases.gfx_source_url)) + "_st"
-    monkeypatch.setenv("GFX_CDC_SLOT_NAME", name)
-    for url in (test_databases.gfx_source_url, test_databases.supabase_url):
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("TRUNCATE " + ", ".join(GFX))
-    config = config_for(test_databases.gfx_source_url)
-    yield config
-    teardown(test_databases.gfx_source_url, test_databases.supabase_url, config, drop_publication=True)
 
 
 def test_applied_changes_mark_their_tables_synced(platform_slot, dagster_instance, supabase_db, gfx_source_db,
