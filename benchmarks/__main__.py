@@ -55,24 +55,37 @@ def fmt(value: float | None) -> str:
 
 
 def render(figures: list[Figure], header: str) -> str:
-    lines = [header, "", "| benchmark | metric | value | reference | reference value | ratio | note |",
-             "|---|---|---:|---|---:|---:|---|"]
+    lines = [
+        header,
+        "",
+        "| benchmark | metric | value | reference | reference value | ratio | note |",
+        "|---|---|---:|---|---:|---:|---|",
+    ]
     for f in figures:
         ratio = f.ratio
-        f = Figure(**{**f.__dict__, "reference_name": f.reference_name.replace("|", "\\|"),
-                      "note": f.note.replace("|", "\\|")})
-        lines.append(f"| {f.benchmark} | {f.metric} | {fmt(f.value)} | {f.reference_name} | {fmt(f.reference)} | "
-                     f"{'—' if ratio is None else f'{ratio:.2f}'} | {f.note} |")
+        f = Figure(
+            **{
+                **f.__dict__,
+                "reference_name": f.reference_name.replace("|", "\\|"),
+                "note": f.note.replace("|", "\\|"),
+            }
+        )
+        lines.append(
+            f"| {f.benchmark} | {f.metric} | {fmt(f.value)} | {f.reference_name} | {fmt(f.reference)} | "
+            f"{'—' if ratio is None else f'{ratio:.2f}'} | {f.note} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "medium"))
-    parser.add_argument("--only", nargs="*", help="run only these benchmark names (bench_<name>.py)")
+    parser.add_argument(
+        "--only", nargs="*", help="run only these benchmark names (bench_<name>.py)"
+    )
     args = parser.parse_args(argv)
     apply_local_defaults()
-    names = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    names = sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
     if args.only:
         names = [n for n in names if n in args.only]
     prefix = f"bench_{secrets.token_hex(3)}"
@@ -89,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     try:
         for target, url in (("supabase", _url(sup)), ("gfx_source", _url(gfx))):
-            apply_migrations(url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None)
-        ctx = BenchContext(supabase_url=_url(sup), gfx_source_url=_url(gfx), mysql_database=ops, scale=args.scale)
+            apply_migrations(
+                url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None
+            )
+        ctx = BenchContext(
+            supabase_url=_url(sup), gfx_source_url=_url(gfx), mysql_database=ops, scale=args.scale
+        )
         for name in names:
             started = time.perf_counter()
             print(f"[bench] {name} (scale {args.scale}) ...", flush=True)
@@ -99,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                 got = module.bench(ctx)
                 figures += got
                 for f in got:
-                    print(f"        {f.metric}: {fmt(f.value)} vs {f.reference_name} {fmt(f.reference)}"
-                          f" -> ratio {'—' if f.ratio is None else f'{f.ratio:.2f}'}", flush=True)
+                    print(
+                        f"        {f.metric}: {fmt(f.value)} vs {f.reference_name} {fmt(f.reference)}"
+                        f" -> ratio {'—' if f.ratio is None else f'{f.ratio:.2f}'}",
+                        flush=True,
+                    )
             except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
                 failed.append(name)
                 traceback.print_exc()
@@ -111,13 +131,20 @@ def main(argv: list[str] | None = None) -> int:
         close_all_pools()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for name in (sup, gfx):
-                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                             " WHERE database = %s AND NOT active", (name,))
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+                conn.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                    " WHERE database = %s AND NOT active",
+                    (name,),
+                )
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
         with admin.connect() as my, my.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{ops}`")
-    header = (f"Benchmarks, scale `{args.scale}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-              f"on {machine()}.")
+    header = (
+        f"Benchmarks, scale `{args.scale}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"on {machine()}."
+    )
     table = render(figures, header)
     print("\n" + table)
     out = HERE / "results"

@@ -36,7 +36,14 @@ import httpx
 from benchmarks.harness import BenchContext, Figure
 
 NAME = "consultation_backup"
-SCALE_CUSTOMERS = {"tiny": 200, "small": 1000, "demo": 1000, "medium": 10_000, "large": 10_000, "huge": 10_000}
+SCALE_CUSTOMERS = {
+    "tiny": 200,
+    "small": 1000,
+    "demo": 1000,
+    "medium": 10_000,
+    "large": 10_000,
+    "huge": 10_000,
+}
 SEED = 20261121
 
 
@@ -48,9 +55,13 @@ def serve(customers: int, ports: list[int]) -> None:
     from resources.emulators import google_drive, notion, supabase_storage
     from resources.emulators.base import EmulatorServer
 
-    servers = [EmulatorServer(notion.create_app(SEED, customers), ports[0], "notion").start(),
-               EmulatorServer(google_drive.create_app(SEED, customers, prerender=True), ports[1], "drive").start(),
-               EmulatorServer(supabase_storage.create_app(), ports[2], "storage").start()]
+    servers = [
+        EmulatorServer(notion.create_app(SEED, customers), ports[0], "notion").start(),
+        EmulatorServer(
+            google_drive.create_app(SEED, customers, prerender=True), ports[1], "drive"
+        ).start(),
+        EmulatorServer(supabase_storage.create_app(), ports[2], "storage").start(),
+    ]
     print("ready", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -75,7 +86,9 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
 
     os.environ["SUPABASE_SERVICE_ROLE_KEY"] = "local-service-role-key"
     notion = NotionResource(token="ntn_bench_token", base_url=f"http://127.0.0.1:{ports[0]}")
-    drive = GoogleDriveResource(service_account_json=key_path, base_url=f"http://127.0.0.1:{ports[1]}")
+    drive = GoogleDriveResource(
+        service_account_json=key_path, base_url=f"http://127.0.0.1:{ports[1]}"
+    )
     storage = SupabaseStorageResource(url=f"http://127.0.0.1:{ports[2]}")
     db = PostgresResource(dsn=db_url, application_name="bench-consultation")
     from datetime import UTC, datetime
@@ -86,27 +99,50 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
     t0 = time.perf_counter()
     customers, _ = sync.sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
     # what the records+images step of a single-run range backfill does (images overlap the Notion reads)
-    records, images = sync.sync_records_and_images(notion, drive, storage, db, NOTION_CONSULTATIONS_DB_LOCAL,
-                                                   start, end, workers=4)
+    records, images = sync.sync_records_and_images(
+        notion, drive, storage, db, NOTION_CONSULTATIONS_DB_LOCAL, start, end, workers=4
+    )
     out["full_s"] = time.perf_counter() - t0
     out["notion_requests"] = notion.caller.stats["requests"]
     out["client_retries"] = notion.caller.stats["retries"]
-    out.update(customers=customers.synced, consultations=records.outcome.synced, images=images.synced,
-               quarantined=customers.failed + records.outcome.failed + images.failed)
+    out.update(
+        customers=customers.synced,
+        consultations=records.outcome.synced,
+        images=images.synced,
+        quarantined=customers.failed + records.outcome.failed + images.failed,
+    )
     if incremental:
-        cust = list(islice(notion.iter_pages(notion.data_source_id(NOTION_CUSTOMERS_DB_LOCAL), page_size=5), 5))
-        cons = list(islice(notion.iter_pages(notion.data_source_id(NOTION_CONSULTATIONS_DB_LOCAL), page_size=5), 5))
+        cust = list(
+            islice(
+                notion.iter_pages(notion.data_source_id(NOTION_CUSTOMERS_DB_LOCAL), page_size=5), 5
+            )
+        )
+        cons = list(
+            islice(
+                notion.iter_pages(
+                    notion.data_source_id(NOTION_CONSULTATIONS_DB_LOCAL), page_size=5
+                ),
+                5,
+            )
+        )
         edited_from = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:00.000Z")
         for i, page in enumerate(cust + cons):
-            notion.call("pages.update", page_id=page["id"],
-                        properties={"특이사항": {"rich_text": [{"text": {"content": f"벤치 편집 {i}"}}]}})
+            notion.call(
+                "pages.update",
+                page_id=page["id"],
+                properties={"특이사항": {"rich_text": [{"text": {"content": f"벤치 편집 {i}"}}]}},
+            )
         before = notion.caller.stats["requests"]
         # what the sensor-triggered runs do: the incremental customer sync and one run per edited partition
         sync.sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
-        days = sorted({date.fromisoformat(p["properties"]["상담일자"]["date"]["start"][:10]) for p in cons})
+        days = sorted(
+            {date.fromisoformat(p["properties"]["상담일자"]["date"]["start"][:10]) for p in cons}
+        )
         lo, hi = days[0], days[-1] + timedelta(days=1)
         # one single-run range over the edited partitions, reading only pages edited since the overlap start
-        sync.sync_records(notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from)
+        sync.sync_records(
+            notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from
+        )
         out["incremental_requests"] = notion.caller.stats["requests"] - before
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -131,7 +167,9 @@ def _fresh_db(url_base: str) -> str:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
     url = psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
-    apply_migrations(url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None)
+    apply_migrations(
+        url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None
+    )
     return url
 
 
@@ -143,26 +181,57 @@ def _drop_db(url: str) -> None:
 
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def run_once(customers: int, incremental: bool, workdir: Path) -> dict:
     from resources.emulators.google_drive import write_local_service_account
 
     ports = _free_ports(3)
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_consultation", "--serve",
-                               "--customers", str(customers), "--ports", ",".join(map(str, ports))],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_consultation",
+            "--serve",
+            "--customers",
+            str(customers),
+            "--ports",
+            ",".join(map(str, ports)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     db_url = _fresh_db("")
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        key = write_local_service_account(workdir / f"sa-{ports[1]}.json", token_uri=f"http://127.0.0.1:{ports[1]}/token")
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_consultation", "--worker", "--db", db_url,
-                               "--ports", ",".join(map(str, ports)), "--key", str(key)]
-                              + (["--incremental"] if incremental else []),
-                              capture_output=True, text=True, check=True)
+        key = write_local_service_account(
+            workdir / f"sa-{ports[1]}.json", token_uri=f"http://127.0.0.1:{ports[1]}/token"
+        )
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bench_consultation",
+                "--worker",
+                "--db",
+                db_url,
+                "--ports",
+                ",".join(map(str, ports)),
+                "--key",
+                str(key),
+            ]
+            + (["--incremental"] if incremental else []),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        result["rate_limited"] = httpx.get(f"http://127.0.0.1:{ports[0]}/_stats").json()["rate_limited"]
+        result["rate_limited"] = httpx.get(f"http://127.0.0.1:{ports[0]}/_stats").json()[
+            "rate_limited"
+        ]
         return result
     finally:
         server.terminate()
@@ -176,18 +245,46 @@ def bench(ctx: BenchContext) -> list[Figure]:
     small = run_once(max(100, customers // 10), incremental=False, workdir=workdir)
     full = run_once(customers, incremental=True, workdir=workdir)
     bound = full["notion_requests"] / 3.0
-    note = (f"{customers} customers, {full['consultations']} consultations, {full['images']} images backed up, "
-            f"{full['quarantined']} quarantined, {full['notion_requests']} Notion requests")
+    note = (
+        f"{customers} customers, {full['consultations']} consultations, {full['images']} images backed up, "
+        f"{full['quarantined']} quarantined, {full['notion_requests']} Notion requests"
+    )
     return [
-        Figure(NAME, "full backup wall s (customers, consultations, images)", full["full_s"], bound,
-               "rate-limit bound (Notion requests / 3 per s)", higher_is_better=False, note=note),
-        Figure(NAME, "429s answered", float(full["rate_limited"]), 0.0, "target 0", higher_is_better=False,
-               note=f"client retries {full['client_retries']}"),
-        Figure(NAME, "peak RSS MB", full["max_rss_mb"], small["max_rss_mb"],
-               f"peak RSS at {max(100, customers // 10)} customers", higher_is_better=False,
-               note="ratio ~1 means memory is flat in the data size; budget 300 MB"),
-        Figure(NAME, "incremental Notion requests after 10 edits", float(full["incremental_requests"]), 10.0,
-               "one request per edit", higher_is_better=False),
+        Figure(
+            NAME,
+            "full backup wall s (customers, consultations, images)",
+            full["full_s"],
+            bound,
+            "rate-limit bound (Notion requests / 3 per s)",
+            higher_is_better=False,
+            note=note,
+        ),
+        Figure(
+            NAME,
+            "429s answered",
+            float(full["rate_limited"]),
+            0.0,
+            "target 0",
+            higher_is_better=False,
+            note=f"client retries {full['client_retries']}",
+        ),
+        Figure(
+            NAME,
+            "peak RSS MB",
+            full["max_rss_mb"],
+            small["max_rss_mb"],
+            f"peak RSS at {max(100, customers // 10)} customers",
+            higher_is_better=False,
+            note="ratio ~1 means memory is flat in the data size; budget 300 MB",
+        ),
+        Figure(
+            NAME,
+            "incremental Notion requests after 10 edits",
+            float(full["incremental_requests"]),
+            10.0,
+            "one request per edit",
+            higher_is_better=False,
+        ),
     ]
 
 
@@ -211,11 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     from resources.environment import apply_local_defaults
 
     apply_local_defaults()
-    ctx = BenchContext(supabase_url="", gfx_source_url="", mysql_database="", scale="custom",
-                       extra={"customers": args.customers})
+    ctx = BenchContext(
+        supabase_url="",
+        gfx_source_url="",
+        mysql_database="",
+        scale="custom",
+        extra={"customers": args.customers},
+    )
     for f in bench(ctx):
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
-        print(f"{f.metric}: {f.value:.1f} vs {f.reference_name} {f.reference} -> ratio {ratio}  {f.note}")
+        print(
+            f"{f.metric}: {f.value:.1f} vs {f.reference_name} {f.reference} -> ratio {ratio}  {f.note}"
+        )
     return 0
 
 

@@ -27,7 +27,9 @@ def bench(ctx: BenchContext) -> list[Figure]:
         "INSERT INTO bench_hands SELECT g, g / 100, g %% 100, now() - g * interval '1 second', now(), (g %% 5000) * 1.5,"
         " 'As Kd 7h 2c 9s', jsonb_build_object('players', jsonb_build_array('김민준', '이서연', '박지훈'),"
         " 'actions', jsonb_build_array(jsonb_build_object('seat', 1, 'bet', g %% 900), jsonb_build_object('seat', 2, 'fold', true)),"
-        " 'note', repeat('x', 60)) FROM generate_series(1, %s) g", (rows,))
+        " 'note', repeat('x', 60)) FROM generate_series(1, %s) g",
+        (rows,),
+    )
     src.execute("ANALYZE bench_hands")
 
     def reset() -> None:
@@ -38,10 +40,29 @@ def bench(ctx: BenchContext) -> list[Figure]:
             src.copy_query_into(dst, conn, "SELECT * FROM bench_hands", "bench_hands_copy", COLUMNS)
 
     def reference() -> None:
-        out = subprocess.Popen(["psql", "-X", "-q", ctx.gfx_source_url, "-c",
-                                "COPY (SELECT * FROM bench_hands) TO STDOUT (FORMAT binary)"], stdout=subprocess.PIPE)
-        subprocess.run(["psql", "-X", "-q", ctx.supabase_url, "-c",
-                        "COPY bench_hands_copy FROM STDIN (FORMAT binary)"], stdin=out.stdout, check=True)
+        out = subprocess.Popen(
+            [
+                "psql",
+                "-X",
+                "-q",
+                ctx.gfx_source_url,
+                "-c",
+                "COPY (SELECT * FROM bench_hands) TO STDOUT (FORMAT binary)",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        subprocess.run(
+            [
+                "psql",
+                "-X",
+                "-q",
+                ctx.supabase_url,
+                "-c",
+                "COPY bench_hands_copy FROM STDIN (FORMAT binary)",
+            ],
+            stdin=out.stdout,
+            check=True,
+        )
         out.stdout.close()
         if out.wait() != 0:
             raise RuntimeError("psql COPY TO failed")
@@ -51,5 +72,13 @@ def bench(ctx: BenchContext) -> list[Figure]:
     assert dst.fetch_value("SELECT count(*) FROM bench_hands_copy") == rows
     src.execute("DROP TABLE bench_hands")
     dst.execute("DROP TABLE bench_hands_copy")
-    return [Figure("foundation copy_query_into", "rows/s", rows / t_ours, rows / t_ref,
-                   "psql COPY | psql COPY", note=f"{rows:,} rows, median of {ctx.repeats}")]
+    return [
+        Figure(
+            "foundation copy_query_into",
+            "rows/s",
+            rows / t_ours,
+            rows / t_ref,
+            "psql COPY | psql COPY",
+            note=f"{rows:,} rows, median of {ctx.repeats}",
+        )
+    ]

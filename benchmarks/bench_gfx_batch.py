@@ -34,7 +34,9 @@ HANDS = spec_for("gfx_hands")
 
 def bench(ctx: BenchContext) -> list[Figure]:
     rows = scale_factor(ctx.scale)
-    src = PostgresResource(dsn=ctx.gfx_source_url, application_name="bench-gfx-src", pool_max_size=2)
+    src = PostgresResource(
+        dsn=ctx.gfx_source_url, application_name="bench-gfx-src", pool_max_size=2
+    )
     dst = PostgresResource(dsn=ctx.supabase_url, application_name="bench-gfx-dst", pool_max_size=2)
     with src.transaction() as conn:
         for start in range(1, rows + 1, 100_000):
@@ -49,11 +51,34 @@ def bench(ctx: BenchContext) -> list[Figure]:
         dst.execute("CHECKPOINT")
 
     def reference() -> None:
-        env = {**os.environ, "PGOPTIONS": "-c gfx_sync.applying=on"}  # the local-edit trigger stays quiet, as for us
-        out = subprocess.Popen(["psql", "-X", "-q", ctx.gfx_source_url, "-c",
-                                "COPY (SELECT * FROM gfx_hands) TO STDOUT (FORMAT binary)"], stdout=subprocess.PIPE)
-        subprocess.run(["psql", "-X", "-q", ctx.supabase_url, "-c", "COPY gfx_hands FROM STDIN (FORMAT binary)"],
-                       stdin=out.stdout, check=True, env=env)
+        env = {
+            **os.environ,
+            "PGOPTIONS": "-c gfx_sync.applying=on",
+        }  # the local-edit trigger stays quiet, as for us
+        out = subprocess.Popen(
+            [
+                "psql",
+                "-X",
+                "-q",
+                ctx.gfx_source_url,
+                "-c",
+                "COPY (SELECT * FROM gfx_hands) TO STDOUT (FORMAT binary)",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        subprocess.run(
+            [
+                "psql",
+                "-X",
+                "-q",
+                ctx.supabase_url,
+                "-c",
+                "COPY gfx_hands FROM STDIN (FORMAT binary)",
+            ],
+            stdin=out.stdout,
+            check=True,
+            env=env,
+        )
         out.stdout.close()
         if out.wait() != 0:
             raise RuntimeError("psql COPY TO failed")
@@ -106,10 +131,17 @@ def bench(ctx: BenchContext) -> list[Figure]:
 
     # peak memory of a whole sync process, in a child so the parent's own data does not count
     reset()
-    env = {**os.environ, "SUPABASE_DB_URL": ctx.supabase_url, "GFX_SOURCE_DB_URL": ctx.gfx_source_url}
+    env = {
+        **os.environ,
+        "SUPABASE_DB_URL": ctx.supabase_url,
+        "GFX_SOURCE_DB_URL": ctx.gfx_source_url,
+    }
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "gfx_sync.cli", "sync", "--table", "gfx_hands"], env=env,
-                            stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gfx_sync.cli", "sync", "--table", "gfx_hands"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     # wait4 gives this one child's own rusage (RUSAGE_CHILDREN would be the max over every
     # child the harness ever had, e.g. another benchmark's stand-ins)
     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -123,14 +155,47 @@ def bench(ctx: BenchContext) -> list[Figure]:
 
     note = f"{rows:,} rows, avg jsonb {payload_bytes} B, median of {ctx.repeats}"
     return [
-        Figure("gfx batch full sync", "rows/s", rows / t_full, rows / t_ref, "psql COPY | psql COPY (same table)",
-               note=note),
-        Figure("gfx batch re-sync, all rows changed (staging + merge)", "rows/s", rows / t_merge, rows / t_ref,
-               "psql COPY | psql COPY (same table)", note="COPY -> TEMP staging -> INSERT … ON CONFLICT DO UPDATE WHERE older"),
-        Figure("gfx batch incremental (1% changed)", "s", t_inc, t_full, "full sync time", higher_is_better=False,
-               note=f"{changed:,} changed rows; goal ratio <= 0.10"),
-        Figure("gfx reconciliation (tables equal)", "s", t_rec, t_full, "full sync time", higher_is_better=False,
-               note="(key, updated_at) hashes per 50k-key chunk on both sides; goal ratio <= 0.05"),
-        Figure("gfx sync process peak RSS", "MB", peak_mb, 300.0, "300 MB budget", higher_is_better=False,
-               note=f"CLI full sync in a child process, {t_cli:.1f} s incl. start-up{note_mem}"),
+        Figure(
+            "gfx batch full sync",
+            "rows/s",
+            rows / t_full,
+            rows / t_ref,
+            "psql COPY | psql COPY (same table)",
+            note=note,
+        ),
+        Figure(
+            "gfx batch re-sync, all rows changed (staging + merge)",
+            "rows/s",
+            rows / t_merge,
+            rows / t_ref,
+            "psql COPY | psql COPY (same table)",
+            note="COPY -> TEMP staging -> INSERT … ON CONFLICT DO UPDATE WHERE older",
+        ),
+        Figure(
+            "gfx batch incremental (1% changed)",
+            "s",
+            t_inc,
+            t_full,
+            "full sync time",
+            higher_is_better=False,
+            note=f"{changed:,} changed rows; goal ratio <= 0.10",
+        ),
+        Figure(
+            "gfx reconciliation (tables equal)",
+            "s",
+            t_rec,
+            t_full,
+            "full sync time",
+            higher_is_better=False,
+            note="(key, updated_at) hashes per 50k-key chunk on both sides; goal ratio <= 0.05",
+        ),
+        Figure(
+            "gfx sync process peak RSS",
+            "MB",
+            peak_mb,
+            300.0,
+            "300 MB budget",
+            higher_is_better=False,
+            note=f"CLI full sync in a child process, {t_cli:.1f} s incl. start-up{note_mem}",
+        ),
     ]

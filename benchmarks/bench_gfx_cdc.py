@@ -51,15 +51,26 @@ def _exec(url: str, statement: str | sql.Composable, params=None):
         return cur.fetchall() if cur.description else None
 
 
-def _generate(url: str, table: str, seconds: float, rate: float | None, start_id: int,
-              rows_per_tx: int = ROWS_PER_TX, max_rows: int | None = None) -> int:
+def _generate(
+    url: str,
+    table: str,
+    seconds: float,
+    rate: float | None,
+    start_id: int,
+    rows_per_tx: int = ROWS_PER_TX,
+    max_rows: int | None = None,
+) -> int:
     """Write ``rows_per_tx``-row transactions at ``rate`` rows/s (None: as fast as possible). Returns rows."""
-    stmt = sql.SQL("INSERT INTO {} (id, committed_at, pot, payload) SELECT g, clock_timestamp(), g %% 1000, %s::jsonb "
-                   "FROM generate_series(%s::bigint, %s::bigint) g").format(sql.Identifier(table))
+    stmt = sql.SQL(
+        "INSERT INTO {} (id, committed_at, pot, payload) SELECT g, clock_timestamp(), g %% 1000, %s::jsonb "
+        "FROM generate_series(%s::bigint, %s::bigint) g"
+    ).format(sql.Identifier(table))
     written = 0
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        while (elapsed := time.perf_counter() - started) < seconds and (max_rows is None or written < max_rows):
+        while (elapsed := time.perf_counter() - started) < seconds and (
+            max_rows is None or written < max_rows
+        ):
             if rate is not None:
                 ahead = written / rate - elapsed
                 if ahead > 0:
@@ -78,13 +89,23 @@ def _wait_applied(url: str, table: str, rows: int, timeout: float) -> None:
 
 
 def _lag_stats(url: str, table: str, start_id: int) -> dict[str, float]:
-    [(p50, p99, mx, first, last, n)] = _exec(url, sql.SQL(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), "
-        "max(lag), min(extract(epoch FROM committed_at)), max(extract(epoch FROM applied_at)), count(*) "
-        "FROM (SELECT committed_at, applied_at, extract(epoch FROM applied_at - committed_at) * 1000 AS lag "
-        "FROM {} WHERE id >= %s) s").format(sql.Identifier(table)), (start_id,))
-    return {"p50_ms": float(p50), "p99_ms": float(p99), "max_ms": float(mx),
-            "rate": float(n) / max(float(last) - float(first), 1e-6), "rows": int(n)}
+    [(p50, p99, mx, first, last, n)] = _exec(
+        url,
+        sql.SQL(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), "
+            "max(lag), min(extract(epoch FROM committed_at)), max(extract(epoch FROM applied_at)), count(*) "
+            "FROM (SELECT committed_at, applied_at, extract(epoch FROM applied_at - committed_at) * 1000 AS lag "
+            "FROM {} WHERE id >= %s) s"
+        ).format(sql.Identifier(table)),
+        (start_id,),
+    )
+    return {
+        "p50_ms": float(p50),
+        "p99_ms": float(p99),
+        "max_ms": float(mx),
+        "rate": float(n) / max(float(last) - float(first), 1e-6),
+        "rows": int(n),
+    }
 
 
 class NativeSubscriber:
@@ -95,35 +116,74 @@ class NativeSubscriber:
         self.source_url, self.target_url, self.table = source_url, target_url, table
         self.pub, self.sub = f"bench_native_pub_{tag}", f"bench_native_sub_{tag}"
         info = psycopg.conninfo.conninfo_to_dict(source_url)
-        self.conninfo = " ".join(f"{k}={v}" for k, v in info.items() if k in ("host", "port", "user", "dbname", "password"))
+        self.conninfo = " ".join(
+            f"{k}={v}"
+            for k, v in info.items()
+            if k in ("host", "port", "user", "dbname", "password")
+        )
 
     def __enter__(self):
-        _exec(self.source_url, sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-            sql.Identifier(self.pub), sql.Identifier(self.table)))
-        _exec(self.source_url, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.sub,))
-        _exec(self.target_url, sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH "
-                                       "(create_slot = false, slot_name = {}, copy_data = false)").format(
-            sql.Identifier(self.sub), sql.Literal(self.conninfo), sql.Identifier(self.pub), sql.Literal(self.sub)))
+        _exec(
+            self.source_url,
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                sql.Identifier(self.pub), sql.Identifier(self.table)
+            ),
+        )
+        _exec(
+            self.source_url,
+            "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')",
+            (self.sub,),
+        )
+        _exec(
+            self.target_url,
+            sql.SQL(
+                "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH "
+                "(create_slot = false, slot_name = {}, copy_data = false)"
+            ).format(
+                sql.Identifier(self.sub),
+                sql.Literal(self.conninfo),
+                sql.Identifier(self.pub),
+                sql.Literal(self.sub),
+            ),
+        )
         deadline = time.monotonic() + 30
-        while not _exec(self.source_url, "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (self.sub,))[0][0]:
+        while not _exec(
+            self.source_url,
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+            (self.sub,),
+        )[0][0]:
             if time.monotonic() > deadline:
                 raise RuntimeError("native subscriber did not start")
             time.sleep(0.1)
         return self
 
     def pause(self) -> None:
-        _exec(self.target_url, sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(self.sub)))
+        _exec(
+            self.target_url,
+            sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(self.sub)),
+        )
         deadline = time.monotonic() + 30
-        while _exec(self.source_url, "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (self.sub,))[0][0]:
+        while _exec(
+            self.source_url,
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+            (self.sub,),
+        )[0][0]:
             if time.monotonic() > deadline:
                 raise RuntimeError("native subscriber did not stop")
             time.sleep(0.1)
 
     def resume(self) -> None:
-        _exec(self.target_url, sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(self.sub)))
+        _exec(
+            self.target_url,
+            sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(sql.Identifier(self.sub)),
+        )
 
     def __exit__(self, *exc):
-        for stmt in ("ALTER SUBSCRIPTION {} DISABLE", "ALTER SUBSCRIPTION {} SET (slot_name = NONE)", "DROP SUBSCRIPTION {}"):
+        for stmt in (
+            "ALTER SUBSCRIPTION {} DISABLE",
+            "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
+            "DROP SUBSCRIPTION {}",
+        ):
             try:
                 _exec(self.target_url, sql.SQL(stmt).format(sql.Identifier(self.sub)))
             except psycopg.Error:
@@ -131,12 +191,19 @@ class NativeSubscriber:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                _exec(self.source_url, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                                       "WHERE slot_name = %s", (self.sub,))
+                _exec(
+                    self.source_url,
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE slot_name = %s",
+                    (self.sub,),
+                )
                 break
             except psycopg.errors.ObjectInUse:
                 time.sleep(0.2)
-        _exec(self.source_url, sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(self.pub)))
+        _exec(
+            self.source_url,
+            sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(self.pub)),
+        )
 
 
 class CdcWorker:
@@ -146,8 +213,11 @@ class CdcWorker:
         from gfx_sync.cdc.models import CdcConfig, TableConfig
 
         self.source_url, self.target_url = source_url, target_url
-        self.config = CdcConfig(tables=(TableConfig(table),), slot_name=f"bench_cdc_{tag}",
-                                publication=f"bench_cdc_pub_{tag}")
+        self.config = CdcConfig(
+            tables=(TableConfig(table),),
+            slot_name=f"bench_cdc_{tag}",
+            publication=f"bench_cdc_pub_{tag}",
+        )
 
     def __enter__(self):
         from gfx_sync.cdc.snapshot import initialize
@@ -155,8 +225,12 @@ class CdcWorker:
         initialize(self.source_url, self.target_url, self.config)
         self.resume()
         deadline = time.monotonic() + 30
-        while not _exec(self.source_url, "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots "
-                                         "WHERE slot_name = %s", (self.config.slot_name,))[0][0]:
+        while not _exec(
+            self.source_url,
+            "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            (self.config.slot_name,),
+        )[0][0]:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("CDC worker did not start")
             time.sleep(0.1)
@@ -167,11 +241,30 @@ class CdcWorker:
         self.proc.wait(timeout=30)
 
     def resume(self) -> None:
-        env = {**os.environ, "GFX_SOURCE_DB_URL": self.source_url, "SUPABASE_DB_URL": self.target_url}
+        env = {
+            **os.environ,
+            "GFX_SOURCE_DB_URL": self.source_url,
+            "SUPABASE_DB_URL": self.target_url,
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gfx_sync.cdc", "worker", "--no-report", "--slot", self.config.slot_name,
-             "--publication", self.config.publication, "--tables", self.config.tables[0].name],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "gfx_sync.cdc",
+                "worker",
+                "--no-report",
+                "--slot",
+                self.config.slot_name,
+                "--publication",
+                self.config.publication,
+                "--tables",
+                self.config.tables[0].name,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def __exit__(self, *exc):
         from gfx_sync.cdc.snapshot import teardown
@@ -191,7 +284,10 @@ def bench(ctx: BenchContext) -> list[Figure]:
         _exec(ctx.gfx_source_url, SOURCE_DDL.format(t=t))
         _exec(ctx.supabase_url, TARGET_DDL.format(t=t))
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for name, table, runner in (("cdc_worker", ours, CdcWorker), ("native", native, NativeSubscriber)):
+    for name, table, runner in (
+        ("cdc_worker", ours, CdcWorker),
+        ("native", native, NativeSubscriber),
+    ):
         with runner(ctx.gfx_source_url, ctx.supabase_url, table, tag) as runner_obj:
             phase = {}
             start = 1
@@ -201,15 +297,27 @@ def bench(ctx: BenchContext) -> list[Figure]:
             # maximum rate: a backlog written while the consumer is stopped, then drained
             runner_obj.pause()
             start = 10_000_000
-            n = _generate(ctx.gfx_source_url, table, 3600, None, start, rows_per_tx=MAX_RATE_ROWS_PER_TX,
-                          max_rows=backlog)
+            n = _generate(
+                ctx.gfx_source_url,
+                table,
+                3600,
+                None,
+                start,
+                rows_per_tx=MAX_RATE_ROWS_PER_TX,
+                max_rows=backlog,
+            )
             resumed = time.time()
             runner_obj.resume()
             _wait_applied(ctx.supabase_url, table, phase["sustained"]["rows"] + n, timeout=600)
             stats = _lag_stats(ctx.supabase_url, table, start)
-            [(first, last)] = _exec(ctx.supabase_url, sql.SQL(
-                "SELECT extract(epoch FROM min(applied_at)), extract(epoch FROM max(applied_at)) FROM {} "
-                "WHERE id >= %s").format(sql.Identifier(table)), (start,))
+            [(first, last)] = _exec(
+                ctx.supabase_url,
+                sql.SQL(
+                    "SELECT extract(epoch FROM min(applied_at)), extract(epoch FROM max(applied_at)) FROM {} "
+                    "WHERE id >= %s"
+                ).format(sql.Identifier(table)),
+                (start,),
+            )
             stats["rate"] = n / max(float(last) - float(first), 1e-6)
             stats["startup_s"] = float(first) - resumed
             phase["max"] = stats
@@ -220,15 +328,27 @@ def bench(ctx: BenchContext) -> list[Figure]:
     o, r = results["cdc_worker"], results["native"]
     note = f"{seconds:.0f}s at {rate:.0f} rows/s target ({ROWS_PER_TX} rows per transaction), insert workload"
     return [
-        Figure("gfx_cdc", "p99 commit-to-apply lag ms @ sustained rate", o["sustained"]["p99_ms"],
-               r["sustained"]["p99_ms"], "native logical replication (CREATE SUBSCRIPTION)", higher_is_better=False,
-               note=note + f"; achieved {o['sustained']['rate']:.0f} vs {r['sustained']['rate']:.0f} rows/s; "
-                           f"p50 {o['sustained']['p50_ms']:.1f} vs {r['sustained']['p50_ms']:.1f} ms"),
-        Figure("gfx_cdc", "max sustained change rate rows/s", o["max"]["rate"], r["max"]["rate"],
-               "native logical replication (CREATE SUBSCRIPTION)",
-               note=f"backlog of {backlog} rows ({MAX_RATE_ROWS_PER_TX} per transaction) written while the consumer "
-                    "was stopped, then drained: rows / (first -> last row applied); consumer start-up "
-                    f"{o['max']['startup_s']:.2f}s vs {r['max']['startup_s']:.2f}s not counted"),
+        Figure(
+            "gfx_cdc",
+            "p99 commit-to-apply lag ms @ sustained rate",
+            o["sustained"]["p99_ms"],
+            r["sustained"]["p99_ms"],
+            "native logical replication (CREATE SUBSCRIPTION)",
+            higher_is_better=False,
+            note=note
+            + f"; achieved {o['sustained']['rate']:.0f} vs {r['sustained']['rate']:.0f} rows/s; "
+            f"p50 {o['sustained']['p50_ms']:.1f} vs {r['sustained']['p50_ms']:.1f} ms",
+        ),
+        Figure(
+            "gfx_cdc",
+            "max sustained change rate rows/s",
+            o["max"]["rate"],
+            r["max"]["rate"],
+            "native logical replication (CREATE SUBSCRIPTION)",
+            note=f"backlog of {backlog} rows ({MAX_RATE_ROWS_PER_TX} per transaction) written while the consumer "
+            "was stopped, then drained: rows / (first -> last row applied); consumer start-up "
+            f"{o['max']['startup_s']:.2f}s vs {r['max']['startup_s']:.2f}s not counted",
+        ),
     ]
 
 
@@ -250,15 +370,28 @@ def main(argv=None) -> int:
             urls[side] = psycopg.conninfo.make_conninfo(**{**info, "dbname": f"{prefix}_{side}"})
     try:
         for target, url in (("supabase", urls["supabase"]), ("gfx_source", urls["gfx"])):
-            apply_migrations(url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None)
-        ctx = BenchContext(urls["supabase"], urls["gfx"], "", "bench", extra={"seconds": args.seconds, "rate": args.rate,
-                                                                               "backlog": args.backlog})
+            apply_migrations(
+                url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None
+            )
+        ctx = BenchContext(
+            urls["supabase"],
+            urls["gfx"],
+            "",
+            "bench",
+            extra={"seconds": args.seconds, "rate": args.rate, "backlog": args.backlog},
+        )
         for f in bench(ctx):
-            print(f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]")
+            print(
+                f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]"
+            )
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             for side in ("supabase", "gfx"):
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(f"{prefix}_{side}")))
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(f"{prefix}_{side}")
+                    )
+                )
     return 0
 
 

@@ -86,8 +86,12 @@ def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
     database = ctx.mysql_database or f"bench{os.getpid()}_{secrets.token_hex(3)}_ops"
     admin = MySQLAdmin()
     with admin.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        grant_read_only(cur, database, os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"])
+        cur.execute(
+            f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+        grant_read_only(
+            cur, database, os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"]
+        )
     conn = admin.connect(database)
     try:
         create_crm_tables(conn)
@@ -99,13 +103,22 @@ def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
     finally:
         conn.close()
     with psycopg.connect(ctx.supabase_url) as pg:
-        tid = pg.execute("INSERT INTO public.message_templates (name, category, message_type, content) VALUES"
-                         " ('bench', 'notification', 'lms', %s) RETURNING id",
-                         ("[건강구독] #{name}님 (#{grade} 회원), 이번 달 정기배송 안내입니다.\n발송일: #{today}",)).fetchone()[0]
-        wid = pg.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, variables)"
-                         " VALUES ('bench', 'manual', 'active', %s, %s, %s) RETURNING id",
-                         (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}),
-                          Jsonb({"today": {"type": "function", "function": "today"}}))).fetchone()[0]
+        tid = pg.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content) VALUES"
+            " ('bench', 'notification', 'lms', %s) RETURNING id",
+            (
+                "[건강구독] #{name}님 (#{grade} 회원), 이번 달 정기배송 안내입니다.\n발송일: #{today}",
+            ),
+        ).fetchone()[0]
+        wid = pg.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, variables)"
+            " VALUES ('bench', 'manual', 'active', %s, %s, %s) RETURNING id",
+            (
+                Jsonb({"table": "customers"}),
+                Jsonb({"template_id": str(tid)}),
+                Jsonb({"today": {"type": "function", "function": "today"}}),
+            ),
+        ).fetchone()[0]
         pg.commit()
     return database, str(wid)
 
@@ -118,9 +131,13 @@ def _targeting(ctx: BenchContext, workflow_id: str) -> tuple[float, int, float, 
     from resources.postgres import PostgresResource
 
     db = PostgresResource(dsn=ctx.supabase_url, application_name="bench-messaging")
-    mysql = MySQLResource(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
-                          user=os.environ["MYSQL_READ_USER"], password=os.environ["MYSQL_READ_PASSWORD"],
-                          database=os.environ["MYSQL_DATABASE"])
+    mysql = MySQLResource(
+        host=os.environ["MYSQL_HOST"],
+        port=int(os.environ["MYSQL_PORT"]),
+        user=os.environ["MYSQL_READ_USER"],
+        password=os.environ["MYSQL_READ_PASSWORD"],
+        database=os.environ["MYSQL_DATABASE"],
+    )
     workflow = db.fetch_one("SELECT * FROM public.workflows WHERE id = %s", (workflow_id,))
     template = load_template(db, workflow)
     # the reference streams exactly the SELECT the targeting runs (same columns, same rows)
@@ -131,8 +148,15 @@ def _targeting(ctx: BenchContext, workflow_id: str) -> tuple[float, int, float, 
 
     def targeting() -> int:
         summary = RunSummary("bench", "running")
-        messages, *_ = _render_all(db, mysql, workflow, template, RunOptions(workflow_id, "bench"), summary,
-                                   lambda _m: None)
+        messages, *_ = _render_all(
+            db,
+            mysql,
+            workflow,
+            template,
+            RunOptions(workflow_id, "bench"),
+            summary,
+            lambda _m: None,
+        )
         return len(messages)
 
     raw()  # warm the buffer pool once, so both measurements read from memory
@@ -150,9 +174,14 @@ def _copy_reference(url: str, run_id: str) -> tuple[float, int]:
     with psycopg.connect(url) as src, psycopg.connect(url) as dst:
         dst.execute("CREATE TEMP TABLE copy_ref (LIKE public.message_logs)")
         t0 = time.perf_counter()
-        with src.cursor().copy("COPY (SELECT * FROM public.message_logs WHERE workflow_run_id = %s) TO STDOUT"
-                               " (FORMAT binary)", (run_id,)) as out, \
-                dst.cursor().copy("COPY copy_ref FROM STDIN (FORMAT binary)") as into:
+        with (
+            src.cursor().copy(
+                "COPY (SELECT * FROM public.message_logs WHERE workflow_run_id = %s) TO STDOUT"
+                " (FORMAT binary)",
+                (run_id,),
+            ) as out,
+            dst.cursor().copy("COPY copy_ref FROM STDIN (FORMAT binary)") as into,
+        ):
             for block in out:
                 into.write(block)
         seconds = time.perf_counter() - t0
@@ -166,8 +195,12 @@ def bench(ctx: BenchContext) -> list[Figure]:
 
     apply_local_defaults()
     database, workflow_id = _prepare(ctx, recipients)
-    env = {**os.environ, "SUPABASE_DB_URL": ctx.supabase_url, "MYSQL_DATABASE": database,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "SUPABASE_DB_URL": ctx.supabase_url,
+        "MYSQL_DATABASE": database,
+        "PYTHONPATH": str(ROOT),
+    }
     saved_db = os.environ.get("MYSQL_DATABASE")
     os.environ["MYSQL_DATABASE"] = database
     try:
@@ -192,8 +225,14 @@ def bench(ctx: BenchContext) -> list[Figure]:
                     raise
                 time.sleep(0.2)
         key = f"bench:{uuid.uuid4()}"
-        child = subprocess.run([sys.executable, "-c", CHILD, workflow_id, key, url], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=600)
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, workflow_id, key, url],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if child.returncode != 0:
             raise RuntimeError(f"live run failed: {child.stderr[-3000:]}")
         live = json.loads(child.stdout.strip().splitlines()[-1])
@@ -202,9 +241,15 @@ def bench(ctx: BenchContext) -> list[Figure]:
         standin.terminate()
         standin.wait(timeout=10)
     if standin_stats["duplicates"]:
-        raise RuntimeError(f"exactly-once violated: {standin_stats['duplicates']} idempotency keys accepted twice")
+        raise RuntimeError(
+            f"exactly-once violated: {standin_stats['duplicates']} idempotency keys accepted twice"
+        )
     with psycopg.connect(ctx.supabase_url) as pg:
-        run_id = str(pg.execute("SELECT id FROM public.workflow_runs WHERE execution_key = %s", (key,)).fetchone()[0])
+        run_id = str(
+            pg.execute(
+                "SELECT id FROM public.workflow_runs WHERE execution_key = %s", (key,)
+            ).fetchone()[0]
+        )
     copy_s, copy_rows = _copy_reference(ctx.supabase_url, run_id)
     if not ctx.mysql_database:
         from resources.services import MySQLAdmin
@@ -212,15 +257,32 @@ def bench(ctx: BenchContext) -> list[Figure]:
         with MySQLAdmin().connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
     return [
-        Figure("messaging", "targeting+rendering recipients/s", rendered / render_s, rows / raw_s,
-               "raw read-only stream of the same SELECT from MariaDB",
-               note=f"{rendered} recipients rendered in {render_s:.2f}s (target <= 5 s); raw stream {raw_s:.2f}s"),
-        Figure("messaging", "end-to-end live messages/s", live["sent"] / live["seconds"], copy_rows / copy_s,
-               "binary COPY pass-through of the same message_logs rows",
-               note=f"{live['sent']} sent + {live['failed']} failed of {live['targets']} in {live['seconds']:.1f}s "
-                    f"(target <= 60 s), {live['batches']} send-many requests, 0 duplicates at the stand-in"),
-        Figure("messaging", "peak memory MB (live run process)", live["maxrss_mb"], 500.0, "500 MB budget",
-               higher_is_better=False, note="max RSS of the child process that ran the live execution"),
+        Figure(
+            "messaging",
+            "targeting+rendering recipients/s",
+            rendered / render_s,
+            rows / raw_s,
+            "raw read-only stream of the same SELECT from MariaDB",
+            note=f"{rendered} recipients rendered in {render_s:.2f}s (target <= 5 s); raw stream {raw_s:.2f}s",
+        ),
+        Figure(
+            "messaging",
+            "end-to-end live messages/s",
+            live["sent"] / live["seconds"],
+            copy_rows / copy_s,
+            "binary COPY pass-through of the same message_logs rows",
+            note=f"{live['sent']} sent + {live['failed']} failed of {live['targets']} in {live['seconds']:.1f}s "
+            f"(target <= 60 s), {live['batches']} send-many requests, 0 duplicates at the stand-in",
+        ),
+        Figure(
+            "messaging",
+            "peak memory MB (live run process)",
+            live["maxrss_mb"],
+            500.0,
+            "500 MB budget",
+            higher_is_better=False,
+            note="max RSS of the child process that ran the live execution",
+        ),
     ]
 
 
@@ -239,13 +301,21 @@ def main(argv=None) -> int:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(f"{prefix}_supabase")))
     try:
-        apply_migrations(url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None)
+        apply_migrations(
+            url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None
+        )
         ctx = BenchContext(url, "", "", "bench", extra={"recipients": args.recipients})
         for f in bench(ctx):
-            print(f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]")
+            print(
+                f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]"
+            )
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(f"{prefix}_supabase")))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(f"{prefix}_supabase")
+                )
+            )
     return 0
 
 

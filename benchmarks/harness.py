@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Figure:
     benchmark: str
-    metric: str              # e.g. "rows/s", "p99 lag ms"
+    metric: str  # e.g. "rows/s", "p99 lag ms"
     value: float
     reference: float | None  # the same metric for the reference, measured in the same run
     reference_name: str = ""
@@ -42,7 +42,9 @@ class BenchContext:
     extra: dict = field(default_factory=dict)
 
 
-def median_time(fn: Callable[[], object], repeats: int = 3, setup: Callable[[], object] | None = None) -> float:
+def median_time(
+    fn: Callable[[], object], repeats: int = 3, setup: Callable[[], object] | None = None
+) -> float:
     """Median wall seconds of ``fn`` over ``repeats`` runs (``setup`` runs untimed before each)."""
     times = []
     for _ in range(repeats):

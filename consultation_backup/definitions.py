@@ -16,6 +16,8 @@ defs = dg.Definitions(
     jobs=JOBS,
     schedules=SCHEDULES,
     sensors=[notion_edits_sensor],
-    resources={**resources_for("supabase_db", "notion", "google_drive", "supabase_storage"),
-               "consultation_settings": consultation_settings},
+    resources={
+        **resources_for("supabase_db", "notion", "google_drive", "supabase_storage"),
+        "consultation_settings": consultation_settings,
+    },
 )

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from resources.environment import apply_local_defaults, current_environment
 
-LOCAL_KEY_PATH = Path(__file__).resolve().parent.parent / ".dagster_home" / "google-service-account.local.json"
+LOCAL_KEY_PATH = (
+    Path(__file__).resolve().parent.parent / ".dagster_home" / "google-service-account.local.json"
+)
 
 
 def ensure_local_key(path: Path) -> Path:
@@ -36,7 +38,11 @@ def main(argv=None) -> int:
         return 0
     apply_local_defaults()
     configured = os.environ.get("GOOGLE_SERVICE_ACCOUNT_JSON", "")
-    key_path = Path(configured) if configured and not configured.strip().startswith("{") else LOCAL_KEY_PATH
+    key_path = (
+        Path(configured)
+        if configured and not configured.strip().startswith("{")
+        else LOCAL_KEY_PATH
+    )
     ensure_local_key(key_path)
     os.environ.setdefault("GOOGLE_SERVICE_ACCOUNT_JSON", str(key_path))
     print(f"[consultation_backup] local Google service-account key: {key_path}")
@@ -44,11 +50,15 @@ def main(argv=None) -> int:
     from resources.google_drive import GoogleDriveResource
     from resources.notion import NotionResource
 
-    notion = NotionResource(token=os.environ["NOTION_TOKEN"], base_url=os.environ["NOTION_BASE_URL"])
+    notion = NotionResource(
+        token=os.environ["NOTION_TOKEN"], base_url=os.environ["NOTION_BASE_URL"]
+    )
     for var in ("NOTION_CUSTOMERS_DATABASE_ID", "NOTION_CONSULTATIONS_DATABASE_ID"):
         ds = notion.data_source_id(os.environ[var])
         print(f"[consultation_backup] Notion {var} -> data source {ds}")
-    drive = GoogleDriveResource(service_account_json=str(key_path), base_url=os.environ["GOOGLE_DRIVE_BASE_URL"])
+    drive = GoogleDriveResource(
+        service_account_json=str(key_path), base_url=os.environ["GOOGLE_DRIVE_BASE_URL"]
+    )
     folders = sum(1 for _ in drive.iter_folder(os.environ["GOOGLE_DRIVE_ROOT_FOLDER_ID"]))
     print(f"[consultation_backup] Drive root holds {folders} customer folders; demo data ready")
     return 0

@@ -27,8 +27,19 @@ class CustomerRow:
     notion_updated_at: datetime
 
     # fields compared for conflicts and consistency (not bookkeeping)
-    CONTENT_FIELDS = ("customer_id", "name", "phone", "gender", "birth_date", "estimated_age", "address",
-                      "special_note", "face_embedding", "google_drive_folder_id", "is_deleted")
+    CONTENT_FIELDS = (
+        "customer_id",
+        "name",
+        "phone",
+        "gender",
+        "birth_date",
+        "estimated_age",
+        "address",
+        "special_note",
+        "face_embedding",
+        "google_drive_folder_id",
+        "is_deleted",
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,8 +64,19 @@ class RecordRow:
     notion_created_at: datetime
     notion_updated_at: datetime
 
-    CONTENT_FIELDS = ("consultation_id", "customer_notion_id", "consultation_date", "symptoms", "patient_condition",
-                      "tongue_analysis", "special_note", "prescription", "result", "image_count", "google_drive_urls")
+    CONTENT_FIELDS = (
+        "consultation_id",
+        "customer_notion_id",
+        "consultation_date",
+        "symptoms",
+        "patient_condition",
+        "tongue_analysis",
+        "special_note",
+        "prescription",
+        "result",
+        "image_count",
+        "google_drive_urls",
+    )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,9 +111,15 @@ class SyncOutcome:
         return "partial" if self.failures else "completed"
 
     def details(self) -> dict[str, Any]:
-        return {"skipped_unchanged": self.skipped, "conflicts": self.conflicts,
-                "failures": [{"page_id": f.item_id, "id": f.business_id, "reason": f.reason} for f in self.failures[:500]],
-                **self.extra}
+        return {
+            "skipped_unchanged": self.skipped,
+            "conflicts": self.conflicts,
+            "failures": [
+                {"page_id": f.item_id, "id": f.business_id, "reason": f.reason}
+                for f in self.failures[:500]
+            ],
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True)

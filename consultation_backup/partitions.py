@@ -5,4 +5,6 @@ import dagster as dg
 
 from consultation_backup.constants import PARTITIONS_START, TIMEZONE
 
-consultation_daily = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone=TIMEZONE, end_offset=1)
+consultation_daily = dg.DailyPartitionsDefinition(
+    start_date=PARTITIONS_START, timezone=TIMEZONE, end_offset=1
+)

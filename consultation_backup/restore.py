@@ -39,9 +39,17 @@ def _index(notion: NotionResource, data_source_id: str) -> dict[str, str]:
     return out
 
 
-def restore(notion: NotionResource, db: PostgresResource, *, customers_database_id: str,
-            consultations_database_id: str, dry_run: bool = True, customer_ids: list[str] | None = None,
-            relink: bool = True, log: Callable[[str], None] = print) -> RestoreReport:
+def restore(
+    notion: NotionResource,
+    db: PostgresResource,
+    *,
+    customers_database_id: str,
+    consultations_database_id: str,
+    dry_run: bool = True,
+    customer_ids: list[str] | None = None,
+    relink: bool = True,
+    log: Callable[[str], None] = print,
+) -> RestoreReport:
     """Create in Notion what the backup has and Notion lacks.
 
     Args:
@@ -59,7 +67,9 @@ def restore(notion: NotionResource, db: PostgresResource, *, customers_database_
     if customer_ids:
         where += " AND customer_id = ANY(%s)"
         params.append(customer_ids)
-    customers = db.fetch_all(f"SELECT * FROM public.consultation_customers {where} ORDER BY customer_id", params)
+    customers = db.fetch_all(
+        f"SELECT * FROM public.consultation_customers {where} ORDER BY customer_id", params
+    )
     report.customers_in_backup = len(customers)
     page_of: dict[Any, str | None] = {}
     for row in customers:
@@ -77,13 +87,19 @@ def restore(notion: NotionResource, db: PostgresResource, *, customers_database_
         page_of[row["id"]] = page["id"]
         log(f"restored customer {row['customer_id']} as page {page['id']}")
         if relink:
-            db.execute("UPDATE public.consultation_customers SET notion_page_id = %s, synced_at = now() WHERE id = %s",
-                       (page["id"], row["id"]))
-            db.execute("UPDATE public.consultation_records SET customer_notion_id = %s, synced_at = now()"
-                       " WHERE customer_id = %s", (page["id"], row["id"]))
+            db.execute(
+                "UPDATE public.consultation_customers SET notion_page_id = %s, synced_at = now() WHERE id = %s",
+                (page["id"], row["id"]),
+            )
+            db.execute(
+                "UPDATE public.consultation_records SET customer_notion_id = %s, synced_at = now()"
+                " WHERE customer_id = %s",
+                (page["id"], row["id"]),
+            )
     records = db.fetch_all(
         "SELECT * FROM public.consultation_records WHERE NOT is_deleted AND customer_id = ANY(%s) ORDER BY consultation_id",
-        ([r["id"] for r in customers],))
+        ([r["id"] for r in customers],),
+    )
     report.consultations_in_backup = len(records)
     for row in records:
         if row["consultation_id"] in consultations_in_notion:
@@ -96,10 +112,14 @@ def restore(notion: NotionResource, db: PostgresResource, *, customers_database_
         page = notion.create_page(cons_ds, T.consultation_properties(row, customer_page))
         report.consultations_created += 1
         if relink:
-            db.execute("UPDATE public.consultation_records SET notion_page_id = %s, synced_at = now() WHERE id = %s",
-                       (page["id"], row["id"]))
+            db.execute(
+                "UPDATE public.consultation_records SET notion_page_id = %s, synced_at = now() WHERE id = %s",
+                (page["id"], row["id"]),
+            )
     report.notion_requests = notion.caller.stats["requests"] - before
-    log(f"restore {'(dry run) ' if dry_run else ''}customers: {report.customers_created} created, "
+    log(
+        f"restore {'(dry run) ' if dry_run else ''}customers: {report.customers_created} created, "
         f"{report.customers_present} present; consultations: {report.consultations_created} created, "
-        f"{report.consultations_present} present; planned {len(report.planned)}")
+        f"{report.consultations_present} present; planned {len(report.planned)}"
+    )
     return report

@@ -24,8 +24,11 @@ CUSTOMER_ID_RE = re.compile(r"^[0-9]{5}$")
 CONSULTATION_ID_RE = re.compile(r"^([0-9]{5})_([0-9]{3})$")
 MAX_ESTIMATED_AGE = 150
 GENDERS = ("남", "여")
-DRIVE_ID_RES = (re.compile(r"/file/d/([A-Za-z0-9_-]+)"), re.compile(r"[?&]id=([A-Za-z0-9_-]+)"),
-                re.compile(r"/uc\?.*id=([A-Za-z0-9_-]+)"))
+DRIVE_ID_RES = (
+    re.compile(r"/file/d/([A-Za-z0-9_-]+)"),
+    re.compile(r"[?&]id=([A-Za-z0-9_-]+)"),
+    re.compile(r"/uc\?.*id=([A-Za-z0-9_-]+)"),
+)
 
 
 class InvalidPage(ValueError):
@@ -41,9 +44,12 @@ class InvalidPage(ValueError):
 def _reject_nul(row: Any, business_id: str | None) -> None:
     """PostgreSQL text and JSONB cannot hold NUL (U+0000): such a page is quarantined, not loaded."""
     for name, value in row.as_dict().items():
-        if ((isinstance(value, str) and "\x00" in value)
-                or (isinstance(value, list | dict) and "\\u0000" in json.dumps(value, default=str))):
-            raise InvalidPage(f"NUL character (U+0000) in {name}: PostgreSQL text cannot store it", business_id)
+        if (isinstance(value, str) and "\x00" in value) or (
+            isinstance(value, list | dict) and "\\u0000" in json.dumps(value, default=str)
+        ):
+            raise InvalidPage(
+                f"NUL character (U+0000) in {name}: PostgreSQL text cannot store it", business_id
+            )
 
 
 def strip_nul(value: Any) -> Any:
@@ -71,7 +77,10 @@ def text(page: Mapping[str, Any], name: str) -> str:
     value = _prop(page, name)
     typ = value.get("type")
     if typ in ("title", "rich_text"):
-        return "".join(i.get("plain_text") or (i.get("text") or {}).get("content", "") for i in value.get(typ) or []).strip()
+        return "".join(
+            i.get("plain_text") or (i.get("text") or {}).get("content", "")
+            for i in value.get(typ) or []
+        ).strip()
     if typ == "phone_number":
         return (value.get("phone_number") or "").strip()
     if typ == "select":
@@ -141,7 +150,9 @@ def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
     """
     customer_id = text(page, "id")
     if not CUSTOMER_ID_RE.match(customer_id):
-        raise InvalidPage(f"invalid customer id {customer_id!r} (expected 5 digits)", customer_id or None)
+        raise InvalidPage(
+            f"invalid customer id {customer_id!r} (expected 5 digits)", customer_id or None
+        )
     name = text(page, "고객명")
     if not name:
         raise InvalidPage("missing name (고객명)", customer_id)
@@ -159,21 +170,40 @@ def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
             # NaN / Infinity are not JSON (Python would accept them; JSONB refuses them)
             embedding = json.loads(raw_embedding, parse_constant=_no_json_constant)
         except json.JSONDecodeError as exc:
-            raise InvalidPage(f"invalid embedding JSON in 얼굴_임베딩: {exc.msg}", customer_id) from None
+            raise InvalidPage(
+                f"invalid embedding JSON in 얼굴_임베딩: {exc.msg}", customer_id
+            ) from None
         except ValueError as exc:
-            raise InvalidPage(f"invalid embedding JSON in 얼굴_임베딩: {exc}", customer_id) from None
+            raise InvalidPage(
+                f"invalid embedding JSON in 얼굴_임베딩: {exc}", customer_id
+            ) from None
     age = number(page, "추정나이")
-    if age is not None and not (isinstance(age, int | float) and math.isfinite(age) and 0 <= age <= MAX_ESTIMATED_AGE):
-        raise InvalidPage(f"invalid estimated age (추정나이) {age!r} (expected 0..{MAX_ESTIMATED_AGE})", customer_id)
+    if age is not None and not (
+        isinstance(age, int | float) and math.isfinite(age) and 0 <= age <= MAX_ESTIMATED_AGE
+    ):
+        raise InvalidPage(
+            f"invalid estimated age (추정나이) {age!r} (expected 0..{MAX_ESTIMATED_AGE})",
+            customer_id,
+        )
     count = number(page, "상담수")
     deleted = bool((_prop(page, "삭제됨") or {}).get("checkbox")) or bool(page.get("in_trash"))
     row = CustomerRow(
-        notion_page_id=page["id"], customer_id=customer_id, name=name, phone=text(page, "전화번호") or None,
-        gender=gender, birth_date=birth, estimated_age=int(age) if age is not None else None,
-        address=text(page, "주소") or None, special_note=text(page, "특이사항") or None, face_embedding=embedding,
+        notion_page_id=page["id"],
+        customer_id=customer_id,
+        name=name,
+        phone=text(page, "전화번호") or None,
+        gender=gender,
+        birth_date=birth,
+        estimated_age=int(age) if age is not None else None,
+        address=text(page, "주소") or None,
+        special_note=text(page, "특이사항") or None,
+        face_embedding=embedding,
         google_drive_folder_id=text(page, "customerFolderId") or None,
-        consultation_count=int(count) if count is not None and math.isfinite(count) and 0 <= count < 2**31 else 0,
-        is_deleted=deleted, notion_updated_at=parse_timestamp(page["last_edited_time"]),
+        consultation_count=int(count)
+        if count is not None and math.isfinite(count) and 0 <= count < 2**31
+        else 0,
+        is_deleted=deleted,
+        notion_updated_at=parse_timestamp(page["last_edited_time"]),
     )
     _reject_nul(row, customer_id)
     return row
@@ -188,8 +218,10 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
     """
     consultation_id = text(page, "id")
     if not CONSULTATION_ID_RE.match(consultation_id):
-        raise InvalidPage(f"invalid consultation id {consultation_id!r} (expected {{customer_id}}_NNN)",
-                          consultation_id or None)
+        raise InvalidPage(
+            f"invalid consultation id {consultation_id!r} (expected {{customer_id}}_NNN)",
+            consultation_id or None,
+        )
     try:
         day = parse_date(date_start(page, "상담일자"), "상담일자")
     except InvalidPage as exc:
@@ -201,7 +233,10 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
         raise InvalidPage("missing symptoms (호소증상)", consultation_id)
     customers = relation_ids(page, "고객")
     if len(customers) != 1:
-        raise InvalidPage(f"broken relation: expected one customer (고객), found {len(customers)}", consultation_id)
+        raise InvalidPage(
+            f"broken relation: expected one customer (고객), found {len(customers)}",
+            consultation_id,
+        )
     urls = file_urls(page, "증상이미지")
     created = date_start(page, "생성일시")
     notion_created = parse_timestamp(page["created_time"])
@@ -211,11 +246,19 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
         except ValueError:
             pass
     row = RecordRow(
-        notion_page_id=page["id"], consultation_id=consultation_id, customer_notion_id=customers[0],
-        consultation_date=day, symptoms=symptoms, patient_condition=text(page, "환자상태") or None,
-        tongue_analysis=text(page, "설진분석") or None, special_note=text(page, "특이사항") or None,
-        prescription=text(page, "처방약") or None, result=text(page, "결과") or None, image_count=len(urls),
-        google_drive_urls=urls, notion_created_at=notion_created,
+        notion_page_id=page["id"],
+        consultation_id=consultation_id,
+        customer_notion_id=customers[0],
+        consultation_date=day,
+        symptoms=symptoms,
+        patient_condition=text(page, "환자상태") or None,
+        tongue_analysis=text(page, "설진분석") or None,
+        special_note=text(page, "특이사항") or None,
+        prescription=text(page, "처방약") or None,
+        result=text(page, "결과") or None,
+        image_count=len(urls),
+        google_drive_urls=urls,
+        notion_created_at=notion_created,
         notion_updated_at=parse_timestamp(page["last_edited_time"]),
     )
     _reject_nul(row, consultation_id)
@@ -276,12 +319,20 @@ def normalize(value: Any) -> Any:
     return value
 
 
-def differing_fields(a: Mapping[str, Any], b: Mapping[str, Any], fields: Iterable[str]) -> list[str]:
+def differing_fields(
+    a: Mapping[str, Any], b: Mapping[str, Any], fields: Iterable[str]
+) -> list[str]:
     return [f for f in fields if normalize(a.get(f)) != normalize(b.get(f))]
 
 
-def decide_conflict(strategy: str, *, locally_edited: bool, differs: bool, notion_updated_at: datetime,
-                    supabase_updated_at: datetime | None) -> str:
+def decide_conflict(
+    strategy: str,
+    *,
+    locally_edited: bool,
+    differs: bool,
+    notion_updated_at: datetime,
+    supabase_updated_at: datetime | None,
+) -> str:
     """What to do with an incoming Notion version of a row.
 
     Returns ``apply`` (write the Notion version), ``keep`` (keep the Supabase version) or
@@ -302,7 +353,9 @@ def decide_conflict(strategy: str, *, locally_edited: bool, differs: bool, notio
 
 def content_hash(page: Mapping[str, Any]) -> str:
     """A short hash of a page's properties and trash state (edits in one minute differ here)."""
-    body = json.dumps({"p": page.get("properties"), "t": page.get("in_trash")}, sort_keys=True, ensure_ascii=False)
+    body = json.dumps(
+        {"p": page.get("properties"), "t": page.get("in_trash")}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha1(body.encode()).hexdigest()[:12]
 
 
@@ -310,13 +363,19 @@ def watermark_start(watermark: str | None, overlap_minutes: int) -> str | None:
     """The ``on_or_after`` bound for an incremental read: watermark minus the overlap."""
     if not watermark:
         return None
-    return (parse_timestamp(watermark) - timedelta(minutes=overlap_minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return (parse_timestamp(watermark) - timedelta(minutes=overlap_minutes)).strftime(
+        "%Y-%m-%dT%H:%M:%S.000Z"
+    )
 
 
 def date_window_filter(start: date, end_exclusive: date) -> dict[str, Any]:
     """Notion filter for consultations with 상담일자 in ``[start, end)``."""
-    return {"and": [{"property": "상담일자", "date": {"on_or_after": start.isoformat()}},
-                    {"property": "상담일자", "date": {"before": end_exclusive.isoformat()}}]}
+    return {
+        "and": [
+            {"property": "상담일자", "date": {"on_or_after": start.isoformat()}},
+            {"property": "상담일자", "date": {"before": end_exclusive.isoformat()}},
+        ]
+    }
 
 
 # -- restore: rows -> Notion write properties -------------------------------------------------
@@ -331,11 +390,15 @@ def customer_properties(row: Mapping[str, Any]) -> dict[str, Any]:
         "고객명": _rt(row.get("name")),
         "전화번호": {"phone_number": row.get("phone")},
         "성별": {"select": {"name": row["gender"]} if row.get("gender") else None},
-        "생년월일": {"date": {"start": normalize(row["birth_date"])} if row.get("birth_date") else None},
+        "생년월일": {
+            "date": {"start": normalize(row["birth_date"])} if row.get("birth_date") else None
+        },
         "추정나이": {"number": row.get("estimated_age")},
         "주소": _rt(row.get("address")),
         "특이사항": _rt(row.get("special_note")),
-        "얼굴_임베딩": _rt(json.dumps(embedding, ensure_ascii=False) if embedding is not None else None),
+        "얼굴_임베딩": _rt(
+            json.dumps(embedding, ensure_ascii=False) if embedding is not None else None
+        ),
         "customerFolderId": _rt(row.get("google_drive_folder_id")),
         "삭제됨": {"checkbox": bool(row.get("is_deleted"))},
     }
@@ -352,8 +415,12 @@ def consultation_properties(row: Mapping[str, Any], customer_page_id: str) -> di
         "환자상태": _rt(row.get("patient_condition")),
         "설진분석": _rt(row.get("tongue_analysis")),
         "특이사항": _rt(row.get("special_note")),
-        "증상이미지": {"files": [{"name": f"image_{i}", "type": "external", "external": {"url": u}}
-                             for i, u in enumerate(urls[:100], start=1)]},
+        "증상이미지": {
+            "files": [
+                {"name": f"image_{i}", "type": "external", "external": {"url": u}}
+                for i, u in enumerate(urls[:100], start=1)
+            ]
+        },
         "처방약": _rt(row.get("prescription")),
         "결과": _rt(row.get("result")),
     }

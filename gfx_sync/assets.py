@@ -46,16 +46,25 @@ def target_key(spec: TableSpec) -> dg.AssetKey:
 
 
 def _column_schema(table: str) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=c, type=t) for c, t in declared_columns("supabase")[table]])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=c, type=t) for c, t in declared_columns("supabase")[table]]
+    )
 
 
 def source_specs() -> list[dg.AssetSpec]:
     return [
         dg.AssetSpec(
-            source_key(s), group_name=GROUP, kinds={"postgres"}, owners=OWNERS,
+            source_key(s),
+            group_name=GROUP,
+            kinds={"postgres"},
+            owners=OWNERS,
             description=f"External production PostgreSQL table public.{s.table}: {s.description}",
-            metadata={"dagster/table_name": f"external_pg.public.{s.table}",
-                      "dagster/column_schema": _column_schema(s.table), "method": s.method, "winner": s.winner},
+            metadata={
+                "dagster/table_name": f"external_pg.public.{s.table}",
+                "dagster/column_schema": _column_schema(s.table),
+                "method": s.method,
+                "winner": s.winner,
+            },
         )
         for s in SPECS
     ]
@@ -73,17 +82,26 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         kinds={"postgres", "supabase"},
         owners=OWNERS,
         description=f"{spec.description} Method: {spec.method}, direction: {spec.direction}, "
-                    f"conflict winner: {spec.winner}. Partitioned by day of updated_at (UTC).",
+        f"conflict winner: {spec.winner}. Partitioned by day of updated_at (UTC).",
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=spec.freshness),
         retry_policy=dg.RetryPolicy(max_retries=RETRIES, delay=3, backoff=dg.Backoff.EXPONENTIAL),
         pool="gfx_sync",
-        metadata={"dagster/table_name": f"supabase.public.{spec.table}",
-                  "dagster/column_schema": _column_schema(spec.table),
-                  "method": spec.method, "direction": spec.direction, "winner": spec.winner, "key": spec.key},
+        metadata={
+            "dagster/table_name": f"supabase.public.{spec.table}",
+            "dagster/column_schema": _column_schema(spec.table),
+            "method": spec.method,
+            "direction": spec.direction,
+            "winner": spec.winner,
+            "key": spec.key,
+        },
         tags={"gfx_sync/method": spec.method},
     )
-    def _asset(context, config: GfxSyncConfig, supabase_db: PostgresResource,
-               gfx_source_db: PostgresResource) -> dg.MaterializeResult:
+    def _asset(
+        context,
+        config: GfxSyncConfig,
+        supabase_db: PostgresResource,
+        gfx_source_db: PostgresResource,
+    ) -> dg.MaterializeResult:
         started = time.perf_counter()
         window = None
         partition_key = None
@@ -96,21 +114,38 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             window = (tw.start, tw.end)
             partition_key = keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
         if spec.is_two_way and window:
-            context.log.info("two-way table: exchanging changes by watermark (the window does not apply)")
+            context.log.info(
+                "two-way table: exchanging changes by watermark (the window does not apply)"
+            )
         from datetime import timedelta
 
         final_attempt = context.retry_number >= RETRIES
-        res = sync_table(gfx_source_db, supabase_db, spec, window=window, mark_failure=final_attempt,
-                         overlap=timedelta(minutes=config.overlap_minutes), reconcile=config.reconcile,
-                         full_hash=config.full_hash, chunk_rows=config.chunk_rows, run_id=context.run.run_id,
-                         partition_key=partition_key)
+        res = sync_table(
+            gfx_source_db,
+            supabase_db,
+            spec,
+            window=window,
+            mark_failure=final_attempt,
+            overlap=timedelta(minutes=config.overlap_minutes),
+            reconcile=config.reconcile,
+            full_hash=config.full_hash,
+            chunk_rows=config.chunk_rows,
+            run_id=context.run.run_id,
+            partition_key=partition_key,
+        )
         if res.quarantined:
-            context.log.warning(f"{spec.table}: {res.quarantined} row(s) quarantined (see sync_log / data_quarantine)")
+            context.log.warning(
+                f"{spec.table}: {res.quarantined} row(s) quarantined (see sync_log / data_quarantine)"
+            )
         rows = supabase_db.fetch_value(f"SELECT count(*) FROM public.{spec.table}")
-        return dg.MaterializeResult(metadata={
-            **res.metadata(), "mode": "window" if window else "incremental", "dagster/row_count": int(rows),
-            "run_duration_s": round(time.perf_counter() - started, 3),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                **res.metadata(),
+                "mode": "window" if window else "incremental",
+                "dagster/row_count": int(rows),
+                "run_duration_s": round(time.perf_counter() - started, 3),
+            }
+        )
 
     return _asset
 

@@ -24,8 +24,20 @@ from resources.demo_data import DemoData
 from resources.environment import apply_local_defaults
 
 NATIONS = ["KR", "US", "CA", "GB", "DE", "FR", "BR", "JP", "CN", "VN", "AU", "ES"]
-INTL = ["Daniel Negreanu", "Phil Ivey", "Vanessa Selbst", "Fedor Holz", "Bryn Kenney", "Justin Bonomo",
-        "Maria Ho", "Kristen Foxen", "Stephen Chidwick", "Jason Koon", "Adrian Mateos", "Ole Schemion"]
+INTL = [
+    "Daniel Negreanu",
+    "Phil Ivey",
+    "Vanessa Selbst",
+    "Fedor Holz",
+    "Bryn Kenney",
+    "Justin Bonomo",
+    "Maria Ho",
+    "Kristen Foxen",
+    "Stephen Chidwick",
+    "Jason Koon",
+    "Adrian Mateos",
+    "Ole Schemion",
+]
 VENUES = ["Paradise City Seoul", "Horseshoe Las Vegas", "Jeju Shinhwa World", "Merit Crystal Cove"]
 GAMES = ["No-Limit Hold'em", "Pot-Limit Omaha", "Mixed Games", "Short Deck"]
 
@@ -69,11 +81,19 @@ ON CONFLICT (id) DO NOTHING
 """
 
 
-def generate_hands(conn: psycopg.Connection, start: int, stop: int, sessions: int = 20,
-                   now: datetime | None = None) -> None:
+def generate_hands(
+    conn: psycopg.Connection, start: int, stop: int, sessions: int = 20, now: datetime | None = None
+) -> None:
     """Insert gfx_hands ids ``start..stop`` (used by the demo and the benchmark)."""
-    conn.execute(HANDS_SQL, {"start": start, "stop": stop, "sessions": max(1, sessions),
-                             "now": now or datetime.now(UTC)})
+    conn.execute(
+        HANDS_SQL,
+        {
+            "start": start,
+            "stop": stop,
+            "sessions": max(1, sessions),
+            "now": now or datetime.now(UTC),
+        },
+    )
 
 
 def seed_source(conn: psycopg.Connection, data: DemoData) -> dict[str, int]:
@@ -91,21 +111,49 @@ def seed_source(conn: psycopg.Connection, data: DemoData) -> dict[str, int]:
         korean = i % 2 == 1
         name = data.korean_name() if korean else f"{INTL[i % len(INTL)]} {i}"
         ts = recent()
-        players.append((i, f"GFX-P{i:06d}", name, name if korean else None, "KR" if korean else rng.choice(NATIONS),
-                        f"https://cdn.example.com/players/{i}.webp", rng.randint(0, 5000), ts, ts))
+        players.append(
+            (
+                i,
+                f"GFX-P{i:06d}",
+                name,
+                name if korean else None,
+                "KR" if korean else rng.choice(NATIONS),
+                f"https://cdn.example.com/players/{i}.webp",
+                rng.randint(0, 5000),
+                ts,
+                ts,
+            )
+        )
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO gfx_players (id, player_code, display_name, name_ko, nationality, photo_url,"
-                        " total_hands, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-                        " ON CONFLICT (id) DO NOTHING", players)
+        cur.executemany(
+            "INSERT INTO gfx_players (id, player_code, display_name, name_ko, nationality, photo_url,"
+            " total_hands, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            " ON CONFLICT (id) DO NOTHING",
+            players,
+        )
         n_sessions = max(3, size // 50)
         cur.executemany(
             "INSERT INTO gfx_sessions (id, session_code, event_name, table_name, venue, status, gfx_version, started_at,"
             " ended_at, metadata, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
             " ON CONFLICT (id) DO NOTHING",
-            [(i, f"S-2026-{i:04d}", f"WSOP 서울 #{1 + i % 24}", f"Feature Table {1 + i % 3}", rng.choice(VENUES),
-              "live" if i % 7 == 0 else "ended", "4.2.1", (ts := recent()), ts + timedelta(hours=8),
-              Jsonb({"director": data.korean_name(), "stream_delay_s": 1800}), ts, ts)
-             for i in range(1, n_sessions + 1)])
+            [
+                (
+                    i,
+                    f"S-2026-{i:04d}",
+                    f"WSOP 서울 #{1 + i % 24}",
+                    f"Feature Table {1 + i % 3}",
+                    rng.choice(VENUES),
+                    "live" if i % 7 == 0 else "ended",
+                    "4.2.1",
+                    (ts := recent()),
+                    ts + timedelta(hours=8),
+                    Jsonb({"director": data.korean_name(), "stream_delay_s": 1800}),
+                    ts,
+                    ts,
+                )
+                for i in range(1, n_sessions + 1)
+            ],
+        )
     n_hands = size * 5
     for start in range(1, n_hands + 1, 50_000):
         stop = min(n_hands, start + 49_999)
@@ -116,16 +164,45 @@ def seed_source(conn: psycopg.Connection, data: DemoData) -> dict[str, int]:
             "INSERT INTO wsop_events (id, event_code, name, buy_in, game_type, venue, starts_at, ends_at, status,"
             " entrants, prize_pool, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
             " ON CONFLICT (id) DO NOTHING",
-            [(i, f"WSOP-2026-{i:02d}", f"Event #{i}: ${[1500, 3000, 10000, 25000][i % 4]:,} {GAMES[i % 4]}",
-              [1500, 3000, 10000, 25000][i % 4], GAMES[i % 4], rng.choice(VENUES), (ts := recent()),
-              ts + timedelta(days=3), "running" if i % 5 == 0 else "completed", rng.randint(100, 9000),
-              rng.randint(100, 9000) * [1500, 3000, 10000, 25000][i % 4] * 0.9, ts, ts) for i in range(1, 25)])
+            [
+                (
+                    i,
+                    f"WSOP-2026-{i:02d}",
+                    f"Event #{i}: ${[1500, 3000, 10000, 25000][i % 4]:,} {GAMES[i % 4]}",
+                    [1500, 3000, 10000, 25000][i % 4],
+                    GAMES[i % 4],
+                    rng.choice(VENUES),
+                    (ts := recent()),
+                    ts + timedelta(days=3),
+                    "running" if i % 5 == 0 else "completed",
+                    rng.randint(100, 9000),
+                    rng.randint(100, 9000) * [1500, 3000, 10000, 25000][i % 4] * 0.9,
+                    ts,
+                    ts,
+                )
+                for i in range(1, 25)
+            ],
+        )
         n_wsop = max(20, size // 2)
         cur.executemany(
             "INSERT INTO wsop_players (id, wsop_player_id, first_name, last_name, name_ko, country, city, bracelets,"
             " created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING",
-            [(i, f"WP{100000 + i}", (nm := data.korean_name())[1:], nm[0], nm, "KR" if i % 3 else rng.choice(NATIONS),
-              data.faker.city(), rng.choice([0, 0, 0, 1, 2]), (ts := recent()), ts) for i in range(1, n_wsop + 1)])
+            [
+                (
+                    i,
+                    f"WP{100000 + i}",
+                    (nm := data.korean_name())[1:],
+                    nm[0],
+                    nm,
+                    "KR" if i % 3 else rng.choice(NATIONS),
+                    data.faker.city(),
+                    rng.choice([0, 0, 0, 1, 2]),
+                    (ts := recent()),
+                    ts,
+                )
+                for i in range(1, n_wsop + 1)
+            ],
+        )
     conn.execute(
         """INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, level, chip_count, table_no, seat_no,
                                          recorded_at, created_at, updated_at)
@@ -133,22 +210,46 @@ def seed_source(conn: psycopg.Connection, data: DemoData) -> dict[str, int]:
                   1 + g %% 30, (random() * 5000000)::bigint, 1 + g %% 60, 1 + g %% 9, ts, ts, ts
            FROM (SELECT g, %(now)s::timestamptz - random() * interval '14 days' AS ts
                  FROM generate_series(1, %(n)s) g) s ON CONFLICT (id) DO NOTHING""",
-        {"wsop": n_wsop, "n": size * 2, "now": now})
+        {"wsop": n_wsop, "n": size * 2, "now": now},
+    )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO cue_sheets (session_id, sheet_name, segment_no, cue_type, cue_at, content, operator, status)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-            [(1 + i % n_sessions, f"Day {1 + i % 3} 메인 큐시트", i, rng.choice(["lower_third", "leaderboard", "bug"]),
-              recent(), Jsonb({"text": f"{data.korean_name()} 칩 리더", "duration_s": 8}), data.korean_name(),
-              rng.choice(["draft", "ready", "done"])) for i in range(1, 13)])
+            [
+                (
+                    1 + i % n_sessions,
+                    f"Day {1 + i % 3} 메인 큐시트",
+                    i,
+                    rng.choice(["lower_third", "leaderboard", "bug"]),
+                    recent(),
+                    Jsonb({"text": f"{data.korean_name()} 칩 리더", "duration_s": 8}),
+                    data.korean_name(),
+                    rng.choice(["draft", "ready", "done"]),
+                )
+                for i in range(1, 13)
+            ],
+        )
         images = []
         for i in range(1, 9):
             blob, mime, ext = data.random_image()
-            images.append((i, f"players/{i}.{ext}", mime, 64, 48, len(blob), blob, True, "gfx-operator"))
-        cur.executemany("INSERT INTO profile_images (player_id, storage_path, mime_type, width, height, byte_size,"
-                        " thumbnail, is_primary, uploaded_by) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", images)
-    return {"gfx_players": n_players, "gfx_sessions": n_sessions, "gfx_hands": n_hands, "gfx_hand_players": n_hands * 6,
-            "wsop_events": 24, "wsop_players": n_wsop, "wsop_chip_counts": size * 2}
+            images.append(
+                (i, f"players/{i}.{ext}", mime, 64, 48, len(blob), blob, True, "gfx-operator")
+            )
+        cur.executemany(
+            "INSERT INTO profile_images (player_id, storage_path, mime_type, width, height, byte_size,"
+            " thumbnail, is_primary, uploaded_by) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            images,
+        )
+    return {
+        "gfx_players": n_players,
+        "gfx_sessions": n_sessions,
+        "gfx_hands": n_hands,
+        "gfx_hand_players": n_hands * 6,
+        "wsop_events": 24,
+        "wsop_players": n_wsop,
+        "wsop_chip_counts": size * 2,
+    }
 
 
 def seed_supabase(conn: psycopg.Connection, data: DemoData) -> None:
@@ -158,12 +259,24 @@ def seed_supabase(conn: psycopg.Connection, data: DemoData) -> None:
         cur.executemany(
             "INSERT INTO render_queue (job_type, session_id, player_id, template_name, params, priority, requested_by)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s)",
-            [(rng.choice(["lower_third", "leaderboard", "chip_count", "player_profile"]), 1, 1 + i,
-              f"tpl_{i % 4}_v2", Jsonb({"lang": "ko", "top": 10}), 1 + i % 5, data.korean_name()) for i in range(6)])
+            [
+                (
+                    rng.choice(["lower_third", "leaderboard", "chip_count", "player_profile"]),
+                    1,
+                    1 + i,
+                    f"tpl_{i % 4}_v2",
+                    Jsonb({"lang": "ko", "top": 10}),
+                    1 + i % 5,
+                    data.korean_name(),
+                )
+                for i in range(6)
+            ],
+        )
         cur.executemany(
             "INSERT INTO player_overrides (player_id, field_name, override_value, reason, created_by)"
             " VALUES (%s,%s,%s,%s,%s)",
-            [(1 + i, "name_ko", data.korean_name(), "방송 표기 수정", "pd-kim") for i in range(5)])
+            [(1 + i, "name_ko", data.korean_name(), "방송 표기 수정", "pd-kim") for i in range(5)],
+        )
 
 
 def main(argv=None) -> int:
@@ -184,7 +297,10 @@ def main(argv=None) -> int:
         if not sb.execute("SELECT count(*) FROM render_queue").fetchone()[0]:
             seed_supabase(sb, data.child("supabase"))
             sb.commit()
-    print("[gfx_sync] seeded the external database: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    print(
+        "[gfx_sync] seeded the external database: "
+        + ", ".join(f"{k}={v:,}" for k, v in counts.items())
+    )
     _link_fdw()
     return 0
 
@@ -195,12 +311,18 @@ def _link_fdw() -> None:
     from resources.postgres import PostgresResource
 
     try:
-        setup_external_fdw(PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="gfx-sync-demo"),
-                           os.environ["GFX_SOURCE_DB_URL"])
-        print("[gfx_sync] SELECT restore_gfx_from_external() is ready (postgres_fdw server external_db)")
+        setup_external_fdw(
+            PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="gfx-sync-demo"),
+            os.environ["GFX_SOURCE_DB_URL"],
+        )
+        print(
+            "[gfx_sync] SELECT restore_gfx_from_external() is ready (postgres_fdw server external_db)"
+        )
     except Exception as exc:  # noqa: BLE001 - the demo works without it; say why it is missing
-        print(f"[gfx_sync] postgres_fdw link not created ({type(exc).__name__}: {exc}); "
-              "run python -m gfx_sync.cli fdw-setup")
+        print(
+            f"[gfx_sync] postgres_fdw link not created ({type(exc).__name__}: {exc}); "
+            "run python -m gfx_sync.cli fdw-setup"
+        )
 
 
 if __name__ == "__main__":

@@ -25,26 +25,44 @@ def restorable_tables() -> list[str]:
 def setup_external_fdw(target: PostgresResource, source_dsn: str) -> list[str]:
     """Point ``external_db`` on the target at the source; returns the foreign tables created."""
     info = conninfo.conninfo_to_dict(source_dsn)
-    server_opts = {"host": info.get("host") or "localhost", "port": str(info.get("port") or 5432),
-                   "dbname": info.get("dbname") or info.get("user") or "postgres"}
+    server_opts = {
+        "host": info.get("host") or "localhost",
+        "port": str(info.get("port") or 5432),
+        "dbname": info.get("dbname") or info.get("user") or "postgres",
+    }
     user_opts = {k: str(info[k]) for k in ("user", "password") if info.get(k)}
     tables = restorable_tables()
 
     def options(opts: dict[str, str]) -> sql.Composable:
-        return sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in opts.items())
+        return sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in opts.items()
+        )
 
     with target.transaction() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
         conn.execute(sql.SQL("DROP SERVER IF EXISTS {} CASCADE").format(sql.Identifier(SERVER)))
-        conn.execute(sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})").format(
-            sql.Identifier(SERVER), options(server_opts)))
-        mapping = sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {}").format(sql.Identifier(SERVER))
+        conn.execute(
+            sql.SQL("CREATE SERVER {} FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})").format(
+                sql.Identifier(SERVER), options(server_opts)
+            )
+        )
+        mapping = sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {}").format(
+            sql.Identifier(SERVER)
+        )
         if user_opts:
             mapping += sql.SQL(" OPTIONS ({})").format(options(user_opts))
         conn.execute(mapping)
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(FOREIGN_SCHEMA)))
-        conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(FOREIGN_SCHEMA)))
-        conn.execute(sql.SQL("IMPORT FOREIGN SCHEMA public LIMIT TO ({}) FROM SERVER {} INTO {}").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in tables), sql.Identifier(SERVER),
-            sql.Identifier(FOREIGN_SCHEMA)))
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(FOREIGN_SCHEMA))
+        )
+        conn.execute(
+            sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(FOREIGN_SCHEMA))
+        )
+        conn.execute(
+            sql.SQL("IMPORT FOREIGN SCHEMA public LIMIT TO ({}) FROM SERVER {} INTO {}").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in tables),
+                sql.Identifier(SERVER),
+                sql.Identifier(FOREIGN_SCHEMA),
+            )
+        )
     return [f"{FOREIGN_SCHEMA}.{t}" for t in tables]

@@ -10,60 +10,86 @@ from resources.postgres import PostgresResource
 # One process for every table of a run: the work is in the databases, and 11 step processes
 # on a 2-core machine would cost more than the syncs themselves.
 gfx_sync_job = dg.define_asset_job(
-    "gfx_sync_job", selection=dg.AssetSelection.assets(*TABLE_ASSETS), executor_def=dg.in_process_executor,
+    "gfx_sync_job",
+    selection=dg.AssetSelection.assets(*TABLE_ASSETS),
+    executor_def=dg.in_process_executor,
     description="Sync every gfx table (batch copy, two-way exchange, reconciliation when configured).",
     tags={"domain": GROUP, "dagster/max_runtime": "3600"},
 )
 
 
-@dg.op(description="retry_failed_syncs() then check_sync_health_and_notify(); reports the dashboard.")
+@dg.op(
+    description="retry_failed_syncs() then check_sync_health_and_notify(); reports the dashboard."
+)
 def gfx_health_op(context, supabase_db: PostgresResource) -> dict:
     with supabase_db.transaction() as conn:
         retried = conn.execute("SELECT public.retry_failed_syncs()").fetchone()[0]
         before = conn.execute("SELECT count(*) FROM public.notifications").fetchone()[0]
         conn.execute("SELECT public.check_sync_health_and_notify()")
         after = conn.execute("SELECT count(*) FROM public.notifications").fetchone()[0]
-    rows = supabase_db.fetch_all("SELECT entity_type, health_status, lag_seconds, consecutive_failures FROM v_sync_dashboard")
+    rows = supabase_db.fetch_all(
+        "SELECT entity_type, health_status, lag_seconds, consecutive_failures FROM v_sync_dashboard"
+    )
     unhealthy = [r for r in rows if r["health_status"] != "HEALTHY"]
-    context.add_output_metadata({"retried": retried, "notifications_created": after - before,
-                                 "unhealthy_tables": len(unhealthy),
-                                 "dashboard": dg.MetadataValue.md(_dashboard_md(rows))})
+    context.add_output_metadata(
+        {
+            "retried": retried,
+            "notifications_created": after - before,
+            "unhealthy_tables": len(unhealthy),
+            "dashboard": dg.MetadataValue.md(_dashboard_md(rows)),
+        }
+    )
     return {"retried": retried, "notified": after - before}
 
 
 def _dashboard_md(rows: list[dict]) -> str:
     lines = ["| table | health | lag s | failures |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['entity_type']} | {r['health_status']} | "
-              f"{'' if r['lag_seconds'] is None else round(float(r['lag_seconds']))} | {r['consecutive_failures']} |"
-              for r in rows]
+    lines += [
+        f"| {r['entity_type']} | {r['health_status']} | "
+        f"{'' if r['lag_seconds'] is None else round(float(r['lag_seconds']))} | {r['consecutive_failures']} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
-@dg.job(description="Sync health upkeep: retries failed syncs and writes notifications for unhealthy tables.",
-        tags={"domain": GROUP})
+@dg.job(
+    description="Sync health upkeep: retries failed syncs and writes notifications for unhealthy tables.",
+    tags={"domain": GROUP},
+)
 def gfx_sync_health_job():
     gfx_health_op()
 
 
 class RestoreConfig(dg.Config):
     table: str
-    from_side: str = ""   # empty = the spec's authoritative side
+    from_side: str = ""  # empty = the spec's authoritative side
     dry_run: bool = True  # a restore must be asked for explicitly
 
 
 @dg.op(description="Restore one table from its authoritative side (safety copy, one transaction).")
-def gfx_restore_op(context, config: RestoreConfig, supabase_db: PostgresResource,
-                   gfx_source_db: PostgresResource) -> dict:
+def gfx_restore_op(
+    context, config: RestoreConfig, supabase_db: PostgresResource, gfx_source_db: PostgresResource
+) -> dict:
     spec = SPECS_BY_TABLE.get(config.table)
     if spec is None:
         raise dg.Failure(f"unknown table {config.table!r}; known: {', '.join(SPECS_BY_TABLE)}")
-    rep = restore_table(gfx_source_db, supabase_db, spec, from_side=config.from_side or None,
-                        dry_run=config.dry_run, run_id=context.run.run_id)
-    context.add_output_metadata({k: v for k, v in rep.as_dict().items() if k != "details" and v is not None})
+    rep = restore_table(
+        gfx_source_db,
+        supabase_db,
+        spec,
+        from_side=config.from_side or None,
+        dry_run=config.dry_run,
+        run_id=context.run.run_id,
+    )
+    context.add_output_metadata(
+        {k: v for k, v in rep.as_dict().items() if k != "details" and v is not None}
+    )
     return rep.as_dict()
 
 
-@dg.job(description="Restore a gfx table from its authoritative side; dry_run (default) only reports counts.",
-        tags={"domain": GROUP})
+@dg.job(
+    description="Restore a gfx table from its authoritative side; dry_run (default) only reports counts.",
+    tags={"domain": GROUP},
+)
 def gfx_restore_job():
     gfx_restore_op()

@@ -16,9 +16,25 @@ TARGET_MIGRATIONS = HERE / "migrations"
 SOURCE_MIGRATIONS = HERE / "source_migrations"
 
 _CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS (?:public\.)?(\w+) \((.*?)\n\);", re.S)
-_KEYWORDS = {"NOT", "NULL", "PRIMARY", "DEFAULT", "GENERATED", "CHECK", "REFERENCES", "UNIQUE", "CONSTRAINT"}
-_TYPE_NAMES = {"timestamptz": "timestamp with time zone", "int": "integer", "bool": "boolean", "bigserial": "bigint", "serial": "integer",
-               "varchar": "character varying"}
+_KEYWORDS = {
+    "NOT",
+    "NULL",
+    "PRIMARY",
+    "DEFAULT",
+    "GENERATED",
+    "CHECK",
+    "REFERENCES",
+    "UNIQUE",
+    "CONSTRAINT",
+}
+_TYPE_NAMES = {
+    "timestamptz": "timestamp with time zone",
+    "int": "integer",
+    "bool": "boolean",
+    "bigserial": "bigint",
+    "serial": "integer",
+    "varchar": "character varying",
+}
 
 
 def _normalise_type(raw: str) -> str:
@@ -41,7 +57,13 @@ def parse_migrations(folder: Path) -> dict[str, list[tuple[str, str]]]:
             cols: list[tuple[str, str]] = []
             for line in body.splitlines():
                 line = line.split("--", 1)[0].strip().rstrip(",")
-                if not line or line.split()[0].upper() in {"PRIMARY", "CONSTRAINT", "UNIQUE", "CHECK", "FOREIGN"}:
+                if not line or line.split()[0].upper() in {
+                    "PRIMARY",
+                    "CONSTRAINT",
+                    "UNIQUE",
+                    "CHECK",
+                    "FOREIGN",
+                }:
                     continue
                 parts = line.split()
                 type_tokens = []
@@ -51,8 +73,10 @@ def parse_migrations(folder: Path) -> dict[str, list[tuple[str, str]]]:
                     type_tokens.append(tok)
                 cols.append((parts[0], _normalise_type(" ".join(type_tokens))))
             tables[name] = cols
-        for name, col, typ in re.findall(r"ALTER TABLE (?:public\.)?(\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+) ([\w\[\]\(\),]+)",
-                                         text):
+        for name, col, typ in re.findall(
+            r"ALTER TABLE (?:public\.)?(\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+) ([\w\[\]\(\),]+)",
+            text,
+        ):
             tables.setdefault(name, []).append((col, _normalise_type(typ)))
     return tables
 
@@ -67,7 +91,9 @@ def live_columns(conn, tables: list[str]) -> dict[str, list[tuple[str, str]]]:
         "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
         " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')"
-        " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum", (tables,)).fetchall()
+        " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum",
+        (tables,),
+    ).fetchall()
     out: dict[str, list[tuple[str, str]]] = {}
     for rel, col, typ in rows:
         out.setdefault(rel, []).append((col, typ))
@@ -110,7 +136,9 @@ def migration_drift(conn, side: str) -> dict[str, list[str]]:
                 if col not in have:
                     issues.append(f"[{side}] column {col} declared in migrations is missing live")
                 elif _loose(have[col]) != _loose(typ):
-                    issues.append(f"[{side}] column {col}: migrations say {typ}, live is {have[col]}")
+                    issues.append(
+                        f"[{side}] column {col}: migrations say {typ}, live is {have[col]}"
+                    )
             extra = [c for c in have if c not in dict(cols)]
             issues += [f"[{side}] live column {c} is not in the migrations" for c in extra]
         if issues:
@@ -124,8 +152,9 @@ def drift_report(source_conn, target_conn, tables: list[str] | None = None) -> D
     tables = tables or [s.table for s in SPECS]
     report = DriftReport()
     for table in tables:
-        report.source_vs_target[table] = tf.compare_columns(table_columns(source_conn, table),
-                                                            table_columns(target_conn, table))
+        report.source_vs_target[table] = tf.compare_columns(
+            table_columns(source_conn, table), table_columns(target_conn, table)
+        )
     for side, conn in (("supabase", target_conn), ("external", source_conn)):
         for table, issues in migration_drift(conn, side).items():
             if table in tables or side == "supabase":

@@ -28,11 +28,11 @@ Direction = Literal["external_to_supabase", "supabase_to_external", "both"]
 Method = Literal["cdc", "batch", "two_way", "reverse"]
 Winner = Literal["external", "supabase", "lww", "supabase_absolute"]
 
-SOURCE_SYSTEM = "external_pg"          # sync_status.source / asset key prefix of the source specs
+SOURCE_SYSTEM = "external_pg"  # sync_status.source / asset key prefix of the source specs
 TARGET_SYSTEM = "supabase"
 SCHEMA = "public"
-TIMESTAMP_COLUMN = "updated_at"       # the change timestamp: watermark, partitions, LWW
-ORIGIN_COLUMN = "sync_origin"         # two-way tables only: the side of the last non-sync write
+TIMESTAMP_COLUMN = "updated_at"  # the change timestamp: watermark, partitions, LWW
+ORIGIN_COLUMN = "sync_origin"  # two-way tables only: the side of the last non-sync write
 SIDE_EXTERNAL = "external"
 SIDE_SUPABASE = "supabase"
 
@@ -78,34 +78,127 @@ class TableSpec:
     @property
     def authoritative_side(self) -> str:
         """Where a restore copies from (seed 003 §7.1 step 3)."""
-        return SIDE_EXTERNAL if self.winner == "external" else (
-            SIDE_SUPABASE if self.winner in ("supabase", "supabase_absolute") else SIDE_EXTERNAL)
+        return (
+            SIDE_EXTERNAL
+            if self.winner == "external"
+            else (
+                SIDE_SUPABASE if self.winner in ("supabase", "supabase_absolute") else SIDE_EXTERNAL
+            )
+        )
 
 
 SPECS: tuple[TableSpec, ...] = (
-    TableSpec("gfx_sessions", "id", "bigint", "external_to_supabase", "cdc", "external", "gfx",
-              "Broadcast sessions (one per feature table and day) from the GFX system."),
-    TableSpec("gfx_hands", "id", "bigint", "external_to_supabase", "cdc", "external", "gfx",
-              "Every hand played on a feature table, with the full GFX hand document as jsonb."),
-    TableSpec("gfx_hand_players", "id", "bigint", "external_to_supabase", "cdc", "external", "gfx",
-              "Seat-level results of each hand (hole cards, stacks, winner)."),
-    TableSpec("gfx_players", "id", "bigint", "external_to_supabase", "cdc", "external", "gfx",
-              "Players known to the GFX system."),
-    TableSpec("wsop_events", "id", "bigint", "external_to_supabase", "batch", "external", "wsop",
-              "WSOP+ tournament events."),
-    TableSpec("wsop_players", "id", "bigint", "external_to_supabase", "batch", "external", "wsop",
-              "WSOP+ registered players."),
-    TableSpec("wsop_chip_counts", "id", "bigint", "external_to_supabase", "batch", "external", "wsop",
-              "WSOP+ chip counts reported per level."),
-    TableSpec("render_queue", "id", "uuid", "supabase_to_external", "reverse", "supabase_absolute", "render",
-              "Render jobs created in Supabase; the external renderer reports status and results back.",
-              back_columns=("status", "progress", "output_url", "error_message", "rendered_at")),
-    TableSpec("player_overrides", "id", "uuid", "both", "two_way", "supabase", "overrides",
-              "Operator overrides of player fields (UI edits in Supabase win ties)."),
-    TableSpec("profile_images", "id", "uuid", "both", "two_way", "supabase", "overrides",
-              "Player profile images uploaded by admins (Supabase wins ties)."),
-    TableSpec("cue_sheets", "id", "uuid", "both", "two_way", "lww", "cue",
-              "Broadcast cue sheets edited on both sides (last write wins, both sides equal)."),
+    TableSpec(
+        "gfx_sessions",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "cdc",
+        "external",
+        "gfx",
+        "Broadcast sessions (one per feature table and day) from the GFX system.",
+    ),
+    TableSpec(
+        "gfx_hands",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "cdc",
+        "external",
+        "gfx",
+        "Every hand played on a feature table, with the full GFX hand document as jsonb.",
+    ),
+    TableSpec(
+        "gfx_hand_players",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "cdc",
+        "external",
+        "gfx",
+        "Seat-level results of each hand (hole cards, stacks, winner).",
+    ),
+    TableSpec(
+        "gfx_players",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "cdc",
+        "external",
+        "gfx",
+        "Players known to the GFX system.",
+    ),
+    TableSpec(
+        "wsop_events",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "batch",
+        "external",
+        "wsop",
+        "WSOP+ tournament events.",
+    ),
+    TableSpec(
+        "wsop_players",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "batch",
+        "external",
+        "wsop",
+        "WSOP+ registered players.",
+    ),
+    TableSpec(
+        "wsop_chip_counts",
+        "id",
+        "bigint",
+        "external_to_supabase",
+        "batch",
+        "external",
+        "wsop",
+        "WSOP+ chip counts reported per level.",
+    ),
+    TableSpec(
+        "render_queue",
+        "id",
+        "uuid",
+        "supabase_to_external",
+        "reverse",
+        "supabase_absolute",
+        "render",
+        "Render jobs created in Supabase; the external renderer reports status and results back.",
+        back_columns=("status", "progress", "output_url", "error_message", "rendered_at"),
+    ),
+    TableSpec(
+        "player_overrides",
+        "id",
+        "uuid",
+        "both",
+        "two_way",
+        "supabase",
+        "overrides",
+        "Operator overrides of player fields (UI edits in Supabase win ties).",
+    ),
+    TableSpec(
+        "profile_images",
+        "id",
+        "uuid",
+        "both",
+        "two_way",
+        "supabase",
+        "overrides",
+        "Player profile images uploaded by admins (Supabase wins ties).",
+    ),
+    TableSpec(
+        "cue_sheets",
+        "id",
+        "uuid",
+        "both",
+        "two_way",
+        "lww",
+        "cue",
+        "Broadcast cue sheets edited on both sides (last write wins, both sides equal).",
+    ),
 )
 
 SPECS_BY_TABLE: dict[str, TableSpec] = {s.table: s for s in SPECS}
@@ -118,7 +211,9 @@ def spec_for(table: str) -> TableSpec:
     try:
         return SPECS_BY_TABLE[table]
     except KeyError:
-        raise KeyError(f"{table!r} is not a synced table; known: {', '.join(SPECS_BY_TABLE)}") from None
+        raise KeyError(
+            f"{table!r} is not a synced table; known: {', '.join(SPECS_BY_TABLE)}"
+        ) from None
 
 
 def mark_sync_transaction(conn) -> None:

@@ -44,7 +44,9 @@ def read_base(target_max: datetime | None, stored: datetime | None) -> datetime 
     return min(target_max, stored)
 
 
-def read_from(watermark: datetime | None, overlap: timedelta, source_now: datetime) -> datetime | None:
+def read_from(
+    watermark: datetime | None, overlap: timedelta, source_now: datetime
+) -> datetime | None:
     """Lower bound of an incremental read: the watermark minus the overlap (a floor for clock
     jitter and commit-order slack), never in the future (a future-dated row on the target must not
     make the read skip real changes)."""
@@ -68,9 +70,14 @@ def changed_guard(columns: Sequence[str], target_alias: str = "t") -> sql.Compos
     """ON CONFLICT guard for source-owned data: a newer version, or the same stamp with other content
     (a local edit that kept updated_at). An older incoming version never overwrites (CDC may be ahead)."""
     ts = sql.Identifier(TIMESTAMP_COLUMN)
-    return sql.SQL("({t}.{ts} < EXCLUDED.{ts} OR ({t}.{ts} = EXCLUDED.{ts} AND ({tc}) IS DISTINCT FROM ({ec})))").format(
-        t=sql.Identifier(target_alias), ts=ts,
-        tc=ident_list(columns, target_alias), ec=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in columns))
+    return sql.SQL(
+        "({t}.{ts} < EXCLUDED.{ts} OR ({t}.{ts} = EXCLUDED.{ts} AND ({tc}) IS DISTINCT FROM ({ec})))"
+    ).format(
+        t=sql.Identifier(target_alias),
+        ts=ts,
+        tc=ident_list(columns, target_alias),
+        ec=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in columns),
+    )
 
 
 def tie_break(spec: TableSpec, alias: str, columns: Sequence[str]) -> sql.Composable:
@@ -83,9 +90,13 @@ def tie_break(spec: TableSpec, alias: str, columns: Sequence[str]) -> sql.Compos
     a = sql.Identifier(alias) if alias != "EXCLUDED" else sql.SQL("EXCLUDED")
     if spec.winner in ("supabase", "supabase_absolute"):
         return sql.SQL("(CASE WHEN {a}.{o} = {s} THEN 1 ELSE 0 END)::text").format(
-            a=a, o=sql.Identifier(ORIGIN_COLUMN), s=sql.Literal(SIDE_SUPABASE))
+            a=a, o=sql.Identifier(ORIGIN_COLUMN), s=sql.Literal(SIDE_SUPABASE)
+        )
     return sql.SQL("md5(row({})::text)").format(
-        sql.SQL(", ").join(sql.SQL("{}.{}").format(a, sql.Identifier(c)) for c in content_columns(columns)))
+        sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(a, sql.Identifier(c)) for c in content_columns(columns)
+        )
+    )
 
 
 def lww_guard(spec: TableSpec, columns: Sequence[str], target_alias: str = "t") -> sql.Composable:
@@ -93,8 +104,11 @@ def lww_guard(spec: TableSpec, columns: Sequence[str], target_alias: str = "t") 
     versions never overwrite each other, so a copied row cannot echo back."""
     ts = sql.Identifier(TIMESTAMP_COLUMN)
     return sql.SQL("(({t}.{ts}, {tbt}) < (EXCLUDED.{ts}, {tbe}))").format(
-        t=sql.Identifier(target_alias), ts=ts,
-        tbt=tie_break(spec, target_alias, columns), tbe=tie_break(spec, "EXCLUDED", columns))
+        t=sql.Identifier(target_alias),
+        ts=ts,
+        tbt=tie_break(spec, target_alias, columns),
+        tbe=tie_break(spec, "EXCLUDED", columns),
+    )
 
 
 def bucket_expr(spec: TableSpec, chunk_rows: int) -> sql.Composable:
@@ -110,9 +124,15 @@ def chunk_predicate(spec: TableSpec, chunk_rows: int, buckets: Sequence[int]) ->
     """Rows of the given chunks (a range scan on the key for bigint keys)."""
     key = sql.Identifier(spec.key)
     if spec.key_type == "bigint":
-        parts = [sql.SQL("({k} >= {lo} AND {k} < {hi})").format(
-            k=key, lo=sql.Literal(b * chunk_rows), hi=sql.Literal((b + 1) * chunk_rows)) for b in buckets]
-        return sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")") if parts else sql.SQL("false")
+        parts = [
+            sql.SQL("({k} >= {lo} AND {k} < {hi})").format(
+                k=key, lo=sql.Literal(b * chunk_rows), hi=sql.Literal((b + 1) * chunk_rows)
+            )
+            for b in buckets
+        ]
+        return (
+            sql.SQL("(") + sql.SQL(" OR ").join(parts) + sql.SQL(")") if parts else sql.SQL("false")
+        )
     return sql.SQL("{} = ANY({})").format(bucket_expr(spec, chunk_rows), sql.Literal(list(buckets)))
 
 
@@ -122,10 +142,13 @@ def row_hash_expr(key: str, columns: Sequence[str], full: bool) -> sql.Composabl
     if full:
         return sql.SQL("hashtextextended(row({})::text, 0)").format(ident_list(columns))
     return sql.SQL("hashtextextended({}::text, (extract(epoch FROM {}) * 1000000)::bigint)").format(
-        sql.Identifier(key), sql.Identifier(TIMESTAMP_COLUMN))
+        sql.Identifier(key), sql.Identifier(TIMESTAMP_COLUMN)
+    )
 
 
-def diff_chunks(source: Mapping[int, tuple[int, int]], target: Mapping[int, tuple[int, int]]) -> list[int]:
+def diff_chunks(
+    source: Mapping[int, tuple[int, int]], target: Mapping[int, tuple[int, int]]
+) -> list[int]:
     """Chunks whose (count, xor-hash) differ, or exist on one side only."""
     return sorted(b for b in set(source) | set(target) if source.get(b) != target.get(b))
 
@@ -142,13 +165,15 @@ def check_expression(constraint_def: str) -> str | None:
     text = constraint_def.strip()
     if not text.upper().startswith("CHECK "):
         return None
-    text = text[len("CHECK "):]
+    text = text[len("CHECK ") :]
     if text.upper().endswith(" NOT VALID"):
         text = text[: -len(" NOT VALID")]
     return text
 
 
-def compare_columns(source: Iterable[tuple[str, str]], target: Iterable[tuple[str, str]]) -> list[str]:
+def compare_columns(
+    source: Iterable[tuple[str, str]], target: Iterable[tuple[str, str]]
+) -> list[str]:
     """Human-readable differences between two ordered (column, type) lists; empty when equal."""
     src, tgt = list(source), list(target)
     problems: list[str] = []

@@ -30,29 +30,41 @@ def _schema(columns: str) -> dg.TableSchema:
 
 
 COLUMN_SCHEMAS = {
-    "workflow_runs": _schema("id uuid, workflow_id uuid, status varchar, trigger_type varchar, target_count integer, "
-                             "success_count integer, failed_count integer, total_cost numeric, error_message text, "
-                             "execution_time_ms integer, started_at timestamptz, completed_at timestamptz, logs jsonb, "
-                             "execution_key text, dagster_run_id text"),
-    "message_logs": _schema("id uuid, workflow_run_id uuid, template_id uuid, recipient_phone varchar, "
-                            "recipient_name varchar, message_type varchar, message_content text, variables_used jsonb, "
-                            "status varchar, provider varchar, provider_message_id varchar, cost numeric, "
-                            "sent_at timestamptz, delivered_at timestamptz, failed_at timestamptz, error_code varchar, "
-                            "error_message text, created_at timestamptz, idempotency_key text, "
-                            "send_attempted_at timestamptz, provider_group_id varchar"),
-    "template_usage_logs": _schema("id uuid, template_id uuid, workflow_id uuid, used_at timestamptz, "
-                                   "variables_used jsonb, success boolean, error_message text"),
-    "daily_statistics": _schema("id uuid, stat_date date, workflows_created integer, workflows_executed integer, "
-                                "messages_sent integer, messages_failed integer, total_cost numeric, "
-                                "templates_used integer, unique_users integer, created_at timestamptz, "
-                                "updated_at timestamptz"),
+    "workflow_runs": _schema(
+        "id uuid, workflow_id uuid, status varchar, trigger_type varchar, target_count integer, "
+        "success_count integer, failed_count integer, total_cost numeric, error_message text, "
+        "execution_time_ms integer, started_at timestamptz, completed_at timestamptz, logs jsonb, "
+        "execution_key text, dagster_run_id text"
+    ),
+    "message_logs": _schema(
+        "id uuid, workflow_run_id uuid, template_id uuid, recipient_phone varchar, "
+        "recipient_name varchar, message_type varchar, message_content text, variables_used jsonb, "
+        "status varchar, provider varchar, provider_message_id varchar, cost numeric, "
+        "sent_at timestamptz, delivered_at timestamptz, failed_at timestamptz, error_code varchar, "
+        "error_message text, created_at timestamptz, idempotency_key text, "
+        "send_attempted_at timestamptz, provider_group_id varchar"
+    ),
+    "template_usage_logs": _schema(
+        "id uuid, template_id uuid, workflow_id uuid, used_at timestamptz, "
+        "variables_used jsonb, success boolean, error_message text"
+    ),
+    "daily_statistics": _schema(
+        "id uuid, stat_date date, workflows_created integer, workflows_executed integer, "
+        "messages_sent integer, messages_failed integer, total_cost numeric, "
+        "templates_used integer, unique_users integer, created_at timestamptz, "
+        "updated_at timestamptz"
+    ),
 }
 
 
 def _mysql_schema(table: str) -> dg.TableSchema:
     mapping = json.loads(MAPPINGS_PATH.read_text(encoding="utf-8")).get(table, {})
-    return dg.TableSchema(columns=[dg.TableColumn(name, f.get("type", "string"), description=f.get("displayName"))
-                                   for name, f in mapping.get("fields", {}).items()])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, f.get("type", "string"), description=f.get("displayName"))
+            for name, f in mapping.get("fields", {}).items()
+        ]
+    )
 
 
 def supabase_key(table: str) -> dg.AssetKey:
@@ -65,14 +77,21 @@ def mysql_key(table: str) -> dg.AssetKey:
 
 # -- MySQL sources (observed: row count, last change) ---------------------------------------------
 MYSQL_SPECS = [
-    dg.AssetSpec(mysql_key(t), group_name=C.GROUP, kinds={"mysql"}, owners=C.OWNERS,
-                 description=f"Operational MySQL table `{t}` (read-only, SELECT-only user).",
-                 metadata={"dagster/table_name": f"mysql.{t}", "dagster/column_schema": _mysql_schema(t)})
+    dg.AssetSpec(
+        mysql_key(t),
+        group_name=C.GROUP,
+        kinds={"mysql"},
+        owners=C.OWNERS,
+        description=f"Operational MySQL table `{t}` (read-only, SELECT-only user).",
+        metadata={"dagster/table_name": f"mysql.{t}", "dagster/column_schema": _mysql_schema(t)},
+    )
     for t in C.MYSQL_TABLES
 ]
 
 
-@dg.multi_observable_source_asset(specs=MYSQL_SPECS, can_subset=True, description="Observe the CRM tables.")
+@dg.multi_observable_source_asset(
+    specs=MYSQL_SPECS, can_subset=True, description="Observe the CRM tables."
+)
 def mysql_crm_tables(context, mysql: MySQLResource):
     """Row count and last change of each CRM table; the data version changes when either does."""
     mappings = load_table_mappings()
@@ -82,24 +101,50 @@ def mysql_crm_tables(context, mysql: MySQLResource):
         select = f"SELECT COUNT(*) AS n{f', MAX(`{change}`) AS last_change' if change else ''} FROM `{table}`"
         row = mysql.query(select)[0]
         last = row.get("last_change")
-        yield dg.ObserveResult(asset_key=key, data_version=dg.DataVersion(f"{row['n']}:{last}"),
-                               metadata={"dagster/row_count": int(row["n"]),
-                                         "last_change": str(last) if last is not None else "n/a"})
+        yield dg.ObserveResult(
+            asset_key=key,
+            data_version=dg.DataVersion(f"{row['n']}:{last}"),
+            metadata={
+                "dagster/row_count": int(row["n"]),
+                "last_change": str(last) if last is not None else "n/a",
+            },
+        )
 
 
 # Tables the message platform's own app writes (workflow editor, template library); upstream here.
 PLATFORM_SPECS = [
-    dg.AssetSpec(supabase_key(t), group_name=C.GROUP, kinds={"supabase", "postgres"}, owners=C.OWNERS,
-                 description=f"`public.{t}`, edited in the message platform (seed 001).",
-                 metadata={"dagster/table_name": f"supabase.public.{t}"})
-    for t in ("workflows", "message_templates", "individual_variable_mappings", "variable_query_templates")
+    dg.AssetSpec(
+        supabase_key(t),
+        group_name=C.GROUP,
+        kinds={"supabase", "postgres"},
+        owners=C.OWNERS,
+        description=f"`public.{t}`, edited in the message platform (seed 001).",
+        metadata={"dagster/table_name": f"supabase.public.{t}"},
+    )
+    for t in (
+        "workflows",
+        "message_templates",
+        "individual_variable_mappings",
+        "variable_query_templates",
+    )
 ]
 
 
-@dg.asset(key=supabase_key("system_settings"), group_name=C.GROUP, kinds={"mysql", "supabase"}, owners=C.OWNERS,
-          deps=[mysql_key(t) for t in C.MYSQL_TABLES],
-          check_specs=[dg.AssetCheckSpec("table_mappings_valid", asset=supabase_key("system_settings"), blocking=True,
-                                         description="data/table-mappings.json matches the live MySQL schema")])
+@dg.asset(
+    key=supabase_key("system_settings"),
+    group_name=C.GROUP,
+    kinds={"mysql", "supabase"},
+    owners=C.OWNERS,
+    deps=[mysql_key(t) for t in C.MYSQL_TABLES],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "table_mappings_valid",
+            asset=supabase_key("system_settings"),
+            blocking=True,
+            description="data/table-mappings.json matches the live MySQL schema",
+        )
+    ],
+)
 def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresResource):
     """Schema discovery of the operational MySQL (tables, columns, types, indexes) and the validated
     table mappings, stored as ``system_settings`` rows ``mysql.schema_catalog`` and ``mysql.table_mappings``."""
@@ -108,8 +153,14 @@ def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresRes
     problem = None
     try:
         mappings = load_table_mappings(schema=schema)
-        mapping_doc = {t: {"displayName": m.display_name, "fields": {f.name: f.display_name for f in m.fields.values()},
-                           "searchable": m.searchable_fields} for t, m in mappings.items()}
+        mapping_doc = {
+            t: {
+                "displayName": m.display_name,
+                "fields": {f.name: f.display_name for f in m.fields.values()},
+                "searchable": m.searchable_fields,
+            }
+            for t, m in mappings.items()
+        }
     except TableMappingError as exc:
         problem, mapping_doc = str(exc), None
     with supabase_db.transaction() as conn:
@@ -117,19 +168,32 @@ def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresRes
             "INSERT INTO public.system_settings (setting_key, setting_value, description, category, updated_by)"
             " VALUES ('mysql.schema_catalog', %s, 'MySQL schema discovery (tables, columns, indexes)', 'mysql', 'dagster')"
             " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, updated_at = now()",
-            (Jsonb(schema),))
+            (Jsonb(schema),),
+        )
         if mapping_doc is not None:  # never overwrite good mappings with a broken file
             conn.execute(
                 "INSERT INTO public.system_settings (setting_key, setting_value, description, category, updated_by)"
                 " VALUES ('mysql.table_mappings', %s, 'validated data/table-mappings.json', 'mysql', 'dagster')"
                 " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, updated_at = now()",
-                (Jsonb(mapping_doc),))
+                (Jsonb(mapping_doc),),
+            )
     columns = sum(len(t["columns"]) for t in schema.values())
-    yield dg.MaterializeResult(metadata=run_metadata(
-        started, tables=len(schema), columns=columns, indexes=sum(len(t["indexes"]) for t in schema.values()),
-        catalog=dg.MetadataValue.json({t: [c["name"] for c in s["columns"]] for t, s in schema.items()})))
-    yield dg.AssetCheckResult(check_name="table_mappings_valid", passed=problem is None,
-                              metadata={"problem": problem or "none"})
+    yield dg.MaterializeResult(
+        metadata=run_metadata(
+            started,
+            tables=len(schema),
+            columns=columns,
+            indexes=sum(len(t["indexes"]) for t in schema.values()),
+            catalog=dg.MetadataValue.json(
+                {t: [c["name"] for c in s["columns"]] for t, s in schema.items()}
+            ),
+        )
+    )
+    yield dg.AssetCheckResult(
+        check_name="table_mappings_valid",
+        passed=problem is None,
+        metadata={"problem": problem or "none"},
+    )
 
 
 # -- workflow execution --------------------------------------------------------------------------
@@ -151,57 +215,108 @@ WORKFLOW_OUTPUTS = ("workflow_runs", "message_logs", "template_usage_logs")
 
 @dg.multi_asset(
     name="messaging_workflow_run",
-    specs=[dg.AssetSpec(supabase_key(t), group_name=C.GROUP, kinds={"supabase", "postgres"}, owners=C.OWNERS,
-                        deps=[mysql_key(x) for x in C.MYSQL_TABLES] + [s.key for s in PLATFORM_SPECS],
-                        description={"workflow_runs": "One row per workflow execution (counts, cost, duration, logs).",
-                                     "message_logs": "One row per recipient: pending -> sent -> delivered / failed.",
-                                     "template_usage_logs": "One row per execution and template (usage counts)."}[t],
-                        metadata={"dagster/table_name": f"supabase.public.{t}",
-                                  "dagster/column_schema": COLUMN_SCHEMAS[t]},
-                        freshness_policy=(dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26),
-                                                                         warn_window=timedelta(hours=2))
-                                          if t == "message_logs" else None))
-           for t in WORKFLOW_OUTPUTS],
+    specs=[
+        dg.AssetSpec(
+            supabase_key(t),
+            group_name=C.GROUP,
+            kinds={"supabase", "postgres"},
+            owners=C.OWNERS,
+            deps=[mysql_key(x) for x in C.MYSQL_TABLES] + [s.key for s in PLATFORM_SPECS],
+            description={
+                "workflow_runs": "One row per workflow execution (counts, cost, duration, logs).",
+                "message_logs": "One row per recipient: pending -> sent -> delivered / failed.",
+                "template_usage_logs": "One row per execution and template (usage counts).",
+            }[t],
+            metadata={
+                "dagster/table_name": f"supabase.public.{t}",
+                "dagster/column_schema": COLUMN_SCHEMAS[t],
+            },
+            freshness_policy=(
+                dg.FreshnessPolicy.time_window(
+                    fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
+                )
+                if t == "message_logs"
+                else None
+            ),
+        )
+        for t in WORKFLOW_OUTPUTS
+    ],
     pool="solapi",
     description="Run one workflow execution: MySQL targets -> rendered messages -> SOLAPI (exactly once).",
 )
-def messaging_workflow_run(context: dg.AssetExecutionContext, config: WorkflowRunConfig, supabase_db: PostgresResource,
-                           mysql: MySQLResource, solapi: SolapiResource):
+def messaging_workflow_run(
+    context: dg.AssetExecutionContext,
+    config: WorkflowRunConfig,
+    supabase_db: PostgresResource,
+    mysql: MySQLResource,
+    solapi: SolapiResource,
+):
     started = time.perf_counter()
     if not config.workflow_id:
         context.log.info("no workflow_id in run config: nothing to execute")
         for t in WORKFLOW_OUTPUTS:
-            yield dg.MaterializeResult(asset_key=supabase_key(t), metadata={"skipped": "no workflow_id in run config"})
+            yield dg.MaterializeResult(
+                asset_key=supabase_key(t), metadata={"skipped": "no workflow_id in run config"}
+            )
         return
     root = context.run.root_run_id or context.run.run_id
     opts = RunOptions(
-        workflow_id=config.workflow_id, execution_key=config.execution_key or f"dagster:{root}",
+        workflow_id=config.workflow_id,
+        execution_key=config.execution_key or f"dagster:{root}",
         send_mode=os.environ.get("MESSAGING_SEND_MODE", "dry_run").strip().lower() or "dry_run",
         trigger_type=config.trigger_type or None,
         event_range=(config.event_from, config.event_to) if config.event_to is not None else None,
-        webhook_event_id=config.webhook_event_id, payload=json.loads(config.payload_json or "{}"),
-        chunk_size=config.chunk_size, dagster_run_id=context.run.run_id)
+        webhook_event_id=config.webhook_event_id,
+        payload=json.loads(config.payload_json or "{}"),
+        chunk_size=config.chunk_size,
+        dagster_run_id=context.run.run_id,
+    )
     summary = execute_workflow(supabase_db, mysql, solapi, opts, log=context.log.info)
-    meta = run_metadata(started, send_mode=opts.send_mode, execution_key=opts.execution_key,
-                        workflow_id=config.workflow_id, **summary.metadata())
+    meta = run_metadata(
+        started,
+        send_mode=opts.send_mode,
+        execution_key=opts.execution_key,
+        workflow_id=config.workflow_id,
+        **summary.metadata(),
+    )
     yield dg.MaterializeResult(asset_key=supabase_key("workflow_runs"), metadata=meta)
-    yield dg.MaterializeResult(asset_key=supabase_key("message_logs"),
-                               metadata={**meta, "dagster/row_count": summary.target_count})
-    yield dg.MaterializeResult(asset_key=supabase_key("template_usage_logs"),
-                               metadata={"template_unmapped": meta["unmapped_variables"]})
+    yield dg.MaterializeResult(
+        asset_key=supabase_key("message_logs"),
+        metadata={**meta, "dagster/row_count": summary.target_count},
+    )
+    yield dg.MaterializeResult(
+        asset_key=supabase_key("template_usage_logs"),
+        metadata={"template_unmapped": meta["unmapped_variables"]},
+    )
 
 
 # -- statistics ----------------------------------------------------------------------------------
-daily_partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone="Asia/Seoul", end_offset=1)
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date="2026-01-01", timezone="Asia/Seoul", end_offset=1
+)
 
 
-@dg.asset(key=supabase_key("daily_statistics"), group_name=C.GROUP, kinds={"supabase", "postgres"}, owners=C.OWNERS,
-          partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-          deps=[supabase_key("message_logs"), supabase_key("workflow_runs"), supabase_key("template_usage_logs"),
-                supabase_key("workflows")],
-          freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)),
-          metadata={"dagster/table_name": "supabase.public.daily_statistics",
-                    "dagster/column_schema": COLUMN_SCHEMAS["daily_statistics"]})
+@dg.asset(
+    key=supabase_key("daily_statistics"),
+    group_name=C.GROUP,
+    kinds={"supabase", "postgres"},
+    owners=C.OWNERS,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        supabase_key("message_logs"),
+        supabase_key("workflow_runs"),
+        supabase_key("template_usage_logs"),
+        supabase_key("workflows"),
+    ],
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
+    ),
+    metadata={
+        "dagster/table_name": "supabase.public.daily_statistics",
+        "dagster/column_schema": COLUMN_SCHEMAS["daily_statistics"],
+    },
+)
 def daily_statistics(context: dg.AssetExecutionContext, supabase_db: PostgresResource):
     """Per Asia/Seoul day: workflows created/executed, messages sent/failed, cost, templates used,
     unique recipients; upserted on ``stat_date`` (a range backfill is one run and one statement)."""
@@ -211,8 +326,15 @@ def daily_statistics(context: dg.AssetExecutionContext, supabase_db: PostgresRes
     sent = sum(r["messages_sent"] for r in rows)
     failed = sum(r["messages_failed"] for r in rows)
     cost = float(sum(r["total_cost"] for r in rows))
-    return dg.MaterializeResult(metadata=run_metadata(
-        started, days=len(rows), messages_sent=sent, messages_failed=failed,
-        success_rate=round((sent - failed) / sent, 4) if sent else 0.0, cost_krw=round(cost, 2),
-        partitions=f"{context.partition_key_range.start}..{context.partition_key_range.end}",
-        **{"dagster/row_count": len(rows)}))
+    return dg.MaterializeResult(
+        metadata=run_metadata(
+            started,
+            days=len(rows),
+            messages_sent=sent,
+            messages_failed=failed,
+            success_rate=round((sent - failed) / sent, 4) if sent else 0.0,
+            cost_krw=round(cost, 2),
+            partitions=f"{context.partition_key_range.start}..{context.partition_key_range.end}",
+            **{"dagster/row_count": len(rows)},
+        )
+    )

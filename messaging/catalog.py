@@ -39,14 +39,26 @@ def discover_schema(mysql: MySQLResource) -> dict[str, dict[str, Any]]:
         " FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
     )
     out: dict[str, dict[str, Any]] = {
-        t["tbl"]: {"kind": t["kind"], "approx_rows": t["approx_rows"], "columns": [], "indexes": {}} for t in tables
+        t["tbl"]: {"kind": t["kind"], "approx_rows": t["approx_rows"], "columns": [], "indexes": {}}
+        for t in tables
     }
     for c in columns:
-        out.setdefault(c["tbl"], {"kind": "BASE TABLE", "approx_rows": None, "columns": [], "indexes": {}})
-        out[c["tbl"]]["columns"].append({"name": c["col"], "type": c["col_type"], "data_type": c["data_type"],
-                                         "nullable": c["nullable"] == "YES", "key": c["col_key"] or None})
+        out.setdefault(
+            c["tbl"], {"kind": "BASE TABLE", "approx_rows": None, "columns": [], "indexes": {}}
+        )
+        out[c["tbl"]]["columns"].append(
+            {
+                "name": c["col"],
+                "type": c["col_type"],
+                "data_type": c["data_type"],
+                "nullable": c["nullable"] == "YES",
+                "key": c["col_key"] or None,
+            }
+        )
     for i in indexes:
-        idx = out[i["tbl"]]["indexes"].setdefault(i["idx"], {"unique": not int(i["non_unique"]), "columns": []})
+        idx = out[i["tbl"]]["indexes"].setdefault(
+            i["idx"], {"unique": not int(i["non_unique"]), "columns": []}
+        )
         idx["columns"].append(i["col"])
     return out
 
@@ -55,8 +67,9 @@ def catalog_columns(schema: Mapping[str, Mapping[str, Any]]) -> dict[str, list[s
     return {t: [c["name"] for c in spec["columns"]] for t, spec in schema.items()}
 
 
-def load_table_mappings(path: Path | str = MAPPINGS_PATH,
-                        schema: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, TableMapping]:
+def load_table_mappings(
+    path: Path | str = MAPPINGS_PATH, schema: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, TableMapping]:
     """Read and validate the mappings file (against the discovered schema when given)."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     return parse_table_mappings(doc, catalog_columns(schema) if schema is not None else None)
@@ -65,20 +78,40 @@ def load_table_mappings(path: Path | str = MAPPINGS_PATH,
 def _mapping(mappings: Mapping[str, TableMapping], table: str) -> TableMapping:
     mapping = mappings.get(table)
     if mapping is None or not mapping.enabled:
-        raise WorkflowConfigError(f"table {table!r} is not a mapped (enabled) table; mapped: {', '.join(mappings)}")
+        raise WorkflowConfigError(
+            f"table {table!r} is not a mapped (enabled) table; mapped: {', '.join(mappings)}"
+        )
     return mapping
 
 
-def search(mysql: MySQLResource, mappings: Mapping[str, TableMapping], table: str, term: str | None, *,
-           filters: list[dict[str, Any]] | None = None, limit: int = 20, offset: int = 0) -> dict[str, Any]:
+def search(
+    mysql: MySQLResource,
+    mappings: Mapping[str, TableMapping],
+    table: str,
+    term: str | None,
+    *,
+    filters: list[dict[str, Any]] | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> dict[str, Any]:
     """Keyword search over a mapped table (seed 002 §4.1.3): rows with display names, total, paging."""
     mapping = _mapping(mappings, table)
-    page_sql, count_sql, params = build_search_sql(mapping, term, filters=filters or [], limit=limit, offset=offset)
+    page_sql, count_sql, params = build_search_sql(
+        mapping, term, filters=filters or [], limit=limit, offset=offset
+    )
     total = int(mysql.scalar(count_sql, params) or 0)
     rows = mysql.query(page_sql, params)
-    return {"table": table, "displayName": mapping.display_name, "term": term, "total": total, "limit": limit,
-            "offset": offset, "has_more": offset + len(rows) < total, "rows": rows,
-            "columns": {f.name: f.display_name for f in mapping.fields.values()}}
+    return {
+        "table": table,
+        "displayName": mapping.display_name,
+        "term": term,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": offset + len(rows) < total,
+        "rows": rows,
+        "columns": {f.name: f.display_name for f in mapping.fields.values()},
+    }
 
 
 @dataclass(frozen=True)
@@ -90,9 +123,13 @@ class TargetQuery:
     table: str | None
 
 
-def target_query(target_config: Mapping[str, Any], mappings: Mapping[str, TableMapping],
-                 event_range: tuple[int, int] | None = None, payload: Mapping[str, Any] | None = None,
-                 columns: list[str] | None = None) -> TargetQuery:
+def target_query(
+    target_config: Mapping[str, Any],
+    mappings: Mapping[str, TableMapping],
+    event_range: tuple[int, int] | None = None,
+    payload: Mapping[str, Any] | None = None,
+    columns: list[str] | None = None,
+) -> TargetQuery:
     """The SELECT a workflow's ``target_config`` means.
 
     Shapes: ``{"table": "customers", "filters": [...], "keyword": "..."}`` (a mapped table), or
@@ -104,35 +141,56 @@ def target_query(target_config: Mapping[str, Any], mappings: Mapping[str, TableM
         params = dict(target_config.get("params") or {})
         for name in target_config.get("params_from_payload") or []:
             if payload is None or payload.get(name) is None:
-                raise WorkflowConfigError(f"webhook payload is missing {name!r}, which the target query binds")
+                raise WorkflowConfigError(
+                    f"webhook payload is missing {name!r}, which the target query binds"
+                )
             params[name] = payload[name]
         if event_range is not None:
             params.update(event_from=event_range[0], event_to=event_range[1])
-        return TargetQuery(str(target_config["sql"]), params, str(target_config.get("phone_column", "phone")),
-                           target_config.get("name_column", "name"), None)
+        return TargetQuery(
+            str(target_config["sql"]),
+            params,
+            str(target_config.get("phone_column", "phone")),
+            target_config.get("name_column", "name"),
+            None,
+        )
     table = target_config.get("table")
     if not table:
         raise WorkflowConfigError("target_config needs either 'table' or 'sql'")
     mapping = _mapping(mappings, table)
     if not mapping.phone_field:
-        raise WorkflowConfigError(f"table {table!r} has no phoneField; use an sql target that joins one")
-    where, params = build_where(mapping, target_config.get("filters") or [], target_config.get("keyword"))
+        raise WorkflowConfigError(
+            f"table {table!r} has no phoneField; use an sql target that joins one"
+        )
+    where, params = build_where(
+        mapping, target_config.get("filters") or [], target_config.get("keyword")
+    )
     if event_range is not None:
         key = f"t.{quote_ident(mapping.key_field)}"
-        where += (" AND " if where else " WHERE ") + f"{key} > %(event_from)s AND {key} <= %(event_to)s"
+        where += (
+            " AND " if where else " WHERE "
+        ) + f"{key} > %(event_from)s AND {key} <= %(event_to)s"
         params.update(event_from=event_range[0], event_to=event_range[1])
-    wanted = [f for f in mapping.fields if columns is None or f in columns]  # only what the message needs
+    wanted = [
+        f for f in mapping.fields if columns is None or f in columns
+    ]  # only what the message needs
     cols = ", ".join(f"t.{quote_ident(f)}" for f in wanted)
     sql = f"SELECT {cols} FROM {quote_ident(table)} t{where} ORDER BY t.{quote_ident(mapping.key_field)}"
     return TargetQuery(sql, params, mapping.phone_field, mapping.name_field, table)
 
 
-def iter_targets(mysql: MySQLResource, query: TargetQuery, batch_size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
+def iter_targets(
+    mysql: MySQLResource, query: TargetQuery, batch_size: int = 5_000
+) -> Iterator[list[dict[str, Any]]]:
     yield from mysql.iter_query(query.sql, query.params or None, batch_size=batch_size)
 
 
-def preview_targets(mysql: MySQLResource, target_config: Mapping[str, Any], mappings: Mapping[str, TableMapping],
-                    sample: int = 10) -> dict[str, Any]:
+def preview_targets(
+    mysql: MySQLResource,
+    target_config: Mapping[str, Any],
+    mappings: Mapping[str, TableMapping],
+    sample: int = 10,
+) -> dict[str, Any]:
     """Target preview with counts (seed 002 §4.1.4): total rows, valid/invalid phones, duplicates, a sample."""
     query = target_query(target_config, mappings)
     total = valid = invalid = 0
@@ -154,5 +212,11 @@ def preview_targets(mysql: MySQLResource, target_config: Mapping[str, Any], mapp
                 continue
             seen.add(phone)
             valid += 1
-    return {"total": total, "sendable": valid, "invalid_phone": invalid, "duplicates": duplicates,
-            "sample": rows_sample, "columns": list(rows_sample[0]) if rows_sample else []}
+    return {
+        "total": total,
+        "sendable": valid,
+        "invalid_phone": invalid,
+        "duplicates": duplicates,
+        "sample": rows_sample,
+        "columns": list(rows_sample[0]) if rows_sample else [],
+    }

@@ -17,7 +17,9 @@ from rich.console import Console
 
 from resources.environment import apply_local_defaults
 
-app = typer.Typer(help="Messaging: workflows, CRM search, target preview, webhooks.", no_args_is_help=True)
+app = typer.Typer(
+    help="Messaging: workflows, CRM search, target preview, webhooks.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -27,18 +29,32 @@ def _main() -> None:
 
 
 @app.command("run")
-def run(workflow_id: str = typer.Argument(..., help="workflows.id"),
-        execution_key: str = typer.Option("", help="resume/identify an execution (default: the Dagster run)")) -> None:
+def run(
+    workflow_id: str = typer.Argument(..., help="workflows.id"),
+    execution_key: str = typer.Option(
+        "", help="resume/identify an execution (default: the Dagster run)"
+    ),
+) -> None:
     """Run one execution of a workflow (MESSAGING_SEND_MODE decides dry_run or live)."""
     import dagster as dg
 
     from messaging.definitions import defs
 
     job = defs.resolve_job_def("messaging_run_workflow")
-    config = {"workflow_id": workflow_id, **({"execution_key": execution_key} if execution_key else {})}
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(run_config={"ops": {"messaging_workflow_run": {"config": config}}},
-                                    instance=instance, raise_on_error=False)
+    config = {
+        "workflow_id": workflow_id,
+        **({"execution_key": execution_key} if execution_key else {}),
+    }
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    result = job.execute_in_process(
+        run_config={"ops": {"messaging_workflow_run": {"config": config}}},
+        instance=instance,
+        raise_on_error=False,
+    )
     for event in result.get_asset_materialization_events():
         if event.asset_key.path[-1] == "workflow_runs":
             meta = event.materialization.metadata
@@ -51,8 +67,13 @@ def _mysql():
     from resources.mysql import MySQLResource
 
     env = os.environ
-    return MySQLResource(host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]), user=env["MYSQL_READ_USER"],
-                         password=env["MYSQL_READ_PASSWORD"], database=env["MYSQL_DATABASE"])
+    return MySQLResource(
+        host=env["MYSQL_HOST"],
+        port=int(env["MYSQL_PORT"]),
+        user=env["MYSQL_READ_USER"],
+        password=env["MYSQL_READ_PASSWORD"],
+        database=env["MYSQL_DATABASE"],
+    )
 
 
 @app.command("search")
@@ -65,7 +86,9 @@ def search_cmd(table: str, term: str, limit: int = 20, offset: int = 0) -> None:
 
 
 @app.command("preview")
-def preview_cmd(target_json: str = typer.Argument(..., help='target_config, e.g. {"table": "customers"}')) -> None:
+def preview_cmd(
+    target_json: str = typer.Argument(..., help='target_config, e.g. {"table": "customers"}'),
+) -> None:
     """Target preview with counts (total, sendable, invalid phones, duplicates, sample)."""
     from messaging.catalog import load_table_mappings, preview_targets
 
@@ -74,8 +97,11 @@ def preview_cmd(target_json: str = typer.Argument(..., help='target_config, e.g.
 
 
 @app.command("webhook")
-def webhook_cmd(workflow_id: str, payload: str = typer.Option("{}", help="JSON object"),
-                url: str = typer.Option("", help="default http://127.0.0.1:$MESSAGING_WEBHOOK_PORT")) -> None:
+def webhook_cmd(
+    workflow_id: str,
+    payload: str = typer.Option("{}", help="JSON object"),
+    url: str = typer.Option("", help="default http://127.0.0.1:$MESSAGING_WEBHOOK_PORT"),
+) -> None:
     """Send a signed webhook to the endpoint (for demos and smoke tests)."""
     import httpx
 
@@ -85,9 +111,15 @@ def webhook_cmd(workflow_id: str, payload: str = typer.Option("{}", help="JSON o
     body = json.dumps(json.loads(payload), ensure_ascii=False).encode()
     ts = str(int(time.time()))
     secret = os.environ.get("MESSAGING_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
-    response = httpx.post(f"{base}/webhooks/{workflow_id}", content=body,
-                          headers={"Content-Type": "application/json", "X-Webhook-Timestamp": ts,
-                                   "X-Webhook-Signature": sign(secret, ts, body)})
+    response = httpx.post(
+        f"{base}/webhooks/{workflow_id}",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Webhook-Timestamp": ts,
+            "X-Webhook-Signature": sign(secret, ts, body),
+        },
+    )
     console.print(response.status_code, response.text)
     raise typer.Exit(0 if response.status_code < 300 else 1)
 

@@ -29,7 +29,7 @@ UNIT_COST_KRW = {"sms": 20.0, "lms": 50.0, "kakao": 13.0}
 AD_PREFIX = "(광고)"
 DEFAULT_OPT_OUT_LINE = "무료수신거부 080-000-0000"
 AD_QUIET_START_HOUR = 21  # no advertising sends from 21:00 ...
-AD_QUIET_END_HOUR = 8     # ... until 08:00 Asia/Seoul
+AD_QUIET_END_HOUR = 8  # ... until 08:00 Asia/Seoul
 
 SEND_MODES = ("dry_run", "live")
 

@@ -26,9 +26,21 @@ from resources.shared import resources_for
 migrations_job = build_migrations_job("messaging", ["messaging"])
 
 defs = dg.Definitions(
-    assets=[mysql_crm_tables, *PLATFORM_SPECS, mysql_schema_catalog, messaging_workflow_run, daily_statistics],
+    assets=[
+        mysql_crm_tables,
+        *PLATFORM_SPECS,
+        mysql_schema_catalog,
+        messaging_workflow_run,
+        daily_statistics,
+    ],
     asset_checks=CHECKS,
-    jobs=[migrations_job, run_workflow_job, daily_statistics_job, delivery_poll_job, observe_mysql_job],
+    jobs=[
+        migrations_job,
+        run_workflow_job,
+        daily_statistics_job,
+        delivery_poll_job,
+        observe_mysql_job,
+    ],
     schedules=[delivery_poll_schedule, daily_statistics_schedule, observe_mysql_schedule],
     sensors=SENSORS,
     resources=resources_for("supabase_db", "mysql", "solapi"),

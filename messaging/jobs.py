@@ -9,23 +9,31 @@ from resources.dagster_helpers import run_metadata
 from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
 
-WORKFLOW_ASSET_KEYS = [dg.AssetKey(["supabase", "public", t])
-                       for t in ("workflow_runs", "message_logs", "template_usage_logs")]
+WORKFLOW_ASSET_KEYS = [
+    dg.AssetKey(["supabase", "public", t])
+    for t in ("workflow_runs", "message_logs", "template_usage_logs")
+]
 
 # Manual runs: launch with run config {"ops": {"messaging_workflow_run": {"config": {"workflow_id": "<uuid>"}}}}.
 run_workflow_job = dg.define_asset_job(
-    "messaging_run_workflow", selection=dg.AssetSelection.assets(*WORKFLOW_ASSET_KEYS),
+    "messaging_run_workflow",
+    selection=dg.AssetSelection.assets(*WORKFLOW_ASSET_KEYS),
     description="Run one workflow execution (workflow_id in run config). Sensors launch it for schedule, "
-                "event and webhook workflows; launch it from the UI or CLI for manual ones.",
-    tags={"domain": "messaging"})
+    "event and webhook workflows; launch it from the UI or CLI for manual ones.",
+    tags={"domain": "messaging"},
+)
 
 daily_statistics_job = dg.define_asset_job(
-    "messaging_daily_statistics", selection=dg.AssetSelection.assets(dg.AssetKey(["supabase", "public", "daily_statistics"])),
-    tags={"domain": "messaging"})
+    "messaging_daily_statistics",
+    selection=dg.AssetSelection.assets(dg.AssetKey(["supabase", "public", "daily_statistics"])),
+    tags={"domain": "messaging"},
+)
 
 
 @dg.op(description="Look up SOLAPI delivery status of sent messages: sent -> delivered / failed.")
-def messaging_poll_delivery(context: dg.OpExecutionContext, supabase_db: PostgresResource, solapi: SolapiResource):
+def messaging_poll_delivery(
+    context: dg.OpExecutionContext, supabase_db: PostgresResource, solapi: SolapiResource
+):
     started = time.perf_counter()
     result = poll_delivery(supabase_db, solapi)
     context.log.info(f"delivery poll: {result}")
@@ -33,22 +41,34 @@ def messaging_poll_delivery(context: dg.OpExecutionContext, supabase_db: Postgre
     return result
 
 
-@dg.job(name="messaging_delivery_poll", tags={"domain": "messaging"},
-        description="Update message_logs delivery status from SOLAPI (polling; no webhook receiver needed).")
+@dg.job(
+    name="messaging_delivery_poll",
+    tags={"domain": "messaging"},
+    description="Update message_logs delivery status from SOLAPI (polling; no webhook receiver needed).",
+)
 def delivery_poll_job():
     messaging_poll_delivery()
 
 
 delivery_poll_schedule = dg.ScheduleDefinition(
-    name="messaging_delivery_poll_every_5_minutes", job=delivery_poll_job, cron_schedule="*/5 * * * *",
-    execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 5 minutes: SOLAPI status lookup for messages still 'sent'.")
+    name="messaging_delivery_poll_every_5_minutes",
+    job=delivery_poll_job,
+    cron_schedule="*/5 * * * *",
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: SOLAPI status lookup for messages still 'sent'.",
+)
 
 
-@dg.schedule(name="messaging_daily_statistics_every_10_minutes", job=daily_statistics_job, cron_schedule="*/10 * * * *",
-             execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="Every 10 minutes: recompute today's (Asia/Seoul) daily_statistics partition; after "
-                         "midnight the first tick also closes yesterday's.")
+@dg.schedule(
+    name="messaging_daily_statistics_every_10_minutes",
+    job=daily_statistics_job,
+    cron_schedule="*/10 * * * *",
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 10 minutes: recompute today's (Asia/Seoul) daily_statistics partition; after "
+    "midnight the first tick also closes yesterday's.",
+)
 def daily_statistics_schedule(context: dg.ScheduleEvaluationContext):
     from messaging.constants import SEOUL
 
@@ -66,11 +86,17 @@ def daily_statistics_schedule(context: dg.ScheduleEvaluationContext):
 MYSQL_SOURCE_KEYS = [dg.AssetKey(["mysql", t]) for t in ("customers", "subscriptions", "payments")]
 
 observe_mysql_job = dg.define_asset_job(
-    "messaging_observe_mysql", selection=dg.AssetSelection.assets(*MYSQL_SOURCE_KEYS),
+    "messaging_observe_mysql",
+    selection=dg.AssetSelection.assets(*MYSQL_SOURCE_KEYS),
     description="Observe the CRM tables (row count, last change) so the UI shows the MySQL side's state.",
-    tags={"domain": "messaging"})
+    tags={"domain": "messaging"},
+)
 
 observe_mysql_schedule = dg.ScheduleDefinition(
-    name="messaging_observe_mysql_every_15_minutes", job=observe_mysql_job, cron_schedule="*/15 * * * *",
-    execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: row count and last change of customers, subscriptions, payments.")
+    name="messaging_observe_mysql_every_15_minutes",
+    job=observe_mysql_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: row count and last change of customers, subscriptions, payments.",
+)

@@ -67,7 +67,11 @@ class TableMapping:
 
     @property
     def searchable_fields(self) -> list[str]:
-        return [f.name for f in self.fields.values() if f.searchable or (f.filterable and f.type == "string")]
+        return [
+            f.name
+            for f in self.fields.values()
+            if f.searchable or (f.filterable and f.type == "string")
+        ]
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,9 @@ class VariableSource:
     """Where a template variable's value comes from (workflow ``variables`` / individual mappings)."""
 
     name: str
-    source_type: str           # column | static | query | function
+    source_type: str  # column | static | query | function
     column: str | None = None  # column: target column; query: result column
-    value: str | None = None   # static value
+    value: str | None = None  # static value
     query_template: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     function: str | None = None

@@ -20,31 +20,49 @@ from resources.postgres import PostgresResource
 RUN_OP = "messaging_workflow_run"
 
 
-def workflow_run_request(workflow_id: str, execution_key: str, trigger_type: str, **fields) -> dg.RunRequest:
-    config = {"workflow_id": workflow_id, "execution_key": execution_key, "trigger_type": trigger_type, **fields}
-    return dg.RunRequest(run_key=execution_key, run_config={"ops": {RUN_OP: {"config": config}}},
-                         tags={"messaging/workflow_id": workflow_id, "messaging/trigger": trigger_type})
+def workflow_run_request(
+    workflow_id: str, execution_key: str, trigger_type: str, **fields
+) -> dg.RunRequest:
+    config = {
+        "workflow_id": workflow_id,
+        "execution_key": execution_key,
+        "trigger_type": trigger_type,
+        **fields,
+    }
+    return dg.RunRequest(
+        run_key=execution_key,
+        run_config={"ops": {RUN_OP: {"config": config}}},
+        tags={"messaging/workflow_id": workflow_id, "messaging/trigger": trigger_type},
+    )
 
 
-def due_schedule_requests(db: PostgresResource, now: datetime) -> tuple[list[dg.RunRequest], list[str]]:
+def due_schedule_requests(
+    db: PostgresResource, now: datetime
+) -> tuple[list[dg.RunRequest], list[str]]:
     """Run requests for active schedule workflows whose ``next_run_at`` has passed; advances ``next_run_at``.
 
     A workflow without ``next_run_at`` gets its first tick computed and waits for it.
     """
     requests, notes = [], []
-    rows = db.fetch_all("SELECT id, name, schedule_config, next_run_at FROM public.workflows"
-                        " WHERE trigger_type = 'schedule' AND status = 'active'")
+    rows = db.fetch_all(
+        "SELECT id, name, schedule_config, next_run_at FROM public.workflows"
+        " WHERE trigger_type = 'schedule' AND status = 'active'"
+    )
     for wf in rows:
         cfg = wf["schedule_config"] or {}
         if not isinstance(cfg, dict):
-            notes.append(f"{wf['name']} ({wf['id']}): schedule_config must be an object, got {cfg!r}")
+            notes.append(
+                f"{wf['name']} ({wf['id']}): schedule_config must be an object, got {cfg!r}"
+            )
             continue
         cron, tz = cfg.get("cron"), cfg.get("timezone", "Asia/Seoul")
         if not cron:
             notes.append(f"{wf['name']}: schedule_config has no cron")
             continue
         if not isinstance(cron, str) or not isinstance(tz, str):
-            notes.append(f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got {cfg!r}")
+            notes.append(
+                f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got {cfg!r}"
+            )
             continue
         try:
             following = next_cron_tick(cron, tz, now)
@@ -54,35 +72,51 @@ def due_schedule_requests(db: PostgresResource, now: datetime) -> tuple[list[dg.
         due = wf["next_run_at"]
         if due is None or due > now:
             if due is None:
-                db.execute("UPDATE public.workflows SET next_run_at = %s WHERE id = %s", (following, wf["id"]))
+                db.execute(
+                    "UPDATE public.workflows SET next_run_at = %s WHERE id = %s",
+                    (following, wf["id"]),
+                )
                 notes.append(f"{wf['name']}: first run at {following.isoformat()}")
             continue
         key = f"schedule:{wf['id']}:{due.astimezone(UTC).isoformat()}"
         requests.append(workflow_run_request(str(wf["id"]), key, "schedule"))
-        db.execute("UPDATE public.workflows SET next_run_at = %s WHERE id = %s", (following, wf["id"]))
+        db.execute(
+            "UPDATE public.workflows SET next_run_at = %s WHERE id = %s", (following, wf["id"])
+        )
     return requests, notes
 
 
-@dg.sensor(job=run_workflow_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Launches active schedule workflows whose cron (schedule_config) tick has passed; keeps "
-                       "workflows.next_run_at current.")
+@dg.sensor(
+    job=run_workflow_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches active schedule workflows whose cron (schedule_config) tick has passed; keeps "
+    "workflows.next_run_at current.",
+)
 def messaging_schedule_sensor(context: dg.SensorEvaluationContext, supabase_db: PostgresResource):
     requests, notes = due_schedule_requests(supabase_db, datetime.now(UTC))
     for note in notes:
         context.log.info(note)
     if not requests:
-        return dg.SkipReason("no schedule workflow is due" + (f" ({'; '.join(notes)})" if notes else ""))
+        return dg.SkipReason(
+            "no schedule workflow is due" + (f" ({'; '.join(notes)})" if notes else "")
+        )
     return dg.SensorResult(run_requests=requests)
 
 
-GAPS = "_gaps"          # cursor entry: workflow id -> {missing key: first seen (unix s)}
-GAP_SETTLE_S = 60       # a range is not handled past a key missing for less than this (it may commit)
-GAP_TTL_S = 15 * 60     # a key passed over is watched this long, then taken as rolled back
+GAPS = "_gaps"  # cursor entry: workflow id -> {missing key: first seen (unix s)}
+GAP_SETTLE_S = 60  # a range is not handled past a key missing for less than this (it may commit)
+GAP_TTL_S = 15 * 60  # a key passed over is watched this long, then taken as rolled back
 MAX_TRACKED_GAPS = 1_000
 
 
-def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max_rows: int = 10_000,
-                   now_s: float | None = None) -> tuple[list[dg.RunRequest], dict, list[str]]:
+def event_requests(
+    db: PostgresResource,
+    mysql: MySQLResource,
+    cursor: dict,
+    max_rows: int = 10_000,
+    now_s: float | None = None,
+) -> tuple[list[dg.RunRequest], dict, list[str]]:
     """New rows (by increasing key) of each active event workflow's table since the cursor.
 
     The first evaluation starts at ``trigger_config.start_after`` if given, else at the current
@@ -99,9 +133,13 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max
     mappings = load_table_mappings()
     requests, notes = [], []
     cursor = dict(cursor)
-    gaps: dict[str, dict[str, float]] = {w: dict(g) for w, g in (cursor.pop(GAPS, None) or {}).items()}
-    for wf in db.fetch_all("SELECT id, name, trigger_config FROM public.workflows"
-                           " WHERE trigger_type = 'event' AND status = 'active'"):
+    gaps: dict[str, dict[str, float]] = {
+        w: dict(g) for w, g in (cursor.pop(GAPS, None) or {}).items()
+    }
+    for wf in db.fetch_all(
+        "SELECT id, name, trigger_config FROM public.workflows"
+        " WHERE trigger_type = 'event' AND status = 'active'"
+    ):
         wid = str(wf["id"])
         cfg = wf["trigger_config"] or {}
         if not isinstance(cfg, dict):
@@ -125,27 +163,43 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max
             watched = {k: t for k, t in mine.items() if int(k) <= low and now_s - t <= GAP_TTL_S}
             if watched:
                 marks = ", ".join(f"%(g{i})s" for i in range(len(watched)))
-                found = mysql.query(f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
-                                    {f"g{i}": int(k) for i, k in enumerate(watched)})
+                found = mysql.query(
+                    f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
+                    {f"g{i}": int(k) for i, k in enumerate(watched)},
+                )
                 late = sorted(int(r["k"]) for r in found)
             high = min(current, low + max_rows)
             present: set[int] = set()
             if high > low:
-                present = {int(r["k"]) for r in mysql.query(
-                    f"SELECT {col} AS k FROM {tbl} WHERE {col} > %(lo)s AND {col} <= %(hi)s", {"lo": low, "hi": high})}
+                present = {
+                    int(r["k"])
+                    for r in mysql.query(
+                        f"SELECT {col} AS k FROM {tbl} WHERE {col} > %(lo)s AND {col} <= %(hi)s",
+                        {"lo": low, "hi": high},
+                    )
+                }
         except ServiceUnavailable:
             raise  # MySQL is down: the whole tick fails and is retried, nothing is skipped
         except Exception as exc:  # noqa: BLE001 - one misconfigured workflow must not stop the others
-            notes.append(f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: {type(exc).__name__}: {exc}")
+            notes.append(
+                f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: {type(exc).__name__}: {exc}"
+            )
             continue
         for k in late:
-            requests.append(workflow_run_request(wid, f"event:{wid}:{table}:{k - 1}-{k}", "event",
-                                                 event_from=k - 1, event_to=k))
-        pending = {k: t for k, t in mine.items() if int(k) > low}  # first-seen times of keys not yet passed
+            requests.append(
+                workflow_run_request(
+                    wid, f"event:{wid}:{table}:{k - 1}-{k}", "event", event_from=k - 1, event_to=k
+                )
+            )
+        pending = {
+            k: t for k, t in mine.items() if int(k) > low
+        }  # first-seen times of keys not yet passed
         watched = {k: t for k, t in watched.items() if int(k) not in late}
         missing = [k for k in range(low + 1, high + 1) if k not in present]
         if len(missing) > MAX_TRACKED_GAPS:
-            notes.append(f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; not waiting for late commits")
+            notes.append(
+                f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; not waiting for late commits"
+            )
             missing = []
         seen = {str(k): pending.get(str(k), now_s) for k in missing}
         young = [k for k in missing if now_s - seen[str(k)] < GAP_SETTLE_S]
@@ -169,31 +223,48 @@ def event_requests(db: PostgresResource, mysql: MySQLResource, cursor: dict, max
     return requests, cursor, notes
 
 
-@dg.sensor(job=run_workflow_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Watches each event workflow's MySQL table (trigger_config.table / key_column) and runs the "
-                       "workflow for new rows only; the cursor is the last key handled per workflow.")
-def messaging_event_sensor(context: dg.SensorEvaluationContext, supabase_db: PostgresResource, mysql: MySQLResource):
+@dg.sensor(
+    job=run_workflow_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches each event workflow's MySQL table (trigger_config.table / key_column) and runs the "
+    "workflow for new rows only; the cursor is the last key handled per workflow.",
+)
+def messaging_event_sensor(
+    context: dg.SensorEvaluationContext, supabase_db: PostgresResource, mysql: MySQLResource
+):
     cursor = json.loads(context.cursor) if context.cursor else {}
     requests, new_cursor, notes = event_requests(supabase_db, mysql, cursor)
     for note in notes:
         context.log.warning(note)
     if not requests:
-        return dg.SensorResult(skip_reason=dg.SkipReason("no new rows in the event tables"),
-                               cursor=json.dumps(new_cursor, sort_keys=True))
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("no new rows in the event tables"),
+            cursor=json.dumps(new_cursor, sort_keys=True),
+        )
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor, sort_keys=True))
 
 
-def webhook_requests(db: PostgresResource, after_id: int, limit: int = 200) -> tuple[list[dg.RunRequest], int]:
+def webhook_requests(
+    db: PostgresResource, after_id: int, limit: int = 200
+) -> tuple[list[dg.RunRequest], int]:
     """Run requests for stored webhook events with ids after ``after_id``; returns (requests, last id)."""
-    rows = db.fetch_all("SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
-                        " WHERE id > %s AND status = 'received' ORDER BY id LIMIT %s", (after_id, limit))
+    rows = db.fetch_all(
+        "SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
+        " WHERE id > %s AND status = 'received' ORDER BY id LIMIT %s",
+        (after_id, limit),
+    )
     return [_webhook_request(r) for r in rows], max([after_id, *[int(r["id"]) for r in rows]])
 
 
 def _webhook_request(r) -> dg.RunRequest:
-    return workflow_run_request(str(r["workflow_id"]), f"webhook:{r['event_id']}", "webhook",
-                                webhook_event_id=int(r["id"]),
-                                payload_json=json.dumps(r["payload"] or {}, ensure_ascii=False))
+    return workflow_run_request(
+        str(r["workflow_id"]),
+        f"webhook:{r['event_id']}",
+        "webhook",
+        webhook_event_id=int(r["id"]),
+        payload_json=json.dumps(r["payload"] or {}, ensure_ascii=False),
+    )
 
 
 def parse_webhook_cursor(raw: str | None) -> tuple[int, dict[str, float]]:
@@ -202,7 +273,9 @@ def parse_webhook_cursor(raw: str | None) -> tuple[int, dict[str, float]]:
         return 0, {}
     if raw.lstrip().startswith("{"):
         doc = json.loads(raw)
-        return int(doc.get("after", 0)), {str(k): float(v) for k, v in (doc.get("gaps") or {}).items()}
+        return int(doc.get("after", 0)), {
+            str(k): float(v) for k, v in (doc.get("gaps") or {}).items()
+        }
     return int(raw), {}
 
 
@@ -210,8 +283,9 @@ def format_webhook_cursor(after: int, gaps: dict[str, float]) -> str:
     return json.dumps({"after": after, "gaps": gaps}, sort_keys=True) if gaps else str(after)
 
 
-def webhook_tick(db: PostgresResource, cursor: str | None, now_s: float | None = None,
-                 limit: int = 200) -> tuple[list[dg.RunRequest], str]:
+def webhook_tick(
+    db: PostgresResource, cursor: str | None, now_s: float | None = None, limit: int = 200
+) -> tuple[list[dg.RunRequest], str]:
     """One evaluation of the webhook sensor: (run requests, new cursor).
 
     Event ids come from a sequence, taken at insert and committed later: two requests at once can
@@ -224,25 +298,37 @@ def webhook_tick(db: PostgresResource, cursor: str | None, now_s: float | None =
     gaps = {k: t for k, t in gaps.items() if now_s - t <= GAP_TTL_S}
     requests: list[dg.RunRequest] = []
     if gaps:
-        late = db.fetch_all("SELECT id, event_id, workflow_id, payload, status FROM public.messaging_webhook_events"
-                            " WHERE id = ANY(%s) ORDER BY id", ([int(k) for k in gaps],))
+        late = db.fetch_all(
+            "SELECT id, event_id, workflow_id, payload, status FROM public.messaging_webhook_events"
+            " WHERE id = ANY(%s) ORDER BY id",
+            ([int(k) for k in gaps],),
+        )
         for r in late:
             gaps.pop(str(r["id"]), None)
             if r["status"] == "received":
                 requests.append(_webhook_request(r))
     new, last = webhook_requests(db, after, limit)
     if last > after:
-        present = {int(r["id"]) for r in db.fetch_all(
-            "SELECT id FROM public.messaging_webhook_events WHERE id > %s AND id <= %s", (after, last))}
+        present = {
+            int(r["id"])
+            for r in db.fetch_all(
+                "SELECT id FROM public.messaging_webhook_events WHERE id > %s AND id <= %s",
+                (after, last),
+            )
+        }
         missing = [k for k in range(after + 1, last + 1) if k not in present]
         if len(gaps) + len(missing) <= MAX_TRACKED_GAPS:
             gaps.update({str(k): now_s for k in missing})
     return requests + new, format_webhook_cursor(last, gaps)
 
 
-@dg.sensor(job=run_workflow_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Runs webhook workflows for events the webhook endpoint stored in "
-                       "public.messaging_webhook_events (stored even while Dagster is down).")
+@dg.sensor(
+    job=run_workflow_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs webhook workflows for events the webhook endpoint stored in "
+    "public.messaging_webhook_events (stored even while Dagster is down).",
+)
 def messaging_webhook_sensor(context: dg.SensorEvaluationContext, supabase_db: PostgresResource):
     requests, cursor = webhook_tick(supabase_db, context.cursor)
     if not requests:

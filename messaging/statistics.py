@@ -57,6 +57,10 @@ RETURNING stat_date, workflows_created, workflows_executed, messages_sent, messa
 """
 
 
-def compute_daily_statistics(db: PostgresResource, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def compute_daily_statistics(
+    db: PostgresResource, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
     """Recompute and upsert every Asia/Seoul day in ``[start, end)`` (idempotent: replaces the window)."""
-    return sorted(db.fetch_all(DAILY_SQL, {"start": start, "end": end}), key=lambda r: r["stat_date"])
+    return sorted(
+        db.fetch_all(DAILY_SQL, {"start": start, "end": end}), key=lambda r: r["stat_date"]
+    )

@@ -43,14 +43,22 @@ def normalize_phone(raw: object) -> str:
     """
     text = "" if raw is None else str(raw).strip()
     fast = text.replace("-", "")
-    if len(fast) in (10, 11) and fast.isascii() and fast.isdigit() and fast.startswith("01"):  # 010-1234-5678
+    if (
+        len(fast) in (10, 11) and fast.isascii() and fast.isdigit() and fast.startswith("01")
+    ):  # 010-1234-5678
         if MOBILE.match(fast):
             return fast
-    text = unicodedata.normalize("NFKC", text)  # full-width digits and signs typed with a Korean IME
+    text = unicodedata.normalize(
+        "NFKC", text
+    )  # full-width digits and signs typed with a Korean IME
     digits = re.sub(r"[^0-9]", "", text)
     if digits.startswith("0082"):  # international call prefix 00 + country code
         digits = digits[2:]
-    if text.startswith("+82") or text.startswith("0082") or (digits.startswith("82") and len(digits) in (11, 12)):
+    if (
+        text.startswith("+82")
+        or text.startswith("0082")
+        or (digits.startswith("82") and len(digits) in (11, 12))
+    ):
         digits = "0" + digits[2:].lstrip("0")
     if not digits:
         raise InvalidPhone(f"empty phone number ({raw!r})")
@@ -73,7 +81,7 @@ def _compiled(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, .
     """(literals, names, raw placeholders): text = lit0 + v0 + lit1 + v1 + ... + litN (parsed once per template)."""
     literals, names, raws, pos = [], [], [], 0
     for m in PLACEHOLDER.finditer(text or ""):
-        literals.append(text[pos:m.start()])
+        literals.append(text[pos : m.start()])
         names.append(m.group(1))
         raws.append(m.group(0))
         pos = m.end()
@@ -124,8 +132,10 @@ def euc_kr_bytes(text: str) -> int:
     try:
         return len(text.encode("euc-kr"))
     except UnicodeEncodeError as exc:
-        bad = text[exc.start:exc.end]
-        raise NotEncodable(f"character {bad!r} at position {exc.start} is not in EUC-KR (SOLAPI 1029)") from exc
+        bad = text[exc.start : exc.end]
+        raise NotEncodable(
+            f"character {bad!r} at position {exc.start} is not in EUC-KR (SOLAPI 1029)"
+        ) from exc
 
 
 def check_length(message_type: str, text: str) -> int:
@@ -137,7 +147,9 @@ def check_length(message_type: str, text: str) -> int:
     """
     if message_type == "kakao":
         if len(text) > C.KAKAO_MAX_CHARS:
-            raise MessageTooLong(f"Alimtalk is {len(text)} characters; the limit is {C.KAKAO_MAX_CHARS}")
+            raise MessageTooLong(
+                f"Alimtalk is {len(text)} characters; the limit is {C.KAKAO_MAX_CHARS}"
+            )
         return len(text)
     size = euc_kr_bytes(text)
     limit = {"sms": C.SMS_MAX_BYTES, "lms": C.LMS_MAX_BYTES}.get(message_type)
@@ -145,11 +157,15 @@ def check_length(message_type: str, text: str) -> int:
         raise WorkflowConfigError(f"unknown message type {message_type!r}")
     if size > limit:
         hint = " (use LMS)" if message_type == "sms" and size <= C.LMS_MAX_BYTES else ""
-        raise MessageTooLong(f"{message_type.upper()} is {size} bytes (EUC-KR); the limit is {limit}{hint}")
+        raise MessageTooLong(
+            f"{message_type.upper()} is {size} bytes (EUC-KR); the limit is {limit}{hint}"
+        )
     return size
 
 
-def apply_ad_rules(text: str, category: str | None, opt_out_line: str = C.DEFAULT_OPT_OUT_LINE) -> str:
+def apply_ad_rules(
+    text: str, category: str | None, opt_out_line: str = C.DEFAULT_OPT_OUT_LINE
+) -> str:
     """Promotion messages start with ``(광고)`` and end with the free opt-out line."""
     if category != "promotion":
         return text
@@ -193,7 +209,9 @@ def _as_date(value: object) -> date | None:
     return None
 
 
-def _evaluate_function(function: str, argument: str | None, row: Mapping[str, Any], now: datetime) -> str | None:
+def _evaluate_function(
+    function: str, argument: str | None, row: Mapping[str, Any], now: datetime
+) -> str | None:
     """Built-in ``function`` variables: dates, times and formatting.
 
     ``today`` / ``now`` / ``time`` / ``weekday``; ``date_plus_days`` (argument: days);
@@ -228,7 +246,9 @@ def _evaluate_function(function: str, argument: str | None, row: Mapping[str, An
     raise WorkflowConfigError(f"unknown function variable {function!r}")
 
 
-def evaluate_function(function: str, argument: str | None, row: Mapping[str, Any], now: datetime) -> str | None:
+def evaluate_function(
+    function: str, argument: str | None, row: Mapping[str, Any], now: datetime
+) -> str | None:
     """See ``_evaluate_function``; row-independent functions are computed once per ``now``."""
     if function in _ROW_INDEPENDENT:
         return _constant_function(function, argument, now)
@@ -244,8 +264,17 @@ def _constant_function(function: str, argument: str | None, now: datetime) -> st
     return _evaluate_function(function, argument, {}, now)
 
 
-FUNCTIONS = ("today", "now", "time", "weekday", "date_plus_days", "format_date", "format_number",
-             "format_phone", "days_until")
+FUNCTIONS = (
+    "today",
+    "now",
+    "time",
+    "weekday",
+    "date_plus_days",
+    "format_date",
+    "format_number",
+    "format_phone",
+    "days_until",
+)
 
 
 def parse_variable_sources(variables: Mapping[str, Any]) -> dict[str, VariableSource]:
@@ -261,23 +290,42 @@ def parse_variable_sources(variables: Mapping[str, Any]) -> dict[str, VariableSo
             out[name] = VariableSource(name, "column", column=spec)
             continue
         if not isinstance(spec, Mapping):
-            raise WorkflowConfigError(f"variable {name!r}: expected a column name or an object, got {spec!r}")
+            raise WorkflowConfigError(
+                f"variable {name!r}: expected a column name or an object, got {spec!r}"
+            )
         kind = spec.get("type") or spec.get("source_type")
         default = spec.get("default")
         if kind == "column":
             out[name] = VariableSource(name, "column", column=spec["column"], default=default)
         elif kind == "static":
-            out[name] = VariableSource(name, "static", value=str(spec.get("value", "")), default=default)
+            out[name] = VariableSource(
+                name, "static", value=str(spec.get("value", "")), default=default
+            )
         elif kind == "query":
             if not spec.get("template"):
-                raise WorkflowConfigError(f"variable {name!r}: a query variable names its query template")
-            out[name] = VariableSource(name, "query", column=spec.get("column"), query_template=spec["template"],
-                                       params=dict(spec.get("params") or {}), default=default)
+                raise WorkflowConfigError(
+                    f"variable {name!r}: a query variable names its query template"
+                )
+            out[name] = VariableSource(
+                name,
+                "query",
+                column=spec.get("column"),
+                query_template=spec["template"],
+                params=dict(spec.get("params") or {}),
+                default=default,
+            )
         elif kind == "function":
             if spec.get("function") not in FUNCTIONS:
-                raise WorkflowConfigError(f"variable {name!r}: unknown function {spec.get('function')!r}")
-            out[name] = VariableSource(name, "function", function=spec["function"], argument=spec.get("argument"),
-                                       default=default)
+                raise WorkflowConfigError(
+                    f"variable {name!r}: unknown function {spec.get('function')!r}"
+                )
+            out[name] = VariableSource(
+                name,
+                "function",
+                function=spec["function"],
+                argument=spec.get("argument"),
+                default=default,
+            )
         else:
             raise WorkflowConfigError(f"variable {name!r}: unknown type {kind!r}")
     return out
@@ -314,16 +362,30 @@ def individual_mapping_source(row: Mapping[str, Any]) -> VariableSource:
         # source_field is a query template name, or (seed 001: "정적값 또는 쿼리") the SELECT itself whose
         # %(column)s placeholders are bound from the target row's columns of the same name.
         params = {n: n for n in sql_placeholders(field)} if is_inline_sql(field) else {"id": "id"}
-        return VariableSource(name, "query", query_template=field, column=row.get("selected_column"),
-                              params=params, default=default)
-    return VariableSource(name, "function", function=row.get("source_field"), argument=row.get("selected_column"),
-                          default=default)
+        return VariableSource(
+            name,
+            "query",
+            query_template=field,
+            column=row.get("selected_column"),
+            params=params,
+            default=default,
+        )
+    return VariableSource(
+        name,
+        "function",
+        function=row.get("source_field"),
+        argument=row.get("selected_column"),
+        default=default,
+    )
 
 
-def auto_match(template_variables: Sequence[str], columns: Iterable[str],
-               explicit: Mapping[str, VariableSource] | None = None,
-               display_names: Mapping[str, str] | None = None,
-               individual: Mapping[str, VariableSource] | None = None) -> MatchReport:
+def auto_match(
+    template_variables: Sequence[str],
+    columns: Iterable[str],
+    explicit: Mapping[str, VariableSource] | None = None,
+    display_names: Mapping[str, str] | None = None,
+    individual: Mapping[str, VariableSource] | None = None,
+) -> MatchReport:
     """Match template variables to sources (seed 002 §3.3.2), in this order: the workflow's explicit
     mapping, a target column of the same name (case-insensitive), a column whose table-mapping display
     name equals the variable (``#{고객명}`` -> ``name``), an individual variable mapping. The rest is
@@ -349,8 +411,9 @@ def auto_match(template_variables: Sequence[str], columns: Iterable[str],
     return MatchReport(matched, unmapped)
 
 
-def resolve_values(report: MatchReport, row: Mapping[str, Any], now: datetime,
-                   query_lookup=None) -> dict[str, object]:
+def resolve_values(
+    report: MatchReport, row: Mapping[str, Any], now: datetime, query_lookup=None
+) -> dict[str, object]:
     """Values for one target row. ``query_lookup(source, row)`` resolves query variables."""
     values: dict[str, object] = {}
     for name, src in report.matched.items():
@@ -370,8 +433,15 @@ def resolve_values(report: MatchReport, row: Mapping[str, Any], now: datetime,
     return values
 
 
-def render_message(template: Template, row: Mapping[str, Any], values: Mapping[str, object], *,
-                   phone_column: str, name_column: str | None, opt_out_line: str) -> RenderedMessage:
+def render_message(
+    template: Template,
+    row: Mapping[str, Any],
+    values: Mapping[str, object],
+    *,
+    phone_column: str,
+    name_column: str | None,
+    opt_out_line: str,
+) -> RenderedMessage:
     """Render one recipient's message and validate it; errors are recorded, never raised."""
     raw_phone = "" if row.get(phone_column) is None else str(row.get(phone_column))
     name = None if not name_column or row.get(name_column) is None else str(row.get(name_column))
@@ -379,10 +449,18 @@ def render_message(template: Template, row: Mapping[str, Any], values: Mapping[s
     text, missing = render(template.content, used)
     text = apply_ad_rules(text, template.category, opt_out_line)
     if not missing and "#{" in text:
-        missing = placeholders(text)  # a value or the opt-out line carried one: the final text decides
-    msg = RenderedMessage(phone=None, raw_phone=raw_phone, name=name, content=text, variables=used,
-                          message_type=template.message_type,
-                          source_id=None if row.get("id") is None else str(row.get("id")))
+        missing = placeholders(
+            text
+        )  # a value or the opt-out line carried one: the final text decides
+    msg = RenderedMessage(
+        phone=None,
+        raw_phone=raw_phone,
+        name=name,
+        content=text,
+        variables=used,
+        message_type=template.message_type,
+        source_id=None if row.get("id") is None else str(row.get("id")),
+    )
     try:
         msg.phone = normalize_phone(raw_phone)
     except InvalidPhone as exc:
@@ -439,7 +517,9 @@ def next_cron_tick(cron: str, timezone: str, after: datetime) -> datetime:
 FIELD_TYPES = ("string", "number", "date", "datetime", "boolean")
 
 
-def parse_table_mappings(doc: Mapping[str, Any], catalog: Mapping[str, Sequence[str]] | None = None) -> dict[str, TableMapping]:
+def parse_table_mappings(
+    doc: Mapping[str, Any], catalog: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, TableMapping]:
     """Validate ``data/table-mappings.json`` and return the mappings.
 
     Args:
@@ -479,22 +559,37 @@ def parse_table_mappings(doc: Mapping[str, Any], catalog: Mapping[str, Sequence[
             if not str(f.get("displayName") or "").strip():
                 problems.append(f"{fw}: displayName is required")
             if f.get("type") not in FIELD_TYPES:
-                problems.append(f"{fw}: type must be one of {', '.join(FIELD_TYPES)} (got {f.get('type')!r})")
+                problems.append(
+                    f"{fw}: type must be one of {', '.join(FIELD_TYPES)} (got {f.get('type')!r})"
+                )
             if "filterable" in f and not isinstance(f["filterable"], bool):
                 problems.append(f"{fw}: filterable must be true or false")
             if catalog is not None and table in catalog and fname not in catalog[table]:
                 problems.append(f"{fw}: no such column in MySQL")
-            parsed[fname] = FieldMapping(fname, str(f.get("displayName") or ""), str(f.get("type")),
-                                         bool(f.get("filterable", False)), bool(f.get("searchable", False)))
+            parsed[fname] = FieldMapping(
+                fname,
+                str(f.get("displayName") or ""),
+                str(f.get("type")),
+                bool(f.get("filterable", False)),
+                bool(f.get("searchable", False)),
+            )
         if catalog is not None and table not in catalog:
             problems.append(f"{where}: no such table in MySQL")
         for role in ("keyField", "phoneField", "nameField", "changeColumn"):
             col = spec.get(role)
             if col is not None and col not in parsed:
                 problems.append(f"{where}: {role} {col!r} is not one of its fields")
-        out[table] = TableMapping(table, str(spec.get("displayName") or ""), str(spec.get("description") or ""),
-                                  parsed, spec.get("keyField", "id"), spec.get("phoneField"), spec.get("nameField"),
-                                  spec.get("changeColumn"), bool(spec.get("enabled", True)))
+        out[table] = TableMapping(
+            table,
+            str(spec.get("displayName") or ""),
+            str(spec.get("description") or ""),
+            parsed,
+            spec.get("keyField", "id"),
+            spec.get("phoneField"),
+            spec.get("nameField"),
+            spec.get("changeColumn"),
+            bool(spec.get("enabled", True)),
+        )
     if problems:
         raise TableMappingError("invalid table mappings: " + "; ".join(problems))
     return out
@@ -511,12 +606,28 @@ def quote_ident(name: str) -> str:
     return f"`{name}`"
 
 
-OPERATORS = {"=": "=", "!=": "<>", "<>": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<=", "in": "IN",
-             "like": "LIKE", "contains": "LIKE", "is_null": "IS NULL", "not_null": "IS NOT NULL"}
+OPERATORS = {
+    "=": "=",
+    "!=": "<>",
+    "<>": "<>",
+    ">": ">",
+    ">=": ">=",
+    "<": "<",
+    "<=": "<=",
+    "in": "IN",
+    "like": "LIKE",
+    "contains": "LIKE",
+    "is_null": "IS NULL",
+    "not_null": "IS NOT NULL",
+}
 
 
-def build_where(mapping: TableMapping, filters: Sequence[Mapping[str, Any]] = (), term: str | None = None,
-                alias: str = "t") -> tuple[str, dict[str, Any]]:
+def build_where(
+    mapping: TableMapping,
+    filters: Sequence[Mapping[str, Any]] = (),
+    term: str | None = None,
+    alias: str = "t",
+) -> tuple[str, dict[str, Any]]:
     """WHERE clause from filters on filterable fields and a keyword over searchable fields (bound params)."""
     clauses: list[str] = []
     params: dict[str, Any] = {}
@@ -553,12 +664,22 @@ def build_where(mapping: TableMapping, filters: Sequence[Mapping[str, Any]] = ()
         if not fields:
             raise WorkflowConfigError(f"{mapping.table} has no searchable fields")
         params["term"] = f"%{escape_like(term)}%"
-        clauses.append("(" + " OR ".join(f"{alias}.{quote_ident(f)} LIKE %(term)s ESCAPE '\\\\'" for f in fields) + ")")
+        clauses.append(
+            "("
+            + " OR ".join(f"{alias}.{quote_ident(f)} LIKE %(term)s ESCAPE '\\\\'" for f in fields)
+            + ")"
+        )
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def build_search_sql(mapping: TableMapping, term: str | None, *, filters: Sequence[Mapping[str, Any]] = (),
-                     limit: int = 20, offset: int = 0) -> tuple[str, str, dict[str, Any]]:
+def build_search_sql(
+    mapping: TableMapping,
+    term: str | None,
+    *,
+    filters: Sequence[Mapping[str, Any]] = (),
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[str, str, dict[str, Any]]:
     """(page SQL, count SQL, params) for a keyword search over a mapped table, paginated."""
     if not 1 <= int(limit) <= 1000:
         raise WorkflowConfigError("limit must be between 1 and 1000")

@@ -39,10 +39,15 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return (
+        "sha256="
+        + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    )
 
 
-def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None) -> None:
+def verify(
+    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
+) -> None:
     """Raise ``WebhookRejected`` unless the signature matches and the timestamp is fresh."""
     if not secret:
         raise WebhookRejected("webhook secret is not configured", status=503)
@@ -53,31 +58,52 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
     except ValueError:
         raise WebhookRejected("X-Webhook-Timestamp must be unix seconds", status=401) from None
     if abs((now or time.time()) - ts) > MAX_SKEW_S:
-        raise WebhookRejected("timestamp is more than 5 minutes off (replay protection)", status=401)
+        raise WebhookRejected(
+            "timestamp is more than 5 minutes off (replay protection)", status=401
+        )
     if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
         raise WebhookRejected("signature does not match", status=401)
 
 
-def record_event(db: PostgresResource, workflow_id: str, event_id: str, payload: dict, source_ip: str | None,
-                 user_agent: str | None = None) -> tuple[int, bool]:
+def record_event(
+    db: PostgresResource,
+    workflow_id: str,
+    event_id: str,
+    payload: dict,
+    source_ip: str | None,
+    user_agent: str | None = None,
+) -> tuple[int, bool]:
     """Store the event durably (and an activity log row) in one transaction; returns (row id, duplicate?)."""
     with db.transaction() as conn:
-        wf = conn.execute("SELECT trigger_type, status FROM public.workflows WHERE id = %s", (workflow_id,)).fetchone()
+        wf = conn.execute(
+            "SELECT trigger_type, status FROM public.workflows WHERE id = %s", (workflow_id,)
+        ).fetchone()
         if wf is None:
             raise WebhookRejected(f"workflow {workflow_id} not found", status=404)
         if wf[0] != "webhook" or wf[1] != "active":
-            raise WebhookRejected(f"workflow {workflow_id} is not an active webhook workflow", status=409)
+            raise WebhookRejected(
+                f"workflow {workflow_id} is not an active webhook workflow", status=409
+            )
         row = conn.execute(
             "INSERT INTO public.messaging_webhook_events (event_id, workflow_id, payload, source_ip)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING id",
-            (event_id, workflow_id, Jsonb(payload), source_ip)).fetchone()
+            (event_id, workflow_id, Jsonb(payload), source_ip),
+        ).fetchone()
         if row is not None:
             conn.execute(
                 "INSERT INTO public.user_activity_logs (user_id, action, resource_type, resource_id, details, ip_address,"
                 " user_agent) VALUES ('webhook', 'webhook.received', 'workflow', %s, %s, %s, %s)",
-                (workflow_id, Jsonb({"event_id": event_id, "event_row": int(row[0])}), source_ip, user_agent))
+                (
+                    workflow_id,
+                    Jsonb({"event_id": event_id, "event_row": int(row[0])}),
+                    source_ip,
+                    user_agent,
+                ),
+            )
             return int(row[0]), False
-        existing = conn.execute("SELECT id FROM public.messaging_webhook_events WHERE event_id = %s", (event_id,)).fetchone()
+        existing = conn.execute(
+            "SELECT id FROM public.messaging_webhook_events WHERE event_id = %s", (event_id,)
+        ).fetchone()
         return int(existing[0]), True
 
 
@@ -94,7 +120,12 @@ def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
         try:
             if len(body) > MAX_BODY_BYTES:
                 raise WebhookRejected("body larger than 256 KiB", status=413)
-            verify(secret, request.headers.get("x-webhook-timestamp"), request.headers.get("x-webhook-signature"), body)
+            verify(
+                secret,
+                request.headers.get("x-webhook-timestamp"),
+                request.headers.get("x-webhook-signature"),
+                body,
+            )
             try:
                 uuid.UUID(request.path_params["workflow_id"])
             except ValueError:
@@ -105,21 +136,36 @@ def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
                 raise WebhookRejected("body is not JSON", status=400) from None
             if not isinstance(payload, dict):
                 raise WebhookRejected("body must be a JSON object", status=400)
-            event_id = request.headers.get("x-webhook-id") or hashlib.sha256(
-                request.headers["x-webhook-timestamp"].encode() + b"." + body).hexdigest()
-            row_id, duplicate = record_event(db, request.path_params["workflow_id"], event_id[:200], payload,
-                                             _ip(request.client.host if request.client else None),
-                                             request.headers.get("user-agent"))
+            event_id = (
+                request.headers.get("x-webhook-id")
+                or hashlib.sha256(
+                    request.headers["x-webhook-timestamp"].encode() + b"." + body
+                ).hexdigest()
+            )
+            row_id, duplicate = record_event(
+                db,
+                request.path_params["workflow_id"],
+                event_id[:200],
+                payload,
+                _ip(request.client.host if request.client else None),
+                request.headers.get("user-agent"),
+            )
         except WebhookRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status or 400)
-        return JSONResponse({"event_id": event_id, "id": row_id, "duplicate": duplicate, "status": "received"},
-                            status_code=200 if duplicate else 202)
+        return JSONResponse(
+            {"event_id": event_id, "id": row_id, "duplicate": duplicate, "status": "received"},
+            status_code=200 if duplicate else 202,
+        )
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    return Starlette(routes=[Route("/webhooks/{workflow_id}", receive, methods=["POST"]),
-                             Route("/health", health, methods=["GET"])])
+    return Starlette(
+        routes=[
+            Route("/webhooks/{workflow_id}", receive, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
 
 
 def main(argv=None) -> int:
@@ -128,11 +174,15 @@ def main(argv=None) -> int:
     from resources.environment import apply_local_defaults, is_production
 
     parser = argparse.ArgumentParser(prog="python -m messaging.webhook")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MESSAGING_WEBHOOK_PORT", DEFAULT_PORT)))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("MESSAGING_WEBHOOK_PORT", DEFAULT_PORT))
+    )
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     apply_local_defaults()
-    secret = os.environ.get("MESSAGING_WEBHOOK_SECRET") or ("" if is_production() else LOCAL_WEBHOOK_SECRET)
+    secret = os.environ.get("MESSAGING_WEBHOOK_SECRET") or (
+        "" if is_production() else LOCAL_WEBHOOK_SECRET
+    )
     db = PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="messaging-webhook")
     uvicorn.run(create_webhook_app(db, secret), host=args.host, port=args.port, log_level="info")
     return 0

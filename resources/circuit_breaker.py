@@ -34,13 +34,22 @@ class CircuitBreaker:
     ``exclude``) do not count as failures of the service.
     """
 
-    def __init__(self, name: str, fail_max: int = DEFAULT_FAIL_MAX, reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S,
-                 exclude: tuple[type[BaseException], ...] = (PermanentError,)):
+    def __init__(
+        self,
+        name: str,
+        fail_max: int = DEFAULT_FAIL_MAX,
+        reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S,
+        exclude: tuple[type[BaseException], ...] = (PermanentError,),
+    ):
         self.name = name
         self.storage = pybreaker.CircuitMemoryStorage(CLOSED)
         self._breaker = pybreaker.CircuitBreaker(
-            fail_max=fail_max, reset_timeout=reset_timeout_s, exclude=list(exclude),
-            state_storage=self.storage, name=name, throw_new_error_on_trip=False,
+            fail_max=fail_max,
+            reset_timeout=reset_timeout_s,
+            exclude=list(exclude),
+            state_storage=self.storage,
+            name=name,
+            throw_new_error_on_trip=False,
         )
         self.opened_count = 0
         self.last_error: str | None = None
@@ -66,8 +75,11 @@ class CircuitBreaker:
         try:
             return self._breaker.call(func, *args, **kwargs)
         except pybreaker.CircuitBreakerError as exc:
-            raise ServiceUnavailable(self.name, f"circuit open after {self.fail_max} consecutive failures; "
-                                     f"next trial at {self.next_attempt_at()}") from exc
+            raise ServiceUnavailable(
+                self.name,
+                f"circuit open after {self.fail_max} consecutive failures; "
+                f"next trial at {self.next_attempt_at()}",
+            ) from exc
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
             if before != OPEN and self.state == OPEN:
@@ -101,11 +113,16 @@ _REGISTRY: dict[str, CircuitBreaker] = {}
 _LOCK = threading.Lock()
 
 
-def get_breaker(name: str, fail_max: int = DEFAULT_FAIL_MAX, reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S) -> CircuitBreaker:
+def get_breaker(
+    name: str, fail_max: int = DEFAULT_FAIL_MAX, reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S
+) -> CircuitBreaker:
     """The process-wide breaker for ``name`` (created on first use with these settings)."""
     with _LOCK:
         breaker = _REGISTRY.get(name)
-        if breaker is None or (breaker.fail_max, breaker.reset_timeout_s) != (fail_max, reset_timeout_s):
+        if breaker is None or (breaker.fail_max, breaker.reset_timeout_s) != (
+            fail_max,
+            reset_timeout_s,
+        ):
             breaker = CircuitBreaker(name, fail_max, reset_timeout_s)
             _REGISTRY[name] = breaker
         return breaker
@@ -148,7 +165,9 @@ class Degraded(Generic[T]):
         return self.source != "primary"
 
 
-def call_with_fallback(breaker: CircuitBreaker, primary: Callable[[], T], fallback: Callable[[], T]) -> Degraded[T]:
+def call_with_fallback(
+    breaker: CircuitBreaker, primary: Callable[[], T], fallback: Callable[[], T]
+) -> Degraded[T]:
     """Try ``primary`` through ``breaker``; on an unavailable service use ``fallback``.
 
     Permanent errors (a bad request) are not hidden behind the fallback: they propagate.
@@ -158,4 +177,6 @@ def call_with_fallback(breaker: CircuitBreaker, primary: Callable[[], T], fallba
     except PermanentError:
         raise
     except Exception as exc:  # noqa: BLE001 - any transport failure degrades to the fallback
-        return Degraded(fallback(), "fallback", f"{breaker.name}: {type(exc).__name__}: {str(exc)[:200]}")
+        return Degraded(
+            fallback(), "fallback", f"{breaker.name}: {type(exc).__name__}: {str(exc)[:200]}"
+        )

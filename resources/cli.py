@@ -19,7 +19,9 @@ from resources.migrations import MIGRATION_SETS, applicable, apply_migrations, s
 
 app = typer.Typer(help="Shared platform commands.", no_args_is_help=True)
 services_app = typer.Typer(help="Local PostgreSQL and MariaDB.", no_args_is_help=True)
-migrations_app = typer.Typer(help="SQL migrations (ordered, idempotent, recorded).", no_args_is_help=True)
+migrations_app = typer.Typer(
+    help="SQL migrations (ordered, idempotent, recorded).", no_args_is_help=True
+)
 app.add_typer(services_app, name="services")
 app.add_typer(migrations_app, name="migrations")
 console = Console()
@@ -70,16 +72,24 @@ def migrations_apply(
     selected = _selected(sets)
     skipped = [m.name for m in selected if m not in applicable(selected, current_environment())]
     if skipped:
-        console.print(f"skipping {', '.join(skipped)}: local-only (PLATFORM_ENV={current_environment()})")
+        console.print(
+            f"skipping {', '.join(skipped)}: local-only (PLATFORM_ENV={current_environment()})"
+        )
     selected = applicable(selected, current_environment())
     try:
         for target in dict.fromkeys(m.target for m in selected):
             dsn = os.environ[TARGET_ENV[target]]
-            report = apply_migrations(dsn, [m for m in selected if m.target == target], dry_run=dry_run,
-                                      log=lambda m: console.print(f"  {m}"))
+            report = apply_migrations(
+                dsn,
+                [m for m in selected if m.target == target],
+                dry_run=dry_run,
+                log=lambda m: console.print(f"  {m}"),
+            )
             verb = "would apply" if dry_run else "applied"
             names = report.pending if dry_run else report.applied
-            console.print(f"{target}: {verb} {len(names)}, already applied {len(report.already_applied)}")
+            console.print(
+                f"{target}: {verb} {len(names)}, already applied {len(report.already_applied)}"
+            )
     except PlatformError as exc:
         _fail(exc)
 
@@ -90,14 +100,18 @@ def migrations_status(sets: list[str] = typer.Option(None, "--set")) -> None:
     selected = _selected(sets)
     table = Table("set", "version", "name", "state")
     for target in dict.fromkeys(m.target for m in selected):
-        for row in status(os.environ[TARGET_ENV[target]], [m for m in selected if m.target == target]):
+        for row in status(
+            os.environ[TARGET_ENV[target]], [m for m in selected if m.target == target]
+        ):
             table.add_row(row["set"], row["version"], row["name"], row["state"])
     console.print(table)
 
 
 @app.command("materialize-all")
 def materialize_all_command(
-    workspace: str = typer.Option("workspace.yaml", help="workspace file naming the code locations"),
+    workspace: str = typer.Option(
+        "workspace.yaml", help="workspace file naming the code locations"
+    ),
 ) -> None:
     """Materialize every asset of every code location once (recorded in DAGSTER_HOME)."""
     from resources.materialize import materialize_workspace

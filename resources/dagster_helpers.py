@@ -23,9 +23,12 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
     all_sets = sets_named(["platform", *[n for n in set_names if n != "platform"]])
     required = {TARGET_RESOURCE[m.target] for m in all_sets}
 
-    @dg.op(name=f"{domain}_apply_migrations", required_resource_keys=required,
-           description=f"Apply pending SQL migrations for {', '.join(m.name for m in all_sets)} "
-                       "(local-only sets, such as the external source's schema, only when PLATFORM_ENV=local).")
+    @dg.op(
+        name=f"{domain}_apply_migrations",
+        required_resource_keys=required,
+        description=f"Apply pending SQL migrations for {', '.join(m.name for m in all_sets)} "
+        "(local-only sets, such as the external source's schema, only when PLATFORM_ENV=local).",
+    )
     def apply_op(context):
         started = time.perf_counter()
         msets = applicable(all_sets, current_environment())
@@ -35,17 +38,25 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
         applied_names: list[str] = []
         for target in sorted({m.target for m in msets}):
             resource = getattr(context.resources, TARGET_RESOURCE[target])
-            report = apply_migrations(resource.dsn, [m for m in msets if m.target == target], log=context.log.info)
+            report = apply_migrations(
+                resource.dsn, [m for m in msets if m.target == target], log=context.log.info
+            )
             totals["applied"] += len(report.applied)
             totals["already_applied"] += len(report.already_applied)
             applied_names += report.applied
-        metadata = {**totals, "applied_migrations": ", ".join(applied_names) or "none (up to date)",
-                    "duration_s": round(time.perf_counter() - started, 3)}
+        metadata = {
+            **totals,
+            "applied_migrations": ", ".join(applied_names) or "none (up to date)",
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
         context.log.info(f"migrations for {domain}: {metadata}")
         return dg.Output(totals, metadata=metadata)
 
-    @dg.job(name=f"{domain}_migrations", description=f"Apply {domain}'s database migrations (safe to re-run).",
-            tags={"domain": domain})
+    @dg.job(
+        name=f"{domain}_migrations",
+        description=f"Apply {domain}'s database migrations (safe to re-run).",
+        tags={"domain": domain},
+    )
     def migrations_job():
         apply_op()
 

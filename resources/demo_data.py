@@ -27,11 +27,34 @@ SCALES: dict[str, int] = {
     "huge": 5_000_000,
 }
 
-IMAGE_FORMATS = {"jpeg": ("JPEG", "image/jpeg", "jpg"), "png": ("PNG", "image/png", "png"),
-                 "webp": ("WEBP", "image/webp", "webp")}
+IMAGE_FORMATS = {
+    "jpeg": ("JPEG", "image/jpeg", "jpg"),
+    "png": ("PNG", "image/png", "png"),
+    "webp": ("WEBP", "image/webp", "webp"),
+}
 
-SYMPTOMS = ["두통", "소화불량", "불면", "피로", "어지럼증", "손발저림", "변비", "설사", "피부 가려움", "기침",
-            "인후통", "콧물", "관절통", "요통", "생리통", "식욕부진", "안구건조", "구내염", "위산역류", "알레르기"]
+SYMPTOMS = [
+    "두통",
+    "소화불량",
+    "불면",
+    "피로",
+    "어지럼증",
+    "손발저림",
+    "변비",
+    "설사",
+    "피부 가려움",
+    "기침",
+    "인후통",
+    "콧물",
+    "관절통",
+    "요통",
+    "생리통",
+    "식욕부진",
+    "안구건조",
+    "구내염",
+    "위산역류",
+    "알레르기",
+]
 
 
 def scale_factor(scale: str | int) -> int:
@@ -43,7 +66,9 @@ def scale_factor(scale: str | int) -> int:
     try:
         return SCALES[scale]
     except KeyError:
-        raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)} or a number") from None
+        raise ValueError(
+            f"unknown scale {scale!r}; use one of {', '.join(SCALES)} or a number"
+        ) from None
 
 
 @dataclass
@@ -117,10 +142,14 @@ class DemoData:
         draw = ImageDraw.Draw(img)
         for _ in range(3):
             x0, y0 = self.rng.randint(0, size[0] - 2), self.rng.randint(0, size[1] - 2)
-            draw.rectangle([x0, y0, min(size[0] - 1, x0 + 10), min(size[1] - 1, y0 + 8)],
-                           fill=tuple(self.rng.randint(0, 255) for _ in range(3)))
+            draw.rectangle(
+                [x0, y0, min(size[0] - 1, x0 + 10), min(size[1] - 1, y0 + 8)],
+                fill=tuple(self.rng.randint(0, 255) for _ in range(3)),
+            )
         buf = io.BytesIO()
-        img.save(buf, format=pil_format, quality=80) if pil_format != "PNG" else img.save(buf, format=pil_format)
+        img.save(buf, format=pil_format, quality=80) if pil_format != "PNG" else img.save(
+            buf, format=pil_format
+        )
         return buf.getvalue()
 
     def random_image(self) -> tuple[bytes, str, str]:

@@ -66,9 +66,7 @@ def current_environment() -> Environment:
     """Return ``local`` or ``production`` from ``PLATFORM_ENV`` (default ``local``)."""
     value = os.environ.get("PLATFORM_ENV", "local").strip().lower()
     if value not in ENVIRONMENTS:
-        raise UnknownEnvironment(
-            f"PLATFORM_ENV={value!r} is not one of {', '.join(ENVIRONMENTS)}"
-        )
+        raise UnknownEnvironment(f"PLATFORM_ENV={value!r} is not one of {', '.join(ENVIRONMENTS)}")
     return value  # type: ignore[return-value]
 
 

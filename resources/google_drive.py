@@ -29,7 +29,9 @@ def load_service_account_info(value: str) -> dict[str, Any]:
     if not text.startswith("{"):
         path = Path(text).expanduser()
         if not path.is_file():
-            raise ConfigurationError(f"GOOGLE_SERVICE_ACCOUNT_JSON: {path} is neither JSON nor a readable file")
+            raise ConfigurationError(
+                f"GOOGLE_SERVICE_ACCOUNT_JSON: {path} is neither JSON nor a readable file"
+            )
         text = path.read_text(encoding="utf-8")
     try:
         info = json.loads(text)
@@ -51,7 +53,9 @@ def map_drive_error(exc: Exception) -> Exception:
             reason = exc.error_details[0].get("reason", "") if exc.error_details else ""
         except (AttributeError, IndexError, TypeError):
             reason = ""
-        retry_after = parse_retry_after(exc.resp.get("retry-after")) if exc.resp is not None else None
+        retry_after = (
+            parse_retry_after(exc.resp.get("retry-after")) if exc.resp is not None else None
+        )
         if status in RETRYABLE_STATUS or (status == 403 and reason in RATE_LIMIT_REASONS):
             return TransientError(f"drive {status} {reason}: {exc}", retry_after, status)
         return PermanentError(f"drive {status} {reason}: {exc}", status, reason or None)
@@ -63,7 +67,9 @@ def map_drive_error(exc: Exception) -> Exception:
 class GoogleDriveResource(dg.ConfigurableResource):
     """Google Drive (read-only scope)."""
 
-    service_account_json: str = Field(description="GOOGLE_SERVICE_ACCOUNT_JSON: key JSON or path to it")
+    service_account_json: str = Field(
+        description="GOOGLE_SERVICE_ACCOUNT_JSON: key JSON or path to it"
+    )
     base_url: str = Field(default="https://www.googleapis.com", description="GOOGLE_DRIVE_BASE_URL")
     root_folder_id: str = Field(default="", description="GOOGLE_DRIVE_ROOT_FOLDER_ID")
     timeout_s: float = 60.0
@@ -88,8 +94,12 @@ class GoogleDriveResource(dg.ConfigurableResource):
         from resources.environment import current_environment
 
         value = self.service_account_json.strip()
-        if (current_environment() != "local" or value.startswith("{") or not value
-                or not self.base_url.startswith(("http://127.0.0.1", "http://localhost"))):
+        if (
+            current_environment() != "local"
+            or value.startswith("{")
+            or not value
+            or not self.base_url.startswith(("http://127.0.0.1", "http://localhost"))
+        ):
             return
         path = Path(value).expanduser()
         if not path.exists():
@@ -108,16 +118,30 @@ class GoogleDriveResource(dg.ConfigurableResource):
             import httplib2
             from googleapiclient.discovery import build
 
-            http = google_auth_httplib2.AuthorizedHttp(self.credentials(), http=httplib2.Http(timeout=self.timeout_s))
-            self._local.service = build("drive", "v3", http=http, static_discovery=True, cache_discovery=False,
-                                  client_options={"api_endpoint": self.api_root()}, num_retries=0)
+            http = google_auth_httplib2.AuthorizedHttp(
+                self.credentials(), http=httplib2.Http(timeout=self.timeout_s)
+            )
+            self._local.service = build(
+                "drive",
+                "v3",
+                http=http,
+                static_discovery=True,
+                cache_discovery=False,
+                client_options={"api_endpoint": self.api_root()},
+                num_retries=0,
+            )
         return self._local.service
 
     @property
     def caller(self) -> ResilientCaller:
         if self._caller is None:
-            self._caller = ResilientCaller("google_drive", max_attempts=self.max_attempts, error_mapper=map_drive_error,
-                                           fail_max=self.breaker_fail_max, reset_timeout_s=self.breaker_reset_timeout_s)
+            self._caller = ResilientCaller(
+                "google_drive",
+                max_attempts=self.max_attempts,
+                error_mapper=map_drive_error,
+                fail_max=self.breaker_fail_max,
+                reset_timeout_s=self.breaker_reset_timeout_s,
+            )
         return self._caller
 
     def execute(self, request: Any) -> Any:
@@ -130,8 +154,11 @@ class GoogleDriveResource(dg.ConfigurableResource):
     def file_metadata(self, file_id: str) -> dict[str, Any] | None:
         """``files.get`` metadata (md5Checksum, modifiedTime, mimeType, size), None when 404."""
         try:
-            return self.execute(self.get_service().files().get(fileId=file_id, fields=self.FILE_FIELDS,
-                                                                supportsAllDrives=True))
+            return self.execute(
+                self.get_service()
+                .files()
+                .get(fileId=file_id, fields=self.FILE_FIELDS, supportsAllDrives=True)
+            )
         except PermanentError as exc:
             if exc.status == 404:
                 return None
@@ -143,19 +170,31 @@ class GoogleDriveResource(dg.ConfigurableResource):
         Raises:
             PermanentError: 404, or the body is larger than ``max_bytes`` (status 413).
         """
-        body = self.execute(self.get_service().files().get_media(fileId=file_id, supportsAllDrives=True))
+        body = self.execute(
+            self.get_service().files().get_media(fileId=file_id, supportsAllDrives=True)
+        )
         if max_bytes is not None and len(body) > max_bytes:
-            raise PermanentError(f"drive file {file_id} is {len(body)} bytes, over {max_bytes}", 413, "too_large")
+            raise PermanentError(
+                f"drive file {file_id} is {len(body)} bytes, over {max_bytes}", 413, "too_large"
+            )
         return body
 
     def iter_folder(self, folder_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Every non-trashed file directly in ``folder_id`` (``'<folder>' in parents``)."""
         token: str | None = None
         while True:
-            request = self.get_service().files().list(
-                q=f"'{folder_id}' in parents and trashed = false", pageSize=page_size, pageToken=token,
-                fields=f"nextPageToken, files({self.FILE_FIELDS})", supportsAllDrives=True,
-                includeItemsFromAllDrives=True)
+            request = (
+                self.get_service()
+                .files()
+                .list(
+                    q=f"'{folder_id}' in parents and trashed = false",
+                    pageSize=page_size,
+                    pageToken=token,
+                    fields=f"nextPageToken, files({self.FILE_FIELDS})",
+                    supportsAllDrives=True,
+                    includeItemsFromAllDrives=True,
+                )
+            )
             response = self.execute(request)
             yield from response.get("files", [])
             token = response.get("nextPageToken")

@@ -14,7 +14,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from resources.circuit_breaker import CircuitBreaker, get_breaker
 from resources.errors import PermanentError, TransientError
@@ -46,15 +52,22 @@ def raise_for_status(response: httpx.Response, service: str) -> httpx.Response:
     excerpt = response.text[:300] if response.content else ""
     message = f"{service} HTTP {response.status_code}: {excerpt}"
     if response.status_code in RETRYABLE_STATUS:
-        raise TransientError(message, parse_retry_after(response.headers.get("Retry-After")), response.status_code)
+        raise TransientError(
+            message, parse_retry_after(response.headers.get("Retry-After")), response.status_code
+        )
     raise PermanentError(message, response.status_code)
 
 
 class TokenBucket:
     """Thread-safe token bucket: ``rate`` tokens a second, bursts up to ``capacity``."""
 
-    def __init__(self, rate: float, capacity: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        rate: float,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.rate = float(rate)
         self.capacity = float(capacity if capacity is not None else max(1.0, rate))
         self._tokens = self.capacity
@@ -107,10 +120,20 @@ class ResilientCaller:
         fail_max / reset_timeout_s: circuit breaker settings.
     """
 
-    def __init__(self, service: str, *, rate_per_s: float = 0.0, burst: float | None = None, max_attempts: int = 5,
-                 initial_backoff_s: float = 0.5, max_backoff_s: float = 60.0, fail_max: int = 3,
-                 reset_timeout_s: float = 300.0, transient: tuple[type[BaseException], ...] = (TransientError,),
-                 error_mapper: Callable[[Exception], Exception] | None = None):
+    def __init__(
+        self,
+        service: str,
+        *,
+        rate_per_s: float = 0.0,
+        burst: float | None = None,
+        max_attempts: int = 5,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 60.0,
+        fail_max: int = 3,
+        reset_timeout_s: float = 300.0,
+        transient: tuple[type[BaseException], ...] = (TransientError,),
+        error_mapper: Callable[[Exception], Exception] | None = None,
+    ):
         self.service = service
         self.bucket = TokenBucket(rate_per_s, burst) if rate_per_s > 0 else None
         self.breaker: CircuitBreaker = get_breaker(service, fail_max, reset_timeout_s)
@@ -129,8 +152,10 @@ class ResilientCaller:
 
         def attempt_all() -> T:
             for attempt in Retrying(
-                retry=retry_if_exception_type(self.transient), stop=stop_after_attempt(self.max_attempts),
-                wait=self._wait, reraise=True,
+                retry=retry_if_exception_type(self.transient),
+                stop=stop_after_attempt(self.max_attempts),
+                wait=self._wait,
+                reraise=True,
             ):
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:

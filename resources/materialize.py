@@ -34,8 +34,9 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def _partition_runs(pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance,
-                    single_run: bool) -> list[tuple[str | None, dict[str, str]]]:
+def _partition_runs(
+    pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance, single_run: bool
+) -> list[tuple[str | None, dict[str, str]]]:
     """(partition key, extra tags) for each run: a whole time range in one run when the assets'
     backfill policy allows it (what `dg launch --partition-range` does), else one run per key."""
     if pdef is None:
@@ -48,7 +49,9 @@ def _partition_runs(pdef: dg.PartitionsDefinition | None, instance: dg.DagsterIn
     return [(key, {}) for key in _partition_keys(pdef, instance)]
 
 
-def _partition_keys(pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance) -> list[str | None]:
+def _partition_keys(
+    pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance
+) -> list[str | None]:
     if pdef is None:
         return [None]
     if isinstance(pdef, dg.TimeWindowPartitionsDefinition):
@@ -59,11 +62,19 @@ def _partition_keys(pdef: dg.PartitionsDefinition | None, instance: dg.DagsterIn
     return list(pdef.get_partition_keys(dynamic_partitions_store=instance))
 
 
-def materialize_definitions(defs: dg.Definitions, instance: dg.DagsterInstance,
-                            log: Callable[[str], None] = print, location: str = "") -> bool:
+def materialize_definitions(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    log: Callable[[str], None] = print,
+    location: str = "",
+) -> bool:
     """Materialize all executable assets of ``defs`` once. Returns False if any run failed."""
     graph = defs.resolve_asset_graph()
-    executable = [k for k in graph.toposorted_asset_keys if graph.get(k).is_executable and graph.get(k).is_materializable]
+    executable = [
+        k
+        for k in graph.toposorted_asset_keys
+        if graph.get(k).is_executable and graph.get(k).is_materializable
+    ]
     groups: dict[object, list[dg.AssetKey]] = {}
     for key in executable:
         groups.setdefault(graph.get(key).partitions_def, []).append(key)
@@ -72,7 +83,8 @@ def materialize_definitions(defs: dg.Definitions, instance: dg.DagsterInstance,
     ok = True
     for pdef, keys in order:
         single_run = all(
-            (policy := graph.get(k).backfill_policy) is not None and policy.max_partitions_per_run is None
+            (policy := graph.get(k).backfill_policy) is not None
+            and policy.max_partitions_per_run is None
             for k in keys
         )
         for partition, range_tags in _partition_runs(pdef, instance, single_run):
@@ -80,11 +92,18 @@ def materialize_definitions(defs: dg.Definitions, instance: dg.DagsterInstance,
             if partition:
                 label += f" partition {partition}"
             elif range_tags:
-                label += f" partitions {range_tags[RANGE_START]}...{range_tags[RANGE_END]} in one run"
+                label += (
+                    f" partitions {range_tags[RANGE_START]}...{range_tags[RANGE_END]} in one run"
+                )
             result = dg.materialize(
-                [*assets, *(defs.asset_checks or [])], instance=instance, resources=defs.resources,
-                selection=dg.AssetSelection.assets(*keys), partition_key=partition, raise_on_error=False,
-                tags={"platform/trigger": "materialize-all", **range_tags}, run_config=QUIET,
+                [*assets, *(defs.asset_checks or [])],
+                instance=instance,
+                resources=defs.resources,
+                selection=dg.AssetSelection.assets(*keys),
+                partition_key=partition,
+                raise_on_error=False,
+                tags={"platform/trigger": "materialize-all", **range_tags},
+                run_config=QUIET,
             )
             log(f"{'ok  ' if result.success else 'FAIL'} {label} (run {result.run_id[:8]})")
             ok &= result.success

@@ -72,7 +72,9 @@ class MigrationSet:
     def directory(self) -> Path:
         spec = importlib.util.find_spec(self.package)  # locates the package without importing it
         if spec is None or not spec.submodule_search_locations:
-            raise MigrationError(f"package {self.package!r} for migration set {self.name!r} not found")
+            raise MigrationError(
+                f"package {self.package!r} for migration set {self.name!r} not found"
+            )
         return Path(next(iter(spec.submodule_search_locations))) / self.subdir
 
 
@@ -96,7 +98,9 @@ def sets_named(names: Iterable[str]) -> list[MigrationSet]:
     known = {s.name: s for s in MIGRATION_SETS}
     unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise MigrationError(f"unknown migration set(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        raise MigrationError(
+            f"unknown migration set(s): {', '.join(unknown)}; known: {', '.join(known)}"
+        )
     return [known[n] for n in wanted]
 
 
@@ -157,13 +161,15 @@ class MigrationReport:
 
 def _applied(conn: psycopg.Connection, set_name: str) -> dict[str, str]:
     rows = conn.execute(
-        "SELECT version, checksum FROM platform.schema_migrations WHERE migration_set = %s", (set_name,)
+        "SELECT version, checksum FROM platform.schema_migrations WHERE migration_set = %s",
+        (set_name,),
     ).fetchall()
     return {v: c for v, c in rows}
 
 
-def apply_migrations(dsn: str, migration_sets: Iterable[MigrationSet], *, dry_run: bool = False,
-                     log=print) -> MigrationReport:
+def apply_migrations(
+    dsn: str, migration_sets: Iterable[MigrationSet], *, dry_run: bool = False, log=print
+) -> MigrationReport:
     """Apply every pending migration of ``migration_sets`` to the database at ``dsn``.
 
     Raises:
@@ -218,7 +224,13 @@ def _record(conn: psycopg.Connection, mig: Migration, started: float) -> None:
     conn.execute(
         "INSERT INTO platform.schema_migrations (migration_set, version, name, checksum, duration_ms)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (mig.migration_set, mig.version, mig.name, mig.checksum, int((time.perf_counter() - started) * 1000)),
+        (
+            mig.migration_set,
+            mig.version,
+            mig.name,
+            mig.checksum,
+            int((time.perf_counter() - started) * 1000),
+        ),
     )
 
 
@@ -226,12 +238,16 @@ def status(dsn: str, migration_sets: Iterable[MigrationSet]) -> list[dict[str, s
     """One row per migration file: set, version, name, state (applied / pending / edited)."""
     rows = []
     with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('platform.schema_migrations') IS NOT NULL").fetchone()[0]
+        exists = conn.execute(
+            "SELECT to_regclass('platform.schema_migrations') IS NOT NULL"
+        ).fetchone()[0]
         for mset in migration_sets:
             done = _applied(conn, mset.name) if exists else {}
             for mig in discover(mset):
                 state = "pending"
                 if mig.version in done:
                     state = "applied" if done[mig.version] == mig.checksum else "edited"
-                rows.append({"set": mset.name, "version": mig.version, "name": mig.name, "state": state})
+                rows.append(
+                    {"set": mset.name, "version": mig.version, "name": mig.name, "state": state}
+                )
     return rows

@@ -58,15 +58,23 @@ class MySQLResource(dg.ConfigurableResource):
     database: str
     statement_timeout_s: float = Field(default=30.0, description="server-side limit per statement")
     connect_timeout_s: float = 10.0
-    max_rows: int = Field(default=100_000, description="refuse to buffer more rows than this in query()")
+    max_rows: int = Field(
+        default=100_000, description="refuse to buffer more rows than this in query()"
+    )
 
     @contextmanager
     def _connect(self) -> Iterator[pymysql.connections.Connection]:
         try:
             conn = pymysql.connect(
-                host=self.host, port=int(self.port), user=self.user, password=self.password,
-                database=self.database, charset="utf8mb4", connect_timeout=self.connect_timeout_s,
-                autocommit=False, cursorclass=pymysql.cursors.DictCursor,
+                host=self.host,
+                port=int(self.port),
+                user=self.user,
+                password=self.password,
+                database=self.database,
+                charset="utf8mb4",
+                connect_timeout=self.connect_timeout_s,
+                autocommit=False,
+                cursorclass=pymysql.cursors.DictCursor,
             )
         except pymysql.err.MySQLError as exc:
             raise classify_mysql_error(exc, "") from exc
@@ -79,10 +87,14 @@ class MySQLResource(dg.ConfigurableResource):
         if "mariadb" in server_version.lower():
             cur.execute("SET SESSION max_statement_time = %s", (float(self.statement_timeout_s),))
         else:
-            cur.execute("SET SESSION MAX_EXECUTION_TIME = %s", (int(self.statement_timeout_s * 1000),))
+            cur.execute(
+                "SET SESSION MAX_EXECUTION_TIME = %s", (int(self.statement_timeout_s * 1000),)
+            )
 
     @contextmanager
-    def read_only_cursor(self, sql: str, params: Params = None, *, unbuffered: bool = False) -> Iterator[pymysql.cursors.Cursor]:
+    def read_only_cursor(
+        self, sql: str, params: Params = None, *, unbuffered: bool = False
+    ) -> Iterator[pymysql.cursors.Cursor]:
         """Check ``sql``, open a read-only transaction with a time limit, execute, yield the cursor.
 
         Raises:
@@ -107,10 +119,14 @@ class MySQLResource(dg.ConfigurableResource):
         with self.read_only_cursor(sql, params) as cur:
             rows = cur.fetchmany(self.max_rows + 1)
         if len(rows) > self.max_rows:
-            raise ReadOnlyViolation(f"result exceeds max_rows={self.max_rows}; paginate or use iter_query", sql)
+            raise ReadOnlyViolation(
+                f"result exceeds max_rows={self.max_rows}; paginate or use iter_query", sql
+            )
         return list(rows)
 
-    def iter_query(self, sql: str, params: Params = None, batch_size: int = 5_000) -> Iterator[list[dict[str, Any]]]:
+    def iter_query(
+        self, sql: str, params: Params = None, batch_size: int = 5_000
+    ) -> Iterator[list[dict[str, Any]]]:
         """Stream a SELECT's rows in batches from an unbuffered cursor."""
         with self.read_only_cursor(sql, params, unbuffered=True) as cur:
             while True:

@@ -48,7 +48,11 @@ def map_notion_error(exc: Exception) -> Exception:
         headers = getattr(exc, "headers", None) or {}
         code = getattr(exc, "code", None)
         if status in RETRYABLE_STATUS:
-            return TransientError(f"notion {status} {code}: {exc}", parse_retry_after(headers.get("retry-after")), status)
+            return TransientError(
+                f"notion {status} {code}: {exc}",
+                parse_retry_after(headers.get("retry-after")),
+                status,
+            )
         return PermanentError(f"notion {status} {code}: {exc}", status, str(code) if code else None)
     return exc
 
@@ -59,7 +63,9 @@ class NotionResource(dg.ConfigurableResource):
     token: str = Field(description="NOTION_TOKEN")
     base_url: str = Field(default="https://api.notion.com", description="NOTION_BASE_URL")
     timeout_s: float = 30.0
-    rate_per_s: float = Field(default=2.8, description="client-side throttle just below Notion's 3 req/s average")
+    rate_per_s: float = Field(
+        default=2.8, description="client-side throttle just below Notion's 3 req/s average"
+    )
     max_attempts: int = 6
     breaker_fail_max: int = 3
     breaker_reset_timeout_s: float = 300.0
@@ -71,17 +77,27 @@ class NotionResource(dg.ConfigurableResource):
     def get_client(self) -> Client:
         """The raw ``notion_client.Client`` (its own retries off: ours are in ``call``)."""
         if self._client is None:
-            self._client = Client(auth=self.token, base_url=self.base_url.rstrip("/"),
-                                  timeout_ms=int(self.timeout_s * 1000), notion_version=NOTION_VERSION,
-                                  retry=False)
+            self._client = Client(
+                auth=self.token,
+                base_url=self.base_url.rstrip("/"),
+                timeout_ms=int(self.timeout_s * 1000),
+                notion_version=NOTION_VERSION,
+                retry=False,
+            )
         return self._client
 
     @property
     def caller(self) -> ResilientCaller:
         if self._caller is None:
-            self._caller = ResilientCaller("notion", rate_per_s=self.rate_per_s, burst=3, max_attempts=self.max_attempts,
-                                           error_mapper=map_notion_error,
-                                           fail_max=self.breaker_fail_max, reset_timeout_s=self.breaker_reset_timeout_s)
+            self._caller = ResilientCaller(
+                "notion",
+                rate_per_s=self.rate_per_s,
+                burst=3,
+                max_attempts=self.max_attempts,
+                error_mapper=map_notion_error,
+                fail_max=self.breaker_fail_max,
+                reset_timeout_s=self.breaker_reset_timeout_s,
+            )
         return self._caller
 
     def call(self, method: str, **kwargs: Any) -> Any:
@@ -99,13 +115,21 @@ class NotionResource(dg.ConfigurableResource):
             db = self.call("databases.retrieve", database_id=database_id)
             sources = db.get("data_sources") or []
             if not sources:
-                raise PermanentError(f"notion database {database_id} has no data sources", 400, "no_data_source")
+                raise PermanentError(
+                    f"notion database {database_id} has no data sources", 400, "no_data_source"
+                )
             cache[database_id] = sources[0]["id"]
         return cache[database_id]
 
-    def iter_pages(self, data_source_id: str, filter: dict[str, Any] | None = None,
-                   stats: QueryStats | None = None, page_size: int = PAGE_SIZE,
-                   filter_properties: list[str] | None = None, in_trash: bool = False) -> Iterator[dict[str, Any]]:
+    def iter_pages(
+        self,
+        data_source_id: str,
+        filter: dict[str, Any] | None = None,
+        stats: QueryStats | None = None,
+        page_size: int = PAGE_SIZE,
+        filter_properties: list[str] | None = None,
+        in_trash: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         """Every page matching ``filter``, oldest ``created_time`` first, never truncated.
 
         A single Notion query returns at most 10,000 results (then ``request_status`` is
@@ -131,7 +155,11 @@ class NotionResource(dg.ConfigurableResource):
             incomplete = False
             progressed = False
             while True:
-                kwargs: dict[str, Any] = {"data_source_id": data_source_id, "sorts": sorts, "page_size": page_size}
+                kwargs: dict[str, Any] = {
+                    "data_source_id": data_source_id,
+                    "sorts": sorts,
+                    "page_size": page_size,
+                }
                 if flt:
                     kwargs["filter"] = flt
                 if cursor:
@@ -166,7 +194,9 @@ class NotionResource(dg.ConfigurableResource):
             if not progressed:
                 raise QueryCapNoProgress(
                     f"notion data source {data_source_id}: more than 10,000 pages created in the minute {boundary}",
-                    400, "query_result_limit_reached")
+                    400,
+                    "query_result_limit_reached",
+                )
             stats.cap_splits += 1
 
     def retrieve_page(self, page_id: str) -> dict[str, Any] | None:
@@ -179,11 +209,15 @@ class NotionResource(dg.ConfigurableResource):
             raise
 
     def create_page(self, data_source_id: str, properties: dict[str, Any]) -> dict[str, Any]:
-        return self.call("pages.create", parent={"type": "data_source_id", "data_source_id": data_source_id},
-                         properties=properties)
+        return self.call(
+            "pages.create",
+            parent={"type": "data_source_id", "data_source_id": data_source_id},
+            properties=properties,
+        )
 
-    def update_page(self, page_id: str, properties: dict[str, Any] | None = None,
-                    in_trash: bool | None = None) -> dict[str, Any]:
+    def update_page(
+        self, page_id: str, properties: dict[str, Any] | None = None, in_trash: bool | None = None
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"page_id": page_id}
         if properties is not None:
             kwargs["properties"] = properties

@@ -25,8 +25,14 @@ _POOLS: dict[tuple[str, str, int, int, int], ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def _pool_for(dsn: str, application_name: str, min_size: int, max_size: int, timeout_s: float,
-              statement_timeout_ms: int) -> ConnectionPool:
+def _pool_for(
+    dsn: str,
+    application_name: str,
+    min_size: int,
+    max_size: int,
+    timeout_s: float,
+    statement_timeout_ms: int,
+) -> ConnectionPool:
     key = (dsn, application_name, min_size, max_size, statement_timeout_ms)
     kwargs: dict[str, Any] = {"application_name": application_name, "autocommit": False}
     if statement_timeout_ms:
@@ -78,14 +84,22 @@ class PostgresResource(dg.ConfigurableResource):
     application_name: str = "pharmacy-data-platform"
     pool_min_size: int = 0
     pool_max_size: int = 4
-    pool_timeout_s: float = Field(default=30.0, description="seconds to wait for a pooled connection")
+    pool_timeout_s: float = Field(
+        default=30.0, description="seconds to wait for a pooled connection"
+    )
     statement_timeout_ms: int = Field(default=0, description="0 = server default")
     connect_attempts: int = 3
 
     # -- connections -----------------------------------------------------------------
     def _pool(self) -> ConnectionPool:
-        return _pool_for(self.dsn, self.application_name, self.pool_min_size, self.pool_max_size,
-                         self.pool_timeout_s, self.statement_timeout_ms)
+        return _pool_for(
+            self.dsn,
+            self.application_name,
+            self.pool_min_size,
+            self.pool_max_size,
+            self.pool_timeout_s,
+            self.statement_timeout_ms,
+        )
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -124,31 +138,43 @@ class PostgresResource(dg.ConfigurableResource):
                 yield conn
 
     # -- small verbs -----------------------------------------------------------------
-    def execute(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
+    def execute(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> int:
         """Run one statement in its own transaction; return the row count."""
         with self.transaction() as conn:
             cur = conn.execute(query, params)
             return cur.rowcount
 
-    def fetch_all(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def fetch_all(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         with self.transaction() as conn:
             with conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(query, params)
                 return list(cur.fetchall())
 
-    def fetch_one(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None) -> dict[str, Any] | None:
+    def fetch_one(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         rows = self.fetch_all(query, params)
         return rows[0] if rows else None
 
-    def fetch_value(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+    def fetch_value(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> Any:
         with self.transaction() as conn:
             row = conn.execute(query, params).fetchone()
             return None if row is None else row[0]
 
     # -- COPY --------------------------------------------------------------------------
     @staticmethod
-    def iter_copy_out(conn: psycopg.Connection, query: str | sql.Composable, params: Sequence[Any] | None = None,
-                      fmt: str = "binary") -> Iterator[bytes]:
+    def iter_copy_out(
+        conn: psycopg.Connection,
+        query: str | sql.Composable,
+        params: Sequence[Any] | None = None,
+        fmt: str = "binary",
+    ) -> Iterator[bytes]:
         """Stream ``COPY (query) TO STDOUT`` as raw blocks on an open connection."""
         stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT {})").format(
             sql.SQL(query) if isinstance(query, str) else query, sql.SQL(fmt)
@@ -159,8 +185,13 @@ class PostgresResource(dg.ConfigurableResource):
                     yield bytes(block)
 
     @staticmethod
-    def copy_in(conn: psycopg.Connection, table: sql.Composable | str, columns: Sequence[str],
-                blocks: Iterable[bytes], fmt: str = "binary") -> int:
+    def copy_in(
+        conn: psycopg.Connection,
+        table: sql.Composable | str,
+        columns: Sequence[str],
+        blocks: Iterable[bytes],
+        fmt: str = "binary",
+    ) -> int:
         """Write raw ``COPY`` blocks into ``table(columns)`` on an open connection; return bytes written."""
         target = sql.Identifier(*table.split(".")) if isinstance(table, str) else table
         stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
@@ -174,15 +205,24 @@ class PostgresResource(dg.ConfigurableResource):
                     written += len(block)
         return written
 
-    def copy_query_into(self, target: "PostgresResource", target_conn: psycopg.Connection, query: str | sql.Composable,
-                        table: sql.Composable | str, columns: Sequence[str], params: Sequence[Any] | None = None) -> int:
+    def copy_query_into(
+        self,
+        target: "PostgresResource",
+        target_conn: psycopg.Connection,
+        query: str | sql.Composable,
+        table: sql.Composable | str,
+        columns: Sequence[str],
+        params: Sequence[Any] | None = None,
+    ) -> int:
         """Stream ``query`` on this database into ``table`` through ``target_conn`` (binary COPY).
 
         The rows cross this process as opaque COPY blocks, never decoded. Returns bytes moved.
         """
         with self.connection() as src:
             with src.transaction():
-                return self.copy_in(target_conn, table, columns, self.iter_copy_out(src, query, params))
+                return self.copy_in(
+                    target_conn, table, columns, self.iter_copy_out(src, query, params)
+                )
 
     def server_setting(self, name: str) -> str:
         return str(self.fetch_value("SELECT current_setting(%s)", (name,)))

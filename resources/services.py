@@ -36,8 +36,16 @@ class MySQLAdmin:
     password: str = os.environ.get("MYSQL_ADMIN_PASSWORD", "")
 
     def connect(self, database: str | None = None) -> pymysql.connections.Connection:
-        return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                               database=database, autocommit=True, charset="utf8mb4", connect_timeout=5)
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            autocommit=True,
+            charset="utf8mb4",
+            connect_timeout=5,
+        )
 
 
 def _say(msg: str) -> None:
@@ -76,8 +84,12 @@ def _pg_ctl(action: str) -> None:
             "Install it with: apt-get install -y postgresql   (then run make again)"
         )
     _say(f"pg_ctlcluster {cluster[0]} {cluster[1]} {action}")
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster[0], cluster[1], action],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", cluster[0], cluster[1], action],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 def ensure_postgres(databases: list[str]) -> None:
@@ -88,13 +100,23 @@ def ensure_postgres(databases: list[str]) -> None:
         _pg_ctl("start")
         _wait(lambda: _pg_connect().close(), 60, "PostgreSQL")
     with _pg_connect() as conn:
-        current = {k: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(k))).fetchone()[0] for k in PG_SETTINGS}
-        to_change = {k: v for k, v in PG_SETTINGS.items()
-                     if (current[k] != v if k == "wal_level" else int(current[k]) < int(v))}
+        current = {
+            k: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(k))).fetchone()[0]
+            for k in PG_SETTINGS
+        }
+        to_change = {
+            k: v
+            for k, v in PG_SETTINGS.items()
+            if (current[k] != v if k == "wal_level" else int(current[k]) < int(v))
+        }
         for key, value in to_change.items():
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value)))
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(key), sql.Literal(value))
+            )
     if to_change:
-        _say(f"changing {', '.join(f'{k}={v}' for k, v in to_change.items())}: restarting PostgreSQL once")
+        _say(
+            f"changing {', '.join(f'{k}={v}' for k, v in to_change.items())}: restarting PostgreSQL once"
+        )
         _pg_ctl("restart")
         _wait(lambda: _pg_connect().close(), 60, "PostgreSQL")
     with _pg_connect() as conn:
@@ -116,7 +138,9 @@ def _mariadb_binary() -> str | None:
     return shutil.which("mariadbd") or shutil.which("mysqld")
 
 
-def ensure_mysql(database: str, read_user: str, read_password: str, admin: MySQLAdmin | None = None) -> None:
+def ensure_mysql(
+    database: str, read_user: str, read_password: str, admin: MySQLAdmin | None = None
+) -> None:
     """Start MariaDB if needed; create the operational database and its SELECT-only user."""
     admin = admin or MySQLAdmin()
     try:
@@ -128,10 +152,15 @@ def ensure_mysql(database: str, read_user: str, read_password: str, admin: MySQL
                 "MariaDB/MySQL is not installed (no mariadbd). Install it with: apt-get install -y mariadb-server"
             ) from None
         _say(f"starting {binary}")
-        subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", binary], check=True)
+        subprocess.run(
+            ["start-stop-daemon", "--start", "--oknodo", "--background", "--exec", binary],
+            check=True,
+        )
         _wait(lambda: admin.connect().close(), 60, "MariaDB")
     with admin.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cur.execute(
+            f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
         grant_read_only(cur, database, read_user, read_password)
     _say(f"MariaDB ready (database {database}; SELECT-only user {read_user})")
 
@@ -139,7 +168,9 @@ def ensure_mysql(database: str, read_user: str, read_password: str, admin: MySQL
 def grant_read_only(cur, database: str, read_user: str, read_password: str) -> None:
     """Create ``read_user`` if missing and give it SELECT (and nothing else) on ``database``."""
     for host in ("localhost", "127.0.0.1", "%"):
-        cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (read_user, host, read_password))
+        cur.execute(
+            "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (read_user, host, read_password)
+        )
         cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (read_user, host, read_password))
         cur.execute(f"GRANT SELECT, SHOW VIEW ON `{database}`.* TO %s@%s", (read_user, host))
 
@@ -152,7 +183,9 @@ def ensure_all() -> None:
     """Everything ``make`` needs: both servers, the contract's databases and the reader user."""
     apply_local_defaults()
     env = os.environ
-    databases = [dbname_of(env.get("SUPABASE_DB_URL", LOCAL_DEFAULTS["SUPABASE_DB_URL"])),
-                 dbname_of(env.get("GFX_SOURCE_DB_URL", LOCAL_DEFAULTS["GFX_SOURCE_DB_URL"]))]
+    databases = [
+        dbname_of(env.get("SUPABASE_DB_URL", LOCAL_DEFAULTS["SUPABASE_DB_URL"])),
+        dbname_of(env.get("GFX_SOURCE_DB_URL", LOCAL_DEFAULTS["GFX_SOURCE_DB_URL"])),
+    ]
     ensure_postgres(databases)
     ensure_mysql(env["MYSQL_DATABASE"], env["MYSQL_READ_USER"], env["MYSQL_READ_PASSWORD"])

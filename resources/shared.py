@@ -20,22 +20,32 @@ from resources.supabase_storage import SupabaseStorageResource
 
 apply_local_defaults()
 
-supabase_db = PostgresResource(dsn=dg.EnvVar("SUPABASE_DB_URL"), application_name="platform-supabase",
-                               pool_max_size=6)
-gfx_source_db = PostgresResource(dsn=dg.EnvVar("GFX_SOURCE_DB_URL"), application_name="platform-gfx-source")
+supabase_db = PostgresResource(
+    dsn=dg.EnvVar("SUPABASE_DB_URL"), application_name="platform-supabase", pool_max_size=6
+)
+gfx_source_db = PostgresResource(
+    dsn=dg.EnvVar("GFX_SOURCE_DB_URL"), application_name="platform-gfx-source"
+)
 mysql = MySQLResource(
-    host=dg.EnvVar("MYSQL_HOST"), port=dg.EnvVar.int("MYSQL_PORT"), user=dg.EnvVar("MYSQL_READ_USER"),
-    password=dg.EnvVar("MYSQL_READ_PASSWORD"), database=dg.EnvVar("MYSQL_DATABASE"),
+    host=dg.EnvVar("MYSQL_HOST"),
+    port=dg.EnvVar.int("MYSQL_PORT"),
+    user=dg.EnvVar("MYSQL_READ_USER"),
+    password=dg.EnvVar("MYSQL_READ_PASSWORD"),
+    database=dg.EnvVar("MYSQL_DATABASE"),
 )
 notion = NotionResource(token=dg.EnvVar("NOTION_TOKEN"), base_url=dg.EnvVar("NOTION_BASE_URL"))
 google_drive = GoogleDriveResource(
-    service_account_json=dg.EnvVar("GOOGLE_SERVICE_ACCOUNT_JSON"), base_url=dg.EnvVar("GOOGLE_DRIVE_BASE_URL"),
+    service_account_json=dg.EnvVar("GOOGLE_SERVICE_ACCOUNT_JSON"),
+    base_url=dg.EnvVar("GOOGLE_DRIVE_BASE_URL"),
     root_folder_id=dg.EnvVar("GOOGLE_DRIVE_ROOT_FOLDER_ID"),
 )
 supabase_storage = SupabaseStorageResource(url=dg.EnvVar("SUPABASE_URL"))
 solapi = SolapiResource(
-    api_key=dg.EnvVar("SOLAPI_API_KEY"), api_secret=dg.EnvVar("SOLAPI_API_SECRET"), sender=dg.EnvVar("SOLAPI_SENDER"),
-    pf_id=dg.EnvVar("SOLAPI_PF_ID"), base_url=dg.EnvVar("SOLAPI_BASE_URL"),
+    api_key=dg.EnvVar("SOLAPI_API_KEY"),
+    api_secret=dg.EnvVar("SOLAPI_API_SECRET"),
+    sender=dg.EnvVar("SOLAPI_SENDER"),
+    pf_id=dg.EnvVar("SOLAPI_PF_ID"),
+    base_url=dg.EnvVar("SOLAPI_BASE_URL"),
 )
 
 # Resource keys every domain uses; a domain binds only the ones it needs.

@@ -20,9 +20,21 @@ from resources.errors import ReadOnlyViolation
 # Functions that have side effects, hold the server, or read its files.
 FORBIDDEN_FUNCTIONS = frozenset(
     {
-        "SLEEP", "BENCHMARK", "GET_LOCK", "RELEASE_LOCK", "RELEASE_ALL_LOCKS", "IS_FREE_LOCK",
-        "IS_USED_LOCK", "LOAD_FILE", "MASTER_POS_WAIT", "SOURCE_POS_WAIT", "WAIT_FOR_EXECUTED_GTID_SET",
-        "WAIT_UNTIL_SQL_THREAD_AFTER_GTIDS", "NAME_CONST", "SYS_EXEC", "SYS_EVAL",
+        "SLEEP",
+        "BENCHMARK",
+        "GET_LOCK",
+        "RELEASE_LOCK",
+        "RELEASE_ALL_LOCKS",
+        "IS_FREE_LOCK",
+        "IS_USED_LOCK",
+        "LOAD_FILE",
+        "MASTER_POS_WAIT",
+        "SOURCE_POS_WAIT",
+        "WAIT_FOR_EXECUTED_GTID_SET",
+        "WAIT_UNTIL_SQL_THREAD_AFTER_GTIDS",
+        "NAME_CONST",
+        "SYS_EXEC",
+        "SYS_EVAL",
     }
 )
 
@@ -71,9 +83,15 @@ def check_read_only(query: str) -> exp.Expression:
         raise ReadOnlyViolation(f"only SELECT is allowed, got {leading.text.upper()}", query)
     if TokenType.INTO in kinds:
         # SELECT ... INTO OUTFILE / DUMPFILE / @var writes files or session state.
-        nxt = [t.text.upper() for t in tokens[kinds.index(TokenType.INTO) + 1:][:1]]
+        nxt = [t.text.upper() for t in tokens[kinds.index(TokenType.INTO) + 1 :][:1]]
         target = nxt[0] if nxt else ""
-        what = "INTO OUTFILE" if target == "OUTFILE" else "INTO DUMPFILE" if target == "DUMPFILE" else "SELECT ... INTO"
+        what = (
+            "INTO OUTFILE"
+            if target == "OUTFILE"
+            else "INTO DUMPFILE"
+            if target == "DUMPFILE"
+            else "SELECT ... INTO"
+        )
         raise ReadOnlyViolation(f"{what} is not allowed (writes outside the result set)", query)
     try:
         statements = [s for s in sqlglot.parse(text, read="mysql") if s is not None]
@@ -90,13 +108,23 @@ def check_read_only(query: str) -> exp.Expression:
         raise ReadOnlyViolation(f"only SELECT is allowed, got {kind}", query)
     for node in stmt.walk():
         if isinstance(node, exp.Lock):
-            raise ReadOnlyViolation("locking reads (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed", query)
+            raise ReadOnlyViolation(
+                "locking reads (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed", query
+            )
         if isinstance(node, exp.Into):
             raise ReadOnlyViolation("SELECT ... INTO is not allowed", query)
-        if isinstance(node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command)):
-            raise ReadOnlyViolation(f"{type(node).__name__.upper()} inside a SELECT is not allowed", query)
+        if isinstance(
+            node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command)
+        ):
+            raise ReadOnlyViolation(
+                f"{type(node).__name__.upper()} inside a SELECT is not allowed", query
+            )
         if isinstance(node, exp.Func):
-            name = (node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this)).strip("`\"").upper()
+            name = (
+                (node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this))
+                .strip('`"')
+                .upper()
+            )
             if name in FORBIDDEN_FUNCTIONS:
                 raise ReadOnlyViolation(f"function {name}() is not allowed", query)
     return stmt

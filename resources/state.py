@@ -10,8 +10,16 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 
-def quarantine(conn: psycopg.Connection, *, domain: str, source: str, item_id: str, reason: str,
-               payload: Any = None, run_id: str | None = None) -> None:
+def quarantine(
+    conn: psycopg.Connection,
+    *,
+    domain: str,
+    source: str,
+    item_id: str,
+    reason: str,
+    payload: Any = None,
+    run_id: str | None = None,
+) -> None:
     """Record a bad item (or bump its count if the same item failed for the same reason before)."""
     conn.execute(
         """
@@ -21,7 +29,14 @@ def quarantine(conn: psycopg.Connection, *, domain: str, source: str, item_id: s
            SET last_seen_at = now(), occurrences = data_quarantine.occurrences + 1,
                payload = EXCLUDED.payload, run_id = EXCLUDED.run_id, resolved_at = NULL
         """,
-        (domain, source, str(item_id), reason, Jsonb(_jsonable(payload)) if payload is not None else None, run_id),
+        (
+            domain,
+            source,
+            str(item_id),
+            reason,
+            Jsonb(_jsonable(payload)) if payload is not None else None,
+            run_id,
+        ),
     )
 
 
@@ -35,8 +50,9 @@ def resolve_quarantine(conn: psycopg.Connection, *, domain: str, source: str, it
 
 
 def get_cursor(conn: psycopg.Connection, domain: str, name: str, default: Any = None) -> Any:
-    row = conn.execute("SELECT value FROM platform.sync_cursors WHERE domain = %s AND name = %s",
-                       (domain, name)).fetchone()
+    row = conn.execute(
+        "SELECT value FROM platform.sync_cursors WHERE domain = %s AND name = %s", (domain, name)
+    ).fetchone()
     return default if row is None else row[0]
 
 

@@ -37,8 +37,10 @@ class SupabaseStorageResource(dg.ConfigurableResource):
     """Supabase Storage with the service-role key (read at run time; optional)."""
 
     url: str = Field(description="SUPABASE_URL")
-    service_role_key_env: str = Field(default=SERVICE_ROLE_KEY_ENV,
-                                      description="name of the variable holding the service-role key")
+    service_role_key_env: str = Field(
+        default=SERVICE_ROLE_KEY_ENV,
+        description="name of the variable holding the service-role key",
+    )
     timeout_s: int = 30
     max_attempts: int = 4
     breaker_fail_max: int = 3
@@ -71,17 +73,24 @@ class SupabaseStorageResource(dg.ConfigurableResource):
             headers = {"apiKey": key, "Authorization": f"Bearer {key}"}
             # storage3 2.x deprecates its own ``timeout``: the timeout goes on the http client
             self._client = SyncStorageClient(
-                f"{self.url.rstrip('/')}/storage/v1/", headers,
-                http_client=httpx.Client(headers=headers, timeout=self.timeout_s, follow_redirects=True),
+                f"{self.url.rstrip('/')}/storage/v1/",
+                headers,
+                http_client=httpx.Client(
+                    headers=headers, timeout=self.timeout_s, follow_redirects=True
+                ),
             )
         return self._client
 
     @property
     def caller(self) -> ResilientCaller:
         if self._caller is None:
-            self._caller = ResilientCaller("supabase_storage", max_attempts=self.max_attempts,
-                                           error_mapper=map_storage_error,
-                                           fail_max=self.breaker_fail_max, reset_timeout_s=self.breaker_reset_timeout_s)
+            self._caller = ResilientCaller(
+                "supabase_storage",
+                max_attempts=self.max_attempts,
+                error_mapper=map_storage_error,
+                fail_max=self.breaker_fail_max,
+                reset_timeout_s=self.breaker_reset_timeout_s,
+            )
         return self._caller
 
     def call(self, func, *args: Any, **kwargs: Any) -> Any:
@@ -89,8 +98,14 @@ class SupabaseStorageResource(dg.ConfigurableResource):
         return self.caller.call(lambda: func(self.get_client(), *args, **kwargs))
 
     # -- domain verbs ---------------------------------------------------------------------
-    def ensure_bucket(self, bucket: str, *, public: bool = False, file_size_limit: int | None = None,
-                      allowed_mime_types: list[str] | None = None) -> bool:
+    def ensure_bucket(
+        self,
+        bucket: str,
+        *,
+        public: bool = False,
+        file_size_limit: int | None = None,
+        allowed_mime_types: list[str] | None = None,
+    ) -> bool:
         """Create ``bucket`` with these limits, or bring an existing one's limits in line.
 
         Returns True if it was created.
@@ -107,11 +122,21 @@ class SupabaseStorageResource(dg.ConfigurableResource):
         self.call(lambda c: c.create_bucket(bucket, options=options))
         return True
 
-    def upload(self, bucket: str, path: str, data: bytes, content_type: str, upsert: bool = True) -> str:
+    def upload(
+        self, bucket: str, path: str, data: bytes, content_type: str, upsert: bool = True
+    ) -> str:
         """Upload ``data`` with an explicit content type (storage3 would send text/plain); returns the key."""
-        result = self.call(lambda c: c.from_(bucket).upload(
-            path, data, {"content-type": content_type, "upsert": "true" if upsert else "false",
-                         "cache-control": "3600"}))
+        result = self.call(
+            lambda c: c.from_(bucket).upload(
+                path,
+                data,
+                {
+                    "content-type": content_type,
+                    "upsert": "true" if upsert else "false",
+                    "cache-control": "3600",
+                },
+            )
+        )
         return getattr(result, "full_path", None) or f"{bucket}/{path}"
 
     def download(self, bucket: str, path: str) -> bytes:
@@ -122,7 +147,9 @@ class SupabaseStorageResource(dg.ConfigurableResource):
         out: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.call(lambda c: c.from_(bucket).list(prefix, {"limit": limit, "offset": offset}))
+            page = self.call(
+                lambda c: c.from_(bucket).list(prefix, {"limit": limit, "offset": offset})
+            )
             out.extend(page)
             if len(page) < limit:
                 return out

@@ -20,7 +20,13 @@ from resources.environment import LOCAL_DEFAULTS, apply_local_defaults
 from resources.migrations import MIGRATION_SETS, apply_migrations
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource, close_all_pools
-from resources.services import PG_ADMIN_URL, MySQLAdmin, ensure_mysql, ensure_postgres, grant_read_only
+from resources.services import (
+    PG_ADMIN_URL,
+    MySQLAdmin,
+    ensure_mysql,
+    ensure_postgres,
+    grant_read_only,
+)
 
 os.environ.setdefault("PLATFORM_ENV", "local")
 apply_local_defaults()
@@ -41,14 +47,18 @@ def _url(dbname: str) -> str:
 
 
 def _drop_pg(conn: psycopg.Connection, name: str) -> None:
-    conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s AND NOT active",
-                 (name,))
+    conn.execute(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s AND NOT active",
+        (name,),
+    )
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _sweep_stale(conn: psycopg.Connection, admin: MySQLAdmin) -> None:
     """Drop databases left by test processes that no longer exist (killed runs)."""
-    for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]+_[0-9a-f]{6}_'").fetchall():
+    for (name,) in conn.execute(
+        "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]+_[0-9a-f]{6}_'"
+    ).fetchall():
         pid = int(name[1:].split("_", 1)[0])
         if not os.path.exists(f"/proc/{pid}"):
             _drop_pg(conn, name)
@@ -63,7 +73,11 @@ def _sweep_stale(conn: psycopg.Connection, admin: MySQLAdmin) -> None:
 @pytest.fixture(scope="session")
 def test_databases() -> TestDatabases:
     ensure_postgres([])
-    ensure_mysql(LOCAL_DEFAULTS["MYSQL_DATABASE"], os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"])
+    ensure_mysql(
+        LOCAL_DEFAULTS["MYSQL_DATABASE"],
+        os.environ["MYSQL_READ_USER"],
+        os.environ["MYSQL_READ_PASSWORD"],
+    )
     admin = MySQLAdmin()
     prefix = f"t{os.getpid()}_{secrets.token_hex(3)}"
     dbs = TestDatabases(prefix, _url(f"{prefix}_supabase"), _url(f"{prefix}_gfx"), f"{prefix}_ops")
@@ -72,13 +86,27 @@ def test_databases() -> TestDatabases:
         for name in (f"{prefix}_supabase", f"{prefix}_gfx"):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with admin.connect() as my, my.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{dbs.mysql_database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        grant_read_only(cur, dbs.mysql_database, os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"])
-    saved = {k: os.environ.get(k) for k in ("SUPABASE_DB_URL", "GFX_SOURCE_DB_URL", "MYSQL_DATABASE")}
-    os.environ.update(SUPABASE_DB_URL=dbs.supabase_url, GFX_SOURCE_DB_URL=dbs.gfx_source_url,
-                      MYSQL_DATABASE=dbs.mysql_database)
+        cur.execute(
+            f"CREATE DATABASE `{dbs.mysql_database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+        grant_read_only(
+            cur,
+            dbs.mysql_database,
+            os.environ["MYSQL_READ_USER"],
+            os.environ["MYSQL_READ_PASSWORD"],
+        )
+    saved = {
+        k: os.environ.get(k) for k in ("SUPABASE_DB_URL", "GFX_SOURCE_DB_URL", "MYSQL_DATABASE")
+    }
+    os.environ.update(
+        SUPABASE_DB_URL=dbs.supabase_url,
+        GFX_SOURCE_DB_URL=dbs.gfx_source_url,
+        MYSQL_DATABASE=dbs.mysql_database,
+    )
     for target, url in (("supabase", dbs.supabase_url), ("gfx_source", dbs.gfx_source_url)):
-        apply_migrations(url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None)
+        apply_migrations(
+            url, [m for m in MIGRATION_SETS if m.target == target], log=lambda _m: None
+        )
     try:
         yield dbs
     finally:
@@ -115,9 +143,14 @@ def mysql_admin(test_databases: TestDatabases):
 
 @pytest.fixture(scope="session")
 def mysql_reader(test_databases: TestDatabases) -> MySQLResource:
-    return MySQLResource(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
-                         user=os.environ["MYSQL_READ_USER"], password=os.environ["MYSQL_READ_PASSWORD"],
-                         database=test_databases.mysql_database, statement_timeout_s=2)
+    return MySQLResource(
+        host=os.environ["MYSQL_HOST"],
+        port=int(os.environ["MYSQL_PORT"]),
+        user=os.environ["MYSQL_READ_USER"],
+        password=os.environ["MYSQL_READ_PASSWORD"],
+        database=test_databases.mysql_database,
+        statement_timeout_s=2,
+    )
 
 
 @pytest.fixture(autouse=True)

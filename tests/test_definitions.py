@@ -20,7 +20,9 @@ def test_each_code_location_loads(location):
 
 
 def test_the_three_locations_merge():
-    merged = dg.Definitions.merge(*(importlib.import_module(f"{loc}.definitions").defs for loc in LOCATIONS))
+    merged = dg.Definitions.merge(
+        *(importlib.import_module(f"{loc}.definitions").defs for loc in LOCATIONS)
+    )
     dg.Definitions.validate_loadable(merged)
     # shared resources are the same objects everywhere, so no key is bound twice differently
     assert {"supabase_db"} <= set(merged.resources)
@@ -36,7 +38,12 @@ def test_workspace_names_every_location_once(tmp_path):
 
 def test_definitions_load_without_any_secret(monkeypatch):
     """EnvVars resolve at run time: loading a location must not need a single secret."""
-    for name in ("NOTION_TOKEN", "SOLAPI_API_SECRET", "SUPABASE_SERVICE_ROLE_KEY", "MYSQL_READ_PASSWORD"):
+    for name in (
+        "NOTION_TOKEN",
+        "SOLAPI_API_SECRET",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "MYSQL_READ_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PLATFORM_ENV", "production")
     for loc in LOCATIONS:

@@ -15,8 +15,11 @@ def server():
         return JSONResponse({"hello": "world"})
 
     injector = FaultInjector()
-    app = with_faults(Starlette(routes=[Route("/v1/hello", hello)]), injector,
-                      error_body=lambda status: ({"object": "error", "status": status}, {}))
+    app = with_faults(
+        Starlette(routes=[Route("/v1/hello", hello)]),
+        injector,
+        error_body=lambda status: ({"object": "error", "status": status}, {}),
+    )
     with EmulatorServer(app) as srv:
         yield srv, injector
 
@@ -28,7 +31,12 @@ def test_no_faults_passes_through(server):
 
 def test_a_429_burst_carries_retry_after_then_clears(server):
     srv, _ = server
-    assert httpx.put(f"{srv.url}/_emulator/faults", json={"burst_429": 2, "retry_after_s": 3}).status_code == 200
+    assert (
+        httpx.put(
+            f"{srv.url}/_emulator/faults", json={"burst_429": 2, "retry_after_s": 3}
+        ).status_code
+        == 200
+    )
     answers = [httpx.get(f"{srv.url}/v1/hello") for _ in range(3)]
     assert [r.status_code for r in answers] == [429, 429, 200]
     assert answers[0].headers["Retry-After"] == "3" and answers[0].json()["object"] == "error"

@@ -32,7 +32,9 @@ def test_token_bucket_allows_a_burst_then_paces_to_the_rate():
     assert c.now == pytest.approx(2.0)  # 9 requests at 3/s with a burst of 3: 2 seconds
 
 
-@pytest.mark.parametrize(("value", "expected"), [("2", 2.0), ("0", 0.0), ("500", 120.0), ("soon", None), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("2", 2.0), ("0", 0.0), ("500", 120.0), ("soon", None), (None, None)]
+)
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value) == expected
 
@@ -41,7 +43,13 @@ def test_retry_after_from_a_429_is_honoured(monkeypatch):
     slept = []
     monkeypatch.setattr("tenacity.nap.time.sleep", slept.append)
     caller = ResilientCaller("svc-429", max_attempts=4)
-    answers = iter([TransientError("429", retry_after=7, status=429), TransientError("503", status=503), "done"])
+    answers = iter(
+        [
+            TransientError("429", retry_after=7, status=429),
+            TransientError("503", status=503),
+            "done",
+        ]
+    )
 
     def call():
         a = next(answers)
@@ -88,15 +96,31 @@ def test_permanent_errors_are_not_retried(monkeypatch):
     assert len(attempts) == 1
 
 
-@pytest.mark.parametrize(("status", "kind"), [(429, TransientError), (503, TransientError), (529, TransientError),
-                                              (400, PermanentError), (404, PermanentError), (403, PermanentError)])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (429, TransientError),
+        (503, TransientError),
+        (529, TransientError),
+        (400, PermanentError),
+        (404, PermanentError),
+        (403, PermanentError),
+    ],
+)
 def test_raise_for_status_classifies(status, kind):
-    response = httpx.Response(status, headers={"Retry-After": "3"}, text="{}", request=httpx.Request("GET", "http://x"))
+    response = httpx.Response(
+        status, headers={"Retry-After": "3"}, text="{}", request=httpx.Request("GET", "http://x")
+    )
     with pytest.raises(kind) as info:
         raise_for_status(response, "svc")
     if kind is TransientError:
         assert info.value.retry_after == 3.0
-    assert raise_for_status(httpx.Response(200, request=httpx.Request("GET", "http://x")), "svc").status_code == 200
+    assert (
+        raise_for_status(
+            httpx.Response(200, request=httpx.Request("GET", "http://x")), "svc"
+        ).status_code
+        == 200
+    )
 
 
 def test_error_mapper_classifies_vendor_errors_for_retry_and_breaker(monkeypatch):
@@ -111,7 +135,11 @@ def test_error_mapper_classifies_vendor_errors_for_retry_and_breaker(monkeypatch
 
     def mapper(exc):
         if isinstance(exc, VendorError):
-            return TransientError(str(exc), status=exc.status) if exc.status >= 500 else PermanentError(str(exc), exc.status)
+            return (
+                TransientError(str(exc), status=exc.status)
+                if exc.status >= 500
+                else PermanentError(str(exc), exc.status)
+            )
         return exc
 
     caller = ResilientCaller("svc-mapped", max_attempts=3, error_mapper=mapper)

@@ -33,7 +33,9 @@ def dagster_pg(test_databases, monkeypatch):
     monkeypatch.setenv("DAGSTER_PG_DB", name)
     yield psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def test_materialization_with_postgres_instance_storage(dagster_pg, tmp_path):

@@ -11,15 +11,23 @@ from resources.migrations import MIGRATION_SETS, MigrationSet, apply_migrations,
 @pytest.fixture
 def scratch_db(test_databases):
     name = f"{test_databases.prefix}_mig"
-    admin = test_databases.supabase_url.rsplit("/", 1)[0] + "/postgres" if "://" in test_databases.supabase_url else None
+    admin = (
+        test_databases.supabase_url.rsplit("/", 1)[0] + "/postgres"
+        if "://" in test_databases.supabase_url
+        else None
+    )
     info = psycopg.conninfo.conninfo_to_dict(test_databases.supabase_url)
     admin_url = psycopg.conninfo.make_conninfo(**{**info, "dbname": "postgres"})
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield psycopg.conninfo.make_conninfo(**{**info, "dbname": name})
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
     del admin
 
 
@@ -46,38 +54,55 @@ def test_every_real_set_applies_twice_and_the_second_time_is_a_noop(scratch_db):
     assert {r["state"] for r in status(scratch_db, supabase_sets)} == {"applied"}
 
 
-def test_files_apply_in_version_order_and_pending_ones_are_reported(scratch_db, tmp_path, monkeypatch):
-    mset = _set_in(tmp_path, monkeypatch, {
-        "0002_second.sql": "INSERT INTO public.order_log VALUES ('second');",
-        "0001_first.sql": "CREATE TABLE public.order_log (step text); INSERT INTO public.order_log VALUES ('first');",
-    })
+def test_files_apply_in_version_order_and_pending_ones_are_reported(
+    scratch_db, tmp_path, monkeypatch
+):
+    mset = _set_in(
+        tmp_path,
+        monkeypatch,
+        {
+            "0002_second.sql": "INSERT INTO public.order_log VALUES ('second');",
+            "0001_first.sql": "CREATE TABLE public.order_log (step text); INSERT INTO public.order_log VALUES ('first');",
+        },
+    )
     assert [m.version for m in discover(mset)] == ["0001", "0002"]
     dry = apply_migrations(scratch_db, [mset], dry_run=True, log=lambda _m: None)
     assert dry.pending == ["scratch/0001_first", "scratch/0002_second"] and dry.applied == []
     apply_migrations(scratch_db, [mset], log=lambda _m: None)
     with psycopg.connect(scratch_db) as conn:
-        assert [r[0] for r in conn.execute("SELECT step FROM public.order_log")] == ["first", "second"]
+        assert [r[0] for r in conn.execute("SELECT step FROM public.order_log")] == [
+            "first",
+            "second",
+        ]
 
 
 def test_an_applied_file_that_was_edited_is_refused(scratch_db, tmp_path, monkeypatch):
     mset = _set_in(tmp_path, monkeypatch, {"0001_t.sql": "CREATE TABLE public.edited (a int);"})
     apply_migrations(scratch_db, [mset], log=lambda _m: None)
-    (tmp_path / "scratchpkg" / "migrations" / "0001_t.sql").write_text("CREATE TABLE public.edited (a int, b int);")
+    (tmp_path / "scratchpkg" / "migrations" / "0001_t.sql").write_text(
+        "CREATE TABLE public.edited (a int, b int);"
+    )
     with pytest.raises(MigrationError, match="edited after it was applied"):
         apply_migrations(scratch_db, [mset], log=lambda _m: None)
     assert {r["state"] for r in status(scratch_db, [mset])} == {"edited"}
 
 
 def test_a_failing_file_rolls_back_and_stops_later_files(scratch_db, tmp_path, monkeypatch):
-    mset = _set_in(tmp_path, monkeypatch, {
-        "0001_ok.sql": "CREATE TABLE public.kept (a int);",
-        "0002_bad.sql": "CREATE TABLE public.half_done (a int); SELECT * FROM no_such_table;",
-        "0003_never.sql": "CREATE TABLE public.never (a int);",
-    })
+    mset = _set_in(
+        tmp_path,
+        monkeypatch,
+        {
+            "0001_ok.sql": "CREATE TABLE public.kept (a int);",
+            "0002_bad.sql": "CREATE TABLE public.half_done (a int); SELECT * FROM no_such_table;",
+            "0003_never.sql": "CREATE TABLE public.never (a int);",
+        },
+    )
     with pytest.raises(MigrationError, match="0002_bad failed"):
         apply_migrations(scratch_db, [mset], log=lambda _m: None)
     with psycopg.connect(scratch_db) as conn:
-        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+        tables = {
+            r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+        }
         versions = [r[0] for r in conn.execute("SELECT version FROM platform.schema_migrations")]
     assert "kept" in tables and "half_done" not in tables and "never" not in tables
     assert versions == ["0001"]
@@ -90,8 +115,12 @@ def test_badly_named_file_is_an_error(tmp_path, monkeypatch):
 
 
 def test_supabase_roles_exist_with_the_right_attributes(supabase_db):
-    rows = {r["rolname"]: r for r in supabase_db.fetch_all(
-        "SELECT rolname, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname IN ('anon','authenticated','service_role')")}
+    rows = {
+        r["rolname"]: r
+        for r in supabase_db.fetch_all(
+            "SELECT rolname, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname IN ('anon','authenticated','service_role')"
+        )
+    }
     assert set(rows) == {"anon", "authenticated", "service_role"}
     assert rows["service_role"]["rolbypassrls"] and not rows["anon"]["rolbypassrls"]
     assert not any(r["rolcanlogin"] for r in rows.values())
@@ -125,6 +154,10 @@ def test_two_runners_at_once_apply_each_migration_once(scratch_db):
         t.join(60)
     assert errors == []
     applied = [name for r in reports for name in r.applied]
-    assert len(applied) == len(set(applied)) and applied  # each migration applied by exactly one runner
+    assert (
+        len(applied) == len(set(applied)) and applied
+    )  # each migration applied by exactly one runner
     with psycopg.connect(scratch_db) as conn:
-        assert conn.execute("SELECT count(*) FROM platform.schema_migrations").fetchone()[0] == len(applied)
+        assert conn.execute("SELECT count(*) FROM platform.schema_migrations").fetchone()[0] == len(
+            applied
+        )

@@ -3,7 +3,12 @@
 import pymysql
 import pytest
 
-from resources.errors import QueryPermissionError, QuerySyntaxError, QueryTimeoutError, ReadOnlyViolation
+from resources.errors import (
+    QueryPermissionError,
+    QuerySyntaxError,
+    QueryTimeoutError,
+    ReadOnlyViolation,
+)
 from resources.sql_guard import check_read_only
 
 REJECTED = [
@@ -68,9 +73,14 @@ def test_guard_accepts_plain_selects(query):
 @pytest.fixture(scope="module")
 def seeded(mysql_admin):
     with mysql_admin.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS guard_people (id INT PRIMARY KEY, name VARCHAR(50))")
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS guard_people (id INT PRIMARY KEY, name VARCHAR(50))"
+        )
         cur.execute("DELETE FROM guard_people")
-        cur.executemany("INSERT INTO guard_people VALUES (%s, %s)", [(1, "김민준"), (2, "이서연"), (3, "100%_kim")])
+        cur.executemany(
+            "INSERT INTO guard_people VALUES (%s, %s)",
+            [(1, "김민준"), (2, "이서연"), (3, "100%_kim")],
+        )
     return mysql_admin
 
 
@@ -78,9 +88,16 @@ def test_reader_runs_bound_parameters(seeded, mysql_reader):
     rows = mysql_reader.query("SELECT id, name FROM guard_people WHERE name = %s", ("이서연",))
     assert rows == [{"id": 2, "name": "이서연"}]
     # an injection attempt stays a value: no row, no error
-    assert mysql_reader.query("SELECT id FROM guard_people WHERE name = %s", ("x' OR '1'='1",)) == []
-    assert [b for batch in mysql_reader.iter_query("SELECT id FROM guard_people ORDER BY id", batch_size=2)
-            for b in batch] == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert (
+        mysql_reader.query("SELECT id FROM guard_people WHERE name = %s", ("x' OR '1'='1",)) == []
+    )
+    assert [
+        b
+        for batch in mysql_reader.iter_query(
+            "SELECT id FROM guard_people ORDER BY id", batch_size=2
+        )
+        for b in batch
+    ] == [{"id": 1}, {"id": 2}, {"id": 3}]
 
 
 def test_guard_rejects_before_anything_reaches_the_server(seeded, mysql_reader):
@@ -93,12 +110,21 @@ def test_the_reader_user_itself_cannot_write(seeded, test_databases):
     """Bypass the guard entirely: the server still refuses (second lock)."""
     import os
 
-    conn = pymysql.connect(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
-                           user=os.environ["MYSQL_READ_USER"], password=os.environ["MYSQL_READ_PASSWORD"],
-                           database=test_databases.mysql_database)
+    conn = pymysql.connect(
+        host=os.environ["MYSQL_HOST"],
+        port=int(os.environ["MYSQL_PORT"]),
+        user=os.environ["MYSQL_READ_USER"],
+        password=os.environ["MYSQL_READ_PASSWORD"],
+        database=test_databases.mysql_database,
+    )
     try:
-        for stmt in ("INSERT INTO guard_people VALUES (9, 'x')", "UPDATE guard_people SET name='x'",
-                     "DELETE FROM guard_people", "DROP TABLE guard_people", "CREATE TABLE evil (a int)"):
+        for stmt in (
+            "INSERT INTO guard_people VALUES (9, 'x')",
+            "UPDATE guard_people SET name='x'",
+            "DELETE FROM guard_people",
+            "DROP TABLE guard_people",
+            "CREATE TABLE evil (a int)",
+        ):
             with conn.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as info:
                 cur.execute(stmt)
             assert info.value.args[0] in (1142, 1044, 1227), stmt
@@ -113,11 +139,15 @@ def test_server_errors_are_named(seeded, mysql_reader):
         mysql_reader.query("SELECT FROM WHERE")
     with pytest.raises(QuerySyntaxError):
         # parses as a SELECT for sqlglot, but the server does not know the function
-        mysql_reader.query("SELECT id FROM guard_people WHERE id IN (SELECT 1 FROM DUAL LIMIT 1 OFFSET %s)", ("x",))
+        mysql_reader.query(
+            "SELECT id FROM guard_people WHERE id IN (SELECT 1 FROM DUAL LIMIT 1 OFFSET %s)", ("x",)
+        )
 
 
 def test_statement_time_limit_stops_a_slow_select(seeded, mysql_reader):
-    slow = ("SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"
-            " information_schema.columns c")
+    slow = (
+        "SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"
+        " information_schema.columns c"
+    )
     with pytest.raises(QueryTimeoutError):
         mysql_reader.model_copy(update={"statement_timeout_s": 0.3}).query(slow)

@@ -15,7 +15,9 @@ def _as(role: str, conn: psycopg.Connection, query: str, params=None):
 def conn(test_databases):
     with psycopg.connect(test_databases.supabase_url, autocommit=True) as c:
         c.execute("DELETE FROM public.data_quarantine WHERE domain = 'rls-test'")
-        c.execute("INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','1','r')")
+        c.execute(
+            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','1','r')"
+        )
         yield c
 
 
@@ -25,25 +27,58 @@ def test_anon_reads_nothing(conn):
 
 def test_anon_cannot_write(conn):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        _as("anon", conn, "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','2','r')")
+        _as(
+            "anon",
+            conn,
+            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','2','r')",
+        )
 
 
 def test_authenticated_reads_but_cannot_write(conn):
-    rows = _as("authenticated", conn, "SELECT item_id FROM public.data_quarantine WHERE domain = 'rls-test'")
+    rows = _as(
+        "authenticated",
+        conn,
+        "SELECT item_id FROM public.data_quarantine WHERE domain = 'rls-test'",
+    )
     assert rows == [("1",)]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        _as("authenticated", conn,
-            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','3','r')")
+        _as(
+            "authenticated",
+            conn,
+            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','3','r')",
+        )
     # an UPDATE/DELETE finds no row it may touch: nothing changes
-    assert _as("authenticated", conn, "UPDATE public.data_quarantine SET reason='x' WHERE domain='rls-test'") in (0, [])
-    assert conn.execute("SELECT reason FROM public.data_quarantine WHERE domain='rls-test'").fetchone()[0] == "r"
+    assert _as(
+        "authenticated",
+        conn,
+        "UPDATE public.data_quarantine SET reason='x' WHERE domain='rls-test'",
+    ) in (0, [])
+    assert (
+        conn.execute(
+            "SELECT reason FROM public.data_quarantine WHERE domain='rls-test'"
+        ).fetchone()[0]
+        == "r"
+    )
 
 
 def test_service_role_writes(conn):
-    _as("service_role", conn,
-        "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','4','r')")
-    assert _as("service_role", conn, "DELETE FROM public.data_quarantine WHERE domain='rls-test' AND item_id='1'") == 1
-    assert [r[0] for r in conn.execute("SELECT item_id FROM public.data_quarantine WHERE domain='rls-test'")] == ["4"]
+    _as(
+        "service_role",
+        conn,
+        "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','4','r')",
+    )
+    assert (
+        _as(
+            "service_role",
+            conn,
+            "DELETE FROM public.data_quarantine WHERE domain='rls-test' AND item_id='1'",
+        )
+        == 1
+    )
+    assert [
+        r[0]
+        for r in conn.execute("SELECT item_id FROM public.data_quarantine WHERE domain='rls-test'")
+    ] == ["4"]
 
 
 def test_every_table_the_migrations_create_has_rls_enabled(test_databases):
@@ -64,17 +99,23 @@ def test_every_table_the_migrations_create_has_rls_enabled(test_databases):
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        apply_migrations(url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None)
+        apply_migrations(
+            url, [m for m in MIGRATION_SETS if m.target == "supabase"], log=lambda _m: None
+        )
         with psycopg.connect(url) as c:
-            tables = c.execute("SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n"
-                               " ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchall()
+            tables = c.execute(
+                "SELECT c.relname, c.relrowsecurity FROM pg_class c JOIN pg_namespace n"
+                " ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r'"
+            ).fetchall()
             visible_to_anon = []
-            for (table, _rls) in tables:
+            for table, _rls in tables:
                 with c.transaction():
                     c.execute("SET LOCAL ROLE anon")
                     try:
                         with c.transaction():  # savepoint: a refused SELECT must not abort the loop
-                            q = sql.SQL("SELECT 1 FROM public.{} LIMIT 1").format(sql.Identifier(table))
+                            q = sql.SQL("SELECT 1 FROM public.{} LIMIT 1").format(
+                                sql.Identifier(table)
+                            )
                             if c.execute(q).fetchall():
                                 visible_to_anon.append(table)
                     except psycopg.errors.InsufficientPrivilege:
@@ -84,4 +125,6 @@ def test_every_table_the_migrations_create_has_rls_enabled(test_databases):
         assert visible_to_anon == []
     finally:
         with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -32,8 +32,10 @@ def test_postgres_settings_for_cdc_are_in_place(supabase_db):
 
 def test_migrations_job_runs_from_dagster_and_is_idempotent(test_databases):
     job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
-    resources = {"supabase_db": PostgresResource(dsn=test_databases.supabase_url),
-                 "gfx_source_db": PostgresResource(dsn=test_databases.gfx_source_url)}
+    resources = {
+        "supabase_db": PostgresResource(dsn=test_databases.supabase_url),
+        "gfx_source_db": PostgresResource(dsn=test_databases.gfx_source_url),
+    }
     result = job.execute_in_process(resources=resources)
     assert result.success
     totals = result.output_for_node("gfx_sync_apply_migrations")
@@ -58,7 +60,13 @@ def test_run_metadata_includes_breaker_state():
 def test_migrations_job_in_production_leaves_the_external_source_alone(test_databases, monkeypatch):
     monkeypatch.setenv("PLATFORM_ENV", "production")
     job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
-    broken_source = PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/unreachable", connect_attempts=1)
-    result = job.execute_in_process(resources={"supabase_db": PostgresResource(dsn=test_databases.supabase_url),
-                                               "gfx_source_db": broken_source})
+    broken_source = PostgresResource(
+        dsn="postgresql://postgres@127.0.0.1:1/unreachable", connect_attempts=1
+    )
+    result = job.execute_in_process(
+        resources={
+            "supabase_db": PostgresResource(dsn=test_databases.supabase_url),
+            "gfx_source_db": broken_source,
+        }
+    )
     assert result.success  # the source database was never contacted

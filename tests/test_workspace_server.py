@@ -24,14 +24,21 @@ def test_webserver_loads_the_three_code_locations(tmp_path):
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     webserver = Path(sys.executable).parent / "dagster-webserver"
-    proc = subprocess.Popen([str(webserver), "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(webserver), "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         entries = None
         while time.monotonic() < deadline:
             try:
-                data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=30).json()
+                data = httpx.post(
+                    f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=30
+                ).json()
                 entries = data["data"]["workspaceOrError"]["locationEntries"]
                 if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                     break
@@ -43,7 +50,9 @@ def test_webserver_loads_the_three_code_locations(tmp_path):
         by_name = {e["name"]: e["locationOrLoadError"] for e in entries}
         assert sorted(by_name) == ["consultation_backup", "gfx_sync", "messaging"]
         for name, loc in by_name.items():
-            assert loc["__typename"] == "RepositoryLocation", f"{name}: {loc.get('message', '')[:500]}"
+            assert loc["__typename"] == "RepositoryLocation", (
+                f"{name}: {loc.get('message', '')[:500]}"
+            )
             repo = loc["repositories"][0]
             keys = {"/".join(a["assetKey"]["path"]) for a in repo["assetNodes"]}
             assert any(k.startswith("supabase/") for k in keys), name

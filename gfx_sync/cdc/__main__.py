@@ -27,8 +27,13 @@ def _config(args):
     from gfx_sync.cdc.config import config_for
 
     tables = tuple(t for t in (args.tables or "").split(",") if t) or None
-    return config_for(os.environ["GFX_SOURCE_DB_URL"], tables=tables, slot_name=args.slot,
-                      publication=args.publication, drift_policy=args.drift_policy)
+    return config_for(
+        os.environ["GFX_SOURCE_DB_URL"],
+        tables=tables,
+        slot_name=args.slot,
+        publication=args.publication,
+        drift_policy=args.drift_policy,
+    )
 
 
 def _emitter(args):
@@ -42,23 +47,46 @@ def _emitter(args):
 
 def main(argv=None) -> int:
     apply_local_defaults()
-    parser = argparse.ArgumentParser(prog="python -m gfx_sync.cdc", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["init", "worker", "drain", "status", "teardown", "debezium", "kafka"])
-    parser.add_argument("file", nargs="?", help="debezium: JSON-lines file of envelopes ('-' = stdin)")
-    parser.add_argument("--tables", help="comma-separated table names (default: the spec list's cdc tables)")
-    parser.add_argument("--slot", help="slot name (default gfx_cdc_<source database> or $GFX_CDC_SLOT_NAME)")
+    parser = argparse.ArgumentParser(
+        prog="python -m gfx_sync.cdc",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "command", choices=["init", "worker", "drain", "status", "teardown", "debezium", "kafka"]
+    )
+    parser.add_argument(
+        "file", nargs="?", help="debezium: JSON-lines file of envelopes ('-' = stdin)"
+    )
+    parser.add_argument(
+        "--tables", help="comma-separated table names (default: the spec list's cdc tables)"
+    )
+    parser.add_argument(
+        "--slot", help="slot name (default gfx_cdc_<source database> or $GFX_CDC_SLOT_NAME)"
+    )
     parser.add_argument("--publication")
     parser.add_argument("--drift-policy", choices=["stop", "apply"])
     parser.add_argument("--resnapshot", action="store_true")
     parser.add_argument("--drop-publication", action="store_true")
-    parser.add_argument("--no-report", action="store_true", help="worker: do not report to the Dagster instance")
+    parser.add_argument(
+        "--no-report", action="store_true", help="worker: do not report to the Dagster instance"
+    )
     parser.add_argument("--report-interval", type=float, default=5.0)
-    parser.add_argument("--max-seconds", type=float, default=0, help="worker: stop after this many seconds (0 = never)")
-    parser.add_argument("--bootstrap-servers", default=os.environ.get("GFX_CDC_KAFKA_BOOTSTRAP", "localhost:9092"))
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=0,
+        help="worker: stop after this many seconds (0 = never)",
+    )
+    parser.add_argument(
+        "--bootstrap-servers", default=os.environ.get("GFX_CDC_KAFKA_BOOTSTRAP", "localhost:9092")
+    )
     parser.add_argument("--topic-prefix", default="gfx.")
-    parser.add_argument("--topics", help="kafka: comma-separated topics (default <prefix><table> per table; "
-                                         "the README's connector routes all four into gfx.cdc)")
+    parser.add_argument(
+        "--topics",
+        help="kafka: comma-separated topics (default <prefix><table> per table; "
+        "the README's connector routes all four into gfx.cdc)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     source, target = os.environ["GFX_SOURCE_DB_URL"], os.environ["SUPABASE_DB_URL"]
@@ -68,13 +96,32 @@ def main(argv=None) -> int:
         from gfx_sync.cdc.snapshot import initialize
 
         r = initialize(source, target, config, resnapshot=args.resnapshot)
-        print(json.dumps({"created": r.created, "slot": r.slot_name, "consistent_point": r.consistent_point,
-                          "rows": r.rows, "seconds": r.seconds, "message": r.message}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "created": r.created,
+                    "slot": r.slot_name,
+                    "consistent_point": r.consistent_point,
+                    "rows": r.rows,
+                    "seconds": r.seconds,
+                    "message": r.message,
+                },
+                ensure_ascii=False,
+            )
+        )
         return 0
     if args.command == "teardown":
         from gfx_sync.cdc.snapshot import teardown
 
-        print(json.dumps({"dropped": teardown(source, target, config, drop_publication=args.drop_publication)}))
+        print(
+            json.dumps(
+                {
+                    "dropped": teardown(
+                        source, target, config, drop_publication=args.drop_publication
+                    )
+                }
+            )
+        )
         return 0
     if args.command == "status":
         import psycopg
@@ -83,8 +130,13 @@ def main(argv=None) -> int:
 
         with psycopg.connect(source) as src, psycopg.connect(target) as tgt:
             h = slot_health(src, tgt, config.slot_name)
-        print(json.dumps({**h.metadata(), "verdicts": [v.__dict__ for v in evaluate(h, Thresholds())]},
-                         default=str, ensure_ascii=False))
+        print(
+            json.dumps(
+                {**h.metadata(), "verdicts": [v.__dict__ for v in evaluate(h, Thresholds())]},
+                default=str,
+                ensure_ascii=False,
+            )
+        )
         return 0
     if args.command == "drain":
         from gfx_sync.cdc.applier import Applier
@@ -98,8 +150,15 @@ def main(argv=None) -> int:
         if emit:
             for ev in materializations(result, config.slot_name):
                 emit(ev)
-        print(json.dumps({"transactions": result.transactions, "changes": result.changes,
-                          "skipped": result.skipped_transactions}))
+        print(
+            json.dumps(
+                {
+                    "transactions": result.transactions,
+                    "changes": result.changes,
+                    "skipped": result.skipped_transactions,
+                }
+            )
+        )
         return 0
     if args.command == "worker":
         return _worker(source, target, config, args)
@@ -107,12 +166,27 @@ def main(argv=None) -> int:
         from gfx_sync.cdc.applier import Applier
         from gfx_sync.cdc.debezium import apply_envelopes, iter_file, iter_kafka
 
-        topics = args.topics.split(",") if args.topics else [f"{args.topic_prefix}{t.name}" for t in config.tables]
-        events = iter_file(args.file or "-") if args.command == "debezium" else iter_kafka(args.bootstrap_servers, topics)
+        topics = (
+            args.topics.split(",")
+            if args.topics
+            else [f"{args.topic_prefix}{t.name}" for t in config.tables]
+        )
+        events = (
+            iter_file(args.file or "-")
+            if args.command == "debezium"
+            else iter_kafka(args.bootstrap_servers, topics)
+        )
         with Applier(target, config) as applier:
             result = apply_envelopes(applier, config, events)
-        print(json.dumps({"transactions": result.transactions, "changes": result.changes,
-                          "skipped": result.skipped_transactions}))
+        print(
+            json.dumps(
+                {
+                    "transactions": result.transactions,
+                    "changes": result.changes,
+                    "skipped": result.skipped_transactions,
+                }
+            )
+        )
         return 0
     return 2
 
@@ -129,7 +203,9 @@ def _worker(source: str, target: str, config, args) -> int:
 
     log = logging.getLogger("gfx_sync.cdc")
     deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
-    worker = Worker(source, target, config, emit=_emitter(args), report_interval_s=args.report_interval)
+    worker = Worker(
+        source, target, config, emit=_emitter(args), report_interval_s=args.report_interval
+    )
     worker.install_signal_handlers()
     delay = 0.2
     while not worker.stop_event.is_set():
@@ -144,11 +220,18 @@ def _worker(source: str, target: str, config, args) -> int:
                 applier.record_stop(str(exc))
             log.error("%s", exc)
             return 3
-        except (SlotBusy, psycopg.OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError,
-                ServiceUnavailable) as exc:
+        except (
+            SlotBusy,
+            psycopg.OperationalError,
+            psycopg2.OperationalError,
+            psycopg2.InterfaceError,
+            ServiceUnavailable,
+        ) as exc:
             # slot busy: the previous worker's walsender may not have noticed its client died yet;
             # connection errors: a source/target restart. Nothing is lost: the position is on the target.
-            log.warning("%s, retrying in %.1fs: %s", type(exc).__name__, delay, str(exc).strip()[:300])
+            log.warning(
+                "%s, retrying in %.1fs: %s", type(exc).__name__, delay, str(exc).strip()[:300]
+            )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
             if deadline and time.monotonic() > deadline:

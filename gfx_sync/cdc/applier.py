@@ -21,7 +21,15 @@ import psycopg
 from psycopg import sql
 
 from gfx_sync.cdc.errors import SchemaDriftError, SlotStateMismatch
-from gfx_sync.cdc.models import UNCHANGED, CdcConfig, Relation, RowChange, SourceTransaction, int_to_lsn, lsn_to_int
+from gfx_sync.cdc.models import (
+    UNCHANGED,
+    CdcConfig,
+    Relation,
+    RowChange,
+    SourceTransaction,
+    int_to_lsn,
+    lsn_to_int,
+)
 from gfx_sync.specs import mark_sync_transaction
 from resources.state import quarantine
 
@@ -88,19 +96,28 @@ def read_target_table(conn: psycopg.Connection, schema: str, name: str) -> Targe
         """SELECT a.attname, format_type(a.atttypid, a.atttypmod)
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-            ORDER BY a.attnum""", (schema, name)).fetchall()
+            ORDER BY a.attnum""",
+        (schema, name),
+    ).fetchall()
     if not cols:
         return None
     key = conn.execute(
         """SELECT a.attname FROM pg_index i
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
             WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)""",
-        (f'"{schema}"."{name}"',)).fetchall()
+        (f'"{schema}"."{name}"',),
+    ).fetchall()
     return TargetTable(schema, name, {c: t for c, t in cols}, tuple(k for (k,) in key))
 
 
-def ensure_state(conn: psycopg.Connection, config: CdcConfig, source_database: str, start_lsn: int,
-                 snapshot_rows: int = 0, snapshot: bool = True) -> None:
+def ensure_state(
+    conn: psycopg.Connection,
+    config: CdcConfig,
+    source_database: str,
+    start_lsn: int,
+    snapshot_rows: int = 0,
+    snapshot: bool = True,
+) -> None:
     """Insert or reset the slot's state row (on the caller's transaction)."""
     conn.execute(
         """INSERT INTO platform.gfx_cdc_state (slot_name, source_database, publication, last_commit_lsn,
@@ -111,8 +128,16 @@ def ensure_state(conn: psycopg.Connection, config: CdcConfig, source_database: s
                last_commit_lsn = EXCLUDED.last_commit_lsn, snapshot_lsn = EXCLUDED.snapshot_lsn,
                snapshot_completed_at = EXCLUDED.snapshot_completed_at, snapshot_rows = EXCLUDED.snapshot_rows,
                transactions_applied = 0, changes_applied = 0, stopped_reason = NULL, updated_at = now()""",
-        (config.slot_name, source_database, config.publication, int_to_lsn(start_lsn), int_to_lsn(start_lsn),
-         snapshot, snapshot_rows))
+        (
+            config.slot_name,
+            source_database,
+            config.publication,
+            int_to_lsn(start_lsn),
+            int_to_lsn(start_lsn),
+            snapshot,
+            snapshot_rows,
+        ),
+    )
 
 
 def read_state(conn: psycopg.Connection, slot_name: str) -> dict | None:
@@ -120,7 +145,9 @@ def read_state(conn: psycopg.Connection, slot_name: str) -> dict | None:
         """SELECT slot_name, source_database, publication, last_commit_lsn::text, last_commit_ts, last_applied_at,
                   snapshot_lsn::text, snapshot_completed_at, transactions_applied, changes_applied,
                   last_apply_lag_ms, stopped_reason
-             FROM platform.gfx_cdc_state WHERE slot_name = %s""", (slot_name,))
+             FROM platform.gfx_cdc_state WHERE slot_name = %s""",
+        (slot_name,),
+    )
     row = cur.fetchone()
     if row is None:
         return None
@@ -142,7 +169,9 @@ class Applier:
         self.conn = psycopg.connect(dsn, autocommit=False, application_name="gfx-cdc-applier")
         self.conn.execute("SET TimeZone = 'UTC'")
         # a target without the batch schema (a bare CDC target) has no sync_status to keep
-        self._has_sync_status = self.conn.execute("SELECT to_regclass('public.sync_status') IS NOT NULL").fetchone()[0]
+        self._has_sync_status = self.conn.execute(
+            "SELECT to_regclass('public.sync_status') IS NOT NULL"
+        ).fetchone()[0]
         self.conn.commit()
         self._targets: dict[str, TargetTable] = {}
         self._stmts: dict[tuple, str] = {}
@@ -159,15 +188,19 @@ class Applier:
 
     # -- state ---------------------------------------------------------------------------
     def last_applied_lsn(self) -> int | None:
-        row = self.conn.execute("SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s",
-                                (self.config.slot_name,)).fetchone()
+        row = self.conn.execute(
+            "SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s",
+            (self.config.slot_name,),
+        ).fetchone()
         self.conn.commit()
         return None if row is None else lsn_to_int(row[0])
 
     def record_stop(self, reason: str) -> None:
         self.conn.rollback()
-        self.conn.execute("UPDATE platform.gfx_cdc_state SET stopped_reason = %s, updated_at = now() WHERE slot_name = %s",
-                          (reason, self.config.slot_name))
+        self.conn.execute(
+            "UPDATE platform.gfx_cdc_state SET stopped_reason = %s, updated_at = now() WHERE slot_name = %s",
+            (reason, self.config.slot_name),
+        )
         self.conn.commit()
 
     # -- target shape / drift ------------------------------------------------------------------
@@ -177,9 +210,13 @@ class Applier:
             schema, name = qualified.split(".", 1)
             tt = read_target_table(self.conn, schema, name)
             if tt is None:
-                raise SchemaDriftError(f"target table {qualified} does not exist; apply the gfx_sync migrations")
+                raise SchemaDriftError(
+                    f"target table {qualified} does not exist; apply the gfx_sync migrations"
+                )
             if not tt.key:
-                raise SchemaDriftError(f"target table {qualified} has no primary key; the applier upserts on it")
+                raise SchemaDriftError(
+                    f"target table {qualified} has no primary key; the applier upserts on it"
+                )
             self._targets[qualified] = tt
         return tt
 
@@ -189,25 +226,48 @@ class Applier:
             return
         tt = self._target(rel.qualified_name)
         added = [c for c in rel.columns if c.name not in tt.columns]
-        changed = [c for c in rel.columns if c.name in tt.columns and c.type_name
-                   and not c.type_name.startswith("oid:") and c.type_name != tt.columns[c.name]]
+        changed = [
+            c
+            for c in rel.columns
+            if c.name in tt.columns
+            and c.type_name
+            and not c.type_name.startswith("oid:")
+            and c.type_name != tt.columns[c.name]
+        ]
         if added or changed:
             what = [f"added column {c.name} {c.type_name}" for c in added] + [
-                f"column {c.name} changed type {tt.columns[c.name]} -> {c.type_name}" for c in changed]
+                f"column {c.name} changed type {tt.columns[c.name]} -> {c.type_name}"
+                for c in changed
+            ]
             message = f"schema drift on {rel.qualified_name}: " + "; ".join(what)
             if self.config.drift_policy != "apply":
                 raise SchemaDriftError(
-                    message + ". Policy is 'stop': nothing of this transaction was applied and the slot did not "
+                    message
+                    + ". Policy is 'stop': nothing of this transaction was applied and the slot did not "
                     "advance. Add a gfx_sync migration for the target (or run the worker with --drift-policy apply), "
-                    "then restart the stream")
+                    "then restart the stream"
+                )
             for c in added:
                 if c.type_name.startswith("oid:"):
-                    raise SchemaDriftError(message + f"; cannot add {c.name}: its type (oid {c.type_oid}) is unknown here")
-                self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                    tt.ident, sql.Identifier(c.name), sql.SQL(c.type_name)))
+                    raise SchemaDriftError(
+                        message
+                        + f"; cannot add {c.name}: its type (oid {c.type_oid}) is unknown here"
+                    )
+                self.conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        tt.ident, sql.Identifier(c.name), sql.SQL(c.type_name)
+                    )
+                )
             for c in changed:
-                self.conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
-                    tt.ident, sql.Identifier(c.name), sql.SQL(c.type_name), sql.Identifier(c.name), sql.SQL(c.type_name)))
+                self.conn.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}").format(
+                        tt.ident,
+                        sql.Identifier(c.name),
+                        sql.SQL(c.type_name),
+                        sql.Identifier(c.name),
+                        sql.SQL(c.type_name),
+                    )
+                )
             result.drift.append(message + " (applied)")
             self._targets.pop(rel.qualified_name, None)
             self._stmts.clear()
@@ -227,17 +287,22 @@ class Applier:
         try:
             with conn.transaction():
                 mark_sync_transaction(conn)
-                row = conn.execute("SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s FOR UPDATE",
-                                   (self.config.slot_name,)).fetchone()
+                row = conn.execute(
+                    "SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s FOR UPDATE",
+                    (self.config.slot_name,),
+                ).fetchone()
                 if row is None:
                     raise SlotStateMismatch(
                         f"no applied position for slot {self.config.slot_name} on the target: run the initial "
-                        "snapshot first (`python -m gfx_sync.cdc init`)")
+                        "snapshot first (`python -m gfx_sync.cdc init`)"
+                    )
                 position = lsn_to_int(row[0])
                 todo = []
                 for tx in transactions:
                     if tx.end_lsn == 0:
-                        todo.append(tx)  # unpositioned (Debezium snapshot reads): idempotent upserts
+                        todo.append(
+                            tx
+                        )  # unpositioned (Debezium snapshot reads): idempotent upserts
                     elif tx.end_lsn <= position:
                         result.skipped_transactions += 1
                     else:
@@ -253,7 +318,14 @@ class Applier:
                 if todo:
                     last = positioned[-1] if positioned else None
                     now = datetime.now(timezone.utc)
-                    lag_ms = max(((now - t.commit_time).total_seconds() * 1000 for t in todo if t.commit_time), default=0.0)
+                    lag_ms = max(
+                        (
+                            (now - t.commit_time).total_seconds() * 1000
+                            for t in todo
+                            if t.commit_time
+                        ),
+                        default=0.0,
+                    )
                     conn.execute(
                         """UPDATE platform.gfx_cdc_state
                               SET last_commit_lsn = greatest(last_commit_lsn, %s::pg_lsn),
@@ -262,8 +334,15 @@ class Applier:
                                   changes_applied = changes_applied + %s, last_apply_lag_ms = %s,
                                   stopped_reason = NULL, updated_at = now()
                             WHERE slot_name = %s""",
-                        (int_to_lsn(last.end_lsn if last else 0), last.commit_time if last else None, len(todo),
-                         result.changes, lag_ms, self.config.slot_name))
+                        (
+                            int_to_lsn(last.end_lsn if last else 0),
+                            last.commit_time if last else None,
+                            len(todo),
+                            result.changes,
+                            lag_ms,
+                            self.config.slot_name,
+                        ),
+                    )
                     self._mark_synced(result)
                     result.transactions = len(todo)
                     result.last_end_lsn = last.end_lsn if last else 0
@@ -283,8 +362,11 @@ class Applier:
         transaction as their rows: v_sync_dashboard, check_sync_health_and_notify() and the
         sync_lag checks see the stream, not only the 15-minute batch path. Taken last, as the
         batch sync does, so the two never wait on each other in opposite orders."""
-        touched = [(name.rsplit(".", 1)[-1], t.changes, t.quarantined) for name, t in sorted(result.tables.items())
-                   if t.changes or t.quarantined]
+        touched = [
+            (name.rsplit(".", 1)[-1], t.changes, t.quarantined)
+            for name, t in sorted(result.tables.items())
+            if t.changes or t.quarantined
+        ]
         if not touched or not self._has_sync_status:
             return
         self.conn.execute(
@@ -294,7 +376,8 @@ class Applier:
                       consecutive_failures = 0, next_sync_at = now() + st.sync_interval, last_error = NULL
                  FROM (SELECT unnest(%s::text[]) AS t, unnest(%s::bigint[]) AS n, unnest(%s::bigint[]) AS q) AS x
                 WHERE st.source = 'external_pg' AND st.entity_type = x.t AND st.method = 'cdc'""",
-            ([t for t, _, _ in touched], [n for _, n, _ in touched], [q for _, _, q in touched]))
+            ([t for t, _, _ in touched], [n for _, n, _ in touched], [q for _, _, q in touched]),
+        )
 
     def heartbeat(self, min_interval_s: float = 30.0) -> int:
         """The stream is caught up (nothing pending on the slot): the CDC tables are in sync as of
@@ -309,9 +392,12 @@ class Applier:
                 """UPDATE public.sync_status SET last_synced_at = now(), next_sync_at = now() + sync_interval
                     WHERE source = 'external_pg' AND method = 'cdc' AND status = 'synced' AND entity_type = ANY(%s)
                       AND (last_synced_at IS NULL OR last_synced_at < now() - make_interval(secs => %s))""",
-                (names, min_interval_s)).rowcount
+                (names, min_interval_s),
+            ).rowcount
 
-    def _apply_changes(self, changes: list[tuple[RowChange, SourceTransaction]], result: ApplyResult) -> None:
+    def _apply_changes(
+        self, changes: list[tuple[RowChange, SourceTransaction]], result: ApplyResult
+    ) -> None:
         """Run consecutive changes with the same statement as one executemany (order preserved)."""
         run: list[tuple[RowChange, list]] = []
         run_stmt = None
@@ -349,8 +435,15 @@ class Applier:
         if change.kind == "delete":
             key = change.old_key or {}
             keycols = [k for k in tt.key]
-            stmt = self._cached(("d", change.qualified_name), lambda: sql.SQL("DELETE FROM {} WHERE {}").format(
-                tt.ident, sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keycols)))
+            stmt = self._cached(
+                ("d", change.qualified_name),
+                lambda: sql.SQL("DELETE FROM {} WHERE {}").format(
+                    tt.ident,
+                    sql.SQL(" AND ").join(
+                        sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keycols
+                    ),
+                ),
+            )
             return (("d", change.qualified_name), stmt, [key.get(k) for k in keycols], False)
         new = change.new or {}
         cols = [c for c, v in new.items() if c in tt.columns and v is not UNCHANGED]
@@ -358,23 +451,50 @@ class Applier:
         if change.kind == "update" and (has_unchanged or change.old_key):
             where_key = change.old_key or {k: new.get(k) for k in tt.key}
             setcols = [c for c in cols]
-            stmt = self._cached(("x", change.qualified_name, tuple(setcols)), lambda: sql.SQL("UPDATE {} SET {} WHERE {}").format(
-                tt.ident, sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c)) for c in setcols),
-                sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key)))
-            return (None, stmt, [new[c] for c in setcols] + [where_key.get(k) for k in tt.key], True)
+            stmt = self._cached(
+                ("x", change.qualified_name, tuple(setcols)),
+                lambda: sql.SQL("UPDATE {} SET {} WHERE {}").format(
+                    tt.ident,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} = %s").format(sql.Identifier(c)) for c in setcols
+                    ),
+                    sql.SQL(" AND ").join(
+                        sql.SQL("{} = %s").format(sql.Identifier(k)) for k in tt.key
+                    ),
+                ),
+            )
+            return (
+                None,
+                stmt,
+                [new[c] for c in setcols] + [where_key.get(k) for k in tt.key],
+                True,
+            )
         # insert, or an update carrying the whole row: upsert (idempotent against the batch path too)
-        stmt = self._cached(("u", change.qualified_name, tuple(cols), 1), lambda: self._upsert_sql(tt, cols, 1))
+        stmt = self._cached(
+            ("u", change.qualified_name, tuple(cols), 1), lambda: self._upsert_sql(tt, cols, 1)
+        )
         return (("u", change.qualified_name, tuple(cols)), stmt, [new[c] for c in cols], False)
 
     @staticmethod
     def _upsert_sql(tt: TargetTable, cols, nrows: int) -> sql.Composable:
         nonkey = [c for c in cols if c not in tt.key]
-        conflict = sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in nonkey)) if nonkey else sql.SQL("DO NOTHING")
+        conflict = (
+            sql.SQL("DO UPDATE SET {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in nonkey
+                )
+            )
+            if nonkey
+            else sql.SQL("DO NOTHING")
+        )
         row_sql = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(cols)))
         return sql.SQL("INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) {}").format(
-            tt.ident, sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join([row_sql] * nrows),
-            sql.SQL(", ").join(map(sql.Identifier, tt.key)), conflict)
+            tt.ident,
+            sql.SQL(", ").join(map(sql.Identifier, cols)),
+            sql.SQL(", ").join([row_sql] * nrows),
+            sql.SQL(", ").join(map(sql.Identifier, tt.key)),
+            conflict,
+        )
 
     def _touch(self, change: RowChange, result: ApplyResult) -> None:
         t = result.tables[change.qualified_name]
@@ -391,14 +511,26 @@ class Applier:
             if isinstance(value, str) and len(value) >= 10:
                 t.partitions.add(value[:10])  # text is rendered in UTC: 'YYYY-MM-DD ...'
 
-    def _flush(self, stmt, run: list[tuple[RowChange, list]], result: ApplyResult, run_key=None) -> None:
+    def _flush(
+        self, stmt, run: list[tuple[RowChange, list]], result: ApplyResult, run_key=None
+    ) -> None:
         if not run:
             return
         try:
             with self.conn.transaction():  # savepoint: a bad row must not abort the batch
-                if run_key and run_key[0] == "u" and len(run) > 1 and self._multi_upsert(run_key, run):
+                if (
+                    run_key
+                    and run_key[0] == "u"
+                    and len(run) > 1
+                    and self._multi_upsert(run_key, run)
+                ):
                     pass
-                elif run_key and run_key[0] == "d" and len(run) > 1 and self._multi_delete(run_key, run):
+                elif (
+                    run_key
+                    and run_key[0] == "d"
+                    and len(run) > 1
+                    and self._multi_delete(run_key, run)
+                ):
                     pass
                 else:
                     with self.conn.cursor() as cur:
@@ -428,7 +560,7 @@ class Applier:
         rows = list(latest.values())
         per = max(1, min(500, 30000 // max(1, len(cols))))
         for i in range(0, len(rows), per):
-            chunk = rows[i:i + per]
+            chunk = rows[i : i + per]
             if len(chunk) == per:
                 self._upsert_chunk(tt, qualified, cols, chunk)
                 continue
@@ -436,7 +568,7 @@ class Applier:
             j = 0
             while j < len(chunk):
                 size = 1 << ((len(chunk) - j).bit_length() - 1)
-                self._upsert_chunk(tt, qualified, cols, chunk[j:j + size])
+                self._upsert_chunk(tt, qualified, cols, chunk[j : j + size])
                 j += size
         return True
 
@@ -449,8 +581,11 @@ class Applier:
             ncols = len(cols)
             text = self._upsert_sql(tt, cols, 1).as_string(self.conn)
             head, _, tail = text.partition(" VALUES ")
-            tail = tail[tail.index(")") + 1:]
-            rows = ", ".join("(" + ", ".join(f"${r * ncols + c + 1}" for c in range(ncols)) + ")" for r in range(len(chunk)))
+            tail = tail[tail.index(")") + 1 :]
+            rows = ", ".join(
+                "(" + ", ".join(f"${r * ncols + c + 1}" for c in range(ncols)) + ")"
+                for r in range(len(chunk))
+            )
             stmt = self._stmts[key] = f"{head} VALUES {rows}{tail}"
         with psycopg.RawCursor(self.conn) as cur:
             cur.execute(stmt, [v for r in chunk for v in r], prepare=True)
@@ -461,8 +596,12 @@ class Applier:
         if len(tt.key) != 1:
             return False
         keytype = tt.columns[tt.key[0]]
-        self.conn.execute(sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::text[]::{}[])").format(
-            tt.ident, sql.Identifier(tt.key[0]), sql.SQL(keytype)), [[p[0] for _c, p in run]])
+        self.conn.execute(
+            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::text[]::{}[])").format(
+                tt.ident, sql.Identifier(tt.key[0]), sql.SQL(keytype)
+            ),
+            [[p[0] for _c, p in run]],
+        )
         return True
 
     def _row_by_row(self, stmt, run, result: ApplyResult, first_error: Exception) -> None:
@@ -472,7 +611,9 @@ class Applier:
                     self.conn.execute(stmt, params)
                 self._touch(change, result)
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                self._quarantine(change, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}", result)
+                self._quarantine(
+                    change, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}", result
+                )
 
     def _single(self, change: RowChange, stmt, params: list, result: ApplyResult) -> None:
         try:
@@ -483,14 +624,22 @@ class Applier:
                     if any(v is UNCHANGED for v in new.values()):
                         raise _MissingRow()
                     # key change of a row the target never had: insert the new row
-                    _k, upsert, uparams, _s = self._statement(RowChange("insert", change.schema, change.table, new=new))
+                    _k, upsert, uparams, _s = self._statement(
+                        RowChange("insert", change.schema, change.table, new=new)
+                    )
                     self.conn.execute(upsert, uparams)
             self._touch(change, result)
         except _MissingRow:
-            self._quarantine(change, "update with unchanged TOAST columns for a row missing on the target; "
-                                     "the batch reconciliation re-copies it", result)
+            self._quarantine(
+                change,
+                "update with unchanged TOAST columns for a row missing on the target; "
+                "the batch reconciliation re-copies it",
+                result,
+            )
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-            self._quarantine(change, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}", result)
+            self._quarantine(
+                change, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}", result
+            )
 
     def _truncate(self, change: RowChange, result: ApplyResult) -> None:
         # DELETE, not TRUNCATE: it never cascades into tables this stream does not own.
@@ -507,12 +656,17 @@ class Applier:
         row = change.new or change.old_key or {}
         item = "|".join(str(row.get(k)) for k in tt.key)
         payload = {k: (None if v is UNCHANGED else v) for k, v in row.items()}
-        quarantine(self.conn, domain=DOMAIN, source=f"external_pg/{change.table}", item_id=item,
-                   reason=f"cdc {change.kind}: {reason}", payload=payload, run_id=self.run_id)
+        quarantine(
+            self.conn,
+            domain=DOMAIN,
+            source=f"external_pg/{change.table}",
+            item_id=item,
+            reason=f"cdc {change.kind}: {reason}",
+            payload=payload,
+            run_id=self.run_id,
+        )
         result.tables[change.qualified_name].quarantined += 1
 
 
 class _MissingRow(Exception):
     pass
-
-

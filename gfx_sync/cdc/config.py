@@ -10,8 +10,14 @@ from gfx_sync.specs import CDC_TABLES, SCHEMA, TIMESTAMP_COLUMN
 PUBLICATION = "gfx_publication"  # seed 003 §3.2
 
 
-def config_for(source_dsn: str, *, tables: tuple[str, ...] | None = None, slot_name: str | None = None,
-               publication: str | None = None, drift_policy: str | None = None) -> CdcConfig:
+def config_for(
+    source_dsn: str,
+    *,
+    tables: tuple[str, ...] | None = None,
+    slot_name: str | None = None,
+    publication: str | None = None,
+    drift_policy: str | None = None,
+) -> CdcConfig:
     """The stream for the ``cdc`` tables of the spec list (or ``tables``).
 
     Optional environment: ``GFX_CDC_SLOT_NAME`` (default ``gfx_cdc_<source database>``; slots are

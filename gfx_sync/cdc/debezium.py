@@ -68,9 +68,16 @@ def to_pg_text(value: object, field_schema: dict | None = None) -> object:
     name = (field_schema or {}).get("name") or ""
     if name == "io.debezium.time.Date":
         return (date(1970, 1, 1) + timedelta(days=int(value))).isoformat()
-    if name in ("io.debezium.time.MicroTimestamp", "io.debezium.time.Timestamp", "io.debezium.time.NanoTimestamp"):
-        div = {"io.debezium.time.MicroTimestamp": 1, "io.debezium.time.Timestamp": 1e-3,
-               "io.debezium.time.NanoTimestamp": 1e3}[name]
+    if name in (
+        "io.debezium.time.MicroTimestamp",
+        "io.debezium.time.Timestamp",
+        "io.debezium.time.NanoTimestamp",
+    ):
+        div = {
+            "io.debezium.time.MicroTimestamp": 1,
+            "io.debezium.time.Timestamp": 1e-3,
+            "io.debezium.time.NanoTimestamp": 1e3,
+        }[name]
         micros = int(value) // div if div >= 1 else int(value) * 1000
         return (datetime(1970, 1, 1) + timedelta(microseconds=int(micros))).isoformat(sep=" ")
     if name == "org.apache.kafka.connect.data.Decimal" and isinstance(value, str):
@@ -138,7 +145,9 @@ def envelope_to_change(event: dict, config: CdcConfig) -> tuple[RowChange, dict]
             raise EnvelopeError("op u without 'after'")
         return RowChange("update", table_schema, table, new=after, old_key=None), source
     if before is None:
-        raise EnvelopeError("op d without 'before' (set REPLICA IDENTITY or keep the key in before)")
+        raise EnvelopeError(
+            "op d without 'before' (set REPLICA IDENTITY or keep the key in before)"
+        )
     return RowChange("delete", table_schema, table, old_key=before), source
 
 
@@ -158,17 +167,24 @@ def group_transactions(events: Iterable[dict], config: CdcConfig) -> Iterator[So
                 current.kafka_offset = coord  # type: ignore[attr-defined]
             continue
         change, source = item
-        snapshot = str(source.get("snapshot", "false")).lower() in ("true", "last", "first", "incremental")
-        txid = ("snapshot" if snapshot else source.get("txId"))
+        snapshot = str(source.get("snapshot", "false")).lower() in (
+            "true",
+            "last",
+            "first",
+            "incremental",
+        )
+        txid = "snapshot" if snapshot else source.get("txId")
         if current is not None and txid != current_tx:
             yield current
             current = None
         if current is None:
             ts = source.get("ts_ms")
-            current = SourceTransaction(xid=int(txid) if isinstance(txid, int) else 0,
-                                        commit_lsn=0 if snapshot else _position(source),
-                                        end_lsn=0 if snapshot else _position(source),
-                                        commit_time=_EPOCH + timedelta(milliseconds=ts) if ts else None)
+            current = SourceTransaction(
+                xid=int(txid) if isinstance(txid, int) else 0,
+                commit_lsn=0 if snapshot else _position(source),
+                end_lsn=0 if snapshot else _position(source),
+                commit_time=_EPOCH + timedelta(milliseconds=ts) if ts else None,
+            )
             current_tx = txid
         current.changes.append(change)
         current.kafka_offset = coord  # type: ignore[attr-defined]
@@ -176,7 +192,9 @@ def group_transactions(events: Iterable[dict], config: CdcConfig) -> Iterator[So
         yield current
 
 
-def apply_envelopes(applier: Applier, config: CdcConfig, events: Iterable[dict], batch_changes: int = 5000) -> ApplyResult:
+def apply_envelopes(
+    applier: Applier, config: CdcConfig, events: Iterable[dict], batch_changes: int = 5000
+) -> ApplyResult:
     """Apply a stream of envelopes in batches of whole transactions; returns the totals.
 
     If ``events`` has a ``commit(coord)`` method (the Kafka source), it is called with the last
@@ -233,9 +251,14 @@ class KafkaEnvelopes:
             from kafka import KafkaConsumer  # type: ignore[import-not-found]
         except ImportError as exc:
             raise RuntimeError("the Kafka consumer needs `pip install kafka-python`") from exc
-        self.consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap_servers.split(","), group_id=group_id,
-                                      enable_auto_commit=False, auto_offset_reset="earliest",
-                                      value_deserializer=lambda m: json.loads(m.decode("utf-8")) if m else None)
+        self.consumer = KafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers.split(","),
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            value_deserializer=lambda m: json.loads(m.decode("utf-8")) if m else None,
+        )
 
     def __iter__(self) -> Iterator[dict]:
         for message in self.consumer:
@@ -248,8 +271,12 @@ class KafkaEnvelopes:
         from kafka.structs import OffsetAndMetadata  # type: ignore[import-not-found]
 
         topic, partition, offset = coord
-        self.consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(offset + 1, None)})
+        self.consumer.commit(
+            {TopicPartition(topic, partition): OffsetAndMetadata(offset + 1, None)}
+        )
 
 
-def iter_kafka(bootstrap_servers: str, topics: list[str], group_id: str = "gfx-sync-cdc") -> KafkaEnvelopes:
+def iter_kafka(
+    bootstrap_servers: str, topics: list[str], group_id: str = "gfx-sync-cdc"
+) -> KafkaEnvelopes:
     return KafkaEnvelopes(bootstrap_servers, topics, group_id)

@@ -22,9 +22,9 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class Thresholds:
     max_lag_bytes: int = 256 * MB
-    max_lag_seconds: float = 300.0          # the CDC tables' freshness window (5 minutes)
+    max_lag_seconds: float = 300.0  # the CDC tables' freshness window (5 minutes)
     max_inactive_retained_bytes: int = 1024 * MB
-    caught_up_bytes: int = 1 * MB           # below this the consumer counts as caught up
+    caught_up_bytes: int = 1 * MB  # below this the consumer counts as caught up
 
 
 @dataclass(frozen=True)
@@ -43,30 +43,53 @@ class SlotHealth:
     stopped_reason: str | None = None
 
     def metadata(self) -> dict[str, object]:
-        return {f"slot_{k}" if not k.startswith("slot") else k: v for k, v in asdict(self).items() if v is not None}
+        return {
+            f"slot_{k}" if not k.startswith("slot") else k: v
+            for k, v in asdict(self).items()
+            if v is not None
+        }
 
 
-def slot_health(source: psycopg.Connection, target: psycopg.Connection, slot_name: str,
-                thresholds: Thresholds = Thresholds()) -> SlotHealth:
+def slot_health(
+    source: psycopg.Connection,
+    target: psycopg.Connection,
+    slot_name: str,
+    thresholds: Thresholds = Thresholds(),
+) -> SlotHealth:
     info = slot_info(source, slot_name)
     state = read_state(target, slot_name)
     if info is None:
         return SlotHealth(slot_name, False, last_commit_lsn=state and state["last_commit_lsn"])
     lag_seconds = 0.0
     if info.active and info.active_pid:
-        row = source.execute("SELECT extract(epoch FROM coalesce(flush_lag, interval '0'))::float8 "
-                             "FROM pg_stat_replication WHERE pid = %s", (info.active_pid,)).fetchone()
+        row = source.execute(
+            "SELECT extract(epoch FROM coalesce(flush_lag, interval '0'))::float8 "
+            "FROM pg_stat_replication WHERE pid = %s",
+            (info.active_pid,),
+        ).fetchone()
         lag_seconds = float(row[0]) if row else 0.0
     if info.lag_bytes > thresholds.caught_up_bytes:
-        row = target.execute("SELECT extract(epoch FROM now() - coalesce(last_applied_at, snapshot_completed_at))::float8 "
-                             "FROM platform.gfx_cdc_state WHERE slot_name = %s", (slot_name,)).fetchone()
+        row = target.execute(
+            "SELECT extract(epoch FROM now() - coalesce(last_applied_at, snapshot_completed_at))::float8 "
+            "FROM platform.gfx_cdc_state WHERE slot_name = %s",
+            (slot_name,),
+        ).fetchone()
         if row and row[0] is not None:
             lag_seconds = max(lag_seconds, float(row[0]))
     return SlotHealth(
-        slot_name, True, info.active, info.wal_status, info.lag_bytes, info.retained_bytes, info.safe_wal_size,
-        round(lag_seconds, 3), state and state["last_commit_lsn"],
+        slot_name,
+        True,
+        info.active,
+        info.wal_status,
+        info.lag_bytes,
+        info.retained_bytes,
+        info.safe_wal_size,
+        round(lag_seconds, 3),
+        state and state["last_commit_lsn"],
         state and state["last_applied_at"] and state["last_applied_at"].isoformat(),
-        state and state["last_apply_lag_ms"], state and state["stopped_reason"])
+        state and state["last_apply_lag_ms"],
+        state and state["stopped_reason"],
+    )
 
 
 @dataclass(frozen=True)
@@ -80,15 +103,34 @@ class Verdict:
 def evaluate(h: SlotHealth, t: Thresholds) -> list[Verdict]:
     """The slot's verdicts: lag (bytes and seconds), WAL retention while inactive, slot lost, stopped."""
     if not h.exists:
-        return [Verdict("slot_missing", False, f"replication slot {h.slot_name} does not exist (run the CDC init)", "error")]
+        return [
+            Verdict(
+                "slot_missing",
+                False,
+                f"replication slot {h.slot_name} does not exist (run the CDC init)",
+                "error",
+            )
+        ]
     out = [
-        Verdict("lag_bytes", h.lag_bytes <= t.max_lag_bytes,
-                f"{h.lag_bytes} bytes of WAL not yet applied (threshold {t.max_lag_bytes})", "warning"),
-        Verdict("lag_seconds", h.lag_seconds <= t.max_lag_seconds,
-                f"lag {h.lag_seconds:.1f}s (threshold {t.max_lag_seconds:.0f}s)", "warning"),
-        Verdict("inactive_slot_wal", h.active or h.retained_bytes <= t.max_inactive_retained_bytes,
-                f"slot {'active' if h.active else 'INACTIVE'} retaining {h.retained_bytes} bytes of WAL "
-                f"(threshold {t.max_inactive_retained_bytes} while inactive)", "critical"),
+        Verdict(
+            "lag_bytes",
+            h.lag_bytes <= t.max_lag_bytes,
+            f"{h.lag_bytes} bytes of WAL not yet applied (threshold {t.max_lag_bytes})",
+            "warning",
+        ),
+        Verdict(
+            "lag_seconds",
+            h.lag_seconds <= t.max_lag_seconds,
+            f"lag {h.lag_seconds:.1f}s (threshold {t.max_lag_seconds:.0f}s)",
+            "warning",
+        ),
+        Verdict(
+            "inactive_slot_wal",
+            h.active or h.retained_bytes <= t.max_inactive_retained_bytes,
+            f"slot {'active' if h.active else 'INACTIVE'} retaining {h.retained_bytes} bytes of WAL "
+            f"(threshold {t.max_inactive_retained_bytes} while inactive)",
+            "critical",
+        ),
         Verdict("slot_lost", h.wal_status != "lost", f"wal_status={h.wal_status}", "critical"),
     ]
     if h.stopped_reason:
@@ -102,26 +144,41 @@ def record_alerts(target: psycopg.Connection, h: SlotHealth, verdicts: list[Verd
     Returns the names of the alerts raised now.
     """
     raised: list[str] = []
-    has_notifications = target.execute("SELECT to_regclass('public.notifications') IS NOT NULL").fetchone()[0]
+    has_notifications = target.execute(
+        "SELECT to_regclass('public.notifications') IS NOT NULL"
+    ).fetchone()[0]
     for v in verdicts:
         open_row = target.execute(
             "SELECT 1 FROM platform.gfx_cdc_alerts WHERE slot_name = %s AND alert = %s AND cleared_at IS NULL",
-            (h.slot_name, v.name)).fetchone()
+            (h.slot_name, v.name),
+        ).fetchone()
         if v.passed:
             if open_row:
-                target.execute("UPDATE platform.gfx_cdc_alerts SET cleared_at = now() "
-                               "WHERE slot_name = %s AND alert = %s AND cleared_at IS NULL", (h.slot_name, v.name))
+                target.execute(
+                    "UPDATE platform.gfx_cdc_alerts SET cleared_at = now() "
+                    "WHERE slot_name = %s AND alert = %s AND cleared_at IS NULL",
+                    (h.slot_name, v.name),
+                )
             continue
         if open_row or v.severity == "warning":
             continue
         details = json.dumps(h.metadata(), default=str)
-        target.execute("INSERT INTO platform.gfx_cdc_alerts (slot_name, alert, message, details) VALUES (%s, %s, %s, %s)",
-                       (h.slot_name, v.name, v.message, details))
+        target.execute(
+            "INSERT INTO platform.gfx_cdc_alerts (slot_name, alert, message, details) VALUES (%s, %s, %s, %s)",
+            (h.slot_name, v.name, v.message, details),
+        )
         if has_notifications:
             target.execute(
                 "INSERT INTO public.notifications (type, severity, title, message, metadata, target_user) "
                 "VALUES (%s, %s, %s, %s, %s::jsonb, 'admin')",
-                (f"cdc_{v.name}", v.severity, f"CDC 슬롯 경고: {h.slot_name} ({v.name})", v.message, details))
+                (
+                    f"cdc_{v.name}",
+                    v.severity,
+                    f"CDC 슬롯 경고: {h.slot_name} ({v.name})",
+                    v.message,
+                    details,
+                ),
+            )
         raised.append(v.name)
     target.commit()
     return raised

@@ -26,13 +26,41 @@ PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 # Built-in type OIDs (stable across PostgreSQL versions) and their format_type() names.
 TYPE_NAMES: dict[int, str] = {
-    16: "boolean", 17: "bytea", 18: "\"char\"", 19: "name", 20: "bigint", 21: "smallint", 23: "integer",
-    25: "text", 26: "oid", 114: "json", 142: "xml", 700: "real", 701: "double precision", 869: "inet",
-    1000: "boolean[]", 1005: "smallint[]", 1007: "integer[]", 1009: "text[]", 1015: "character varying[]",
-    1016: "bigint[]", 1042: "character", 1043: "character varying", 1082: "date",
-    1083: "time without time zone", 1114: "timestamp without time zone", 1115: "timestamp without time zone[]",
-    1184: "timestamp with time zone", 1185: "timestamp with time zone[]", 1186: "interval",
-    1266: "time with time zone", 1700: "numeric", 2950: "uuid", 2951: "uuid[]", 3802: "jsonb", 3807: "jsonb[]",
+    16: "boolean",
+    17: "bytea",
+    18: '"char"',
+    19: "name",
+    20: "bigint",
+    21: "smallint",
+    23: "integer",
+    25: "text",
+    26: "oid",
+    114: "json",
+    142: "xml",
+    700: "real",
+    701: "double precision",
+    869: "inet",
+    1000: "boolean[]",
+    1005: "smallint[]",
+    1007: "integer[]",
+    1009: "text[]",
+    1015: "character varying[]",
+    1016: "bigint[]",
+    1042: "character",
+    1043: "character varying",
+    1082: "date",
+    1083: "time without time zone",
+    1114: "timestamp without time zone",
+    1115: "timestamp without time zone[]",
+    1184: "timestamp with time zone",
+    1185: "timestamp with time zone[]",
+    1186: "interval",
+    1266: "time with time zone",
+    1700: "numeric",
+    2950: "uuid",
+    2951: "uuid[]",
+    3802: "jsonb",
+    3807: "jsonb[]",
 }
 
 
@@ -57,6 +85,7 @@ def format_type_name(type_oid: int, typmod: int, custom_names: dict[int, str] | 
 
 
 # -- messages -----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Begin:
@@ -130,8 +159,10 @@ class _Reader:
 
     def _take(self, n: int) -> memoryview:
         if self.pos + n > len(self.buf):
-            raise DecodeError(f"message truncated: need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos}")
-        out = self.buf[self.pos:self.pos + n]
+            raise DecodeError(
+                f"message truncated: need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos}"
+            )
+        out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -157,10 +188,10 @@ class _Reader:
         return struct.unpack("!Q", self._take(8))[0]
 
     def string(self) -> str:
-        end = bytes(self.buf[self.pos:]).find(b"\0")
+        end = bytes(self.buf[self.pos :]).find(b"\0")
         if end < 0:
             raise DecodeError(f"unterminated string at offset {self.pos}")
-        out = bytes(self.buf[self.pos:self.pos + end]).decode("utf-8")
+        out = bytes(self.buf[self.pos : self.pos + end]).decode("utf-8")
         self.pos += end + 1
         return out
 
@@ -174,7 +205,7 @@ class _Reader:
         pos = self.pos
         if pos + 2 > end:
             raise DecodeError(f"message truncated: need 2 bytes at offset {pos}, have {end - pos}")
-        n = int.from_bytes(buf[pos:pos + 2], "big", signed=True)
+        n = int.from_bytes(buf[pos : pos + 2], "big", signed=True)
         pos += 2
         values: list[object] = []
         append = values.append
@@ -184,11 +215,11 @@ class _Reader:
             kind = buf[pos]
             pos += 1
             if kind == 116 or kind == 98:  # 't' text, 'b' binary
-                length = int.from_bytes(buf[pos:pos + 4], "big", signed=True)
+                length = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
                 pos += 4
                 if pos + length > end:
                     raise DecodeError(f"message truncated: value of {length} bytes at offset {pos}")
-                raw = buf[pos:pos + length]
+                raw = buf[pos : pos + length]
                 append(raw.decode("utf-8") if kind == 116 else raw)
                 pos += length
             elif kind == 110:  # 'n'
@@ -210,7 +241,9 @@ def decode_message(data: bytes) -> object:
     if tag == "B":
         return Begin(final_lsn=r.uint64(), commit_time=r.timestamp(), xid=r.uint32())
     if tag == "C":
-        return Commit(flags=r.int8(), commit_lsn=r.uint64(), end_lsn=r.uint64(), commit_time=r.timestamp())
+        return Commit(
+            flags=r.int8(), commit_lsn=r.uint64(), end_lsn=r.uint64(), commit_time=r.timestamp()
+        )
     if tag == "O":
         return Origin(lsn=r.uint64(), name=r.string())
     if tag == "R":
@@ -289,7 +322,9 @@ class StreamDecoder:
     @staticmethod
     def _row(rel: Relation, values: tuple) -> dict[str, object]:
         if len(values) != len(rel.columns):
-            raise DecodeError(f"{rel.qualified_name}: {len(values)} values for {len(rel.columns)} columns")
+            raise DecodeError(
+                f"{rel.qualified_name}: {len(values)} values for {len(rel.columns)} columns"
+            )
         return dict(zip(rel.column_names, values))
 
     @staticmethod
@@ -303,12 +338,19 @@ class StreamDecoder:
         if isinstance(msg, Begin):
             if self._tx is not None:
                 raise DecodeError(f"Begin of xid {msg.xid} inside open transaction {self._tx.xid}")
-            self._tx = SourceTransaction(xid=msg.xid, commit_lsn=msg.final_lsn, end_lsn=0, commit_time=msg.commit_time)
+            self._tx = SourceTransaction(
+                xid=msg.xid, commit_lsn=msg.final_lsn, end_lsn=0, commit_time=msg.commit_time
+            )
             return None
         if isinstance(msg, Relation):
             cols = tuple(
-                Column(c.name, c.type_oid, c.type_modifier, c.is_key,
-                       format_type_name(c.type_oid, c.type_modifier, self.type_names))
+                Column(
+                    c.name,
+                    c.type_oid,
+                    c.type_modifier,
+                    c.is_key,
+                    format_type_name(c.type_oid, c.type_modifier, self.type_names),
+                )
                 for c in msg.columns
             )
             rel = Relation(msg.relid, msg.schema, msg.name, msg.replica_identity, cols)
@@ -317,7 +359,11 @@ class StreamDecoder:
                 self._tx.relations[rel.qualified_name] = rel
             return None
         if isinstance(msg, TypeMsg):
-            self.type_names[msg.type_oid] = f"{msg.schema}.{msg.name}" if msg.schema not in ("", "public", "pg_catalog") else msg.name
+            self.type_names[msg.type_oid] = (
+                f"{msg.schema}.{msg.name}"
+                if msg.schema not in ("", "public", "pg_catalog")
+                else msg.name
+            )
             return None
         if isinstance(msg, (Origin, LogicalMessage)):
             return None
@@ -332,7 +378,9 @@ class StreamDecoder:
             raise DecodeError(f"{type(msg).__name__} outside a transaction")
         if isinstance(msg, Insert):
             rel = self._relation(msg.relid)
-            tx.changes.append(RowChange("insert", rel.schema, rel.name, new=self._row(rel, msg.new)))
+            tx.changes.append(
+                RowChange("insert", rel.schema, rel.name, new=self._row(rel, msg.new))
+            )
         elif isinstance(msg, Update):
             rel = self._relation(msg.relid)
             new = self._row(rel, msg.new)
@@ -340,20 +388,34 @@ class StreamDecoder:
             if msg.old is not None:
                 candidate = self._key(rel, msg.old)
                 # 'O' (replica identity full) is sent on every update; only a changed key matters.
-                if any(new.get(k) is not UNCHANGED and new.get(k) != v for k, v in candidate.items()):
+                if any(
+                    new.get(k) is not UNCHANGED and new.get(k) != v for k, v in candidate.items()
+                ):
                     old_key = candidate
                 if msg.old_kind == "O":
                     # with REPLICA IDENTITY FULL an unchanged TOAST value is in the old tuple
                     old_row = self._row(rel, msg.old)
-                    new = {k: (old_row[k] if v is UNCHANGED and old_row[k] is not UNCHANGED else v) for k, v in new.items()}
+                    new = {
+                        k: (old_row[k] if v is UNCHANGED and old_row[k] is not UNCHANGED else v)
+                        for k, v in new.items()
+                    }
             tx.changes.append(RowChange("update", rel.schema, rel.name, new=new, old_key=old_key))
         elif isinstance(msg, Delete):
             rel = self._relation(msg.relid)
-            tx.changes.append(RowChange("delete", rel.schema, rel.name, old_key=self._key(rel, msg.old)))
+            tx.changes.append(
+                RowChange("delete", rel.schema, rel.name, old_key=self._key(rel, msg.old))
+            )
         elif isinstance(msg, Truncate):
             rels = [self._relation(r) for r in msg.relids]
-            tx.changes.append(RowChange("truncate", rels[0].schema, rels[0].name,
-                                        tables=tuple(r.qualified_name for r in rels), cascade=msg.cascade))
+            tx.changes.append(
+                RowChange(
+                    "truncate",
+                    rels[0].schema,
+                    rels[0].name,
+                    tables=tuple(r.qualified_name for r in rels),
+                    cascade=msg.cascade,
+                )
+            )
         return None
 
     def feed_all(self, messages: Iterable[bytes]) -> Iterator[SourceTransaction]:
@@ -364,6 +426,7 @@ class StreamDecoder:
 
 
 # -- text -> Python -------------------------------------------------------------------------
+
 
 def _bool(text: str) -> bool:
     return text in ("t", "true")
@@ -388,9 +451,22 @@ def _bytea(text: str) -> bytes:
 
 
 CONVERTERS = {
-    16: _bool, 20: int, 21: int, 23: int, 26: int, 700: float, 701: float, 1700: Decimal,
-    114: json.loads, 3802: json.loads, 17: _bytea, 1082: date.fromisoformat, 1083: time.fromisoformat,
-    1114: _timestamp, 1184: _timestamp, 2950: uuid.UUID,
+    16: _bool,
+    20: int,
+    21: int,
+    23: int,
+    26: int,
+    700: float,
+    701: float,
+    1700: Decimal,
+    114: json.loads,
+    3802: json.loads,
+    17: _bytea,
+    1082: date.fromisoformat,
+    1083: time.fromisoformat,
+    1114: _timestamp,
+    1184: _timestamp,
+    2950: uuid.UUID,
 }
 
 

@@ -37,8 +37,16 @@ def _pgoutput_options(config: CdcConfig) -> dict[str, str]:
 
 # -- SQL drain (sensor runs) ---------------------------------------------------------------------
 
-def drain_via_sql(source_dsn: str, applier: Applier, config: CdcConfig, *, max_changes_per_call: int = 10000,
-                  max_seconds: float = 60.0, on_batch: Callable[[ApplyResult], None] | None = None) -> ApplyResult:
+
+def drain_via_sql(
+    source_dsn: str,
+    applier: Applier,
+    config: CdcConfig,
+    *,
+    max_changes_per_call: int = 10000,
+    max_seconds: float = 60.0,
+    on_batch: Callable[[ApplyResult], None] | None = None,
+) -> ApplyResult:
     """Apply everything the slot holds (up to ``max_seconds``), advancing the slot after each commit.
 
     Raises:
@@ -51,12 +59,18 @@ def drain_via_sql(source_dsn: str, applier: Applier, config: CdcConfig, *, max_c
         src.execute("SET TimeZone = 'UTC'")  # timestamptz text (and so partition keys) in UTC
         info = slot_info(src, config.slot_name)
         if info is None:
-            raise SlotStateMismatch(f"slot {config.slot_name} does not exist; run `python -m gfx_sync.cdc init`")
+            raise SlotStateMismatch(
+                f"slot {config.slot_name} does not exist; run `python -m gfx_sync.cdc init`"
+            )
         assert_slot_usable(info)
         if info.active:
-            raise SlotBusy(f"slot {config.slot_name} is held by pid {info.active_pid} (the streaming worker?)")
+            raise SlotBusy(
+                f"slot {config.slot_name} is held by pid {info.active_pid} (the streaming worker?)"
+            )
         if applier.last_applied_lsn() is None:
-            raise SlotStateMismatch(f"no applied position for {config.slot_name}; run `python -m gfx_sync.cdc init`")
+            raise SlotStateMismatch(
+                f"no applied position for {config.slot_name}; run `python -m gfx_sync.cdc init`"
+            )
         confirmed = info.confirmed_flush_lsn
         while True:
             upto = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
@@ -64,7 +78,8 @@ def drain_via_sql(source_dsn: str, applier: Applier, config: CdcConfig, *, max_c
                 rows = src.execute(
                     "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s, "
                     "'proto_version', '1', 'publication_names', %s)",
-                    (config.slot_name, upto, max_changes_per_call, config.publication)).fetchall()
+                    (config.slot_name, upto, max_changes_per_call, config.publication),
+                ).fetchall()
             except psycopg.errors.ObjectInUse as exc:
                 raise SlotBusy(str(exc).strip()) from exc
             decoder = StreamDecoder()
@@ -76,7 +91,10 @@ def drain_via_sql(source_dsn: str, applier: Applier, config: CdcConfig, *, max_c
             complete = len(rows) < max_changes_per_call
             moveto = lsn_to_int(upto) if complete else max((t.end_lsn for t in txs), default=0)
             if moveto > confirmed:
-                src.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (config.slot_name, int_to_lsn(moveto)))
+                src.execute(
+                    "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
+                    (config.slot_name, int_to_lsn(moveto)),
+                )
                 confirmed = moveto
             if complete or time.monotonic() - started > max_seconds:
                 break
@@ -101,20 +119,24 @@ def peek_pending(source_dsn: str, config: CdcConfig, *, advance_when_empty: bool
             row = src.execute(
                 "SELECT count(*) FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, 1, "
                 "'proto_version', '1', 'publication_names', %s)",
-                (config.slot_name, upto, config.publication)).fetchone()
+                (config.slot_name, upto, config.publication),
+            ).fetchone()
         except psycopg.errors.ObjectInUse as exc:
             raise SlotBusy(str(exc).strip()) from exc
         if row[0]:
             return True
         if advance_when_empty and lsn_to_int(upto) > info.confirmed_flush_lsn:
             try:
-                src.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (config.slot_name, upto))
+                src.execute(
+                    "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (config.slot_name, upto)
+                )
             except psycopg.errors.ObjectInUse as exc:
                 raise SlotBusy(str(exc).strip()) from exc
         return False
 
 
 # -- streaming worker ------------------------------------------------------------------------------
+
 
 class ReplicationStream:
     """A walsender connection streaming ``pgoutput`` from the slot (psycopg2)."""
@@ -125,21 +147,32 @@ class ReplicationStream:
 
         self.config = config
         try:
-            self.conn = psycopg2.connect(source_dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection,
-                                         options="-c TimeZone=UTC", application_name="gfx-cdc-worker")
+            self.conn = psycopg2.connect(
+                source_dsn,
+                connection_factory=psycopg2.extras.LogicalReplicationConnection,
+                options="-c TimeZone=UTC",
+                application_name="gfx-cdc-worker",
+            )
         except psycopg2.OperationalError as exc:
             raise SlotBusy(f"cannot open the replication connection: {str(exc).strip()}") from exc
         self.cur = self.conn.cursor()
         try:
-            self.cur.start_replication(slot_name=config.slot_name, decode=False, start_lsn=start_lsn,
-                                       options=_pgoutput_options(config), status_interval=1)
+            self.cur.start_replication(
+                slot_name=config.slot_name,
+                decode=False,
+                start_lsn=start_lsn,
+                options=_pgoutput_options(config),
+                status_interval=1,
+            )
         except psycopg2.errors.ObjectInUse as exc:
             self.conn.close()
             raise SlotBusy(str(exc).strip()) from exc
         self.decoder = StreamDecoder()
         self.confirmed = start_lsn
 
-    def read_batch(self, max_changes: int, max_seconds: float, idle_wait: float) -> list[SourceTransaction]:
+    def read_batch(
+        self, max_changes: int, max_seconds: float, idle_wait: float
+    ) -> list[SourceTransaction]:
         """Whole transactions: returns at ``max_changes``/``max_seconds`` (at a commit) or when idle."""
         txs: list[SourceTransaction] = []
         changes = 0
@@ -160,19 +193,28 @@ class ReplicationStream:
             now = time.monotonic()
             if not self.decoder.in_transaction and not txs and now >= idle_deadline:
                 return txs
-            wait = max(0.0, (idle_deadline if not txs and not self.decoder.in_transaction else deadline) - now)
+            wait = max(
+                0.0,
+                (idle_deadline if not txs and not self.decoder.in_transaction else deadline) - now,
+            )
             select.select([self.conn], [], [], min(max(wait, 0.01), 1.0))
 
     def confirm(self, lsn: int) -> None:
         """Tell the source everything up to ``lsn`` is durable on the target (only ever after the commit)."""
         if lsn > self.confirmed:
             self.confirmed = lsn
-        self.cur.send_feedback(write_lsn=self.confirmed, flush_lsn=self.confirmed, apply_lsn=self.confirmed, force=True)
+        self.cur.send_feedback(
+            write_lsn=self.confirmed, flush_lsn=self.confirmed, apply_lsn=self.confirmed, force=True
+        )
 
     def confirm_idle(self) -> None:
         """Idle with no transaction open: everything before the server's sent position is applied,
         so confirm it too; otherwise the slot would retain WAL written by unrelated tables."""
-        if not self.decoder.in_transaction and self.cur.wal_end and self.cur.wal_end > self.confirmed:
+        if (
+            not self.decoder.in_transaction
+            and self.cur.wal_end
+            and self.cur.wal_end > self.confirmed
+        ):
             self.confirm(self.cur.wal_end)
 
     def close(self) -> None:
@@ -195,7 +237,9 @@ class MaterializationReporter:
     """Turns applied batches into ``AssetMaterialization`` events for ``[supabase, public, <table>]``,
     at most one per table (and partition) every ``interval_s`` so the event log is not flooded."""
 
-    def __init__(self, emit: Callable[[object], None], interval_s: float = 5.0, slot_name: str = ""):
+    def __init__(
+        self, emit: Callable[[object], None], interval_s: float = 5.0, slot_name: str = ""
+    ):
         self.emit = emit
         self.interval_s = interval_s
         self.slot_name = slot_name
@@ -207,7 +251,9 @@ class MaterializationReporter:
             self.pending.merge(result)
 
     def maybe_flush(self, force: bool = False) -> int:
-        if not self.pending.tables or (not force and time.monotonic() - self.last_flush < self.interval_s):
+        if not self.pending.tables or (
+            not force and time.monotonic() - self.last_flush < self.interval_s
+        ):
             return 0
         events = materializations(self.pending, self.slot_name)
         for ev in events:
@@ -237,28 +283,51 @@ def materializations(result: ApplyResult, slot_name: str, extra: dict | None = N
     events = []
     for qualified, t in sorted(result.tables.items()):
         schema, table = qualified.split(".", 1)
-        meta = {"inserts": t.inserts, "updates": t.updates, "deletes": t.deletes, "truncates": t.truncates,
-                "quarantined": t.quarantined, "dagster/row_count_changed": t.changes, "cdc_slot": slot_name,
-                "last_commit_lsn": int_to_lsn(result.last_end_lsn),
-                "commit_to_apply_lag_ms": round(result.max_lag_ms, 1), **(extra or {})}
+        meta = {
+            "inserts": t.inserts,
+            "updates": t.updates,
+            "deletes": t.deletes,
+            "truncates": t.truncates,
+            "quarantined": t.quarantined,
+            "dagster/row_count_changed": t.changes,
+            "cdc_slot": slot_name,
+            "last_commit_lsn": int_to_lsn(result.last_end_lsn),
+            "commit_to_apply_lag_ms": round(result.max_lag_ms, 1),
+            **(extra or {}),
+        }
         key = dg.AssetKey(["supabase", schema, table])
         partitions = sorted(p for p in t.partitions if _valid_partition(p)) or [None]
         for p in partitions:
-            events.append(dg.AssetMaterialization(asset_key=key, partition=p, metadata=meta,
-                                                  description="applied by the gfx_sync CDC stream"))
+            events.append(
+                dg.AssetMaterialization(
+                    asset_key=key,
+                    partition=p,
+                    metadata=meta,
+                    description="applied by the gfx_sync CDC stream",
+                )
+            )
     return events
 
 
 class Worker:
     """The long-running streaming worker: read → apply (one target transaction) → confirm."""
 
-    def __init__(self, source_dsn: str, target_dsn: str, config: CdcConfig, *,
-                 emit: Callable[[object], None] | None = None, report_interval_s: float = 5.0,
-                 idle_wait_s: float = 0.5):
+    def __init__(
+        self,
+        source_dsn: str,
+        target_dsn: str,
+        config: CdcConfig,
+        *,
+        emit: Callable[[object], None] | None = None,
+        report_interval_s: float = 5.0,
+        idle_wait_s: float = 0.5,
+    ):
         self.source_dsn = source_dsn
         self.target_dsn = target_dsn
         self.config = config
-        self.reporter = MaterializationReporter(emit, report_interval_s, config.slot_name) if emit else None
+        self.reporter = (
+            MaterializationReporter(emit, report_interval_s, config.slot_name) if emit else None
+        )
         self.idle_wait_s = idle_wait_s
         self.stats = WorkerStats()
         self.stop_event = threading.Event()
@@ -274,11 +343,15 @@ class Worker:
         try:
             start = applier.last_applied_lsn()
             if start is None:
-                raise SlotStateMismatch(f"no applied position for {self.config.slot_name}; run `python -m gfx_sync.cdc init`")
+                raise SlotStateMismatch(
+                    f"no applied position for {self.config.slot_name}; run `python -m gfx_sync.cdc init`"
+                )
             stream = ReplicationStream(self.source_dsn, self.config, start)
             log.info("streaming slot %s from %s", self.config.slot_name, int_to_lsn(start))
             while not self.stop_event.is_set():
-                txs = stream.read_batch(self.config.max_batch_changes, self.config.max_batch_seconds, self.idle_wait_s)
+                txs = stream.read_batch(
+                    self.config.max_batch_changes, self.config.max_batch_seconds, self.idle_wait_s
+                )
                 if txs:
                     result = applier.apply(txs)
                     stream.confirm(result.last_end_lsn)  # after the target commit, never before

@@ -50,7 +50,8 @@ def require_logical(wal_level: str) -> None:
     if wal_level != "logical":
         raise WalLevelNotLogical(
             f"source wal_level is {wal_level!r}; logical replication needs 'logical' "
-            "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)")
+            "(ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)"
+        )
 
 
 def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
@@ -63,11 +64,13 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
     """
     require_logical(conn.execute("SHOW wal_level").fetchone()[0])
     user, can = conn.execute(
-        "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        "SELECT current_user, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
     if not can:
         raise ReplicationPermissionError(
             f"source user {user!r} lacks the REPLICATION attribute (ALTER ROLE {user} WITH REPLICATION; "
-            "on a managed service grant its replication role)")
+            "on a managed service grant its replication role)"
+        )
     for t in config.tables:
         row = conn.execute(
             """SELECT c.relreplident,
@@ -75,32 +78,49 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')""",
-            (t.schema, t.name)).fetchone()
+            (t.schema, t.name),
+        ).fetchone()
         if row is None:
-            raise MissingReplicaIdentity(f"published table {t.qualified_name} does not exist on the source")
+            raise MissingReplicaIdentity(
+                f"published table {t.qualified_name} does not exist on the source"
+            )
         ident, has_pk, has_ident_index = row
         if ident == "n" or (ident == "d" and not has_pk) or (ident == "i" and not has_ident_index):
             raise MissingReplicaIdentity(
                 f"{t.qualified_name} has no primary key or replica identity (relreplident={ident!r}); "
                 f"updates and deletes could not be replicated. Add a primary key, or "
-                f"ALTER TABLE {t.qualified_name} REPLICA IDENTITY FULL")
+                f"ALTER TABLE {t.qualified_name} REPLICA IDENTITY FULL"
+            )
 
 
 def ensure_publication(conn: psycopg.Connection, config: CdcConfig) -> list[str]:
     """Create the publication (or add the tables it lacks); return the tables added. Commits."""
-    exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (config.publication,)).fetchone()
+    exists = conn.execute(
+        "SELECT 1 FROM pg_publication WHERE pubname = %s", (config.publication,)
+    ).fetchone()
     idents = [sql.Identifier(t.schema, t.name) for t in config.tables]
     if not exists:
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-            sql.Identifier(config.publication), sql.SQL(", ").join(idents)))
+        conn.execute(
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                sql.Identifier(config.publication), sql.SQL(", ").join(idents)
+            )
+        )
         conn.commit()
         return [t.qualified_name for t in config.tables]
-    have = {f"{s}.{n}" for s, n in conn.execute(
-        "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s", (config.publication,))}
+    have = {
+        f"{s}.{n}"
+        for s, n in conn.execute(
+            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+            (config.publication,),
+        )
+    }
     missing = [t for t in config.tables if t.qualified_name not in have]
     for t in missing:
-        conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
-            sql.Identifier(config.publication), sql.Identifier(t.schema, t.name)))
+        conn.execute(
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                sql.Identifier(config.publication), sql.Identifier(t.schema, t.name)
+            )
+        )
     conn.commit()
     return [t.qualified_name for t in missing]
 
@@ -109,25 +129,38 @@ def slot_info(conn: psycopg.Connection, slot_name: str) -> SlotInfo | None:
     row = conn.execute(
         """SELECT slot_name, database, active, active_pid, restart_lsn::text, confirmed_flush_lsn::text,
                   wal_status, pg_current_wal_lsn()::text, safe_wal_size
-             FROM pg_replication_slots WHERE slot_name = %s""", (slot_name,)).fetchone()
+             FROM pg_replication_slots WHERE slot_name = %s""",
+        (slot_name,),
+    ).fetchone()
     if row is None:
         return None
-    return SlotInfo(row[0], row[1], row[2], row[3], lsn_to_int(row[4]), lsn_to_int(row[5]), row[6],
-                    lsn_to_int(row[7]), row[8])
+    return SlotInfo(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        lsn_to_int(row[4]),
+        lsn_to_int(row[5]),
+        row[6],
+        lsn_to_int(row[7]),
+        row[8],
+    )
 
 
 def assert_slot_usable(info: SlotInfo) -> None:
     if info.wal_status == "lost":
         raise SlotInvalidated(
             f"replication slot {info.slot_name} is invalidated (wal_status=lost): the source removed WAL it "
-            "still needed. Run `python -m gfx_sync.cdc init --resnapshot` to recreate it and re-copy the tables")
+            "still needed. Run `python -m gfx_sync.cdc init --resnapshot` to recreate it and re-copy the tables"
+        )
 
 
 def drop_slot(conn: psycopg.Connection, slot_name: str) -> bool:
     """Drop the slot if it exists and nobody holds it; return whether it was dropped."""
     row = conn.execute(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
-        (slot_name,)).fetchone()
+        (slot_name,),
+    ).fetchone()
     conn.commit()
     return row is not None
 
@@ -147,18 +180,24 @@ def create_slot_with_snapshot(dsn: str, slot_name: str) -> Iterator[tuple[int, s
     import psycopg2.extras
 
     try:
-        conn = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        conn = psycopg2.connect(
+            dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection
+        )
     except psycopg2.OperationalError as exc:
         msg = str(exc).strip()
         if "replication" in msg and ("permission" in msg or "pg_hba" in msg or "must be" in msg):
-            raise ReplicationPermissionError(f"cannot open a replication connection: {msg}") from exc
+            raise ReplicationPermissionError(
+                f"cannot open a replication connection: {msg}"
+            ) from exc
         raise
     try:
         cur = conn.cursor()
         try:
             cur.execute(f'CREATE_REPLICATION_SLOT "{slot_name}" LOGICAL pgoutput EXPORT_SNAPSHOT')
         except psycopg2.errors.InsufficientPrivilege as exc:
-            raise ReplicationPermissionError(f"cannot create slot {slot_name}: {str(exc).strip()}") from exc
+            raise ReplicationPermissionError(
+                f"cannot create slot {slot_name}: {str(exc).strip()}"
+            ) from exc
         _name, consistent_point, snapshot_name, _plugin = cur.fetchone()
         yield lsn_to_int(consistent_point), snapshot_name
     finally:

@@ -27,7 +27,9 @@ STAND_INS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m resources.emulators", description=__doc__)
     parser.add_argument("--seed", type=int, default=20261121)
-    parser.add_argument("--scale", default="demo", help="demo data size for stand-ins that seed themselves")
+    parser.add_argument(
+        "--scale", default="demo", help="demo data size for stand-ins that seed themselves"
+    )
     parser.add_argument("--only", nargs="*", help="serve only these stand-ins")
     args = parser.parse_args(argv)
     servers = []
@@ -41,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[emulators] {port_name}: no stand-in module yet, skipped", flush=True)
                 continue
             raise
-        server = EmulatorServer(mod.create_app(seed=args.seed, scale=args.scale), EMULATOR_PORTS[port_name], port_name)
+        server = EmulatorServer(
+            mod.create_app(seed=args.seed, scale=args.scale), EMULATOR_PORTS[port_name], port_name
+        )
         server.start()
         servers.append(server)
         print(f"[emulators] {port_name} listening on {server.url}", flush=True)

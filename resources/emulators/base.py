@@ -32,9 +32,9 @@ class Faults:
     latency_ms: int = 0
     error_rate: float = 0.0
     error_status: int = 503
-    burst_429: int = 0          # the next N requests answer 429
-    retry_after_s: int = 1      # Retry-After sent with injected 429s
-    down: bool = False          # every request answers 503 (or closes, see down_mode)
+    burst_429: int = 0  # the next N requests answer 429
+    retry_after_s: int = 1  # Retry-After sent with injected 429s
+    down: bool = False  # every request answers 503 (or closes, see down_mode)
     seed: int = 7
 
 
@@ -43,7 +43,9 @@ class FaultInjector:
     """Holds the current faults and decides, request by request, what to inject."""
 
     faults: Faults = field(default_factory=Faults)
-    injected: dict[str, int] = field(default_factory=lambda: {"down": 0, "429": 0, "error": 0, "delayed": 0})
+    injected: dict[str, int] = field(
+        default_factory=lambda: {"down": 0, "429": 0, "error": 0, "delayed": 0}
+    )
     requests: int = 0
 
     def __post_init__(self) -> None:
@@ -95,8 +97,13 @@ def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Sta
     """
 
     async def get_faults(request: Request) -> Response:
-        return JSONResponse({"faults": asdict(injector.faults), "injected": injector.injected,
-                             "requests": injector.requests})
+        return JSONResponse(
+            {
+                "faults": asdict(injector.faults),
+                "injected": injector.injected,
+                "requests": injector.requests,
+            }
+        )
 
     async def put_faults(request: Request) -> Response:
         try:
@@ -112,12 +119,14 @@ def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Sta
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    admin = Starlette(routes=[
-        Route("/faults", get_faults, methods=["GET"]),
-        Route("/faults", put_faults, methods=["PUT", "POST"]),
-        Route("/faults/reset", reset, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ])
+    admin = Starlette(
+        routes=[
+            Route("/faults", get_faults, methods=["GET"]),
+            Route("/faults", put_faults, methods=["PUT", "POST"]),
+            Route("/faults/reset", reset, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
     outer = Starlette(routes=[Mount(ADMIN_PREFIX, app=admin), Mount("/", app=app)])
 
     async def fault_middleware(scope, receive, send):
@@ -128,7 +137,7 @@ def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Sta
             await asyncio.sleep(delay)
         if status is None:
             return await outer(scope, receive, send)
-        body, headers = (error_body(status) if error_body else ({"error": f"injected {status}"}, {}))
+        body, headers = error_body(status) if error_body else ({"error": f"injected {status}"}, {})
         if status == 429:
             headers = {"Retry-After": str(injector.faults.retry_after_s), **headers}
         return await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
@@ -154,9 +163,19 @@ class EmulatorServer:
         self.app = app
         self.port = port or free_port()
         self.name = name
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="off", access_log=False))
-        self._thread = threading.Thread(target=self._server.run, name=f"{name}:{self.port}", daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"{name}:{self.port}", daemon=True
+        )
 
     @property
     def url(self) -> str:

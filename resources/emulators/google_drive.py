@@ -43,22 +43,41 @@ from resources.emulators.notion import DRIVE_ROOT_FOLDER_LOCAL, DriveFileSpec, c
 from resources.environment import EMULATOR_PORTS
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
-MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "not_image": "image/jpeg",
-        "too_large": "image/jpeg"}
+MIME = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "not_image": "image/jpeg",
+    "too_large": "image/jpeg",
+}
 TOO_LARGE_BYTES = 11 * 1024 * 1024
 LOCAL_TOKEN_URI = f"http://127.0.0.1:{EMULATOR_PORTS['google_drive']}/token"
 
 
 def error_body(status: int) -> tuple[dict[str, Any], dict[str, str]]:
-    reason = {403: "userRateLimitExceeded", 429: "rateLimitExceeded", 500: "backendError",
-              503: "backendError"}.get(status, "backendError")
+    reason = {
+        403: "userRateLimitExceeded",
+        429: "rateLimitExceeded",
+        500: "backendError",
+        503: "backendError",
+    }.get(status, "backendError")
     return _error(status, reason, f"stand-in fault: {reason}"), {}
 
 
 def _error(status: int, reason: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": status, "message": message,
-                      "errors": [{"domain": "global" if status != 403 else "usageLimits", "reason": reason,
-                                  "message": message}]}}
+    return {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [
+                {
+                    "domain": "global" if status != 403 else "usageLimits",
+                    "reason": reason,
+                    "message": message,
+                }
+            ],
+        }
+    }
 
 
 @dataclass
@@ -78,9 +97,15 @@ class DriveFile:
         return self.content or b""
 
     def metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {"kind": "drive#file", "id": self.id, "name": self.name, "mimeType": self.mime_type,
-                                "parents": self.parents, "trashed": self.trashed,
-                                "modifiedTime": self.modified.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+        meta: dict[str, Any] = {
+            "kind": "drive#file",
+            "id": self.id,
+            "name": self.name,
+            "mimeType": self.mime_type,
+            "parents": self.parents,
+            "trashed": self.trashed,
+            "modifiedTime": self.modified.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
         if self.mime_type != FOLDER_MIME:
             body = self.data()
             meta.update(md5Checksum=hashlib.md5(body).hexdigest(), size=str(len(body)))
@@ -106,11 +131,23 @@ class DriveState:
         self.stats = {"requests": 0, "downloads": 0, "metadata": 0, "lists": 0, "tokens": 0}
 
     def add_folder(self, folder_id: str, name: str, parent: str | None) -> None:
-        self.files[folder_id] = DriveFile(folder_id, name, FOLDER_MIME, [parent] if parent else [],
-                                          datetime(2026, 1, 1, tzinfo=UTC))
+        self.files[folder_id] = DriveFile(
+            folder_id,
+            name,
+            FOLDER_MIME,
+            [parent] if parent else [],
+            datetime(2026, 1, 1, tzinfo=UTC),
+        )
 
-    def add_file(self, file_id: str, name: str, parent: str, content: bytes, mime_type: str,
-                 modified: datetime | None = None) -> DriveFile:
+    def add_file(
+        self,
+        file_id: str,
+        name: str,
+        parent: str,
+        content: bytes,
+        mime_type: str,
+        modified: datetime | None = None,
+    ) -> DriveFile:
         f = DriveFile(file_id, name, mime_type, [parent], modified or datetime.now(UTC), content)
         self.files[file_id] = f
         return f
@@ -167,7 +204,10 @@ def build_app(state: DriveState) -> Starlette:
         return auth.startswith("Bearer ") and auth[7:] in state.tokens
 
     def unauthorized() -> JSONResponse:
-        return JSONResponse(_error(401, "authError", "Request had invalid authentication credentials."), status_code=401)
+        return JSONResponse(
+            _error(401, "authError", "Request had invalid authentication credentials."),
+            status_code=401,
+        )
 
     async def token(request: Request) -> Response:
         form = (await request.body()).decode()
@@ -177,7 +217,9 @@ def build_app(state: DriveState) -> Starlette:
         grant = unquote_plus(fields.get("grant_type", ""))
         assertion = unquote_plus(fields.get("assertion", ""))
         if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not assertion:
-            return JSONResponse({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}, 400)
+            return JSONResponse(
+                {"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}, 400
+            )
         try:
             header = jwt.get_unverified_header(assertion)
             claims = jwt.decode(assertion, options={"verify_signature": False})
@@ -187,7 +229,9 @@ def build_app(state: DriveState) -> Starlette:
             elif state.public_keys or header.get("alg") != "RS256":
                 raise jwt.InvalidTokenError("unknown service account")
         except jwt.PyJWTError as exc:
-            return JSONResponse({"error": "invalid_grant", "error_description": f"Invalid JWT: {exc}"}, 400)
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": f"Invalid JWT: {exc}"}, 400
+            )
         access = "ya29.local-" + secrets.token_urlsafe(24)
         with state.lock:
             state.tokens.add(access)
@@ -202,15 +246,25 @@ def build_app(state: DriveState) -> Starlette:
         with state.lock:
             f = state.files.get(file_id)
         if f is None:  # a trashed file is still there (trashed: true); only a deleted one is gone
-            return JSONResponse(_error(404, "notFound", f"File not found: {file_id}."), status_code=404)
+            return JSONResponse(
+                _error(404, "notFound", f"File not found: {file_id}."), status_code=404
+            )
         if request.query_params.get("alt") == "media":
             if f.mime_type == FOLDER_MIME:
-                return JSONResponse(_error(403, "fileNotDownloadable", "Only files with binary content can be downloaded."),
-                                    status_code=403)
+                return JSONResponse(
+                    _error(
+                        403,
+                        "fileNotDownloadable",
+                        "Only files with binary content can be downloaded.",
+                    ),
+                    status_code=403,
+                )
             state.stats["downloads"] += 1
             return Response(f.data(), media_type=f.mime_type)
         state.stats["metadata"] += 1
-        return JSONResponse(_select(f.metadata(), request.query_params.get("fields"), DEFAULT_FILE_FIELDS))
+        return JSONResponse(
+            _select(f.metadata(), request.query_params.get("fields"), DEFAULT_FILE_FIELDS)
+        )
 
     async def list_files(request: Request) -> Response:
         state.stats["requests"] += 1
@@ -222,41 +276,61 @@ def build_app(state: DriveState) -> Starlette:
         except ValueError:
             page_size = -1
         if not 1 <= page_size <= 1000:
-            return JSONResponse(_error(400, "invalid", "Invalid value for pageSize."), status_code=400)
+            return JSONResponse(
+                _error(400, "invalid", "Invalid value for pageSize."), status_code=400
+            )
         parent = _Q_PARENT.search(q)
         trashed = _Q_TRASHED.search(q)
         with state.lock:
-            matched = sorted((f for f in state.files.values()
-                              if (parent is None or parent.group(1) in f.parents)
-                              and (trashed is None or f.trashed == (trashed.group(1) == "true"))),
-                             key=lambda f: (f.name, f.id))
+            matched = sorted(
+                (
+                    f
+                    for f in state.files.values()
+                    if (parent is None or parent.group(1) in f.parents)
+                    and (trashed is None or f.trashed == (trashed.group(1) == "true"))
+                ),
+                key=lambda f: (f.name, f.id),
+            )
         offset = 0
         if request.query_params.get("pageToken"):
             try:
                 offset = int(base64.urlsafe_b64decode(request.query_params["pageToken"]).decode())
             except (ValueError, UnicodeDecodeError):
                 return JSONResponse(_error(400, "invalid", "Invalid pageToken."), status_code=400)
-        chunk = matched[offset:offset + page_size]
+        chunk = matched[offset : offset + page_size]
         state.stats["lists"] += 1
         spec = request.query_params.get("fields")
-        top = _split_fields(spec) if spec is not None else {"kind": None, "incompleteSearch": None,
-                                                            "nextPageToken": None, "files": None}
+        top = (
+            _split_fields(spec)
+            if spec is not None
+            else {"kind": None, "incompleteSearch": None, "nextPageToken": None, "files": None}
+        )
         file_spec = top.get("files")
-        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False,
-                                "files": [f.metadata() if "*" in top else _select(f.metadata(), file_spec,
-                                                                                  DEFAULT_FILE_FIELDS)
-                                          for f in chunk]}
+        body: dict[str, Any] = {
+            "kind": "drive#fileList",
+            "incompleteSearch": False,
+            "files": [
+                f.metadata()
+                if "*" in top
+                else _select(f.metadata(), file_spec, DEFAULT_FILE_FIELDS)
+                for f in chunk
+            ],
+        }
         if offset + page_size < len(matched):
-            body["nextPageToken"] = base64.urlsafe_b64encode(str(offset + page_size).encode()).decode()
+            body["nextPageToken"] = base64.urlsafe_b64encode(
+                str(offset + page_size).encode()
+            ).decode()
         if "*" not in top:
             body = {k: v for k, v in body.items() if k in top}
         return JSONResponse(body)
 
-    app = Starlette(routes=[
-        Route("/token", token, methods=["POST"]),
-        Route("/drive/v3/files/{file_id}", get_file, methods=["GET"]),
-        Route("/drive/v3/files", list_files, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/token", token, methods=["POST"]),
+            Route("/drive/v3/files/{file_id}", get_file, methods=["GET"]),
+            Route("/drive/v3/files", list_files, methods=["GET"]),
+        ]
+    )
     app.state.drive = state
     return app
 
@@ -267,11 +341,19 @@ def seed_drive(state: DriveState, seed: int, scale: str | int, bad_items: bool =
     for folder_id, name in dataset.folders.items():
         state.add_folder(folder_id, name, DRIVE_ROOT_FOLDER_LOCAL)
     for spec in dataset.files:
-        state.files[spec.id] = DriveFile(spec.id, spec.name, MIME[spec.kind], [spec.parent], spec.modified, None, spec)
+        state.files[spec.id] = DriveFile(
+            spec.id, spec.name, MIME[spec.kind], [spec.parent], spec.modified, None, spec
+        )
 
 
-def create_app(seed: int = 20261121, scale: str | int = "demo", *, bad_items: bool = True,
-               injector: FaultInjector | None = None, prerender: bool = False):
+def create_app(
+    seed: int = 20261121,
+    scale: str | int = "demo",
+    *,
+    bad_items: bool = True,
+    injector: FaultInjector | None = None,
+    prerender: bool = False,
+):
     """The Drive stand-in holding the demo dataset's folders and images, wrapped with faults.
 
     ``prerender`` draws every image up front (benchmarks: the stand-in's synthetic content is not
@@ -287,8 +369,11 @@ def create_app(seed: int = 20261121, scale: str | int = "demo", *, bad_items: bo
     return app
 
 
-def write_local_service_account(path: str | Path, token_uri: str = LOCAL_TOKEN_URI,
-                                client_email: str = "consultation-backup@local-stand-in.iam.gserviceaccount.com") -> Path:
+def write_local_service_account(
+    path: str | Path,
+    token_uri: str = LOCAL_TOKEN_URI,
+    client_email: str = "consultation-backup@local-stand-in.iam.gserviceaccount.com",
+) -> Path:
     """Write a throwaway service-account key file whose ``token_uri`` is the stand-in.
 
     A fresh RSA key is generated each time (never committed; only the stand-in trusts it).
@@ -298,12 +383,18 @@ def write_local_service_account(path: str | Path, token_uri: str = LOCAL_TOKEN_U
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     info = {
-        "type": "service_account", "project_id": "local-stand-in", "private_key_id": secrets.token_hex(20),
-        "private_key": pem, "client_email": client_email, "client_id": "100000000000000000001",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": token_uri,
+        "type": "service_account",
+        "project_id": "local-stand-in",
+        "private_key_id": secrets.token_hex(20),
+        "private_key": pem,
+        "client_email": client_email,
+        "client_id": "100000000000000000001",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
         "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
         "universe_domain": "googleapis.com",
     }

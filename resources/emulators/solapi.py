@@ -80,17 +80,39 @@ def _cash() -> dict[str, float]:
     return {"requested": 0.0, "replacement": 0.0, "refund": 0.0, "sum": 0.0}
 
 
-def group_document(group_id: str, count: dict[str, int], now: str, allow_duplicates: bool,
-                   charge: dict[str, int], status: str = "SENDING") -> dict[str, Any]:
+def group_document(
+    group_id: str,
+    count: dict[str, int],
+    now: str,
+    allow_duplicates: bool,
+    charge: dict[str, int],
+    status: str = "SENDING",
+) -> dict[str, Any]:
     """A group as ``GET /messages/v4/groups/{id}`` and ``groupInfo`` return it (the SDK's
     ``GroupMessageResponse``: every field it requires is present)."""
-    return {"groupId": group_id, "status": status, "count": count,
-            "countForCharge": {t.lower(): {"82": n} for t, n in charge.items()},
-            "balance": _cash(), "point": _cash(), "app": {"profit": {}, "appId": None}, "log": [],
-            "allowDuplicates": allow_duplicates, "isRefunded": False, "accountId": ACCOUNT_ID,
-            "masterAccountId": None, "apiVersion": "4", "price": {}, "sdkVersion": None, "osPlatform": None,
-            "dateCreated": now, "dateUpdated": now, "dateSent": now, "scheduledDate": None,
-            "dateCompleted": None}
+    return {
+        "groupId": group_id,
+        "status": status,
+        "count": count,
+        "countForCharge": {t.lower(): {"82": n} for t, n in charge.items()},
+        "balance": _cash(),
+        "point": _cash(),
+        "app": {"profit": {}, "appId": None},
+        "log": [],
+        "allowDuplicates": allow_duplicates,
+        "isRefunded": False,
+        "accountId": ACCOUNT_ID,
+        "masterAccountId": None,
+        "apiVersion": "4",
+        "price": {},
+        "sdkVersion": None,
+        "osPlatform": None,
+        "dateCreated": now,
+        "dateUpdated": now,
+        "dateSent": now,
+        "scheduledDate": None,
+        "dateCompleted": None,
+    }
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -98,7 +120,11 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def _now_iso(skew_s: float = 0.0) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=skew_s)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        (datetime.now(UTC) + timedelta(seconds=skew_s))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def _utc_iso(value: str | None) -> str | None:
@@ -131,25 +157,35 @@ class StandInState:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     signatures: dict[str, float] = field(default_factory=dict)
     send_requests: int = 0
-    accepted_by_key: dict[str, int] = field(default_factory=dict)  # customFields.idempotencyKey -> times accepted
+    accepted_by_key: dict[str, int] = field(
+        default_factory=dict
+    )  # customFields.idempotencyKey -> times accepted
     lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
 
     def next_id(self, prefix: str) -> str:
         self._seq += 1
-        return f"{prefix}{datetime.now(UTC):%y%m%d%H%M%S}{self._seq:08d}{secrets.token_hex(2).upper()}"
+        return (
+            f"{prefix}{datetime.now(UTC):%y%m%d%H%M%S}{self._seq:08d}{secrets.token_hex(2).upper()}"
+        )
 
     def duplicates(self) -> dict[str, int]:
         """Idempotency keys accepted more than once (must stay empty)."""
         return {k: n for k, n in self.accepted_by_key.items() if n > 1}
 
 
-def check_auth(state: StandInState, header: str | None, now: datetime | None = None) -> JSONResponse | None:
+def check_auth(
+    state: StandInState, header: str | None, now: datetime | None = None
+) -> JSONResponse | None:
     """None when the Authorization header is valid, else SOLAPI's 403 response."""
     now = now or datetime.now(UTC) + timedelta(seconds=state.clock_skew_s)
     match = AUTH_RE.match((header or "").strip())
     if not match:
-        return _error(403, "InvalidAuthType", "Authorization must be HMAC-SHA256 apiKey=…, date=…, salt=…, signature=…")
+        return _error(
+            403,
+            "InvalidAuthType",
+            "Authorization must be HMAC-SHA256 apiKey=…, date=…, salt=…, signature=…",
+        )
     parts: dict[str, str] = {}
     for piece in match.group(1).split(","):
         if "=" in piece:
@@ -169,8 +205,14 @@ def check_auth(state: StandInState, header: str | None, now: datetime | None = N
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     if abs(now - when) > CLOCK_SKEW:
-        return _error(403, "RequestTimeTooSkewed", "request date differs from server time by more than 15 minutes")
-    expected = hmac.new(state.api_secret.encode(), (parts["date"] + parts["salt"]).encode(), hashlib.sha256).hexdigest()
+        return _error(
+            403,
+            "RequestTimeTooSkewed",
+            "request date differs from server time by more than 15 minutes",
+        )
+    expected = hmac.new(
+        state.api_secret.encode(), (parts["date"] + parts["salt"]).encode(), hashlib.sha256
+    ).hexdigest()
     if not hmac.compare_digest(expected, parts["signature"].lower()):
         return _error(403, "SignatureDoesNotMatch", "signature does not match")
     cutoff = time.time() - CLOCK_SKEW.total_seconds()
@@ -179,12 +221,18 @@ def check_auth(state: StandInState, header: str | None, now: datetime | None = N
             state.signatures = {s: t for s, t in state.signatures.items() if t > cutoff}
         seen = state.signatures.get(parts["signature"])
         if seen is not None and seen > cutoff:
-            return _error(403, "DuplicatedSignature", "signature was already used within 15 minutes; use a new salt")
+            return _error(
+                403,
+                "DuplicatedSignature",
+                "signature was already used within 15 minutes; use a new salt",
+            )
         state.signatures[parts["signature"]] = time.time()
     return None
 
 
-def _validate(state: StandInState, msg: dict[str, Any], seen_to: set[str]) -> tuple[str, str] | None:
+def _validate(
+    state: StandInState, msg: dict[str, Any], seen_to: set[str]
+) -> tuple[str, str] | None:
     """(statusCode, statusMessage) when the message is refused at registration, else None."""
     to = re.sub(r"\D", "", str(msg.get("to") or ""))
     sender = re.sub(r"\D", "", str(msg.get("from") or ""))
@@ -232,14 +280,21 @@ def _validate(state: StandInState, msg: dict[str, Any], seen_to: set[str]) -> tu
 
 
 def _status_now(state: StandInState, m: dict[str, Any]) -> dict[str, Any]:
-    if m["statusCode"] in ("2000", "3000") and time.time() - m["_accepted"] >= state.delivery_delay_s:
+    if (
+        m["statusCode"] in ("2000", "3000")
+        and time.time() - m["_accepted"] >= state.delivery_delay_s
+    ):
         if m["to"].endswith("4444"):
             m.update(statusCode="3040", statusMessage="recipient number does not exist (carrier)")
         else:
             m.update(statusCode="4000", statusMessage="delivered")
         m["dateReceived"] = m["dateUpdated"] = _now_iso(state.clock_skew_s)
     elif m["statusCode"] == "2000":
-        m.update(statusCode="3000", statusMessage="handed to carrier, awaiting report", dateUpdated=_now_iso(state.clock_skew_s))
+        m.update(
+            statusCode="3000",
+            statusMessage="handed to carrier, awaiting report",
+            dateUpdated=_now_iso(state.clock_skew_s),
+        )
     return {k: v for k, v in m.items() if not k.startswith("_")}
 
 
@@ -250,7 +305,11 @@ def create_solapi_app(state: StandInState) -> Starlette:
             return denied
         raw = await request.body()
         if len(raw) > MAX_REQUEST_BYTES:
-            return _error(413, "RequestEntityTooLarge", f"request body is {len(raw)} bytes; at most 15 MB per request")
+            return _error(
+                413,
+                "RequestEntityTooLarge",
+                f"request body is {len(raw)} bytes; at most 15 MB per request",
+            )
         try:
             body = json.loads(raw)
         except ValueError:
@@ -261,7 +320,9 @@ def create_solapi_app(state: StandInState) -> Starlette:
         if not isinstance(messages, list) or not messages:
             return _error(400, "ValidationError", "messages must be a non-empty array")
         if len(messages) > MAX_MESSAGES_PER_REQUEST:
-            return _error(400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request")
+            return _error(
+                400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request"
+            )
         allow_dup = bool(body.get("allowDuplicates", False))
         # ``to`` may be an array: one message per recipient.
         expanded: list[Any] = []
@@ -271,7 +332,9 @@ def create_solapi_app(state: StandInState) -> Starlette:
             else:
                 expanded.append(msg)
         if len(expanded) > MAX_MESSAGES_PER_REQUEST:
-            return _error(400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request")
+            return _error(
+                400, "TooManyMessages", f"at most {MAX_MESSAGES_PER_REQUEST} messages per request"
+            )
         now = _now_iso(state.clock_skew_s)
         with state.lock:
             state.send_requests += 1
@@ -281,28 +344,63 @@ def create_solapi_app(state: StandInState) -> Starlette:
             seen_to: set[str] = set()
             for msg in expanded:
                 if not isinstance(msg, dict):
-                    failed.append({"to": None, "from": None, "type": "", "country": "82", "accountId": ACCOUNT_ID,
-                                   "messageId": state.next_id("M4V"), "statusCode": "1000",
-                                   "statusMessage": "message must be an object", "customFields": {}})
+                    failed.append(
+                        {
+                            "to": None,
+                            "from": None,
+                            "type": "",
+                            "country": "82",
+                            "accountId": ACCOUNT_ID,
+                            "messageId": state.next_id("M4V"),
+                            "statusCode": "1000",
+                            "statusMessage": "message must be an object",
+                            "customFields": {},
+                        }
+                    )
                     continue
                 mtype = detect_type(msg)
-                problem = _validate(state, {**msg, "type": mtype, "_allow_duplicates": allow_dup}, seen_to)
+                problem = _validate(
+                    state, {**msg, "type": mtype, "_allow_duplicates": allow_dup}, seen_to
+                )
                 to = re.sub(r"\D", "", str(msg.get("to") or ""))
                 seen_to.add(to)
                 message_id = state.next_id("M4V")
-                record = {"messageId": message_id, "groupId": group_id, "to": to,
-                          "from": re.sub(r"\D", "", str(msg.get("from") or "")), "type": mtype,
-                          "country": str(msg.get("country") or "82"), "accountId": ACCOUNT_ID,
-                          "subject": msg.get("subject"), "text": msg.get("text"),
-                          "customFields": msg.get("customFields") or {}, "dateCreated": now, "dateUpdated": now,
-                          "_accepted": time.time()}
+                record = {
+                    "messageId": message_id,
+                    "groupId": group_id,
+                    "to": to,
+                    "from": re.sub(r"\D", "", str(msg.get("from") or "")),
+                    "type": mtype,
+                    "country": str(msg.get("country") or "82"),
+                    "accountId": ACCOUNT_ID,
+                    "subject": msg.get("subject"),
+                    "text": msg.get("text"),
+                    "customFields": msg.get("customFields") or {},
+                    "dateCreated": now,
+                    "dateUpdated": now,
+                    "_accepted": time.time(),
+                }
                 if problem:
                     # Refused at registration: reported in failedMessageList and kept in the message list
                     # (with its status code), as SOLAPI's console and list API show them.
                     record.update(statusCode=problem[0], statusMessage=problem[1])
                     state.messages[message_id] = record
-                    failed.append({k: record[k] for k in ("to", "from", "type", "country", "accountId", "statusCode",
-                                                          "statusMessage", "messageId", "customFields")})
+                    failed.append(
+                        {
+                            k: record[k]
+                            for k in (
+                                "to",
+                                "from",
+                                "type",
+                                "country",
+                                "accountId",
+                                "statusCode",
+                                "statusMessage",
+                                "messageId",
+                                "customFields",
+                            )
+                        }
+                    )
                     continue
                 record.update(statusCode="2000", statusMessage="accepted")
                 state.messages[message_id] = record
@@ -310,19 +408,41 @@ def create_solapi_app(state: StandInState) -> Starlette:
                 key = record["customFields"].get("idempotencyKey")
                 if key:
                     state.accepted_by_key[key] = state.accepted_by_key.get(key, 0) + 1
-                accepted_list.append({"messageId": message_id, "statusCode": "2000", "statusMessage": "accepted",
-                                      "to": to, "customFields": record["customFields"]})
-            count = {"total": len(expanded), "sentTotal": 0, "sentSuccess": 0, "sentPending": len(accepted_list),
-                     "sentReplacement": 0, "refund": 0, "registeredFailed": len(failed),
-                     "registeredSuccess": len(accepted_list)}
-            group = group_document(group_id, count, now, allow_dup, charge,
-                                   status="SENDING" if accepted_list else "FAILED")
+                accepted_list.append(
+                    {
+                        "messageId": message_id,
+                        "statusCode": "2000",
+                        "statusMessage": "accepted",
+                        "to": to,
+                        "customFields": record["customFields"],
+                    }
+                )
+            count = {
+                "total": len(expanded),
+                "sentTotal": 0,
+                "sentSuccess": 0,
+                "sentPending": len(accepted_list),
+                "sentReplacement": 0,
+                "refund": 0,
+                "registeredFailed": len(failed),
+                "registeredSuccess": len(accepted_list),
+            }
+            group = group_document(
+                group_id,
+                count,
+                now,
+                allow_dup,
+                charge,
+                status="SENDING" if accepted_list else "FAILED",
+            )
             state.groups[group_id] = group
             lose = state.lose_responses > 0
             if lose:
                 state.lose_responses -= 1
         if lose:
-            return _error(503, "ServiceUnavailable", "upstream timeout (response lost after processing)")
+            return _error(
+                503, "ServiceUnavailable", "upstream timeout (response lost after processing)"
+            )
         out: dict[str, Any] = {"groupInfo": group, "failedMessageList": failed}
         if body.get("showMessageList", False):  # SOLAPI's default is false
             out["messageList"] = accepted_list
@@ -337,14 +457,20 @@ def create_solapi_app(state: StandInState) -> Starlette:
             limit = min(max(int(q.get("limit", 20)), 1), 500)
         except ValueError:
             return _error(400, "ValidationError", "limit must be a number")
-        ids = set(q.getlist("messageIds")) | {i for v in q.getlist("messageIds[]") for i in v.split(",")}
+        ids = set(q.getlist("messageIds")) | {
+            i for v in q.getlist("messageIds[]") for i in v.split(",")
+        }
         ids |= {i for i in (q.get("messageId") or "").split(",") if i}
         ids = {i for v in ids for i in v.split(",") if i}
         group_id = q.get("groupId")
         start = _utc_iso(q.get("startDate"))
         end = _utc_iso(q.get("endDate"))
         start_key = q.get("startKey")
-        date_field = "dateUpdated" if (q.get("dateType") or "CREATED").upper() == "UPDATED" else "dateCreated"
+        date_field = (
+            "dateUpdated"
+            if (q.get("dateType") or "CREATED").upper() == "UPDATED"
+            else "dateCreated"
+        )
         to = re.sub(r"\D", "", q.get("to") or "")
         sender = re.sub(r"\D", "", q.get("from") or "")
         mtype = (q.get("type") or "").upper()
@@ -377,7 +503,9 @@ def create_solapi_app(state: StandInState) -> Starlette:
                     break
             next_key = picked[limit]["messageId"] if len(picked) > limit else None
             page = {m["messageId"]: _status_now(state, m) for m in picked[:limit]}
-        return JSONResponse({"startKey": start_key, "nextKey": next_key, "limit": limit, "messageList": page})
+        return JSONResponse(
+            {"startKey": start_key, "nextKey": next_key, "limit": limit, "messageList": page}
+        )
 
     async def list_groups(request: Request) -> JSONResponse:
         denied = check_auth(state, request.headers.get("authorization"))
@@ -392,7 +520,9 @@ def create_solapi_app(state: StandInState) -> Starlette:
             ids = [g for g in sorted(state.groups) if not start_key or g >= start_key]
             page = {g: state.groups[g] for g in ids[:limit]}
             next_key = ids[limit] if len(ids) > limit else None
-        return JSONResponse({"startKey": start_key, "nextKey": next_key, "limit": limit, "groupList": page})
+        return JSONResponse(
+            {"startKey": start_key, "nextKey": next_key, "limit": limit, "groupList": page}
+        )
 
     async def group_messages(request: Request) -> JSONResponse:
         denied = check_auth(state, request.headers.get("authorization"))
@@ -407,11 +537,16 @@ def create_solapi_app(state: StandInState) -> Starlette:
             return _error(400, "ValidationError", "limit must be a number")
         start_key = request.query_params.get("startKey")
         with state.lock:
-            ids = [i for i in sorted(state.messages) if state.messages[i]["groupId"] == group_id
-                   and (not start_key or i >= start_key)]
+            ids = [
+                i
+                for i in sorted(state.messages)
+                if state.messages[i]["groupId"] == group_id and (not start_key or i >= start_key)
+            ]
             page = {i: _status_now(state, state.messages[i]) for i in ids[:limit]}
             next_key = ids[limit] if len(ids) > limit else None
-        return JSONResponse({"startKey": start_key, "nextKey": next_key, "limit": limit, "messageList": page})
+        return JSONResponse(
+            {"startKey": start_key, "nextKey": next_key, "limit": limit, "messageList": page}
+        )
 
     async def get_group(request: Request) -> JSONResponse:
         denied = check_auth(state, request.headers.get("authorization"))
@@ -439,20 +574,29 @@ def create_solapi_app(state: StandInState) -> Starlette:
                     state.rejected = set(body["rejected"])
                 if "lose_responses" in body:
                     state.lose_responses = int(body["lose_responses"])
-        return JSONResponse({"delivery_delay_s": state.delivery_delay_s, "rejected": sorted(state.rejected),
-                             "lose_responses": state.lose_responses, "messages": len(state.messages),
-                             "send_requests": state.send_requests, "duplicates": len(state.duplicates())})
+        return JSONResponse(
+            {
+                "delivery_delay_s": state.delivery_delay_s,
+                "rejected": sorted(state.rejected),
+                "lose_responses": state.lose_responses,
+                "messages": len(state.messages),
+                "send_requests": state.send_requests,
+                "duplicates": len(state.duplicates()),
+            }
+        )
 
-    return Starlette(routes=[
-        Route("/messages/v4/send-many/detail", send_many_detail, methods=["POST"]),
-        Route("/messages/v4/list", list_messages, methods=["GET"]),
-        Route("/messages/v4/list-old", list_messages, methods=["GET"]),
-        Route("/messages/v4/groups", list_groups, methods=["GET"]),
-        Route("/messages/v4/groups/{group_id}", get_group, methods=["GET"]),
-        Route("/messages/v4/groups/{group_id}/messages", group_messages, methods=["GET"]),
-        Route("/cash/v1/balance", balance, methods=["GET"]),
-        Route("/_solapi/config", config, methods=["GET", "PUT"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/messages/v4/send-many/detail", send_many_detail, methods=["POST"]),
+            Route("/messages/v4/list", list_messages, methods=["GET"]),
+            Route("/messages/v4/list-old", list_messages, methods=["GET"]),
+            Route("/messages/v4/groups", list_groups, methods=["GET"]),
+            Route("/messages/v4/groups/{group_id}", get_group, methods=["GET"]),
+            Route("/messages/v4/groups/{group_id}/messages", group_messages, methods=["GET"]),
+            Route("/cash/v1/balance", balance, methods=["GET"]),
+            Route("/_solapi/config", config, methods=["GET", "PUT"]),
+        ]
+    )
 
 
 def _error_body(status: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -463,8 +607,10 @@ def _error_body(status: int) -> tuple[dict[str, Any], dict[str, str]]:
 def default_state(**overrides: Any) -> StandInState:
     """State that accepts the local contract credentials (LOCAL_DEFAULTS)."""
     values: dict[str, Any] = {
-        "api_key": LOCAL_DEFAULTS["SOLAPI_API_KEY"], "api_secret": LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
-        "senders": {LOCAL_DEFAULTS["SOLAPI_SENDER"]}, "pf_ids": {LOCAL_DEFAULTS["SOLAPI_PF_ID"]},
+        "api_key": LOCAL_DEFAULTS["SOLAPI_API_KEY"],
+        "api_secret": LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
+        "senders": {LOCAL_DEFAULTS["SOLAPI_SENDER"]},
+        "pf_ids": {LOCAL_DEFAULTS["SOLAPI_PF_ID"]},
     }
     values.update(overrides)
     return StandInState(**values)

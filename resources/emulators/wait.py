@@ -16,7 +16,10 @@ def wait_for(ports: dict[str, int], timeout_s: float = 30.0) -> list[str]:
     while pending and time.monotonic() < deadline:
         for name, port in list(pending.items()):
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code
+                    == 200
+                ):
                     pending.pop(name)
             except httpx.HTTPError:
                 pass
@@ -29,10 +32,16 @@ if __name__ == "__main__":
     from resources.emulators.__main__ import STAND_INS
     import importlib.util
 
-    wanted = {n: p for n, p in EMULATOR_PORTS.items()
-              if importlib.util.find_spec(f"resources.emulators.{STAND_INS[n]}") is not None}
+    wanted = {
+        n: p
+        for n, p in EMULATOR_PORTS.items()
+        if importlib.util.find_spec(f"resources.emulators.{STAND_INS[n]}") is not None
+    }
     missing = wait_for(wanted)
     if missing:
-        print(f"stand-ins not answering: {', '.join(missing)} (see $DAGSTER_HOME/emulators.log)", file=sys.stderr)
+        print(
+            f"stand-ins not answering: {', '.join(missing)} (see $DAGSTER_HOME/emulators.log)",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print(f"stand-ins up: {', '.join(sorted(wanted)) or 'none'}")

@@ -23,8 +23,13 @@ from resources.postgres import PostgresResource
 from resources.supabase_storage import SupabaseStorageResource
 
 SEED = 424242
-TABLES = ("consultation_image_objects", "consultation_sync_conflicts", "consultation_records", "consultation_customers",
-          "consultation_sync_logs")
+TABLES = (
+    "consultation_image_objects",
+    "consultation_sync_conflicts",
+    "consultation_records",
+    "consultation_customers",
+    "consultation_sync_logs",
+)
 
 
 @dataclass
@@ -46,12 +51,20 @@ class BackupEnv:
         return self.notion_app.workspace
 
     def resources(self) -> dict[str, Any]:
-        return {"notion": self.notion, "google_drive": self.drive, "supabase_storage": self.storage,
-                "supabase_db": self.db, "consultation_settings": self.settings}
+        return {
+            "notion": self.notion,
+            "google_drive": self.drive,
+            "supabase_storage": self.storage,
+            "supabase_db": self.db,
+            "consultation_settings": self.settings,
+        }
 
     def ds(self, which: str) -> notion_emu.DataSource:
-        return self.workspace.data_sources[notion_emu.CUSTOMERS_DS_LOCAL if which == "customers"
-                                           else notion_emu.CONSULTATIONS_DS_LOCAL]
+        return self.workspace.data_sources[
+            notion_emu.CUSTOMERS_DS_LOCAL
+            if which == "customers"
+            else notion_emu.CONSULTATIONS_DS_LOCAL
+        ]
 
     def page_by_title(self, which: str, title: str) -> dict[str, Any]:
         for page in self.ds(which).pages.values():
@@ -60,8 +73,12 @@ class BackupEnv:
         raise KeyError(title)
 
     def consultation_dates(self) -> list[date]:
-        return sorted({date.fromisoformat(p["properties"]["상담일자"]["date"]["start"][:10])
-                       for p in self.ds("consultations").pages.values()})
+        return sorted(
+            {
+                date.fromisoformat(p["properties"]["상담일자"]["date"]["start"][:10])
+                for p in self.ds("consultations").pages.values()
+            }
+        )
 
 
 def clean_tables(db: PostgresResource) -> None:
@@ -72,8 +89,11 @@ def clean_tables(db: PostgresResource) -> None:
 
 
 def make_notion(url: str, **overrides: Any) -> NotionResource:
-    return NotionResource(token="ntn_test_token_123", base_url=url, **{"rate_per_s": 0.0, "max_attempts": 3,
-                                                                        **overrides})
+    return NotionResource(
+        token="ntn_test_token_123",
+        base_url=url,
+        **{"rate_per_s": 0.0, "max_attempts": 3, **overrides},
+    )
 
 
 @pytest.fixture
@@ -85,13 +105,23 @@ def backup_env(supabase_db: PostgresResource, tmp_path: Path, monkeypatch) -> Ba
     drive_app = drive_emu.create_app(SEED, "tiny", injector=d_inj)
     storage_app = storage_emu.create_app()
     servers = [EmulatorServer(app).start() for app in (notion_app, drive_app, storage_app)]
-    key = drive_emu.write_local_service_account(tmp_path / "sa.json", token_uri=f"{servers[1].url}/token")
+    key = drive_emu.write_local_service_account(
+        tmp_path / "sa.json", token_uri=f"{servers[1].url}/token"
+    )
     env = BackupEnv(
-        notion_app, drive_app, storage_app, n_inj, d_inj, make_notion(servers[0].url),
+        notion_app,
+        drive_app,
+        storage_app,
+        n_inj,
+        d_inj,
+        make_notion(servers[0].url),
         GoogleDriveResource(service_account_json=str(key), base_url=servers[1].url, max_attempts=3),
-        SupabaseStorageResource(url=servers[2].url, max_attempts=3), supabase_db,
-        ConsultationSettings(customers_database_id=NOTION_CUSTOMERS_DB_LOCAL,
-                             consultations_database_id=NOTION_CONSULTATIONS_DB_LOCAL),
+        SupabaseStorageResource(url=servers[2].url, max_attempts=3),
+        supabase_db,
+        ConsultationSettings(
+            customers_database_id=NOTION_CUSTOMERS_DB_LOCAL,
+            consultations_database_id=NOTION_CONSULTATIONS_DB_LOCAL,
+        ),
         servers[0].url,
     )
     yield env

@@ -14,14 +14,21 @@ from consultation_backup.definitions import defs
 
 from .conftest import window_all
 
-SOURCES = [dg.AssetSpec(["notion", "customers"]), dg.AssetSpec(["notion", "consultations"]),
-           dg.AssetSpec(["googledrive", "consultation_images"])]
+SOURCES = [
+    dg.AssetSpec(["notion", "customers"]),
+    dg.AssetSpec(["notion", "consultations"]),
+    dg.AssetSpec(["googledrive", "consultation_images"]),
+]
 CUSTOMERS_OP = "supabase__public__consultation_customers"
 
 
 def _materialize(env, assets, **kwargs):
-    return dg.materialize([*assets, *SOURCES], resources=env.resources(), raise_on_error=kwargs.pop("raise_on_error", True),
-                          **kwargs)
+    return dg.materialize(
+        [*assets, *SOURCES],
+        resources=env.resources(),
+        raise_on_error=kwargs.pop("raise_on_error", True),
+        **kwargs,
+    )
 
 
 def _mats(res, key):
@@ -33,8 +40,10 @@ def _customer_config(**cfg):
 
 
 def _range_tags(start, end):
-    return {"dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat()}
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
 
 
 def test_definitions_load():
@@ -42,38 +51,60 @@ def test_definitions_load():
     graph = defs.resolve_asset_graph()
     assert {CUSTOMERS_KEY, RECORDS_KEY, IMAGES_KEY} <= set(graph.get_all_asset_keys())
     assert graph.get(RECORDS_KEY).backfill_policy == dg.BackfillPolicy.single_run()
-    assert defs.get_sensor_def("notion_edits_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert (
+        defs.get_sensor_def("notion_edits_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    )
 
 
 def test_customers_full_then_incremental_with_quarantine_and_sync_log(backup_env):
     env, db = backup_env, backup_env.db
     res = _materialize(env, [consultation_customers])
     meta = res.asset_materializations_for_node(CUSTOMERS_OP)[0].metadata
-    assert meta["rows_read"].value == 20 and meta["rows_quarantined"].value == 2 and meta["rows_written"].value == 18
+    assert (
+        meta["rows_read"].value == 20
+        and meta["rows_quarantined"].value == 2
+        and meta["rows_written"].value == 18
+    )
     assert db.fetch_value("SELECT count(*) FROM consultation_customers") == 18
-    reasons = {r["reason"] for r in db.fetch_all(
-        "SELECT reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'")}
+    reasons = {
+        r["reason"]
+        for r in db.fetch_all(
+            "SELECT reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'"
+        )
+    }
     assert any("missing name" in r for r in reasons) and any("invalid gender" in r for r in reasons)
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='customers'")
     assert log["status"] == "partial" and log["failed_records"] == 2 and log["synced_records"] == 18
     assert len(log["details"]["failures"]) == 2 and log["completed_at"] is not None
-    watermark = db.fetch_value("SELECT value FROM platform.sync_cursors WHERE domain='consultation_backup'")
+    watermark = db.fetch_value(
+        "SELECT value FROM platform.sync_cursors WHERE domain='consultation_backup'"
+    )
     assert watermark
 
     # an edit through the Notion API appears; the incremental read costs few requests
     page = env.page_by_title("customers", "00005")
     Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(
-        page_id=page["id"], properties={"주소": {"rich_text": [{"text": {"content": "제주시 연동"}}]}})
+        page_id=page["id"],
+        properties={"주소": {"rich_text": [{"text": {"content": "제주시 연동"}}]}},
+    )
     before = env.workspace.stats["requests"]
     _materialize(env, [consultation_customers])
     assert env.workspace.stats["requests"] - before <= 3
-    assert db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00005'") == "제주시 연동"
+    assert (
+        db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00005'")
+        == "제주시 연동"
+    )
 
     # a second edit in the same minute (same rounded last_edited_time) is not lost
     Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(
-        page_id=page["id"], properties={"주소": {"rich_text": [{"text": {"content": "제주시 노형동"}}]}})
+        page_id=page["id"],
+        properties={"주소": {"rich_text": [{"text": {"content": "제주시 노형동"}}]}},
+    )
     _materialize(env, [consultation_customers])
-    assert db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00005'") == "제주시 노형동"
+    assert (
+        db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00005'")
+        == "제주시 노형동"
+    )
 
 
 def test_fixed_page_leaves_quarantine_and_bad_edit_keeps_previous_backup(backup_env):
@@ -83,14 +114,27 @@ def test_fixed_page_leaves_quarantine_and_bad_edit_keeps_previous_backup(backup_
     good = env.page_by_title("customers", "00007")
     notion.pages.update(page_id=good["id"], properties={"성별": {"select": {"name": "모름"}}})
     bad = env.page_by_title("customers", "00003")  # seeded without a name
-    notion.pages.update(page_id=bad["id"], properties={"고객명": {"rich_text": [{"text": {"content": "이수정"}}]}})
-    before = db.fetch_one("SELECT gender, name FROM consultation_customers WHERE customer_id='00007'")
+    notion.pages.update(
+        page_id=bad["id"], properties={"고객명": {"rich_text": [{"text": {"content": "이수정"}}]}}
+    )
+    before = db.fetch_one(
+        "SELECT gender, name FROM consultation_customers WHERE customer_id='00007'"
+    )
     _materialize(env, [consultation_customers])
-    after = db.fetch_one("SELECT gender, name FROM consultation_customers WHERE customer_id='00007'")
+    after = db.fetch_one(
+        "SELECT gender, name FROM consultation_customers WHERE customer_id='00007'"
+    )
     assert after == before  # the good backup is not overwritten by the bad edit
-    assert db.fetch_value("SELECT name FROM consultation_customers WHERE customer_id='00003'") == "이수정"
-    open_items = {r["item_id"] for r in db.fetch_all(
-        "SELECT item_id FROM data_quarantine WHERE domain='consultation_backup' AND resolved_at IS NULL")}
+    assert (
+        db.fetch_value("SELECT name FROM consultation_customers WHERE customer_id='00003'")
+        == "이수정"
+    )
+    open_items = {
+        r["item_id"]
+        for r in db.fetch_all(
+            "SELECT item_id FROM data_quarantine WHERE domain='consultation_backup' AND resolved_at IS NULL"
+        )
+    }
     assert good["id"] in open_items and bad["id"] not in open_items
 
 
@@ -99,19 +143,30 @@ def test_records_range_backfill_is_one_run_and_one_windowed_query(backup_env):
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     before = env.workspace.stats["queries"]
-    res = _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY],
-                       tags=_range_tags(dates[0], dates[-1]))
+    res = _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[RECORDS_KEY],
+        tags=_range_tags(dates[0], dates[-1]),
+    )
     assert env.workspace.stats["queries"] - before == 1  # one windowed query for the whole range
     mat = _mats(res, RECORDS_KEY)
     assert len(mat) == len({d for d in _days(dates[0], dates[-1])})
     total = sum(1 for p in env.ds("consultations").pages.values())
     live = db.fetch_value("SELECT count(*) FROM consultation_records WHERE NOT is_deleted")
-    quarantined = db.fetch_value("SELECT count(*) FROM data_quarantine WHERE source='notion/consultations'"
-                                 " AND resolved_at IS NULL")
+    quarantined = db.fetch_value(
+        "SELECT count(*) FROM data_quarantine WHERE source='notion/consultations'"
+        " AND resolved_at IS NULL"
+    )
     assert live + quarantined == total and quarantined >= 3
     checks = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
     assert checks["notion_parity"] is True
-    reasons = " | ".join(r["reason"] for r in db.fetch_all("SELECT reason FROM data_quarantine WHERE source='notion/consultations'"))
+    reasons = " | ".join(
+        r["reason"]
+        for r in db.fetch_all(
+            "SELECT reason FROM data_quarantine WHERE source='notion/consultations'"
+        )
+    )
     assert "missing symptoms" in reasons and "broken relation" in reasons
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='consultations'")
     assert log["status"] == "partial" and log["total_records"] == total
@@ -131,8 +186,12 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
     dates = env.consultation_dates()
     tags = _range_tags(dates[0], dates[-1])
     # records and images in one step (pipelined)
-    res = _materialize(env, [consultation_records_and_images, consultation_customers],
-                       selection=[RECORDS_KEY, IMAGES_KEY], tags=tags)
+    res = _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[RECORDS_KEY, IMAGES_KEY],
+        tags=tags,
+    )
     assert len(_mats(res, RECORDS_KEY)) == len(_mats(res, IMAGES_KEY)) > 0
     meta = _mats(res, IMAGES_KEY)[0].metadata
     bucket = env.storage_app.storage.buckets[BUCKET]
@@ -141,24 +200,46 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
     for path, obj in bucket.objects.items():
         assert path.startswith("customers/") and "/consultations/" in path
         ext = path.rsplit(".", 1)[1]
-        assert obj.content_type == {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[ext]
-    row = db.fetch_one("SELECT image_count, supabase_image_urls FROM consultation_records"
-                       " WHERE image_count > 0 AND jsonb_array_length(supabase_image_urls) = image_count LIMIT 1")
-    assert row and f"/storage/v1/object/authenticated/{BUCKET}/customers/" in row["supabase_image_urls"][0]
+        assert (
+            obj.content_type == {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}[ext]
+        )
+    row = db.fetch_one(
+        "SELECT image_count, supabase_image_urls FROM consultation_records"
+        " WHERE image_count > 0 AND jsonb_array_length(supabase_image_urls) = image_count LIMIT 1"
+    )
+    assert (
+        row
+        and f"/storage/v1/object/authenticated/{BUCKET}/customers/" in row["supabase_image_urls"][0]
+    )
     downloads = env.drive_app.drive.stats["downloads"]
-    res2 = _materialize(env, [consultation_records_and_images, consultation_customers], selection=[IMAGES_KEY], tags=tags)
+    res2 = _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[IMAGES_KEY],
+        tags=tags,
+    )
     meta2 = _mats(res2, IMAGES_KEY)[0].metadata
     assert env.drive_app.drive.stats["downloads"] == downloads  # md5 unchanged: nothing downloaded
-    assert meta2["images_uploaded"].value == 0 and meta2["images_unchanged"].value == meta["images_uploaded"].value
+    assert (
+        meta2["images_uploaded"].value == 0
+        and meta2["images_unchanged"].value == meta["images_uploaded"].value
+    )
 
     # a changed file in Drive is copied again
     obj = db.fetch_one("SELECT * FROM consultation_image_objects LIMIT 1")
     from resources.demo_data import DemoData
 
     env.drive_app.drive.replace_content(obj["drive_file_id"], DemoData(99).image_bytes("webp"))
-    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[IMAGES_KEY], tags=tags)
-    new = db.fetch_one("SELECT * FROM consultation_image_objects WHERE consultation_id=%s AND image_index=%s",
-                       (obj["consultation_id"], obj["image_index"]))
+    _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[IMAGES_KEY],
+        tags=tags,
+    )
+    new = db.fetch_one(
+        "SELECT * FROM consultation_image_objects WHERE consultation_id=%s AND image_index=%s",
+        (obj["consultation_id"], obj["image_index"]),
+    )
     assert new["content_type"] == "image/webp" and new["storage_path"].endswith(".webp")
     assert obj["storage_path"] not in bucket.objects or obj["storage_path"] == new["storage_path"]
 
@@ -168,9 +249,24 @@ def test_bad_images_are_quarantined_with_reasons(backup_env):
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     tags = _range_tags(dates[0], dates[-1])
-    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY], tags=tags)
-    res = _materialize(env, [consultation_records_and_images, consultation_customers, *CHECKS], selection=[IMAGES_KEY], tags=tags)
-    reasons = [r["reason"] for r in db.fetch_all("SELECT reason FROM data_quarantine WHERE source='googledrive/consultation_images'")]
+    _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[RECORDS_KEY],
+        tags=tags,
+    )
+    res = _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers, *CHECKS],
+        selection=[IMAGES_KEY],
+        tags=tags,
+    )
+    reasons = [
+        r["reason"]
+        for r in db.fetch_all(
+            "SELECT reason FROM data_quarantine WHERE source='googledrive/consultation_images'"
+        )
+    ]
     joined = " | ".join(reasons)
     assert "image missing in Google Drive" in joined
     assert "not an image" in joined and "too large" in joined
@@ -186,15 +282,27 @@ def test_images_without_service_role_key_are_skipped_with_a_reason(backup_env, m
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     tags = _range_tags(dates[0], dates[-1])
-    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY], tags=tags)
+    _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[RECORDS_KEY],
+        tags=tags,
+    )
     monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY")
-    res = _materialize(env, [consultation_records_and_images, consultation_customers], selection=[IMAGES_KEY], tags=tags)
+    res = _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[IMAGES_KEY],
+        tags=tags,
+    )
     meta = _mats(res, IMAGES_KEY)[0].metadata
     assert "SUPABASE_SERVICE_ROLE_KEY" in meta["skipped_reason"].value
     assert env.storage_app.storage.stats["uploads"] == 0
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='images'")
     assert log["status"] == "partial" and "SUPABASE_SERVICE_ROLE_KEY" in log["error_message"]
-    assert db.fetch_value("SELECT count(*) FROM consultation_records") > 0  # the database backup went on
+    assert (
+        db.fetch_value("SELECT count(*) FROM consultation_records") > 0
+    )  # the database backup went on
 
 
 def test_customer_checks_pass_on_a_clean_backup(backup_env):
@@ -210,24 +318,51 @@ def test_reconcile_soft_deletes_and_recounts(backup_env):
     env, db = backup_env, backup_env.db
     _materialize(env, [consultation_customers])
     dates = env.consultation_dates()
-    _materialize(env, [consultation_records_and_images, consultation_customers], selection=[RECORDS_KEY],
-                 tags=_range_tags(dates[0], dates[-1]))
+    _materialize(
+        env,
+        [consultation_records_and_images, consultation_customers],
+        selection=[RECORDS_KEY],
+        tags=_range_tags(dates[0], dates[-1]),
+    )
     notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
-    victim = db.fetch_one("SELECT r.notion_page_id, c.customer_id, c.consultation_count FROM consultation_records r"
-                          " JOIN consultation_customers c ON c.id = r.customer_id LIMIT 1")
+    victim = db.fetch_one(
+        "SELECT r.notion_page_id, c.customer_id, c.consultation_count FROM consultation_records r"
+        " JOIN consultation_customers c ON c.id = r.customer_id LIMIT 1"
+    )
     notion.pages.update(page_id=victim["notion_page_id"], in_trash=True)
     gone_customer = env.page_by_title("customers", "00020")
     env.workspace.purge(gone_customer["id"])
     _materialize(env, [consultation_customers], run_config=_customer_config(reconcile=True))
-    assert db.fetch_value("SELECT is_deleted FROM consultation_records WHERE notion_page_id=%s",
-                          (victim["notion_page_id"],)) is True
-    assert db.fetch_value("SELECT is_deleted FROM consultation_customers WHERE customer_id='00020'") is True
-    live = db.fetch_value("SELECT count(*) FROM consultation_records r JOIN consultation_customers c ON c.id=r.customer_id"
-                          " WHERE c.customer_id=%s AND NOT r.is_deleted", (victim["customer_id"],))
-    assert db.fetch_value("SELECT consultation_count FROM consultation_customers WHERE customer_id=%s",
-                          (victim["customer_id"],)) == live
-    assert db.fetch_value("SELECT count(*) FROM consultation_customers") == 18  # nothing hard-deleted
-    assert db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='full'")["status"] == "completed"
+    assert (
+        db.fetch_value(
+            "SELECT is_deleted FROM consultation_records WHERE notion_page_id=%s",
+            (victim["notion_page_id"],),
+        )
+        is True
+    )
+    assert (
+        db.fetch_value("SELECT is_deleted FROM consultation_customers WHERE customer_id='00020'")
+        is True
+    )
+    live = db.fetch_value(
+        "SELECT count(*) FROM consultation_records r JOIN consultation_customers c ON c.id=r.customer_id"
+        " WHERE c.customer_id=%s AND NOT r.is_deleted",
+        (victim["customer_id"],),
+    )
+    assert (
+        db.fetch_value(
+            "SELECT consultation_count FROM consultation_customers WHERE customer_id=%s",
+            (victim["customer_id"],),
+        )
+        == live
+    )
+    assert (
+        db.fetch_value("SELECT count(*) FROM consultation_customers") == 18
+    )  # nothing hard-deleted
+    assert (
+        db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='full'")["status"]
+        == "completed"
+    )
 
 
 def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(backup_env):
@@ -239,23 +374,42 @@ def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(bac
     ds = env.ds("customers").id
 
     def customer(cid, **props):
-        base = {"id": {"title": [{"text": {"content": cid}}]}, "고객명": {"rich_text": [{"text": {"content": "한지민"}}]},
-                "성별": {"select": {"name": "여"}}}
-        return notion.pages.create(parent={"data_source_id": ds}, properties={**base, **props})["id"]
+        base = {
+            "id": {"title": [{"text": {"content": cid}}]},
+            "고객명": {"rich_text": [{"text": {"content": "한지민"}}]},
+            "성별": {"select": {"name": "여"}},
+        }
+        return notion.pages.create(parent={"data_source_id": ds}, properties={**base, **props})[
+            "id"
+        ]
 
     bad = {
-        customer("00901", 추정나이={"number": 10 ** 12}): "estimated age",
-        customer("00902", 얼굴_임베딩={"rich_text": [{"text": {"content": "[0.1, NaN]"}}]}): "embedding",
+        customer("00901", 추정나이={"number": 10**12}): "estimated age",
+        customer(
+            "00902", 얼굴_임베딩={"rich_text": [{"text": {"content": "[0.1, NaN]"}}]}
+        ): "embedding",
         customer("00903", 주소={"rich_text": [{"text": {"content": "서울\u0000강남"}}]}): "NUL",
         customer("００９０４"): "invalid customer id",
     }
     good = customer("00905", 추정나이={"number": 41})
     res = _materialize(env, [consultation_customers], raise_on_error=False)
     assert res.success
-    assert db.fetch_value("SELECT estimated_age FROM consultation_customers WHERE notion_page_id=%s", (good,)) == 41
-    assert db.fetch_value("SELECT count(*) FROM consultation_customers WHERE customer_id LIKE '009%%'") == 1
-    reasons = {r["item_id"]: r["reason"] for r in db.fetch_all(
-        "SELECT item_id, reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'")}
+    assert (
+        db.fetch_value(
+            "SELECT estimated_age FROM consultation_customers WHERE notion_page_id=%s", (good,)
+        )
+        == 41
+    )
+    assert (
+        db.fetch_value("SELECT count(*) FROM consultation_customers WHERE customer_id LIKE '009%%'")
+        == 1
+    )
+    reasons = {
+        r["item_id"]: r["reason"]
+        for r in db.fetch_all(
+            "SELECT item_id, reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'"
+        )
+    }
     for page_id, why in bad.items():
         assert why in reasons.get(page_id, ""), (page_id, why, reasons.get(page_id))
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='customers'")

@@ -29,8 +29,13 @@ def _customer_page(**changes) -> dict:
     }
     for name, value in changes.items():
         props[name] = value
-    return {"id": "p-1", "created_time": "2026-11-01T00:00:00.000Z", "last_edited_time": "2026-11-20T10:31:00.000Z",
-            "in_trash": False, "properties": props}
+    return {
+        "id": "p-1",
+        "created_time": "2026-11-01T00:00:00.000Z",
+        "last_edited_time": "2026-11-20T10:31:00.000Z",
+        "in_trash": False,
+        "properties": props,
+    }
 
 
 def _consultation_page(**changes) -> dict:
@@ -39,35 +44,69 @@ def _consultation_page(**changes) -> dict:
         "상담일자": {"type": "date", "date": {"start": "2026-11-19"}},
         "고객": {"type": "relation", "relation": [{"id": "p-1"}]},
         "호소증상": {"type": "rich_text", "rich_text": rich_text("두통, 불면")},
-        "증상이미지": {"type": "files", "files": [
-            {"name": "a.jpg", "type": "external", "external": {"url": "https://drive.google.com/file/d/abc_123/view"}}]},
+        "증상이미지": {
+            "type": "files",
+            "files": [
+                {
+                    "name": "a.jpg",
+                    "type": "external",
+                    "external": {"url": "https://drive.google.com/file/d/abc_123/view"},
+                }
+            ],
+        },
         "처방약": {"type": "rich_text", "rich_text": rich_text("쌍화탕")},
     }
     props.update(changes)
-    return {"id": "c-1", "created_time": "2026-11-19T01:00:00.000Z", "last_edited_time": "2026-11-19T02:00:00.000Z",
-            "properties": props}
+    return {
+        "id": "c-1",
+        "created_time": "2026-11-19T01:00:00.000Z",
+        "last_edited_time": "2026-11-19T02:00:00.000Z",
+        "properties": props,
+    }
 
 
 def test_parse_customer_reads_every_property():
     row = T.parse_customer(_customer_page())
-    assert (row.customer_id, row.name, row.phone, row.gender) == ("00042", "김민수", "010-1234-5678", "남")
-    assert row.birth_date == date(1980, 2, 3) and row.estimated_age == 46 and row.consultation_count == 3
-    assert row.face_embedding == [0.1, 0.2] and row.google_drive_folder_id == "fld_1" and row.special_note is None
+    assert (row.customer_id, row.name, row.phone, row.gender) == (
+        "00042",
+        "김민수",
+        "010-1234-5678",
+        "남",
+    )
+    assert (
+        row.birth_date == date(1980, 2, 3)
+        and row.estimated_age == 46
+        and row.consultation_count == 3
+    )
+    assert (
+        row.face_embedding == [0.1, 0.2]
+        and row.google_drive_folder_id == "fld_1"
+        and row.special_note is None
+    )
     assert row.notion_updated_at == datetime(2026, 11, 20, 10, 31, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"고객명": {"type": "rich_text", "rich_text": []}}, "missing name"),
-    ({"성별": {"type": "select", "select": {"name": "기타"}}}, "invalid gender"),
-    ({"생년월일": {"type": "date", "date": {"start": "1990-13-45"}}}, "unparseable date"),
-    ({"얼굴_임베딩": {"type": "rich_text", "rich_text": rich_text("{oops")}}, "invalid embedding JSON"),
-    ({"id": {"type": "title", "title": rich_text("42")}}, "invalid customer id"),
-    ({"id": {"type": "title", "title": rich_text("０００４２")}}, "invalid customer id"),
-    ({"얼굴_임베딩": {"type": "rich_text", "rich_text": rich_text("[0.1, NaN]")}}, "invalid embedding JSON"),
-    ({"추정나이": {"type": "number", "number": 10 ** 12}}, "invalid estimated age"),
-    ({"추정나이": {"type": "number", "number": -3}}, "invalid estimated age"),
-    ({"주소": {"type": "rich_text", "rich_text": rich_text("서울\x00강남")}}, "NUL character"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"고객명": {"type": "rich_text", "rich_text": []}}, "missing name"),
+        ({"성별": {"type": "select", "select": {"name": "기타"}}}, "invalid gender"),
+        ({"생년월일": {"type": "date", "date": {"start": "1990-13-45"}}}, "unparseable date"),
+        (
+            {"얼굴_임베딩": {"type": "rich_text", "rich_text": rich_text("{oops")}},
+            "invalid embedding JSON",
+        ),
+        ({"id": {"type": "title", "title": rich_text("42")}}, "invalid customer id"),
+        ({"id": {"type": "title", "title": rich_text("０００４２")}}, "invalid customer id"),
+        (
+            {"얼굴_임베딩": {"type": "rich_text", "rich_text": rich_text("[0.1, NaN]")}},
+            "invalid embedding JSON",
+        ),
+        ({"추정나이": {"type": "number", "number": 10**12}}, "invalid estimated age"),
+        ({"추정나이": {"type": "number", "number": -3}}, "invalid estimated age"),
+        ({"주소": {"type": "rich_text", "rich_text": rich_text("서울\x00강남")}}, "NUL character"),
+    ],
+)
 def test_parse_customer_rejects_bad_pages_with_a_reason(changes, reason):
     with pytest.raises(T.InvalidPage) as err:
         T.parse_customer(_customer_page(**changes))
@@ -76,7 +115,9 @@ def test_parse_customer_rejects_bad_pages_with_a_reason(changes, reason):
 
 def test_trashed_or_flagged_customer_is_deleted():
     assert T.parse_customer({**_customer_page(), "in_trash": True}).is_deleted
-    assert T.parse_customer(_customer_page(삭제됨={"type": "checkbox", "checkbox": True})).is_deleted
+    assert T.parse_customer(
+        _customer_page(삭제됨={"type": "checkbox", "checkbox": True})
+    ).is_deleted
 
 
 def test_parse_consultation():
@@ -88,36 +129,46 @@ def test_parse_consultation():
 
 def test_consultation_datetime_is_taken_in_seoul():
     # 2026-11-19T20:00Z is already the 20th in Seoul (UTC+9)
-    row = T.parse_consultation(_consultation_page(상담일자={"type": "date", "date": {"start": "2026-11-19T20:00:00Z"}}))
+    row = T.parse_consultation(
+        _consultation_page(상담일자={"type": "date", "date": {"start": "2026-11-19T20:00:00Z"}})
+    )
     assert row.consultation_date == date(2026, 11, 20)
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"호소증상": {"type": "rich_text", "rich_text": []}}, "missing symptoms"),
-    ({"고객": {"type": "relation", "relation": []}}, "broken relation"),
-    ({"상담일자": {"type": "date", "date": None}}, "missing consultation date"),
-    ({"상담일자": {"type": "date", "date": {"start": "2026-02-30"}}}, "unparseable date"),
-    ({"id": {"type": "title", "title": rich_text("00042-3")}}, "invalid consultation id"),
-    ({"id": {"type": "title", "title": rich_text("00042_００3")}}, "invalid consultation id"),
-    ({"호소증상": {"type": "rich_text", "rich_text": rich_text("두\x00통")}}, "NUL character"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"호소증상": {"type": "rich_text", "rich_text": []}}, "missing symptoms"),
+        ({"고객": {"type": "relation", "relation": []}}, "broken relation"),
+        ({"상담일자": {"type": "date", "date": None}}, "missing consultation date"),
+        ({"상담일자": {"type": "date", "date": {"start": "2026-02-30"}}}, "unparseable date"),
+        ({"id": {"type": "title", "title": rich_text("00042-3")}}, "invalid consultation id"),
+        ({"id": {"type": "title", "title": rich_text("00042_００3")}}, "invalid consultation id"),
+        ({"호소증상": {"type": "rich_text", "rich_text": rich_text("두\x00통")}}, "NUL character"),
+    ],
+)
 def test_parse_consultation_rejects_bad_pages(changes, reason):
     with pytest.raises(T.InvalidPage) as err:
         T.parse_consultation(_consultation_page(**changes))
     assert reason in err.value.reason
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("https://drive.google.com/file/d/1AbC-_x/view?usp=sharing", "1AbC-_x"),
-    ("https://drive.google.com/open?id=XYZ123", "XYZ123"),
-    ("https://drive.google.com/uc?export=download&id=Q9", "Q9"),
-    ("https://example.com/image.jpg", None),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("https://drive.google.com/file/d/1AbC-_x/view?usp=sharing", "1AbC-_x"),
+        ("https://drive.google.com/open?id=XYZ123", "XYZ123"),
+        ("https://drive.google.com/uc?export=download&id=Q9", "Q9"),
+        ("https://example.com/image.jpg", None),
+    ],
+)
 def test_drive_file_id(url, expected):
     assert T.drive_file_id(url) == expected
 
 
-@pytest.mark.parametrize("fmt, mime", [("jpeg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")])
+@pytest.mark.parametrize(
+    "fmt, mime", [("jpeg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")]
+)
 def test_sniff_image_by_content(fmt, mime):
     assert T.sniff_image(DemoData(1).image_bytes(fmt))[0] == mime
 
@@ -128,28 +179,47 @@ def test_sniff_rejects_non_images():
 
 
 def test_storage_path_layout():
-    assert T.storage_path("00001", "00001_002", 1, "jpg") == "customers/00001/consultations/00001_002/image_1.jpg"
+    assert (
+        T.storage_path("00001", "00001_002", 1, "jpg")
+        == "customers/00001/consultations/00001_002/image_1.jpg"
+    )
 
 
-@pytest.mark.parametrize("strategy, edited, differs, supa_newer, expected", [
-    ("notion_wins", True, True, True, "apply"),
-    ("latest_wins", True, True, True, "keep"),
-    ("latest_wins", True, True, False, "apply"),
-    ("manual", True, True, False, "conflict"),
-    ("manual", False, True, True, "apply"),
-    ("manual", True, False, True, "apply"),
-])
+@pytest.mark.parametrize(
+    "strategy, edited, differs, supa_newer, expected",
+    [
+        ("notion_wins", True, True, True, "apply"),
+        ("latest_wins", True, True, True, "keep"),
+        ("latest_wins", True, True, False, "apply"),
+        ("manual", True, True, False, "conflict"),
+        ("manual", False, True, True, "apply"),
+        ("manual", True, False, True, "apply"),
+    ],
+)
 def test_decide_conflict(strategy, edited, differs, supa_newer, expected):
     notion_t = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     supa_t = notion_t + timedelta(minutes=5) if supa_newer else notion_t - timedelta(hours=1)
-    assert T.decide_conflict(strategy, locally_edited=edited, differs=differs, notion_updated_at=notion_t,
-                             supabase_updated_at=supa_t) == expected
+    assert (
+        T.decide_conflict(
+            strategy,
+            locally_edited=edited,
+            differs=differs,
+            notion_updated_at=notion_t,
+            supabase_updated_at=supa_t,
+        )
+        == expected
+    )
 
 
 def test_decide_conflict_rejects_unknown_strategy():
     with pytest.raises(ValueError):
-        T.decide_conflict("supabase_wins", locally_edited=True, differs=True,
-                          notion_updated_at=datetime.now(UTC), supabase_updated_at=None)
+        T.decide_conflict(
+            "supabase_wins",
+            locally_edited=True,
+            differs=True,
+            notion_updated_at=datetime.now(UTC),
+            supabase_updated_at=None,
+        )
 
 
 def test_watermark_start_subtracts_the_overlap():

@@ -24,14 +24,22 @@ def test_definitions_load_with_every_table_and_schedule():
         assert node.freshness_policy.fail_window.to_timedelta() == spec.freshness
         assert {"postgres", "supabase"} <= set(node.kinds)
     repo = defs.get_repository_def()
-    for name in ("gfx_sync_every_15_minutes", "gfx_reconcile_hourly", "gfx_sync_health_every_5_minutes"):
+    for name in (
+        "gfx_sync_every_15_minutes",
+        "gfx_reconcile_hourly",
+        "gfx_sync_health_every_5_minutes",
+    ):
         assert repo.get_schedule_def(name).default_status == dg.DefaultScheduleStatus.RUNNING
-    assert {"gfx_sync_job", "gfx_restore_job", "gfx_sync_health_job", "gfx_sync_migrations"} <= set(repo.job_names)
+    assert {"gfx_sync_job", "gfx_restore_job", "gfx_sync_health_job", "gfx_sync_migrations"} <= set(
+        repo.job_names
+    )
 
 
 def test_schedule_requests_todays_partition_incrementally():
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 21, 10, 15, tzinfo=timezone.utc),
-                                    repository_def=defs.get_repository_def())
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 21, 10, 15, tzinfo=timezone.utc),
+        repository_def=defs.get_repository_def(),
+    )
     req = gfx_sync_every_15_minutes.evaluate_tick(ctx).run_requests[0]
     assert req.partition_key == "2026-11-21"
     assert {c["config"]["mode"] for c in req.run_config["ops"].values()} == {"incremental"}
@@ -39,88 +47,148 @@ def test_schedule_requests_todays_partition_incrementally():
 
 
 def _resources(test_databases):
-    return {"supabase_db": PostgresResource(dsn=test_databases.supabase_url),
-            "gfx_source_db": PostgresResource(dsn=test_databases.gfx_source_url)}
+    return {
+        "supabase_db": PostgresResource(dsn=test_databases.supabase_url),
+        "gfx_source_db": PostgresResource(dsn=test_databases.gfx_source_url),
+    }
 
 
-def test_partition_range_materializes_in_one_run_and_checks_pass(clean, supabase_db, gfx_source_db, test_databases,
-                                                                 dagster_instance):
+def test_partition_range_materializes_in_one_run_and_checks_pass(
+    clean, supabase_db, gfx_source_db, test_databases, dagster_instance
+):
     gfx_source_db.execute(
         "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, '이벤트 ' || g,"
-        " timestamptz '2026-11-01 12:00+00' + (g % 5) * interval '1 day' FROM generate_series(1, 50) g")
+        " timestamptz '2026-11-01 12:00+00' + (g % 5) * interval '1 day' FROM generate_series(1, 50) g"
+    )
     asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_events")))
     checks = [c for c in ALL_CHECKS if next(iter(c.check_keys)).asset_key == asset.key]
     result = dg.materialize(
-        [asset, *checks], instance=dagster_instance, resources=_resources(test_databases),
-        tags={"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-03"})
+        [asset, *checks],
+        instance=dagster_instance,
+        resources=_resources(test_databases),
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-03",
+        },
+    )
     assert result.success
     mats = result.get_asset_materialization_events()
     assert sorted(m.partition for m in mats) == ["2026-11-01", "2026-11-02", "2026-11-03"]
-    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 30  # days 1-3 only: g % 5 in (0, 1, 2)
+    assert (
+        supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 30
+    )  # days 1-3 only: g % 5 in (0, 1, 2)
     evals = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert evals["schema_drift"] is True and evals["sync_lag"] is True
     assert evals["partition_parity"] is False  # two days are not synced yet: the check says so
-    inc = dg.materialize([asset, *checks], instance=dagster_instance, resources=_resources(test_databases),
-                         partition_key="2026-11-21",
-                         run_config={"ops": {asset.op.name: {"config": GfxSyncConfig(mode="incremental").model_dump()}}})
+    inc = dg.materialize(
+        [asset, *checks],
+        instance=dagster_instance,
+        resources=_resources(test_databases),
+        partition_key="2026-11-21",
+        run_config={
+            "ops": {asset.op.name: {"config": GfxSyncConfig(mode="incremental").model_dump()}}
+        },
+    )
     assert inc.success
-    assert {e.check_name: e.passed for e in inc.get_asset_check_evaluations()}["partition_parity"] is True
+    assert {e.check_name: e.passed for e in inc.get_asset_check_evaluations()}[
+        "partition_parity"
+    ] is True
     md = inc.get_asset_materialization_events()[0].materialization.metadata
     assert md["mode"].value == "incremental" and md["rows_inserted"].value == 20
 
 
-def test_materializing_the_latest_partition_brings_everything_up_to_date(clean, supabase_db, gfx_source_db,
-                                                                        test_databases, dagster_instance):
-    gfx_source_db.execute("INSERT INTO wsop_players (id, wsop_player_id, first_name, last_name, updated_at)"
-                          " SELECT g, 'WP' || g, '민준', '김', now() - g * interval '1 day' FROM generate_series(1, 10) g")
+def test_materializing_the_latest_partition_brings_everything_up_to_date(
+    clean, supabase_db, gfx_source_db, test_databases, dagster_instance
+):
+    gfx_source_db.execute(
+        "INSERT INTO wsop_players (id, wsop_player_id, first_name, last_name, updated_at)"
+        " SELECT g, 'WP' || g, '민준', '김', now() - g * interval '1 day' FROM generate_series(1, 10) g"
+    )
     asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_players")))
-    result = dg.materialize([asset], instance=dagster_instance, resources=_resources(test_databases),
-                            partition_key=PARTITIONS.get_last_partition_key())
+    result = dg.materialize(
+        [asset],
+        instance=dagster_instance,
+        resources=_resources(test_databases),
+        partition_key=PARTITIONS.get_last_partition_key(),
+    )
     assert result.success
-    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_players") == 10  # all days, not just today's
+    assert (
+        supabase_db.fetch_value("SELECT count(*) FROM wsop_players") == 10
+    )  # all days, not just today's
 
 
-def test_the_scheduled_run_syncs_every_table_end_to_end(clean, supabase_db, gfx_source_db, dagster_instance):
+def test_the_scheduled_run_syncs_every_table_end_to_end(
+    clean, supabase_db, gfx_source_db, dagster_instance
+):
     """What the 15-minute schedule launches: gfx_sync_job, today's partition, incremental config,
     with the location's own (EnvVar-bound) resources."""
     from gfx_sync import demo
 
     assert demo.main(["--scale", "tiny"]) == 0
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime.now(timezone.utc),
-                                    repository_def=defs.get_repository_def())
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime.now(timezone.utc),
+        repository_def=defs.get_repository_def(),
+    )
     req = gfx_sync_every_15_minutes.evaluate_tick(ctx).run_requests[0]
     job = defs.resolve_job_def("gfx_sync_job")
-    result = job.execute_in_process(run_config=req.run_config, partition_key=req.partition_key,
-                                    instance=dagster_instance)
+    result = job.execute_in_process(
+        run_config=req.run_config, partition_key=req.partition_key, instance=dagster_instance
+    )
     assert result.success
     assert len(result.get_asset_materialization_events()) == len(SPECS)
-    assert gfx_source_db.fetch_value("SELECT count(*) FROM gfx_hand_players") == \
-        supabase_db.fetch_value("SELECT count(*) FROM gfx_hand_players") == 600
-    assert supabase_db.fetch_value("SELECT count(*) FROM v_sync_dashboard WHERE health_status = 'HEALTHY'") == len(SPECS)
-    assert gfx_source_db.fetch_value("SELECT count(*) FROM render_queue") == 6  # jobs created in Supabase went out
+    assert (
+        gfx_source_db.fetch_value("SELECT count(*) FROM gfx_hand_players")
+        == supabase_db.fetch_value("SELECT count(*) FROM gfx_hand_players")
+        == 600
+    )
+    assert supabase_db.fetch_value(
+        "SELECT count(*) FROM v_sync_dashboard WHERE health_status = 'HEALTHY'"
+    ) == len(SPECS)
+    assert (
+        gfx_source_db.fetch_value("SELECT count(*) FROM render_queue") == 6
+    )  # jobs created in Supabase went out
 
 
-def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(clean, supabase_db, gfx_source_db,
-                                                                              test_databases, dagster_instance):
+def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(
+    clean, supabase_db, gfx_source_db, test_databases, dagster_instance
+):
     from gfx_sync.jobs import gfx_restore_job
 
-    gfx_source_db.execute("INSERT INTO wsop_events (id, event_code, name) VALUES (1, 'E1', 'one'), (2, 'E2', 'two')")
+    gfx_source_db.execute(
+        "INSERT INTO wsop_events (id, event_code, name) VALUES (1, 'E1', 'one'), (2, 'E2', 'two')"
+    )
     res = gfx_restore_job.execute_in_process(
         run_config={"ops": {"gfx_restore_op": {"config": {"table": "wsop_events"}}}},
-        resources=_resources(test_databases), instance=dagster_instance)
+        resources=_resources(test_databases),
+        instance=dagster_instance,
+    )
     assert res.success and res.output_for_node("gfx_restore_op")["would_insert"] == 2
-    assert supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 0  # dry run is the default
+    assert (
+        supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 0
+    )  # dry run is the default
     res = gfx_restore_job.execute_in_process(
-        run_config={"ops": {"gfx_restore_op": {"config": {"table": "wsop_events", "dry_run": False}}}},
-        resources=_resources(test_databases), instance=dagster_instance)
+        run_config={
+            "ops": {"gfx_restore_op": {"config": {"table": "wsop_events", "dry_run": False}}}
+        },
+        resources=_resources(test_databases),
+        instance=dagster_instance,
+    )
     assert res.success and supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 2
 
     asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_events")))
-    drift_check = next(c for c in ALL_CHECKS if next(iter(c.check_keys)) == dg.AssetCheckKey(asset.key, "schema_drift"))
+    drift_check = next(
+        c
+        for c in ALL_CHECKS
+        if next(iter(c.check_keys)) == dg.AssetCheckKey(asset.key, "schema_drift")
+    )
     gfx_source_db.execute("ALTER TABLE wsop_events ALTER COLUMN entrants TYPE bigint")
     try:
-        out = dg.materialize([asset, drift_check], instance=dagster_instance, resources=_resources(test_databases),
-                             selection=dg.AssetSelection.checks(drift_check))
+        out = dg.materialize(
+            [asset, drift_check],
+            instance=dagster_instance,
+            resources=_resources(test_databases),
+            selection=dg.AssetSelection.checks(drift_check),
+        )
         ev = out.get_asset_check_evaluations()[0]
         assert ev.passed is False and ev.severity == dg.AssetCheckSeverity.ERROR
         assert "column entrants: source bigint, target integer" in ev.metadata["problems"].value
@@ -128,18 +196,29 @@ def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(cl
         gfx_source_db.execute("ALTER TABLE wsop_events ALTER COLUMN entrants TYPE integer")
 
 
-def test_an_unreachable_source_is_retried_then_fails_the_run_counting_one_failure(clean, supabase_db, test_databases,
-                                                                                  dagster_instance):
+def test_an_unreachable_source_is_retried_then_fails_the_run_counting_one_failure(
+    clean, supabase_db, test_databases, dagster_instance
+):
     asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_players")))
-    resources = {"supabase_db": PostgresResource(dsn=test_databases.supabase_url),
-                 "gfx_source_db": PostgresResource(dsn="postgresql://postgres@127.0.0.1:1/x", connect_attempts=1,
-                                                   pool_timeout_s=0.3)}
-    result = dg.materialize([asset], instance=dagster_instance, resources=resources, raise_on_error=False,
-                            partition_key=PARTITIONS.get_last_partition_key())
+    resources = {
+        "supabase_db": PostgresResource(dsn=test_databases.supabase_url),
+        "gfx_source_db": PostgresResource(
+            dsn="postgresql://postgres@127.0.0.1:1/x", connect_attempts=1, pool_timeout_s=0.3
+        ),
+    }
+    result = dg.materialize(
+        [asset],
+        instance=dagster_instance,
+        resources=resources,
+        raise_on_error=False,
+        partition_key=PARTITIONS.get_last_partition_key(),
+    )
     assert not result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retries) == 2  # the RetryPolicy's two retries, then the failure
-    st = supabase_db.fetch_one("SELECT status, consecutive_failures, last_error FROM sync_status"
-                               " WHERE entity_type = 'wsop_players'")
+    st = supabase_db.fetch_one(
+        "SELECT status, consecutive_failures, last_error FROM sync_status"
+        " WHERE entity_type = 'wsop_players'"
+    )
     assert (st["status"], st["consecutive_failures"]) == ("failed", 1)
     assert "ServiceUnavailable" in st["last_error"]

@@ -10,28 +10,44 @@ from gfx_sync.specs import SPECS, SPECS_BY_TABLE, spec_for
 T = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("target_max, horizon, expected", [
-    (None, T, None),                                  # empty target: full read
-    (T, None, T),
-    (T, T - timedelta(hours=2), T - timedelta(hours=2)),  # a long transaction holds the watermark back
-    (T - timedelta(hours=1), T, T - timedelta(hours=1)),  # never ahead of the committed data
-])
+@pytest.mark.parametrize(
+    "target_max, horizon, expected",
+    [
+        (None, T, None),  # empty target: full read
+        (T, None, T),
+        (
+            T,
+            T - timedelta(hours=2),
+            T - timedelta(hours=2),
+        ),  # a long transaction holds the watermark back
+        (T - timedelta(hours=1), T, T - timedelta(hours=1)),  # never ahead of the committed data
+    ],
+)
 def test_next_watermark(target_max, horizon, expected):
     assert tf.next_watermark(target_max, horizon) == expected
 
 
-@pytest.mark.parametrize("target_max, stored, expected", [
-    (None, T, None), (T, None, None), (T, T - timedelta(minutes=30), T - timedelta(minutes=30)),
-    (T - timedelta(minutes=5), T, T - timedelta(minutes=5)),
-])
-def test_read_base_takes_the_lower_of_target_and_stored_or_reads_everything(target_max, stored, expected):
+@pytest.mark.parametrize(
+    "target_max, stored, expected",
+    [
+        (None, T, None),
+        (T, None, None),
+        (T, T - timedelta(minutes=30), T - timedelta(minutes=30)),
+        (T - timedelta(minutes=5), T, T - timedelta(minutes=5)),
+    ],
+)
+def test_read_base_takes_the_lower_of_target_and_stored_or_reads_everything(
+    target_max, stored, expected
+):
     assert tf.read_base(target_max, stored) == expected
 
 
 def test_read_from_never_starts_in_the_future():
     future = T + timedelta(days=365)
     assert tf.read_from(future, timedelta(minutes=10), T) == T - timedelta(minutes=10)
-    assert tf.read_from(T, timedelta(minutes=10), T + timedelta(hours=1)) == T - timedelta(minutes=10)
+    assert tf.read_from(T, timedelta(minutes=10), T + timedelta(hours=1)) == T - timedelta(
+        minutes=10
+    )
     assert tf.read_from(None, timedelta(minutes=10), T) is None
 
 
@@ -52,11 +68,14 @@ def test_diff_rows_splits_copy_and_delete():
     assert to_copy == ["2", "3"] and to_delete == ["4"]
 
 
-@pytest.mark.parametrize("definition, expected", [
-    ("CHECK ((chip_count >= 0))", "((chip_count >= 0))"),
-    ("CHECK ((seat_no >= 1)) NOT VALID", "((seat_no >= 1))"),
-    ("UNIQUE (a)", None),
-])
+@pytest.mark.parametrize(
+    "definition, expected",
+    [
+        ("CHECK ((chip_count >= 0))", "((chip_count >= 0))"),
+        ("CHECK ((seat_no >= 1)) NOT VALID", "((seat_no >= 1))"),
+        ("UNIQUE (a)", None),
+    ],
+)
 def test_check_expression(definition, expected):
     assert tf.check_expression(definition) == expected
 
@@ -69,13 +88,26 @@ def test_compare_columns_names_every_difference():
     assert "column b (integer) missing on target" in problems
     assert "column c (text) missing on source" in problems
     assert tf.compare_columns(src, [src[1], src[0], src[2]]) == [
-        "same columns in a different order (binary COPY needs the same order)"]
+        "same columns in a different order (binary COPY needs the same order)"
+    ]
 
 
 def test_spec_list_matches_the_seed_matrix():
-    assert {s.table for s in SPECS if s.method == "cdc"} == {"gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"}
-    assert {s.table for s in SPECS if s.method == "batch"} == {"wsop_events", "wsop_players", "wsop_chip_counts"}
-    assert spec_for("player_overrides").winner == "supabase" and spec_for("profile_images").winner == "supabase"
+    assert {s.table for s in SPECS if s.method == "cdc"} == {
+        "gfx_sessions",
+        "gfx_hands",
+        "gfx_hand_players",
+        "gfx_players",
+    }
+    assert {s.table for s in SPECS if s.method == "batch"} == {
+        "wsop_events",
+        "wsop_players",
+        "wsop_chip_counts",
+    }
+    assert (
+        spec_for("player_overrides").winner == "supabase"
+        and spec_for("profile_images").winner == "supabase"
+    )
     assert spec_for("cue_sheets").winner == "lww"
     assert spec_for("render_queue").direction == "supabase_to_external"
     assert all(s.winner == "external" for s in SPECS if s.method in ("cdc", "batch"))
@@ -87,5 +119,5 @@ def test_spec_list_matches_the_seed_matrix():
 
 def test_bucket_predicates_are_key_ranges():
     spec = spec_for("gfx_hands")
-    assert "\"id\" >= 100" in tf.chunk_predicate(spec, 100, [1]).as_string(None)
+    assert '"id" >= 100' in tf.chunk_predicate(spec, 100, [1]).as_string(None)
     assert tf.chunk_predicate(spec, 100, []).as_string(None) == "false"

@@ -22,13 +22,21 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     db = PostgresResource(dsn=os.environ["SUPABASE_DB_URL"])
-    mysql = MySQLResource(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
-                          user=os.environ["MYSQL_READ_USER"], password=os.environ["MYSQL_READ_PASSWORD"],
-                          database=os.environ["MYSQL_DATABASE"])
-    solapi = SolapiResource(api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"], api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
-                            sender=LOCAL_DEFAULTS["SOLAPI_SENDER"], pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"], base_url=url)
-    opts = RunOptions(workflow_id, key, send_mode="live", chunk_size=int(chunk),
-                      **{point: die})
+    mysql = MySQLResource(
+        host=os.environ["MYSQL_HOST"],
+        port=int(os.environ["MYSQL_PORT"]),
+        user=os.environ["MYSQL_READ_USER"],
+        password=os.environ["MYSQL_READ_PASSWORD"],
+        database=os.environ["MYSQL_DATABASE"],
+    )
+    solapi = SolapiResource(
+        api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"],
+        api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
+        sender=LOCAL_DEFAULTS["SOLAPI_SENDER"],
+        pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"],
+        base_url=url,
+    )
+    opts = RunOptions(workflow_id, key, send_mode="live", chunk_size=int(chunk), **{point: die})
     execute_workflow(db, mysql, solapi, opts, log=lambda _m: None)
     print("finished without being killed")
 

@@ -52,6 +52,11 @@ def solapi_standin_state(solapi_server):
 @pytest.fixture
 def solapi(solapi_server) -> SolapiResource:
     server, _state, _injector = solapi_server
-    return SolapiResource(api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"], api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
-                          sender=LOCAL_DEFAULTS["SOLAPI_SENDER"], pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"],
-                          base_url=server.url, max_attempts=2)
+    return SolapiResource(
+        api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"],
+        api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
+        sender=LOCAL_DEFAULTS["SOLAPI_SENDER"],
+        pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"],
+        base_url=server.url,
+        max_attempts=2,
+    )

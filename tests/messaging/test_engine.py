@@ -22,27 +22,43 @@ def _logs(db, run_id):
     return db.fetch_all("SELECT * FROM public.message_logs WHERE workflow_run_id = %s", (run_id,))
 
 
-def test_dry_run_renders_and_logs_but_sends_nothing(supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids):
+def test_dry_run_renders_and_logs_but_sends_nothing(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids
+):
     before = solapi_standin_state.send_requests
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(platform_ids["workflow:manual"], _key(), send_mode="dry_run", now=NOON_KST))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(platform_ids["workflow:manual"], _key(), send_mode="dry_run", now=NOON_KST),
+    )
     assert solapi_standin_state.send_requests == before
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert logs, "VIP customers with marketing consent exist in the demo data"
     assert {r["status"] for r in logs} <= {"cancelled", "failed"}
     ok = [r for r in logs if r["status"] == "cancelled"]
     assert ok and all(r["error_code"] == "DRY_RUN" for r in ok)
-    assert all(r["message_content"].startswith("(광고)") and "무료수신거부" in r["message_content"] for r in ok)
-    run = supabase_db.fetch_one("SELECT * FROM public.workflow_runs WHERE id = %s", (summary.workflow_run_id,))
+    assert all(
+        r["message_content"].startswith("(광고)") and "무료수신거부" in r["message_content"]
+        for r in ok
+    )
+    run = supabase_db.fetch_one(
+        "SELECT * FROM public.workflow_runs WHERE id = %s", (summary.workflow_run_id,)
+    )
     assert run["status"] == "completed" and run["target_count"] == len(logs)
 
 
-def test_live_run_sends_each_recipient_once_and_polls_delivery(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                               platform_ids):
+def test_live_run_sends_each_recipient_once_and_polls_delivery(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids
+):
     wf = platform_ids["workflow:manual"]
     key = _key()
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(wf, key, send_mode="live", now=NOON_KST, chunk_size=3))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(wf, key, send_mode="live", now=NOON_KST, chunk_size=3),
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     sent = [r for r in logs if r["status"] == "sent"]
     assert sent and all(r["provider_message_id"] and float(r["cost"]) == 50.0 for r in sent)
@@ -50,7 +66,9 @@ def test_live_run_sends_each_recipient_once_and_polls_delivery(supabase_db, mysq
     assert not solapi_standin_state.duplicates()
     # the same execution again: nothing is sent twice
     requests = solapi_standin_state.send_requests
-    again = execute_workflow(supabase_db, mysql_reader, solapi, RunOptions(wf, key, send_mode="live", now=NOON_KST))
+    again = execute_workflow(
+        supabase_db, mysql_reader, solapi, RunOptions(wf, key, send_mode="live", now=NOON_KST)
+    )
     assert again.workflow_run_id == summary.workflow_run_id
     assert solapi_standin_state.send_requests == requests
     result = poll_delivery(supabase_db, solapi)
@@ -59,12 +77,22 @@ def test_live_run_sends_each_recipient_once_and_polls_delivery(supabase_db, mysq
     assert "sent" not in statuses and "delivered" in statuses
 
 
-def test_promotion_is_not_sent_in_quiet_hours(supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids):
+def test_promotion_is_not_sent_in_quiet_hours(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids
+):
     before = solapi_standin_state.send_requests
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(platform_ids["workflow:manual"], _key(), send_mode="live", now=NIGHT_KST))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(platform_ids["workflow:manual"], _key(), send_mode="live", now=NIGHT_KST),
+    )
     assert solapi_standin_state.send_requests == before
-    codes = {r["error_code"] for r in _logs(supabase_db, summary.workflow_run_id) if r["status"] == "cancelled"}
+    codes = {
+        r["error_code"]
+        for r in _logs(supabase_db, summary.workflow_run_id)
+        if r["status"] == "cancelled"
+    }
     assert codes == {"AD_QUIET_HOURS"}
 
 
@@ -72,12 +100,15 @@ def test_promotion_is_not_sent_in_quiet_hours(supabase_db, mysql_reader, solapi,
 def all_customers_workflow(supabase_db, platform_ids):
     """A notification workflow to every customer (SMS), for the exactly-once tests."""
     with supabase_db.transaction() as conn:
-        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
-                           " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id").fetchone()[0]
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content)"
+            " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id"
+        ).fetchone()[0]
         wid = conn.execute(
             "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
             " VALUES ('전체 공지', 'manual', 'active', %s, %s) RETURNING id",
-            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
+        ).fetchone()[0]
     return str(wid)
 
 
@@ -85,34 +116,57 @@ def _assert_exactly_once(db, state, run_id):
     logs = _logs(db, run_id)
     keys = [r["idempotency_key"] for r in logs if r["status"] in ("sent", "delivered")]
     assert logs and not [r for r in logs if r["status"] == "pending"], "nothing skipped"
-    assert all(state.accepted_by_key.get(k) == 1 for k in keys), "each recipient accepted exactly once"
+    assert all(state.accepted_by_key.get(k) == 1 for k in keys), (
+        "each recipient accepted exactly once"
+    )
     assert not state.duplicates()
     return logs
 
 
-def test_unresolved_placeholder_is_logged_failed_not_sent(supabase_db, mysql_reader, solapi, solapi_standin_state):
+def test_unresolved_placeholder_is_logged_failed_not_sent(
+    supabase_db, mysql_reader, solapi, solapi_standin_state
+):
     with supabase_db.transaction() as conn:
-        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
-                           " VALUES ('쿠폰', 'notification', 'sms', '#{name}님 쿠폰 #{coupon_code}') RETURNING id").fetchone()[0]
-        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
-                           " VALUES ('쿠폰', 'manual', 'active', %s, %s) RETURNING id",
-                           (Jsonb({"table": "customers", "filters": [{"field": "grade", "op": "=", "value": "VIP"}]}),
-                            Jsonb({"template_id": str(tid)}))).fetchone()[0]
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content)"
+            " VALUES ('쿠폰', 'notification', 'sms', '#{name}님 쿠폰 #{coupon_code}') RETURNING id"
+        ).fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            " VALUES ('쿠폰', 'manual', 'active', %s, %s) RETURNING id",
+            (
+                Jsonb(
+                    {
+                        "table": "customers",
+                        "filters": [{"field": "grade", "op": "=", "value": "VIP"}],
+                    }
+                ),
+                Jsonb({"template_id": str(tid)}),
+            ),
+        ).fetchone()[0]
     before = solapi_standin_state.send_requests
-    summary = execute_workflow(supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live"))
+    summary = execute_workflow(
+        supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live")
+    )
     assert summary.unmapped == ["coupon_code"]
     assert solapi_standin_state.send_requests == before
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert logs and all(r["status"] == "failed" for r in logs)
     assert {r["error_code"] for r in logs} <= {"UNRESOLVED_VARIABLE", "INVALID_PHONE"}
     assert any("#{coupon_code}" in (r["error_message"] or "") for r in logs)
-    usage = supabase_db.fetch_one("SELECT success, variables_used FROM public.template_usage_logs WHERE template_id = %s",
-                                  (tid,))
+    usage = supabase_db.fetch_one(
+        "SELECT success, variables_used FROM public.template_usage_logs WHERE template_id = %s",
+        (tid,),
+    )
     assert usage["success"] is False and usage["variables_used"]["unmapped"] == ["coupon_code"]
 
 
-def test_duplicate_phones_and_bad_phones_within_a_run(supabase_db, mysql_reader, crm, all_customers_workflow):
-    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(all_customers_workflow, _key()))
+def test_duplicate_phones_and_bad_phones_within_a_run(
+    supabase_db, mysql_reader, crm, all_customers_workflow
+):
+    summary = execute_workflow(
+        supabase_db, mysql_reader, None, RunOptions(all_customers_workflow, _key())
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     phones = [r["recipient_phone"] for r in logs if r["error_code"] != "INVALID_PHONE"]
     assert len(phones) == len(set(phones))
@@ -123,47 +177,95 @@ def test_duplicate_phones_and_bad_phones_within_a_run(supabase_db, mysql_reader,
     assert any(r["error_code"] == "INVALID_PHONE" for r in logs)
 
 
-def test_lost_response_is_reconciled_not_resent(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                all_customers_workflow):
+def test_lost_response_is_reconciled_not_resent(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
+):
     solapi_standin_state.lose_responses = 1  # first batch: processed by SOLAPI, answer lost
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20),
+    )
     assert summary.reconciled == 20
     _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
 @pytest.mark.parametrize("point", ["after_send", "after_batch"])
-def test_killed_between_batches_resumes_without_duplicates_or_gaps(supabase_db, mysql_reader, solapi, solapi_server,
-                                                                    solapi_standin_state, all_customers_workflow, point):
+def test_killed_between_batches_resumes_without_duplicates_or_gaps(
+    supabase_db,
+    mysql_reader,
+    solapi,
+    solapi_server,
+    solapi_standin_state,
+    all_customers_workflow,
+    point,
+):
     import os
     import subprocess
     import sys
 
     key = _key()
-    child = subprocess.run([sys.executable, "-m", "tests.messaging._crash_runner", all_customers_workflow, key,
-                            solapi_server[0].url, "15", point, "2"], env=dict(os.environ), capture_output=True,
-                           text=True, timeout=120)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.messaging._crash_runner",
+            all_customers_workflow,
+            key,
+            solapi_server[0].url,
+            "15",
+            point,
+            "2",
+        ],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert child.returncode == -9, child.stderr[-2000:]
-    run = supabase_db.fetch_one("SELECT id, status FROM public.workflow_runs WHERE execution_key = %s", (key,))
+    run = supabase_db.fetch_one(
+        "SELECT id, status FROM public.workflow_runs WHERE execution_key = %s", (key,)
+    )
     assert run["status"] == "running"
-    pending = supabase_db.fetch_value("SELECT count(*) FROM public.message_logs WHERE workflow_run_id = %s"
-                                      " AND status = 'pending'", (run["id"],))
+    pending = supabase_db.fetch_value(
+        "SELECT count(*) FROM public.message_logs WHERE workflow_run_id = %s"
+        " AND status = 'pending'",
+        (run["id"],),
+    )
     assert pending > 0
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=15))
-    assert summary.resumed and summary.workflow_run_id == str(run["id"]) and summary.status == "completed"
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=15),
+    )
+    assert (
+        summary.resumed
+        and summary.workflow_run_id == str(run["id"])
+        and summary.status == "completed"
+    )
     if point == "after_send":
-        assert summary.reconciled == 15  # the batch SOLAPI accepted before the kill was found, not re-sent
+        assert (
+            summary.reconciled == 15
+        )  # the batch SOLAPI accepted before the kill was found, not re-sent
     _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
-def test_event_kakao_and_query_variables(supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids, crm):
+def test_event_kakao_and_query_variables(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids, crm
+):
     with crm.cursor() as cur:
         cur.execute("SELECT MAX(id) FROM subscriptions")
         top = cur.fetchone()[0]
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(platform_ids["workflow:event"], _key(), send_mode="live",
-                                          event_range=(top - 3, top)))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(
+            platform_ids["workflow:event"], _key(), send_mode="live", event_range=(top - 3, top)
+        ),
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert 1 <= len(logs) <= 3 and all(r["message_type"] == "kakao" for r in logs)
     assert any(r["status"] == "sent" for r in logs)
@@ -171,46 +273,73 @@ def test_event_kakao_and_query_variables(supabase_db, mysql_reader, solapi, sola
     with crm.cursor() as cur:
         cur.execute("INSERT INTO customers (name, phone) VALUES ('만료예정', '010-7777-1234')")
         cid = cur.lastrowid
-        cur.execute("INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, monthly_fee)"
-                    " VALUES (%s, '유산균 프리미엄', 'active', CURDATE() - INTERVAL 25 DAY, CURDATE() + INTERVAL 5 DAY,"
-                    " 32000)", (cid,))
-        cur.execute("INSERT INTO payments (customer_id, subscription_id, amount, method, status, paid_at)"
-                    " VALUES (%s, %s, 32000, '카드', 'paid', NOW())", (cid, cur.lastrowid))
-    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:schedule"], _key()))
+        cur.execute(
+            "INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, monthly_fee)"
+            " VALUES (%s, '유산균 프리미엄', 'active', CURDATE() - INTERVAL 25 DAY, CURDATE() + INTERVAL 5 DAY,"
+            " 32000)",
+            (cid,),
+        )
+        cur.execute(
+            "INSERT INTO payments (customer_id, subscription_id, amount, method, status, paid_at)"
+            " VALUES (%s, %s, 32000, '카드', 'paid', NOW())",
+            (cid, cur.lastrowid),
+        )
+    summary = execute_workflow(
+        supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:schedule"], _key())
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     rendered = [r for r in logs if r["status"] == "cancelled"]
     mine = [r for r in rendered if r["recipient_phone"] == "01077771234"]
-    assert len(mine) == 1 and "만료예정님" in mine[0]["message_content"]  # #{고객명} via the display name
+    assert (
+        len(mine) == 1 and "만료예정님" in mine[0]["message_content"]
+    )  # #{고객명} via the display name
     assert "일 남음)" in mine[0]["message_content"] and "32,000원" in mine[0]["message_content"]
     for r in rendered:
         assert "#{" not in r["message_content"] and "년" in r["message_content"]
-    used = supabase_db.fetch_value("SELECT usage_count FROM public.variable_query_templates"
-                                   " WHERE template_name = 'last_payment'")
+    used = supabase_db.fetch_value(
+        "SELECT usage_count FROM public.variable_query_templates"
+        " WHERE template_name = 'last_payment'"
+    )
     assert used >= 1
 
 
 def test_webhook_payload_binds_target_query(supabase_db, mysql_reader, platform_ids, crm):
     with crm.cursor() as cur:
-        cur.execute("SELECT c.id FROM customers c JOIN subscriptions s ON s.customer_id = c.id"
-                    " WHERE c.phone LIKE '010-%%' ORDER BY c.id LIMIT 1")
+        cur.execute(
+            "SELECT c.id FROM customers c JOIN subscriptions s ON s.customer_id = c.id"
+            " WHERE c.phone LIKE '010-%%' ORDER BY c.id LIMIT 1"
+        )
         cid = cur.fetchone()[0]
-    summary = execute_workflow(supabase_db, mysql_reader, None,
-                               RunOptions(platform_ids["workflow:webhook"], _key(), payload={"customer_id": cid}))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        None,
+        RunOptions(platform_ids["workflow:webhook"], _key(), payload={"customer_id": cid}),
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert len(logs) == 1 and "구독을 환영합니다" in logs[0]["message_content"]
     from messaging.models import WorkflowConfigError
 
     with pytest.raises(WorkflowConfigError, match="customer_id"):
-        execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:webhook"], _key(), payload={}))
+        execute_workflow(
+            supabase_db,
+            mysql_reader,
+            None,
+            RunOptions(platform_ids["workflow:webhook"], _key(), payload={}),
+        )
 
 
-def test_bad_phones_are_quarantined_with_id_and_reason(supabase_db, mysql_reader, crm, all_customers_workflow):
+def test_bad_phones_are_quarantined_with_id_and_reason(
+    supabase_db, mysql_reader, crm, all_customers_workflow
+):
     execute_workflow(supabase_db, mysql_reader, None, RunOptions(all_customers_workflow, _key()))
     with crm.cursor() as cur:
         cur.execute("SELECT id FROM customers WHERE phone IS NULL OR phone NOT LIKE '01%%'")
         bad_ids = {str(r[0]) for r in cur.fetchall()}
-    rows = supabase_db.fetch_all("SELECT item_id, reason FROM public.data_quarantine WHERE domain = 'messaging'"
-                                 " AND source = 'mysql/customers' AND resolved_at IS NULL")
+    rows = supabase_db.fetch_all(
+        "SELECT item_id, reason FROM public.data_quarantine WHERE domain = 'messaging'"
+        " AND source = 'mysql/customers' AND resolved_at IS NULL"
+    )
     assert bad_ids and bad_ids <= {r["item_id"] for r in rows}
     assert all(r["reason"].startswith("INVALID_PHONE") for r in rows)
 
@@ -219,25 +348,44 @@ def test_alimtalk_rules(supabase_db, mysql_reader, solapi, platform_ids):
     from messaging.models import WorkflowConfigError
 
     with supabase_db.transaction() as conn:
-        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, template_code, content)"
-                           " VALUES ('광고 알림톡', 'promotion', 'kakao', 'KA01TP1', '#{name}님 할인') RETURNING id").fetchone()[0]
-        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
-                           " VALUES ('광고 알림톡', 'manual', 'active', %s, %s) RETURNING id",
-                           (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, template_code, content)"
+            " VALUES ('광고 알림톡', 'promotion', 'kakao', 'KA01TP1', '#{name}님 할인') RETURNING id"
+        ).fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            " VALUES ('광고 알림톡', 'manual', 'active', %s, %s) RETURNING id",
+            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
+        ).fetchone()[0]
     with pytest.raises(WorkflowConfigError, match="informational"):
-        execute_workflow(supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live"))
+        execute_workflow(
+            supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live")
+        )
     no_profile = solapi.model_copy(update={"pf_id": ""})
     with pytest.raises(WorkflowConfigError, match="SOLAPI_PF_ID"):
-        execute_workflow(supabase_db, mysql_reader, no_profile,
-                         RunOptions(platform_ids["workflow:event"], _key(), send_mode="live", event_range=(0, 3)))
+        execute_workflow(
+            supabase_db,
+            mysql_reader,
+            no_profile,
+            RunOptions(
+                platform_ids["workflow:event"], _key(), send_mode="live", event_range=(0, 3)
+            ),
+        )
 
 
-def test_rate_limited_send_is_reconciled_then_sent_once(supabase_db, mysql_reader, solapi, solapi_server,
-                                                         solapi_standin_state, all_customers_workflow):
+def test_rate_limited_send_is_reconciled_then_sent_once(
+    supabase_db, mysql_reader, solapi, solapi_server, solapi_standin_state, all_customers_workflow
+):
     injector = solapi_server[2]
-    injector.configure(burst_429=2, retry_after_s=0)  # the first send and the first lookup answer 429
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25))
+    injector.configure(
+        burst_429=2, retry_after_s=0
+    )  # the first send and the first lookup answer 429
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25),
+    )
     assert injector.injected["429"] == 2 and summary.status == "completed"
     _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
@@ -246,8 +394,12 @@ def test_unknown_send_mode_is_refused(supabase_db, mysql_reader, platform_ids):
     from messaging.models import WorkflowConfigError
 
     with pytest.raises(WorkflowConfigError, match="MESSAGING_SEND_MODE"):
-        execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], _key(),
-                                                                     send_mode="sometimes"))
+        execute_workflow(
+            supabase_db,
+            mysql_reader,
+            None,
+            RunOptions(platform_ids["workflow:manual"], _key(), send_mode="sometimes"),
+        )
 
 
 def test_same_execution_running_elsewhere_is_refused(supabase_db, mysql_reader, platform_ids):
@@ -259,17 +411,26 @@ def test_same_execution_running_elsewhere_is_refused(supabase_db, mysql_reader, 
     with psycopg.connect(supabase_db.dsn, autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
         with pytest.raises(ExecutionInProgress):
-            execute_workflow(supabase_db, mysql_reader, None,
-                             RunOptions(platform_ids["workflow:manual"], key, lock_wait_s=0.3))
+            execute_workflow(
+                supabase_db,
+                mysql_reader,
+                None,
+                RunOptions(platform_ids["workflow:manual"], key, lock_wait_s=0.3),
+            )
     # released (the holder's session ended): the execution runs
-    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], key))
+    summary = execute_workflow(
+        supabase_db, mysql_reader, None, RunOptions(platform_ids["workflow:manual"], key)
+    )
     assert summary.status == "completed"
 
 
-def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(supabase_db, mysql_reader, solapi,
-                                                                       solapi_standin_state, all_customers_workflow):
+def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
+):
     """SOLAPI lists refused messages too (with their 1xxx code): a reconciled refusal is failed, not sent."""
-    phones = [r["phone"] for r in mysql_reader.query("SELECT phone FROM customers ORDER BY id LIMIT 40")]
+    phones = [
+        r["phone"] for r in mysql_reader.query("SELECT phone FROM customers ORDER BY id LIMIT 40")
+    ]
     from messaging.transform import normalize_phone
     from messaging.models import InvalidPhone
 
@@ -282,8 +443,12 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(supabase_
     refused = set(valid[:5])
     solapi_standin_state.rejected = refused
     solapi_standin_state.lose_responses = 1
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10_000))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10_000),
+    )
     logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     by_phone = {r["recipient_phone"]: r for r in logs}
     for phone in refused:
@@ -293,8 +458,9 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(supabase_
     assert summary.reconciled >= 1
 
 
-def test_promotion_send_stops_when_quiet_hours_begin_mid_run(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                             platform_ids):
+def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids
+):
     """A long advertising send that reaches 21:00 Asia/Seoul stops there: the rest is cancelled, not sent."""
     from datetime import timedelta
 
@@ -305,9 +471,19 @@ def test_promotion_send_stops_when_quiet_hours_begin_mid_run(supabase_db, mysql_
         clock["now"] = before_nine + timedelta(minutes=2)  # 21:00: quiet hours begin
 
     requests = solapi_standin_state.send_requests
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(platform_ids["workflow:manual"], _key(), send_mode="live", chunk_size=3,
-                                          clock=lambda: clock["now"], after_batch=after_batch))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(
+            platform_ids["workflow:manual"],
+            _key(),
+            send_mode="live",
+            chunk_size=3,
+            clock=lambda: clock["now"],
+            after_batch=after_batch,
+        ),
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     sent = [r for r in logs if r["status"] == "sent"]
     cancelled = [r for r in logs if r["status"] == "cancelled"]
@@ -320,30 +496,44 @@ def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm
     """Seed 001: individual_variable_mappings.source_field holds the static value *or the query*; a
     query mapping whose source_field is a SELECT runs it (read-only, bound from the target row)."""
     with supabase_db.transaction() as conn:
-        conn.execute("INSERT INTO public.individual_variable_mappings (variable_name, display_name, source_type,"
-                     " source_field, selected_column, default_value) VALUES ('inline_plan', '최근상품', 'query',"
-                     " %s, 'plan_name', '상품없음')",
-                     ("SELECT plan_name FROM subscriptions WHERE customer_id = %(id)s ORDER BY id DESC LIMIT 1",))
-        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
-                           " VALUES ('상품안내', 'notification', 'lms', '#{name}님 #{inline_plan} 안내') RETURNING id"
-                           ).fetchone()[0]
-        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
-                           " VALUES ('상품안내', 'manual', 'active', %s, %s) RETURNING id",
-                           (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
-    summary = execute_workflow(supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST))
+        conn.execute(
+            "INSERT INTO public.individual_variable_mappings (variable_name, display_name, source_type,"
+            " source_field, selected_column, default_value) VALUES ('inline_plan', '최근상품', 'query',"
+            " %s, 'plan_name', '상품없음')",
+            (
+                "SELECT plan_name FROM subscriptions WHERE customer_id = %(id)s ORDER BY id DESC LIMIT 1",
+            ),
+        )
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content)"
+            " VALUES ('상품안내', 'notification', 'lms', '#{name}님 #{inline_plan} 안내') RETURNING id"
+        ).fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            " VALUES ('상품안내', 'manual', 'active', %s, %s) RETURNING id",
+            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
+        ).fetchone()[0]
+    summary = execute_workflow(
+        supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST)
+    )
     assert summary.unmapped == []
     logs = [r for r in _logs(supabase_db, summary.workflow_run_id) if r["error_code"] == "DRY_RUN"]
-    plans = {r["plan_name"] for r in mysql_reader.query("SELECT DISTINCT plan_name FROM subscriptions")}
+    plans = {
+        r["plan_name"] for r in mysql_reader.query("SELECT DISTINCT plan_name FROM subscriptions")
+    }
     rendered = {r["variables_used"]["inline_plan"] for r in logs}
     assert rendered & plans, rendered
     assert rendered <= plans | {"상품없음"}
-    usage = supabase_db.fetch_value("SELECT usage_count FROM public.individual_variable_mappings"
-                                    " WHERE variable_name = 'inline_plan'")
+    usage = supabase_db.fetch_value(
+        "SELECT usage_count FROM public.individual_variable_mappings"
+        " WHERE variable_name = 'inline_plan'"
+    )
     assert usage == 1
 
 
-def test_refused_recipients_keep_solapi_message_id_and_code(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                            all_customers_workflow):
+def test_refused_recipients_keep_solapi_message_id_and_code(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
+):
     """Each outcome is recorded with the provider's message id, refusals included (failedMessageList)."""
     from messaging.models import InvalidPhone
     from messaging.transform import normalize_phone
@@ -355,18 +545,27 @@ def test_refused_recipients_keep_solapi_message_id_and_code(supabase_db, mysql_r
         except InvalidPhone:
             continue
     solapi_standin_state.rejected = set(valid[:3])
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, _key(), send_mode="live"))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, _key(), send_mode="live"),
+    )
     logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     refused = [r for r in logs if r["recipient_phone"] in set(valid[:3])]
     assert len(refused) == 3
     for row in refused:
-        assert row["status"] == "failed" and row["error_code"] == "1022" and row["failed_at"] is not None
+        assert (
+            row["status"] == "failed"
+            and row["error_code"] == "1022"
+            and row["failed_at"] is not None
+        )
         assert row["provider_message_id"] in solapi_standin_state.messages
 
 
-def test_a_200_without_message_list_is_settled_by_lookup(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                         all_customers_workflow, monkeypatch):
+def test_a_200_without_message_list_is_settled_by_lookup(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow, monkeypatch
+):
     """If a 200 does not list the accepted messages, they are settled by status lookup, not left pending."""
     from resources.solapi import SolapiResource
 
@@ -378,39 +577,58 @@ def test_a_200_without_message_list_is_settled_by_lookup(supabase_db, mysql_read
         return response
 
     monkeypatch.setattr(SolapiResource, "send_many_detail", without_list)
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25),
+    )
     logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     assert summary.status == "completed" and [r for r in logs if r["status"] == "sent"]
 
 
-def test_lost_response_reconciled_when_solapi_clock_is_behind(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                              all_customers_workflow):
+def test_lost_response_reconciled_when_solapi_clock_is_behind(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
+):
     """SOLAPI stamps messages with its own clock; a few minutes of skew (auth allows 15) must not make
     the lookup miss accepted messages and send them again."""
     solapi_standin_state.clock_skew_s = -5 * 60
     solapi_standin_state.lose_responses = 1
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20),
+    )
     assert summary.reconciled == 20
     _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
 @pytest.mark.parametrize("column", ["target_config", "message_config", "variables"])
-def test_workflow_config_that_is_not_an_object_is_a_named_error(supabase_db, mysql_reader, platform_ids, column):
+def test_workflow_config_that_is_not_an_object_is_a_named_error(
+    supabase_db, mysql_reader, platform_ids, column
+):
     from messaging.models import WorkflowConfigError
 
     wid = supabase_db.fetch_value(
         "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, variables)"
         " SELECT '형식오류', 'manual', 'active', target_config, message_config, variables FROM public.workflows"
-        " WHERE id = %s RETURNING id", (platform_ids["workflow:manual"],))
-    supabase_db.execute(f"UPDATE public.workflows SET {column} = %s WHERE id = %s", (Jsonb(["not", "an", "object"]), wid))
+        " WHERE id = %s RETURNING id",
+        (platform_ids["workflow:manual"],),
+    )
+    supabase_db.execute(
+        f"UPDATE public.workflows SET {column} = %s WHERE id = %s",
+        (Jsonb(["not", "an", "object"]), wid),
+    )
     with pytest.raises(WorkflowConfigError, match=column):
-        execute_workflow(supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST))
+        execute_workflow(
+            supabase_db, mysql_reader, None, RunOptions(str(wid), _key(), now=NOON_KST)
+        )
 
 
-def test_send_requests_stay_under_the_request_size_limit(supabase_db, mysql_reader, solapi, solapi_standin_state,
-                                                         all_customers_workflow, monkeypatch):
+def test_send_requests_stay_under_the_request_size_limit(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow, monkeypatch
+):
     """SOLAPI takes at most 15 MB per request: long LMS batches are split by size as well as by count
     (the limit is scaled down here so 60 recipients need several requests)."""
     import json as _json
@@ -419,12 +637,16 @@ def test_send_requests_stay_under_the_request_size_limit(supabase_db, mysql_read
 
     long_text = "안내 " + "가" * 900  # ~2.7 KB of UTF-8 JSON per message
     with supabase_db.transaction() as conn:
-        tid = conn.execute("INSERT INTO public.message_templates (name, category, message_type, content)"
-                           " VALUES ('긴 안내', 'notification', 'lms', %s) RETURNING id", ("#{name}님 " + long_text,)
-                           ).fetchone()[0]
-        wid = conn.execute("INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
-                           " VALUES ('긴 안내', 'manual', 'active', %s, %s) RETURNING id",
-                           (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)}))).fetchone()[0]
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content)"
+            " VALUES ('긴 안내', 'notification', 'lms', %s) RETURNING id",
+            ("#{name}님 " + long_text,),
+        ).fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            " VALUES ('긴 안내', 'manual', 'active', %s, %s) RETURNING id",
+            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
+        ).fetchone()[0]
     sizes: list[int] = []
     original = SolapiResource.send_many_detail
 
@@ -434,8 +656,12 @@ def test_send_requests_stay_under_the_request_size_limit(supabase_db, mysql_read
 
     monkeypatch.setattr(SolapiResource, "send_many_detail", measured)
     budget = 30_000
-    summary = execute_workflow(supabase_db, mysql_reader, solapi,
-                               RunOptions(str(wid), _key(), send_mode="live", max_request_bytes=budget))
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(str(wid), _key(), send_mode="live", max_request_bytes=budget),
+    )
     _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     assert len(sizes) >= 5 and max(sizes) <= budget, sizes
     assert summary.success_count > 0 and summary.status == "completed"
@@ -448,9 +674,20 @@ def test_stand_in_refuses_requests_over_15_mb(solapi_server, solapi_standin_stat
     from resources.solapi import solapi_authorization
 
     url = solapi_server[0].url
-    message = {"to": "01012345678", "from": LOCAL_DEFAULTS["SOLAPI_SENDER"], "type": "LMS", "text": "가" * 1000}
+    message = {
+        "to": "01012345678",
+        "from": LOCAL_DEFAULTS["SOLAPI_SENDER"],
+        "type": "LMS",
+        "text": "가" * 1000,
+    }
     body = {"messages": [message] * 5_500}  # ~17 MB of JSON, under the 10,000-message limit
-    auth = solapi_authorization(LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRET"])
-    response = httpx.post(f"{url}/messages/v4/send-many/detail", json=body, headers={"Authorization": auth},
-                          timeout=60)
+    auth = solapi_authorization(
+        LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRET"]
+    )
+    response = httpx.post(
+        f"{url}/messages/v4/send-many/detail",
+        json=body,
+        headers={"Authorization": auth},
+        timeout=60,
+    )
     assert response.status_code == 413 and response.json()["errorCode"] == "RequestEntityTooLarge"

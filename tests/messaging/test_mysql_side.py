@@ -27,16 +27,22 @@ def test_schema_discovery_catalogs_columns_and_indexes(crm, mysql_reader):
 def test_mappings_validated_against_live_schema(crm, mysql_reader, tmp_path):
     schema = discover_schema(mysql_reader)
     bad = tmp_path / "m.json"
-    bad.write_text('{"customers": {"displayName": "고객", "fields": {"nickname": {"displayName": "별명", "type": "string"}}}}',
-                   encoding="utf-8")
+    bad.write_text(
+        '{"customers": {"displayName": "고객", "fields": {"nickname": {"displayName": "별명", "type": "string"}}}}',
+        encoding="utf-8",
+    )
     with pytest.raises(TableMappingError, match="customers.nickname: no such column"):
         load_table_mappings(bad, schema=schema)
 
 
-def test_keyword_search_is_parameterized_paginated_and_escapes_wildcards(crm, mysql_reader, mappings):
+def test_keyword_search_is_parameterized_paginated_and_escapes_wildcards(
+    crm, mysql_reader, mappings
+):
     with crm.cursor() as cur:
-        cur.execute("INSERT INTO customers (name, phone, email) VALUES ('100%_할인왕', '010-5555-0001', 'p@x.kr'),"
-                    " ('100xx할인왕', '010-5555-0002', 'q@x.kr')")
+        cur.execute(
+            "INSERT INTO customers (name, phone, email) VALUES ('100%_할인왕', '010-5555-0001', 'p@x.kr'),"
+            " ('100xx할인왕', '010-5555-0002', 'q@x.kr')"
+        )
     hit = search(mysql_reader, mappings, "customers", "100%_")
     assert [r["name"] for r in hit["rows"]] == ["100%_할인왕"]
     first = search(mysql_reader, mappings, "customers", "010", limit=7)
@@ -48,8 +54,14 @@ def test_keyword_search_is_parameterized_paginated_and_escapes_wildcards(crm, my
 
 
 def test_target_preview_counts(crm, mysql_reader, mappings):
-    preview = preview_targets(mysql_reader, {"table": "customers", "filters": [{"field": "grade", "op": "in",
-                                                                                  "value": ["VIP", "골드"]}]}, mappings)
+    preview = preview_targets(
+        mysql_reader,
+        {
+            "table": "customers",
+            "filters": [{"field": "grade", "op": "in", "value": ["VIP", "골드"]}],
+        },
+        mappings,
+    )
     with crm.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM customers WHERE grade IN ('VIP', '골드')")
         expected = cur.fetchone()[0]
@@ -64,7 +76,9 @@ def test_errors_say_what_was_wrong(crm, mysql_reader):
     with pytest.raises(ReadOnlyViolation, match="syntax error"):
         mysql_reader.query("SELECT name FROM customers WHERE")
     with pytest.raises(QuerySyntaxError):
-        mysql_reader.query("SELECT name FROM customers c WHERE c.name ILIKE 'a'")  # MariaDB has no ILIKE
+        mysql_reader.query(
+            "SELECT name FROM customers c WHERE c.name ILIKE 'a'"
+        )  # MariaDB has no ILIKE
     with pytest.raises(QueryPermissionError):
         mysql_reader.query("SELECT User FROM mysql.user")
 
@@ -72,9 +86,15 @@ def test_errors_say_what_was_wrong(crm, mysql_reader):
 def test_plan_reads_only_the_columns_the_message_needs(supabase_db, platform_ids):
     from messaging.engine import RunOptions, load_template, plan_targets
 
-    workflow = supabase_db.fetch_one("SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:manual"],))
-    plan = plan_targets(supabase_db, workflow, load_template(supabase_db, workflow),
-                        RunOptions(platform_ids["workflow:manual"], "plan"))
+    workflow = supabase_db.fetch_one(
+        "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:manual"],)
+    )
+    plan = plan_targets(
+        supabase_db,
+        workflow,
+        load_template(supabase_db, workflow),
+        RunOptions(platform_ids["workflow:manual"], "plan"),
+    )
     selected = plan.query.sql.split(" FROM ")[0]
     assert all(f"t.`{c}`" in selected for c in ("id", "name", "phone", "grade"))
     assert "email" not in selected and "birth_date" not in selected

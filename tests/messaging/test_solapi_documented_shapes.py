@@ -13,12 +13,44 @@ KEY, SECRET = LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRE
 SENDER = LOCAL_DEFAULTS["SOLAPI_SENDER"]
 
 # Required fields of the SDK's GroupMessageResponse / FailedMessage models (solapi/model/response).
-GROUP_FIELDS = {"count", "countForCharge", "balance", "point", "app", "log", "status", "allowDuplicates",
-                "isRefunded", "accountId", "masterAccountId", "apiVersion", "groupId", "price", "dateCreated",
-                "dateUpdated"}
-COUNT_FIELDS = {"total", "sentTotal", "sentSuccess", "sentPending", "sentReplacement", "refund",
-                "registeredFailed", "registeredSuccess"}
-FAILED_FIELDS = {"to", "from", "type", "statusMessage", "country", "messageId", "statusCode", "accountId"}
+GROUP_FIELDS = {
+    "count",
+    "countForCharge",
+    "balance",
+    "point",
+    "app",
+    "log",
+    "status",
+    "allowDuplicates",
+    "isRefunded",
+    "accountId",
+    "masterAccountId",
+    "apiVersion",
+    "groupId",
+    "price",
+    "dateCreated",
+    "dateUpdated",
+}
+COUNT_FIELDS = {
+    "total",
+    "sentTotal",
+    "sentSuccess",
+    "sentPending",
+    "sentReplacement",
+    "refund",
+    "registeredFailed",
+    "registeredSuccess",
+}
+FAILED_FIELDS = {
+    "to",
+    "from",
+    "type",
+    "statusMessage",
+    "country",
+    "messageId",
+    "statusCode",
+    "accountId",
+}
 
 
 def _auth() -> dict[str, str]:
@@ -48,11 +80,18 @@ def _get(url: str, path: str, params: dict | None = None) -> httpx.Response:
     return httpx.get(f"{url}{path}", params=params, headers=_auth())
 
 
-def test_send_response_has_the_documented_group_and_failed_message_shapes(solapi_server, solapi_standin_state):
+def test_send_response_has_the_documented_group_and_failed_message_shapes(
+    solapi_server, solapi_standin_state
+):
     url = solapi_server[0].url
-    body = {"messages": [{"to": "01012121212", "from": SENDER, "text": "안내", "type": "SMS"},
-                         {"to": "01012121213", "from": "0299999999", "text": "안내", "type": "SMS"}],
-            "showMessageList": True, "agent": {"sdkVersion": "python/5.0.3"}}
+    body = {
+        "messages": [
+            {"to": "01012121212", "from": SENDER, "text": "안내", "type": "SMS"},
+            {"to": "01012121213", "from": "0299999999", "text": "안내", "type": "SMS"},
+        ],
+        "showMessageList": True,
+        "agent": {"sdkVersion": "python/5.0.3"},
+    }
     out = _send(url, body, _sdk_style_auth())
     assert out.status_code == 200, out.text
     data = out.json()
@@ -71,31 +110,57 @@ def test_send_response_has_the_documented_group_and_failed_message_shapes(solapi
 
 def test_message_list_is_only_in_the_response_when_asked_for(solapi_server, solapi_standin_state):
     url = solapi_server[0].url
-    out = _send(url, {"messages": [{"to": "01012121214", "from": SENDER, "text": "안내", "type": "SMS"}]}).json()
+    out = _send(
+        url, {"messages": [{"to": "01012121214", "from": SENDER, "text": "안내", "type": "SMS"}]}
+    ).json()
     assert "messageList" not in out  # showMessageList defaults to false in SOLAPI's API
     assert out["groupInfo"]["count"]["registeredSuccess"] == 1
 
 
 def test_type_is_detected_when_omitted_and_to_may_be_a_list(solapi_server, solapi_standin_state):
     url = solapi_server[0].url
-    body = {"showMessageList": True, "messages": [
-        {"to": "010-3434-0001", "from": SENDER, "text": "짧은 안내"},                      # -> SMS
-        {"to": "01034340002", "from": SENDER, "text": "가" * 60},                        # 120 bytes -> LMS
-        {"to": ["01034340003", "01034340004"], "from": SENDER, "text": "두 명에게"},       # array `to`
-        {"to": "01034340005", "from": SENDER, "text": "x", "autoTypeDetect": False},     # no type, no detection
-    ]}
+    body = {
+        "showMessageList": True,
+        "messages": [
+            {"to": "010-3434-0001", "from": SENDER, "text": "짧은 안내"},  # -> SMS
+            {"to": "01034340002", "from": SENDER, "text": "가" * 60},  # 120 bytes -> LMS
+            {
+                "to": ["01034340003", "01034340004"],
+                "from": SENDER,
+                "text": "두 명에게",
+            },  # array `to`
+            {
+                "to": "01034340005",
+                "from": SENDER,
+                "text": "x",
+                "autoTypeDetect": False,
+            },  # no type, no detection
+        ],
+    }
     data = _send(url, body).json()
     accepted = {m["to"] for m in data["messageList"]}
     assert accepted == {"01034340001", "01034340002", "01034340003", "01034340004"}
     assert data["groupInfo"]["count"]["total"] == 5
-    types = {m["to"]: m["type"] for m in solapi_standin_state.messages.values() if m["to"] in accepted}
+    types = {
+        m["to"]: m["type"] for m in solapi_standin_state.messages.values() if m["to"] in accepted
+    }
     assert types["01034340001"] == "SMS" and types["01034340002"] == "LMS"
     assert [f["to"] for f in data["failedMessageList"]] == ["01034340005"]
 
 
 def test_lms_subject_is_limited_to_40_bytes(solapi_server, solapi_standin_state):
     url = solapi_server[0].url
-    body = {"messages": [{"to": "01045450001", "from": SENDER, "text": "본문", "type": "LMS", "subject": "가" * 21}]}
+    body = {
+        "messages": [
+            {
+                "to": "01045450001",
+                "from": SENDER,
+                "text": "본문",
+                "type": "LMS",
+                "subject": "가" * 21,
+            }
+        ]
+    }
     data = _send(url, body).json()
     assert [f["statusCode"] for f in data["failedMessageList"]] == ["1013"]
 
@@ -103,9 +168,25 @@ def test_lms_subject_is_limited_to_40_bytes(solapi_server, solapi_standin_state)
 def test_list_filters_and_refused_messages_are_looked_up_too(solapi_server, solapi_standin_state):
     url = solapi_server[0].url
     solapi_standin_state.rejected = {"01056560002"}
-    body = {"showMessageList": True, "messages": [
-        {"to": "01056560001", "from": SENDER, "text": "안내", "type": "SMS", "customFields": {"k": "a"}},
-        {"to": "01056560002", "from": SENDER, "text": "안내", "type": "SMS", "customFields": {"k": "b"}}]}
+    body = {
+        "showMessageList": True,
+        "messages": [
+            {
+                "to": "01056560001",
+                "from": SENDER,
+                "text": "안내",
+                "type": "SMS",
+                "customFields": {"k": "a"},
+            },
+            {
+                "to": "01056560002",
+                "from": SENDER,
+                "text": "안내",
+                "type": "SMS",
+                "customFields": {"k": "b"},
+            },
+        ],
+    }
     data = _send(url, body).json()
     refused_id = data["failedMessageList"][0]["messageId"]
     by_to = _get(url, "/messages/v4/list", {"to": "01056560001"}).json()["messageList"]
@@ -113,14 +194,23 @@ def test_list_filters_and_refused_messages_are_looked_up_too(solapi_server, sola
     refused = _get(url, "/messages/v4/list", {"messageId": refused_id}).json()["messageList"]
     assert refused[refused_id]["statusCode"] == "1022"
     assert refused[refused_id]["customFields"] == {"k": "b"}
-    by_code = _get(url, "/messages/v4/list-old", {"statusCode": "1022", "to": "01056560002"}).json()["messageList"]
+    by_code = _get(
+        url, "/messages/v4/list-old", {"statusCode": "1022", "to": "01056560002"}
+    ).json()["messageList"]
     assert list(by_code) == [refused_id]
 
 
 def test_group_endpoints(solapi_server, solapi_standin_state):
     url = solapi_server[0].url
-    data = _send(url, {"messages": [{"to": "01067670001", "from": SENDER, "text": "안내", "type": "SMS"},
-                                    {"to": "01067670002", "from": SENDER, "text": "안내", "type": "SMS"}]}).json()
+    data = _send(
+        url,
+        {
+            "messages": [
+                {"to": "01067670001", "from": SENDER, "text": "안내", "type": "SMS"},
+                {"to": "01067670002", "from": SENDER, "text": "안내", "type": "SMS"},
+            ]
+        },
+    ).json()
     group_id = data["groupInfo"]["groupId"]
     messages = _get(url, f"/messages/v4/groups/{group_id}/messages").json()
     assert {m["to"] for m in messages["messageList"].values()} == {"01067670001", "01067670002"}
@@ -142,9 +232,14 @@ def test_client_splits_by_size_and_refuses_an_oversized_request(solapi, solapi_s
 
     from resources.solapi import message_bytes, split_by_size
 
-    long = [{"to": f"0107777{i:04d}", "from": SENDER, "type": "LMS", "text": "가" * 900} for i in range(20)]
+    long = [
+        {"to": f"0107777{i:04d}", "from": SENDER, "type": "LMS", "text": "가" * 900}
+        for i in range(20)
+    ]
     chunks = split_by_size(long, 10_000)
-    assert sum(len(c) for c in chunks) == 20 and all(sum(message_bytes(m) for m in c) <= 10_000 for c in chunks)
+    assert sum(len(c) for c in chunks) == 20 and all(
+        sum(message_bytes(m) for m in c) <= 10_000 for c in chunks
+    )
     results = list(solapi.send_many(long, max_bytes=10_000))
     assert len(results) == len(chunks) >= 6
     assert sum(r["groupInfo"]["count"]["registeredSuccess"] for _, r in results) == 20

@@ -23,10 +23,14 @@ def _sms(to: str, text: str = "테스트 메시지", key: str | None = None) -> 
 
 
 def _post(url: str, auth: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{url}/messages/v4/send-many/detail", json=body, headers={"Authorization": auth})
+    return httpx.post(
+        f"{url}/messages/v4/send-many/detail", json=body, headers={"Authorization": auth}
+    )
 
 
-def test_auth_rejects_bad_signature_stale_date_and_reused_signature(solapi_server, solapi_standin_state):
+def test_auth_rejects_bad_signature_stale_date_and_reused_signature(
+    solapi_server, solapi_standin_state
+):
     server = solapi_server[0]
     body = {"messages": [_sms("01012340000")]}
     bad = solapi_authorization(KEY, "wrong-secret")
@@ -34,7 +38,10 @@ def test_auth_rejects_bad_signature_stale_date_and_reused_signature(solapi_serve
     stale = solapi_authorization(KEY, SECRET, now=datetime.now(UTC) - timedelta(minutes=16))
     response = _post(server.url, stale, body)
     assert response.status_code == 403 and response.json()["errorCode"] == "RequestTimeTooSkewed"
-    assert _post(server.url, solapi_authorization("NOPE", SECRET), body).json()["errorCode"] == "InvalidAPIKey"
+    assert (
+        _post(server.url, solapi_authorization("NOPE", SECRET), body).json()["errorCode"]
+        == "InvalidAPIKey"
+    )
     good = solapi_authorization(KEY, SECRET, salt="fixed-salt-123456")
     assert _post(server.url, good, body).status_code == 200
     reused = _post(server.url, good, body)
@@ -43,9 +50,14 @@ def test_auth_rejects_bad_signature_stale_date_and_reused_signature(solapi_serve
 
 def test_partial_failures_come_in_a_200(solapi, solapi_standin_state):
     solapi_standin_state.rejected = {"01099990000"}
-    messages = [_sms("01011110001", key="k1"), _sms("01099990000", key="k2"), _sms("01011110001", key="k3"),
-                _sms("01011110002", "😀", key="k4"), _sms("01011110003", "가" * 46, key="k5"),
-                {**_sms("01011110004", key="k6"), "from": "0299999999"}]
+    messages = [
+        _sms("01011110001", key="k1"),
+        _sms("01099990000", key="k2"),
+        _sms("01011110001", key="k3"),
+        _sms("01011110002", "😀", key="k4"),
+        _sms("01011110003", "가" * 46, key="k5"),
+        {**_sms("01011110004", key="k6"), "from": "0299999999"},
+    ]
     out = solapi.send_many_detail(messages)
     codes = {f["customFields"]["idempotencyKey"]: f["statusCode"] for f in out["failedMessageList"]}
     assert codes == {"k2": "1022", "k3": "1026", "k4": "1029", "k5": "1013", "k6": "1062"}
@@ -63,7 +75,9 @@ def test_ten_thousand_limit(solapi, solapi_server):
 
 def test_status_lookup_and_pagination(solapi, solapi_standin_state):
     started = datetime.now(UTC) - timedelta(seconds=1)
-    out = solapi.send_many_detail([_sms(f"0101234{i:04d}") for i in range(1, 7)] + [_sms("01055554444")])
+    out = solapi.send_many_detail(
+        [_sms(f"0101234{i:04d}") for i in range(1, 7)] + [_sms("01055554444")]
+    )
     ids = [m["messageId"] for m in out["messageList"]]
     status = solapi.message_status(ids)
     assert set(status) == set(ids)
@@ -77,11 +91,15 @@ def test_fault_injection_maps_to_named_errors(solapi, solapi_server, solapi_stan
     injector = solapi_server[2]
     injector.configure(down=True)
     with pytest.raises(TransientError):
-        solapi.send_many_detail([_sms("01011112222")])  # a send is never retried: ambiguous, surfaced at once
+        solapi.send_many_detail(
+            [_sms("01011112222")]
+        )  # a send is never retried: ambiguous, surfaced at once
     with pytest.raises((TransientError, ServiceUnavailable)):
         solapi.balance()
     injector.reset()
-    bad = SolapiResource(api_key=KEY, api_secret="wrong", sender=SENDER, base_url=solapi_server[0].url)
+    bad = SolapiResource(
+        api_key=KEY, api_secret="wrong", sender=SENDER, base_url=solapi_server[0].url
+    )
     with pytest.raises(PermanentError, match="SignatureDoesNotMatch"):
         bad.balance()
 

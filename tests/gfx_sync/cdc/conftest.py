@@ -74,7 +74,9 @@ class CdcEnv:
 def make_config(dbs, tables, **kw) -> CdcConfig:
     n = next(_counter)
     name = default_slot_name(source_database(dbs.gfx_source_url)) + f"_{n}"
-    tables_cfg = tuple(TableConfig(t, partition_column=None if t == "cdc_notes" else "updated_at") for t in tables)
+    tables_cfg = tuple(
+        TableConfig(t, partition_column=None if t == "cdc_notes" else "updated_at") for t in tables
+    )
     return CdcConfig(tables=tables_cfg, slot_name=name, publication=f"gfx_pub_test_{n}", **kw)
 
 
@@ -112,6 +114,8 @@ def platform_slot(test_databases, monkeypatch, request):
     _truncate(test_databases.supabase_url, GFX_TABLES)
     config = config_for(test_databases.gfx_source_url)
     yield config
-    teardown(test_databases.gfx_source_url, test_databases.supabase_url, config, drop_publication=True)
+    teardown(
+        test_databases.gfx_source_url, test_databases.supabase_url, config, drop_publication=True
+    )
     with psycopg.connect(test_databases.supabase_url, autocommit=True) as conn:
         conn.execute("DELETE FROM platform.gfx_cdc_alerts WHERE slot_name = %s", (name,))

@@ -27,13 +27,20 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def checksum(url: str, table: str) -> tuple[int, str]:
     with psycopg.connect(url) as conn:
-        cols = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s "
-            "ORDER BY ordinal_position", (table,))]
+        cols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s "
+                "ORDER BY ordinal_position",
+                (table,),
+            )
+        ]
         collist = ", ".join(f'"{c}"' for c in cols)
         conn.execute("SET TimeZone = 'UTC'")
-        return conn.execute(f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '') "
-                            f"FROM (SELECT {collist} FROM public.{table}) t").fetchone()
+        return conn.execute(
+            f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '') "
+            f"FROM (SELECT {collist} FROM public.{table}) t"
+        ).fetchone()
 
 
 class Workload:
@@ -47,8 +54,15 @@ class Workload:
 
     def big_payload(self) -> str:
         # random hex does not compress below the TOAST threshold: stored out of line
-        return json.dumps({"actions": [{"seq": i, "cue": self.rng.randbytes(24).hex(), "메모": "올인 콜"}
-                                       for i in range(60)]}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "actions": [
+                    {"seq": i, "cue": self.rng.randbytes(24).hex(), "메모": "올인 콜"}
+                    for i in range(60)
+                ]
+            },
+            ensure_ascii=False,
+        )
 
     def ids(self, conn, table: str) -> list[int]:
         return [r[0] for r in conn.execute(f"SELECT id FROM {table} ORDER BY id DESC LIMIT 50")]
@@ -62,36 +76,71 @@ class Workload:
             for _ in range(r.randint(1, 6)):
                 op = r.random()
                 if op < 0.15:
-                    conn.execute("INSERT INTO gfx_sessions (session_code, event_name, table_name, venue, metadata) "
-                                 "VALUES (%s, '메인 이벤트', %s, %s, %s)",
-                                 (f"S{n}-{r.random():.8f}", f"테이블 {n % 7}", r.choice([None, "라스베이거스"]),
-                                  json.dumps({"k": n})))
+                    conn.execute(
+                        "INSERT INTO gfx_sessions (session_code, event_name, table_name, venue, metadata) "
+                        "VALUES (%s, '메인 이벤트', %s, %s, %s)",
+                        (
+                            f"S{n}-{r.random():.8f}",
+                            f"테이블 {n % 7}",
+                            r.choice([None, "라스베이거스"]),
+                            json.dumps({"k": n}),
+                        ),
+                    )
                 elif op < 0.27:
-                    conn.execute("INSERT INTO gfx_players (player_code, display_name, name_ko, total_hands) "
-                                 "VALUES (%s, %s, %s, %s)", (f"P{n}-{r.random():.8f}", f"Player {n}",
-                                                             r.choice([None, "김철수", "이영희"]), n % 50))
+                    conn.execute(
+                        "INSERT INTO gfx_players (player_code, display_name, name_ko, total_hands) "
+                        "VALUES (%s, %s, %s, %s)",
+                        (
+                            f"P{n}-{r.random():.8f}",
+                            f"Player {n}",
+                            r.choice([None, "김철수", "이영희"]),
+                            n % 50,
+                        ),
+                    )
                 elif op < 0.45:
-                    conn.execute("INSERT INTO gfx_hands (session_id, hand_number, started_at, small_blind, big_blind, "
-                                 "pot_size, board_cards, payload) VALUES (%s, %s, now(), 100, 200, %s, %s, %s)",
-                                 (r.randint(1, 50), n, r.randint(0, 10**6) / 100, r.choice([None, ["As", "Kd", "7h"]]),
-                                  self.big_payload()))
+                    conn.execute(
+                        "INSERT INTO gfx_hands (session_id, hand_number, started_at, small_blind, big_blind, "
+                        "pot_size, board_cards, payload) VALUES (%s, %s, now(), 100, 200, %s, %s, %s)",
+                        (
+                            r.randint(1, 50),
+                            n,
+                            r.randint(0, 10**6) / 100,
+                            r.choice([None, ["As", "Kd", "7h"]]),
+                            self.big_payload(),
+                        ),
+                    )
                 elif op < 0.58:
                     hands = self.ids(conn, "gfx_hands")
                     if hands:  # payload untouched: pgoutput sends it as 'unchanged TOAST'
-                        conn.execute("UPDATE gfx_hands SET pot_size = pot_size + 1, ended_at = CASE WHEN random() < .5 "
-                                     "THEN NULL ELSE now() END WHERE id = %s", (r.choice(hands),))
+                        conn.execute(
+                            "UPDATE gfx_hands SET pot_size = pot_size + 1, ended_at = CASE WHEN random() < .5 "
+                            "THEN NULL ELSE now() END WHERE id = %s",
+                            (r.choice(hands),),
+                        )
                         self.ops["toast_unchanged"] += 1
                 elif op < 0.66:
                     hands = self.ids(conn, "gfx_hands")
                     if hands:
-                        conn.execute("UPDATE gfx_hands SET payload = %s WHERE id = %s", (self.big_payload(), r.choice(hands)))
+                        conn.execute(
+                            "UPDATE gfx_hands SET payload = %s WHERE id = %s",
+                            (self.big_payload(), r.choice(hands)),
+                        )
                 elif op < 0.78:
                     hands = self.ids(conn, "gfx_hands")
                     if hands:
-                        conn.execute("INSERT INTO gfx_hand_players (hand_id, player_id, seat_no, hole_cards, start_stack, "
-                                     "net_result, is_winner) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                                     (r.choice(hands), r.randint(1, 100), r.randint(1, 9), ["Ah", "Qs"], 10000.50,
-                                      r.choice([None, -250.25]), r.random() < 0.2))
+                        conn.execute(
+                            "INSERT INTO gfx_hand_players (hand_id, player_id, seat_no, hole_cards, start_stack, "
+                            "net_result, is_winner) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                            (
+                                r.choice(hands),
+                                r.randint(1, 100),
+                                r.randint(1, 9),
+                                ["Ah", "Qs"],
+                                10000.50,
+                                r.choice([None, -250.25]),
+                                r.random() < 0.2,
+                            ),
+                        )
                 elif op < 0.84:
                     table = r.choice(["gfx_hand_players", "gfx_hands", "gfx_sessions"])
                     ids = self.ids(conn, table)
@@ -100,19 +149,37 @@ class Workload:
                 elif op < 0.92:
                     players = self.ids(conn, "gfx_players")
                     if players:
-                        conn.execute("UPDATE gfx_players SET id = id + 1000000, display_name = display_name || ' (이동)' "
-                                     "WHERE id = %s", (r.choice(players),))
+                        conn.execute(
+                            "UPDATE gfx_players SET id = id + 1000000, display_name = display_name || ' (이동)' "
+                            "WHERE id = %s",
+                            (r.choice(players),),
+                        )
                         self.ops["pk_change"] += 1
                 else:
-                    conn.execute("UPDATE gfx_sessions SET venue = NULL, status = 'live', metadata = metadata || "
-                                 "'{\"u\": true}' WHERE id IN (SELECT id FROM gfx_sessions ORDER BY random() LIMIT 3)")
+                    conn.execute(
+                        "UPDATE gfx_sessions SET venue = NULL, status = 'live', metadata = metadata || "
+                        "'{\"u\": true}' WHERE id IN (SELECT id FROM gfx_sessions ORDER BY random() LIMIT 3)"
+                    )
         self.ops["rollback" if rollback else "tx"] += 1
 
 
 def _start_worker(config) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "gfx_sync.cdc", "worker", "--no-report", "--slot", config.slot_name,
-           "--publication", config.publication, "--tables", ",".join(t.name for t in config.tables)]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "gfx_sync.cdc",
+        "worker",
+        "--no-report",
+        "--slot",
+        config.slot_name,
+        "--publication",
+        config.publication,
+        "--tables",
+        ",".join(t.name for t in config.tables),
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 @pytest.mark.slow
@@ -163,7 +230,9 @@ def test_sigkilled_worker_loses_nothing_and_duplicates_nothing(cdc_factory):
     with psycopg.connect(env.source_url, autocommit=True) as conn:
         while True:
             info = slot_info(conn, env.config.slot_name)
-            if info.confirmed_flush_lsn >= int(str(final_lsn).split("/")[0], 16) << 32 | int(str(final_lsn).split("/")[1], 16):
+            if info.confirmed_flush_lsn >= int(str(final_lsn).split("/")[0], 16) << 32 | int(
+                str(final_lsn).split("/")[1], 16
+            ):
                 break
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             assert time.monotonic() < wait_until, "worker did not catch up within 150 s"
@@ -171,7 +240,12 @@ def test_sigkilled_worker_loses_nothing_and_duplicates_nothing(cdc_factory):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
 
-    assert kills >= 8 and work.ops["rollback"] > 0 and work.ops["truncate"] == 1 and work.ops["pk_change"] > 0
+    assert (
+        kills >= 8
+        and work.ops["rollback"] > 0
+        and work.ops["truncate"] == 1
+        and work.ops["pk_change"] > 0
+    )
     assert work.ops["toast_unchanged"] > 0
     for table in GFX:
         src, tgt = checksum(env.source_url, table), checksum(env.target_url, table)
@@ -182,9 +256,17 @@ def test_sigkilled_worker_loses_nothing_and_duplicates_nothing(cdc_factory):
 def test_in_process_worker_streams_and_reports_materializations(cdc_factory, dagster_instance):
     env = cdc_factory(tables=GFX)
     initialize(env.source_url, env.target_url, env.config)
-    worker = Worker(env.source_url, env.target_url, env.config, emit=dagster_instance.report_runless_asset_event,
-                    report_interval_s=0.0, idle_wait_s=0.05)
-    env.src("INSERT INTO gfx_players (player_code, display_name, name_ko) VALUES ('P-1', 'Kim', '김')")
+    worker = Worker(
+        env.source_url,
+        env.target_url,
+        env.config,
+        emit=dagster_instance.report_runless_asset_event,
+        report_interval_s=0.0,
+        idle_wait_s=0.05,
+    )
+    env.src(
+        "INSERT INTO gfx_players (player_code, display_name, name_ko) VALUES ('P-1', 'Kim', '김')"
+    )
     env.src("UPDATE gfx_players SET display_name = 'Kim C.' WHERE player_code = 'P-1'")
     stats = worker.run(until=lambda s: s.transactions >= 2)
     assert stats.transactions == 2 and stats.changes == 2
@@ -193,14 +275,18 @@ def test_in_process_worker_streams_and_reports_materializations(cdc_factory, dag
 
     # The worker may report the two transactions in one event or in two (report interval 0):
     # what must hold is that the reported changes add up to exactly the two that happened.
-    records = dagster_instance.fetch_materializations(dg.AssetKey(["supabase", "public", "gfx_players"]), limit=50).records
+    records = dagster_instance.fetch_materializations(
+        dg.AssetKey(["supabase", "public", "gfx_players"]), limit=50
+    ).records
     assert records
     metas = [r.asset_materialization.metadata for r in records]
     assert sum(m["inserts"].value + m["updates"].value for m in metas) == 2
     with psycopg.connect(env.source_url) as conn, psycopg.connect(env.target_url) as tgt:
         confirmed = slot_info(conn, env.config.slot_name).confirmed_flush_lsn
-        applied = tgt.execute("SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s",
-                              (env.config.slot_name,)).fetchone()[0]
+        applied = tgt.execute(
+            "SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s",
+            (env.config.slot_name,),
+        ).fetchone()[0]
     from gfx_sync.cdc.models import lsn_to_int
 
     assert confirmed >= lsn_to_int(applied)  # confirmed only what the target committed
@@ -215,14 +301,21 @@ def test_sensor_drain_path_matches_the_oracle(cdc_factory):
     work = Workload(env.source_url, seed=4242)
     initialize(env.source_url, env.target_url, env.config)
     applied = 0
-    with psycopg.connect(env.source_url, autocommit=True) as conn, Applier(env.target_url, env.config) as ap:
+    with (
+        psycopg.connect(env.source_url, autocommit=True) as conn,
+        Applier(env.target_url, env.config) as ap,
+    ):
         for i in range(1, 301):
             work.step(conn)
             if i == 150:
                 conn.execute("TRUNCATE gfx_hands")
             if i % 40 == 0:
-                applied += drain_via_sql(env.source_url, ap, env.config, max_changes_per_call=200).transactions
+                applied += drain_via_sql(
+                    env.source_url, ap, env.config, max_changes_per_call=200
+                ).transactions
         applied += drain_via_sql(env.source_url, ap, env.config).transactions
-    assert applied == work.ops["tx"] + 1  # every committed transaction (and the truncate) exactly once
+    assert (
+        applied == work.ops["tx"] + 1
+    )  # every committed transaction (and the truncate) exactly once
     for table in GFX:
         assert checksum(env.source_url, table) == checksum(env.target_url, table), table

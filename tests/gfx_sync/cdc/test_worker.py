@@ -27,12 +27,29 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def _worker(env) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "gfx_sync.cdc", "worker", "--no-report", "--slot", env.config.slot_name,
-         "--publication", env.config.publication, "--tables", ",".join(t.name for t in env.config.tables)],
-        cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "gfx_sync.cdc",
+            "worker",
+            "--no-report",
+            "--slot",
+            env.config.slot_name,
+            "--publication",
+            env.config.publication,
+            "--tables",
+            ",".join(t.name for t in env.config.tables),
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
-def _wait(predicate, what: str, timeout: float = 90.0):  # liveness deadline on a loaded machine, not a timing assertion
+def _wait(
+    predicate, what: str, timeout: float = 90.0
+):  # liveness deadline on a loaded machine, not a timing assertion
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -47,13 +64,17 @@ def _active_pid(env):
 
 @pytest.mark.parametrize("level", ["replica", "minimal"])
 def test_wal_level_other_than_logical_is_refused(level):
-    with pytest.raises(WalLevelNotLogical, match=f"wal_level is '{level}'.*ALTER SYSTEM SET wal_level = logical"):
+    with pytest.raises(
+        WalLevelNotLogical, match=f"wal_level is '{level}'.*ALTER SYSTEM SET wal_level = logical"
+    ):
         require_logical(level)
 
 
 def test_worker_reconnects_after_its_walsender_is_terminated(cdc):
     cdc.src("INSERT INTO cdc_items (id, name) VALUES (1, 'before')")
-    initialize(cdc.source_url, cdc.target_url, cdc.config)  # returns once the creating walsender let go
+    initialize(
+        cdc.source_url, cdc.target_url, cdc.config
+    )  # returns once the creating walsender let go
     assert _active_pid(cdc) is None
     proc = _worker(cdc)
     try:
@@ -68,13 +89,17 @@ def test_worker_reconnects_after_its_walsender_is_terminated(cdc):
         first_pid = _active_pid(cdc)
         cdc.src("SELECT pg_terminate_backend(%s)", (first_pid,))  # like a source restart
         cdc.src("INSERT INTO cdc_items (id, name) VALUES (3, 'after reconnect')")
-        _wait(lambda: len(cdc.tgt_rows("SELECT id FROM cdc_items")) == 3, "the change after the reconnect")
+        _wait(
+            lambda: len(cdc.tgt_rows("SELECT id FROM cdc_items")) == 3,
+            "the change after the reconnect",
+        )
         assert proc.poll() is None and _active_pid(cdc) not in (None, first_pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     assert cdc.tgt_rows("SELECT id, name FROM cdc_items ORDER BY id") == cdc.src_rows(
-        "SELECT id, name FROM cdc_items ORDER BY id")
+        "SELECT id, name FROM cdc_items ORDER BY id"
+    )
     assert b"retrying" in proc.stderr.read()
 
 
@@ -107,13 +132,16 @@ def test_an_idle_worker_releases_wal_written_by_other_tables(cdc):
     try:
         _wait(lambda: _active_pid(cdc) is not None, "the worker to hold the slot")
         cdc.src("CREATE TABLE IF NOT EXISTS cdc_unpublished (id int PRIMARY KEY)")
-        cdc.src("INSERT INTO cdc_unpublished SELECT generate_series(1, 5000) ON CONFLICT DO NOTHING")
+        cdc.src(
+            "INSERT INTO cdc_unpublished SELECT generate_series(1, 5000) ON CONFLICT DO NOTHING"
+        )
         with psycopg.connect(cdc.source_url) as conn:
             target = lsn_to_int(conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0])
 
         def confirmed_past():
             with psycopg.connect(cdc.source_url) as conn:
                 return slot_info(conn, cdc.config.slot_name).confirmed_flush_lsn >= target
+
         _wait(confirmed_past, "the idle worker to confirm unrelated WAL")
     finally:
         worker.stop_event.set()
@@ -122,7 +150,14 @@ def test_an_idle_worker_releases_wal_written_by_other_tables(cdc):
 
 
 def test_cli_init_and_status(cdc, capsys):
-    args = ["--slot", cdc.config.slot_name, "--publication", cdc.config.publication, "--tables", "cdc_items,cdc_notes"]
+    args = [
+        "--slot",
+        cdc.config.slot_name,
+        "--publication",
+        cdc.config.publication,
+        "--tables",
+        "cdc_items,cdc_notes",
+    ]
     cdc.src("INSERT INTO cdc_items (id) VALUES (1), (2)")
     assert cli(["init", *args]) == 0
     init = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -130,7 +165,11 @@ def test_cli_init_and_status(cdc, capsys):
     assert cli(["status", *args]) == 0
     status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert status["slot_name"] == cdc.config.slot_name and status["slot_exists"] is True
-    assert {v["name"] for v in status["verdicts"]} >= {"lag_bytes", "inactive_slot_wal", "slot_lost"}
+    assert {v["name"] for v in status["verdicts"]} >= {
+        "lag_bytes",
+        "inactive_slot_wal",
+        "slot_lost",
+    }
 
 
 def test_cli_worker_reports_materializations_to_the_dagster_instance(cdc_factory, tmp_path):
@@ -140,17 +179,43 @@ def test_cli_worker_reports_materializations_to_the_dagster_instance(cdc_factory
 
     env = cdc_factory(tables=("gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"))
     initialize(env.source_url, env.target_url, env.config)
-    env.src("INSERT INTO gfx_players (player_code, display_name, name_ko) VALUES ('P-9', 'Lee', '이')")
+    env.src(
+        "INSERT INTO gfx_players (player_code, display_name, name_ko) VALUES ('P-9', 'Lee', '이')"
+    )
     home = tmp_path / "dagster_home"
     home.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "gfx_sync.cdc", "worker", "--slot", env.config.slot_name, "--publication",
-         env.config.publication, "--tables", ",".join(t.name for t in env.config.tables), "--max-seconds", "4",
-         "--report-interval", "0.5"],
-        cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "gfx_sync.cdc",
+            "worker",
+            "--slot",
+            env.config.slot_name,
+            "--publication",
+            env.config.publication,
+            "--tables",
+            ",".join(t.name for t in env.config.tables),
+            "--max-seconds",
+            "4",
+            "--report-interval",
+            "0.5",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert json.loads(proc.stdout.decode().strip().splitlines()[-1])["changes"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey(["supabase", "public", "gfx_players"]))
+        event = instance.get_latest_materialization_event(
+            dg.AssetKey(["supabase", "public", "gfx_players"])
+        )
         assert event is not None and event.asset_materialization.metadata["inserts"].value == 1
-        assert instance.get_latest_materialization_event(dg.AssetKey(["supabase", "public", "gfx_hands"])) is None
+        assert (
+            instance.get_latest_materialization_event(
+                dg.AssetKey(["supabase", "public", "gfx_hands"])
+            )
+            is None
+        )
