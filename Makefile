@@ -7,21 +7,21 @@ export PLATFORM_ENV ?= local
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DEMO_SCALE ?= demo
 PORT ?= 3000
-EMULATOR_PID := $(DAGSTER_HOME)/emulators.pid
-EMULATOR_LOG := $(DAGSTER_HOME)/emulators.log
+STANDINS_PID := $(DAGSTER_HOME)/standins.pid
+STANDINS_LOG := $(DAGSTER_HOME)/standins.log
 WEBHOOK_PID := $(DAGSTER_HOME)/messaging-webhook.pid
 WEBHOOK_LOG := $(DAGSTER_HOME)/messaging-webhook.log
 # The demo sends through the SOLAPI stand-in so messages and statistics show up; it stays dry_run
 # if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
 DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
-.PHONY: demo demo-setup test bench install services migrate seed emulators emulators-stop materialize serve dagster-home clean cdc-worker
+.PHONY: demo demo-setup test bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
 
 ## demo-setup: everything `demo` does except serving (for scripts and CI-like checks)
-demo-setup: install services dagster-home migrate emulators seed materialize
+demo-setup: install services dagster-home migrate standins seed materialize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,17 +44,17 @@ dagster-home: install
 migrate: services
 	$(BIN)/platform migrations apply
 
-## emulators: the API stand-ins and the messaging webhook endpoint, in the background
-emulators: install dagster-home emulators-stop
-	nohup $(BIN)/python -m resources.emulators --scale $(DEMO_SCALE) > $(EMULATOR_LOG) 2>&1 & echo $$! > $(EMULATOR_PID)
+## standins: the API stand-ins and the messaging webhook endpoint, in the background
+standins: install dagster-home standins-stop
+	nohup $(BIN)/python -m standins --scale $(DEMO_SCALE) > $(STANDINS_LOG) 2>&1 & echo $$! > $(STANDINS_PID)
 	nohup $(BIN)/python -m messaging.webhook > $(WEBHOOK_LOG) 2>&1 & echo $$! > $(WEBHOOK_PID)
-	$(BIN)/python -m resources.emulators.wait
+	$(BIN)/python -m standins.wait
 
-emulators-stop:
-	@for pidfile in $(EMULATOR_PID) $(WEBHOOK_PID); do \
+standins-stop:
+	@for pidfile in $(STANDINS_PID) $(WEBHOOK_PID); do \
 	  if [ -f $$pidfile ]; then kill $$(cat $$pidfile) 2>/dev/null || true; rm -f $$pidfile; fi; done; sleep 0.5
 
-seed: migrate emulators
+seed: migrate standins
 	for domain in consultation_backup gfx_sync messaging; do $(BIN)/python -m $$domain.demo --scale $(DEMO_SCALE) || exit 1; done
 	$(BIN)/python -m gfx_sync.cdc init
 
@@ -76,5 +76,5 @@ test: services
 bench: migrate
 	$(BIN)/python -m benchmarks
 
-clean: emulators-stop
+clean: standins-stop
 	rm -rf $(DAGSTER_HOME) .pytest_cache

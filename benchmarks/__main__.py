@@ -23,7 +23,7 @@ from psycopg import sql
 from benchmarks.harness import BenchContext, Figure
 from resources.environment import apply_local_defaults
 from resources.migrations import MIGRATION_SETS, apply_migrations
-from resources.services import PG_ADMIN_URL, MySQLAdmin, grant_read_only
+from tooling.services import PG_ADMIN_URL, MySQLAdmin, grant_read_only
 
 HERE = Path(__file__).parent
 

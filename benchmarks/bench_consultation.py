@@ -52,8 +52,8 @@ def serve(customers: int, ports: list[int]) -> None:
     import signal
     import threading
 
-    from resources.emulators import google_drive, notion, supabase_storage
-    from resources.emulators.base import EmulatorServer
+    from standins import google_drive, notion, supabase_storage
+    from standins.base import EmulatorServer
 
     servers = [
         EmulatorServer(notion.create_app(SEED, customers), ports[0], "notion").start(),
@@ -150,7 +150,7 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
 
 # -- driver --------------------------------------------------------------------------------
 def _free_ports(n: int) -> list[int]:
-    from resources.emulators.base import free_port
+    from standins.base import free_port
 
     return [free_port() for _ in range(n)]
 
@@ -160,7 +160,7 @@ def _fresh_db(url_base: str) -> str:
     from psycopg import sql
 
     from resources.migrations import MIGRATION_SETS, apply_migrations
-    from resources.services import PG_ADMIN_URL
+    from tooling.services import PG_ADMIN_URL
 
     name = f"bench_cb_{secrets.token_hex(3)}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -177,7 +177,7 @@ def _drop_db(url: str) -> None:
     import psycopg
     from psycopg import sql
 
-    from resources.services import PG_ADMIN_URL
+    from tooling.services import PG_ADMIN_URL
 
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -187,7 +187,7 @@ def _drop_db(url: str) -> None:
 
 
 def run_once(customers: int, incremental: bool, workdir: Path) -> dict:
-    from resources.emulators.google_drive import write_local_service_account
+    from standins.google_drive import write_local_service_account
 
     ports = _free_ports(3)
     server = subprocess.Popen(

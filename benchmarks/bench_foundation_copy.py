@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 
 from benchmarks.harness import BenchContext, Figure, median_time
-from resources.demo_data import scale_factor
+from tooling.demo_data import scale_factor
 from resources.postgres import PostgresResource
 
 COLUMNS = ["id", "session_id", "hand_no", "started_at", "updated_at", "pot", "board", "payload"]

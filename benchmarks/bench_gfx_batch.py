@@ -26,7 +26,7 @@ from benchmarks.harness import BenchContext, Figure, median_time
 from gfx_sync.demo import generate_hands
 from gfx_sync.specs import spec_for
 from gfx_sync.sync import SyncResult, batch_sync, checked_columns, reconcile_table
-from resources.demo_data import scale_factor
+from tooling.demo_data import scale_factor
 from resources.postgres import PostgresResource
 
 HANDS = spec_for("gfx_hands")

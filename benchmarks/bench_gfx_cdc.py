@@ -354,7 +354,7 @@ def bench(ctx: BenchContext) -> list[Figure]:
 
 def main(argv=None) -> int:
     from resources.migrations import MIGRATION_SETS, apply_migrations
-    from resources.services import PG_ADMIN_URL
+    from tooling.services import PG_ADMIN_URL
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gfx_cdc")
     parser.add_argument("--seconds", type=float, default=20)

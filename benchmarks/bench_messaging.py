@@ -44,7 +44,7 @@ DEFAULT_RECIPIENTS = 100_000
 
 STANDIN = """
 import sys, uvicorn
-from resources.emulators.solapi import build
+from standins.solapi import build
 app, state, _ = build()
 state.delivery_delay_s = 5.0
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
@@ -73,7 +73,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_co
 
 
 def _free_port() -> int:
-    from resources.emulators.base import free_port
+    from standins.base import free_port
 
     return free_port()
 
@@ -81,7 +81,7 @@ def _free_port() -> int:
 def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
     """CRM rows in MariaDB and a notification workflow to every customer; returns (mysql db, workflow id)."""
     from messaging.demo import create_crm_tables, fill_crm
-    from resources.services import MySQLAdmin, grant_read_only
+    from tooling.services import MySQLAdmin, grant_read_only
 
     database = ctx.mysql_database or f"bench{os.getpid()}_{secrets.token_hex(3)}_ops"
     admin = MySQLAdmin()
@@ -252,7 +252,7 @@ def bench(ctx: BenchContext) -> list[Figure]:
         )
     copy_s, copy_rows = _copy_reference(ctx.supabase_url, run_id)
     if not ctx.mysql_database:
-        from resources.services import MySQLAdmin
+        from tooling.services import MySQLAdmin
 
         with MySQLAdmin().connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
@@ -289,7 +289,7 @@ def bench(ctx: BenchContext) -> list[Figure]:
 def main(argv=None) -> int:
     from resources.environment import apply_local_defaults
     from resources.migrations import MIGRATION_SETS, apply_migrations
-    from resources.services import PG_ADMIN_URL
+    from tooling.services import PG_ADMIN_URL
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_messaging")
     parser.add_argument("--recipients", type=int, default=DEFAULT_RECIPIENTS)

@@ -1,7 +1,7 @@
 """`python -m consultation_backup.demo --scale S`: prepare the local demo of this domain.
 
 The Notion and Google Drive stand-ins seed themselves (same seed -> same customers,
-consultations and image files; see ``resources/emulators/notion.py``), because creating
+consultations and image files; see ``standins/notion/``), because creating
 thousands of pages through an API limited to 3 requests/s would take many minutes. This step
 writes the throwaway Google service-account key whose ``token_uri`` is the Drive stand-in,
 then checks through the real client libraries that Notion and Drive answer.
@@ -21,7 +21,7 @@ LOCAL_KEY_PATH = (
 
 def ensure_local_key(path: Path) -> Path:
     """Write the local service-account key file unless a valid one is already there."""
-    from resources.emulators.google_drive import write_local_service_account
+    from standins.google_drive import write_local_service_account
 
     if path.is_file() and '"token_uri"' in path.read_text(encoding="utf-8"):
         return path

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from resources.demo_data import DemoData
+from tooling.demo_data import DemoData
 from resources.environment import apply_local_defaults
 
 NATIONS = ["KR", "US", "CA", "GB", "DE", "FR", "BR", "JP", "CN", "VN", "AU", "ES"]

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from psycopg.types.json import Jsonb
 
-from resources.demo_data import DemoData
+from tooling.demo_data import DemoData
 from resources.environment import LOCAL_DEFAULTS, apply_local_defaults
 
 CRM_DDL = [
@@ -382,7 +382,7 @@ def seed_platform(
 @contextmanager
 def my_reader_free_customer(database: str):
     """The newest customer with a mobile phone and a subscription (admin connection; demo only)."""
-    from resources.services import MySQLAdmin
+    from tooling.services import MySQLAdmin
 
     conn = MySQLAdmin().connect(database)
     try:
@@ -411,8 +411,8 @@ def main(argv=None) -> int:
     apply_local_defaults()
     import psycopg
 
-    from resources.demo_data import scale_factor
-    from resources.services import MySQLAdmin
+    from tooling.demo_data import scale_factor
+    from tooling.services import MySQLAdmin
 
     database = os.environ.get("MYSQL_DATABASE", LOCAL_DEFAULTS["MYSQL_DATABASE"])
     my = MySQLAdmin().connect(database)

@@ -1,7 +1,7 @@
 """Which environment this is, and the local defaults that make a fresh checkout work.
 
 Environments differ by configuration, not code. ``PLATFORM_ENV`` says ``local`` (the default:
-local PostgreSQL/MariaDB and the API stand-ins in ``resources/emulators``) or ``production``
+local PostgreSQL/MariaDB and the API stand-ins in ``standins``) or ``production``
 (real endpoints; every required variable must be set, nothing is defaulted).
 """
 

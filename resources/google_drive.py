@@ -90,7 +90,7 @@ class GoogleDriveResource(dg.ConfigurableResource):
 
     def _ensure_local_key(self) -> None:
         """Locally, against the Drive stand-in, write the throwaway key file if it is missing
-        (``resources.emulators.google_drive.write_local_service_account``); never in production."""
+        (``standins.google_drive.write_local_service_account``); never in production."""
         from resources.environment import current_environment
 
         value = self.service_account_json.strip()
@@ -103,7 +103,7 @@ class GoogleDriveResource(dg.ConfigurableResource):
             return
         path = Path(value).expanduser()
         if not path.exists():
-            from resources.emulators.google_drive import write_local_service_account
+            from standins.google_drive import write_local_service_account
 
             write_local_service_account(path, token_uri=f"{self.base_url.rstrip('/')}/token")
 

@@ -20,7 +20,7 @@ from resources.environment import LOCAL_DEFAULTS, apply_local_defaults
 from resources.migrations import MIGRATION_SETS, apply_migrations
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource, close_all_pools
-from resources.services import (
+from tooling.services import (
     PG_ADMIN_URL,
     MySQLAdmin,
     ensure_mysql,

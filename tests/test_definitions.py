@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from resources.materialize import workspace_modules
+from tooling.materialize import workspace_modules
 
 LOCATIONS = ["consultation_backup", "gfx_sync", "messaging"]
 

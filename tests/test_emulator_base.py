@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from resources.emulators.base import EmulatorServer, FaultInjector, with_faults
+from standins.base import EmulatorServer, FaultInjector, with_faults
 
 
 @pytest.fixture

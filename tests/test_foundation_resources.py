@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from resources.demo_data import DemoData, scale_factor
+from tooling.demo_data import DemoData, scale_factor
 from resources.environment import (
     LOCAL_DEFAULTS,
     UnknownEnvironment,

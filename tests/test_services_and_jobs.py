@@ -4,11 +4,11 @@ Dagster; run metadata carries circuit-breaker state."""
 import dagster as dg
 import pytest
 
-from resources import services
+from tooling import services
 from resources.circuit_breaker import get_breaker
 from resources.dagster_helpers import build_migrations_job, run_metadata
 from resources.postgres import PostgresResource
-from resources.services import MySQLAdmin, ServiceMissing
+from tooling.services import MySQLAdmin, ServiceMissing
 
 
 def test_missing_mariadb_says_what_to_install(monkeypatch):

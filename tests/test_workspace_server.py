@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from resources.emulators.base import free_port
+from standins.base import free_port
 
 QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message }

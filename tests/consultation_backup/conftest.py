@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from consultation_backup.settings import ConsultationSettings
-from resources.emulators import google_drive as drive_emu
-from resources.emulators import notion as notion_emu
-from resources.emulators import supabase_storage as storage_emu
-from resources.emulators.base import EmulatorServer, FaultInjector
+from standins import google_drive as drive_emu
+from standins import notion as notion_emu
+from standins import supabase_storage as storage_emu
+from standins.base import EmulatorServer, FaultInjector
 from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
 from resources.google_drive import GoogleDriveResource
 from resources.notion import NotionResource

@@ -227,7 +227,7 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
 
     # a changed file in Drive is copied again
     obj = db.fetch_one("SELECT * FROM consultation_image_objects LIMIT 1")
-    from resources.demo_data import DemoData
+    from tooling.demo_data import DemoData
 
     env.drive_app.drive.replace_content(obj["drive_file_id"], DemoData(99).image_bytes("webp"))
     _materialize(

@@ -10,7 +10,7 @@ from notion_client import Client
 from consultation_backup import cli, restore
 from consultation_backup.assets import consultation_customers
 from consultation_backup.lookup import ConsultationReader
-from resources.emulators import notion as notion_emu
+from standins import notion as notion_emu
 
 from .conftest import make_notion
 from .test_assets import SOURCES, _customer_config, _materialize

@@ -10,9 +10,9 @@ import pytest
 from notion_client import APIResponseError, Client
 
 from consultation_backup.constants import BUCKET, BUCKET_FILE_SIZE_LIMIT, BUCKET_MIME_TYPES
-from resources.demo_data import DemoData
-from resources.emulators import notion as notion_emu
-from resources.emulators.base import EmulatorServer
+from tooling.demo_data import DemoData
+from standins import notion as notion_emu
+from standins.base import EmulatorServer
 from resources.errors import PermanentError
 from resources.notion import QueryStats
 from resources.supabase_storage import SupabaseStorageResource

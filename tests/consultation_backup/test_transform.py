@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from consultation_backup import transform as T
-from resources.demo_data import DemoData
-from resources.emulators.notion import rich_text
+from tooling.demo_data import DemoData
+from standins.notion import rich_text
 
 
 def _customer_page(**changes) -> dict:

@@ -83,7 +83,7 @@ def test_the_seeds_publication_exists_on_a_freshly_migrated_source(test_database
     from psycopg import sql
 
     from resources.migrations import MIGRATION_SETS, apply_migrations
-    from resources.services import PG_ADMIN_URL
+    from tooling.services import PG_ADMIN_URL
 
     name = f"{test_databases.prefix}_pubcheck"
     url = test_databases.gfx_source_url.replace(

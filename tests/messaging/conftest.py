@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from messaging.demo import create_crm_tables, fill_crm, seed_platform
-from resources.emulators import solapi as solapi_standin
-from resources.emulators.base import EmulatorServer
+from standins import solapi as solapi_standin
+from standins.base import EmulatorServer
 from resources.environment import LOCAL_DEFAULTS
 from resources.solapi import SolapiResource
 

@@ -60,7 +60,7 @@ def test_webhook_server_process_stores_events_without_dagster(
 
     import httpx
 
-    from resources.emulators.base import free_port
+    from standins.base import free_port
 
     port = free_port()
     env = {

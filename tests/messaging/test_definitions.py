@@ -458,7 +458,7 @@ def test_webhook_events_waiting_too_long_warn(supabase_db, platform_ids, dagster
 
 def test_make_demo_materialize_all_step_succeeds(supabase_db, crm, dagster_instance):
     """`platform materialize-all` (make demo) runs every executable messaging asset once."""
-    from resources.materialize import materialize_definitions
+    from tooling.materialize import materialize_definitions
 
     lines: list[str] = []
     assert materialize_definitions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from resources.emulators import solapi as solapi_standin
+from standins import solapi as solapi_standin
 from resources.environment import LOCAL_DEFAULTS
 from resources.solapi import solapi_authorization
 

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from resources.emulators.base import FaultInjector, with_faults
+from standins.base import FaultInjector, with_faults
 from resources.environment import LOCAL_DEFAULTS
 
 GLOBAL_FILE_SIZE_LIMIT = 50 * 1024 * 1024  # the Free plan's global limit

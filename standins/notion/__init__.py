@@ -39,8 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from resources.demo_data import SEOUL, DemoData, scale_factor
-from resources.emulators.base import FaultInjector, with_faults
+from tooling.demo_data import SEOUL, DemoData, scale_factor
+from standins.base import FaultInjector, with_faults
 from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
 
 API_VERSION = "2025-09-03"

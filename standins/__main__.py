@@ -1,4 +1,4 @@
-"""``python -m resources.emulators``: serve every local stand-in on its contract port until stopped.
+"""``python -m standins``: serve every local stand-in on its contract port until stopped.
 
 Each stand-in module in this package exposes ``create_app(seed: int, scale: str) -> ASGI app``
 (the app already wrapped by ``with_faults``). The demo runs this in the background.
@@ -12,10 +12,10 @@ import signal
 import sys
 import threading
 
-from resources.emulators.base import EmulatorServer
+from standins.base import EmulatorServer
 from resources.environment import EMULATOR_PORTS
 
-# contract port name -> module in resources.emulators
+# contract port name -> module in standins
 STAND_INS = {
     "supabase": "supabase_storage",
     "notion": "notion",
@@ -25,7 +25,7 @@ STAND_INS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m resources.emulators", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m standins", description=__doc__)
     parser.add_argument("--seed", type=int, default=20261121)
     parser.add_argument(
         "--scale", default="demo", help="demo data size for stand-ins that seed themselves"
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and port_name not in args.only:
             continue
         try:
-            mod = importlib.import_module(f"resources.emulators.{module}")
+            mod = importlib.import_module(f"standins.{module}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"resources.emulators.{module}":
+            if exc.name == f"standins.{module}":
                 print(f"[emulators] {port_name}: no stand-in module yet, skipped", flush=True)
                 continue
             raise

@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from resources.emulators.base import FaultInjector, with_faults
+from standins.base import FaultInjector, with_faults
 from resources.environment import LOCAL_DEFAULTS
 
 MAX_MESSAGES_PER_REQUEST = 10_000
@@ -626,6 +626,6 @@ def build(state: StandInState | None = None, injector: FaultInjector | None = No
 
 
 def create_app(seed: int = 0, scale: str = "demo"):
-    """Entry point for ``python -m resources.emulators``."""
+    """Entry point for ``python -m standins``."""
     app, _state, _injector = build()
     return app

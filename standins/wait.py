@@ -1,4 +1,4 @@
-"""``python -m resources.emulators.wait``: block until every local stand-in answers its health check."""
+"""``python -m standins.wait``: block until every local stand-in answers its health check."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def wait_for(ports: dict[str, int], timeout_s: float = 30.0) -> list[str]:
 
 
 if __name__ == "__main__":
-    from resources.emulators.__main__ import STAND_INS
+    from standins.__main__ import STAND_INS
     import importlib.util
 
     wanted = {
         n: p
         for n, p in EMULATOR_PORTS.items()
-        if importlib.util.find_spec(f"resources.emulators.{STAND_INS[n]}") is not None
+        if importlib.util.find_spec(f"standins.{STAND_INS[n]}") is not None
     }
     missing = wait_for(wanted)
     if missing:

@@ -48,7 +48,7 @@ def env_command() -> None:
 @services_app.command("ensure")
 def services_ensure() -> None:
     """Start the local servers if stopped, set wal_level=logical, create databases and the reader user."""
-    from resources.services import ensure_all
+    from tooling.services import ensure_all
 
     try:
         ensure_all()
@@ -114,7 +114,7 @@ def materialize_all_command(
     ),
 ) -> None:
     """Materialize every asset of every code location once (recorded in DAGSTER_HOME)."""
-    from resources.materialize import materialize_workspace
+    from tooling.materialize import materialize_workspace
 
     ok = materialize_workspace(workspace, log=console.print)
     if not ok:

@@ -37,9 +37,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from resources.demo_data import DemoData
-from resources.emulators.base import FaultInjector, with_faults
-from resources.emulators.notion import DRIVE_ROOT_FOLDER_LOCAL, DriveFileSpec, consultation_dataset
+from tooling.demo_data import DemoData
+from standins.base import FaultInjector, with_faults
+from standins.notion import DRIVE_ROOT_FOLDER_LOCAL, DriveFileSpec, consultation_dataset
 from resources.environment import EMULATOR_PORTS
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
