@@ -15,7 +15,7 @@ WEBHOOK_LOG := $(DAGSTER_HOME)/messaging-webhook.log
 # if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
 DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
-.PHONY: demo demo-setup test bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
+.PHONY: demo demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
@@ -28,7 +28,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -63,14 +63,31 @@ cdc-worker: install
 	$(BIN)/python -m gfx_sync.cdc worker
 
 materialize: dagster-home
-	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/platform materialize-all
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/platform exec -- $(BIN)/platform materialize-all
 
 serve: dagster-home
-	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/platform exec -- $(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
 
 ## test: the whole suite against the real local databases and the stand-ins
 test: services
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+## test-unit: the pure tests alone (seconds; no database or server needed)
+test-unit: install
+	$(BIN)/pytest -q -m unit
+
+test-integration: services
+	$(BIN)/pytest -q -n 2 --dist loadfile -m integration
+
+test-e2e: services
+	$(BIN)/pytest -q -n 2 --dist loadfile -m e2e
+
+## lint: formatting, lint rules, strict types on resources and pure modules, import rules
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## bench: benchmarks as ratios against a physical reference measured in the same run
 bench: migrate

@@ -71,7 +71,8 @@ def render(figures: list[Figure], header: str) -> str:
             }
         )
         lines.append(
-            f"| {f.benchmark} | {f.metric} | {fmt(f.value)} | {f.reference_name} | {fmt(f.reference)} | "
+            f"| {f.benchmark} | {f.metric} | {fmt(f.value)} | {f.reference_name} "
+            f"| {fmt(f.reference)} | "
             f"{'—' if ratio is None else f'{ratio:.2f}'} | {f.note} |"
         )
     return "\n".join(lines)
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures += got
                 for f in got:
                     print(
-                        f"        {f.metric}: {fmt(f.value)} vs {f.reference_name} {fmt(f.reference)}"
+                        f"        {f.metric}: {fmt(f.value)} vs "
+                        f"{f.reference_name} {fmt(f.reference)}"
                         f" -> ratio {'—' if f.ratio is None else f'{f.ratio:.2f}'}",
                         flush=True,
                     )

@@ -7,14 +7,14 @@ from __future__ import annotations
 import subprocess
 
 from benchmarks.harness import BenchContext, Figure, median_time
-from tooling.demo_data import scale_factor
 from resources.postgres import PostgresResource
+from tooling.demo_data import scale_factor
 
 COLUMNS = ["id", "session_id", "hand_no", "started_at", "updated_at", "pot", "board", "payload"]
 DDL = """
 DROP TABLE IF EXISTS {t};
-CREATE UNLOGGED TABLE {t} (id bigint PRIMARY KEY, session_id bigint, hand_no int, started_at timestamptz,
-  updated_at timestamptz, pot numeric(14,2), board text, payload jsonb)
+CREATE UNLOGGED TABLE {t} (id bigint PRIMARY KEY, session_id bigint, hand_no int,
+  started_at timestamptz, updated_at timestamptz, pot numeric(14,2), board text, payload jsonb)
 """
 
 
@@ -24,9 +24,11 @@ def bench(ctx: BenchContext) -> list[Figure]:
     dst = PostgresResource(dsn=ctx.supabase_url, application_name="bench-dst")
     src.execute(DDL.format(t="bench_hands"))
     src.execute(
-        "INSERT INTO bench_hands SELECT g, g / 100, g %% 100, now() - g * interval '1 second', now(), (g %% 5000) * 1.5,"
-        " 'As Kd 7h 2c 9s', jsonb_build_object('players', jsonb_build_array('김민준', '이서연', '박지훈'),"
-        " 'actions', jsonb_build_array(jsonb_build_object('seat', 1, 'bet', g %% 900), jsonb_build_object('seat', 2, 'fold', true)),"
+        "INSERT INTO bench_hands SELECT g, g / 100, g %% 100, now() - g * interval '1 second',"
+        " now(), (g %% 5000) * 1.5, 'As Kd 7h 2c 9s',"
+        " jsonb_build_object('players', jsonb_build_array('김민준', '이서연', '박지훈'),"
+        " 'actions', jsonb_build_array(jsonb_build_object('seat', 1, 'bet', g %% 900),"
+        " jsonb_build_object('seat', 2, 'fold', true)),"
         " 'note', repeat('x', 60)) FROM generate_series(1, %s) g",
         (rows,),
     )

@@ -1,6 +1,7 @@
 """Benchmark harness: every figure is a ratio against a physical reference measured in the same run.
 
-A benchmark module ``benchmarks/bench_<name>.py`` defines ``bench(ctx: BenchContext) -> list[Figure]``.
+A benchmark module ``benchmarks/bench_<name>.py`` defines ``bench(ctx: BenchContext) ->
+list[Figure]``.
 The harness gives it private databases (created fresh, migrated, dropped afterwards) and the
 scale; the module measures its path and the reference (e.g. raw ``COPY … TO STDOUT | COPY …
 FROM STDIN`` between the same two databases) and returns both. The machine is shared and noisy,

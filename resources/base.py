@@ -17,7 +17,8 @@ from pydantic import Field, PrivateAttr
 from resources.http import ResilientCaller
 
 
-class ResilientClientResource(dg.ConfigurableResource):
+# Dagster's resource base is generic over its own value; the bare form is its documented one.
+class ResilientClientResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Configuration shared by every vendor resource; subclasses add their own fields.
 
     Subclasses set ``service`` (the breaker's name and the name errors carry) and may set

@@ -96,7 +96,7 @@ class CircuitBreaker:
         self._breaker.close()
 
     def snapshot(self) -> dict[str, Any]:
-        """State for run metadata: ``{"state", "failures", "fail_max", "opened_at", "next_attempt_at"}``."""
+        """State for run metadata: state, failures, fail_max, opened_at, next_attempt_at."""
         opened = self.storage.opened_at
         return {
             "state": self.state,

@@ -1,7 +1,6 @@
 """Dagster building blocks shared by the code locations: the migrations job factory and
 metadata helpers."""
 
-from __future__ import annotations
 
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
         description=f"Apply pending SQL migrations for {', '.join(m.name for m in all_sets)} "
         "(local-only sets, such as the external source's schema, only when PLATFORM_ENV=local).",
     )
-    def apply_op(context):
+    def apply_op(context: dg.OpExecutionContext) -> dg.Output[dict[str, int]]:
         started = time.perf_counter()
         msets = applicable(all_sets, current_environment())
         for skipped in sorted({m.name for m in all_sets} - {m.name for m in msets}):
@@ -44,7 +43,7 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
             totals["applied"] += len(report.applied)
             totals["already_applied"] += len(report.already_applied)
             applied_names += report.applied
-        metadata = {
+        metadata: dict[str, dg.RawMetadataValue] = {
             **totals,
             "applied_migrations": ", ".join(applied_names) or "none (up to date)",
             "duration_s": round(time.perf_counter() - started, 3),
@@ -57,7 +56,7 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
         description=f"Apply {domain}'s database migrations (safe to re-run).",
         tags={"domain": domain},
     )
-    def migrations_job():
+    def migrations_job() -> None:
         apply_op()
 
     return migrations_job

@@ -21,7 +21,7 @@ class ServiceUnavailable(PlatformError):
 
 
 class TransientError(PlatformError):
-    """A failure worth retrying (timeouts, 429, 5xx). ``retry_after`` in seconds if the server said."""
+    """A failure worth retrying (timeouts, 429, 5xx); ``retry_after`` seconds if the server said."""
 
     def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
         super().__init__(message)

@@ -46,7 +46,7 @@ def parse_retry_after(value: str | None, cap_s: float = 120.0) -> float | None:
 
 
 def raise_for_status(response: httpx.Response, service: str) -> httpx.Response:
-    """Turn an error response into ``TransientError`` / ``PermanentError`` (body excerpt included)."""
+    """Turn an error response into ``TransientError`` / ``PermanentError`` (with a body excerpt)."""
     if response.status_code < 400:
         return response
     excerpt = response.text[:300] if response.content else ""
@@ -96,7 +96,7 @@ class TokenBucket:
             waited += need
 
 
-def _wait_with_retry_after(initial: float, maximum: float):
+def _wait_with_retry_after(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
     backoff = wait_exponential_jitter(multiplier=initial, max=maximum)
 
     def wait(state: RetryCallState) -> float:

@@ -1,4 +1,4 @@
-"""Ordered SQL migrations per domain, applied idempotently and recorded in ``platform.schema_migrations``.
+"""Ordered SQL migrations per domain, applied idempotently, recorded in platform.schema_migrations.
 
 A migration set is a folder of ``NNNN_name.sql`` files and the database it targets. Files run
 in version order, each in its own transaction (unless its first line is
@@ -12,7 +12,7 @@ import hashlib
 import importlib.util
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +43,13 @@ SUPABASE_ROLES_SQL = """
 DO $$
 DECLARE r record;
 BEGIN
-  FOR r IN SELECT * FROM (VALUES ('anon', false), ('authenticated', false), ('service_role', true)) AS v(name, bypass)
+  FOR r IN SELECT * FROM (VALUES ('anon', false), ('authenticated', false),
+                             ('service_role', true)) AS v(name, bypass)
   LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r.name) THEN
       BEGIN
-        EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT%s', r.name, CASE WHEN r.bypass THEN ' BYPASSRLS' ELSE '' END);
+        EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT%s', r.name,
+                       CASE WHEN r.bypass THEN ' BYPASSRLS' ELSE '' END);
       EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
       END;
     END IF;
@@ -89,7 +91,7 @@ MIGRATION_SETS: tuple[MigrationSet, ...] = (
 
 
 def applicable(migration_sets: Iterable[MigrationSet], environment: str) -> list[MigrationSet]:
-    """The sets that may be applied in ``environment`` (local-only sets are dropped in production)."""
+    """The sets that may be applied in ``environment`` (local-only sets dropped in production)."""
     return [m for m in migration_sets if environment == "local" or not m.local_only]
 
 
@@ -168,7 +170,11 @@ def _applied(conn: psycopg.Connection, set_name: str) -> dict[str, str]:
 
 
 def apply_migrations(
-    dsn: str, migration_sets: Iterable[MigrationSet], *, dry_run: bool = False, log=print
+    dsn: str,
+    migration_sets: Iterable[MigrationSet],
+    *,
+    dry_run: bool = False,
+    log: Callable[[str], object] = print,
 ) -> MigrationReport:
     """Apply every pending migration of ``migration_sets`` to the database at ``dsn``.
 
@@ -222,7 +228,8 @@ def apply_migrations(
 
 def _record(conn: psycopg.Connection, mig: Migration, started: float) -> None:
     conn.execute(
-        "INSERT INTO platform.schema_migrations (migration_set, version, name, checksum, duration_ms)"
+        "INSERT INTO platform.schema_migrations"
+        " (migration_set, version, name, checksum, duration_ms)"
         " VALUES (%s, %s, %s, %s, %s)",
         (
             mig.migration_set,
@@ -238,9 +245,10 @@ def status(dsn: str, migration_sets: Iterable[MigrationSet]) -> list[dict[str, s
     """One row per migration file: set, version, name, state (applied / pending / edited)."""
     rows = []
     with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute(
+        row = conn.execute(
             "SELECT to_regclass('platform.schema_migrations') IS NOT NULL"
-        ).fetchone()[0]
+        ).fetchone()
+        exists = bool(row and row[0])
         for mset in migration_sets:
             done = _applied(conn, mset.name) if exists else {}
             for mig in discover(mset):

@@ -21,6 +21,9 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from resources.errors import ServiceUnavailable
 
+# What psycopg executes: a plain string or a composed statement (not a bare identifier).
+Query = str | sql.SQL | sql.Composed
+
 _POOLS: dict[tuple[str, str, int, int, int], ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -69,11 +72,13 @@ def redact_dsn(dsn: str) -> str:
     except psycopg.ProgrammingError:
         return "<unparseable dsn>"
     host = info.get("host", "")
-    port = info.get("port", "")
-    return f"postgresql://{info.get('user', '')}@{host}{':' + port if port else ''}/{info.get('dbname', '')}"
+    port = str(info.get("port", ""))
+    where = f"{host}:{port}" if port else f"{host}"
+    return f"postgresql://{info.get('user', '')}@{where}/{info.get('dbname', '')}"
 
 
-class PostgresResource(dg.ConfigurableResource):
+# Dagster's resource base is generic over its own value; the bare form is its documented one.
+class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """A PostgreSQL database reached over a pooled psycopg 3 connection.
 
     Domain code asks for verbs (``fetch_all``, ``copy_query_to_table``...) or the
@@ -133,35 +138,31 @@ class PostgresResource(dg.ConfigurableResource):
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection]:
         """Yield a connection inside one transaction: committed on success, rolled back on error."""
-        with self.connection() as conn:
-            with conn.transaction():
-                yield conn
+        with self.connection() as conn, conn.transaction():
+            yield conn
 
     # -- small verbs -----------------------------------------------------------------
-    def execute(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
-    ) -> int:
+    def execute(self, query: Query, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
         """Run one statement in its own transaction; return the row count."""
         with self.transaction() as conn:
             cur = conn.execute(query, params)
             return cur.rowcount
 
     def fetch_all(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+        self, query: Query, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
-        with self.transaction() as conn:
-            with conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(query, params)
-                return list(cur.fetchall())
+        with self.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return list(cur.fetchall())
 
     def fetch_one(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+        self, query: Query, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         rows = self.fetch_all(query, params)
         return rows[0] if rows else None
 
     def fetch_value(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None
+        self, query: Query, params: Sequence[Any] | dict[str, Any] | None = None
     ) -> Any:
         with self.transaction() as conn:
             row = conn.execute(query, params).fetchone()
@@ -171,7 +172,7 @@ class PostgresResource(dg.ConfigurableResource):
     @staticmethod
     def iter_copy_out(
         conn: psycopg.Connection,
-        query: str | sql.Composable,
+        query: Query,
         params: Sequence[Any] | None = None,
         fmt: str = "binary",
     ) -> Iterator[bytes]:
@@ -179,10 +180,9 @@ class PostgresResource(dg.ConfigurableResource):
         stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT {})").format(
             sql.SQL(query) if isinstance(query, str) else query, sql.SQL(fmt)
         )
-        with conn.cursor() as cur:
-            with cur.copy(stmt, params) as copy:
-                for block in copy:
-                    yield bytes(block)
+        with conn.cursor() as cur, cur.copy(stmt, params) as copy:
+            for block in copy:
+                yield bytes(block)
 
     @staticmethod
     def copy_in(
@@ -192,24 +192,23 @@ class PostgresResource(dg.ConfigurableResource):
         blocks: Iterable[bytes],
         fmt: str = "binary",
     ) -> int:
-        """Write raw ``COPY`` blocks into ``table(columns)`` on an open connection; return bytes written."""
+        """Write raw ``COPY`` blocks into ``table(columns)`` on an open connection; return bytes."""
         target = sql.Identifier(*table.split(".")) if isinstance(table, str) else table
         stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
             target, sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(fmt)
         )
         written = 0
-        with conn.cursor() as cur:
-            with cur.copy(stmt) as copy:
-                for block in blocks:
-                    copy.write(block)
-                    written += len(block)
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for block in blocks:
+                copy.write(block)
+                written += len(block)
         return written
 
     def copy_query_into(
         self,
-        target: "PostgresResource",
+        target: PostgresResource,
         target_conn: psycopg.Connection,
-        query: str | sql.Composable,
+        query: Query,
         table: sql.Composable | str,
         columns: Sequence[str],
         params: Sequence[Any] | None = None,
@@ -218,11 +217,8 @@ class PostgresResource(dg.ConfigurableResource):
 
         The rows cross this process as opaque COPY blocks, never decoded. Returns bytes moved.
         """
-        with self.connection() as src:
-            with src.transaction():
-                return self.copy_in(
-                    target_conn, table, columns, self.iter_copy_out(src, query, params)
-                )
+        with self.connection() as src, src.transaction():
+            return self.copy_in(target_conn, table, columns, self.iter_copy_out(src, query, params))
 
     def server_setting(self, name: str) -> str:
         return str(self.fetch_value("SELECT current_setting(%s)", (name,)))

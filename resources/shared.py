@@ -2,23 +2,23 @@
 
 ``Definitions.merge`` compares resources by identity, so each is built here exactly once.
 Values come from the environment contract through ``dg.EnvVar`` (resolved at run launch; a
-missing secret never stops definitions from loading). In the local environment unset
-variables are first filled with local defaults (see ``resources.environment``).
+missing secret never stops definitions from loading). Importing this module changes nothing in
+the environment: locally, the entry points fill unset variables with local defaults first
+(``platform exec``, the command lines, the test session).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
-from resources.environment import apply_local_defaults
 from resources.google_drive import GoogleDriveResource
 from resources.mysql import MySQLResource
 from resources.notion import NotionResource
 from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
 from resources.supabase_storage import SupabaseStorageResource
-
-apply_local_defaults()
 
 supabase_db = PostgresResource(
     dsn=dg.EnvVar("SUPABASE_DB_URL"), application_name="platform-supabase", pool_max_size=6
@@ -49,7 +49,7 @@ solapi = SolapiResource(
 )
 
 # Resource keys every domain uses; a domain binds only the ones it needs.
-RESOURCES: dict[str, dg.ConfigurableResource] = {
+RESOURCES: dict[str, dg.ConfigurableResource[Any]] = {
     "supabase_db": supabase_db,
     "gfx_source_db": gfx_source_db,
     "mysql": mysql,
@@ -60,6 +60,6 @@ RESOURCES: dict[str, dg.ConfigurableResource] = {
 }
 
 
-def resources_for(*keys: str) -> dict[str, dg.ConfigurableResource]:
+def resources_for(*keys: str) -> dict[str, dg.ConfigurableResource[Any]]:
     """The shared instances for ``keys`` (same objects every time, so merges never conflict)."""
     return {k: RESOURCES[k] for k in keys}

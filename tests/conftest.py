@@ -16,10 +16,11 @@ import pytest
 from psycopg import sql
 
 from resources.circuit_breaker import reset_all_breakers
-from resources.environment import LOCAL_DEFAULTS, apply_local_defaults
+from resources.environment import LOCAL_DEFAULTS
 from resources.migrations import MIGRATION_SETS, apply_migrations
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource, close_all_pools
+from tooling.local_setup import prepare_local_environment
 from tooling.services import (
     PG_ADMIN_URL,
     MySQLAdmin,
@@ -28,8 +29,11 @@ from tooling.services import (
     grant_read_only,
 )
 
-os.environ.setdefault("PLATFORM_ENV", "local")
-apply_local_defaults()
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test session is an entry point: it fills the local defaults, as the CLIs do."""
+    os.environ.setdefault("PLATFORM_ENV", "local")
+    prepare_local_environment()
 
 
 @dataclass
@@ -48,7 +52,8 @@ def _url(dbname: str) -> str:
 
 def _drop_pg(conn: psycopg.Connection, name: str) -> None:
     conn.execute(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s AND NOT active",
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+        " WHERE database = %s AND NOT active",
         (name,),
     )
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -65,9 +70,10 @@ def _sweep_stale(conn: psycopg.Connection, admin: MySQLAdmin) -> None:
     with admin.connect() as my, my.cursor() as cur:
         cur.execute("SHOW DATABASES")
         for (name,) in cur.fetchall():
-            if name.startswith("t") and "_" in name and name[1:].split("_", 1)[0].isdigit():
-                if not os.path.exists(f"/proc/{int(name[1:].split('_', 1)[0])}"):
-                    cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            owner = name[1:].split("_", 1)[0]
+            ours = name.startswith("t") and "_" in name and owner.isdigit()
+            if ours and not os.path.exists(f"/proc/{int(owner)}"):
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +93,8 @@ def test_databases() -> TestDatabases:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with admin.connect() as my, my.cursor() as cur:
         cur.execute(
-            f"CREATE DATABASE `{dbs.mysql_database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            f"CREATE DATABASE `{dbs.mysql_database}`"
+            " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
         grant_read_only(
             cur,

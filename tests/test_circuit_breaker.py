@@ -1,4 +1,4 @@
-"""Circuit breaker transitions (seed 004: 3 failures open, 5 minutes to half-open) and fallback reads."""
+"""Circuit breaker transitions (3 failures open it, 5 minutes to half-open) and fallback reads."""
 
 from datetime import UTC, datetime, timedelta
 

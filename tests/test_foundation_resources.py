@@ -8,7 +8,6 @@ import psycopg
 import pytest
 from PIL import Image
 
-from tooling.demo_data import DemoData, scale_factor
 from resources.environment import (
     LOCAL_DEFAULTS,
     UnknownEnvironment,
@@ -17,18 +16,22 @@ from resources.environment import (
 )
 from resources.errors import ServiceUnavailable
 from resources.postgres import PostgresResource, redact_dsn
+from tooling.demo_data import DemoData, scale_factor
 
 
 @pytest.fixture
 def copy_tables(supabase_db, gfx_source_db):
     gfx_source_db.execute(
-        "DROP TABLE IF EXISTS copy_src; CREATE TABLE copy_src (id bigint PRIMARY KEY, name text, payload jsonb, at timestamptz)"
+        "DROP TABLE IF EXISTS copy_src;"
+        " CREATE TABLE copy_src (id bigint PRIMARY KEY, name text, payload jsonb, at timestamptz)"
     )
     supabase_db.execute(
-        "DROP TABLE IF EXISTS copy_dst; CREATE TABLE copy_dst (id bigint PRIMARY KEY, name text, payload jsonb, at timestamptz)"
+        "DROP TABLE IF EXISTS copy_dst;"
+        " CREATE TABLE copy_dst (id bigint PRIMARY KEY, name text, payload jsonb, at timestamptz)"
     )
     gfx_source_db.execute(
-        "INSERT INTO copy_src SELECT g, '플레이어 ' || g, jsonb_build_object('chips', g * 100, 'tags', jsonb_build_array('a', NULL)),"
+        "INSERT INTO copy_src SELECT g, '플레이어 ' || g,"
+        " jsonb_build_object('chips', g * 100, 'tags', jsonb_build_array('a', NULL)),"
         " '2026-11-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 5000) g"
     )
     gfx_source_db.execute("INSERT INTO copy_src VALUES (0, NULL, NULL, NULL)")
@@ -62,16 +65,15 @@ def test_binary_copy_streams_rows_between_databases_exactly(
 
 
 def test_a_failed_transaction_leaves_nothing_behind(copy_tables, supabase_db, gfx_source_db):
-    with pytest.raises(psycopg.errors.UniqueViolation):
-        with supabase_db.transaction() as conn:
-            gfx_source_db.copy_query_into(
-                supabase_db,
-                conn,
-                "SELECT id, name, payload, at FROM copy_src",
-                "copy_dst",
-                ["id", "name", "payload", "at"],
-            )
-            conn.execute("INSERT INTO copy_dst (id) VALUES (1)")
+    with pytest.raises(psycopg.errors.UniqueViolation), supabase_db.transaction() as conn:
+        gfx_source_db.copy_query_into(
+            supabase_db,
+            conn,
+            "SELECT id, name, payload, at FROM copy_src",
+            "copy_dst",
+            ["id", "name", "payload", "at"],
+        )
+        conn.execute("INSERT INTO copy_dst (id) VALUES (1)")
     assert supabase_db.fetch_value("SELECT count(*) FROM copy_dst") == 0
     # the pool hands out a clean connection afterwards
     assert supabase_db.fetch_value("SELECT 1") == 1

@@ -62,7 +62,10 @@ def test_files_apply_in_version_order_and_pending_ones_are_reported(
         monkeypatch,
         {
             "0002_second.sql": "INSERT INTO public.order_log VALUES ('second');",
-            "0001_first.sql": "CREATE TABLE public.order_log (step text); INSERT INTO public.order_log VALUES ('first');",
+            "0001_first.sql": (
+                "CREATE TABLE public.order_log (step text);"
+                " INSERT INTO public.order_log VALUES ('first');"
+            ),
         },
     )
     assert [m.version for m in discover(mset)] == ["0001", "0002"]
@@ -118,7 +121,8 @@ def test_supabase_roles_exist_with_the_right_attributes(supabase_db):
     rows = {
         r["rolname"]: r
         for r in supabase_db.fetch_all(
-            "SELECT rolname, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname IN ('anon','authenticated','service_role')"
+            "SELECT rolname, rolbypassrls, rolcanlogin FROM pg_roles"
+            " WHERE rolname IN ('anon','authenticated','service_role')"
         )
     }
     assert set(rows) == {"anon", "authenticated", "service_role"}

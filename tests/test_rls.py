@@ -1,4 +1,5 @@
-"""RLS as on Supabase: anon reads nothing, authenticated reads but cannot write, service_role writes."""
+"""RLS as on Supabase: anon reads nothing, authenticated reads and cannot write, service_role
+writes."""
 
 import psycopg
 import pytest
@@ -16,7 +17,8 @@ def conn(test_databases):
     with psycopg.connect(test_databases.supabase_url, autocommit=True) as c:
         c.execute("DELETE FROM public.data_quarantine WHERE domain = 'rls-test'")
         c.execute(
-            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','1','r')"
+            "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
+            " VALUES ('rls-test','s','1','r')"
         )
         yield c
 
@@ -30,7 +32,8 @@ def test_anon_cannot_write(conn):
         _as(
             "anon",
             conn,
-            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','2','r')",
+            "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
+            " VALUES ('rls-test','s','2','r')",
         )
 
 
@@ -45,7 +48,8 @@ def test_authenticated_reads_but_cannot_write(conn):
         _as(
             "authenticated",
             conn,
-            "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','3','r')",
+            "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
+            " VALUES ('rls-test','s','3','r')",
         )
     # an UPDATE/DELETE finds no row it may touch: nothing changes
     assert _as(
@@ -65,7 +69,8 @@ def test_service_role_writes(conn):
     _as(
         "service_role",
         conn,
-        "INSERT INTO public.data_quarantine (domain, source, item_id, reason) VALUES ('rls-test','s','4','r')",
+        "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
+        " VALUES ('rls-test','s','4','r')",
     )
     assert (
         _as(
@@ -82,7 +87,7 @@ def test_service_role_writes(conn):
 
 
 def test_every_table_the_migrations_create_has_rls_enabled(test_databases):
-    """No table the platform's migrations create in public is left open (anon reads nothing anywhere).
+    """No table the platform's migrations create in public is left open (anon reads nothing).
 
     Checked on a database that only the migrations have touched, so tables that other tests
     create for themselves do not count.

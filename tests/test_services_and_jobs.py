@@ -4,10 +4,10 @@ Dagster; run metadata carries circuit-breaker state."""
 import dagster as dg
 import pytest
 
-from tooling import services
 from resources.circuit_breaker import get_breaker
 from resources.dagster_helpers import build_migrations_job, run_metadata
 from resources.postgres import PostgresResource
+from tooling import services
 from tooling.services import MySQLAdmin, ServiceMissing
 
 

@@ -13,8 +13,8 @@ from standins.base import free_port
 
 QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message }
-    ... on RepositoryLocation { repositories { assetNodes { assetKey { path } } jobs { name } sensors { name }
-      schedules { name } } } } } } } }"""
+    ... on RepositoryLocation { repositories { assetNodes { assetKey { path } } jobs { name }
+      sensors { name } schedules { name } } } } } } } }"""
 
 
 def test_webserver_loads_the_three_code_locations(tmp_path):

@@ -7,15 +7,17 @@ its verbs; this one owns what they share.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from resources.environment import apply_local_defaults, current_environment
+from resources.environment import LOCAL_DEFAULTS, current_environment
 from resources.errors import PlatformError
 from resources.migrations import MIGRATION_SETS, applicable, apply_migrations, sets_named, status
+from tooling.local_setup import prepare_local_environment
 
 app = typer.Typer(help="Shared platform commands.", no_args_is_help=True)
 services_app = typer.Typer(help="Local PostgreSQL and MariaDB.", no_args_is_help=True)
@@ -36,18 +38,49 @@ def _fail(exc: Exception) -> None:
 
 @app.callback()
 def _main() -> None:
-    apply_local_defaults()
+    prepare_local_environment()
 
 
 @app.command("env")
-def env_command() -> None:
-    """Say which environment this is (PLATFORM_ENV)."""
-    console.print(current_environment())
+def env_command(
+    export: bool = typer.Option(
+        False, "--export", help="print `export NAME=value` lines for the local defaults"
+    ),
+) -> None:
+    """Say which environment this is (PLATFORM_ENV); with --export, the local defaults.
+
+    `eval "$(.venv/bin/platform env --export)"` gives your shell what `platform exec` gives one
+    command. In production nothing is printed: nothing is defaulted there.
+    """
+    if not export:
+        console.print(current_environment())
+        return
+    if current_environment() != "local":
+        return
+    names = [*LOCAL_DEFAULTS, "GOOGLE_SERVICE_ACCOUNT_JSON"]
+    for name in names:
+        typer.echo(f"export {name}={shlex.quote(os.environ[name])}")
+
+
+@app.command(
+    "exec",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def exec_command(ctx: typer.Context) -> None:
+    """Run a command with the local defaults applied (e.g. `platform exec -- dg dev`).
+
+    Locally every unset contract variable gets its local value and the Drive stand-in's key
+    is written; in production the environment is passed on unchanged.
+    """
+    argv = list(ctx.args[1:] if ctx.args[:1] == ["--"] else ctx.args)
+    if not argv:
+        _fail(ValueError("nothing to run: platform exec -- COMMAND [ARGS...]"))
+    os.execvp(argv[0], argv)
 
 
 @services_app.command("ensure")
 def services_ensure() -> None:
-    """Start the local servers if stopped, set wal_level=logical, create databases and the reader user."""
+    """Start the local servers, set wal_level=logical, create the databases and the reader user."""
     from tooling.services import ensure_all
 
     try:

@@ -93,7 +93,7 @@ class DemoData:
         return scale_factor(self.scale)
 
     def child(self, name: str) -> DemoData:
-        """An independent, still deterministic stream (so adding one domain doesn't shift another)."""
+        """An independent deterministic stream (adding one domain doesn't shift another)."""
         return DemoData(seed=hash_seed(self.seed, name), scale=self.scale)
 
     # -- people -------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def _pg_ctl(action: str) -> None:
 
 
 def ensure_postgres(databases: list[str]) -> None:
-    """Start PostgreSQL if needed, set logical replication settings (restart once), create databases."""
+    """Start PostgreSQL if needed, set logical replication (restart once), create databases."""
     try:
         _pg_connect().close()
     except psycopg.OperationalError:
@@ -115,7 +115,8 @@ def ensure_postgres(databases: list[str]) -> None:
             )
     if to_change:
         _say(
-            f"changing {', '.join(f'{k}={v}' for k, v in to_change.items())}: restarting PostgreSQL once"
+            f"changing {', '.join(f'{k}={v}' for k, v in to_change.items())}:"
+            " restarting PostgreSQL once"
         )
         _pg_ctl("restart")
         _wait(lambda: _pg_connect().close(), 60, "PostgreSQL")
@@ -149,7 +150,8 @@ def ensure_mysql(
         binary = _mariadb_binary()
         if binary is None:
             raise ServiceMissing(
-                "MariaDB/MySQL is not installed (no mariadbd). Install it with: apt-get install -y mariadb-server"
+                "MariaDB/MySQL is not installed (no mariadbd)."
+                " Install it with: apt-get install -y mariadb-server"
             ) from None
         _say(f"starting {binary}")
         subprocess.run(
@@ -159,7 +161,8 @@ def ensure_mysql(
         _wait(lambda: admin.connect().close(), 60, "MariaDB")
     with admin.connect() as conn, conn.cursor() as cur:
         cur.execute(
-            f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            f"CREATE DATABASE IF NOT EXISTS `{database}`"
+            " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
         grant_read_only(cur, database, read_user, read_password)
     _say(f"MariaDB ready (database {database}; SELECT-only user {read_user})")
