@@ -62,9 +62,10 @@ class UnknownEnvironment(ConfigurationError):
     """PLATFORM_ENV holds a value that is not a known environment."""
 
 
-def current_environment() -> Environment:
+def current_environment(environ: Mapping[str, str] | None = None) -> Environment:
     """Return ``local`` or ``production`` from ``PLATFORM_ENV`` (default ``local``)."""
-    value = os.environ.get("PLATFORM_ENV", "local").strip().lower()
+    env = os.environ if environ is None else environ
+    value = env.get("PLATFORM_ENV", "local").strip().lower()
     if value == "local":
         return "local"
     if value == "production":

@@ -29,6 +29,29 @@ from tooling.services import (
     grant_read_only,
 )
 
+LEVELS = ("unit", "integration", "e2e")
+# Fixtures that reach a database server; a unit test must not use one, even indirectly.
+SERVER_FIXTURES = frozenset({"test_databases"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test has exactly one level, and a unit test touches no database.
+
+    A test without a level would silently drop out of `pytest -m unit|integration|e2e`; a unit
+    test that needs PostgreSQL would break the promise that `pytest -m unit` runs without it.
+    A module of one level says so in `pytestmark`; a mixed module marks each test instead.
+    """
+    problems = []
+    for item in items:
+        levels = sorted({m.name for m in item.iter_markers() if m.name in LEVELS})
+        if len(levels) != 1:
+            found = ", ".join(levels) or "none"
+            problems.append(f"{item.nodeid}: needs exactly one of {', '.join(LEVELS)} ({found})")
+        elif levels == ["unit"] and SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            problems.append(f"{item.nodeid}: marked unit but uses a database fixture")
+    if problems:
+        raise pytest.UsageError("test levels:\n" + "\n".join(problems))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """The test session is an entry point: it fills the local defaults, as the CLIs do."""

@@ -15,6 +15,8 @@ from resources.circuit_breaker import (
 )
 from resources.errors import PermanentError, ServiceUnavailable
 
+pytestmark = pytest.mark.unit
+
 
 class Flaky:
     def __init__(self):

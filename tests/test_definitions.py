@@ -8,6 +8,8 @@ import yaml
 
 from tooling.materialize import workspace_modules
 
+pytestmark = pytest.mark.unit
+
 LOCATIONS = ["consultation_backup", "gfx_sync", "messaging"]
 
 

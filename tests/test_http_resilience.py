@@ -8,6 +8,8 @@ from resources.circuit_breaker import OPEN
 from resources.errors import PermanentError, ServiceUnavailable, TransientError
 from resources.http import ResilientCaller, TokenBucket, parse_retry_after, raise_for_status
 
+pytestmark = pytest.mark.unit
+
 
 class FakeClock:
     def __init__(self):

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from psycopg import sql
 
+pytestmark = pytest.mark.e2e
+
 
 def documented_postgres_block() -> dict:
     """The commented `storage: postgres:` block of the repository's dagster.yaml, uncommented."""

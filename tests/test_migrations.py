@@ -41,6 +41,7 @@ def _set_in(tmp_path, monkeypatch, files: dict[str, str]) -> MigrationSet:
     return MigrationSet("scratch", "scratchpkg", "migrations", "supabase")
 
 
+@pytest.mark.integration
 def test_every_real_set_applies_twice_and_the_second_time_is_a_noop(scratch_db):
     supabase_sets = [m for m in MIGRATION_SETS if m.target == "supabase"]
     first = apply_migrations(scratch_db, supabase_sets, log=lambda _m: None)
@@ -54,6 +55,7 @@ def test_every_real_set_applies_twice_and_the_second_time_is_a_noop(scratch_db):
     assert {r["state"] for r in status(scratch_db, supabase_sets)} == {"applied"}
 
 
+@pytest.mark.integration
 def test_files_apply_in_version_order_and_pending_ones_are_reported(
     scratch_db, tmp_path, monkeypatch
 ):
@@ -79,6 +81,7 @@ def test_files_apply_in_version_order_and_pending_ones_are_reported(
         ]
 
 
+@pytest.mark.integration
 def test_an_applied_file_that_was_edited_is_refused(scratch_db, tmp_path, monkeypatch):
     mset = _set_in(tmp_path, monkeypatch, {"0001_t.sql": "CREATE TABLE public.edited (a int);"})
     apply_migrations(scratch_db, [mset], log=lambda _m: None)
@@ -90,6 +93,7 @@ def test_an_applied_file_that_was_edited_is_refused(scratch_db, tmp_path, monkey
     assert {r["state"] for r in status(scratch_db, [mset])} == {"edited"}
 
 
+@pytest.mark.integration
 def test_a_failing_file_rolls_back_and_stops_later_files(scratch_db, tmp_path, monkeypatch):
     mset = _set_in(
         tmp_path,
@@ -111,12 +115,14 @@ def test_a_failing_file_rolls_back_and_stops_later_files(scratch_db, tmp_path, m
     assert versions == ["0001"]
 
 
+@pytest.mark.unit
 def test_badly_named_file_is_an_error(tmp_path, monkeypatch):
     mset = _set_in(tmp_path, monkeypatch, {"1_Bad Name.sql": "SELECT 1"})
     with pytest.raises(MigrationError, match="NNNN_lower_snake"):
         discover(mset)
 
 
+@pytest.mark.integration
 def test_supabase_roles_exist_with_the_right_attributes(supabase_db):
     rows = {
         r["rolname"]: r
@@ -130,6 +136,7 @@ def test_supabase_roles_exist_with_the_right_attributes(supabase_db):
     assert not any(r["rolcanlogin"] for r in rows.values())
 
 
+@pytest.mark.unit
 def test_the_external_source_schema_is_never_migrated_in_production():
     from resources.migrations import applicable
 
@@ -139,6 +146,7 @@ def test_the_external_source_schema_is_never_migrated_in_production():
     assert [n for n in names_local if n != "gfx_source"] == names_prod
 
 
+@pytest.mark.integration
 def test_two_runners_at_once_apply_each_migration_once(scratch_db):
     import threading
 

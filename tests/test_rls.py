@@ -4,6 +4,8 @@ writes."""
 import psycopg
 import pytest
 
+pytestmark = pytest.mark.integration
+
 
 def _as(role: str, conn: psycopg.Connection, query: str, params=None):
     with conn.transaction():

@@ -11,6 +11,7 @@ from tooling import services
 from tooling.services import MySQLAdmin, ServiceMissing
 
 
+@pytest.mark.unit
 def test_missing_mariadb_says_what_to_install(monkeypatch):
     monkeypatch.setattr(services, "_mariadb_binary", lambda: None)
     with pytest.raises(ServiceMissing) as info:
@@ -19,17 +20,20 @@ def test_missing_mariadb_says_what_to_install(monkeypatch):
     assert "Traceback" not in str(info.value)
 
 
+@pytest.mark.unit
 def test_missing_postgres_says_what_to_install(monkeypatch):
     monkeypatch.setattr(services, "_pg_cluster", lambda: None)
     with pytest.raises(ServiceMissing, match="apt-get install -y postgresql"):
         services._pg_ctl("start")
 
 
+@pytest.mark.integration
 def test_postgres_settings_for_cdc_are_in_place(supabase_db):
     assert supabase_db.server_setting("wal_level") == "logical"
     assert int(supabase_db.server_setting("max_replication_slots")) >= 40
 
 
+@pytest.mark.e2e
 def test_migrations_job_runs_from_dagster_and_is_idempotent(test_databases):
     job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
     resources = {
@@ -42,6 +46,7 @@ def test_migrations_job_runs_from_dagster_and_is_idempotent(test_databases):
     assert totals["applied"] == 0 and totals["already_applied"] > 0  # the session already migrated
 
 
+@pytest.mark.unit
 def test_run_metadata_includes_breaker_state():
     get_breaker("supabase_storage")
     meta = run_metadata(0.0, rows_written=5)
@@ -57,6 +62,7 @@ def test_run_metadata_includes_breaker_state():
     assert mat.metadata["circuit/supabase_storage"].value.startswith("closed")
 
 
+@pytest.mark.e2e
 def test_migrations_job_in_production_leaves_the_external_source_alone(test_databases, monkeypatch):
     monkeypatch.setenv("PLATFORM_ENV", "production")
     job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])

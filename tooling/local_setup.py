@@ -21,7 +21,7 @@ def ensure_local_google_key(environ: dict[str, str] | None = None) -> Path | Non
     is a loopback stand-in; returns the path written, or None when nothing was needed.
     """
     env = os.environ if environ is None else environ
-    if current_environment() != "local":
+    if current_environment(env) != "local":
         return None
     value = env.get("GOOGLE_SERVICE_ACCOUNT_JSON", "").strip()
     base_url = env.get("GOOGLE_DRIVE_BASE_URL", "")

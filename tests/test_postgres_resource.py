@@ -1,22 +1,12 @@
-"""PostgreSQL resource (pool, transactions, streaming COPY between the two databases), environment
-helper and local defaults, demo data determinism and realism."""
+"""PostgreSQL resource: pool, transactions, streaming COPY between the two databases, errors."""
 
-import io
-
-import filetype
 import psycopg
 import pytest
-from PIL import Image
 
-from resources.environment import (
-    LOCAL_DEFAULTS,
-    UnknownEnvironment,
-    apply_local_defaults,
-    current_environment,
-)
 from resources.errors import ServiceUnavailable
 from resources.postgres import PostgresResource, redact_dsn
-from tooling.demo_data import DemoData, scale_factor
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -104,68 +94,3 @@ def test_statement_timeout_is_applied(test_databases):
     )
     with pytest.raises(psycopg.errors.QueryCanceled):
         db.fetch_value("SELECT pg_sleep(2)")
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [(None, "local"), ("local", "local"), ("PRODUCTION", "production")]
-)
-def test_current_environment(monkeypatch, value, expected):
-    if value is None:
-        monkeypatch.delenv("PLATFORM_ENV", raising=False)
-    else:
-        monkeypatch.setenv("PLATFORM_ENV", value)
-    assert current_environment() == expected
-
-
-def test_unknown_environment_is_an_error(monkeypatch):
-    monkeypatch.setenv("PLATFORM_ENV", "staging")
-    with pytest.raises(UnknownEnvironment, match="staging"):
-        current_environment()
-
-
-def test_local_defaults_fill_only_unset_variables_and_never_in_production():
-    env = {"PLATFORM_ENV": "local", "NOTION_TOKEN": "mine"}
-    filled = apply_local_defaults(env)
-    assert env["NOTION_TOKEN"] == "mine" and "NOTION_TOKEN" not in filled
-    assert env["SUPABASE_DB_URL"] == LOCAL_DEFAULTS["SUPABASE_DB_URL"]
-    assert env["MESSAGING_SEND_MODE"] == "dry_run"
-    prod = {"PLATFORM_ENV": "production"}
-    assert apply_local_defaults(prod) == [] and prod == {"PLATFORM_ENV": "production"}
-
-
-def test_demo_data_is_deterministic_and_streams_are_independent():
-    a, b = DemoData(seed=5, scale="tiny"), DemoData(seed=5, scale="tiny")
-    assert [a.korean_name() for _ in range(5)] == [b.korean_name() for _ in range(5)]
-    assert [a.mobile_phone() for _ in range(5)] == [b.mobile_phone() for _ in range(5)]
-    assert a.image_bytes("png") == b.image_bytes("png")
-    assert (
-        DemoData(seed=5).child("gfx").korean_name() == DemoData(seed=5).child("gfx").korean_name()
-    )
-    assert (
-        DemoData(seed=6).korean_name() != DemoData(seed=5).korean_name()
-        or DemoData(seed=6).address() != DemoData(seed=5).address()
-    )
-
-
-def test_demo_data_is_realistic():
-    d = DemoData(seed=1)
-    name, phone, address = d.korean_name(), d.mobile_phone(), d.address()
-    assert all("\uac00" <= ch <= "\ud7a3" for ch in name) and 2 <= len(name) <= 4
-    assert phone.startswith("010-") and len(phone) == 13
-    assert any("\uac00" <= ch <= "\ud7a3" for ch in address)
-    for fmt, mime in (("jpeg", "image/jpeg"), ("png", "image/png"), ("webp", "image/webp")):
-        data = d.image_bytes(fmt)
-        assert filetype.guess_mime(data) == mime
-        assert Image.open(io.BytesIO(data)).size == (64, 48)
-
-
-@pytest.mark.parametrize(
-    ("scale", "rows"), [("tiny", 20), ("large", 1_000_000), ("1234", 1234), (99, 99)]
-)
-def test_scale_factor(scale, rows):
-    assert scale_factor(scale) == rows
-
-
-def test_unknown_scale_is_an_error():
-    with pytest.raises(ValueError, match="unknown scale"):
-        scale_factor("gigantic")
