@@ -8,7 +8,7 @@ local PostgreSQL/MariaDB and the API stand-ins in ``standins``) or ``production`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Literal
 
@@ -87,7 +87,7 @@ def local_google_key_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(home) / "google-service-account.local.json"
 
 
-def apply_local_defaults(environ: dict[str, str] | None = None) -> list[str]:
+def apply_local_defaults(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Fill unset contract variables with local defaults, only in the local environment.
 
     Called once when a code location loads, so ``dg.EnvVar`` resolves at run time in local

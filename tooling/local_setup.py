@@ -9,12 +9,13 @@ Dagster's own message.
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from resources.environment import apply_local_defaults, current_environment
 
 
-def ensure_local_google_key(environ: dict[str, str] | None = None) -> Path | None:
+def ensure_local_google_key(environ: MutableMapping[str, str] | None = None) -> Path | None:
     """Write the throwaway Drive service-account key the local stand-in accepts, if missing.
 
     Only locally, only when ``GOOGLE_SERVICE_ACCOUNT_JSON`` names a file and the Drive base URL
@@ -38,7 +39,7 @@ def ensure_local_google_key(environ: dict[str, str] | None = None) -> Path | Non
     return path
 
 
-def prepare_local_environment(environ: dict[str, str] | None = None) -> list[str]:
+def prepare_local_environment(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Apply the local defaults and write the local Drive key; returns the names filled in."""
     env = os.environ if environ is None else environ
     filled = apply_local_defaults(env)
