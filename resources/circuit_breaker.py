@@ -1,4 +1,4 @@
-"""Circuit breaker and graceful degradation (seed 004: 3 consecutive failures open it, 5 minutes
+"""Circuit breaker and graceful degradation (3 consecutive failures open it, 5 minutes
 until a half-open trial call, one success closes it again).
 
 Built on ``pybreaker``; this module adds a per-process registry (one breaker per external
