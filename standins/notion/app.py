@@ -1,0 +1,234 @@
+"""The Notion stand-in's HTTP layer: auth, ``Notion-Version``, rate limit, routes, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from standins.base import FaultInjector, with_faults
+from standins.notion.dataset import seed_workspace
+from standins.notion.errors import NotionError, error_body, error_object
+from standins.notion.shapes import normalize_id, prop_id, rich_text, to_read_shape
+from standins.notion.state import (
+    API_VERSION,
+    BOT_USER_ID,
+    CUSTOMERS_DS_LOCAL,
+    DEFAULT_BURST,
+    DEFAULT_RATE_PER_S,
+    DataSource,
+    NotionWorkspace,
+)
+
+Handler = Callable[[NotionWorkspace, Request, dict[str, Any]], dict[str, Any]]
+
+
+def guard(ws: NotionWorkspace, request: Request) -> None:
+    """Count the request, then check the token, ``Notion-Version`` and the rate limit."""
+    ws.stats["requests"] += 1
+    auth = request.headers.get("authorization", "")
+    if not auth.startswith("Bearer ") or len(auth) < 12:
+        raise NotionError(401, "unauthorized", "API token is invalid.")
+    version = request.headers.get("notion-version")
+    if not version:
+        raise NotionError(
+            400,
+            "missing_version",
+            "Notion-Version header failed validation: should be defined.",
+        )
+    if version < API_VERSION:
+        raise NotionError(
+            400,
+            "validation_error",
+            f"this stand-in implements Notion-Version {API_VERSION}; got {version}.",
+        )
+    ws.rate_limit(auth)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    if request.method not in ("POST", "PATCH"):
+        return {}
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        raise NotionError(400, "invalid_json", "Error parsing JSON body.") from None
+
+
+def endpoint(ws: NotionWorkspace, handler: Handler) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """A route answering ``handler``'s result, or Notion's error object for a NotionError."""
+
+    async def wrapped(request: Request) -> JSONResponse:
+        try:
+            guard(ws, request)
+            body = await _json_body(request)
+            with ws.lock:
+                return JSONResponse(handler(ws, request, body))
+        except NotionError as exc:
+            return JSONResponse(
+                error_object(exc.status, exc.code, exc.message),
+                status_code=exc.status,
+                headers=exc.headers,
+            )
+
+    return wrapped
+
+
+def schema_object(ds: DataSource) -> dict[str, Any]:
+    """A data source's ``properties`` as ``GET /v1/data_sources/{id}`` describes them."""
+    props = {}
+    for name, typ in ds.schema.items():
+        spec: dict[str, Any] = {}
+        if typ == "formula":
+            spec = {"expression": 'length(prop("상담일지"))'}
+        if typ == "relation":
+            spec = {
+                "data_source_id": CUSTOMERS_DS_LOCAL,
+                "type": "single_property",
+                "single_property": {},
+            }
+        props[name] = {"id": prop_id(name), "name": name, "type": typ, typ: spec}
+    return props
+
+
+def get_database(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    db_id = normalize_id(request.path_params["database_id"])
+    db = ws.databases.get(db_id)
+    if db is None:
+        raise NotionError(404, "object_not_found", f"Could not find database with ID: {db_id}.")
+    return {
+        "object": "database",
+        "id": db_id,
+        "title": rich_text(db["title"]),
+        "in_trash": False,
+        "is_inline": False,
+        "parent": {"type": "workspace", "workspace": True},
+        "data_sources": [{"id": d, "name": ws.data_sources[d].name} for d in db["data_sources"]],
+    }
+
+
+def _data_source(ws: NotionWorkspace, request: Request) -> DataSource:
+    ds_id = normalize_id(request.path_params["data_source_id"])
+    ds = ws.data_sources.get(ds_id)
+    if ds is None:
+        raise NotionError(404, "object_not_found", f"Could not find data source with ID: {ds_id}.")
+    return ds
+
+
+def get_data_source(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    ds = _data_source(ws, request)
+    return {
+        "object": "data_source",
+        "id": ds.id,
+        "title": rich_text(ds.name),
+        "parent": {"type": "database_id", "database_id": ds.database_id},
+        "properties": schema_object(ds),
+    }
+
+
+def query(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    return ws.query(_data_source(ws, request), body)
+
+
+def _parent_data_source(ws: NotionWorkspace, parent: dict[str, Any]) -> DataSource:
+    ds_id = parent.get("data_source_id")
+    if ds_id is None and parent.get("database_id"):
+        db = ws.databases.get(normalize_id(parent["database_id"]))
+        if db is None:
+            raise NotionError(
+                404,
+                "object_not_found",
+                f"Could not find database with ID: {parent['database_id']}.",
+            )
+        ds_id = db["data_sources"][0]
+    ds = ws.data_sources.get(normalize_id(ds_id or ""))
+    if ds is None:
+        raise NotionError(
+            400 if ds_id is None else 404,
+            "validation_error" if ds_id is None else "object_not_found",
+            "body failed validation: body.parent.data_source_id should be defined.",
+        )
+    return ds
+
+
+def create_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    ds = _parent_data_source(ws, body.get("parent") or {})
+    props = {
+        name: to_read_shape(ds, name, value)
+        for name, value in (body.get("properties") or {}).items()
+    }
+    if not any(ds.schema[n] == "title" for n in props):
+        raise NotionError(400, "validation_error", "Title is not provided.")
+    return ws.render(ds, ws.insert_page(ds, props))
+
+
+def get_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    ds, page = ws.page(request.path_params["page_id"])
+    return ws.render(ds, page)
+
+
+def patch_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    page = ws.update_page(request.path_params["page_id"], body)
+    return ws.render(ws.data_sources[ws.page_index[page["id"]]], page)
+
+
+def users_me(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "user",
+        "id": BOT_USER_ID,
+        "name": "consultation-backup",
+        "avatar_url": None,
+        "type": "bot",
+        "bot": {
+            "owner": {"type": "workspace", "workspace": True},
+            "workspace_name": "MSPharmHQ (stand-in)",
+        },
+    }
+
+
+def build_app(ws: NotionWorkspace) -> Starlette:
+    """The Notion routes over ``ws`` (no fault injection; see ``create_app``)."""
+
+    async def stats(request: Request) -> JSONResponse:
+        # not a Notion endpoint: request accounting for benchmarks (429s, queries, cap hits)
+        return JSONResponse(ws.stats)
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        return Route(path, endpoint(ws, handler), methods=[method])
+
+    app = Starlette(
+        routes=[
+            Route("/_stats", stats, methods=["GET"]),
+            route("/v1/users/me", users_me, "GET"),
+            route("/v1/databases/{database_id}", get_database, "GET"),
+            route("/v1/data_sources/{data_source_id}", get_data_source, "GET"),
+            route("/v1/data_sources/{data_source_id}/query", query, "POST"),
+            route("/v1/pages", create_page, "POST"),
+            route("/v1/pages/{page_id}", get_page, "GET"),
+            route("/v1/pages/{page_id}", patch_page, "PATCH"),
+        ]
+    )
+    app.state.workspace = ws
+    return app
+
+
+def create_app(
+    seed: int = 20261121,
+    scale: str | int = "demo",
+    *,
+    rate_per_s: float = DEFAULT_RATE_PER_S,
+    burst: float = DEFAULT_BURST,
+    bad_items: bool = True,
+    injector: FaultInjector | None = None,
+) -> Starlette:
+    """The Notion stand-in seeded with the consultation demo workspace, wrapped with faults."""
+    ws = NotionWorkspace(rate_per_s=rate_per_s, burst=burst)
+    seed_workspace(ws, seed, scale, bad_items=bad_items)
+    app = with_faults(build_app(ws), injector or FaultInjector(), error_body=error_body)
+    app.workspace = ws  # type: ignore[attr-defined]
+    return app
