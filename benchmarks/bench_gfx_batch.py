@@ -23,11 +23,13 @@ from datetime import timedelta
 import psycopg
 
 from benchmarks.harness import BenchContext, Figure, median_time
+from gfx_sync.batch import batch_sync
 from gfx_sync.demo import generate_hands
+from gfx_sync.reconcile import reconcile_table
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import SyncResult, batch_sync, checked_columns, reconcile_table
-from tooling.demo_data import scale_factor
+from gfx_sync.staging import checked_columns
 from resources.postgres import PostgresResource
+from tooling.demo_data import scale_factor
 
 HANDS = spec_for("gfx_hands")
 
@@ -109,11 +111,10 @@ def bench(ctx: BenchContext) -> list[Figure]:
     t_inc = median_time(incremental, ctx.repeats, setup=change_one_percent)
 
     def reconcile_only() -> None:
-        res = SyncResult("gfx_hands", "reconcile")
         with dst.transaction() as tc, src.connection() as sc:
             columns = checked_columns(sc, tc, HANDS)
             sc.rollback()
-            reconcile_table(src, tc, HANDS, columns, res, "bench")
+            res = reconcile_table(src, tc, HANDS, columns, "bench")
         assert res.chunks_different == 0 and res.written == 0, res
 
     t_rec = median_time(reconcile_only, ctx.repeats)

@@ -7,16 +7,19 @@ For the CDC tables these assets are the batch/reconciliation path; the CDC senso
 """
 
 import time
+from datetime import timedelta
+from typing import Literal
 
 import dagster as dg
 
+from gfx_sync.constants import GROUP, OWNERS, POOL, source_key, target_key
+from gfx_sync.reconcile import DEFAULT_CHUNK_ROWS
 from gfx_sync.schema import declared_columns
-from gfx_sync.specs import SCHEMA, SOURCE_SYSTEM, SPECS, TARGET_SYSTEM, TableSpec
-from gfx_sync.sync import DEFAULT_CHUNK_ROWS, sync_table
+from gfx_sync.specs import SPECS, TableSpec
+from gfx_sync.sync import sync_table
 from resources.postgres import PostgresResource
 
-GROUP = "gfx_sync"
-OWNERS = ["team:gfx-broadcast"]
+SyncMode = Literal["auto", "window", "incremental"]
 RETRIES = 2  # Dagster retries a failed table twice (3 s, then 6 s) before the run fails
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC", end_offset=1)
 
@@ -30,19 +33,11 @@ class GfxSyncConfig(dg.Config):
     any past day or a range (``dg launch --partition-range``, UI backfills) re-syncs its window.
     """
 
-    mode: str = "auto"
+    mode: SyncMode = "auto"
     reconcile: bool = False
     full_hash: bool = False
     overlap_minutes: float = 10.0
     chunk_rows: int = DEFAULT_CHUNK_ROWS
-
-
-def source_key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey([SOURCE_SYSTEM, SCHEMA, spec.table])
-
-
-def target_key(spec: TableSpec) -> dg.AssetKey:
-    return dg.AssetKey([TARGET_SYSTEM, SCHEMA, spec.table])
 
 
 def _column_schema(table: str) -> dg.TableSchema:
@@ -54,7 +49,7 @@ def _column_schema(table: str) -> dg.TableSchema:
 def source_specs() -> list[dg.AssetSpec]:
     return [
         dg.AssetSpec(
-            source_key(s),
+            source_key(s.table),
             group_name=GROUP,
             kinds={"postgres"},
             owners=OWNERS,
@@ -74,8 +69,8 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
     """The Supabase copy of one spec row (or, for two-way tables, the exchange between both sides)."""
 
     @dg.asset(
-        key=target_key(spec),
-        deps=[source_key(spec)],
+        key=target_key(spec.table),
+        deps=[source_key(spec.table)],
         partitions_def=PARTITIONS,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP,
@@ -85,7 +80,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         f"conflict winner: {spec.winner}. Partitioned by day of updated_at (UTC).",
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=spec.freshness),
         retry_policy=dg.RetryPolicy(max_retries=RETRIES, delay=3, backoff=dg.Backoff.EXPONENTIAL),
-        pool="gfx_sync",
+        pool=POOL,
         metadata={
             "dagster/table_name": f"supabase.public.{spec.table}",
             "dagster/column_schema": _column_schema(spec.table),
@@ -97,7 +92,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         tags={"gfx_sync/method": spec.method},
     )
     def _asset(
-        context,
+        context: dg.AssetExecutionContext,
         config: GfxSyncConfig,
         supabase_db: PostgresResource,
         gfx_source_db: PostgresResource,
@@ -105,8 +100,6 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         started = time.perf_counter()
         window = None
         partition_key = None
-        if config.mode not in ("auto", "window", "incremental"):
-            raise dg.Failure(f"unknown mode {config.mode!r}: use 'auto', 'incremental' or 'window'")
         keys = context.partition_keys if context.has_partition_key_range else []
         latest_only = keys == [PARTITIONS.get_last_partition_key()]
         if keys and (config.mode == "window" or (config.mode == "auto" and not latest_only)):
@@ -117,8 +110,6 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             context.log.info(
                 "two-way table: exchanging changes by watermark (the window does not apply)"
             )
-        from datetime import timedelta
-
         final_attempt = context.retry_number >= RETRIES
         res = sync_table(
             gfx_source_db,

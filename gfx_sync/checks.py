@@ -4,9 +4,9 @@ migrations vs live)."""
 
 import dagster as dg
 
-from gfx_sync.assets import target_key
+from gfx_sync.constants import target_key
 from gfx_sync.schema import drift_report
-from gfx_sync.specs import SPECS, SOURCE_SYSTEM, TableSpec
+from gfx_sync.specs import SOURCE_SYSTEM, SPECS, TableSpec
 from resources.postgres import PostgresResource
 
 PARITY_SQL = """
@@ -31,7 +31,7 @@ def partition_parity(
 
 
 def build_checks(spec: TableSpec) -> list[dg.AssetChecksDefinition]:
-    key = target_key(spec)
+    key = target_key(spec.table)
 
     @dg.asset_check(
         asset=key,

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from gfx_sync.specs import SPECS, SPECS_BY_TABLE
 
@@ -35,7 +35,7 @@ def _resources():
 
 
 def _day(text: str) -> datetime:
-    return datetime.combine(date.fromisoformat(text), time(0), tzinfo=timezone.utc)
+    return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
 
 
 def cmd_sync(args) -> int:

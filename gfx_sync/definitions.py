@@ -5,6 +5,7 @@ import dagster as dg
 from gfx_sync.assets import SOURCE_SPECS, TABLE_ASSETS
 from gfx_sync.cdc.definitions_parts import CDC_CHECKS as CDC_ASSET_CHECKS
 from gfx_sync.cdc.definitions_parts import CDC_JOBS, CDC_SENSORS
+from gfx_sync.cdc.settings import cdc_settings
 from gfx_sync.checks import ALL_CHECKS
 from gfx_sync.jobs import gfx_restore_job, gfx_sync_health_job, gfx_sync_job
 from gfx_sync.schedules import SCHEDULES
@@ -13,7 +14,7 @@ from resources.shared import resources_for
 
 migrations_job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
 
-# CDC (issue 5): the sensor/worker REPORT materializations for the existing keys
+# CDC: the sensor/worker REPORT materializations for the existing keys
 # [supabase, public, gfx_*] defined by gfx_sync.assets; no second asset is created.
 
 defs = dg.Definitions(
@@ -22,5 +23,5 @@ defs = dg.Definitions(
     jobs=[migrations_job, gfx_sync_job, gfx_sync_health_job, gfx_restore_job, *CDC_JOBS],
     schedules=SCHEDULES,
     sensors=[*CDC_SENSORS],
-    resources=resources_for("supabase_db", "gfx_source_db"),
+    resources={**resources_for("supabase_db", "gfx_source_db"), "gfx_cdc": cdc_settings},
 )

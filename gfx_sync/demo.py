@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tooling.demo_data import DemoData
 from resources.environment import apply_local_defaults
+from tooling.demo_data import DemoData
 
 NATIONS = ["KR", "US", "CA", "GB", "DE", "FR", "BR", "JP", "CN", "VN", "AU", "ES"]
 INTL = [

@@ -1,8 +1,11 @@
-"""Jobs: the table sync (all spec assets), health upkeep (seed 003 §6.2/§6.3) and restore (§7)."""
+"""Jobs: the table sync (all spec assets), health upkeep and restore."""
+
+from typing import Any, Literal
 
 import dagster as dg
 
-from gfx_sync.assets import GROUP, TABLE_ASSETS
+from gfx_sync.assets import TABLE_ASSETS
+from gfx_sync.constants import DOMAIN_TAG, GROUP
 from gfx_sync.restore import restore_table
 from gfx_sync.specs import SPECS_BY_TABLE
 from resources.postgres import PostgresResource
@@ -13,7 +16,8 @@ gfx_sync_job = dg.define_asset_job(
     "gfx_sync_job",
     selection=dg.AssetSelection.assets(*TABLE_ASSETS),
     executor_def=dg.in_process_executor,
-    description="Sync every gfx table (batch copy, two-way exchange, reconciliation when configured).",
+    description="Sync every gfx table (batch copy, two-way exchange, reconciliation when "
+    "configured).",
     tags={"domain": GROUP, "dagster/max_runtime": "3600"},
 )
 
@@ -21,7 +25,7 @@ gfx_sync_job = dg.define_asset_job(
 @dg.op(
     description="retry_failed_syncs() then check_sync_health_and_notify(); reports the dashboard."
 )
-def gfx_health_op(context, supabase_db: PostgresResource) -> dict:
+def gfx_health_op(context: dg.OpExecutionContext, supabase_db: PostgresResource) -> dict[str, int]:
     with supabase_db.transaction() as conn:
         retried = conn.execute("SELECT public.retry_failed_syncs()").fetchone()[0]
         before = conn.execute("SELECT count(*) FROM public.notifications").fetchone()[0]
@@ -42,19 +46,20 @@ def gfx_health_op(context, supabase_db: PostgresResource) -> dict:
     return {"retried": retried, "notified": after - before}
 
 
-def _dashboard_md(rows: list[dict]) -> str:
+def _dashboard_md(rows: list[dict[str, Any]]) -> str:
     lines = ["| table | health | lag s | failures |", "| --- | --- | --- | --- |"]
-    lines += [
-        f"| {r['entity_type']} | {r['health_status']} | "
-        f"{'' if r['lag_seconds'] is None else round(float(r['lag_seconds']))} | {r['consecutive_failures']} |"
-        for r in rows
-    ]
+    for r in rows:
+        lag = "" if r["lag_seconds"] is None else round(float(r["lag_seconds"]))
+        lines.append(
+            f"| {r['entity_type']} | {r['health_status']} | {lag} | {r['consecutive_failures']} |"
+        )
     return "\n".join(lines)
 
 
 @dg.job(
-    description="Sync health upkeep: retries failed syncs and writes notifications for unhealthy tables.",
-    tags={"domain": GROUP},
+    description="Sync health upkeep: retries failed syncs and writes notifications for unhealthy "
+    "tables.",
+    tags=DOMAIN_TAG,
 )
 def gfx_sync_health_job():
     gfx_health_op()
@@ -62,14 +67,17 @@ def gfx_sync_health_job():
 
 class RestoreConfig(dg.Config):
     table: str
-    from_side: str = ""  # empty = the spec's authoritative side
+    from_side: Literal["", "external", "supabase"] = ""  # empty = the spec's authoritative side
     dry_run: bool = True  # a restore must be asked for explicitly
 
 
 @dg.op(description="Restore one table from its authoritative side (safety copy, one transaction).")
 def gfx_restore_op(
-    context, config: RestoreConfig, supabase_db: PostgresResource, gfx_source_db: PostgresResource
-) -> dict:
+    context: dg.OpExecutionContext,
+    config: RestoreConfig,
+    supabase_db: PostgresResource,
+    gfx_source_db: PostgresResource,
+) -> dict[str, Any]:
     spec = SPECS_BY_TABLE.get(config.table)
     if spec is None:
         raise dg.Failure(f"unknown table {config.table!r}; known: {', '.join(SPECS_BY_TABLE)}")
@@ -81,15 +89,14 @@ def gfx_restore_op(
         dry_run=config.dry_run,
         run_id=context.run.run_id,
     )
-    context.add_output_metadata(
-        {k: v for k, v in rep.as_dict().items() if k != "details" and v is not None}
-    )
+    context.add_output_metadata({k: v for k, v in rep.as_dict().items() if v is not None})
     return rep.as_dict()
 
 
 @dg.job(
-    description="Restore a gfx table from its authoritative side; dry_run (default) only reports counts.",
-    tags={"domain": GROUP},
+    description="Restore a gfx table from its authoritative side; dry_run (default) only reports "
+    "counts.",
+    tags=DOMAIN_TAG,
 )
 def gfx_restore_job():
     gfx_restore_op()

@@ -1,15 +1,15 @@
-"""Schedules: the 15-minute sync (seed 003 §4.1), an hourly reconciliation pass, and the
-5-minute health check (seed 003 §6.2). All default to RUNNING."""
+"""Schedules: the 15-minute sync, an hourly reconciliation pass, and the 5-minute health
+check. All default to RUNNING."""
 
 import dagster as dg
 
-from gfx_sync.assets import PARTITIONS, TABLE_ASSETS
+from gfx_sync.assets import PARTITIONS, TABLE_ASSETS, GfxSyncConfig
 from gfx_sync.jobs import gfx_sync_health_job, gfx_sync_job
 
 
-def _run_config(reconcile: bool) -> dict:
-    cfg = {"mode": "incremental", "reconcile": reconcile}
-    return {"ops": {a.op.name: {"config": cfg} for a in TABLE_ASSETS}}
+def _run_config(reconcile: bool) -> dg.RunConfig:
+    cfg = GfxSyncConfig(mode="incremental", reconcile=reconcile)
+    return dg.RunConfig(ops={a.op.name: cfg for a in TABLE_ASSETS})
 
 
 def _today_key(context: dg.ScheduleEvaluationContext) -> str:

@@ -147,7 +147,7 @@ def migration_drift(conn, side: str) -> dict[str, list[str]]:
 
 
 def drift_report(source_conn, target_conn, tables: list[str] | None = None) -> DriftReport:
-    from gfx_sync.sync import table_columns
+    from gfx_sync.staging import table_columns
 
     tables = tables or [s.table for s in SPECS]
     report = DriftReport()

@@ -4,7 +4,7 @@ argument, chunk-hash diffing. No Dagster, no clients."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from psycopg import sql
 
@@ -57,7 +57,7 @@ def read_from(
 
 def day_window(partition_key: str) -> tuple[datetime, datetime]:
     d = date.fromisoformat(partition_key)
-    start = datetime.combine(d, time(0), tzinfo=timezone.utc)
+    start = datetime.combine(d, time(0), tzinfo=UTC)
     return start, start + timedelta(days=1)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -73,7 +73,7 @@ class ApplyResult:
     tables: dict[str, TableTouch] = field(default_factory=lambda: defaultdict(TableTouch))
     drift: list[str] = field(default_factory=list)
 
-    def merge(self, other: "ApplyResult") -> None:
+    def merge(self, other: ApplyResult) -> None:
         self.transactions += other.transactions
         self.skipped_transactions += other.skipped_transactions
         self.changes += other.changes
@@ -180,7 +180,7 @@ class Applier:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Applier":
+    def __enter__(self) -> Applier:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -317,7 +317,7 @@ class Applier:
                 positioned = [t for t in todo if t.end_lsn]
                 if todo:
                     last = positioned[-1] if positioned else None
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     lag_ms = max(
                         (
                             (now - t.commit_time).total_seconds() * 1000

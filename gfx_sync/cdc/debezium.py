@@ -23,14 +23,14 @@ import base64
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from gfx_sync.cdc.applier import Applier, ApplyResult, ensure_state, read_state
 from gfx_sync.cdc.models import UNCHANGED, CdcConfig, RowChange, SourceTransaction, lsn_to_int
 
 UNAVAILABLE = "__debezium_unavailable_value"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class EnvelopeError(ValueError):

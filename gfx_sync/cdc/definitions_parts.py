@@ -15,30 +15,32 @@ import dagster as dg
 import psycopg
 
 from gfx_sync.cdc.applier import Applier
-from gfx_sync.cdc.config import config_for
 from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy
 from gfx_sync.cdc.health import Thresholds, evaluate, record_alerts, slot_health
 from gfx_sync.cdc.runner import drain_via_sql, materializations, peek_pending
+from gfx_sync.cdc.settings import CdcSettings
 from gfx_sync.cdc.snapshot import initialize
-from gfx_sync.specs import CDC_TABLES, SCHEMA, TARGET_SYSTEM
+from gfx_sync.constants import CDC_ASSET_KEYS, DOMAIN_TAG
 from resources.postgres import PostgresResource
 
 DRAIN_JOB_NAME = "gfx_cdc_drain_job"
 SENSOR_INTERVAL_S = 5
-CDC_ASSET_KEYS = [dg.AssetKey([TARGET_SYSTEM, SCHEMA, t]) for t in CDC_TABLES]
 
 
 @dg.op(
     name="gfx_cdc_drain",
-    tags={"domain": "gfx_sync", "kind": "cdc"},
+    tags={**DOMAIN_TAG, "kind": "cdc"},
     description="Apply every committed change waiting in the gfx CDC slot (whole transactions, in commit "
     "order, position recorded in the same target transaction), then advance the slot.",
 )
 def gfx_cdc_drain(
-    context: dg.OpExecutionContext, supabase_db: PostgresResource, gfx_source_db: PostgresResource
+    context: dg.OpExecutionContext,
+    supabase_db: PostgresResource,
+    gfx_source_db: PostgresResource,
+    gfx_cdc: CdcSettings,
 ):
     started = time.perf_counter()
-    config = config_for(gfx_source_db.dsn)
+    config = gfx_cdc.config(gfx_source_db.dsn)
     init = initialize(gfx_source_db.dsn, supabase_db.dsn, config)
     if init.created:
         context.log.info(f"initial snapshot: {init.message}")
@@ -74,7 +76,7 @@ def gfx_cdc_drain(
 
 @dg.job(
     name=DRAIN_JOB_NAME,
-    tags={"domain": "gfx_sync", "dagster/max_runtime": 900},
+    tags={**DOMAIN_TAG, "dagster/max_runtime": 900},
     description="Drain the gfx CDC replication slot into Supabase (launched by gfx_cdc_sensor).",
 )
 def gfx_cdc_drain_job():
@@ -101,8 +103,9 @@ def gfx_cdc_sensor(
     context: dg.SensorEvaluationContext,
     gfx_source_db: PostgresResource,
     supabase_db: PostgresResource,
+    gfx_cdc: CdcSettings,
 ):
-    config = config_for(gfx_source_db.dsn)
+    config = gfx_cdc.config(gfx_source_db.dsn)
     with psycopg.connect(gfx_source_db.dsn) as src, psycopg.connect(supabase_db.dsn) as tgt:
         health = slot_health(src, tgt, config.slot_name)
         if health.exists:
@@ -161,8 +164,9 @@ def build_cdc_checks(thresholds: Thresholds = Thresholds(), keys: list[dg.AssetK
         context: dg.AssetCheckExecutionContext,
         gfx_source_db: PostgresResource,
         supabase_db: PostgresResource,
+        gfx_cdc: CdcSettings,
     ):
-        config = config_for(gfx_source_db.dsn)
+        config = gfx_cdc.config(gfx_source_db.dsn)
         with psycopg.connect(gfx_source_db.dsn) as src, psycopg.connect(supabase_db.dsn) as tgt:
             health = slot_health(src, tgt, config.slot_name, thresholds)
             verdicts = evaluate(health, thresholds)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 from gfx_sync.cdc.models import UNCHANGED, Column, Relation, RowChange, SourceTransaction
 
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 # Built-in type OIDs (stable across PostgreSQL versions) and their format_type() names.
 TYPE_NAMES: dict[int, str] = {

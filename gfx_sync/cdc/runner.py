@@ -280,6 +280,8 @@ def materializations(result: ApplyResult, slot_name: str, extra: dict | None = N
     """One ``AssetMaterialization`` per touched table (per partition when the rows carry one)."""
     import dagster as dg
 
+    from gfx_sync.constants import target_key
+
     events = []
     for qualified, t in sorted(result.tables.items()):
         schema, table = qualified.split(".", 1)
@@ -295,7 +297,7 @@ def materializations(result: ApplyResult, slot_name: str, extra: dict | None = N
             "commit_to_apply_lag_ms": round(result.max_lag_ms, 1),
             **(extra or {}),
         }
-        key = dg.AssetKey(["supabase", schema, table])
+        key = target_key(table, schema)
         partitions = sorted(p for p in t.partitions if _valid_partition(p)) or [None]
         for p in partitions:
             events.append(

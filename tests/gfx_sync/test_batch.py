@@ -1,17 +1,20 @@
 """Batch path against real databases: copy, idempotence, late commits, stale versions, deletes by
 reconciliation, local edits reverted, quarantine, windows, unreachable source, schema drift."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+from gfx_sync.batch import batch_sync
 from gfx_sync.schema import drift_report
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import SchemaDriftError, batch_sync
+from gfx_sync.staging import SchemaDriftError
 from resources.errors import ServiceUnavailable
 from resources.postgres import PostgresResource
-from tests.gfx_sync.conftest import insert_hands, table_digest
+from tests.support.gfx import insert_hands, table_digest
+
+pytestmark = pytest.mark.integration
 
 HANDS = spec_for("gfx_hands")
 CHIPS = spec_for("wsop_chip_counts")
@@ -228,7 +231,7 @@ def test_rows_rejected_by_a_unique_index_are_isolated_by_bisection(
 
 
 def test_partition_window_resyncs_exactly_its_days(clean, supabase_db, gfx_source_db):
-    day = datetime(2026, 11, 10, tzinfo=timezone.utc)
+    day = datetime(2026, 11, 10, tzinfo=UTC)
     gfx_source_db.execute(
         "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, 'Event ' || g,"
         " %s::timestamptz + (g - 1) * interval '1 day' + interval '6 hours' FROM generate_series(1, 3) g",
@@ -340,10 +343,8 @@ def test_a_window_backfill_before_any_full_sync_does_not_hide_older_rows(
         "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, 'e',"
         " now() - g * interval '1 day' FROM generate_series(1, 6) g"
     )
-    lo = datetime.now(timezone.utc) - timedelta(days=2, hours=12)
-    batch_sync(
-        gfx_source_db, supabase_db, spec_for("wsop_events"), window=(lo, datetime.now(timezone.utc))
-    )
+    lo = datetime.now(UTC) - timedelta(days=2, hours=12)
+    batch_sync(gfx_source_db, supabase_db, spec_for("wsop_events"), window=(lo, datetime.now(UTC)))
     assert supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 2
     assert status(supabase_db, "wsop_events")["watermark"] is None  # a window does not move it
     batch_sync(gfx_source_db, supabase_db, spec_for("wsop_events"))

@@ -6,9 +6,11 @@ import random
 
 import pytest
 
+from gfx_sync.batch import batch_sync
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import batch_sync
-from tests.gfx_sync.conftest import table_digest
+from tests.support.gfx import table_digest
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("seed", [3, 17])

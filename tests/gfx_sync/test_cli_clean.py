@@ -3,7 +3,11 @@ roll back on every call)."""
 
 import logging
 
+import pytest
+
 from gfx_sync import cli
+
+pytestmark = pytest.mark.e2e
 
 
 def test_drift_cli_returns_its_connections_idle(clean, caplog, capsys):

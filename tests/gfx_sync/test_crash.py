@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from tests.gfx_sync.conftest import insert_hands, table_digest
+from tests.support.gfx import insert_hands, table_digest
+
+pytestmark = pytest.mark.e2e
 
 APP = "gfx-sync-cli"
 

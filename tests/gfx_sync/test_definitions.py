@@ -1,49 +1,21 @@
 """The code location loads, keys/partitions/policies are as specified, and assets + checks
 materialize against the real databases through Dagster."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
-from gfx_sync.assets import PARTITIONS, TABLE_ASSETS, GfxSyncConfig, source_key, target_key
+from gfx_sync.assets import PARTITIONS, TABLE_ASSETS, GfxSyncConfig
 from gfx_sync.checks import ALL_CHECKS
+from gfx_sync.constants import target_key
 from gfx_sync.definitions import defs
+from gfx_sync.jobs import RestoreConfig, gfx_restore_job, gfx_restore_op
 from gfx_sync.schedules import gfx_sync_every_15_minutes
-from gfx_sync.specs import SPECS, spec_for
+from gfx_sync.specs import SPECS
 from resources.postgres import PostgresResource
 
-
-def test_definitions_load_with_every_table_and_schedule():
-    dg.Definitions.validate_loadable(defs)
-    graph = defs.resolve_asset_graph()
-    for spec in SPECS:
-        node = graph.get(target_key(spec))
-        assert source_key(spec) in node.parent_keys
-        assert node.partitions_def == PARTITIONS
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
-        assert node.freshness_policy.fail_window.to_timedelta() == spec.freshness
-        assert {"postgres", "supabase"} <= set(node.kinds)
-    repo = defs.get_repository_def()
-    for name in (
-        "gfx_sync_every_15_minutes",
-        "gfx_reconcile_hourly",
-        "gfx_sync_health_every_5_minutes",
-    ):
-        assert repo.get_schedule_def(name).default_status == dg.DefaultScheduleStatus.RUNNING
-    assert {"gfx_sync_job", "gfx_restore_job", "gfx_sync_health_job", "gfx_sync_migrations"} <= set(
-        repo.job_names
-    )
-
-
-def test_schedule_requests_todays_partition_incrementally():
-    ctx = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 11, 21, 10, 15, tzinfo=timezone.utc),
-        repository_def=defs.get_repository_def(),
-    )
-    req = gfx_sync_every_15_minutes.evaluate_tick(ctx).run_requests[0]
-    assert req.partition_key == "2026-11-21"
-    assert {c["config"]["mode"] for c in req.run_config["ops"].values()} == {"incremental"}
-    assert len(req.run_config["ops"]) == len(SPECS)
+pytestmark = pytest.mark.e2e
 
 
 def _resources(test_databases):
@@ -60,7 +32,7 @@ def test_partition_range_materializes_in_one_run_and_checks_pass(
         "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, '이벤트 ' || g,"
         " timestamptz '2026-11-01 12:00+00' + (g % 5) * interval '1 day' FROM generate_series(1, 50) g"
     )
-    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_events")))
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key("wsop_events"))
     checks = [c for c in ALL_CHECKS if next(iter(c.check_keys)).asset_key == asset.key]
     result = dg.materialize(
         [asset, *checks],
@@ -85,9 +57,7 @@ def test_partition_range_materializes_in_one_run_and_checks_pass(
         instance=dagster_instance,
         resources=_resources(test_databases),
         partition_key="2026-11-21",
-        run_config={
-            "ops": {asset.op.name: {"config": GfxSyncConfig(mode="incremental").model_dump()}}
-        },
+        run_config=dg.RunConfig(ops={asset.op.name: GfxSyncConfig(mode="incremental")}),
     )
     assert inc.success
     assert {e.check_name: e.passed for e in inc.get_asset_check_evaluations()}[
@@ -104,7 +74,7 @@ def test_materializing_the_latest_partition_brings_everything_up_to_date(
         "INSERT INTO wsop_players (id, wsop_player_id, first_name, last_name, updated_at)"
         " SELECT g, 'WP' || g, '민준', '김', now() - g * interval '1 day' FROM generate_series(1, 10) g"
     )
-    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_players")))
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key("wsop_players"))
     result = dg.materialize(
         [asset],
         instance=dagster_instance,
@@ -126,7 +96,7 @@ def test_the_scheduled_run_syncs_every_table_end_to_end(
 
     assert demo.main(["--scale", "tiny"]) == 0
     ctx = dg.build_schedule_context(
-        scheduled_execution_time=datetime.now(timezone.utc),
+        scheduled_execution_time=datetime.now(UTC),
         repository_def=defs.get_repository_def(),
     )
     req = gfx_sync_every_15_minutes.evaluate_tick(ctx).run_requests[0]
@@ -149,33 +119,38 @@ def test_the_scheduled_run_syncs_every_table_end_to_end(
     )  # jobs created in Supabase went out
 
 
-def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(
+def test_restore_job_is_a_dry_run_by_default_and_applies_when_asked(
     clean, supabase_db, gfx_source_db, test_databases, dagster_instance
 ):
-    from gfx_sync.jobs import gfx_restore_job
-
     gfx_source_db.execute(
         "INSERT INTO wsop_events (id, event_code, name) VALUES (1, 'E1', 'one'), (2, 'E2', 'two')"
     )
     res = gfx_restore_job.execute_in_process(
-        run_config={"ops": {"gfx_restore_op": {"config": {"table": "wsop_events"}}}},
+        run_config=dg.RunConfig(ops={gfx_restore_op.name: RestoreConfig(table="wsop_events")}),
         resources=_resources(test_databases),
         instance=dagster_instance,
     )
-    assert res.success and res.output_for_node("gfx_restore_op")["would_insert"] == 2
-    assert (
-        supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 0
-    )  # dry run is the default
+    assert res.success, "the dry-run restore failed"
+    report = res.output_for_node(gfx_restore_op.name)
+    assert report["would_insert"] == 2, report
+    count = supabase_db.fetch_value("SELECT count(*) FROM wsop_events")
+    assert count == 0, f"a dry run (the default) wrote {count} row(s)"
     res = gfx_restore_job.execute_in_process(
-        run_config={
-            "ops": {"gfx_restore_op": {"config": {"table": "wsop_events", "dry_run": False}}}
-        },
+        run_config=dg.RunConfig(
+            ops={gfx_restore_op.name: RestoreConfig(table="wsop_events", dry_run=False)}
+        ),
         resources=_resources(test_databases),
         instance=dagster_instance,
     )
-    assert res.success and supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 2
+    assert res.success, "the applied restore failed"
+    count = supabase_db.fetch_value("SELECT count(*) FROM wsop_events")
+    assert count == 2, f"the applied restore left {count} row(s), expected 2"
 
-    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_events")))
+
+def test_schema_drift_check_fails_with_the_difference_named(
+    clean, gfx_source_db, test_databases, dagster_instance
+):
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key("wsop_events"))
     drift_check = next(
         c
         for c in ALL_CHECKS
@@ -190,7 +165,7 @@ def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(
             selection=dg.AssetSelection.checks(drift_check),
         )
         ev = out.get_asset_check_evaluations()[0]
-        assert ev.passed is False and ev.severity == dg.AssetCheckSeverity.ERROR
+        assert ev.passed is False and ev.severity == dg.AssetCheckSeverity.ERROR, ev
         assert "column entrants: source bigint, target integer" in ev.metadata["problems"].value
     finally:
         gfx_source_db.execute("ALTER TABLE wsop_events ALTER COLUMN entrants TYPE integer")
@@ -199,7 +174,7 @@ def test_restore_job_dry_run_by_default_and_schema_drift_check_fails_on_drift(
 def test_an_unreachable_source_is_retried_then_fails_the_run_counting_one_failure(
     clean, supabase_db, test_databases, dagster_instance
 ):
-    asset = next(a for a in TABLE_ASSETS if a.key == target_key(spec_for("wsop_players")))
+    asset = next(a for a in TABLE_ASSETS if a.key == target_key("wsop_players"))
     resources = {
         "supabase_db": PostgresResource(dsn=test_databases.supabase_url),
         "gfx_source_db": PostgresResource(

@@ -1,9 +1,13 @@
 """The demo seeds realistic data that the sync then moves end to end, every table equal afterwards."""
 
+import pytest
+
 from gfx_sync import demo
 from gfx_sync.specs import SPECS
 from gfx_sync.sync import sync_table
-from tests.gfx_sync.conftest import table_digest
+from tests.support.gfx import table_digest
+
+pytestmark = pytest.mark.integration
 
 
 def test_demo_seed_then_sync_everything(clean, supabase_db, gfx_source_db):

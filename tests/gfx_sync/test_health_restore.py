@@ -2,10 +2,13 @@
 
 import pytest
 
+from gfx_sync.batch import batch_sync
 from gfx_sync.restore import restore_table
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import batch_sync, two_way_sync
-from tests.gfx_sync.conftest import insert_hands, table_digest
+from gfx_sync.two_way import two_way_sync
+from tests.support.gfx import insert_hands, table_digest
+
+pytestmark = pytest.mark.integration
 
 
 def set_status(db, table, **values):

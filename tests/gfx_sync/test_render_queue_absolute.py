@@ -2,8 +2,12 @@
 reach the renderer even when the renderer reported progress later, and a renderer's edit of a job
 field is put back; only the result columns come back."""
 
+import pytest
+
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import two_way_sync
+from gfx_sync.two_way import two_way_sync
+
+pytestmark = pytest.mark.integration
 
 RQ = spec_for("render_queue")
 JOB_FIELDS = "job_type, template_name, params::text, priority, requested_by"

@@ -1,7 +1,11 @@
 """The two schemas and the spec list agree: same columns/types/order on both sides, one
 sync_status row per spec, watermark indexes, stricter target constraints, RLS, health functions."""
 
+import pytest
+
 from gfx_sync.specs import SPECS, SPECS_BY_TABLE
+
+pytestmark = pytest.mark.integration
 
 COLUMNS_SQL = """
 SELECT table_name, column_name, data_type, ordinal_position

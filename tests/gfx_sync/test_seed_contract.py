@@ -10,6 +10,8 @@ import uuid
 import psycopg
 import pytest
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def seed_status_row(clean, supabase_db):

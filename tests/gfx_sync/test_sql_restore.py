@@ -4,9 +4,11 @@ import psycopg
 import pytest
 
 from gfx_sync import cli
+from gfx_sync.batch import batch_sync
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import batch_sync
-from tests.gfx_sync.conftest import insert_hands, table_digest
+from tests.support.gfx import insert_hands, table_digest
+
+pytestmark = pytest.mark.integration
 
 GFX = ["gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"]
 

@@ -1,13 +1,15 @@
 """Pure logic: watermark/overlap arithmetic, chunk and row diffs, constraint parsing, drift wording."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gfx_sync import transform as tf
 from gfx_sync.specs import SPECS, SPECS_BY_TABLE, spec_for
 
-T = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+pytestmark = pytest.mark.unit
+
+T = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +55,7 @@ def test_read_from_never_starts_in_the_future():
 
 def test_day_window_is_utc_and_one_day():
     lo, hi = tf.day_window("2026-03-29")
-    assert lo == datetime(2026, 3, 29, tzinfo=timezone.utc) and hi - lo == timedelta(days=1)
+    assert lo == datetime(2026, 3, 29, tzinfo=UTC) and hi - lo == timedelta(days=1)
 
 
 def test_diff_chunks_finds_changed_missing_and_extra():

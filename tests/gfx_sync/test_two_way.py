@@ -3,9 +3,13 @@ conflicts counted, deletes, and render results coming back."""
 
 from datetime import timedelta
 
+import pytest
+
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import two_way_sync
-from tests.gfx_sync.conftest import table_digest
+from gfx_sync.two_way import two_way_sync
+from tests.support.gfx import table_digest
+
+pytestmark = pytest.mark.integration
 
 OVR = spec_for("player_overrides")
 CUE = spec_for("cue_sheets")
@@ -24,9 +28,7 @@ def test_changes_on_either_side_reach_the_other_and_never_echo(clean, supabase_d
         "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (2, 'name_ko', '김민수')"
     )
     res = two_way_sync(gfx_source_db, supabase_db, OVR)
-    assert (
-        res.details["to_external"]["inserted"] == 1 and res.details["to_supabase"]["inserted"] == 1
-    )
+    assert res.to_external.inserted == 1 and res.to_supabase.inserted == 1
     assert both_equal(supabase_db, gfx_source_db, "player_overrides")
     origins = {
         r["override_value"]: r["sync_origin"]

@@ -7,8 +7,10 @@ import random
 import pytest
 
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import two_way_sync
-from tests.gfx_sync.conftest import table_digest
+from gfx_sync.two_way import two_way_sync
+from tests.support.gfx import table_digest
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("table, seed", [("cue_sheets", 7), ("player_overrides", 11)])

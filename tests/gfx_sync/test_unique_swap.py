@@ -1,9 +1,13 @@
 """A valid source state must land even when the row-by-row path through it breaks a target
 unique index: two rows swapping their unique codes in one source transaction."""
 
+import pytest
+
+from gfx_sync.batch import batch_sync
 from gfx_sync.specs import spec_for
-from gfx_sync.sync import batch_sync
-from tests.gfx_sync.conftest import table_digest
+from tests.support.gfx import table_digest
+
+pytestmark = pytest.mark.integration
 
 EVENTS = spec_for("wsop_events")
 

@@ -3,21 +3,21 @@ for the batch factory's ``[supabase, public, <table>]`` keys, the slot checks fa
 
 from __future__ import annotations
 
+import dagster as dg
 import psycopg
 import pytest
 
-import dagster as dg
 from gfx_sync.cdc.definitions_parts import (
     CDC_ASSET_KEYS,
-    CDC_CHECKS,
-    CDC_JOBS,
-    CDC_SENSORS,
     build_cdc_checks,
     gfx_cdc_drain_job,
     gfx_cdc_sensor,
 )
 from gfx_sync.cdc.health import Thresholds
-from resources.shared import resources_for
+from gfx_sync.cdc.settings import CdcSettings
+from gfx_sync.constants import target_key
+
+pytestmark = pytest.mark.e2e
 
 
 def _specs():
@@ -26,7 +26,7 @@ def _specs():
 
 
 def _resources(supabase_db, gfx_source_db):
-    return {"supabase_db": supabase_db, "gfx_source_db": gfx_source_db}
+    return {"supabase_db": supabase_db, "gfx_source_db": gfx_source_db, "gfx_cdc": CdcSettings()}
 
 
 def _insert_session(url: str, code: str) -> None:
@@ -36,42 +36,6 @@ def _insert_session(url: str, code: str) -> None:
             "VALUES (%s, 'WSOP 메인 이벤트', 'Feature A', '라스베이거스')",
             (code,),
         )
-
-
-def test_definitions_load_with_the_cdc_lists():
-    defs = dg.Definitions(
-        assets=_specs(),
-        sensors=CDC_SENSORS,
-        jobs=CDC_JOBS,
-        asset_checks=CDC_CHECKS,
-        resources=resources_for("supabase_db", "gfx_source_db"),
-    )
-    dg.Definitions.validate_loadable(defs)
-    assert defs.get_sensor_def("gfx_cdc_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    checks = {k.name for k in CDC_CHECKS[0].check_keys}
-    assert checks == {"cdc_slot_lag", "cdc_slot_wal_retention"}
-    assert {k.asset_key for k in CDC_CHECKS[0].check_keys} == set(CDC_ASSET_KEYS)
-
-
-def test_cdc_parts_merge_with_the_batch_location_definitions():
-    """Wired beside the batch factory's real assets: the checks attach to its keys, nothing collides."""
-    from gfx_sync import definitions as batch
-
-    defs = dg.Definitions(
-        assets=list(batch.defs.assets or []),
-        asset_checks=[*(batch.defs.asset_checks or []), *CDC_CHECKS],
-        jobs=[*(batch.defs.jobs or []), *CDC_JOBS],
-        schedules=list(batch.defs.schedules or []),
-        sensors=[*(batch.defs.sensors or []), *CDC_SENSORS],
-        resources=resources_for("supabase_db", "gfx_source_db"),
-    )
-    dg.Definitions.validate_loadable(defs)
-    graph = defs.resolve_asset_graph()
-    for key in CDC_ASSET_KEYS:
-        assert graph.get(
-            key
-        ).is_materializable  # defined by the factory, only reported by the stream
-        assert graph.get(key).partitions_def is not None
 
 
 def test_sensor_requests_a_drain_only_when_changes_wait(
@@ -114,9 +78,7 @@ def test_sensor_requests_a_drain_only_when_changes_wait(
             for r in conn.execute("SELECT session_code FROM gfx_sessions ORDER BY session_code")
         ]
     assert codes == ["S-after-init", "S-before-init"]
-    event = dagster_instance.get_latest_materialization_event(
-        dg.AssetKey(["supabase", "public", "gfx_sessions"])
-    )
+    event = dagster_instance.get_latest_materialization_event(target_key("gfx_sessions"))
     mat = event.asset_materialization
     assert (
         mat.metadata["inserts"].value == 1

@@ -11,8 +11,9 @@ import pytest
 
 from gfx_sync.cdc.__main__ import main as cli
 from gfx_sync.cdc.applier import Applier
-from gfx_sync.cdc.debezium import UNAVAILABLE, EnvelopeError, apply_envelopes, iter_file, to_pg_text
-from gfx_sync.cdc.models import UNCHANGED
+from gfx_sync.cdc.debezium import UNAVAILABLE, EnvelopeError, apply_envelopes, iter_file
+
+pytestmark = pytest.mark.integration
 
 GFX = ("gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players")
 
@@ -195,34 +196,6 @@ def test_jsonl_file_through_the_cli(dbz, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out == {"transactions": 2, "changes": 2, "skipped": 0}
     assert dbz.tgt_rows("SELECT id, pot_size::text FROM gfx_hands") == [(5, "1.00")]
-
-
-@pytest.mark.parametrize(
-    "value, schema, expected",
-    [
-        (None, None, None),
-        (True, None, "true"),
-        (3, None, "3"),
-        ("x", None, "x"),
-        ({"한": [1]}, None, '{"한": [1]}'),
-        (["a", 'b"c', None], None, '{"a","b\\"c",NULL}'),
-        (20413, {"name": "io.debezium.time.Date"}, "2025-11-21"),
-        (
-            1_763_719_200_123_456,
-            {"name": "io.debezium.time.MicroTimestamp"},
-            "2025-11-21 10:00:00.123456",
-        ),
-        (1_763_719_200_123, {"name": "io.debezium.time.Timestamp"}, "2025-11-21 10:00:00.123000"),
-        (
-            base64.b64encode((-5).to_bytes(1, "big", signed=True)).decode(),
-            {"name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": "3"}},
-            "-0.005",
-        ),
-        (UNAVAILABLE, None, UNCHANGED),
-    ],
-)
-def test_value_conversion(value, schema, expected):
-    assert to_pg_text(value, schema) == expected
 
 
 @pytest.mark.parametrize(

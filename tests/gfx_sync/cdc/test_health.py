@@ -8,6 +8,8 @@ from gfx_sync.cdc.errors import SlotInvalidated
 from gfx_sync.cdc.health import SlotHealth, Thresholds, evaluate
 from gfx_sync.cdc.slot import SlotInfo, assert_slot_usable
 
+pytestmark = pytest.mark.unit
+
 T = Thresholds(max_lag_bytes=1000, max_lag_seconds=10, max_inactive_retained_bytes=5000)
 
 

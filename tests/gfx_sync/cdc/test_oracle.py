@@ -20,6 +20,9 @@ import pytest
 from gfx_sync.cdc.runner import Worker
 from gfx_sync.cdc.slot import slot_info
 from gfx_sync.cdc.snapshot import initialize
+from gfx_sync.constants import target_key
+
+pytestmark = pytest.mark.e2e
 
 GFX = ("gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players")
 ROOT = Path(__file__).resolve().parents[3]
@@ -271,13 +274,10 @@ def test_in_process_worker_streams_and_reports_materializations(cdc_factory, dag
     stats = worker.run(until=lambda s: s.transactions >= 2)
     assert stats.transactions == 2 and stats.changes == 2
     assert env.tgt_rows("SELECT player_code, display_name FROM gfx_players") == [("P-1", "Kim C.")]
-    import dagster as dg
 
     # The worker may report the two transactions in one event or in two (report interval 0):
     # what must hold is that the reported changes add up to exactly the two that happened.
-    records = dagster_instance.fetch_materializations(
-        dg.AssetKey(["supabase", "public", "gfx_players"]), limit=50
-    ).records
+    records = dagster_instance.fetch_materializations(target_key("gfx_players"), limit=50).records
     assert records
     metas = [r.asset_materialization.metadata for r in records]
     assert sum(m["inserts"].value + m["updates"].value for m in metas) == 2

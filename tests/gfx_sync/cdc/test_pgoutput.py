@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
@@ -24,6 +24,8 @@ from gfx_sync.cdc.pgoutput import (
     format_type_name,
     to_python,
 )
+
+pytestmark = pytest.mark.unit
 
 CAPTURE = json.loads((Path(__file__).parent / "pgoutput_capture.json").read_text())
 BIG = "가" * 500 + "x" * 1600
@@ -245,7 +247,7 @@ def test_truncate_options_are_decoded():
         (
             "2026-11-21 10:00:00.123456+00",
             1184,
-            datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=timezone.utc),
+            datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC),
         ),
         ("infinity", 1184, "infinity"),
         ("2026-11-21 10:00:00", 1114, datetime(2026, 11, 21, 10, 0, 0)),

@@ -21,6 +21,8 @@ from gfx_sync.cdc.runner import drain_via_sql, peek_pending
 from gfx_sync.cdc.slot import check_source, slot_info
 from gfx_sync.cdc.snapshot import initialize
 
+pytestmark = pytest.mark.integration
+
 BIG_DOC = (
     '{"actions": [' + ",".join(f'{{"seq": {i}, "note": "베팅 {i}"}}' for i in range(400)) + "]}"
 )

@@ -7,6 +7,9 @@ import psycopg
 import pytest
 
 from gfx_sync.cdc.definitions_parts import gfx_cdc_drain_job
+from gfx_sync.cdc.settings import CdcSettings
+
+pytestmark = pytest.mark.e2e
 
 GFX = ["gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"]
 
@@ -14,7 +17,11 @@ GFX = ["gfx_sessions", "gfx_hands", "gfx_hand_players", "gfx_players"]
 def test_applied_changes_mark_their_tables_synced(
     platform_slot, dagster_instance, supabase_db, gfx_source_db, test_databases
 ):
-    resources = {"supabase_db": supabase_db, "gfx_source_db": gfx_source_db}
+    resources = {
+        "supabase_db": supabase_db,
+        "gfx_source_db": gfx_source_db,
+        "gfx_cdc": CdcSettings(),
+    }
     assert gfx_cdc_drain_job.execute_in_process(
         resources=resources, instance=dagster_instance
     ).success  # init
@@ -60,7 +67,11 @@ def test_a_caught_up_stream_keeps_idle_cdc_tables_fresh_but_not_failed_ones(
 
     from gfx_sync.cdc.definitions_parts import gfx_cdc_sensor
 
-    resources = {"supabase_db": supabase_db, "gfx_source_db": gfx_source_db}
+    resources = {
+        "supabase_db": supabase_db,
+        "gfx_source_db": gfx_source_db,
+        "gfx_cdc": CdcSettings(),
+    }
     assert gfx_cdc_drain_job.execute_in_process(
         resources=resources, instance=dagster_instance
     ).success  # init

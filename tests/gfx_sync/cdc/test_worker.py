@@ -16,11 +16,13 @@ import pytest
 
 from gfx_sync.cdc.__main__ import main as cli
 from gfx_sync.cdc.applier import read_state
-from gfx_sync.cdc.errors import WalLevelNotLogical
 from gfx_sync.cdc.models import lsn_to_int
 from gfx_sync.cdc.runner import Worker
-from gfx_sync.cdc.slot import require_logical, slot_info
+from gfx_sync.cdc.slot import slot_info
 from gfx_sync.cdc.snapshot import initialize
+from gfx_sync.constants import target_key
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -60,14 +62,6 @@ def _active_pid(env):
     with psycopg.connect(env.source_url) as conn:
         info = slot_info(conn, env.config.slot_name)
     return info.active_pid if info and info.active else None
-
-
-@pytest.mark.parametrize("level", ["replica", "minimal"])
-def test_wal_level_other_than_logical_is_refused(level):
-    with pytest.raises(
-        WalLevelNotLogical, match=f"wal_level is '{level}'.*ALTER SYSTEM SET wal_level = logical"
-    ):
-        require_logical(level)
 
 
 def test_worker_reconnects_after_its_walsender_is_terminated(cdc):
@@ -209,13 +203,6 @@ def test_cli_worker_reports_materializations_to_the_dagster_instance(cdc_factory
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert json.loads(proc.stdout.decode().strip().splitlines()[-1])["changes"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        event = instance.get_latest_materialization_event(
-            dg.AssetKey(["supabase", "public", "gfx_players"])
-        )
+        event = instance.get_latest_materialization_event(target_key("gfx_players"))
         assert event is not None and event.asset_materialization.metadata["inserts"].value == 1
-        assert (
-            instance.get_latest_materialization_event(
-                dg.AssetKey(["supabase", "public", "gfx_hands"])
-            )
-            is None
-        )
+        assert instance.get_latest_materialization_event(target_key("gfx_hands")) is None
