@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,13 +22,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_emulator"
+
+# status -> (body, headers) of an injected error in the vendor's shape
+ErrorBody = Callable[[int], tuple[dict[str, Any], dict[str, str]]]
 
 
 @dataclass
 class Faults:
-    """Faults applied to every non-admin request, in this order: down, burst, error rate, latency."""
+    """Faults applied to every non-admin request, in order: down, burst, error rate, latency."""
 
     latency_ms: int = 0
     error_rate: float = 0.0
@@ -53,6 +58,7 @@ class FaultInjector:
         self._lock = threading.Lock()
 
     def configure(self, **changes: Any) -> Faults:
+        """Change some settings (ValueError for an unknown one); the random stream restarts."""
         with self._lock:
             current = asdict(self.faults)
             unknown = set(changes) - set(current)
@@ -64,6 +70,7 @@ class FaultInjector:
             return self.faults
 
     def reset(self) -> None:
+        """Back to no faults, with the counters cleared."""
         self.configure(**asdict(Faults()))
         self.injected = {k: 0 for k in self.injected}
         self.requests = 0
@@ -89,13 +96,7 @@ class FaultInjector:
             return None, delay
 
 
-def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Starlette:
-    """Wrap ``app`` with fault injection and mount the admin API under ``/_emulator``.
-
-    Args:
-        error_body: ``fn(status) -> (dict, headers)`` giving the vendor's error shape.
-    """
-
+def _admin_app(injector: FaultInjector) -> Starlette:
     async def get_faults(request: Request) -> Response:
         return JSONResponse(
             {
@@ -119,7 +120,7 @@ def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Sta
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    admin = Starlette(
+    return Starlette(
         routes=[
             Route("/faults", get_faults, methods=["GET"]),
             Route("/faults", put_faults, methods=["PUT", "POST"]),
@@ -127,9 +128,24 @@ def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Sta
             Route("/health", health, methods=["GET"]),
         ]
     )
-    outer = Starlette(routes=[Mount(ADMIN_PREFIX, app=admin), Mount("/", app=app)])
 
-    async def fault_middleware(scope, receive, send):
+
+def with_faults(
+    app: ASGIApp, injector: FaultInjector, error_body: ErrorBody | None = None
+) -> ASGIApp:
+    """Wrap ``app`` with fault injection and mount the admin API under ``/_emulator``.
+
+    Args:
+        app: the vendor's routes.
+        injector: decides, request by request, which fault to inject.
+        error_body: ``fn(status) -> (dict, headers)`` giving the vendor's error shape.
+
+    Returns:
+        An ASGI app carrying ``injector`` and ``inner`` (``app``) as attributes.
+    """
+    outer = Starlette(routes=[Mount(ADMIN_PREFIX, app=_admin_app(injector)), Mount("/", app=app)])
+
+    async def fault_middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             return await outer(scope, receive, send)
         status, delay = injector.decide()
@@ -144,10 +160,11 @@ def with_faults(app: Starlette, injector: FaultInjector, error_body=None) -> Sta
 
     fault_middleware.injector = injector  # type: ignore[attr-defined]
     fault_middleware.inner = app  # type: ignore[attr-defined]
-    return fault_middleware  # type: ignore[return-value]
+    return fault_middleware
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

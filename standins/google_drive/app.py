@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from standins.base import FaultInjector, with_faults
 from standins.google_drive.auth import issue_token
@@ -147,7 +148,7 @@ def create_app(
     bad_items: bool = True,
     injector: FaultInjector | None = None,
     prerender: bool = False,
-) -> Starlette:
+) -> ASGIApp:
     """The Drive stand-in holding the demo dataset's folders and images, wrapped with faults.
 
     ``prerender`` draws every image up front (benchmarks: the stand-in's synthetic content is not

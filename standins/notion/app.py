@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from standins.base import FaultInjector, with_faults
 from standins.notion.dataset import seed_workspace
@@ -225,7 +226,7 @@ def create_app(
     burst: float = DEFAULT_BURST,
     bad_items: bool = True,
     injector: FaultInjector | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The Notion stand-in seeded with the consultation demo workspace, wrapped with faults."""
     ws = NotionWorkspace(rate_per_s=rate_per_s, burst=burst)
     seed_workspace(ws, seed, scale, bad_items=bad_items)

@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from standins.base import FaultInjector, with_faults
 from standins.solapi.auth import check_auth
@@ -155,7 +156,7 @@ def create_solapi_app(state: StandInState) -> Starlette:
 
 def build(
     state: StandInState | None = None, injector: FaultInjector | None = None
-) -> tuple[Starlette, StandInState, FaultInjector]:
+) -> tuple[ASGIApp, StandInState, FaultInjector]:
     """(ASGI app with faults, state, injector) for tests that run the stand-in in-process."""
     state = state or default_state()
     injector = injector or FaultInjector()
@@ -164,7 +165,7 @@ def build(
     return app, state, injector
 
 
-def create_app(seed: int = 0, scale: str = "demo") -> Starlette:
+def create_app(seed: int = 0, scale: str = "demo") -> ASGIApp:
     """Entry point for ``python -m standins``."""
     app, _state, _injector = build()
     return app

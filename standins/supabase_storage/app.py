@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from resources.environment import LOCAL_DEFAULTS
 from standins.base import FaultInjector, with_faults
@@ -110,7 +111,7 @@ def create_app(
     *,
     service_role_key: str | None = None,
     injector: FaultInjector | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """An empty Storage stand-in (buckets are created by the platform), wrapped with faults."""
     state = StorageState(service_role_key or LOCAL_DEFAULTS["SUPABASE_SERVICE_ROLE_KEY"])
     app = with_faults(build_app(state), injector or FaultInjector(), error_body=error_body)
