@@ -1,36 +1,54 @@
-"""``python -m gfx_sync.cli``: sync, restore, drift and health from a shell.
+"""``gfx-sync`` / ``python -m gfx_sync.cli``: sync, restore, drift and health from a shell.
 
-    python -m gfx_sync.cli sync [--table T ...] [--reconcile] [--full-hash] [--since 2026-11-01 --until 2026-11-08]
-    python -m gfx_sync.cli restore --table gfx_hands [--from external|supabase] [--dry-run]
-    python -m gfx_sync.cli drift
-    python -m gfx_sync.cli health
-    python -m gfx_sync.cli fdw-setup   # postgres_fdw link for the seed's SQL restore_gfx_from_external()
+    gfx-sync sync [--table T ...] [--reconcile] [--full-hash]
+                  [--since 2026-11-01 --until 2026-11-08]
+    gfx-sync restore --table gfx_hands [--from external|supabase] [--dry-run]
+    gfx-sync drift
+    gfx-sync health
+    gfx-sync fdw-setup   # postgres_fdw link for the SQL function restore_gfx_from_external()
 
-Connections come from SUPABASE_DB_URL and GFX_SOURCE_DB_URL (local defaults when PLATFORM_ENV=local).
+The commands use the shared resource instances (``resources.shared``: ``SUPABASE_DB_URL``,
+``GFX_SOURCE_DB_URL``), resolved after the local defaults are applied.
 Exit codes: 0 ok, 1 drift found / sync failed, 2 bad arguments.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from datetime import UTC, date, datetime, time, timedelta
 
+import click
+import typer
+
 from gfx_sync.specs import SPECS, SPECS_BY_TABLE
+from resources.postgres import PostgresResource
+
+app = typer.Typer(
+    name="gfx-sync",
+    help="gfx_sync: sync, restore, drift and health of the external PostgreSQL tables.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+_TABLES = click.Choice(sorted(SPECS_BY_TABLE))
 
 
-def _resources():
-    from resources.environment import apply_local_defaults
-    from resources.postgres import PostgresResource
+def apply_local_defaults() -> None:
+    """Fill unset variables with the local defaults (a no-op outside the local environment)."""
+    try:
+        from tooling.local_env import apply_local_defaults as apply
+    except ImportError:
+        from resources.environment import apply_local_defaults as apply
+    apply()
 
-    apply_local_defaults()
+
+def _databases() -> tuple[PostgresResource, PostgresResource]:
+    """(source, target): the shared instances with their ``EnvVar`` values resolved."""
+    from resources.shared import gfx_source_db, supabase_db
+
     return (
-        PostgresResource(
-            dsn=os.environ["GFX_SOURCE_DB_URL"], application_name="gfx-sync-cli-source"
-        ),
-        PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="gfx-sync-cli"),
+        gfx_source_db.process_config_and_initialize(),
+        supabase_db.process_config_and_initialize(),
     )
 
 
@@ -38,66 +56,79 @@ def _day(text: str) -> datetime:
     return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
 
 
-def cmd_sync(args) -> int:
+def _run_id() -> str:
+    return f"cli-{os.getpid()}"
+
+
+@app.command("sync")
+def sync(
+    table: list[str] | None = typer.Option(None, click_type=_TABLES, help="repeatable"),
+    reconcile: bool = typer.Option(False, help="also run the key-range hash reconciliation"),
+    full_hash: bool = typer.Option(False, help="reconcile on every column, not (key, updated_at)"),
+    since: str | None = typer.Option(None, help="window start day (UTC, inclusive)"),
+    until: str | None = typer.Option(None, help="window end day (UTC, exclusive)"),
+    overlap_minutes: float = typer.Option(10.0),
+) -> int:
+    """Sync tables now (incremental, or a --since/--until window)."""
     from gfx_sync.sync import sync_table
 
-    source, target = _resources()
-    tables = args.table or [s.table for s in SPECS]
-    window = None
-    if args.since or args.until:
-        if not (args.since and args.until):
-            print("--since and --until go together (days, UTC, until exclusive)", file=sys.stderr)
-            return 2
-        window = (_day(args.since), _day(args.until))
+    if bool(since) != bool(until):
+        raise click.UsageError("--since and --until go together (days, UTC, until exclusive)")
+    window = (_day(since), _day(until)) if since and until else None
+    source, target = _databases()
     failed = 0
-    for table in tables:
+    for name in table or [s.table for s in SPECS]:
         try:
             res = sync_table(
                 source,
                 target,
-                SPECS_BY_TABLE[table],
+                SPECS_BY_TABLE[name],
                 window=window,
-                reconcile=args.reconcile,
-                full_hash=args.full_hash,
-                overlap=timedelta(minutes=args.overlap_minutes),
-                run_id=f"cli-{os.getpid()}",
+                reconcile=reconcile,
+                full_hash=full_hash,
+                overlap=timedelta(minutes=overlap_minutes),
+                run_id=_run_id(),
             )
-            print(
-                json.dumps(
-                    {"table": table, "status": res.status, **res.metadata()}, ensure_ascii=False
-                )
-            )
+            line = {"table": name, "status": res.status, **res.metadata()}
         except Exception as exc:  # noqa: BLE001 - report every table, fail at the end
             failed += 1
-            print(
-                json.dumps(
-                    {"table": table, "status": "failed", "error": f"{type(exc).__name__}: {exc}"},
-                    ensure_ascii=False,
-                )
-            )
+            line = {"table": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(line, ensure_ascii=False))
     return 1 if failed else 0
 
 
-def cmd_restore(args) -> int:
+@app.command("restore")
+def restore(
+    table: str = typer.Option(..., click_type=_TABLES),
+    from_side: str | None = typer.Option(
+        None, "--from", click_type=click.Choice(["external", "supabase"])
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="only report the counts that would change"
+    ),
+) -> int:
+    """Re-copy a table from its authoritative side (safety copy first)."""
     from gfx_sync.restore import restore_table
 
-    source, target = _resources()
+    source, target = _databases()
     rep = restore_table(
         source,
         target,
-        SPECS_BY_TABLE[args.table],
-        from_side=args.from_side,
-        dry_run=args.dry_run,
-        run_id=f"cli-{os.getpid()}",
+        SPECS_BY_TABLE[table],
+        from_side=from_side,
+        dry_run=dry_run,
+        run_id=_run_id(),
     )
     print(json.dumps(rep.as_dict(), ensure_ascii=False, default=str))
     return 0
 
 
-def cmd_drift(args) -> int:
+@app.command("drift")
+def drift() -> int:
+    """Compare source/target columns and the migrations with the live schema."""
     from gfx_sync.schema import drift_report
 
-    source, target = _resources()
+    source, target = _databases()
     with source.connection() as sc, target.connection() as tc:
         rep = drift_report(sc, tc)
         sc.rollback()  # read-only: return both connections idle
@@ -108,83 +139,58 @@ def cmd_drift(args) -> int:
     return 0 if rep.ok else 1
 
 
-def cmd_health(args) -> int:
-    _, target = _resources()
+@app.command("health")
+def health() -> int:
+    """Retry failed syncs, notify, print v_sync_dashboard."""
+    _, target = _databases()
     with target.transaction() as conn:
-        retried = conn.execute("SELECT public.retry_failed_syncs()").fetchone()[0]
+        row = conn.execute("SELECT public.retry_failed_syncs()").fetchone()
         conn.execute("SELECT public.check_sync_health_and_notify()")
-    print(f"retried: {retried}")
+    print(f"retried: {row[0] if row else 0}")
     for r in target.fetch_all(
         "SELECT entity_type, method, health_status, status, lag_seconds, consecutive_failures,"
         " records_synced, records_failed FROM v_sync_dashboard"
     ):
         lag = "-" if r["lag_seconds"] is None else f"{float(r['lag_seconds']):.0f}s"
         print(
-            f"{r['entity_type']:<18} {r['method']:<8} {r['health_status']:<9} {r['status']:<8} lag={lag:<8}"
-            f" failures={r['consecutive_failures']} synced={r['records_synced']} failed={r['records_failed']}"
+            f"{r['entity_type']:<18} {r['method']:<8} {r['health_status']:<9} {r['status']:<8}"
+            f" lag={lag:<8} failures={r['consecutive_failures']}"
+            f" synced={r['records_synced']} failed={r['records_failed']}"
         )
     return 0
 
 
-def cmd_fdw_setup(args) -> int:
+@app.command("fdw-setup")
+def fdw_setup() -> int:
+    """Link Supabase to the external DB (postgres_fdw server external_db) for the SQL function
+    restore_gfx_from_external()."""
     from gfx_sync.fdw import setup_external_fdw
 
-    _, target = _resources()
-    created = setup_external_fdw(target, os.environ["GFX_SOURCE_DB_URL"])
+    source, target = _databases()
+    created = setup_external_fdw(target, source.dsn)
     print("foreign tables: " + ", ".join(created))
     print(
-        "restore with: SELECT restore_gfx_from_external();  -- on Supabase (safety copy first, one transaction)"
+        "restore with: SELECT restore_gfx_from_external();"
+        "  -- on Supabase (safety copy first, one transaction)"
     )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gfx_sync.cli",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    tables = sorted(SPECS_BY_TABLE)
-    p = sub.add_parser("sync", help="sync tables now (incremental, or a --since/--until window)")
-    p.add_argument("--table", action="append", choices=tables)
-    p.add_argument(
-        "--reconcile", action="store_true", help="also run the key-range hash reconciliation"
-    )
-    p.add_argument(
-        "--full-hash", action="store_true", help="reconcile on every column, not (key, updated_at)"
-    )
-    p.add_argument("--since", help="window start day (UTC, inclusive)")
-    p.add_argument("--until", help="window end day (UTC, exclusive)")
-    p.add_argument("--overlap-minutes", type=float, default=10.0)
-    p.set_defaults(fn=cmd_sync)
-    p = sub.add_parser(
-        "restore", help="re-copy a table from its authoritative side (safety copy first)"
-    )
-    p.add_argument("--table", required=True, choices=tables)
-    p.add_argument("--from", dest="from_side", choices=["external", "supabase"])
-    p.add_argument(
-        "--dry-run", action="store_true", help="only report the counts that would change"
-    )
-    p.set_defaults(fn=cmd_restore)
-    sub.add_parser(
-        "drift", help="compare source/target columns and the migrations with the live schema"
-    ).set_defaults(fn=cmd_drift)
-    sub.add_parser(
-        "health", help="retry failed syncs, notify, print v_sync_dashboard"
-    ).set_defaults(fn=cmd_health)
-    sub.add_parser(
-        "fdw-setup",
-        help="link Supabase to the external DB (postgres_fdw server external_db) for the "
-        "seed's SQL restore_gfx_from_external()",
-    ).set_defaults(fn=cmd_fdw_setup)
-    args = parser.parse_args(argv)
+    """The console script ``gfx-sync``: run one command, return its exit code."""
+    apply_local_defaults()
     try:
-        return args.fn(args)
+        code = app(args=argv, prog_name="gfx-sync", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
     finally:
         from resources.postgres import close_all_pools
 
         close_all_pools()
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -6,38 +6,86 @@ Commands:
                           Dagster instance at $DAGSTER_HOME unless --no-report
     drain                 apply what the slot holds once (what the sensor's run does)
     status                slot lag / retention / applied position as JSON
-    teardown              drop the slot (and with --drop-publication the publication) and the position
-    debezium FILE|-       apply Debezium change-event envelopes (JSON lines) through the same applier
+    teardown              drop the slot (and with --drop-publication the publication) and the
+                          position
+    debezium FILE|-       apply Debezium change-event envelopes (JSON lines) through the same
+                          applier
     kafka                 consume Debezium envelopes from Kafka topics (needs kafka-python)
+
+Every command takes --tables, --slot, --publication and --drift-policy. The databases are the
+shared resource instances (``resources.shared``), resolved after the local defaults.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from resources.environment import apply_local_defaults
+import click
+import typer
+
+from gfx_sync.cdc.models import CdcConfig
+
+app = typer.Typer(
+    name="python -m gfx_sync.cdc",
+    help="The gfx CDC stream: init, worker, drain, status, teardown, debezium, kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+Tables = Annotated[
+    str | None,
+    typer.Option(help="comma-separated table names (default: the spec list's cdc tables)"),
+]
+Slot = Annotated[
+    str | None,
+    typer.Option(help="slot name (default gfx_cdc_<source database> or $GFX_CDC_SLOT_NAME)"),
+]
+Publication = Annotated[str | None, typer.Option()]
+DriftPolicy = Annotated[str | None, typer.Option(click_type=click.Choice(["stop", "apply"]))]
 
 
-def _config(args):
-    from gfx_sync.cdc.config import config_for
+def apply_local_defaults() -> None:
+    """Fill unset variables with the local defaults (a no-op outside the local environment)."""
+    try:
+        from tooling.local_env import apply_local_defaults as apply
+    except ImportError:
+        from resources.environment import apply_local_defaults as apply
+    apply()
 
-    tables = tuple(t for t in (args.tables or "").split(",") if t) or None
-    return config_for(
-        os.environ["GFX_SOURCE_DB_URL"],
-        tables=tables,
-        slot_name=args.slot,
-        publication=args.publication,
-        drift_policy=args.drift_policy,
+
+def _dsns() -> tuple[str, str]:
+    """(source, target) connection strings of the shared instances, resolved."""
+    from resources.shared import gfx_source_db, supabase_db
+
+    return (
+        gfx_source_db.process_config_and_initialize().dsn,
+        supabase_db.process_config_and_initialize().dsn,
     )
 
 
-def _emitter(args):
-    if args.no_report or not os.environ.get("DAGSTER_HOME"):
+def _config(
+    source: str,
+    tables: str | None,
+    slot: str | None,
+    publication: str | None,
+    drift_policy: str | None,
+) -> CdcConfig:
+    from gfx_sync.cdc.config import config_for
+
+    names = tuple(t for t in (tables or "").split(",") if t) or None
+    return config_for(
+        source, tables=names, slot_name=slot, publication=publication, drift_policy=drift_policy
+    )
+
+
+def _emitter(no_report: bool) -> Callable[[Any], None] | None:
+    if no_report or not os.environ.get("DAGSTER_HOME"):
         return None
     import dagster as dg
 
@@ -45,153 +93,205 @@ def _emitter(args):
     return instance.report_runless_asset_event
 
 
-def main(argv=None) -> int:
-    apply_local_defaults()
-    parser = argparse.ArgumentParser(
-        prog="python -m gfx_sync.cdc",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _print_counts(result: Any) -> None:
+    print(
+        json.dumps(
+            {
+                "transactions": result.transactions,
+                "changes": result.changes,
+                "skipped": result.skipped_transactions,
+            }
+        )
     )
-    parser.add_argument(
-        "command", choices=["init", "worker", "drain", "status", "teardown", "debezium", "kafka"]
-    )
-    parser.add_argument(
-        "file", nargs="?", help="debezium: JSON-lines file of envelopes ('-' = stdin)"
-    )
-    parser.add_argument(
-        "--tables", help="comma-separated table names (default: the spec list's cdc tables)"
-    )
-    parser.add_argument(
-        "--slot", help="slot name (default gfx_cdc_<source database> or $GFX_CDC_SLOT_NAME)"
-    )
-    parser.add_argument("--publication")
-    parser.add_argument("--drift-policy", choices=["stop", "apply"])
-    parser.add_argument("--resnapshot", action="store_true")
-    parser.add_argument("--drop-publication", action="store_true")
-    parser.add_argument(
-        "--no-report", action="store_true", help="worker: do not report to the Dagster instance"
-    )
-    parser.add_argument("--report-interval", type=float, default=5.0)
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=0,
-        help="worker: stop after this many seconds (0 = never)",
-    )
-    parser.add_argument(
-        "--bootstrap-servers", default=os.environ.get("GFX_CDC_KAFKA_BOOTSTRAP", "localhost:9092")
-    )
-    parser.add_argument("--topic-prefix", default="gfx.")
-    parser.add_argument(
-        "--topics",
-        help="kafka: comma-separated topics (default <prefix><table> per table; "
+
+
+@app.command("init")
+def init(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+    resnapshot: bool = typer.Option(False, "--resnapshot"),
+) -> int:
+    """Create publication + slot and copy the tables (idempotent)."""
+    from gfx_sync.cdc.snapshot import initialize
+
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    r = initialize(source, target, config, resnapshot=resnapshot)
+    summary = {
+        "created": r.created,
+        "slot": r.slot_name,
+        "consistent_point": r.consistent_point,
+        "rows": r.rows,
+        "seconds": r.seconds,
+        "message": r.message,
+    }
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+@app.command("teardown")
+def teardown_cmd(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+    drop_publication: bool = typer.Option(False, "--drop-publication"),
+) -> int:
+    """Drop the slot (and with --drop-publication the publication) and the position."""
+    from gfx_sync.cdc.snapshot import teardown
+
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    dropped = teardown(source, target, config, drop_publication=drop_publication)
+    print(json.dumps({"dropped": dropped}))
+    return 0
+
+
+@app.command("status")
+def status(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+) -> int:
+    """Slot lag / retention / applied position as JSON."""
+    import psycopg
+
+    from gfx_sync.cdc.health import Thresholds, evaluate, slot_health
+
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    with psycopg.connect(source) as src, psycopg.connect(target) as tgt:
+        h = slot_health(src, tgt, config.slot_name)
+    verdicts = [v.__dict__ for v in evaluate(h, Thresholds())]
+    print(json.dumps({**h.metadata(), "verdicts": verdicts}, default=str, ensure_ascii=False))
+    return 0
+
+
+@app.command("drain")
+def drain(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+    no_report: bool = typer.Option(
+        False, "--no-report", help="do not report to the Dagster instance"
+    ),
+) -> int:
+    """Apply what the slot holds once (what the sensor's run does)."""
+    from gfx_sync.cdc.applier import Applier
+    from gfx_sync.cdc.runner import drain_via_sql, materializations
+    from gfx_sync.cdc.snapshot import initialize
+
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    initialize(source, target, config)
+    with Applier(target, config) as applier:
+        result = drain_via_sql(source, applier, config)
+    emit = _emitter(no_report)
+    if emit:
+        for ev in materializations(result, config.slot_name):
+            emit(ev)
+    _print_counts(result)
+    return 0
+
+
+@app.command("worker")
+def worker(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+    no_report: bool = typer.Option(
+        False, "--no-report", help="do not report to the Dagster instance"
+    ),
+    report_interval: float = typer.Option(5.0, "--report-interval"),
+    max_seconds: float = typer.Option(
+        0, "--max-seconds", help="stop after this many seconds (0 = never)"
+    ),
+) -> int:
+    """Stream continuously (sub-second lag); reports materializations to the Dagster instance
+    at $DAGSTER_HOME unless --no-report."""
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    return _worker(source, target, config, _emitter(no_report), report_interval, max_seconds)
+
+
+@app.command("debezium")
+def debezium(
+    file: str = typer.Argument("-", help="JSON-lines file of envelopes ('-' = stdin)"),
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+) -> int:
+    """Apply Debezium change-event envelopes (JSON lines) through the same applier."""
+    from gfx_sync.cdc.debezium import iter_file
+
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    return _apply_envelopes(target, config, iter_file(file))
+
+
+@app.command("kafka")
+def kafka(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+    bootstrap_servers: str = typer.Option(
+        "localhost:9092", "--bootstrap-servers", envvar="GFX_CDC_KAFKA_BOOTSTRAP"
+    ),
+    topic_prefix: str = typer.Option("gfx.", "--topic-prefix"),
+    topics: str | None = typer.Option(
+        None,
+        help="comma-separated topics (default <prefix><table> per table; "
         "the README's connector routes all four into gfx.cdc)",
-    )
-    args = parser.parse_args(argv)
+    ),
+) -> int:
+    """Consume Debezium envelopes from Kafka topics (needs kafka-python)."""
+    from gfx_sync.cdc.debezium import iter_kafka
+
+    source, target = _dsns()
+    config = _config(source, tables, slot, publication, drift_policy)
+    names = topics.split(",") if topics else [f"{topic_prefix}{t.name}" for t in config.tables]
+    return _apply_envelopes(target, config, iter_kafka(bootstrap_servers, names))
+
+
+def _apply_envelopes(target: str, config: CdcConfig, events: Any) -> int:
+    from gfx_sync.cdc.applier import Applier
+    from gfx_sync.cdc.debezium import apply_envelopes
+
+    with Applier(target, config) as applier:
+        result = apply_envelopes(applier, config, events)
+    _print_counts(result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code (2 for bad arguments)."""
+    apply_local_defaults()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    source, target = os.environ["GFX_SOURCE_DB_URL"], os.environ["SUPABASE_DB_URL"]
-    config = _config(args)
-
-    if args.command == "init":
-        from gfx_sync.cdc.snapshot import initialize
-
-        r = initialize(source, target, config, resnapshot=args.resnapshot)
-        print(
-            json.dumps(
-                {
-                    "created": r.created,
-                    "slot": r.slot_name,
-                    "consistent_point": r.consistent_point,
-                    "rows": r.rows,
-                    "seconds": r.seconds,
-                    "message": r.message,
-                },
-                ensure_ascii=False,
-            )
-        )
-        return 0
-    if args.command == "teardown":
-        from gfx_sync.cdc.snapshot import teardown
-
-        print(
-            json.dumps(
-                {
-                    "dropped": teardown(
-                        source, target, config, drop_publication=args.drop_publication
-                    )
-                }
-            )
-        )
-        return 0
-    if args.command == "status":
-        import psycopg
-
-        from gfx_sync.cdc.health import Thresholds, evaluate, slot_health
-
-        with psycopg.connect(source) as src, psycopg.connect(target) as tgt:
-            h = slot_health(src, tgt, config.slot_name)
-        print(
-            json.dumps(
-                {**h.metadata(), "verdicts": [v.__dict__ for v in evaluate(h, Thresholds())]},
-                default=str,
-                ensure_ascii=False,
-            )
-        )
-        return 0
-    if args.command == "drain":
-        from gfx_sync.cdc.applier import Applier
-        from gfx_sync.cdc.runner import drain_via_sql, materializations
-        from gfx_sync.cdc.snapshot import initialize
-
-        initialize(source, target, config)
-        with Applier(target, config) as applier:
-            result = drain_via_sql(source, applier, config)
-        emit = _emitter(args)
-        if emit:
-            for ev in materializations(result, config.slot_name):
-                emit(ev)
-        print(
-            json.dumps(
-                {
-                    "transactions": result.transactions,
-                    "changes": result.changes,
-                    "skipped": result.skipped_transactions,
-                }
-            )
-        )
-        return 0
-    if args.command == "worker":
-        return _worker(source, target, config, args)
-    if args.command in ("debezium", "kafka"):
-        from gfx_sync.cdc.applier import Applier
-        from gfx_sync.cdc.debezium import apply_envelopes, iter_file, iter_kafka
-
-        topics = (
-            args.topics.split(",")
-            if args.topics
-            else [f"{args.topic_prefix}{t.name}" for t in config.tables]
-        )
-        events = (
-            iter_file(args.file or "-")
-            if args.command == "debezium"
-            else iter_kafka(args.bootstrap_servers, topics)
-        )
-        with Applier(target, config) as applier:
-            result = apply_envelopes(applier, config, events)
-        print(
-            json.dumps(
-                {
-                    "transactions": result.transactions,
-                    "changes": result.changes,
-                    "skipped": result.skipped_transactions,
-                }
-            )
-        )
-        return 0
-    return 2
+    try:
+        code = app(args=argv, prog_name="python -m gfx_sync.cdc", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
-def _worker(source: str, target: str, config, args) -> int:
+def _worker(
+    source: str,
+    target: str,
+    config: CdcConfig,
+    emit: Callable[[Any], None] | None,
+    report_interval: float,
+    max_seconds: float,
+) -> int:
     import psycopg
     import psycopg2
 
@@ -202,17 +302,15 @@ def _worker(source: str, target: str, config, args) -> int:
     from resources.errors import ServiceUnavailable
 
     log = logging.getLogger("gfx_sync.cdc")
-    deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
-    worker = Worker(
-        source, target, config, emit=_emitter(args), report_interval_s=args.report_interval
-    )
-    worker.install_signal_handlers()
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    stream = Worker(source, target, config, emit=emit, report_interval_s=report_interval)
+    stream.install_signal_handlers()
     delay = 0.2
-    while not worker.stop_event.is_set():
+    while not stream.stop_event.is_set():
         try:
             # idempotent: a restart after a crash finds slot + position and only checks them
             initialize(source, target, config)
-            worker.run(until=(lambda _s: time.monotonic() > deadline) if deadline else None)
+            stream.run(until=(lambda _s: time.monotonic() > deadline) if deadline else None)
             break
         except SchemaDriftError as exc:
             # policy 'stop': record why, exit non-zero; restarting would only stop again
@@ -228,7 +326,8 @@ def _worker(source: str, target: str, config, args) -> int:
             ServiceUnavailable,
         ) as exc:
             # slot busy: the previous worker's walsender may not have noticed its client died yet;
-            # connection errors: a source/target restart. Nothing is lost: the position is on the target.
+            # connection errors: a source/target restart. Nothing is lost: the position is on
+            # the target.
             log.warning(
                 "%s, retrying in %.1fs: %s", type(exc).__name__, delay, str(exc).strip()[:300]
             )
@@ -236,7 +335,7 @@ def _worker(source: str, target: str, config, args) -> int:
             delay = min(delay * 2, 5.0)
             if deadline and time.monotonic() > deadline:
                 break
-    print(json.dumps(worker.stats.__dict__), flush=True)
+    print(json.dumps(stream.stats.__dict__), flush=True)
     return 0
 
 
