@@ -34,9 +34,10 @@ _CONNECTION = {2003, 2006, 2013, 2055, 1040, 1203}
 
 
 def classify_mysql_error(exc: pymysql.err.MySQLError, sql: str) -> Exception:
-    """Map a driver error to the platform's named errors (seed 002 §5.1: syntax, permission, timeout)."""
+    """Map a driver error to the platform's named errors (syntax, permission, timeout, outage);
+    anything else is returned unchanged."""
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    message = exc.args[1] if len(exc.args) > 1 else str(exc)
+    message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
     if code in _SYNTAX:
         return QuerySyntaxError(f"MySQL syntax error ({code}): {message}")
     if code in _PERMISSION:
@@ -45,10 +46,12 @@ def classify_mysql_error(exc: pymysql.err.MySQLError, sql: str) -> Exception:
         return QueryTimeoutError(f"MySQL statement time limit reached ({code}): {message}")
     if code in _CONNECTION or isinstance(exc, pymysql.err.OperationalError) and code is None:
         return ServiceUnavailable("mysql", f"({code}) {message}")
-    return exc
+    unclassified: Exception = exc  # pymysql ships no type information
+    return unclassified
 
 
-class MySQLResource(dg.ConfigurableResource):
+# Dagster's resource base is generic over its own value; the bare form is its documented one.
+class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The operational MySQL, read-only. Verbs: ``query``, ``iter_query``, ``scalar``."""
 
     host: str
@@ -143,4 +146,4 @@ class MySQLResource(dg.ConfigurableResource):
 
     def server_version(self) -> str:
         with self._connect() as conn:
-            return conn.get_server_info()
+            return str(conn.get_server_info())

@@ -11,9 +11,8 @@ import logging
 import re
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
 
 from resources.errors import ReadOnlyViolation
 
