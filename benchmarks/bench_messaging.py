@@ -126,7 +126,8 @@ def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
 def _targeting(ctx: BenchContext, workflow_id: str) -> tuple[float, int, float, int]:
     """(render seconds, recipients, raw stream seconds, rows) for the same target query."""
     from messaging.catalog import iter_targets
-    from messaging.engine import RunOptions, RunSummary, _render_all, load_template, plan_targets
+    from messaging.planning import load_template, plan_targets, render_targets
+    from messaging.progress import RunProgress
     from resources.mysql import MySQLResource
     from resources.postgres import PostgresResource
 
@@ -141,23 +142,20 @@ def _targeting(ctx: BenchContext, workflow_id: str) -> tuple[float, int, float, 
     workflow = db.fetch_one("SELECT * FROM public.workflows WHERE id = %s", (workflow_id,))
     template = load_template(db, workflow)
     # the reference streams exactly the SELECT the targeting runs (same columns, same rows)
-    query = plan_targets(db, workflow, template, RunOptions(workflow_id, "bench")).query
+    plan = plan_targets(db, workflow, template)
+    query = plan.query
 
     def raw() -> int:
         return sum(len(b) for b in iter_targets(mysql, query))
 
     def targeting() -> int:
-        summary = RunSummary("bench", "running")
-        messages, *_ = _render_all(
-            db,
-            mysql,
-            workflow,
-            template,
-            RunOptions(workflow_id, "bench"),
-            summary,
-            lambda _m: None,
+        progress = RunProgress("bench", "running")
+        # planning included, as the engine plans and renders in one step
+        fresh = plan_targets(db, workflow, template)
+        rendered = render_targets(
+            db, mysql, workflow, template, fresh, None, progress, lambda _m: None
         )
-        return len(messages)
+        return len(rendered.messages)
 
     raw()  # warm the buffer pool once, so both measurements read from memory
     t0 = time.perf_counter()

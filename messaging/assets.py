@@ -5,18 +5,20 @@ Lineage drawn in the UI: ``mysql/<table>`` -> ``supabase/public/message_logs`` (
 """
 
 import json
-import os
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Optional
+from typing import Any, Literal
 
 import dagster as dg
 from psycopg.types.json import Jsonb
 
 from messaging import constants as C
 from messaging.catalog import MAPPINGS_PATH, discover_schema, load_table_mappings
+from messaging.constants import mysql_key, supabase_key
 from messaging.engine import RunOptions, execute_workflow
 from messaging.models import TableMappingError
+from messaging.settings import MessagingSettings
 from messaging.statistics import compute_daily_statistics
 from resources.dagster_helpers import run_metadata
 from resources.mysql import MySQLResource
@@ -67,14 +69,6 @@ def _mysql_schema(table: str) -> dg.TableSchema:
     )
 
 
-def supabase_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey([*C.SUPABASE_PREFIX, table])
-
-
-def mysql_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey([*C.MYSQL_PREFIX, table])
-
-
 # -- MySQL sources (observed: row count, last change) ---------------------------------------------
 MYSQL_SPECS = [
     dg.AssetSpec(
@@ -118,28 +112,23 @@ PLATFORM_SPECS = [
         group_name=C.GROUP,
         kinds={"supabase", "postgres"},
         owners=C.OWNERS,
-        description=f"`public.{t}`, edited in the message platform (seed 001).",
+        description=f"`public.{t}`, edited in the message platform.",
         metadata={"dagster/table_name": f"supabase.public.{t}"},
     )
-    for t in (
-        "workflows",
-        "message_templates",
-        "individual_variable_mappings",
-        "variable_query_templates",
-    )
+    for t in C.PLATFORM_TABLES
 ]
 
 
 @dg.asset(
-    key=supabase_key("system_settings"),
+    key=C.SYSTEM_SETTINGS,
     group_name=C.GROUP,
     kinds={"mysql", "supabase"},
     owners=C.OWNERS,
-    deps=[mysql_key(t) for t in C.MYSQL_TABLES],
+    deps=C.MYSQL_KEYS,
     check_specs=[
         dg.AssetCheckSpec(
             "table_mappings_valid",
-            asset=supabase_key("system_settings"),
+            asset=C.SYSTEM_SETTINGS,
             blocking=True,
             description="data/table-mappings.json matches the live MySQL schema",
         )
@@ -197,20 +186,28 @@ def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresRes
 
 
 # -- workflow execution --------------------------------------------------------------------------
+TriggerType = Literal["", "manual", "schedule", "event", "webhook"]
+
+
 class WorkflowRunConfig(dg.Config):
-    """Which workflow to run. Sensors fill the trigger fields; a manual launch needs only ``workflow_id``."""
+    """Which workflow to run. Sensors fill the trigger fields; a manual launch needs only
+    ``workflow_id`` (``trigger_type`` empty: the workflow's own)."""
 
     workflow_id: str = ""
     execution_key: str = ""
-    event_from: Optional[int] = None
-    event_to: Optional[int] = None
-    webhook_event_id: Optional[int] = None
+    event_from: int | None = None
+    event_to: int | None = None
+    webhook_event_id: int | None = None
     payload_json: str = "{}"
-    trigger_type: str = ""
+    trigger_type: TriggerType = ""
     chunk_size: int = C.SEND_CHUNK_MAX
 
 
-WORKFLOW_OUTPUTS = ("workflow_runs", "message_logs", "template_usage_logs")
+WORKFLOW_DESCRIPTIONS = {
+    "workflow_runs": "One row per workflow execution (counts, cost, duration, logs).",
+    "message_logs": "One row per recipient: pending -> sent -> delivered / failed.",
+    "template_usage_logs": "One row per execution and template (usage counts).",
+}
 
 
 @dg.multi_asset(
@@ -221,12 +218,8 @@ WORKFLOW_OUTPUTS = ("workflow_runs", "message_logs", "template_usage_logs")
             group_name=C.GROUP,
             kinds={"supabase", "postgres"},
             owners=C.OWNERS,
-            deps=[mysql_key(x) for x in C.MYSQL_TABLES] + [s.key for s in PLATFORM_SPECS],
-            description={
-                "workflow_runs": "One row per workflow execution (counts, cost, duration, logs).",
-                "message_logs": "One row per recipient: pending -> sent -> delivered / failed.",
-                "template_usage_logs": "One row per execution and template (usage counts).",
-            }[t],
+            deps=[*C.MYSQL_KEYS, *C.PLATFORM_KEYS],
+            description=WORKFLOW_DESCRIPTIONS[t],
             metadata={
                 "dagster/table_name": f"supabase.public.{t}",
                 "dagster/column_schema": COLUMN_SCHEMAS[t],
@@ -239,7 +232,7 @@ WORKFLOW_OUTPUTS = ("workflow_runs", "message_logs", "template_usage_logs")
                 else None
             ),
         )
-        for t in WORKFLOW_OUTPUTS
+        for t in C.WORKFLOW_TABLES
     ],
     pool="solapi",
     description="Run one workflow execution: MySQL targets -> rendered messages -> SOLAPI (exactly once).",
@@ -250,20 +243,21 @@ def messaging_workflow_run(
     supabase_db: PostgresResource,
     mysql: MySQLResource,
     solapi: SolapiResource,
-):
+    messaging_settings: MessagingSettings,
+) -> Iterator[dg.MaterializeResult[Any]]:
     started = time.perf_counter()
     if not config.workflow_id:
         context.log.info("no workflow_id in run config: nothing to execute")
-        for t in WORKFLOW_OUTPUTS:
+        for key in C.WORKFLOW_KEYS:
             yield dg.MaterializeResult(
-                asset_key=supabase_key(t), metadata={"skipped": "no workflow_id in run config"}
+                asset_key=key, metadata={"skipped": "no workflow_id in run config"}
             )
         return
     root = context.run.root_run_id or context.run.run_id
     opts = RunOptions(
         workflow_id=config.workflow_id,
         execution_key=config.execution_key or f"dagster:{root}",
-        send_mode=os.environ.get("MESSAGING_SEND_MODE", "dry_run").strip().lower() or "dry_run",
+        send_mode=messaging_settings.send_mode(),
         trigger_type=config.trigger_type or None,
         event_range=(config.event_from, config.event_to) if config.event_to is not None else None,
         webhook_event_id=config.webhook_event_id,
@@ -279,13 +273,13 @@ def messaging_workflow_run(
         workflow_id=config.workflow_id,
         **summary.metadata(),
     )
-    yield dg.MaterializeResult(asset_key=supabase_key("workflow_runs"), metadata=meta)
+    yield dg.MaterializeResult(asset_key=C.WORKFLOW_RUNS, metadata=meta)
     yield dg.MaterializeResult(
-        asset_key=supabase_key("message_logs"),
+        asset_key=C.MESSAGE_LOGS,
         metadata={**meta, "dagster/row_count": summary.target_count},
     )
     yield dg.MaterializeResult(
-        asset_key=supabase_key("template_usage_logs"),
+        asset_key=C.TEMPLATE_USAGE_LOGS,
         metadata={"template_unmapped": meta["unmapped_variables"]},
     )
 
@@ -297,18 +291,13 @@ daily_partitions = dg.DailyPartitionsDefinition(
 
 
 @dg.asset(
-    key=supabase_key("daily_statistics"),
+    key=C.DAILY_STATISTICS,
     group_name=C.GROUP,
     kinds={"supabase", "postgres"},
     owners=C.OWNERS,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[
-        supabase_key("message_logs"),
-        supabase_key("workflow_runs"),
-        supabase_key("template_usage_logs"),
-        supabase_key("workflows"),
-    ],
+    deps=[*C.WORKFLOW_KEYS, supabase_key("workflows")],
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
     ),

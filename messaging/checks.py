@@ -2,10 +2,8 @@
 
 import dagster as dg
 
+from messaging.constants import DAILY_STATISTICS, MESSAGE_LOGS
 from resources.postgres import PostgresResource
-
-MESSAGE_LOGS = dg.AssetKey(["supabase", "public", "message_logs"])
-DAILY_STATISTICS = dg.AssetKey(["supabase", "public", "daily_statistics"])
 
 
 @dg.asset_check(

@@ -1,9 +1,13 @@
-"""``python -m messaging.cli``: run a workflow, search the CRM, preview targets, send a signed webhook.
+"""``messaging`` / ``python -m messaging.cli``: run a workflow, search the CRM, preview
+targets, send a signed webhook.
 
 ``run`` launches the ``messaging_run_workflow`` job in this process against the instance in
 ``DAGSTER_HOME`` (the run shows in the UI); the equivalent standard command is
 ``dg launch -m messaging.definitions --job messaging_run_workflow --config-json '{"ops":
 {"messaging_workflow_run": {"config": {"workflow_id": "<uuid>"}}}}'``.
+
+The commands use the shared resource instances (``resources.shared``), resolved from the
+environment contract after the local defaults are applied.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import time
 import typer
 from rich.console import Console
 
+from messaging.constants import LOCAL_WEBHOOK_SECRET
+from messaging.constants import WEBHOOK_DEFAULT_PORT as DEFAULT_PORT
 from resources.environment import apply_local_defaults
+from resources.mysql import MySQLResource
 
 app = typer.Typer(
     help="Messaging: workflows, CRM search, target preview, webhooks.", no_args_is_help=True
@@ -38,20 +45,17 @@ def run(
     """Run one execution of a workflow (MESSAGING_SEND_MODE decides dry_run or live)."""
     import dagster as dg
 
+    from messaging.assets import WorkflowRunConfig, messaging_workflow_run
     from messaging.definitions import defs
+    from messaging.jobs import run_workflow_job
 
-    job = defs.resolve_job_def("messaging_run_workflow")
-    config = {
-        "workflow_id": workflow_id,
-        **({"execution_key": execution_key} if execution_key else {}),
-    }
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    job = defs.resolve_job_def(run_workflow_job.name)
+    config = WorkflowRunConfig(workflow_id=workflow_id, execution_key=execution_key)
+    # DAGSTER_HOME decides where the run is recorded, as for every Dagster command.
+    home = os.environ.get("DAGSTER_HOME")
+    instance = dg.DagsterInstance.get() if home else dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(
-        run_config={"ops": {"messaging_workflow_run": {"config": config}}},
+        run_config=dg.RunConfig(ops={messaging_workflow_run.op.name: config}),
         instance=instance,
         raise_on_error=False,
     )
@@ -62,18 +66,12 @@ def run(
     raise typer.Exit(0 if result.success else 1)
 
 
-def _mysql():
-    """The read-only MySQL resource built from the environment contract (outside a Dagster run)."""
-    from resources.mysql import MySQLResource
+def _mysql() -> MySQLResource:
+    """The shared read-only MySQL resource, resolved from the environment (outside a run)."""
+    from resources.shared import mysql
 
-    env = os.environ
-    return MySQLResource(
-        host=env["MYSQL_HOST"],
-        port=int(env["MYSQL_PORT"]),
-        user=env["MYSQL_READ_USER"],
-        password=env["MYSQL_READ_PASSWORD"],
-        database=env["MYSQL_DATABASE"],
-    )
+    resolved: MySQLResource = mysql.process_config_and_initialize()
+    return resolved
 
 
 @app.command("search")
@@ -101,16 +99,19 @@ def webhook_cmd(
     workflow_id: str,
     payload: str = typer.Option("{}", help="JSON object"),
     url: str = typer.Option("", help="default http://127.0.0.1:$MESSAGING_WEBHOOK_PORT"),
+    port: int = typer.Option(DEFAULT_PORT, envvar="MESSAGING_WEBHOOK_PORT", hidden=True),
+    secret: str = typer.Option(
+        LOCAL_WEBHOOK_SECRET, envvar="MESSAGING_WEBHOOK_SECRET", hidden=True
+    ),
 ) -> None:
     """Send a signed webhook to the endpoint (for demos and smoke tests)."""
     import httpx
 
-    from messaging.webhook import DEFAULT_PORT, LOCAL_WEBHOOK_SECRET, sign
+    from messaging.webhook import sign
 
-    base = url or f"http://127.0.0.1:{os.environ.get('MESSAGING_WEBHOOK_PORT', DEFAULT_PORT)}"
+    base = url or f"http://127.0.0.1:{port}"
     body = json.dumps(json.loads(payload), ensure_ascii=False).encode()
     ts = str(int(time.time()))
-    secret = os.environ.get("MESSAGING_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET)
     response = httpx.post(
         f"{base}/webhooks/{workflow_id}",
         content=body,

@@ -1,6 +1,8 @@
-"""Names shared by the messaging code location."""
+"""Names shared by the messaging code location: groups, tables, asset keys, limits, codes."""
 
 from zoneinfo import ZoneInfo
+
+import dagster as dg
 
 DOMAIN = "messaging"
 GROUP = "messaging"
@@ -10,6 +12,34 @@ SEOUL = ZoneInfo("Asia/Seoul")
 SUPABASE_PREFIX = ["supabase", "public"]
 MYSQL_PREFIX = ["mysql"]
 MYSQL_TABLES = ("customers", "subscriptions", "payments")
+
+# Tables the message platform's own app writes (workflow editor, template library).
+PLATFORM_TABLES = (
+    "workflows",
+    "message_templates",
+    "individual_variable_mappings",
+    "variable_query_templates",
+)
+# Tables one workflow execution writes.
+WORKFLOW_TABLES = ("workflow_runs", "message_logs", "template_usage_logs")
+
+
+def supabase_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([*SUPABASE_PREFIX, table])
+
+
+def mysql_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey([*MYSQL_PREFIX, table])
+
+
+MYSQL_KEYS = [mysql_key(t) for t in MYSQL_TABLES]
+PLATFORM_KEYS = [supabase_key(t) for t in PLATFORM_TABLES]
+WORKFLOW_RUNS = supabase_key("workflow_runs")
+MESSAGE_LOGS = supabase_key("message_logs")
+TEMPLATE_USAGE_LOGS = supabase_key("template_usage_logs")
+WORKFLOW_KEYS = [WORKFLOW_RUNS, MESSAGE_LOGS, TEMPLATE_USAGE_LOGS]
+DAILY_STATISTICS = supabase_key("daily_statistics")
+SYSTEM_SETTINGS = supabase_key("system_settings")
 
 PROVIDER = "solapi"
 
@@ -32,6 +62,10 @@ AD_QUIET_START_HOUR = 21  # no advertising sends from 21:00 ...
 AD_QUIET_END_HOUR = 8  # ... until 08:00 Asia/Seoul
 
 SEND_MODES = ("dry_run", "live")
+
+# The webhook endpoint (``python -m messaging.webhook``): port, and the secret used locally.
+WEBHOOK_DEFAULT_PORT = 18330
+LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
 
 # Error codes written to message_logs.error_code by the platform (SOLAPI's own codes are numeric).
 ERR_UNRESOLVED = "UNRESOLVED_VARIABLE"

@@ -20,6 +20,7 @@ from messaging.jobs import (
     run_workflow_job,
 )
 from messaging.sensors import SENSORS
+from messaging.settings import messaging_settings
 from resources.dagster_helpers import build_migrations_job
 from resources.shared import resources_for
 
@@ -43,5 +44,8 @@ defs = dg.Definitions(
     ],
     schedules=[delivery_poll_schedule, daily_statistics_schedule, observe_mysql_schedule],
     sensors=SENSORS,
-    resources=resources_for("supabase_db", "mysql", "solapi"),
+    resources={
+        **resources_for("supabase_db", "mysql", "solapi"),
+        "messaging_settings": messaging_settings,
+    },
 )

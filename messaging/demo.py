@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from psycopg.types.json import Jsonb
 
-from tooling.demo_data import DemoData
 from resources.environment import LOCAL_DEFAULTS, apply_local_defaults
+from tooling.demo_data import DemoData
 
 CRM_DDL = [
     """CREATE TABLE IF NOT EXISTS customers (

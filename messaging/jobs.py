@@ -1,52 +1,51 @@
 """Jobs and schedules of the messaging location."""
 
 import time
+from datetime import timedelta
 
 import dagster as dg
 
-from messaging.engine import poll_delivery
+from messaging import constants as C
+from messaging.delivery import poll_delivery
 from resources.dagster_helpers import run_metadata
 from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
 
-WORKFLOW_ASSET_KEYS = [
-    dg.AssetKey(["supabase", "public", t])
-    for t in ("workflow_runs", "message_logs", "template_usage_logs")
-]
-
-# Manual runs: launch with run config {"ops": {"messaging_workflow_run": {"config": {"workflow_id": "<uuid>"}}}}.
+# Manual runs: launch with run config for the ``messaging_workflow_run`` op,
+# ``{"workflow_id": "<uuid>"}`` (see ``messaging.cli run``).
 run_workflow_job = dg.define_asset_job(
     "messaging_run_workflow",
-    selection=dg.AssetSelection.assets(*WORKFLOW_ASSET_KEYS),
-    description="Run one workflow execution (workflow_id in run config). Sensors launch it for schedule, "
-    "event and webhook workflows; launch it from the UI or CLI for manual ones.",
-    tags={"domain": "messaging"},
+    selection=dg.AssetSelection.assets(*C.WORKFLOW_KEYS),
+    description="Run one workflow execution (workflow_id in run config). Sensors launch it for "
+    "schedule, event and webhook workflows; launch it from the UI or CLI for manual ones.",
+    tags={"domain": C.DOMAIN},
 )
 
 daily_statistics_job = dg.define_asset_job(
     "messaging_daily_statistics",
-    selection=dg.AssetSelection.assets(dg.AssetKey(["supabase", "public", "daily_statistics"])),
-    tags={"domain": "messaging"},
+    selection=dg.AssetSelection.assets(C.DAILY_STATISTICS),
+    tags={"domain": C.DOMAIN},
 )
 
 
 @dg.op(description="Look up SOLAPI delivery status of sent messages: sent -> delivered / failed.")
 def messaging_poll_delivery(
     context: dg.OpExecutionContext, supabase_db: PostgresResource, solapi: SolapiResource
-):
+) -> dict[str, int]:
     started = time.perf_counter()
     result = poll_delivery(supabase_db, solapi)
     context.log.info(f"delivery poll: {result}")
-    context.add_output_metadata(run_metadata(started, **result))
-    return result
+    context.add_output_metadata(run_metadata(started, **result.metadata()))
+    return result.metadata()
 
 
 @dg.job(
     name="messaging_delivery_poll",
-    tags={"domain": "messaging"},
-    description="Update message_logs delivery status from SOLAPI (polling; no webhook receiver needed).",
+    tags={"domain": C.DOMAIN},
+    description="Update message_logs delivery status from SOLAPI (polling; no webhook receiver "
+    "needed).",
 )
-def delivery_poll_job():
+def delivery_poll_job() -> None:
     messaging_poll_delivery()
 
 
@@ -66,30 +65,25 @@ delivery_poll_schedule = dg.ScheduleDefinition(
     cron_schedule="*/10 * * * *",
     execution_timezone="Asia/Seoul",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 10 minutes: recompute today's (Asia/Seoul) daily_statistics partition; after "
-    "midnight the first tick also closes yesterday's.",
+    description="Every 10 minutes: recompute today's (Asia/Seoul) daily_statistics partition; "
+    "after midnight the first tick also closes yesterday's.",
 )
-def daily_statistics_schedule(context: dg.ScheduleEvaluationContext):
-    from messaging.constants import SEOUL
-
-    now = context.scheduled_execution_time.astimezone(SEOUL)
+def daily_statistics_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    now = context.scheduled_execution_time.astimezone(C.SEOUL)
     today = now.strftime("%Y-%m-%d")
     requests = [dg.RunRequest(run_key=f"stats:{today}:{now:%H%M}", partition_key=today)]
     if now.hour == 0 and now.minute < 10:
-        from datetime import timedelta
-
         yesterday = (now - timedelta(days=1)).strftime("%Y-%m-%d")
         requests.append(dg.RunRequest(run_key=f"stats:{yesterday}:final", partition_key=yesterday))
     return requests
 
 
-MYSQL_SOURCE_KEYS = [dg.AssetKey(["mysql", t]) for t in ("customers", "subscriptions", "payments")]
-
 observe_mysql_job = dg.define_asset_job(
     "messaging_observe_mysql",
-    selection=dg.AssetSelection.assets(*MYSQL_SOURCE_KEYS),
-    description="Observe the CRM tables (row count, last change) so the UI shows the MySQL side's state.",
-    tags={"domain": "messaging"},
+    selection=dg.AssetSelection.assets(*C.MYSQL_KEYS),
+    description="Observe the CRM tables (row count, last change) so the UI shows the MySQL "
+    "side's state.",
+    tags={"domain": C.DOMAIN},
 )
 
 observe_mysql_schedule = dg.ScheduleDefinition(
@@ -98,5 +92,6 @@ observe_mysql_schedule = dg.ScheduleDefinition(
     cron_schedule="*/15 * * * *",
     execution_timezone="Asia/Seoul",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: row count and last change of customers, subscriptions, payments.",
+    description="Every 15 minutes: row count and last change of customers, subscriptions, "
+    "payments.",
 )

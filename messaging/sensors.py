@@ -7,9 +7,11 @@ execution key, so a tick evaluated twice never starts a second execution.
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
+from messaging.assets import TriggerType, WorkflowRunConfig, messaging_workflow_run
 from messaging.catalog import load_table_mappings
 from messaging.jobs import run_workflow_job
 from messaging.transform import next_cron_tick, quote_ident
@@ -17,21 +19,18 @@ from resources.errors import ServiceUnavailable
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 
-RUN_OP = "messaging_workflow_run"
-
 
 def workflow_run_request(
-    workflow_id: str, execution_key: str, trigger_type: str, **fields
+    workflow_id: str, execution_key: str, trigger_type: TriggerType, **fields: Any
 ) -> dg.RunRequest:
-    config = {
-        "workflow_id": workflow_id,
-        "execution_key": execution_key,
-        "trigger_type": trigger_type,
-        **fields,
-    }
+    """A run of the workflow job whose ``run_key`` is the execution key (evaluated twice, the
+    same tick starts one execution)."""
+    config = WorkflowRunConfig(
+        workflow_id=workflow_id, execution_key=execution_key, trigger_type=trigger_type, **fields
+    )
     return dg.RunRequest(
         run_key=execution_key,
-        run_config={"ops": {RUN_OP: {"config": config}}},
+        run_config=dg.RunConfig(ops={messaging_workflow_run.op.name: config}),
         tags={"messaging/workflow_id": workflow_id, "messaging/trigger": trigger_type},
     )
 

@@ -14,26 +14,27 @@ Run it: ``python -m messaging.webhook`` (``MESSAGING_WEBHOOK_PORT``, default 183
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import time
 import uuid
+from typing import Any
 
+import typer
 from psycopg.types.json import Jsonb
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from messaging.constants import LOCAL_WEBHOOK_SECRET
+from messaging.constants import WEBHOOK_DEFAULT_PORT as DEFAULT_PORT
 from messaging.models import WebhookRejected
 from resources.postgres import PostgresResource
 
-LOCAL_WEBHOOK_SECRET = "local-webhook-secret"
-DEFAULT_PORT = 18330
+__all__ = ["DEFAULT_PORT", "LOCAL_WEBHOOK_SECRET", "create_webhook_app", "sign", "verify"]
 MAX_SKEW_S = 300
 MAX_BODY_BYTES = 256 * 1024
 
@@ -69,7 +70,7 @@ def record_event(
     db: PostgresResource,
     workflow_id: str,
     event_id: str,
-    payload: dict,
+    payload: dict[str, Any],
     source_ip: str | None,
     user_agent: str | None = None,
 ) -> tuple[int, bool]:
@@ -168,23 +169,35 @@ def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
     )
 
 
-def main(argv=None) -> int:
+cli = typer.Typer(add_completion=False, help="The webhook endpoint (needs only PostgreSQL).")
+
+
+@cli.command()
+def serve(
+    port: int = typer.Option(DEFAULT_PORT, envvar="MESSAGING_WEBHOOK_PORT"),
+    host: str = typer.Option("127.0.0.1"),
+    secret: str = typer.Option("", envvar="MESSAGING_WEBHOOK_SECRET", show_default=False),
+) -> None:
+    """Serve ``POST /webhooks/{workflow_id}`` and ``GET /health``."""
     import uvicorn
 
-    from resources.environment import apply_local_defaults, is_production
+    from resources.environment import is_production
+    from resources.shared import supabase_db
 
-    parser = argparse.ArgumentParser(prog="python -m messaging.webhook")
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("MESSAGING_WEBHOOK_PORT", DEFAULT_PORT))
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    args = parser.parse_args(argv)
+    # Without a configured secret only a local endpoint has a usable one; in production every
+    # request is refused (503) until MESSAGING_WEBHOOK_SECRET is set.
+    secret = secret or ("" if is_production() else LOCAL_WEBHOOK_SECRET)
+    shared: PostgresResource = supabase_db.process_config_and_initialize()
+    db = shared.model_copy(update={"application_name": "messaging-webhook"})
+    uvicorn.run(create_webhook_app(db, secret), host=host, port=port, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m messaging.webhook``: local defaults first, then the command line."""
+    from resources.environment import apply_local_defaults
+
     apply_local_defaults()
-    secret = os.environ.get("MESSAGING_WEBHOOK_SECRET") or (
-        "" if is_production() else LOCAL_WEBHOOK_SECRET
-    )
-    db = PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="messaging-webhook")
-    uvicorn.run(create_webhook_app(db, secret), host=args.host, port=args.port, log_level="info")
+    cli(args=argv, prog_name="python -m messaging.webhook", standalone_mode=False)
     return 0
 
 

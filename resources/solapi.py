@@ -1,8 +1,9 @@
 """SOLAPI (CoolSMS) messages v4 resource over its documented REST API.
 
 Each request is signed with a fresh HMAC-SHA256 ``date + salt`` (a reused signature is
-rejected by SOLAPI within 15 minutes, so retries re-sign). ``messaging`` adds the verbs
-(send-many in chunks, status lookup) and decides what may be sent.
+rejected by SOLAPI within 15 minutes, so retries re-sign). The verbs return frozen models
+(``SendOutcome``, ``MessageStatus``, ``Balance``) parsed from SOLAPI's JSON here, so callers
+never read the vendor's field names; ``messaging`` decides what may be sent and records it.
 """
 
 from __future__ import annotations
@@ -11,49 +12,169 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
+from resources.base import ResilientClientResource
 from resources.errors import TransientError
-from resources.http import ResilientCaller, raise_for_status
+from resources.http import raise_for_status
 
 MAX_PER_REQUEST = 10_000  # SOLAPI's send-many limit per request
 MAX_REQUEST_BYTES = 15 * 1024 * 1024  # ... and at most 15 MB per request
-REQUEST_BUDGET_BYTES = (
-    MAX_REQUEST_BYTES - 64 * 1024
-)  # room for the envelope (allowDuplicates, agent, ...)
+# room for the envelope (allowDuplicates, agent, ...)
+REQUEST_BUDGET_BYTES = MAX_REQUEST_BYTES - 64 * 1024
+# statusCode values of a message SOLAPI took: accepted, at the carrier, delivered
+ACCEPTED_CODES = frozenset({"2000", "3000", "4000"})
+DELIVERED_CODE = "4000"
+
+Message = dict[str, Any]
 
 
-def message_bytes(message: dict[str, Any]) -> int:
-    """Bytes one message adds to a request body as httpx encodes it (compact UTF-8 JSON, plus a comma)."""
-    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")) + 1
+# -- models ----------------------------------------------------------------------------------
+def _idempotency_key(record: Mapping[str, Any]) -> str | None:
+    key = (record.get("customFields") or {}).get("idempotencyKey")
+    return None if key is None else str(key)
 
 
-def within_budget_cheaply(
-    messages: list[dict[str, Any]], max_bytes: int = REQUEST_BUDGET_BYTES
-) -> bool:
-    """True when a quick upper bound (3 UTF-8 bytes per text character + 1 KB of fields per message)
-    already fits, so the exact per-message size need not be computed."""
-    return sum(len(m.get("text") or "") for m in messages) * 3 + 1024 * len(messages) <= max_bytes
+def _code(record: Mapping[str, Any]) -> str | None:
+    code = record.get("statusCode")
+    return None if code is None else str(code)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedMessage:
+    """A message SOLAPI registered (``messageList`` of a send response)."""
+
+    message_id: str
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedMessage:
+    """A message SOLAPI refused at registration (``failedMessageList``), with its code."""
+
+    idempotency_key: str | None
+    status_code: str | None
+    status_message: str
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """One send-many request's answer. HTTP 200 can still carry refusals (``failed``).
+
+    ``accepted`` is empty when SOLAPI did not list the accepted messages; the caller then
+    settles them by status lookup (``accounted`` < ``requested``).
+    """
+
+    group_id: str
+    requested: int
+    accepted: tuple[AcceptedMessage, ...]
+    failed: tuple[FailedMessage, ...]
+    registered_success: int
+    registered_failed: int
+
+    @property
+    def accounted(self) -> int:
+        """Messages whose outcome the response names (accepted or refused)."""
+        return len(self.accepted) + len(self.failed)
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any], requested: int) -> SendOutcome:
+        group = body.get("groupInfo") or {}
+        count = group.get("count") or {}
+        accepted = tuple(
+            AcceptedMessage(str(m["messageId"]), _idempotency_key(m))
+            for m in body.get("messageList") or []
+        )
+        failed = tuple(
+            FailedMessage(
+                _idempotency_key(m),
+                _code(m),
+                str(m.get("statusMessage") or ""),
+                None if m.get("messageId") is None else str(m["messageId"]),
+            )
+            for m in body.get("failedMessageList") or []
+        )
+        return cls(
+            group_id=str(group.get("groupId") or ""),
+            requested=requested,
+            accepted=accepted,
+            failed=failed,
+            registered_success=int(count.get("registeredSuccess") or 0),
+            registered_failed=int(count.get("registeredFailed") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    """One message record of ``GET /messages/v4/list`` (its current status)."""
+
+    message_id: str
+    to: str
+    group_id: str
+    status_code: str | None
+    status_message: str
+    idempotency_key: str | None
+
+    @property
+    def accepted(self) -> bool:
+        """SOLAPI took it (2000 accepted, 3000 at the carrier, 4000 delivered)."""
+        return (self.status_code or "") in ACCEPTED_CODES
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code == DELIVERED_CODE
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> MessageStatus:
+        return cls(
+            message_id=str(record["messageId"]),
+            to=str(record.get("to") or ""),
+            group_id=str(record.get("groupId") or ""),
+            status_code=_code(record),
+            status_message=str(record.get("statusMessage") or ""),
+            idempotency_key=_idempotency_key(record),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    balance: float
+    point: float
+
+
+# -- request size -----------------------------------------------------------------------------
+def message_bytes(message: Message) -> int:
+    """Bytes one message adds to a request body as httpx encodes it (compact UTF-8 JSON + comma)."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8")) + 1
+
+
+def within_budget_cheaply(messages: list[Message], max_bytes: int = REQUEST_BUDGET_BYTES) -> bool:
+    """True when a quick upper bound (3 UTF-8 bytes per text character + 1 KB of fields per
+    message) already fits, so the exact per-message size need not be computed."""
+    text_chars = sum(len(m.get("text") or "") for m in messages)
+    return text_chars * 3 + 1024 * len(messages) <= max_bytes
 
 
 def split_by_size(
-    messages: list[dict[str, Any]],
+    messages: list[Message],
     max_bytes: int = REQUEST_BUDGET_BYTES,
     max_count: int = MAX_PER_REQUEST,
-) -> list[list[dict[str, Any]]]:
+) -> list[list[Message]]:
     """Consecutive chunks of at most ``max_count`` messages and ``max_bytes`` of JSON each.
 
     Raises:
         ValueError: a single message is larger than ``max_bytes``.
     """
-    chunks: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
+    chunks: list[list[Message]] = []
+    current: list[Message] = []
     size = 0
     for message in messages:
         n = message_bytes(message)
@@ -81,37 +202,33 @@ def solapi_authorization(
     return f"HMAC-SHA256 apiKey={api_key}, date={date}, salt={salt}, signature={signature}"
 
 
-class SolapiResource(dg.ConfigurableResource):
-    """SOLAPI REST client with signed requests, retries and the ``solapi`` breaker."""
+def _iso(d: datetime) -> str:
+    return d.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- resource ---------------------------------------------------------------------------------
+class SolapiResource(ResilientClientResource):
+    """SOLAPI REST client with signed requests, retries and the ``solapi`` breaker.
+
+    Verbs: ``send_many_detail`` / ``send_many`` (never retried), ``iter_messages`` /
+    ``message_status`` (status lookup, retried), ``balance``; ``get_client`` is the escape hatch.
+    """
+
+    service: ClassVar[str] = "solapi"
 
     api_key: str = Field(description="SOLAPI_API_KEY")
     api_secret: str = Field(description="SOLAPI_API_SECRET")
     sender: str = Field(default="", description="SOLAPI_SENDER (registered sender number)")
     pf_id: str = Field(default="", description="SOLAPI_PF_ID (Kakao channel profile id)")
     base_url: str = Field(default="https://api.solapi.com", description="SOLAPI_BASE_URL")
-    timeout_s: float = 30.0
-    max_attempts: int = 4
-    breaker_fail_max: int = 3
-    breaker_reset_timeout_s: float = 300.0
+    max_attempts: int = Field(default=4, description="tries of one lookup on a transient failure")
 
     _http: httpx.Client | None = PrivateAttr(default=None)
-    _caller: ResilientCaller | None = PrivateAttr(default=None)
 
     def get_client(self) -> httpx.Client:
         if self._http is None:
             self._http = httpx.Client(base_url=self.base_url.rstrip("/"), timeout=self.timeout_s)
         return self._http
-
-    @property
-    def caller(self) -> ResilientCaller:
-        if self._caller is None:
-            self._caller = ResilientCaller(
-                "solapi",
-                max_attempts=self.max_attempts,
-                fail_max=self.breaker_fail_max,
-                reset_timeout_s=self.breaker_reset_timeout_s,
-            )
-        return self._caller
 
     def request(
         self,
@@ -143,25 +260,24 @@ class SolapiResource(dg.ConfigurableResource):
             return self.caller.breaker.call(once)
         return self.caller.call(once)
 
-    # -- verbs -----------------------------------------------------------------------------
+    # -- verbs ---------------------------------------------------------------------------------
     def send_many_detail(
-        self, messages: list[dict[str, Any]], *, allow_duplicates: bool = False
-    ) -> dict[str, Any]:
+        self, messages: list[Message], *, allow_duplicates: bool = False
+    ) -> SendOutcome:
         """``POST /messages/v4/send-many/detail`` with at most 10,000 messages; never retried.
 
-        HTTP 200 can still carry failures: read ``failedMessageList`` (and ``messageList``). A
-        transport failure or 5xx is ambiguous (SOLAPI may have accepted the messages), so it is not
-        repeated here; the caller reconciles by status lookup.
+        HTTP 200 can still carry refusals (``SendOutcome.failed``). A transport failure or 5xx is
+        ambiguous (SOLAPI may have accepted the messages), so it is not repeated here; the
+        caller reconciles by status lookup.
 
         Raises:
-            ValueError: more than 10,000 messages.
+            ValueError: more than 10,000 messages, or more than 15 MB of JSON.
             TransientError / PermanentError / ServiceUnavailable: as classified by the HTTP layer.
         """
         if len(messages) > MAX_PER_REQUEST:
             raise ValueError(
                 f"send-many takes at most {MAX_PER_REQUEST} messages, got {len(messages)}"
             )
-        body = {"messages": messages, "allowDuplicates": allow_duplicates, "showMessageList": True}
         if (
             not within_budget_cheaply(messages)
             and sum(message_bytes(m) for m in messages) > REQUEST_BUDGET_BYTES
@@ -169,21 +285,23 @@ class SolapiResource(dg.ConfigurableResource):
             raise ValueError(
                 "send-many takes at most 15 MB per request; split with split_by_size()"
             )
-        return self.request("POST", "/messages/v4/send-many/detail", json=body, retry=False)
+        body = {"messages": messages, "allowDuplicates": allow_duplicates, "showMessageList": True}
+        answer = self.request("POST", "/messages/v4/send-many/detail", json=body, retry=False)
+        return SendOutcome.from_response(answer or {}, len(messages))
 
     def send_many(
         self,
-        messages: list[dict[str, Any]],
+        messages: list[Message],
         *,
-        chunk_size: int = 10_000,
+        chunk_size: int = MAX_PER_REQUEST,
         allow_duplicates: bool = False,
         max_bytes: int = REQUEST_BUDGET_BYTES,
-    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-        """Send ``messages`` in chunks of at most ``chunk_size`` (<= 10,000) and ``max_bytes`` (<= 15 MB);
-        yield (chunk, response)."""
+    ) -> Iterator[SendOutcome]:
+        """Send ``messages`` in chunks of at most ``chunk_size`` (<= 10,000) and ``max_bytes``
+        (<= 15 MB); yield each chunk's outcome (``requested`` is the chunk's size)."""
         size = max(1, min(int(chunk_size), MAX_PER_REQUEST))
         for chunk in split_by_size(messages, min(max_bytes, REQUEST_BUDGET_BYTES), max_count=size):
-            yield chunk, self.send_many_detail(chunk, allow_duplicates=allow_duplicates)
+            yield self.send_many_detail(chunk, allow_duplicates=allow_duplicates)
 
     def iter_messages(
         self,
@@ -193,44 +311,49 @@ class SolapiResource(dg.ConfigurableResource):
         start_date: datetime | None = None,
         end_date: datetime | None = None,
         page_size: int = 500,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[MessageStatus]:
         """Message records from ``GET /messages/v4/list`` (status lookup), following ``nextKey``.
 
-        Lookups are idempotent, so they are retried (each attempt signed anew).
+        Lookups are idempotent, so they are retried (each attempt signed anew). SOLAPI lists
+        refused messages too, with their code.
         """
-
-        def iso(d: datetime) -> str:
-            return d.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
         id_chunks: list[list[str] | None] = [None]
         if message_ids is not None:
             id_chunks = [
                 message_ids[i : i + page_size] for i in range(0, len(message_ids), page_size)
             ]
+        base: dict[str, Any] = {"limit": page_size}
+        if group_id:
+            base["groupId"] = group_id
+        if start_date:
+            base["startDate"] = _iso(start_date)
+        if end_date:
+            base["endDate"] = _iso(end_date)
         for ids in id_chunks:
-            start_key: str | None = None
-            while True:
-                params: dict[str, Any] = {"limit": page_size}
-                if ids:
-                    params["messageIds"] = ",".join(ids)
-                if group_id:
-                    params["groupId"] = group_id
-                if start_date:
-                    params["startDate"] = iso(start_date)
-                if end_date:
-                    params["endDate"] = iso(end_date)
-                if start_key:
-                    params["startKey"] = start_key
-                page = self.request("GET", "/messages/v4/list", params=params)
-                listed = page.get("messageList") or {}
-                yield from (listed.values() if isinstance(listed, dict) else listed)
-                start_key = page.get("nextKey")
-                if not start_key:
-                    break
+            params = {**base, **({"messageIds": ",".join(ids)} if ids else {})}
+            yield from self._list_pages(params)
 
-    def message_status(self, message_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """messageId -> record (``statusCode``: 2000 accepted, 3000 at carrier, 4000 delivered, else failed)."""
-        return {m["messageId"]: m for m in self.iter_messages(message_ids=message_ids)}
+    def _list_pages(self, params: dict[str, Any]) -> Iterator[MessageStatus]:
+        start_key: str | None = None
+        while True:
+            page = self.request(
+                "GET",
+                "/messages/v4/list",
+                params={**params, **({"startKey": start_key} if start_key else {})},
+            )
+            listed = page.get("messageList") or {}
+            for record in listed.values() if isinstance(listed, dict) else listed:
+                yield MessageStatus.from_record(record)
+            start_key = page.get("nextKey")
+            if not start_key:
+                return
 
-    def balance(self) -> dict[str, Any]:
-        return self.request("GET", "/cash/v1/balance")
+    def message_status(self, message_ids: list[str]) -> dict[str, MessageStatus]:
+        """messageId -> its status (``statusCode`` 2000 accepted, 3000 at the carrier, 4000
+        delivered, anything else failed)."""
+        return {m.message_id: m for m in self.iter_messages(message_ids=message_ids)}
+
+    def balance(self) -> Balance:
+        """``GET /cash/v1/balance``: the account's cash and point balance."""
+        body = self.request("GET", "/cash/v1/balance") or {}
+        return Balance(float(body.get("balance") or 0), float(body.get("point") or 0))

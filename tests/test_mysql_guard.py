@@ -1,4 +1,7 @@
-"""The read-only guard and the SELECT-only MySQL user: two locks, both tested against MariaDB."""
+"""The read-only guard and the SELECT-only MySQL user: two locks.
+
+The guard alone is unit-tested (pure parsing); the reader user is tested against MariaDB.
+"""
 
 import pymysql
 import pytest
@@ -58,13 +61,15 @@ ACCEPTED = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("query", "reason"), REJECTED)
 def test_guard_rejects_with_a_reason(query, reason):
     with pytest.raises(ReadOnlyViolation) as info:
         check_read_only(query)
-    assert reason in info.value.reason
+    assert reason in info.value.reason, f"reason {info.value.reason!r} should mention {reason!r}"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("query", ACCEPTED)
 def test_guard_accepts_plain_selects(query):
     check_read_only(query)
@@ -84,6 +89,7 @@ def seeded(mysql_admin):
     return mysql_admin
 
 
+@pytest.mark.integration
 def test_reader_runs_bound_parameters(seeded, mysql_reader):
     rows = mysql_reader.query("SELECT id, name FROM guard_people WHERE name = %s", ("이서연",))
     assert rows == [{"id": 2, "name": "이서연"}]
@@ -100,12 +106,14 @@ def test_reader_runs_bound_parameters(seeded, mysql_reader):
     ] == [{"id": 1}, {"id": 2}, {"id": 3}]
 
 
+@pytest.mark.integration
 def test_guard_rejects_before_anything_reaches_the_server(seeded, mysql_reader):
     with pytest.raises(ReadOnlyViolation, match="got DELETE"):
         mysql_reader.query("DELETE FROM guard_people")
     assert mysql_reader.scalar("SELECT count(*) FROM guard_people") == 3
 
 
+@pytest.mark.integration
 def test_the_reader_user_itself_cannot_write(seeded, test_databases):
     """Bypass the guard entirely: the server still refuses (second lock)."""
     import os
@@ -132,6 +140,7 @@ def test_the_reader_user_itself_cannot_write(seeded, test_databases):
         conn.close()
 
 
+@pytest.mark.integration
 def test_server_errors_are_named(seeded, mysql_reader):
     with pytest.raises(QueryPermissionError):
         mysql_reader.query("SELECT * FROM mysql.user")
@@ -144,6 +153,7 @@ def test_server_errors_are_named(seeded, mysql_reader):
         )
 
 
+@pytest.mark.integration
 def test_statement_time_limit_stops_a_slow_select(seeded, mysql_reader):
     slow = (
         "SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"

@@ -1,6 +1,11 @@
-"""Run one workflow execution in a child process and SIGKILL it at a chosen point (exactly-once tests).
+"""Run one workflow execution in a child process and SIGKILL it at a chosen point (exactly-once
+tests).
 
-Usage: python -m tests.messaging._crash_runner WORKFLOW_ID EXECUTION_KEY SOLAPI_URL CHUNK (after_send|after_batch) N
+Usage: python -m tests.messaging._crash_runner WORKFLOW_ID EXECUTION_KEY SOLAPI_URL CHUNK
+(after_send|after_batch) N
+
+``after_send``: once the N-th send's answer has arrived, before it is recorded.
+``after_batch``: once the N-th batch's outcome is recorded.
 """
 
 import os
@@ -8,10 +13,10 @@ import signal
 import sys
 
 from messaging.engine import RunOptions, execute_workflow
-from resources.environment import LOCAL_DEFAULTS
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
-from resources.solapi import SolapiResource
+from resources.shared import mysql, supabase_db
+from tests.support.messaging import HookedSolapi, after_each_batch, make_solapi
 
 
 def main() -> None:
@@ -21,23 +26,17 @@ def main() -> None:
         if batch >= int(n):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    db = PostgresResource(dsn=os.environ["SUPABASE_DB_URL"])
-    mysql = MySQLResource(
-        host=os.environ["MYSQL_HOST"],
-        port=int(os.environ["MYSQL_PORT"]),
-        user=os.environ["MYSQL_READ_USER"],
-        password=os.environ["MYSQL_READ_PASSWORD"],
-        database=os.environ["MYSQL_DATABASE"],
-    )
-    solapi = SolapiResource(
-        api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"],
-        api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
-        sender=LOCAL_DEFAULTS["SOLAPI_SENDER"],
-        pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"],
-        base_url=url,
-    )
-    opts = RunOptions(workflow_id, key, send_mode="live", chunk_size=int(chunk), **{point: die})
-    execute_workflow(db, mysql, solapi, opts, log=lambda _m: None)
+    db: PostgresResource = supabase_db.process_config_and_initialize()
+    reader: MySQLResource = mysql.process_config_and_initialize()
+    solapi = make_solapi(url, HookedSolapi)
+    if point == "after_send":
+        solapi.on_send(die)
+    elif point == "after_batch":
+        after_each_batch(die)
+    else:
+        raise SystemExit(f"unknown kill point {point!r}")
+    opts = RunOptions(workflow_id, key, send_mode="live", chunk_size=int(chunk))
+    execute_workflow(db, reader, solapi, opts, log=lambda _m: None)
     print("finished without being killed")
 
 

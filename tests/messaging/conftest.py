@@ -4,12 +4,13 @@ session's Supabase database, and the SOLAPI stand-in served on a free port."""
 from __future__ import annotations
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from messaging.demo import create_crm_tables, fill_crm, seed_platform
+from resources.solapi import SolapiResource
 from standins import solapi as solapi_standin
 from standins.base import EmulatorServer
-from resources.environment import LOCAL_DEFAULTS
-from resources.solapi import SolapiResource
+from tests.support.messaging import make_solapi
 
 CUSTOMERS = 60
 
@@ -52,11 +53,21 @@ def solapi_standin_state(solapi_server):
 @pytest.fixture
 def solapi(solapi_server) -> SolapiResource:
     server, _state, _injector = solapi_server
-    return SolapiResource(
-        api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"],
-        api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
-        sender=LOCAL_DEFAULTS["SOLAPI_SENDER"],
-        pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"],
-        base_url=server.url,
-        max_attempts=2,
-    )
+    client: SolapiResource = make_solapi(server.url, max_attempts=2)
+    return client
+
+
+@pytest.fixture
+def all_customers_workflow(supabase_db, platform_ids):
+    """A notification workflow to every customer (SMS), for the exactly-once tests."""
+    with supabase_db.transaction() as conn:
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content)"
+            " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id"
+        ).fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            " VALUES ('전체 공지', 'manual', 'active', %s, %s) RETURNING id",
+            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
+        ).fetchone()[0]
+    return str(wid)

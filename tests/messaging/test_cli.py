@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from messaging.cli import app
+
+pytestmark = pytest.mark.e2e
 
 runner = CliRunner()
 

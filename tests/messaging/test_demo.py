@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from messaging.demo import main
+
+pytestmark = pytest.mark.integration
 
 
 def test_demo_seeds_workflows_templates_and_a_webhook_event(supabase_db, crm):

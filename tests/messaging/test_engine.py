@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 from psycopg.types.json import Jsonb
 
-from messaging.engine import RunOptions, execute_workflow, poll_delivery
+from messaging.delivery import poll_delivery
+from messaging.engine import RunOptions, execute_workflow
+from tests.support.messaging import (
+    UnlistedSolapi,
+    assert_exactly_once,
+    hooked_batches,
+    make_solapi,
+)
+from tests.support.messaging import execution_key as _key
+from tests.support.messaging import message_logs as _logs
+
+pytestmark = pytest.mark.integration
 
 NOON_KST = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 12:00 Asia/Seoul
 NIGHT_KST = datetime(2026, 11, 20, 13, 30, tzinfo=UTC)  # 22:30 Asia/Seoul
-
-
-def _key() -> str:
-    return f"test:{uuid.uuid4()}"
-
-
-def _logs(db, run_id):
-    return db.fetch_all("SELECT * FROM public.message_logs WHERE workflow_run_id = %s", (run_id,))
 
 
 def test_dry_run_renders_and_logs_but_sends_nothing(
@@ -72,7 +74,7 @@ def test_live_run_sends_each_recipient_once_and_polls_delivery(
     assert again.workflow_run_id == summary.workflow_run_id
     assert solapi_standin_state.send_requests == requests
     result = poll_delivery(supabase_db, solapi)
-    assert result["delivered"] + result["failed"] == result["checked"] >= len(sent)
+    assert result.delivered + result.failed == result.checked >= len(sent), result
     statuses = {r["status"] for r in _logs(supabase_db, summary.workflow_run_id)}
     assert "sent" not in statuses and "delivered" in statuses
 
@@ -94,33 +96,6 @@ def test_promotion_is_not_sent_in_quiet_hours(
         if r["status"] == "cancelled"
     }
     assert codes == {"AD_QUIET_HOURS"}
-
-
-@pytest.fixture
-def all_customers_workflow(supabase_db, platform_ids):
-    """A notification workflow to every customer (SMS), for the exactly-once tests."""
-    with supabase_db.transaction() as conn:
-        tid = conn.execute(
-            "INSERT INTO public.message_templates (name, category, message_type, content)"
-            " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id"
-        ).fetchone()[0]
-        wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
-            " VALUES ('전체 공지', 'manual', 'active', %s, %s) RETURNING id",
-            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
-        ).fetchone()[0]
-    return str(wid)
-
-
-def _assert_exactly_once(db, state, run_id):
-    logs = _logs(db, run_id)
-    keys = [r["idempotency_key"] for r in logs if r["status"] in ("sent", "delivered")]
-    assert logs and not [r for r in logs if r["status"] == "pending"], "nothing skipped"
-    assert all(state.accepted_by_key.get(k) == 1 for k in keys), (
-        "each recipient accepted exactly once"
-    )
-    assert not state.duplicates()
-    return logs
 
 
 def test_unresolved_placeholder_is_logged_failed_not_sent(
@@ -188,68 +163,7 @@ def test_lost_response_is_reconciled_not_resent(
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20),
     )
     assert summary.reconciled == 20
-    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
-
-
-@pytest.mark.parametrize("point", ["after_send", "after_batch"])
-def test_killed_between_batches_resumes_without_duplicates_or_gaps(
-    supabase_db,
-    mysql_reader,
-    solapi,
-    solapi_server,
-    solapi_standin_state,
-    all_customers_workflow,
-    point,
-):
-    import os
-    import subprocess
-    import sys
-
-    key = _key()
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.messaging._crash_runner",
-            all_customers_workflow,
-            key,
-            solapi_server[0].url,
-            "15",
-            point,
-            "2",
-        ],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -9, child.stderr[-2000:]
-    run = supabase_db.fetch_one(
-        "SELECT id, status FROM public.workflow_runs WHERE execution_key = %s", (key,)
-    )
-    assert run["status"] == "running"
-    pending = supabase_db.fetch_value(
-        "SELECT count(*) FROM public.message_logs WHERE workflow_run_id = %s"
-        " AND status = 'pending'",
-        (run["id"],),
-    )
-    assert pending > 0
-    summary = execute_workflow(
-        supabase_db,
-        mysql_reader,
-        solapi,
-        RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=15),
-    )
-    assert (
-        summary.resumed
-        and summary.workflow_run_id == str(run["id"])
-        and summary.status == "completed"
-    )
-    if point == "after_send":
-        assert (
-            summary.reconciled == 15
-        )  # the batch SOLAPI accepted before the kill was found, not re-sent
-    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
 def test_event_kakao_and_query_variables(
@@ -387,7 +301,7 @@ def test_rate_limited_send_is_reconciled_then_sent_once(
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25),
     )
     assert injector.injected["429"] == 2 and summary.status == "completed"
-    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
 def test_unknown_send_mode_is_refused(supabase_db, mysql_reader, platform_ids):
@@ -431,8 +345,8 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
     phones = [
         r["phone"] for r in mysql_reader.query("SELECT phone FROM customers ORDER BY id LIMIT 40")
     ]
-    from messaging.transform import normalize_phone
     from messaging.models import InvalidPhone
+    from messaging.transform import normalize_phone
 
     valid = []
     for p in phones:
@@ -449,7 +363,7 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
         solapi,
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10_000),
     )
-    logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    logs = assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     by_phone = {r["recipient_phone"]: r for r in logs}
     for phone in refused:
         row = by_phone[phone]
@@ -471,19 +385,19 @@ def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
         clock["now"] = before_nine + timedelta(minutes=2)  # 21:00: quiet hours begin
 
     requests = solapi_standin_state.send_requests
-    summary = execute_workflow(
-        supabase_db,
-        mysql_reader,
-        solapi,
-        RunOptions(
-            platform_ids["workflow:manual"],
-            _key(),
-            send_mode="live",
-            chunk_size=3,
-            clock=lambda: clock["now"],
-            after_batch=after_batch,
-        ),
-    )
+    with hooked_batches(after_batch):
+        summary = execute_workflow(
+            supabase_db,
+            mysql_reader,
+            solapi,
+            RunOptions(
+                platform_ids["workflow:manual"],
+                _key(),
+                send_mode="live",
+                chunk_size=3,
+                clock=lambda: clock["now"],
+            ),
+        )
     logs = _logs(supabase_db, summary.workflow_run_id)
     sent = [r for r in logs if r["status"] == "sent"]
     cancelled = [r for r in logs if r["status"] == "cancelled"]
@@ -551,7 +465,7 @@ def test_refused_recipients_keep_solapi_message_id_and_code(
         solapi,
         RunOptions(all_customers_workflow, _key(), send_mode="live"),
     )
-    logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    logs = assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     refused = [r for r in logs if r["recipient_phone"] in set(valid[:3])]
     assert len(refused) == 3
     for row in refused:
@@ -564,27 +478,20 @@ def test_refused_recipients_keep_solapi_message_id_and_code(
 
 
 def test_a_200_without_message_list_is_settled_by_lookup(
-    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow, monkeypatch
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
 ):
-    """If a 200 does not list the accepted messages, they are settled by status lookup, not left pending."""
-    from resources.solapi import SolapiResource
-
-    original = SolapiResource.send_many_detail
-
-    def without_list(self, messages, **kwargs):
-        response = original(self, messages, **kwargs)
-        response.pop("messageList", None)
-        return response
-
-    monkeypatch.setattr(SolapiResource, "send_many_detail", without_list)
+    """If a 200 does not list the accepted messages, they are settled by status lookup, not
+    left pending."""
+    unlisted = make_solapi(solapi.base_url, UnlistedSolapi, max_attempts=solapi.max_attempts)
     summary = execute_workflow(
         supabase_db,
         mysql_reader,
-        solapi,
+        unlisted,
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=25),
     )
-    logs = _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
-    assert summary.status == "completed" and [r for r in logs if r["status"] == "sent"]
+    logs = assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert summary.status == "completed", summary
+    assert [r for r in logs if r["status"] == "sent"], "settled rows are recorded as sent"
 
 
 def test_lost_response_reconciled_when_solapi_clock_is_behind(
@@ -601,7 +508,7 @@ def test_lost_response_reconciled_when_solapi_clock_is_behind(
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20),
     )
     assert summary.reconciled == 20
-    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
 @pytest.mark.parametrize("column", ["target_config", "message_config", "variables"])
@@ -662,32 +569,6 @@ def test_send_requests_stay_under_the_request_size_limit(
         solapi,
         RunOptions(str(wid), _key(), send_mode="live", max_request_bytes=budget),
     )
-    _assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     assert len(sizes) >= 5 and max(sizes) <= budget, sizes
     assert summary.success_count > 0 and summary.status == "completed"
-
-
-def test_stand_in_refuses_requests_over_15_mb(solapi_server, solapi_standin_state):
-    import httpx
-
-    from resources.environment import LOCAL_DEFAULTS
-    from resources.solapi import solapi_authorization
-
-    url = solapi_server[0].url
-    message = {
-        "to": "01012345678",
-        "from": LOCAL_DEFAULTS["SOLAPI_SENDER"],
-        "type": "LMS",
-        "text": "가" * 1000,
-    }
-    body = {"messages": [message] * 5_500}  # ~17 MB of JSON, under the 10,000-message limit
-    auth = solapi_authorization(
-        LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRET"]
-    )
-    response = httpx.post(
-        f"{url}/messages/v4/send-many/detail",
-        json=body,
-        headers={"Authorization": auth},
-        timeout=60,
-    )
-    assert response.status_code == 413 and response.json()["errorCode"] == "RequestEntityTooLarge"

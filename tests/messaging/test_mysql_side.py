@@ -1,4 +1,4 @@
-"""MySQL side through the SELECT-only user: discovery, mappings, search, preview, errors (seed 002 §5.1)."""
+"""MySQL side through the SELECT-only user: discovery, mappings, search, preview, errors."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 from messaging.catalog import discover_schema, load_table_mappings, preview_targets, search
 from messaging.models import TableMappingError
 from resources.errors import QueryPermissionError, QuerySyntaxError, ReadOnlyViolation
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +86,12 @@ def test_errors_say_what_was_wrong(crm, mysql_reader):
 
 
 def test_plan_reads_only_the_columns_the_message_needs(supabase_db, platform_ids):
-    from messaging.engine import RunOptions, load_template, plan_targets
+    from messaging.planning import load_template, plan_targets
 
     workflow = supabase_db.fetch_one(
         "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:manual"],)
     )
-    plan = plan_targets(
-        supabase_db,
-        workflow,
-        load_template(supabase_db, workflow),
-        RunOptions(platform_ids["workflow:manual"], "plan"),
-    )
+    plan = plan_targets(supabase_db, workflow, load_template(supabase_db, workflow))
     selected = plan.query.sql.split(" FROM ")[0]
     assert all(f"t.`{c}`" in selected for c in ("id", "name", "phone", "grade"))
     assert "email" not in selected and "birth_date" not in selected

@@ -5,6 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+pytestmark = pytest.mark.integration
+
 TABLES = [
     "workflows",
     "workflow_runs",

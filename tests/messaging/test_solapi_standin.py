@@ -11,6 +11,8 @@ from resources.environment import LOCAL_DEFAULTS
 from resources.errors import PermanentError, ServiceUnavailable, TransientError
 from resources.solapi import SolapiResource, solapi_authorization
 
+pytestmark = pytest.mark.integration
+
 KEY, SECRET = LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRET"]
 SENDER = LOCAL_DEFAULTS["SOLAPI_SENDER"]
 
@@ -59,10 +61,10 @@ def test_partial_failures_come_in_a_200(solapi, solapi_standin_state):
         {**_sms("01011110004", key="k6"), "from": "0299999999"},
     ]
     out = solapi.send_many_detail(messages)
-    codes = {f["customFields"]["idempotencyKey"]: f["statusCode"] for f in out["failedMessageList"]}
+    codes = {f.idempotency_key: f.status_code for f in out.failed}
     assert codes == {"k2": "1022", "k3": "1026", "k4": "1029", "k5": "1013", "k6": "1062"}
-    assert [m["customFields"]["idempotencyKey"] for m in out["messageList"]] == ["k1"]
-    assert out["groupInfo"]["count"]["registeredFailed"] == 5
+    assert [m.idempotency_key for m in out.accepted] == ["k1"]
+    assert out.registered_failed == 5
 
 
 def test_ten_thousand_limit(solapi, solapi_server):
@@ -78,13 +80,13 @@ def test_status_lookup_and_pagination(solapi, solapi_standin_state):
     out = solapi.send_many_detail(
         [_sms(f"0101234{i:04d}") for i in range(1, 7)] + [_sms("01055554444")]
     )
-    ids = [m["messageId"] for m in out["messageList"]]
+    ids = [m.message_id for m in out.accepted]
     status = solapi.message_status(ids)
     assert set(status) == set(ids)
-    codes = {m["to"]: m["statusCode"] for m in status.values()}
+    codes = {m.to: m.status_code for m in status.values()}
     assert codes["01055554444"] == "3040" and codes["01012340001"] == "4000"
     listed = list(solapi.iter_messages(start_date=started, page_size=2))
-    assert set(ids) <= {m["messageId"] for m in listed}
+    assert set(ids) <= {m.message_id for m in listed}
 
 
 def test_fault_injection_maps_to_named_errors(solapi, solapi_server, solapi_standin_state):
@@ -108,6 +110,27 @@ def test_send_many_splits_into_chunks(solapi, solapi_standin_state):
     before = solapi_standin_state.send_requests
     messages = [_sms(f"0106666{i:04d}", key=f"chunk-{i}") for i in range(25)]
     results = list(solapi.send_many(messages, chunk_size=10))
-    assert [len(chunk) for chunk, _ in results] == [10, 10, 5]
+    assert [r.requested for r in results] == [10, 10, 5]
     assert solapi_standin_state.send_requests - before == 3
-    assert sum(len(r["messageList"]) for _, r in results) == 25
+    assert sum(len(r.accepted) for r in results) == 25
+
+
+def test_stand_in_refuses_requests_over_15_mb(solapi_server, solapi_standin_state):
+    url = solapi_server[0].url
+    message = {
+        "to": "01012345678",
+        "from": LOCAL_DEFAULTS["SOLAPI_SENDER"],
+        "type": "LMS",
+        "text": "가" * 1000,
+    }
+    body = {"messages": [message] * 5_500}  # ~17 MB of JSON, under the 10,000-message limit
+    auth = solapi_authorization(
+        LOCAL_DEFAULTS["SOLAPI_API_KEY"], LOCAL_DEFAULTS["SOLAPI_API_SECRET"]
+    )
+    response = httpx.post(
+        f"{url}/messages/v4/send-many/detail",
+        json=body,
+        headers={"Authorization": auth},
+        timeout=60,
+    )
+    assert response.status_code == 413 and response.json()["errorCode"] == "RequestEntityTooLarge"

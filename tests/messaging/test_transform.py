@@ -23,8 +23,8 @@ from messaging.transform import (
     check_length,
     dedupe,
     escape_like,
-    evaluate_function,
     euc_kr_bytes,
+    evaluate_function,
     idempotency_key,
     in_ad_quiet_hours,
     next_cron_tick,
@@ -35,6 +35,8 @@ from messaging.transform import (
     render,
     render_message,
 )
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(

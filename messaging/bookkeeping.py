@@ -1,0 +1,314 @@
+"""What an execution writes besides sending: its ``workflow_runs`` row, the recipients'
+``message_logs`` rows, quarantined contacts, cancellations, the activity log and the usage
+counters written when it finishes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from messaging import constants as C
+from messaging.models import MatchReport, RenderedMessage, Template
+from messaging.progress import RunCounts, RunProgress
+from messaging.transform import idempotency_key
+from resources.postgres import PostgresResource
+from resources.state import quarantine
+
+LOG_COLUMNS = (
+    ("workflow_run_id", "text"),
+    ("template_id", "text"),
+    ("recipient_phone", "varchar"),
+    ("recipient_name", "varchar"),
+    ("message_type", "varchar"),
+    ("message_content", "text"),
+    ("variables_used", "jsonb"),
+    ("status", "varchar"),
+    ("provider", "varchar"),
+    ("error_code", "varchar"),
+    ("error_message", "text"),
+    ("failed_at", "timestamptz"),
+    ("idempotency_key", "text"),
+)
+CANCEL_UNSENT = (
+    "UPDATE public.message_logs SET status = 'cancelled', error_code = %s, error_message = %s"
+    " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL"
+)
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """The ``workflow_runs`` row an execution key maps to (``resumed``: it existed already)."""
+
+    run_id: str
+    status: str
+    resumed: bool
+
+
+def start_run(
+    db: PostgresResource,
+    workflow: Mapping[str, Any],
+    execution_key: str,
+    trigger_type: str | None,
+    dagster_run_id: str | None,
+) -> RunStart:
+    row = db.fetch_one(
+        """INSERT INTO public.workflow_runs
+               (workflow_id, status, trigger_type, execution_key, dagster_run_id)
+           VALUES (%s, 'running', %s, %s, %s)
+           ON CONFLICT (execution_key) DO UPDATE
+              SET dagster_run_id = EXCLUDED.dagster_run_id,
+                  status = CASE WHEN workflow_runs.status = 'completed' THEN 'completed'
+                                ELSE 'running' END,
+                  error_message = NULL
+           RETURNING id, status, (xmax = 0) AS inserted""",
+        (workflow["id"], trigger_type or workflow["trigger_type"], execution_key, dagster_run_id),
+    )
+    return RunStart(str(row["id"]), row["status"], not row["inserted"])
+
+
+def record_activity(
+    db: PostgresResource, workflow_id: str, resumed: bool, details: Mapping[str, Any]
+) -> None:
+    db.execute(
+        "INSERT INTO public.user_activity_logs"
+        " (user_id, action, resource_type, resource_id, details)"
+        " VALUES ('dagster', %s, 'workflow', %s, %s)",
+        ("workflow.resumed" if resumed else "workflow.executed", workflow_id, Jsonb(details)),
+    )
+
+
+def existing_logs(db: PostgresResource, run_id: str) -> int:
+    return int(
+        db.fetch_value(
+            "SELECT count(*) FROM public.message_logs WHERE workflow_run_id = %s", (run_id,)
+        )
+    )
+
+
+def write_logs(
+    db: PostgresResource,
+    run_id: str,
+    template: Template,
+    execution_key: str,
+    messages: Sequence[RenderedMessage],
+) -> None:
+    """One ``message_logs`` row per recipient (``pending``, or ``failed`` when rendering failed),
+    committed before anything is sent."""
+    now = datetime.now(UTC)
+    names = ", ".join(c for c, _ in LOG_COLUMNS)
+    with (
+        db.transaction() as conn,
+        conn.cursor() as cur,
+        cur.copy(f"COPY public.message_logs ({names}) FROM STDIN") as copy,
+    ):
+        copy.set_types([t for _, t in LOG_COLUMNS])
+        for n, m in enumerate(messages):
+            key = idempotency_key(execution_key, m.phone if m.ok else f"invalid#{n}#{m.raw_phone}")
+            copy.write_row(
+                (
+                    run_id,
+                    template.id,
+                    (m.phone or m.raw_phone)[:20],
+                    (m.name or "")[:255] or None,
+                    m.message_type,
+                    m.content,
+                    Jsonb(m.variables),
+                    "pending" if m.ok else "failed",
+                    C.PROVIDER,
+                    m.error_code,
+                    m.error_message,
+                    None if m.ok else now,
+                    key,
+                )
+            )
+
+
+def quarantine_bad_contacts(
+    db: PostgresResource,
+    workflow: Mapping[str, Any],
+    messages: Sequence[RenderedMessage],
+    dagster_run_id: str | None,
+) -> None:
+    """A CRM row whose phone is unusable is a source data problem: quarantine it (id, reason)."""
+    bad = [m for m in messages if m.error_code == C.ERR_PHONE]
+    if not bad:
+        return
+    source = f"mysql/{(workflow.get('target_config') or {}).get('table') or 'target_query'}"
+    with db.transaction() as conn, conn.pipeline():  # one round trip for the batch
+        for m in bad:
+            quarantine(
+                conn,
+                domain=C.DOMAIN,
+                source=source,
+                item_id=m.source_id or f"phone:{m.raw_phone}",
+                reason=f"{C.ERR_PHONE}: {m.error_message}",
+                payload={"name": m.name, "phone": m.raw_phone},
+                run_id=dagster_run_id,
+            )
+
+
+def cancel_for_quiet_hours(db: PostgresResource, run_id: str) -> int:
+    message = "advertising messages are not sent 21:00-08:00 Asia/Seoul"
+    return db.execute(CANCEL_UNSENT, (C.ERR_QUIET_HOURS, message, run_id))
+
+
+def cancel_for_dry_run(db: PostgresResource, run_id: str) -> int:
+    message = "MESSAGING_SEND_MODE=dry_run: rendered and logged, not sent"
+    return db.execute(CANCEL_UNSENT, (C.ERR_DRY_RUN, message, run_id))
+
+
+def count_logs(db: PostgresResource, run_id: str) -> RunCounts:
+    row = db.fetch_one(
+        """SELECT count(*) AS total,
+                  count(*) FILTER (WHERE status IN ('sent', 'delivered')) AS ok,
+                  count(*) FILTER (WHERE status = 'failed') AS failed,
+                  count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                  count(*) FILTER (WHERE status = 'pending') AS pending,
+                  coalesce(sum(cost), 0) AS cost
+           FROM public.message_logs WHERE workflow_run_id = %s""",
+        (run_id,),
+    )
+    return RunCounts(
+        int(row["total"]),
+        int(row["ok"]),
+        int(row["failed"]),
+        int(row["cancelled"]),
+        int(row["pending"]),
+        float(row["cost"]),
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the execution used, counted once when it finishes."""
+
+    template: Template
+    report: MatchReport
+    used_individual: Mapping[str, str]
+    used_query_templates: frozenset[str]
+
+
+def finish_run(
+    db: PostgresResource,
+    workflow: Mapping[str, Any],
+    progress: RunProgress,
+    usage: Usage,
+    webhook_event_id: int | None,
+) -> RunCounts:
+    """Close the ``workflow_runs`` row (completed unless something is still pending), count the
+    usage, refresh the workflow's statistics and mark the webhook event processed."""
+    run_id = progress.workflow_run_id
+    counts = count_logs(db, run_id)
+    progress.status = "completed" if counts.pending == 0 else "failed"
+    with db.transaction() as conn:
+        _close_run(conn, progress, counts)
+        _count_usage(conn, workflow, usage, counts)
+        _refresh_workflow_statistics(conn, run_id, progress.status, workflow["id"])
+        if webhook_event_id is not None:
+            conn.execute(
+                "UPDATE public.messaging_webhook_events SET status = 'processed',"
+                " processed_at = now(), workflow_run_id = %s WHERE id = %s",
+                (run_id, webhook_event_id),
+            )
+    return counts
+
+
+def _close_run(conn: Connection[Any], progress: RunProgress, counts: RunCounts) -> None:
+    error = None if counts.pending == 0 else f"{counts.pending} message(s) still pending"
+    conn.execute(
+        """UPDATE public.workflow_runs SET status = %s, target_count = %s, success_count = %s,
+                  failed_count = %s, total_cost = %s, error_message = %s, completed_at = now(),
+                  execution_time_ms = (extract(epoch FROM now() - started_at) * 1000)::int,
+                  logs = coalesce(logs, '[]'::jsonb) || %s
+           WHERE id = %s""",
+        (
+            progress.status,
+            counts.total,
+            counts.ok,
+            counts.failed,
+            counts.cost,
+            error,
+            Jsonb(progress.logs),
+            progress.workflow_run_id,
+        ),
+    )
+
+
+def _count_usage(
+    conn: Connection[Any], workflow: Mapping[str, Any], usage: Usage, counts: RunCounts
+) -> None:
+    report = usage.report
+    variables = {
+        "matched": {k: v.source_type for k, v in report.matched.items()},
+        "unmapped": report.unmapped,
+    }
+    conn.execute(
+        "INSERT INTO public.template_usage_logs"
+        " (template_id, workflow_id, variables_used, success, error_message)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (
+            usage.template.id,
+            workflow["id"],
+            Jsonb(variables),
+            counts.failed == 0,
+            None if counts.failed == 0 else f"{counts.failed} failed",
+        ),
+    )
+    if usage.used_individual:
+        conn.execute(
+            "UPDATE public.individual_variable_mappings SET usage_count = usage_count + 1,"
+            " last_used_at = now() WHERE id = ANY(%s::uuid[])",
+            (list(usage.used_individual.values()),),
+        )
+    if usage.used_query_templates:
+        conn.execute(
+            "UPDATE public.variable_query_templates SET usage_count = usage_count + 1,"
+            " last_used_at = now() WHERE template_name = ANY(%s)",
+            (sorted(usage.used_query_templates),),
+        )
+
+
+def _refresh_workflow_statistics(
+    conn: Connection[Any], run_id: str, status: str, workflow_id: Any
+) -> None:
+    conn.execute(
+        """UPDATE public.workflows w SET last_run_at = now(), statistics = s.stats
+           FROM (SELECT jsonb_build_object(
+                    'total_runs', count(*),
+                    'completed_runs', count(*) FILTER (WHERE status = 'completed'),
+                    'failed_runs', count(*) FILTER (WHERE status = 'failed'),
+                    'messages_sent', coalesce(sum(success_count), 0),
+                    'messages_failed', coalesce(sum(failed_count), 0),
+                    'total_cost', coalesce(sum(total_cost), 0),
+                    'last_run_id', %s::text, 'last_status', %s::text) AS stats
+                 FROM public.workflow_runs WHERE workflow_id = %s) s
+           WHERE w.id = %s""",
+        (run_id, status, workflow_id, workflow_id),
+    )
+
+
+def record_failure(
+    db: PostgresResource,
+    run_id: str,
+    progress: RunProgress,
+    exc: BaseException,
+    webhook_event_id: int | None,
+) -> None:
+    """The run stopped: say why on the run (and on the webhook event that started it)."""
+    reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+    db.execute(
+        "UPDATE public.workflow_runs SET status = 'failed', error_message = %s,"
+        " completed_at = now(), logs = coalesce(logs, '[]'::jsonb) || %s"
+        " WHERE id = %s AND status = 'running'",
+        (reason, Jsonb(progress.logs), run_id),
+    )
+    if webhook_event_id is not None:
+        db.execute(
+            "UPDATE public.messaging_webhook_events SET error_message = %s WHERE id = %s",
+            (reason, webhook_event_id),
+        )

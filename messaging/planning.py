@@ -1,0 +1,245 @@
+"""Planning and rendering one execution: the template, the target SELECT, variable matching,
+and every recipient's rendered message (nothing is written or sent here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from messaging import constants as C
+from messaging.catalog import TargetQuery, iter_targets, load_table_mappings, target_query
+from messaging.models import (
+    MatchReport,
+    RenderedMessage,
+    Template,
+    VariableSource,
+    WorkflowConfigError,
+)
+from messaging.progress import RunProgress
+from messaging.transform import (
+    auto_match,
+    individual_mapping_source,
+    is_inline_sql,
+    parse_variable_sources,
+    placeholders,
+    render_message,
+    resolve_values,
+)
+from resources.mysql import MySQLResource
+from resources.postgres import PostgresResource
+
+
+def load_template(db: PostgresResource, workflow: Mapping[str, Any]) -> Template:
+    """The workflow's message template, checked for what makes it unsendable.
+
+    Raises:
+        WorkflowConfigError: no template id, template missing or archived, or an Alimtalk
+            template without a code or used for advertising.
+    """
+    cfg = workflow.get("message_config") or {}
+    template_id = cfg.get("template_id")
+    if not template_id:
+        raise WorkflowConfigError(
+            f"workflow {workflow['id']}: message_config.template_id is required"
+        )
+    row = db.fetch_one("SELECT * FROM public.message_templates WHERE id = %s", (template_id,))
+    if row is None:
+        raise WorkflowConfigError(f"workflow {workflow['id']}: template {template_id} not found")
+    if row["status"] == "archived":
+        raise WorkflowConfigError(f"template {row['name']!r} is archived")
+    if row["message_type"] == "kakao" and not row.get("template_code"):
+        raise WorkflowConfigError(f"Alimtalk template {row['name']!r} has no template_code")
+    if row["message_type"] == "kakao" and row["category"] == "promotion":
+        raise WorkflowConfigError(
+            f"template {row['name']!r}: Alimtalk is for informational messages only; "
+            "send advertising as SMS/LMS"
+        )
+    return Template(
+        str(row["id"]),
+        row["name"],
+        row["category"],
+        row["message_type"],
+        row["content"],
+        row.get("template_code"),
+        list(row.get("buttons") or []),
+    )
+
+
+def opt_out_line(db: PostgresResource) -> str:
+    value = db.fetch_value(
+        "SELECT setting_value FROM public.system_settings"
+        " WHERE setting_key = 'messaging.opt_out_line'"
+    )
+    return str(value) if isinstance(value, str) and value else C.DEFAULT_OPT_OUT_LINE
+
+
+class QueryVariables:
+    """``query`` variables: a ``variable_query_templates`` SELECT with bound parameters, cached
+    per parameters."""
+
+    def __init__(self, db: PostgresResource, mysql: MySQLResource):
+        self.mysql = mysql
+        self.templates = {
+            r["template_name"]: r
+            for r in db.fetch_all("SELECT * FROM public.variable_query_templates")
+        }
+        self.cache: dict[tuple[Any, ...], Any] = {}
+        self.used: set[str] = set()
+
+    def __call__(self, src: VariableSource, row: Mapping[str, Any]) -> Any:
+        tpl = self.templates.get(src.query_template or "")
+        if tpl is None and is_inline_sql(src.query_template):
+            # an individual mapping whose source_field is the SELECT itself
+            tpl = {"template_name": None, "query_sql": src.query_template}
+        if tpl is None:
+            raise WorkflowConfigError(
+                f"variable {src.name!r}: no variable_query_templates row {src.query_template!r}"
+            )
+        params = {p: row.get(col) for p, col in (src.params or {}).items()}
+        key = (src.query_template, tuple(sorted(params.items())))
+        if key not in self.cache:
+            rows = self.mysql.query(tpl["query_sql"], params or None)
+            self.cache[key] = rows[0] if rows else None
+            if tpl["template_name"]:
+                self.used.add(tpl["template_name"])
+        result = self.cache[key]
+        if result is None:
+            return None
+        return result.get(src.column) if src.column else next(iter(result.values()), None)
+
+
+@dataclass(frozen=True)
+class VariableMatch:
+    """How the template's variables were matched, and which individual mappings that used."""
+
+    report: MatchReport
+    used_individual: dict[str, str] = field(default_factory=dict)  # variable -> mapping id
+
+
+def match_variables(
+    db: PostgresResource,
+    template: Template,
+    workflow: Mapping[str, Any],
+    columns: list[str],
+    display_names: Mapping[str, str],
+) -> VariableMatch:
+    individual_rows = db.fetch_all("SELECT * FROM public.individual_variable_mappings")
+    individual = {r["variable_name"]: individual_mapping_source(r) for r in individual_rows}
+    ids = {r["variable_name"]: str(r["id"]) for r in individual_rows}
+    explicit = parse_variable_sources(workflow.get("variables") or {})
+    report = auto_match(
+        placeholders(template.content), columns, explicit, display_names, individual
+    )
+    used_individual = {
+        n: ids[n] for n, s in report.matched.items() if n in ids and s is individual.get(n)
+    }
+    return VariableMatch(report, used_individual)
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """The target SELECT; for a mapped table, the variables are matched up front so only the
+    columns the message needs are read (``match`` is None for an SQL target)."""
+
+    query: TargetQuery
+    display: dict[str, str]
+    match: VariableMatch | None
+
+
+def plan_targets(
+    db: PostgresResource,
+    workflow: Mapping[str, Any],
+    template: Template,
+    event_range: tuple[int, int] | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> TargetPlan:
+    mappings = load_table_mappings()
+    target_config = workflow.get("target_config") or {}
+    query = target_query(target_config, mappings, event_range, payload)
+    if not query.table:
+        # an SQL target: a column's display name from the first mapped table that has it
+        display: dict[str, str] = {}
+        for mapping in mappings.values():
+            for f in mapping.fields.values():
+                display.setdefault(f.name, f.display_name)
+        return TargetPlan(query, display, None)
+    mapping = mappings[query.table]
+    display = {f.name: f.display_name for f in mapping.fields.values()}
+    match = match_variables(db, template, workflow, list(mapping.fields), display)
+    needed = {mapping.key_field, mapping.phone_field, mapping.name_field}
+    for src in match.report.matched.values():
+        needed |= {src.column, src.argument, *src.params.values()}
+    columns = [c for c in needed if c]
+    query = target_query(target_config, mappings, event_range, payload, columns=columns)
+    return TargetPlan(query, display, match)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """Every recipient's rendered message (duplicate phones dropped) and how it was matched."""
+
+    messages: list[RenderedMessage]
+    match: VariableMatch
+    lookup: QueryVariables
+
+    @property
+    def invalid(self) -> int:
+        return sum(1 for m in self.messages if not m.ok)
+
+
+def _warn_unmapped(progress: RunProgress, log: Callable[[str], None], report: MatchReport) -> None:
+    if report.unmapped:
+        progress.log(
+            log,
+            "unmapped template variable(s): "
+            + ", ".join(report.unmapped)
+            + " — recipients without a value are logged as failed, not sent",
+            "warning",
+        )
+
+
+def render_targets(
+    db: PostgresResource,
+    mysql: MySQLResource,
+    workflow: Mapping[str, Any],
+    template: Template,
+    plan: TargetPlan,
+    now: datetime | None,
+    progress: RunProgress,
+    log: Callable[[str], None],
+) -> RenderResult:
+    """Stream the targets from MySQL and render each one; the first message per phone wins."""
+    match = plan.match
+    if match is not None:
+        _warn_unmapped(progress, log, match.report)
+    now = now or datetime.now(UTC)
+    lookup = QueryVariables(db, mysql)
+    line = opt_out_line(db)
+    out: list[RenderedMessage] = []
+    seen: set[str] = set()
+    for batch in iter_targets(mysql, plan.query):
+        if match is None:  # an SQL target: match on the columns it returns
+            match = match_variables(db, template, workflow, list(batch[0]), plan.display)
+            _warn_unmapped(progress, log, match.report)
+        for row in batch:
+            progress.rows_read += 1
+            values = resolve_values(match.report, row, now, lookup)
+            msg = render_message(
+                template,
+                row,
+                values,
+                phone_column=plan.query.phone_column,
+                name_column=plan.query.name_column,
+                opt_out_line=line,
+            )
+            if msg.phone is not None:
+                if msg.phone in seen:
+                    progress.duplicates_dropped += 1
+                    continue
+                seen.add(msg.phone)
+            out.append(msg)
+    if match is None:
+        match = match_variables(db, template, workflow, [], plan.display)
+    return RenderResult(out, match, lookup)
