@@ -2,7 +2,7 @@
 per customer) from the stand-ins, with the Notion stand-in enforcing 3 requests/s, then an
 incremental pass after 10 edits.
 
-Issue targets (10,000 customers, ~50,000 consultations, ~20,000 images): wall time within 1.2x
+Targets (10,000 customers, ~50,000 consultations, ~20,000 images): wall time within 1.2x
 of the rate-limit bound (Notion requests needed / 3 per second), zero 429s answered, peak
 memory under 300 MB and flat in the data size; an incremental run after 10 edits makes at most
 a handful of Notion requests. Figures:
@@ -72,11 +72,12 @@ def serve(customers: int, ports: list[int]) -> None:
 
 # -- worker process ------------------------------------------------------------------------
 def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dict:
-    from datetime import date, timedelta
-
+    from datetime import UTC, date, datetime, timedelta
     from itertools import islice
 
-    from consultation_backup import sync
+    from consultation_backup.customers import sync_customers
+    from consultation_backup.pipeline import sync_records_and_images
+    from consultation_backup.records import sync_records
     from consultation_backup.transform import SEOUL
     from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
     from resources.google_drive import GoogleDriveResource
@@ -91,25 +92,25 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
     )
     storage = SupabaseStorageResource(url=f"http://127.0.0.1:{ports[2]}")
     db = PostgresResource(dsn=db_url, application_name="bench-consultation")
-    from datetime import UTC, datetime
-
     today = datetime.now(SEOUL).date()
     start, end = date(2025, 1, 1), today + timedelta(days=1)
     out: dict = {}
     t0 = time.perf_counter()
-    customers, _ = sync.sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
-    # what the records+images step of a single-run range backfill does (images overlap the Notion reads)
-    records, images = sync.sync_records_and_images(
+    customers = sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL).totals
+    # what the records+images step of a single-run range backfill does (images overlap the
+    # Notion reads)
+    window = sync_records_and_images(
         notion, drive, storage, db, NOTION_CONSULTATIONS_DB_LOCAL, start, end, workers=4
     )
+    records, images = window.records.totals, window.images.totals
     out["full_s"] = time.perf_counter() - t0
     out["notion_requests"] = notion.caller.stats["requests"]
     out["client_retries"] = notion.caller.stats["retries"]
     out.update(
         customers=customers.synced,
-        consultations=records.outcome.synced,
+        consultations=records.synced,
         images=images.synced,
-        quarantined=customers.failed + records.outcome.failed + images.failed,
+        quarantined=customers.failed + records.failed + images.failed,
     )
     if incremental:
         cust = list(
@@ -127,22 +128,21 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
         )
         edited_from = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:00.000Z")
         for i, page in enumerate(cust + cons):
-            notion.call(
-                "pages.update",
-                page_id=page["id"],
+            notion.update_page(
+                page.id,
                 properties={"특이사항": {"rich_text": [{"text": {"content": f"벤치 편집 {i}"}}]}},
             )
         before = notion.caller.stats["requests"]
-        # what the sensor-triggered runs do: the incremental customer sync and one run per edited partition
-        sync.sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
+        # what the sensor-triggered runs do: the incremental customer sync and one run per
+        # edited partition
+        sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
         days = sorted(
-            {date.fromisoformat(p["properties"]["상담일자"]["date"]["start"][:10]) for p in cons}
+            {date.fromisoformat(p.properties["상담일자"]["date"]["start"][:10]) for p in cons}
         )
         lo, hi = days[0], days[-1] + timedelta(days=1)
-        # one single-run range over the edited partitions, reading only pages edited since the overlap start
-        sync.sync_records(
-            notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from
-        )
+        # one single-run range over the edited partitions, reading only pages edited since the
+        # overlap start
+        sync_records(notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from)
         out["incremental_requests"] = notion.caller.stats["requests"] - before
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -246,7 +246,8 @@ def bench(ctx: BenchContext) -> list[Figure]:
     full = run_once(customers, incremental=True, workdir=workdir)
     bound = full["notion_requests"] / 3.0
     note = (
-        f"{customers} customers, {full['consultations']} consultations, {full['images']} images backed up, "
+        f"{customers} customers, {full['consultations']} consultations, "
+        f"{full['images']} images backed up, "
         f"{full['quarantined']} quarantined, {full['notion_requests']} Notion requests"
     )
     return [
@@ -318,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     for f in bench(ctx):
         ratio = f"{f.ratio:.2f}" if f.ratio is not None else "—"
         print(
-            f"{f.metric}: {f.value:.1f} vs {f.reference_name} {f.reference} -> ratio {ratio}  {f.note}"
+            f"{f.metric}: {f.value:.1f} vs {f.reference_name} {f.reference}"
+            f" -> ratio {ratio}  {f.note}"
         )
     return 0
 

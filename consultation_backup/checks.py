@@ -5,6 +5,8 @@ quarantine and parity checks are WARN: the backup is usable, someone must look a
 listed pages.
 """
 
+from typing import Any
+
 import dagster as dg
 
 from consultation_backup.constants import (
@@ -24,7 +26,7 @@ from resources.notion import NotionResource
 from resources.postgres import PostgresResource
 
 
-def _sample(rows: list[dict], key: str) -> str:
+def _sample(rows: list[dict[str, Any]], key: str) -> str:
     return ", ".join(str(r[key]) for r in rows[:10]) or "none"
 
 
@@ -33,7 +35,8 @@ def _sample(rows: list[dict], key: str) -> str:
     name="notion_parity",
     blocking=False,
     pool=NOTION_POOL,
-    description="Every live Notion customer page is backed up (or quarantined) and no other row is live.",
+    description="Every live Notion customer page is backed up (or quarantined) and no other row "
+    "is live.",
 )
 def customers_notion_parity(
     notion: NotionResource,
@@ -41,7 +44,7 @@ def customers_notion_parity(
     consultation_settings: ConsultationSettings,
 ) -> dg.AssetCheckResult:
     ds = notion.data_source_id(consultation_settings.customers_database_id)
-    notion_ids = {p["id"] for p in notion.iter_pages(ds, filter_properties=["title"])}
+    notion_ids = {p.id for p in notion.iter_pages(ds, filter_properties=["title"])}
     live = {
         r["notion_page_id"]
         for r in supabase_db.fetch_all(
@@ -51,7 +54,8 @@ def customers_notion_parity(
     quarantined = {
         r["item_id"]
         for r in supabase_db.fetch_all(
-            "SELECT item_id FROM public.data_quarantine WHERE domain = %s AND source = %s AND resolved_at IS NULL",
+            "SELECT item_id FROM public.data_quarantine"
+            " WHERE domain = %s AND source = %s AND resolved_at IS NULL",
             (DOMAIN, SOURCE_CUSTOMERS),
         )
     }
@@ -75,12 +79,14 @@ def customers_notion_parity(
     asset=CUSTOMERS_KEY,
     name="contract",
     blocking=False,
-    description="customer_id is 5 digits, gender is 남/여 or empty, birth_date is a plausible past date.",
+    description="customer_id is 5 digits, gender is 남/여 or empty, birth_date is a plausible "
+    "past date.",
 )
 def customers_contract(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     bad = supabase_db.fetch_all(
         f"""SELECT customer_id, notion_page_id FROM public.{CUSTOMERS_TABLE}
-             WHERE customer_id !~ '^[0-9]{{5}}$' OR (gender IS NOT NULL AND gender NOT IN ('남', '여'))
+             WHERE customer_id !~ '^[0-9]{{5}}$'
+                OR (gender IS NOT NULL AND gender NOT IN ('남', '여'))
                 OR birth_date > current_date OR birth_date < DATE '1900-01-01' OR name = ''"""
     )
     return dg.AssetCheckResult(
@@ -92,13 +98,17 @@ def customers_contract(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     asset=RECORDS_KEY,
     name="contract",
     blocking=False,
-    description="consultation_id is {customer_id}_{NNN} of its own customer; dates are not in the future.",
+    description="consultation_id is {customer_id}_{NNN} of its own customer; dates are not in "
+    "the future.",
 )
 def records_contract(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     bad = supabase_db.fetch_all(
-        f"""SELECT r.consultation_id FROM public.{RECORDS_TABLE} r JOIN public.{CUSTOMERS_TABLE} c ON c.id = r.customer_id
-             WHERE r.consultation_id !~ '^[0-9]{{5}}_[0-9]{{3}}$' OR split_part(r.consultation_id, '_', 1) <> c.customer_id
-                OR r.consultation_date > (now() AT TIME ZONE 'Asia/Seoul')::date + 1 OR r.symptoms = ''"""
+        f"""SELECT r.consultation_id FROM public.{RECORDS_TABLE} r
+              JOIN public.{CUSTOMERS_TABLE} c ON c.id = r.customer_id
+             WHERE r.consultation_id !~ '^[0-9]{{5}}_[0-9]{{3}}$'
+                OR split_part(r.consultation_id, '_', 1) <> c.customer_id
+                OR r.consultation_date > (now() AT TIME ZONE 'Asia/Seoul')::date + 1
+                OR r.symptoms = ''"""
     )
     return dg.AssetCheckResult(
         passed=not bad, metadata={"violations": len(bad), "sample": _sample(bad, "consultation_id")}
@@ -109,14 +119,15 @@ def records_contract(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     asset=RECORDS_KEY,
     name="no_orphans",
     blocking=False,
-    description="Every record's customer_notion_id is its customer's page, and no live record belongs "
-    "to a deleted customer.",
+    description="Every record's customer_notion_id is its customer's page, and no live record "
+    "belongs to a deleted customer.",
 )
 def records_no_orphans(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     bad = supabase_db.fetch_all(
         f"""SELECT r.consultation_id FROM public.{RECORDS_TABLE} r
              LEFT JOIN public.{CUSTOMERS_TABLE} c ON c.id = r.customer_id
-             WHERE c.id IS NULL OR c.notion_page_id <> r.customer_notion_id OR (c.is_deleted AND NOT r.is_deleted)"""
+             WHERE c.id IS NULL OR c.notion_page_id <> r.customer_notion_id
+                OR (c.is_deleted AND NOT r.is_deleted)"""
     )
     return dg.AssetCheckResult(
         passed=not bad,
@@ -129,16 +140,19 @@ def records_no_orphans(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     asset=IMAGES_KEY,
     name="image_count_parity",
     blocking=False,
-    description="Each live record has as many Storage copies as Notion image links, unless an image is "
-    "quarantined.",
+    description="Each live record has as many Storage copies as Notion image links, unless an "
+    "image is quarantined.",
 )
 def images_count_parity(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     bad = supabase_db.fetch_all(
-        f"""SELECT r.consultation_id, r.image_count, jsonb_array_length(coalesce(r.supabase_image_urls, '[]')) AS copies
+        f"""SELECT r.consultation_id, r.image_count,
+                   jsonb_array_length(coalesce(r.supabase_image_urls, '[]')) AS copies
               FROM public.{RECORDS_TABLE} r
-             WHERE NOT r.is_deleted AND r.image_count <> jsonb_array_length(coalesce(r.supabase_image_urls, '[]'))
-               AND NOT EXISTS (SELECT 1 FROM public.data_quarantine q WHERE q.domain = %s AND q.source = %s
-                                  AND q.resolved_at IS NULL AND q.item_id LIKE r.consultation_id || '#%%')""",
+             WHERE NOT r.is_deleted
+               AND r.image_count <> jsonb_array_length(coalesce(r.supabase_image_urls, '[]'))
+               AND NOT EXISTS (SELECT 1 FROM public.data_quarantine q
+                                WHERE q.domain = %s AND q.source = %s AND q.resolved_at IS NULL
+                                  AND q.item_id LIKE r.consultation_id || '#%%')""",
         (DOMAIN, SOURCE_IMAGES),
     )
     return dg.AssetCheckResult(
@@ -160,7 +174,8 @@ def _quarantine_check(asset_key: dg.AssetKey, source: str, label: str) -> dg.Ass
     )
     def _check(supabase_db: PostgresResource) -> dg.AssetCheckResult:
         rows = supabase_db.fetch_all(
-            "SELECT item_id, reason FROM public.data_quarantine WHERE domain = %s AND source = %s AND resolved_at IS NULL"
+            "SELECT item_id, reason FROM public.data_quarantine"
+            " WHERE domain = %s AND source = %s AND resolved_at IS NULL"
             " ORDER BY last_seen_at DESC",
             (DOMAIN, source),
         )

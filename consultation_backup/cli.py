@@ -2,195 +2,182 @@
 
     conflicts list [--all]                       open (or all) conflicts
     conflicts resolve ID --use notion|supabase   apply one side and close the conflict
-    lookup [--customer-id X] [--name N] [--phone P] [--limit 100]
+    lookup [--customer-id X] [--name N] [--phone P] [--limit 100] [--no-consultations]
     consistency (--customer-id X | --consultation-id X_NNN)
     restore [--customer-id X ...] [--apply]      dry run unless --apply
 
-Configuration comes from the environment contract (local defaults in the local environment).
+The commands use the shared resource instances (``resources.shared``), resolved from the
+environment contract after the local defaults are applied (locally only).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
+from enum import StrEnum
 from typing import Any
 
-from psycopg.types.json import Jsonb
+import click
+import typer
 
-from consultation_backup.sync import CUSTOMER_COLUMNS, RECORD_COLUMNS
+from consultation_backup.conflicts import list_conflicts, resolve_conflict
+from consultation_backup.lookup import DEFAULT_LOOKUP_LIMIT, ConsultationReader
+from resources.environment import apply_local_defaults
+from resources.notion import NotionResource
 from resources.postgres import PostgresResource
 
+APPLICATION_NAME = "consultation-cli"
+# few retries, so a lookup falls back to the backup quickly when Notion is down
+CLI_NOTION_ATTEMPTS = 2
 
-def _db() -> PostgresResource:
-    from resources.environment import apply_local_defaults
+app = typer.Typer(
+    help="Consultation backup: conflicts, fallback lookups, consistency and restore.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+conflicts_app = typer.Typer(
+    help="List or resolve sync conflicts (manual strategy).", no_args_is_help=True
+)
+app.add_typer(conflicts_app, name="conflicts")
 
+
+class SideChoice(StrEnum):
+    notion = "notion"
+    supabase = "supabase"
+
+
+@app.callback()
+def _entry() -> None:
     apply_local_defaults()
-    return PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="consultation-cli")
 
 
 def _print(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
 
 
-def list_conflicts(db: PostgresResource, include_resolved: bool = False) -> list[dict[str, Any]]:
-    where = "" if include_resolved else "WHERE status = 'open'"
-    return db.fetch_all(
-        f"""SELECT id, entity, business_id, notion_page_id, strategy, differing_fields, notion_updated_at,
-                   supabase_updated_at, status, resolution, detected_at, resolved_at
-              FROM public.consultation_sync_conflicts {where} ORDER BY detected_at"""
+def _db() -> PostgresResource:
+    """The shared Supabase database resource, resolved from the environment."""
+    from resources.shared import supabase_db
+
+    resolved: PostgresResource = supabase_db.process_config_and_initialize()
+    return resolved.model_copy(update={"application_name": APPLICATION_NAME})
+
+
+def _reader() -> ConsultationReader:
+    """A reader on the shared Notion and database resources and the domain's settings."""
+    from consultation_backup.settings import consultation_settings
+    from resources.shared import notion
+
+    resolved: NotionResource = notion.process_config_and_initialize()
+    settings = consultation_settings.process_config_and_initialize()
+    return ConsultationReader(
+        resolved.model_copy(update={"max_attempts": CLI_NOTION_ATTEMPTS}),
+        _db(),
+        settings.customers_database_id,
+        settings.consultations_database_id,
     )
 
 
-def resolve_conflict(
-    db: PostgresResource, conflict_id: int, use: str, resolved_by: str = "cli"
-) -> dict[str, Any]:
-    """Close a conflict. ``notion``: write the stored Notion version over the backup row;
-    ``supabase``: keep the backup row. Either way the row is marked synced again.
+@conflicts_app.command("list")
+def conflicts_list(
+    include_resolved: bool = typer.Option(False, "--all", help="include resolved conflicts"),
+) -> None:
+    """Open (or all) conflicts as JSON."""
+    rows = list_conflicts(_db(), include_resolved)
+    _print(rows)
+    print(f"{len(rows)} conflict(s)", file=sys.stderr)
 
-    Raises:
-        LookupError: no open conflict with this id.
-    """
-    if use not in ("notion", "supabase"):
-        raise ValueError("use must be 'notion' or 'supabase'")
-    with db.transaction() as conn:
-        row = conn.execute(
-            "SELECT entity, notion_page_id, notion_version FROM public.consultation_sync_conflicts"
-            " WHERE id = %s AND status = 'open' FOR UPDATE",
-            (conflict_id,),
-        ).fetchone()
-        if row is None:
-            raise LookupError(f"no open conflict with id {conflict_id}")
-        entity, page_id, notion_version = row
-        table = "consultation_customers" if entity == "customer" else "consultation_records"
-        if use == "notion":
-            columns = CUSTOMER_COLUMNS if entity == "customer" else RECORD_COLUMNS
-            values = {
-                c: notion_version.get(c)
-                for c in columns
-                if c not in ("notion_page_id", "customer_id") and c in notion_version
-            }
-            if entity == "customer" and "customer_id" in notion_version:
-                values["customer_id"] = notion_version["customer_id"]
-            assignments = ", ".join(f"{c} = %s" for c in values)
-            params = [
-                Jsonb(v) if c in ("face_embedding", "google_drive_urls") and v is not None else v
-                for c, v in values.items()
-            ]
-            conn.execute(
-                f"UPDATE public.{table} SET {assignments}, sync_status = 'synced', synced_at = now()"
-                " WHERE notion_page_id = %s",
-                (*params, page_id),
-            )
-        else:
-            conn.execute(
-                f"UPDATE public.{table} SET sync_status = 'synced', synced_at = now() WHERE notion_page_id = %s",
-                (page_id,),
-            )
-        conn.execute(
-            "UPDATE public.consultation_sync_conflicts SET status = 'resolved', resolution = %s,"
-            " resolved_by = %s, resolved_at = now() WHERE id = %s",
-            (use, resolved_by, conflict_id),
-        )
-    return {"id": conflict_id, "entity": entity, "notion_page_id": page_id, "resolution": use}
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    conflict_id: int = typer.Argument(..., help="consultation_sync_conflicts.id"),
+    use: SideChoice = typer.Option(..., "--use", help="the side to keep"),
+    by: str = typer.Option("cli", "--by", envvar="USER", help="who resolved it"),
+) -> None:
+    """Apply one side and close the conflict."""
+    _print(
+        resolve_conflict(
+            _db(), conflict_id, "notion" if use is SideChoice.notion else "supabase", by
+        ).as_dict()
+    )
+
+
+@app.command("lookup")
+def lookup(
+    customer_id: str | None = typer.Option(None, "--customer-id"),
+    name: str | None = typer.Option(None, "--name"),
+    phone: str | None = typer.Option(None, "--phone"),
+    no_consultations: bool = typer.Option(False, "--no-consultations"),
+    limit: int = typer.Option(DEFAULT_LOOKUP_LIMIT, "--limit", help="at most this many customers"),
+) -> None:
+    """Find customers: Notion first, the backup when Notion is down."""
+    result = _reader().find_customers(
+        customer_id=customer_id,
+        name=name,
+        phone=phone,
+        with_consultations=not no_consultations,
+        limit=limit,
+    )
+    _print(
+        {
+            "source": result.source,
+            "degraded": result.degraded,
+            "reason": result.reason,
+            "staleness_s": result.staleness_s,
+            "truncated": result.truncated,
+            "invalid_pages": result.invalid_pages,
+            "customers": result.customers,
+        }
+    )
+
+
+@app.command("consistency")
+def consistency(
+    customer_id: str | None = typer.Option(None, "--customer-id"),
+    consultation_id: str | None = typer.Option(None, "--consultation-id"),
+) -> None:
+    """Compare one customer or consultation in Notion and the backup; exit 1 if they differ."""
+    report = _reader().validate_consistency(
+        customer_id=customer_id, consultation_id=consultation_id
+    )
+    _print(report.__dict__)
+    if not report.consistent:
+        raise typer.Exit(1)
+
+
+@app.command("restore")
+def restore_cmd(
+    customer_id: list[str] = typer.Option([], "--customer-id", help="restrict to these"),
+    apply: bool = typer.Option(False, "--apply", help="really create pages (default: dry run)"),
+) -> None:
+    """Recreate missing Notion pages from the backup (dry run by default)."""
+    from consultation_backup.restore import restore
+
+    reader = _reader()
+    report = restore(
+        reader.notion,
+        reader.db,
+        customers_database_id=reader.customers_db,
+        consultations_database_id=reader.consultations_db,
+        dry_run=not apply,
+        customer_ids=customer_id or None,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    _print(report.as_dict())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m consultation_backup.cli",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    conflicts = sub.add_parser("conflicts", help="list or resolve sync conflicts (manual strategy)")
-    csub = conflicts.add_subparsers(dest="action", required=True)
-    clist = csub.add_parser("list")
-    clist.add_argument("--all", action="store_true", help="include resolved conflicts")
-    cres = csub.add_parser("resolve")
-    cres.add_argument("conflict_id", type=int)
-    cres.add_argument("--use", choices=["notion", "supabase"], required=True)
-    cres.add_argument("--by", default=os.environ.get("USER", "cli"))
-    look = sub.add_parser(
-        "lookup", help="find customers: Notion first, the backup when Notion is down"
-    )
-    look.add_argument("--customer-id")
-    look.add_argument("--name")
-    look.add_argument("--phone")
-    look.add_argument("--no-consultations", action="store_true")
-    look.add_argument(
-        "--limit", type=int, default=100, help="at most this many customers (default 100)"
-    )
-    cons = sub.add_parser(
-        "consistency", help="compare one customer or consultation in Notion and the backup"
-    )
-    group = cons.add_mutually_exclusive_group(required=True)
-    group.add_argument("--customer-id")
-    group.add_argument("--consultation-id")
-    rest = sub.add_parser(
-        "restore", help="recreate missing Notion pages from the backup (dry run by default)"
-    )
-    rest.add_argument("--customer-id", action="append", default=[])
-    rest.add_argument("--apply", action="store_true", help="really create pages (default: dry run)")
-    args = parser.parse_args(argv)
-
+    """The console script: run one command, return its exit code (2 for a usage error, an
+    unknown conflict or an invalid argument)."""
     try:
-        if args.command == "conflicts":
-            db = _db()
-            if args.action == "list":
-                rows = list_conflicts(db, args.all)
-                _print(rows)
-                print(f"{len(rows)} conflict(s)", file=sys.stderr)
-            else:
-                _print(resolve_conflict(db, args.conflict_id, args.use, args.by))
-            return 0
-        from consultation_backup.lookup import reader_from_env
-
-        reader = reader_from_env()
-        if args.command == "lookup":
-            result = reader.find_customers(
-                customer_id=args.customer_id,
-                name=args.name,
-                phone=args.phone,
-                with_consultations=not args.no_consultations,
-                limit=args.limit,
-            )
-            _print(
-                {
-                    "source": result.source,
-                    "degraded": result.degraded,
-                    "reason": result.reason,
-                    "staleness_s": result.staleness_s,
-                    "truncated": result.truncated,
-                    "invalid_pages": result.invalid_pages,
-                    "customers": result.customers,
-                }
-            )
-            return 0
-        if args.command == "consistency":
-            report = reader.validate_consistency(
-                customer_id=args.customer_id, consultation_id=args.consultation_id
-            )
-            _print(report.__dict__)
-            return 0 if report.consistent else 1
-        if args.command == "restore":
-            from consultation_backup.restore import restore
-
-            report = restore(
-                reader.notion,
-                reader.db,
-                customers_database_id=reader.customers_db,
-                consultations_database_id=reader.consultations_db,
-                dry_run=not args.apply,
-                customer_ids=args.customer_id or None,
-                log=lambda m: print(m, file=sys.stderr),
-            )
-            _print(report.as_dict())
-            return 0
+        code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

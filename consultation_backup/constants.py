@@ -36,5 +36,3 @@ SOURCE_IMAGES = "googledrive/consultation_images"
 CUSTOMERS_CURSOR = "customers_last_edited_time"
 # Minute rounding of last_edited_time: re-read this much before the watermark.
 OVERLAP_MINUTES = 2
-
-CONFLICT_STRATEGIES = ("notion_wins", "latest_wins", "manual")

@@ -5,6 +5,7 @@ import dagster as dg
 from pydantic import Field
 
 from consultation_backup import restore
+from consultation_backup.assets import CustomersConfig, consultation_customers
 from consultation_backup.constants import CUSTOMERS_KEY, IMAGES_KEY, NOTION_POOL, RECORDS_KEY
 from consultation_backup.partitions import consultation_daily
 from consultation_backup.settings import ConsultationSettings
@@ -12,26 +13,21 @@ from resources.dagster_helpers import build_migrations_job
 from resources.notion import NotionResource
 from resources.postgres import PostgresResource
 
-CUSTOMERS_OP = "supabase__public__consultation_customers"
-
 migrations_job = build_migrations_job("consultation_backup", ["consultation_backup"])
 
 reconcile_job = dg.define_asset_job(
     "consultation_reconcile_job",
     selection=dg.AssetSelection.assets(CUSTOMERS_KEY),
-    config={
-        "ops": {
-            CUSTOMERS_OP: {
-                "config": {
-                    "reconcile": True,
-                    "full_refresh": False,
-                    "conflict_strategy": "notion_wins",
-                }
-            }
+    config=dg.RunConfig(
+        ops={
+            consultation_customers.op.name: CustomersConfig(
+                reconcile=True, full_refresh=False, conflict_strategy="notion_wins"
+            )
         }
-    },
-    description="Nightly: incremental customer sync, then full ID reconciliation against Notion (trashed or deleted "
-    "pages become is_deleted, never hard-deleted) and consultation_count recomputed.",
+    ),
+    description="Nightly: incremental customer sync, then full ID reconciliation against Notion "
+    "(trashed or deleted pages become is_deleted, never hard-deleted) and consultation_count "
+    "recomputed.",
     tags={"domain": "consultation_backup"},
 )
 

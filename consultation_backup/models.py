@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal, Protocol
+
+ConflictStrategy = Literal["notion_wins", "latest_wins", "manual"]
+CONFLICT_STRATEGIES: tuple[ConflictStrategy, ...] = ("notion_wins", "latest_wins", "manual")
+ConflictDecision = Literal["apply", "keep", "conflict"]
+SyncMode = Literal["full", "incremental"]
+SyncStatus = Literal["completed", "partial"]
+ImageStatus = Literal["uploaded", "skipped", "rejected"]
+
+
+class NotionPageLike(Protocol):
+    """What the parsers read of a Notion page (``resources.notion.NotionPage`` is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created_time(self) -> str: ...
+    @property
+    def last_edited_time(self) -> str: ...
+    @property
+    def in_trash(self) -> bool: ...
+    @property
+    def properties(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +50,7 @@ class CustomerRow:
     notion_updated_at: datetime
 
     # fields compared for conflicts and consistency (not bookkeeping)
-    CONTENT_FIELDS = (
+    CONTENT_FIELDS: ClassVar[tuple[str, ...]] = (
         "customer_id",
         "name",
         "phone",
@@ -47,7 +70,8 @@ class CustomerRow:
 
 @dataclass(frozen=True)
 class RecordRow:
-    """One ``consultation_records`` row, from a Notion consultation page (customer resolved later)."""
+    """One ``consultation_records`` row, from a Notion consultation page (its customer is
+    resolved against the backup later)."""
 
     notion_page_id: str
     consultation_id: str
@@ -64,7 +88,7 @@ class RecordRow:
     notion_created_at: datetime
     notion_updated_at: datetime
 
-    CONTENT_FIELDS = (
+    CONTENT_FIELDS: ClassVar[tuple[str, ...]] = (
         "consultation_id",
         "customer_notion_id",
         "consultation_date",
@@ -91,26 +115,26 @@ class Rejected:
     business_id: str | None = None
 
 
-@dataclass
-class SyncOutcome:
-    """Totals of one sync, written to ``consultation_sync_logs``."""
+@dataclass(frozen=True)
+class SyncTotals:
+    """Counts every sync reports: read, written, skipped unchanged, conflicts, quarantined."""
 
     total: int = 0
     synced: int = 0
     skipped: int = 0
-    failures: list[Rejected] = field(default_factory=list)
     conflicts: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    failures: tuple[Rejected, ...] = ()
 
     @property
     def failed(self) -> int:
         return len(self.failures)
 
     @property
-    def status(self) -> str:
+    def status(self) -> SyncStatus:
         return "partial" if self.failures else "completed"
 
-    def details(self) -> dict[str, Any]:
+    def log_details(self) -> dict[str, Any]:
+        """The part of ``consultation_sync_logs.details`` every sync writes."""
         return {
             "skipped_unchanged": self.skipped,
             "conflicts": self.conflicts,
@@ -118,16 +142,211 @@ class SyncOutcome:
                 {"page_id": f.item_id, "id": f.business_id, "reason": f.reason}
                 for f in self.failures[:500]
             ],
-            **self.extra,
+        }
+
+
+def merge_totals(parts: Iterable[SyncTotals]) -> SyncTotals:
+    """The sum of several partial syncs (e.g. image batches of one window)."""
+    items = list(parts)
+    return SyncTotals(
+        total=sum(p.total for p in items),
+        synced=sum(p.synced for p in items),
+        skipped=sum(p.skipped for p in items),
+        conflicts=sum(p.conflicts for p in items),
+        failures=tuple(f for p in items for f in p.failures),
+    )
+
+
+@dataclass(frozen=True)
+class CustomersResult:
+    """What one customer sync did."""
+
+    totals: SyncTotals
+    mode: SyncMode
+    since: str | None
+    watermark: str | None
+    soft_deleted: int
+    kept_supabase_version: tuple[str, ...]
+    notion_requests: int
+    cap_splits: int
+
+    def log_details(self) -> dict[str, Any]:
+        details = {
+            **self.totals.log_details(),
+            "mode": self.mode,
+            "since": self.since,
+            "watermark": self.watermark,
+            "soft_deleted": self.soft_deleted,
+            "notion_requests": self.notion_requests,
+            "cap_splits": self.cap_splits,
+        }
+        if self.kept_supabase_version:
+            details["kept_supabase_version"] = list(self.kept_supabase_version)
+        return details
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """What the full ID reconciliation against Notion changed."""
+
+    soft_deleted_customers: int
+    soft_deleted_records: int
+    consultation_counts_updated: int
+    notion_customers: int
+    notion_consultations: int
+    notion_requests: int
+
+    @property
+    def changed(self) -> int:
+        return (
+            self.soft_deleted_customers
+            + self.soft_deleted_records
+            + self.consultation_counts_updated
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "soft_deleted_customers": self.soft_deleted_customers,
+            "soft_deleted_records": self.soft_deleted_records,
+            "consultation_counts_updated": self.consultation_counts_updated,
+            "notion_customers": self.notion_customers,
+            "notion_consultations": self.notion_consultations,
+            "notion_requests": self.notion_requests,
         }
 
 
 @dataclass(frozen=True)
+class FullSyncResult:
+    """A customer sync followed by the reconciliation (the nightly run)."""
+
+    customers: CustomersResult
+    reconcile: ReconcileResult
+
+    @property
+    def totals(self) -> SyncTotals:
+        return self.customers.totals
+
+    def log_details(self) -> dict[str, Any]:
+        return {**self.customers.log_details(), "reconcile": self.reconcile.as_dict()}
+
+
+@dataclass(frozen=True)
+class RecordsResult:
+    """What one consultation sync of a 상담일자 window did, and the ids each side holds."""
+
+    totals: SyncTotals
+    window: str
+    edited_since: str | None
+    soft_deleted: int
+    customers_healed: int
+    kept_supabase_version: tuple[str, ...]
+    notion_requests: int
+    cap_splits: int
+    notion_ids: frozenset[str]
+    supabase_ids: frozenset[str]
+
+    @property
+    def missing_in_supabase(self) -> frozenset[str]:
+        rejected = {f.item_id for f in self.totals.failures}
+        return self.notion_ids - self.supabase_ids - rejected
+
+    @property
+    def extra_in_supabase(self) -> frozenset[str]:
+        return self.supabase_ids - self.notion_ids
+
+    def log_details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            **self.totals.log_details(),
+            "window": self.window,
+            "notion_requests": self.notion_requests,
+            "cap_splits": self.cap_splits,
+            "soft_deleted": self.soft_deleted,
+        }
+        if self.edited_since:
+            details["edited_since"] = self.edited_since
+        if self.customers_healed:
+            details["customers_healed"] = self.customers_healed
+        if self.kept_supabase_version:
+            details["kept_supabase_version"] = list(self.kept_supabase_version)
+        return details
+
+
+@dataclass(frozen=True)
+class ImagesResult:
+    """What one image copy of a window did; ``skipped_reason`` when Storage was unavailable."""
+
+    totals: SyncTotals
+    window: str
+    skipped_reason: str | None = None
+    bytes_uploaded: int = 0
+    images_removed: int = 0
+
+    def log_details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            **self.totals.log_details(),
+            "window": self.window,
+            "bytes_uploaded": self.bytes_uploaded,
+            "images_removed": self.images_removed,
+        }
+        if self.skipped_reason:
+            details["skipped_reason"] = self.skipped_reason
+        return details
+
+
+def merge_images(parts: Iterable[ImagesResult], window: str) -> ImagesResult:
+    """Image copies of several batches of one window as one result."""
+    items = list(parts)
+    return ImagesResult(
+        totals=merge_totals(p.totals for p in items),
+        window=window,
+        skipped_reason=next((p.skipped_reason for p in items if p.skipped_reason), None),
+        bytes_uploaded=sum(p.bytes_uploaded for p in items),
+        images_removed=sum(p.images_removed for p in items),
+    )
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One ``consultation_image_objects`` row: which Drive version a stored copy came from."""
+
+    consultation_id: str
+    image_index: int
+    drive_file_id: str
+    drive_md5: str
+    drive_modified_time: datetime | None
+    storage_path: str
+    content_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ImageCopy:
+    """What happened to one image: ``uploaded`` (with its new row), ``skipped`` (unchanged),
+    or ``rejected`` (with the reason, quarantined)."""
+
+    status: ImageStatus
+    path: str | None = None
+    stored: StoredImage | None = None
+    reason: str | None = None
+    drive_file_id: str | None = None
+    drive_md5: str | None = None
+
+
+@dataclass(frozen=True)
 class ConsistencyReport:
-    """Seed 004's ``validateDataConsistency`` result for one customer or consultation."""
+    """Whether one customer or consultation agrees in Notion and in the backup, and what to
+    do when it does not."""
 
     entity: str
     key: str
     consistent: bool
     differences: list[str]
     recommendations: list[str]
+
+
+@dataclass(frozen=True)
+class WindowSync:
+    """Records and images of one 상담일자 window, synced in one pass."""
+
+    records: RecordsResult
+    images: ImagesResult

@@ -6,6 +6,7 @@ No Dagster, no clients: everything here is tested with plain tables.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -15,7 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from consultation_backup.models import CustomerRow, RecordRow
+from consultation_backup.models import (
+    ConflictDecision,
+    CustomerRow,
+    NotionPageLike,
+    RecordRow,
+)
 
 SEOUL = ZoneInfo("Asia/Seoul")
 # ASCII digits only: ``\d`` would also take full-width or other Unicode digits, which the SQL
@@ -32,17 +38,19 @@ DRIVE_ID_RES = (
 
 
 class InvalidPage(ValueError):
-    """A Notion page that cannot be backed up; ``reason`` is what the sync log and quarantine say."""
+    """A Notion page that cannot be backed up; ``reason`` is what the sync log and quarantine
+    say."""
 
-    def __init__(self, reason: str, business_id: str | None = None):
+    def __init__(self, reason: str, business_id: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         # the id goes into JSONB (sync log, quarantine), which cannot hold NUL
         self.business_id = business_id.replace("\x00", "\ufffd") if business_id else business_id
 
 
-def _reject_nul(row: Any, business_id: str | None) -> None:
-    """PostgreSQL text and JSONB cannot hold NUL (U+0000): such a page is quarantined, not loaded."""
+def _reject_nul(row: CustomerRow | RecordRow, business_id: str | None) -> None:
+    """PostgreSQL text and JSONB cannot hold NUL (U+0000): such a page is quarantined, not
+    loaded."""
     for name, value in row.as_dict().items():
         if (isinstance(value, str) and "\x00" in value) or (
             isinstance(value, list | dict) and "\\u0000" in json.dumps(value, default=str)
@@ -68,11 +76,12 @@ def _no_json_constant(name: str) -> Any:
 
 
 # -- Notion property values ---------------------------------------------------------------
-def _prop(page: Mapping[str, Any], name: str) -> dict[str, Any]:
-    return (page.get("properties") or {}).get(name) or {}
+def _prop(page: NotionPageLike, name: str) -> Mapping[str, Any]:
+    value: Mapping[str, Any] = page.properties.get(name) or {}
+    return value
 
 
-def text(page: Mapping[str, Any], name: str) -> str:
+def text(page: NotionPageLike, name: str) -> str:
     """Plain text of a title / rich_text / phone_number / select / formula-string property."""
     value = _prop(page, name)
     typ = value.get("type")
@@ -91,7 +100,7 @@ def text(page: Mapping[str, Any], name: str) -> str:
     return ""
 
 
-def number(page: Mapping[str, Any], name: str) -> float | None:
+def number(page: NotionPageLike, name: str) -> float | None:
     value = _prop(page, name)
     if value.get("type") == "number":
         return value.get("number")
@@ -102,7 +111,7 @@ def number(page: Mapping[str, Any], name: str) -> float | None:
     return None
 
 
-def date_start(page: Mapping[str, Any], name: str) -> str | None:
+def date_start(page: NotionPageLike, name: str) -> str | None:
     value = _prop(page, name)
     return ((value.get("date") or {}).get("start")) if value.get("type") == "date" else None
 
@@ -124,12 +133,12 @@ def parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def relation_ids(page: Mapping[str, Any], name: str) -> list[str]:
+def relation_ids(page: NotionPageLike, name: str) -> list[str]:
     value = _prop(page, name)
     return [r["id"] for r in value.get("relation") or []] if value.get("type") == "relation" else []
 
 
-def file_urls(page: Mapping[str, Any], name: str) -> list[str]:
+def file_urls(page: NotionPageLike, name: str) -> list[str]:
     value = _prop(page, name)
     urls = []
     for f in value.get("files") or []:
@@ -140,7 +149,7 @@ def file_urls(page: Mapping[str, Any], name: str) -> list[str]:
 
 
 # -- pages -> rows ------------------------------------------------------------------------
-def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
+def parse_customer(page: NotionPageLike) -> CustomerRow:
     """A customer page as a row.
 
     Raises:
@@ -186,9 +195,9 @@ def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
             customer_id,
         )
     count = number(page, "상담수")
-    deleted = bool((_prop(page, "삭제됨") or {}).get("checkbox")) or bool(page.get("in_trash"))
+    deleted = bool(_prop(page, "삭제됨").get("checkbox")) or page.in_trash
     row = CustomerRow(
-        notion_page_id=page["id"],
+        notion_page_id=page.id,
         customer_id=customer_id,
         name=name,
         phone=text(page, "전화번호") or None,
@@ -203,13 +212,13 @@ def parse_customer(page: Mapping[str, Any]) -> CustomerRow:
         if count is not None and math.isfinite(count) and 0 <= count < 2**31
         else 0,
         is_deleted=deleted,
-        notion_updated_at=parse_timestamp(page["last_edited_time"]),
+        notion_updated_at=parse_timestamp(page.last_edited_time),
     )
     _reject_nul(row, customer_id)
     return row
 
 
-def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
+def parse_consultation(page: NotionPageLike) -> RecordRow:
     """A consultation page as a row (its customer is resolved against the backup later).
 
     Raises:
@@ -239,14 +248,12 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
         )
     urls = file_urls(page, "증상이미지")
     created = date_start(page, "생성일시")
-    notion_created = parse_timestamp(page["created_time"])
+    notion_created = parse_timestamp(page.created_time)
     if created:
-        try:
+        with contextlib.suppress(ValueError):
             notion_created = parse_timestamp(created) if len(created) > 10 else notion_created
-        except ValueError:
-            pass
     row = RecordRow(
-        notion_page_id=page["id"],
+        notion_page_id=page.id,
         consultation_id=consultation_id,
         customer_notion_id=customers[0],
         consultation_date=day,
@@ -259,7 +266,7 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
         image_count=len(urls),
         google_drive_urls=urls,
         notion_created_at=notion_created,
-        notion_updated_at=parse_timestamp(page["last_edited_time"]),
+        notion_updated_at=parse_timestamp(page.last_edited_time),
     )
     _reject_nul(row, consultation_id)
     return row
@@ -267,7 +274,7 @@ def parse_consultation(page: Mapping[str, Any]) -> RecordRow:
 
 def consultation_matches_customer(consultation_id: str, customer_id: str) -> bool:
     m = CONSULTATION_ID_RE.match(consultation_id)
-    return bool(m) and m.group(1) == customer_id
+    return m is not None and m.group(1) == customer_id
 
 
 # -- images -------------------------------------------------------------------------------
@@ -292,18 +299,30 @@ def sniff_image(data: bytes) -> tuple[str, str] | None:
 
 
 def storage_path(customer_id: str, consultation_id: str, index: int, ext: str) -> str:
-    """``customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}`` (seed 000 §2.2)."""
+    """``customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}``."""
     return f"customers/{customer_id}/consultations/{consultation_id}/image_{index}.{ext}"
 
 
-def image_unchanged(stored: Mapping[str, Any] | None, meta: Mapping[str, Any]) -> bool:
-    """True when the backed-up copy came from this exact Drive version (md5, else modifiedTime)."""
-    if not stored or stored.get("drive_file_id") != meta.get("id"):
+def image_unchanged(
+    stored: Mapping[str, Any] | None,
+    *,
+    file_id: str,
+    md5: str | None,
+    modified_time: str | None,
+) -> bool:
+    """True when the backed-up copy came from this exact Drive version (md5, else modifiedTime).
+
+    Args:
+        stored: the ``consultation_image_objects`` row of the copy, if there is one.
+        file_id, md5, modified_time: the Drive file as it is now.
+    """
+    if not stored or stored.get("drive_file_id") != file_id:
         return False
-    if meta.get("md5Checksum") and stored.get("drive_md5"):
-        return stored["drive_md5"] == meta["md5Checksum"]
-    mod = meta.get("modifiedTime")
-    return bool(mod) and stored.get("drive_modified_time") == parse_timestamp(mod)
+    if md5 and stored.get("drive_md5"):
+        return bool(stored["drive_md5"] == md5)
+    return bool(modified_time) and stored.get("drive_modified_time") == parse_timestamp(
+        modified_time or ""
+    )
 
 
 # -- comparison, conflicts ------------------------------------------------------------------
@@ -332,7 +351,7 @@ def decide_conflict(
     differs: bool,
     notion_updated_at: datetime,
     supabase_updated_at: datetime | None,
-) -> str:
+) -> ConflictDecision:
     """What to do with an incoming Notion version of a row.
 
     Returns ``apply`` (write the Notion version), ``keep`` (keep the Supabase version) or
@@ -351,10 +370,10 @@ def decide_conflict(
     return "conflict"
 
 
-def content_hash(page: Mapping[str, Any]) -> str:
+def content_hash(page: NotionPageLike) -> str:
     """A short hash of a page's properties and trash state (edits in one minute differ here)."""
     body = json.dumps(
-        {"p": page.get("properties"), "t": page.get("in_trash")}, sort_keys=True, ensure_ascii=False
+        {"p": dict(page.properties), "t": page.in_trash}, sort_keys=True, ensure_ascii=False
     )
     return hashlib.sha1(body.encode()).hexdigest()[:12]
 

@@ -2,29 +2,61 @@
 pointed at ``GOOGLE_DRIVE_BASE_URL`` (the real API root in production, the stand-in locally).
 
 Retries 403 rate-limit / 429 / 5xx with backoff and sits behind the ``google_drive`` breaker.
-``consultation_backup`` adds the verbs (file metadata, download, folder listing).
+Verbs: ``file_metadata`` (a frozen ``DriveFile``), ``download``, ``iter_folder``.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from resources.base import ResilientClientResource
 from resources.errors import ConfigurationError, PermanentError, TransientError
-from resources.http import RETRYABLE_STATUS, ResilientCaller, parse_retry_after
+from resources.http import RETRYABLE_STATUS, parse_retry_after
 
 DRIVE_SCOPES = ["https://www.googleapis.com/auth/drive.readonly"]
 RATE_LIMIT_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded"}
 
 
+@dataclass(frozen=True)
+class DriveFile:
+    """A file's metadata (``files.get`` / ``files.list`` with ``DriveFile.FIELDS``)."""
+
+    FIELDS: ClassVar[str] = "id,name,mimeType,md5Checksum,modifiedTime,size,parents,trashed"
+
+    id: str
+    name: str
+    mime_type: str
+    md5_checksum: str | None
+    modified_time: str | None
+    size: int | None
+    parents: tuple[str, ...]
+    trashed: bool
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> DriveFile:
+        size = data.get("size")
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or ""),
+            mime_type=str(data.get("mimeType") or ""),
+            md5_checksum=data.get("md5Checksum") or None,
+            modified_time=data.get("modifiedTime") or None,
+            size=int(size) if size not in (None, "") else None,
+            parents=tuple(data.get("parents") or ()),
+            trashed=bool(data.get("trashed", False)),
+        )
+
+
 def load_service_account_info(value: str) -> dict[str, Any]:
-    """``GOOGLE_SERVICE_ACCOUNT_JSON`` holds the key itself (JSON text) or a path to the key file."""
+    """``GOOGLE_SERVICE_ACCOUNT_JSON`` holds the key itself (JSON text) or a path to the key
+    file."""
     text = value.strip()
     if not text.startswith("{"):
         path = Path(text).expanduser()
@@ -37,6 +69,8 @@ def load_service_account_info(value: str) -> dict[str, Any]:
         info = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"GOOGLE_SERVICE_ACCOUNT_JSON is not valid JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ConfigurationError("GOOGLE_SERVICE_ACCOUNT_JSON is not a JSON object")
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
     if missing:
         raise ConfigurationError(f"GOOGLE_SERVICE_ACCOUNT_JSON lacks {', '.join(missing)}")
@@ -44,6 +78,7 @@ def load_service_account_info(value: str) -> dict[str, Any]:
 
 
 def map_drive_error(exc: Exception) -> Exception:
+    """Classify googleapiclient errors: 429/5xx and 403 rate limits are transient."""
     from googleapiclient.errors import HttpError
 
     if isinstance(exc, HttpError):
@@ -64,55 +99,45 @@ def map_drive_error(exc: Exception) -> Exception:
     return exc
 
 
-class GoogleDriveResource(dg.ConfigurableResource):
-    """Google Drive (read-only scope)."""
+class GoogleDriveResource(ResilientClientResource):
+    """Google Drive (read-only scope).
+
+    ``service_account_json`` must name an existing key (or hold it): locally the entry points
+    write the throwaway key the stand-in accepts before anything builds this client.
+    """
+
+    service: ClassVar[str] = "google_drive"
 
     service_account_json: str = Field(
         description="GOOGLE_SERVICE_ACCOUNT_JSON: key JSON or path to it"
     )
     base_url: str = Field(default="https://www.googleapis.com", description="GOOGLE_DRIVE_BASE_URL")
     root_folder_id: str = Field(default="", description="GOOGLE_DRIVE_ROOT_FOLDER_ID")
-    timeout_s: float = 60.0
-    max_attempts: int = 5
-    breaker_fail_max: int = 3
-    breaker_reset_timeout_s: float = 300.0
+    timeout_s: float = Field(default=60.0, description="per-request timeout, seconds")
 
     # httplib2 is not thread-safe: one service object per thread (images download in a pool)
     _local: Any = PrivateAttr(default_factory=threading.local)
-    _caller: ResilientCaller | None = PrivateAttr(default=None)
 
-    def credentials(self):
+    def map_error(self, exc: Exception) -> Exception:
+        return map_drive_error(exc)
+
+    def credentials(self) -> Any:
+        """Service-account credentials with the read-only Drive scope."""
         from google.oauth2 import service_account
 
-        self._ensure_local_key()
         info = load_service_account_info(self.service_account_json)
-        return service_account.Credentials.from_service_account_info(info, scopes=DRIVE_SCOPES)
-
-    def _ensure_local_key(self) -> None:
-        """Locally, against the Drive stand-in, write the throwaway key file if it is missing
-        (``standins.google_drive.write_local_service_account``); never in production."""
-        from resources.environment import current_environment
-
-        value = self.service_account_json.strip()
-        if (
-            current_environment() != "local"
-            or value.startswith("{")
-            or not value
-            or not self.base_url.startswith(("http://127.0.0.1", "http://localhost"))
-        ):
-            return
-        path = Path(value).expanduser()
-        if not path.exists():
-            from standins.google_drive import write_local_service_account
-
-            write_local_service_account(path, token_uri=f"{self.base_url.rstrip('/')}/token")
+        # google-auth ships no type hints for this constructor
+        factory: Any = service_account.Credentials.from_service_account_info
+        return factory(info, scopes=DRIVE_SCOPES)
 
     def api_root(self) -> str:
-        """``{base_url}/drive/v3/``: googleapiclient replaces rootUrl+servicePath with api_endpoint."""
+        """``{base_url}/drive/v3/``: googleapiclient replaces rootUrl+servicePath with
+        api_endpoint."""
         return f"{self.base_url.rstrip('/')}/drive/v3/"
 
-    def get_service(self):
-        """The ``drive v3`` service object (static discovery document; no network to build it)."""
+    def get_client(self) -> Any:
+        """This thread's ``drive v3`` service object (static discovery document; no network to
+        build it). The escape hatch for calls the verbs do not cover."""
         if getattr(self._local, "service", None) is None:
             import google_auth_httplib2
             import httplib2
@@ -132,33 +157,20 @@ class GoogleDriveResource(dg.ConfigurableResource):
             )
         return self._local.service
 
-    @property
-    def caller(self) -> ResilientCaller:
-        if self._caller is None:
-            self._caller = ResilientCaller(
-                "google_drive",
-                max_attempts=self.max_attempts,
-                error_mapper=map_drive_error,
-                fail_max=self.breaker_fail_max,
-                reset_timeout_s=self.breaker_reset_timeout_s,
-            )
-        return self._caller
-
-    def execute(self, request: Any) -> Any:
+    def _execute(self, request: Any) -> Any:
         """Execute a prepared ``googleapiclient`` request with retries and the breaker."""
         return self.caller.call(request.execute, num_retries=0)
 
     # -- domain verbs ---------------------------------------------------------------------
-    FILE_FIELDS: ClassVar[str] = "id,name,mimeType,md5Checksum,modifiedTime,size,parents,trashed"
-
-    def file_metadata(self, file_id: str) -> dict[str, Any] | None:
-        """``files.get`` metadata (md5Checksum, modifiedTime, mimeType, size), None when 404."""
+    def file_metadata(self, file_id: str) -> DriveFile | None:
+        """``files.get`` metadata (md5, modified time, MIME type, size), None when 404."""
+        request = (
+            self.get_client()
+            .files()
+            .get(fileId=file_id, fields=DriveFile.FIELDS, supportsAllDrives=True)
+        )
         try:
-            return self.execute(
-                self.get_service()
-                .files()
-                .get(fileId=file_id, fields=self.FILE_FIELDS, supportsAllDrives=True)
-            )
+            return DriveFile.from_api(self._execute(request))
         except PermanentError as exc:
             if exc.status == 404:
                 return None
@@ -170,8 +182,8 @@ class GoogleDriveResource(dg.ConfigurableResource):
         Raises:
             PermanentError: 404, or the body is larger than ``max_bytes`` (status 413).
         """
-        body = self.execute(
-            self.get_service().files().get_media(fileId=file_id, supportsAllDrives=True)
+        body: bytes = self._execute(
+            self.get_client().files().get_media(fileId=file_id, supportsAllDrives=True)
         )
         if max_bytes is not None and len(body) > max_bytes:
             raise PermanentError(
@@ -179,24 +191,25 @@ class GoogleDriveResource(dg.ConfigurableResource):
             )
         return body
 
-    def iter_folder(self, folder_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    def iter_folder(self, folder_id: str, page_size: int = 1000) -> Iterator[DriveFile]:
         """Every non-trashed file directly in ``folder_id`` (``'<folder>' in parents``)."""
         token: str | None = None
         while True:
             request = (
-                self.get_service()
+                self.get_client()
                 .files()
                 .list(
                     q=f"'{folder_id}' in parents and trashed = false",
                     pageSize=page_size,
                     pageToken=token,
-                    fields=f"nextPageToken, files({self.FILE_FIELDS})",
+                    fields=f"nextPageToken, files({DriveFile.FIELDS})",
                     supportsAllDrives=True,
                     includeItemsFromAllDrives=True,
                 )
             )
-            response = self.execute(request)
-            yield from response.get("files", [])
+            response = self._execute(request)
+            for data in response.get("files", []):
+                yield DriveFile.from_api(data)
             token = response.get("nextPageToken")
             if not token:
                 return

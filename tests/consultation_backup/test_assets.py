@@ -2,64 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import dagster as dg
-from notion_client import Client
+import pytest
 
 from consultation_backup.assets import consultation_customers, consultation_records_and_images
 from consultation_backup.checks import CHECKS
 from consultation_backup.constants import BUCKET, CUSTOMERS_KEY, IMAGES_KEY, RECORDS_KEY
+from consultation_backup.customers import sync_customers
 from consultation_backup.definitions import defs
+from tests.support.consultation import (
+    customer_config,
+    days,
+    materialize,
+    mats,
+    range_tags,
+    sensor_tick,
+    window_all,
+)
 
-from .conftest import window_all
-
-SOURCES = [
-    dg.AssetSpec(["notion", "customers"]),
-    dg.AssetSpec(["notion", "consultations"]),
-    dg.AssetSpec(["googledrive", "consultation_images"]),
-]
-CUSTOMERS_OP = "supabase__public__consultation_customers"
-
-
-def _materialize(env, assets, **kwargs):
-    return dg.materialize(
-        [*assets, *SOURCES],
-        resources=env.resources(),
-        raise_on_error=kwargs.pop("raise_on_error", True),
-        **kwargs,
-    )
-
-
-def _mats(res, key):
-    return [e.materialization for e in res.get_asset_materialization_events() if e.asset_key == key]
-
-
-def _customer_config(**cfg):
-    return {"ops": {CUSTOMERS_OP: {"config": cfg}}}
-
-
-def _range_tags(start, end):
-    return {
-        "dagster/asset_partition_range_start": start.isoformat(),
-        "dagster/asset_partition_range_end": end.isoformat(),
-    }
-
-
-def test_definitions_load():
-    dg.Definitions.validate_loadable(defs)
-    graph = defs.resolve_asset_graph()
-    assert {CUSTOMERS_KEY, RECORDS_KEY, IMAGES_KEY} <= set(graph.get_all_asset_keys())
-    assert graph.get(RECORDS_KEY).backfill_policy == dg.BackfillPolicy.single_run()
-    assert (
-        defs.get_sensor_def("notion_edits_sensor").default_status == dg.DefaultSensorStatus.RUNNING
-    )
+pytestmark = pytest.mark.e2e
 
 
 def test_customers_full_then_incremental_with_quarantine_and_sync_log(backup_env):
     env, db = backup_env, backup_env.db
-    res = _materialize(env, [consultation_customers])
-    meta = res.asset_materializations_for_node(CUSTOMERS_OP)[0].metadata
+    res = materialize(env, [consultation_customers])
+    meta = res.asset_materializations_for_node(consultation_customers.op.name)[0].metadata
     assert (
         meta["rows_read"].value == 20
         and meta["rows_quarantined"].value == 2
@@ -69,7 +35,8 @@ def test_customers_full_then_incremental_with_quarantine_and_sync_log(backup_env
     reasons = {
         r["reason"]
         for r in db.fetch_all(
-            "SELECT reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'"
+            "SELECT reason FROM data_quarantine"
+            " WHERE domain='consultation_backup' AND source='notion/customers'"
         )
     }
     assert any("missing name" in r for r in reasons) and any("invalid gender" in r for r in reasons)
@@ -83,12 +50,12 @@ def test_customers_full_then_incremental_with_quarantine_and_sync_log(backup_env
 
     # an edit through the Notion API appears; the incremental read costs few requests
     page = env.page_by_title("customers", "00005")
-    Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(
+    env.raw_notion().pages.update(
         page_id=page["id"],
         properties={"주소": {"rich_text": [{"text": {"content": "제주시 연동"}}]}},
     )
     before = env.workspace.stats["requests"]
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     assert env.workspace.stats["requests"] - before <= 3
     assert (
         db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00005'")
@@ -96,11 +63,11 @@ def test_customers_full_then_incremental_with_quarantine_and_sync_log(backup_env
     )
 
     # a second edit in the same minute (same rounded last_edited_time) is not lost
-    Client(auth="ntn_test_token_123", base_url=env.notion_url).pages.update(
+    env.raw_notion().pages.update(
         page_id=page["id"],
         properties={"주소": {"rich_text": [{"text": {"content": "제주시 노형동"}}]}},
     )
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     assert (
         db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00005'")
         == "제주시 노형동"
@@ -109,8 +76,8 @@ def test_customers_full_then_incremental_with_quarantine_and_sync_log(backup_env
 
 def test_fixed_page_leaves_quarantine_and_bad_edit_keeps_previous_backup(backup_env):
     env, db = backup_env, backup_env.db
-    _materialize(env, [consultation_customers])
-    notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
+    materialize(env, [consultation_customers])
+    notion = env.raw_notion()
     good = env.page_by_title("customers", "00007")
     notion.pages.update(page_id=good["id"], properties={"성별": {"select": {"name": "모름"}}})
     bad = env.page_by_title("customers", "00003")  # seeded without a name
@@ -120,7 +87,7 @@ def test_fixed_page_leaves_quarantine_and_bad_edit_keeps_previous_backup(backup_
     before = db.fetch_one(
         "SELECT gender, name FROM consultation_customers WHERE customer_id='00007'"
     )
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     after = db.fetch_one(
         "SELECT gender, name FROM consultation_customers WHERE customer_id='00007'"
     )
@@ -132,7 +99,8 @@ def test_fixed_page_leaves_quarantine_and_bad_edit_keeps_previous_backup(backup_
     open_items = {
         r["item_id"]
         for r in db.fetch_all(
-            "SELECT item_id FROM data_quarantine WHERE domain='consultation_backup' AND resolved_at IS NULL"
+            "SELECT item_id FROM data_quarantine"
+            " WHERE domain='consultation_backup' AND resolved_at IS NULL"
         )
     }
     assert good["id"] in open_items and bad["id"] not in open_items
@@ -140,18 +108,18 @@ def test_fixed_page_leaves_quarantine_and_bad_edit_keeps_previous_backup(backup_
 
 def test_records_range_backfill_is_one_run_and_one_windowed_query(backup_env):
     env, db = backup_env, backup_env.db
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     dates = env.consultation_dates()
     before = env.workspace.stats["queries"]
-    res = _materialize(
+    res = materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[RECORDS_KEY],
-        tags=_range_tags(dates[0], dates[-1]),
+        tags=range_tags(dates[0], dates[-1]),
     )
     assert env.workspace.stats["queries"] - before == 1  # one windowed query for the whole range
-    mat = _mats(res, RECORDS_KEY)
-    assert len(mat) == len({d for d in _days(dates[0], dates[-1])})
+    mat = mats(res, RECORDS_KEY)
+    assert len(mat) == len(set(days(dates[0], dates[-1])))
     total = sum(1 for p in env.ds("consultations").pages.values())
     live = db.fetch_value("SELECT count(*) FROM consultation_records WHERE NOT is_deleted")
     quarantined = db.fetch_value(
@@ -172,28 +140,21 @@ def test_records_range_backfill_is_one_run_and_one_windowed_query(backup_env):
     assert log["status"] == "partial" and log["total_records"] == total
 
 
-def _days(a, b):
-    d = a
-    while d <= b:
-        yield d
-        d += timedelta(days=1)
-
-
 def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env):
     env, db = backup_env, backup_env.db
     start, end = window_all()
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     dates = env.consultation_dates()
-    tags = _range_tags(dates[0], dates[-1])
+    tags = range_tags(dates[0], dates[-1])
     # records and images in one step (pipelined)
-    res = _materialize(
+    res = materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[RECORDS_KEY, IMAGES_KEY],
         tags=tags,
     )
-    assert len(_mats(res, RECORDS_KEY)) == len(_mats(res, IMAGES_KEY)) > 0
-    meta = _mats(res, IMAGES_KEY)[0].metadata
+    assert len(mats(res, RECORDS_KEY)) == len(mats(res, IMAGES_KEY)) > 0
+    meta = mats(res, IMAGES_KEY)[0].metadata
     bucket = env.storage_app.storage.buckets[BUCKET]
     assert bucket.file_size_limit == 10 * 1024 * 1024 and not bucket.public
     assert meta["images_uploaded"].value == len(bucket.objects) > 0
@@ -212,13 +173,13 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
         and f"/storage/v1/object/authenticated/{BUCKET}/customers/" in row["supabase_image_urls"][0]
     )
     downloads = env.drive_app.drive.stats["downloads"]
-    res2 = _materialize(
+    res2 = materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[IMAGES_KEY],
         tags=tags,
     )
-    meta2 = _mats(res2, IMAGES_KEY)[0].metadata
+    meta2 = mats(res2, IMAGES_KEY)[0].metadata
     assert env.drive_app.drive.stats["downloads"] == downloads  # md5 unchanged: nothing downloaded
     assert (
         meta2["images_uploaded"].value == 0
@@ -230,7 +191,7 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
     from tooling.demo_data import DemoData
 
     env.drive_app.drive.replace_content(obj["drive_file_id"], DemoData(99).image_bytes("webp"))
-    _materialize(
+    materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[IMAGES_KEY],
@@ -246,16 +207,16 @@ def test_images_backed_up_with_sniffed_types_and_not_downloaded_twice(backup_env
 
 def test_bad_images_are_quarantined_with_reasons(backup_env):
     env, db = backup_env, backup_env.db
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     dates = env.consultation_dates()
-    tags = _range_tags(dates[0], dates[-1])
-    _materialize(
+    tags = range_tags(dates[0], dates[-1])
+    materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[RECORDS_KEY],
         tags=tags,
     )
-    res = _materialize(
+    res = materialize(
         env,
         [consultation_records_and_images, consultation_customers, *CHECKS],
         selection=[IMAGES_KEY],
@@ -279,23 +240,23 @@ def test_bad_images_are_quarantined_with_reasons(backup_env):
 
 def test_images_without_service_role_key_are_skipped_with_a_reason(backup_env, monkeypatch):
     env, db = backup_env, backup_env.db
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     dates = env.consultation_dates()
-    tags = _range_tags(dates[0], dates[-1])
-    _materialize(
+    tags = range_tags(dates[0], dates[-1])
+    materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[RECORDS_KEY],
         tags=tags,
     )
     monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY")
-    res = _materialize(
+    res = materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[IMAGES_KEY],
         tags=tags,
     )
-    meta = _mats(res, IMAGES_KEY)[0].metadata
+    meta = mats(res, IMAGES_KEY)[0].metadata
     assert "SUPABASE_SERVICE_ROLE_KEY" in meta["skipped_reason"].value
     assert env.storage_app.storage.stats["uploads"] == 0
     log = db.fetch_one("SELECT * FROM consultation_sync_logs WHERE sync_type='images'")
@@ -307,7 +268,7 @@ def test_images_without_service_role_key_are_skipped_with_a_reason(backup_env, m
 
 def test_customer_checks_pass_on_a_clean_backup(backup_env):
     env = backup_env
-    res = _materialize(env, [consultation_customers, *CHECKS], selection=[CUSTOMERS_KEY])
+    res = materialize(env, [consultation_customers, *CHECKS], selection=[CUSTOMERS_KEY])
     checks = {(e.asset_key, e.check_name): e.passed for e in res.get_asset_check_evaluations()}
     assert checks[(CUSTOMERS_KEY, "notion_parity")] is True
     assert checks[(CUSTOMERS_KEY, "contract")] is True
@@ -316,15 +277,15 @@ def test_customer_checks_pass_on_a_clean_backup(backup_env):
 
 def test_reconcile_soft_deletes_and_recounts(backup_env):
     env, db = backup_env, backup_env.db
-    _materialize(env, [consultation_customers])
+    materialize(env, [consultation_customers])
     dates = env.consultation_dates()
-    _materialize(
+    materialize(
         env,
         [consultation_records_and_images, consultation_customers],
         selection=[RECORDS_KEY],
-        tags=_range_tags(dates[0], dates[-1]),
+        tags=range_tags(dates[0], dates[-1]),
     )
-    notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
+    notion = env.raw_notion()
     victim = db.fetch_one(
         "SELECT r.notion_page_id, c.customer_id, c.consultation_count FROM consultation_records r"
         " JOIN consultation_customers c ON c.id = r.customer_id LIMIT 1"
@@ -332,7 +293,7 @@ def test_reconcile_soft_deletes_and_recounts(backup_env):
     notion.pages.update(page_id=victim["notion_page_id"], in_trash=True)
     gone_customer = env.page_by_title("customers", "00020")
     env.workspace.purge(gone_customer["id"])
-    _materialize(env, [consultation_customers], run_config=_customer_config(reconcile=True))
+    materialize(env, [consultation_customers], run_config=customer_config(reconcile=True))
     assert (
         db.fetch_value(
             "SELECT is_deleted FROM consultation_records WHERE notion_page_id=%s",
@@ -345,7 +306,8 @@ def test_reconcile_soft_deletes_and_recounts(backup_env):
         is True
     )
     live = db.fetch_value(
-        "SELECT count(*) FROM consultation_records r JOIN consultation_customers c ON c.id=r.customer_id"
+        "SELECT count(*) FROM consultation_records r"
+        " JOIN consultation_customers c ON c.id=r.customer_id"
         " WHERE c.customer_id=%s AND NOT r.is_deleted",
         (victim["customer_id"],),
     )
@@ -370,7 +332,7 @@ def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(bac
     embedding with NaN, a NUL character in text, full-width digits in the id) are quarantined with
     a reason; the rest of the batch still loads and the run ends partial."""
     env, db = backup_env, backup_env.db
-    notion = Client(auth="ntn_test_token_123", base_url=env.notion_url)
+    notion = env.raw_notion()
     ds = env.ds("customers").id
 
     def customer(cid, **props):
@@ -392,7 +354,7 @@ def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(bac
         customer("００９０４"): "invalid customer id",
     }
     good = customer("00905", 추정나이={"number": 41})
-    res = _materialize(env, [consultation_customers], raise_on_error=False)
+    res = materialize(env, [consultation_customers], raise_on_error=False)
     assert res.success
     assert (
         db.fetch_value(
@@ -407,7 +369,8 @@ def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(bac
     reasons = {
         r["item_id"]: r["reason"]
         for r in db.fetch_all(
-            "SELECT item_id, reason FROM data_quarantine WHERE domain='consultation_backup' AND source='notion/customers'"
+            "SELECT item_id, reason FROM data_quarantine"
+            " WHERE domain='consultation_backup' AND source='notion/customers'"
         )
     }
     for page_id, why in bad.items():
@@ -416,7 +379,55 @@ def test_values_postgres_cannot_store_are_quarantined_not_crashing_the_batch(bac
     assert log["status"] == "partial" and log["failed_records"] == 2 + len(bad)
 
 
-def test_every_backup_asset_has_a_freshness_policy():
-    graph = defs.resolve_asset_graph()
-    for key in (CUSTOMERS_KEY, RECORDS_KEY, IMAGES_KEY):
-        assert graph.get(key).freshness_policy is not None, key
+def test_edits_reach_supabase_through_the_sensor_and_the_jobs_it_requests(
+    backup_env, dagster_instance, monkeypatch
+):
+    """Done means: an edit made through the Notion API appears in Supabase by the sensor alone
+    (the jobs run with the location's own resources, bound from the environment contract)."""
+    env = backup_env
+    monkeypatch.setenv("NOTION_BASE_URL", env.notion_url)
+    monkeypatch.setenv("NOTION_TOKEN", "ntn_test_token_123")
+    monkeypatch.setenv("GOOGLE_DRIVE_BASE_URL", env.drive.base_url)
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT_JSON", env.drive.service_account_json)
+    monkeypatch.setenv("SUPABASE_URL", env.storage.url)
+    monkeypatch.setenv("SUPABASE_DB_URL", env.db.dsn)
+    sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    _, cursor = sensor_tick(env, dagster_instance)
+
+    notion = env.raw_notion()
+    customer = env.page_by_title("customers", "00011")
+    notion.pages.update(
+        page_id=customer["id"],
+        properties={"주소": {"rich_text": [{"text": {"content": "센서 주소"}}]}},
+    )
+    consultation = next(
+        p
+        for p in env.ds("consultations").pages.values()
+        if p["properties"]["고객"]["relation"][0]["id"] == customer["id"]
+    )
+    notion.pages.update(
+        page_id=consultation["id"],
+        properties={"처방약": {"rich_text": [{"text": {"content": "센서 처방"}}]}},
+    )
+
+    requests, _ = sensor_tick(env, dagster_instance, cursor)
+    for request in requests:
+        job = defs.resolve_job_def(request.job_name)
+        result = job.execute_in_process(
+            run_config=request.run_config,
+            partition_key=request.partition_key,
+            instance=dagster_instance,
+            tags=request.tags,
+        )
+        assert result.success, f"{request.job_name} {request.partition_key} failed"
+    assert (
+        env.db.fetch_value("SELECT address FROM consultation_customers WHERE customer_id='00011'")
+        == "센서 주소"
+    )
+    assert (
+        env.db.fetch_value(
+            "SELECT prescription FROM consultation_records WHERE notion_page_id=%s",
+            (consultation["id"],),
+        )
+        == "센서 처방"
+    )

@@ -10,18 +10,19 @@ import pytest
 from notion_client import APIResponseError, Client
 
 from consultation_backup.constants import BUCKET, BUCKET_FILE_SIZE_LIMIT, BUCKET_MIME_TYPES
-from tooling.demo_data import DemoData
-from standins import notion as notion_emu
-from standins.base import EmulatorServer
 from resources.errors import PermanentError
 from resources.notion import QueryStats
 from resources.supabase_storage import SupabaseStorageResource
+from standins import notion as notion_emu
+from standins.base import EmulatorServer
+from tests.support.consultation import make_notion
+from tooling.demo_data import DemoData
 
-from .conftest import make_notion
+pytestmark = pytest.mark.integration
 
 
 def _raw(env) -> Client:
-    return Client(auth="ntn_test_token_123", base_url=env.notion_url, retry=False)
+    return env.raw_notion(retry=False)
 
 
 def test_database_lists_its_data_source_and_query_paginates(backup_env):
@@ -111,7 +112,7 @@ def test_query_cap_is_signalled_and_iter_pages_reads_past_it():
             "incomplete_reason": "query_result_limit_reached",
         }
         stats = QueryStats()
-        ids = [p["id"] for p in make_notion(server.url).iter_pages("ds-big", stats=stats)]
+        ids = [p.id for p in make_notion(server.url).iter_pages("ds-big", stats=stats)]
     assert len(ids) == len(set(ids)) == 10_250
     assert stats.cap_splits == 1 and stats.requests <= 104
 
@@ -150,16 +151,13 @@ def test_drive_metadata_download_listing_and_404(backup_env):
         f for f in backup_env.drive_app.drive.files.values() if f.spec and f.spec.kind == "png"
     )
     meta = drive.file_metadata(spec.id)
-    assert (
-        meta["mimeType"] == "image/png"
-        and meta["md5Checksum"]
-        and int(meta["size"]) > 0
-        and meta["modifiedTime"]
-    )
+    assert meta is not None
+    assert meta.mime_type == "image/png" and meta.md5_checksum and meta.modified_time, meta
+    assert meta.size is not None and meta.size > 0, meta
     body = drive.download(spec.id)
-    assert body[:8] == b"\x89PNG\r\n\x1a\n" and len(body) == int(meta["size"])
+    assert body[:8] == b"\x89PNG\r\n\x1a\n" and len(body) == meta.size
     listed = list(drive.iter_folder(spec.parents[0], page_size=1))
-    assert spec.id in {f["id"] for f in listed}
+    assert spec.id in {f.id for f in listed}
     assert drive.file_metadata("does-not-exist") is None
     with pytest.raises(PermanentError) as err:
         drive.download("does-not-exist")
@@ -196,10 +194,9 @@ def test_storage_limits_as_supabase_enforces_them(backup_env):
     with pytest.raises(PermanentError) as big:
         storage.upload(BUCKET, "big.jpg", jpeg + b"\0" * BUCKET_FILE_SIZE_LIMIT, "image/jpeg")
     assert big.value.status == 413
-    entries = storage.list(BUCKET, "customers/00001/consultations/00001_001")
-    assert [e["name"] for e in entries] == ["image_1.jpg"] and entries[0]["metadata"][
-        "mimetype"
-    ] == "image/jpeg"
+    entries = storage.list_objects(BUCKET, "customers/00001/consultations/00001_001")
+    assert [e.name for e in entries] == ["image_1.jpg"], entries
+    assert entries[0].mimetype == "image/jpeg", entries[0]
     assert storage.remove(BUCKET, ["customers/00001/consultations/00001_001/image_1.jpg"]) == 1
 
 
@@ -217,21 +214,39 @@ def test_storage_rejects_a_wrong_key(backup_env, monkeypatch):
     assert err.value.status == 403
 
 
-def test_local_drive_key_is_written_when_missing(backup_env, tmp_path):
+def test_local_drive_key_is_written_by_the_entry_point_when_missing(backup_env, tmp_path):
+    """Locally, the entry points write the throwaway key the Drive stand-in accepts (the
+    resource itself never writes one); the real client then authenticates with it."""
     from resources.google_drive import GoogleDriveResource
+    from tooling.local_setup import ensure_local_google_key
 
     key = tmp_path / "nested" / "google-service-account.local.json"
+    environ = {
+        "GOOGLE_SERVICE_ACCOUNT_JSON": str(key),
+        "GOOGLE_DRIVE_BASE_URL": backup_env.drive.base_url,
+    }
+    assert ensure_local_google_key(environ) == key
     drive = GoogleDriveResource(service_account_json=str(key), base_url=backup_env.drive.base_url)
     spec = next(
         f for f in backup_env.drive_app.drive.files.values() if f.spec and f.spec.kind == "jpeg"
     )
-    assert drive.file_metadata(spec.id)["id"] == spec.id
+    meta = drive.file_metadata(spec.id)
+    assert meta is not None and meta.id == spec.id
     info = json.loads(key.read_text())
-    assert (
-        info["token_uri"] == f"{backup_env.drive.base_url}/token"
-        and "PRIVATE KEY" in info["private_key"]
-    )
-    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert info["token_uri"] == f"{backup_env.drive.base_url}/token", info["token_uri"]
+    assert "PRIVATE KEY" in info["private_key"]
+    assert oct(key.stat().st_mode & 0o777) == "0o600", "the key is readable by its owner only"
+
+
+def test_the_drive_resource_does_not_write_a_missing_key(backup_env, tmp_path):
+    from resources.errors import ConfigurationError
+    from resources.google_drive import GoogleDriveResource
+
+    key = tmp_path / "absent.json"
+    drive = GoogleDriveResource(service_account_json=str(key), base_url=backup_env.drive.base_url)
+    with pytest.raises(ConfigurationError, match="GOOGLE_SERVICE_ACCOUNT_JSON"):
+        drive.file_metadata("any")
+    assert not key.exists()
 
 
 def test_formula_counts_live_related_consultations_and_can_be_filtered():
@@ -318,7 +333,7 @@ def test_drive_partial_responses_and_trashed_files_as_drive_v3_answers(backup_en
     fields asked for otherwise; a trashed file still answers files.get (``trashed: true``) and is
     left out of ``trashed = false`` listings."""
     drive, state = backup_env.drive, backup_env.drive_app.drive
-    files = drive.get_service().files()
+    files = drive.get_client().files()
     from collections import Counter
 
     per_folder = Counter(f.parents[0] for f in state.files.values() if f.spec)
@@ -347,8 +362,8 @@ def test_drive_partial_responses_and_trashed_files_as_drive_v3_answers(backup_en
     )
     state.files[spec.id].trashed = True
     meta = drive.file_metadata(spec.id)
-    assert meta is not None and meta["trashed"] is True
-    assert spec.id not in {f["id"] for f in drive.iter_folder(spec.parents[0])}
+    assert meta is not None and meta.trashed is True
+    assert spec.id not in {f.id for f in drive.iter_folder(spec.parents[0])}
 
 
 def test_storage_bucket_size_limit_accepts_units_as_supabase_does(backup_env):

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from consultation_backup import transform as T
-from tooling.demo_data import DemoData
+from resources.notion import NotionPage
 from standins.notion import rich_text
+from tooling.demo_data import DemoData
+
+pytestmark = pytest.mark.unit
 
 
-def _customer_page(**changes) -> dict:
+def _customer_json(**changes: Any) -> dict[str, Any]:
     props = {
         "id": {"type": "title", "title": rich_text("00042")},
         "고객명": {"type": "rich_text", "rich_text": rich_text("김민수")},
@@ -38,7 +42,11 @@ def _customer_page(**changes) -> dict:
     }
 
 
-def _consultation_page(**changes) -> dict:
+def _customer_page(**changes: Any) -> NotionPage:
+    return NotionPage.from_api(_customer_json(**changes))
+
+
+def _consultation_page(**changes: Any) -> NotionPage:
     props = {
         "id": {"type": "title", "title": rich_text("00042_003")},
         "상담일자": {"type": "date", "date": {"start": "2026-11-19"}},
@@ -57,12 +65,14 @@ def _consultation_page(**changes) -> dict:
         "처방약": {"type": "rich_text", "rich_text": rich_text("쌍화탕")},
     }
     props.update(changes)
-    return {
-        "id": "c-1",
-        "created_time": "2026-11-19T01:00:00.000Z",
-        "last_edited_time": "2026-11-19T02:00:00.000Z",
-        "properties": props,
-    }
+    return NotionPage.from_api(
+        {
+            "id": "c-1",
+            "created_time": "2026-11-19T01:00:00.000Z",
+            "last_edited_time": "2026-11-19T02:00:00.000Z",
+            "properties": props,
+        }
+    )
 
 
 def test_parse_customer_reads_every_property():
@@ -113,11 +123,14 @@ def test_parse_customer_rejects_bad_pages_with_a_reason(changes, reason):
     assert reason in err.value.reason
 
 
-def test_trashed_or_flagged_customer_is_deleted():
-    assert T.parse_customer({**_customer_page(), "in_trash": True}).is_deleted
-    assert T.parse_customer(
-        _customer_page(삭제됨={"type": "checkbox", "checkbox": True})
-    ).is_deleted
+def test_trashed_customer_is_deleted():
+    page = NotionPage.from_api({**_customer_json(), "in_trash": True})
+    assert T.parse_customer(page).is_deleted
+
+
+def test_customer_flagged_deleted_is_deleted():
+    page = _customer_page(삭제됨={"type": "checkbox", "checkbox": True})
+    assert T.parse_customer(page).is_deleted
 
 
 def test_parse_consultation():
@@ -228,11 +241,12 @@ def test_watermark_start_subtracts_the_overlap():
 
 
 def test_content_hash_changes_within_the_same_minute():
-    page = _customer_page()
-    edited = copy.deepcopy(page)
+    data = _customer_json()
+    edited = copy.deepcopy(data)
     edited["properties"]["주소"]["rich_text"] = rich_text("부산시")
-    assert page["last_edited_time"] == edited["last_edited_time"]
-    assert T.content_hash(page) != T.content_hash(edited)
+    page, edited_page = NotionPage.from_api(data), NotionPage.from_api(edited)
+    assert page.last_edited_time == edited_page.last_edited_time
+    assert T.content_hash(page) != T.content_hash(edited_page)
 
 
 def test_restore_properties_round_trip_through_the_parser():
@@ -241,3 +255,27 @@ def test_restore_properties_round_trip_through_the_parser():
     assert props["id"]["title"][0]["text"]["content"] == "00042"
     assert props["성별"] == {"select": {"name": "남"}}
     assert props["생년월일"] == {"date": {"start": "1980-02-03"}}
+
+
+@pytest.mark.parametrize(
+    "stored, md5, modified, expected",
+    [
+        (None, "m1", None, False),
+        ({"drive_file_id": "f1", "drive_md5": "m1"}, "m1", None, True),
+        ({"drive_file_id": "f1", "drive_md5": "m1"}, "m2", None, False),
+        ({"drive_file_id": "other", "drive_md5": "m1"}, "m1", None, False),
+        (
+            {
+                "drive_file_id": "f1",
+                "drive_md5": None,
+                "drive_modified_time": datetime(2026, 11, 1, tzinfo=UTC),
+            },
+            None,
+            "2026-11-01T00:00:00.000Z",
+            True,
+        ),
+    ],
+)
+def test_image_unchanged_compares_md5_then_modified_time(stored, md5, modified, expected):
+    got = T.image_unchanged(stored, file_id="f1", md5=md5, modified_time=modified)
+    assert got is expected, (stored, md5, modified)
