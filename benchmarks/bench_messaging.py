@@ -1,4 +1,5 @@
-"""messaging benchmark: targeting + rendering 100,000 recipients from MySQL, and an end-to-end live run of
+"""messaging benchmark: targeting + rendering 100,000 recipients from MySQL, and an end-to-end live
+run of
 100,000 messages against the SOLAPI stand-in (exactly once), with peak memory.
 
 Issue targets: targeting + rendering <= 5 s; end-to-end live <= 60 s; peak memory < 500 MB.
@@ -59,14 +60,19 @@ from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
 wf, key, url = sys.argv[1:4]
 db = PostgresResource(dsn=os.environ["SUPABASE_DB_URL"])
-mysql = MySQLResource(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]), user=os.environ["MYSQL_READ_USER"],
-                      password=os.environ["MYSQL_READ_PASSWORD"], database=os.environ["MYSQL_DATABASE"], max_rows=200000)
-solapi = SolapiResource(api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"], api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
-                        sender=LOCAL_DEFAULTS["SOLAPI_SENDER"], pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"], base_url=url,
+mysql = MySQLResource(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
+user=os.environ["MYSQL_READ_USER"],
+                      password=os.environ["MYSQL_READ_PASSWORD"],
+                      database=os.environ["MYSQL_DATABASE"], max_rows=200000)
+solapi = SolapiResource(api_key=LOCAL_DEFAULTS["SOLAPI_API_KEY"],
+api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
+                        sender=LOCAL_DEFAULTS["SOLAPI_SENDER"],
+                        pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"], base_url=url,
                         timeout_s=120)
 started = time.perf_counter()
 s = execute_workflow(db, mysql, solapi, RunOptions(wf, key, send_mode="live"), log=lambda m: None)
-print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_count, "failed": s.failed_count,
+print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_count, "failed":
+s.failed_count,
                   "targets": s.target_count, "batches": s.batches_sent,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -79,7 +85,8 @@ def _free_port() -> int:
 
 
 def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
-    """CRM rows in MariaDB and a notification workflow to every customer; returns (mysql db, workflow id)."""
+    """CRM rows in MariaDB and a notification workflow to every customer; returns (mysql db,
+    workflow id)."""
     from messaging.demo import create_crm_tables, fill_crm
     from tooling.services import MySQLAdmin, grant_read_only
 
@@ -87,7 +94,8 @@ def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
     admin = MySQLAdmin()
     with admin.connect() as conn, conn.cursor() as cur:
         cur.execute(
-            f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE "
+            f"utf8mb4_unicode_ci"
         )
         grant_read_only(
             cur, database, os.environ["MYSQL_READ_USER"], os.environ["MYSQL_READ_PASSWORD"]
@@ -107,11 +115,13 @@ def _prepare(ctx: BenchContext, recipients: int) -> tuple[str, str]:
             "INSERT INTO public.message_templates (name, category, message_type, content) VALUES"
             " ('bench', 'notification', 'lms', %s) RETURNING id",
             (
-                "[건강구독] #{name}님 (#{grade} 회원), 이번 달 정기배송 안내입니다.\n발송일: #{today}",
+                "[건강구독] #{name}님 (#{grade} 회원), 이번 달 정기배송 안내입니다.\n"
+                "발송일: #{today}",
             ),
         ).fetchone()[0]
         wid = pg.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, variables)"
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+            "message_config, variables)"
             " VALUES ('bench', 'manual', 'active', %s, %s, %s) RETURNING id",
             (
                 Jsonb({"table": "customers"}),
@@ -261,7 +271,8 @@ def bench(ctx: BenchContext) -> list[Figure]:
             rendered / render_s,
             rows / raw_s,
             "raw read-only stream of the same SELECT from MariaDB",
-            note=f"{rendered} recipients rendered in {render_s:.2f}s (target <= 5 s); raw stream {raw_s:.2f}s",
+            note=f"{rendered} recipients rendered in {render_s:.2f}s (target <= 5 s); raw stream "
+            f"{raw_s:.2f}s",
         ),
         Figure(
             "messaging",
@@ -269,7 +280,8 @@ def bench(ctx: BenchContext) -> list[Figure]:
             live["sent"] / live["seconds"],
             copy_rows / copy_s,
             "binary COPY pass-through of the same message_logs rows",
-            note=f"{live['sent']} sent + {live['failed']} failed of {live['targets']} in {live['seconds']:.1f}s "
+            note=f"{live['sent']} sent + {live['failed']} failed of {live['targets']} in "
+            f"{live['seconds']:.1f}s "
             f"(target <= 60 s), {live['batches']} send-many requests, 0 duplicates at the stand-in",
         ),
         Figure(
@@ -305,7 +317,8 @@ def main(argv=None) -> int:
         ctx = BenchContext(url, "", "", "bench", extra={"recipients": args.recipients})
         for f in bench(ctx):
             print(
-                f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]"
+                f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio "
+                f"{f.ratio:.2f}  [{f.note}]"
             )
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:

@@ -1,6 +1,7 @@
 """Messaging assets: MySQL sources, the schema catalog, workflow executions and daily statistics.
 
-Lineage drawn in the UI: ``mysql/<table>`` -> ``supabase/public/message_logs`` (and ``workflow_runs``,
+Lineage drawn in the UI: ``mysql/<table>`` -> ``supabase/public/message_logs`` (and
+``workflow_runs``,
 ``template_usage_logs``) -> ``supabase/public/daily_statistics``.
 """
 
@@ -92,7 +93,8 @@ def mysql_crm_tables(context, mysql: MySQLResource):
     for key in context.selected_asset_keys:
         table = key.path[-1]
         change = mappings[table].change_column if table in mappings else None
-        select = f"SELECT COUNT(*) AS n{f', MAX(`{change}`) AS last_change' if change else ''} FROM `{table}`"
+        last_change = f", MAX(`{change}`) AS last_change" if change else ""
+        select = f"SELECT COUNT(*) AS n{last_change} FROM `{table}`"
         row = mysql.query(select)[0]
         last = row.get("last_change")
         yield dg.ObserveResult(
@@ -136,7 +138,8 @@ PLATFORM_SPECS = [
 )
 def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresResource):
     """Schema discovery of the operational MySQL (tables, columns, types, indexes) and the validated
-    table mappings, stored as ``system_settings`` rows ``mysql.schema_catalog`` and ``mysql.table_mappings``."""
+    table mappings, stored as ``system_settings`` rows ``mysql.schema_catalog`` and
+    ``mysql.table_mappings``."""
     started = time.perf_counter()
     schema = discover_schema(mysql)
     problem = None
@@ -154,16 +157,22 @@ def mysql_schema_catalog(context, mysql: MySQLResource, supabase_db: PostgresRes
         problem, mapping_doc = str(exc), None
     with supabase_db.transaction() as conn:
         conn.execute(
-            "INSERT INTO public.system_settings (setting_key, setting_value, description, category, updated_by)"
-            " VALUES ('mysql.schema_catalog', %s, 'MySQL schema discovery (tables, columns, indexes)', 'mysql', 'dagster')"
-            " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, updated_at = now()",
+            "INSERT INTO public.system_settings (setting_key, setting_value, description, "
+            "category, updated_by)"
+            " VALUES ('mysql.schema_catalog', %s, 'MySQL schema discovery (tables, columns, "
+            "indexes)', 'mysql', 'dagster')"
+            " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, "
+            "updated_at = now()",
             (Jsonb(schema),),
         )
         if mapping_doc is not None:  # never overwrite good mappings with a broken file
             conn.execute(
-                "INSERT INTO public.system_settings (setting_key, setting_value, description, category, updated_by)"
-                " VALUES ('mysql.table_mappings', %s, 'validated data/table-mappings.json', 'mysql', 'dagster')"
-                " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, updated_at = now()",
+                "INSERT INTO public.system_settings (setting_key, setting_value, description, "
+                "category, updated_by)"
+                " VALUES ('mysql.table_mappings', %s, 'validated data/table-mappings.json', "
+                "'mysql', 'dagster')"
+                " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value, "
+                "updated_at = now()",
                 (Jsonb(mapping_doc),),
             )
     columns = sum(len(t["columns"]) for t in schema.values())
@@ -235,7 +244,8 @@ WORKFLOW_DESCRIPTIONS = {
         for t in C.WORKFLOW_TABLES
     ],
     pool="solapi",
-    description="Run one workflow execution: MySQL targets -> rendered messages -> SOLAPI (exactly once).",
+    description="Run one workflow execution: MySQL targets -> rendered messages -> SOLAPI (exactly "
+    "once).",
 )
 def messaging_workflow_run(
     context: dg.AssetExecutionContext,

@@ -1,4 +1,4 @@
-"""The read-only MySQL side (seed 002 §3.1): schema discovery, table mappings, keyword search,
+"""The read-only MySQL side: schema discovery, table mappings, keyword search,
 target resolution and preview. Every query goes through ``MySQLResource`` (sqlglot guard,
 read-only transaction, time limit, bound parameters)."""
 
@@ -11,28 +11,28 @@ from pathlib import Path
 from typing import Any
 
 from messaging.models import TableMapping, WorkflowConfigError
-from messaging.transform import (
-    build_search_sql,
-    build_where,
-    normalize_phone,
-    parse_table_mappings,
-    quote_ident,
-)
+from messaging.tables import build_search_sql, build_where, parse_table_mappings, quote_ident
+from messaging.transform import normalize_phone
 from resources.mysql import MySQLResource
 
 MAPPINGS_PATH = Path(__file__).parent / "data" / "table-mappings.json"
 
 
 def discover_schema(mysql: MySQLResource) -> dict[str, dict[str, Any]]:
-    """Tables of the operational database with their columns (type, nullability, key) and indexes."""
+    """Tables of the operational database with their columns (type, nullability, key) and
+    indexes."""
     columns = mysql.query(
-        "SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, COLUMN_TYPE AS col_type, DATA_TYPE AS data_type,"
+        "SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, COLUMN_TYPE AS col_type, DATA_TYPE AS "
+        "data_type,"
         " IS_NULLABLE AS nullable, COLUMN_KEY AS col_key, ORDINAL_POSITION AS pos"
-        " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION"
+        " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, "
+        "ORDINAL_POSITION"
     )
     indexes = mysql.query(
-        "SELECT TABLE_NAME AS tbl, INDEX_NAME AS idx, NON_UNIQUE AS non_unique, COLUMN_NAME AS col, SEQ_IN_INDEX AS seq"
-        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX"
+        "SELECT TABLE_NAME AS tbl, INDEX_NAME AS idx, NON_UNIQUE AS non_unique, COLUMN_NAME AS "
+        "col, SEQ_IN_INDEX AS seq"
+        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, "
+        "INDEX_NAME, SEQ_IN_INDEX"
     )
     tables = mysql.query(
         "SELECT TABLE_NAME AS tbl, TABLE_ROWS AS approx_rows, TABLE_TYPE AS kind"
@@ -94,7 +94,8 @@ def search(
     limit: int = 20,
     offset: int = 0,
 ) -> dict[str, Any]:
-    """Keyword search over a mapped table (seed 002 §4.1.3): rows with display names, total, paging."""
+    """Keyword search over a mapped table: rows with display names, total,
+    paging."""
     mapping = _mapping(mappings, table)
     page_sql, count_sql, params = build_search_sql(
         mapping, term, filters=filters or [], limit=limit, offset=offset
@@ -175,7 +176,8 @@ def target_query(
         f for f in mapping.fields if columns is None or f in columns
     ]  # only what the message needs
     cols = ", ".join(f"t.{quote_ident(f)}" for f in wanted)
-    sql = f"SELECT {cols} FROM {quote_ident(table)} t{where} ORDER BY t.{quote_ident(mapping.key_field)}"
+    order = f"t.{quote_ident(mapping.key_field)}"
+    sql = f"SELECT {cols} FROM {quote_ident(table)} t{where} ORDER BY {order}"
     return TargetQuery(sql, params, mapping.phone_field, mapping.name_field, table)
 
 
@@ -191,7 +193,8 @@ def preview_targets(
     mappings: Mapping[str, TableMapping],
     sample: int = 10,
 ) -> dict[str, Any]:
-    """Target preview with counts (seed 002 §4.1.4): total rows, valid/invalid phones, duplicates, a sample."""
+    """Target preview with counts: total rows, valid/invalid phones, duplicates,
+    a sample."""
     query = target_query(target_config, mappings)
     total = valid = invalid = 0
     seen: set[str] = set()

@@ -1,4 +1,5 @@
-"""Asset checks: exactly-once invariants on message_logs and statistics-versus-logs reconciliation."""
+"""Asset checks: exactly-once invariants on message_logs and statistics-versus-logs
+reconciliation."""
 
 import dagster as dg
 
@@ -8,7 +9,8 @@ from resources.postgres import PostgresResource
 
 @dg.asset_check(
     asset=MESSAGE_LOGS,
-    description="No recipient appears twice in one execution in the last 7 days (sent at most once).",
+    description="No recipient appears twice in one execution in the last 7 days (sent at most "
+    "once).",
 )
 def message_logs_one_per_recipient(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     dupes = supabase_db.fetch_value(
@@ -45,7 +47,8 @@ def daily_statistics_match_logs(supabase_db: PostgresResource) -> dg.AssetCheckR
         """SELECT s.stat_date, s.messages_sent, coalesce(l.sent, 0) AS logs_sent
            FROM public.daily_statistics s
            LEFT JOIN (SELECT (created_at AT TIME ZONE 'Asia/Seoul')::date AS d,
-                             count(*) FILTER (WHERE status IN ('sent', 'delivered', 'failed')) AS sent
+                             count(*) FILTER (WHERE status IN ('sent', 'delivered', 'failed')) AS
+                             sent
                       FROM public.message_logs GROUP BY 1) l ON l.d = s.stat_date
            WHERE s.stat_date >= (now() AT TIME ZONE 'Asia/Seoul')::date - 7
              AND s.stat_date < (now() AT TIME ZONE 'Asia/Seoul')::date"""
@@ -64,8 +67,10 @@ def daily_statistics_match_logs(supabase_db: PostgresResource) -> dg.AssetCheckR
 )
 def webhook_events_picked_up(supabase_db: PostgresResource) -> dg.AssetCheckResult:
     row = supabase_db.fetch_one(
-        "SELECT count(*) AS waiting, count(*) FILTER (WHERE error_message IS NOT NULL) AS with_error"
-        " FROM public.messaging_webhook_events WHERE status = 'received' AND received_at < now() - interval '15 minutes'"
+        "SELECT count(*) AS waiting, count(*) FILTER (WHERE error_message IS NOT NULL) AS "
+        "with_error"
+        " FROM public.messaging_webhook_events WHERE status = 'received' AND received_at < now() - "
+        "interval '15 minutes'"
     )
     return dg.AssetCheckResult(
         passed=int(row["waiting"]) == 0,

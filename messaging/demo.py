@@ -1,4 +1,5 @@
-"""`python -m messaging.demo --scale S`: the CRM tables in MariaDB and the platform's demo rows in Supabase.
+"""`python -m messaging.demo --scale S`: the CRM tables in MariaDB and the platform's demo rows in
+Supabase.
 
 MariaDB (admin connection, the app itself only reads): ``customers``, ``subscriptions``,
 ``payments`` with realistic Korean data. Supabase: message templates (SMS, LMS, Alimtalk,
@@ -102,7 +103,8 @@ def create_crm_tables(conn) -> None:
 def fill_crm(
     conn, customers: int, seed: int = 20261121, start_id: int = 1, today: date = date(2026, 11, 21)
 ) -> dict[str, int]:
-    """Insert ``customers`` customers (ids from ``start_id``), ~0.8 subscriptions and ~2 payments each.
+    """Insert ``customers`` customers (ids from ``start_id``), ~0.8 subscriptions and ~2 payments
+    each.
 
     A few phones are deliberately bad (missing, malformed) and a few duplicated, as in real CRMs.
     """
@@ -162,19 +164,22 @@ def fill_crm(
     with conn.cursor() as cur:
         for start in range(0, len(cust), 5000):
             cur.executemany(
-                "INSERT INTO customers (id, name, phone, email, grade, marketing_opt_in, birth_date,"
+                "INSERT INTO customers (id, name, phone, email, grade, marketing_opt_in, "
+                "birth_date,"
                 " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 cust[start : start + 5000],
             )
         for start in range(0, len(subs), 5000):
             cur.executemany(
-                "INSERT INTO subscriptions (id, customer_id, plan_name, status, start_date, end_date,"
+                "INSERT INTO subscriptions (id, customer_id, plan_name, status, start_date, "
+                "end_date,"
                 " monthly_fee, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 subs[start : start + 5000],
             )
         for start in range(0, len(pays), 5000):
             cur.executemany(
-                "INSERT INTO payments (customer_id, subscription_id, amount, method, status, paid_at)"
+                "INSERT INTO payments (customer_id, subscription_id, amount, method, status, "
+                "paid_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 pays[start : start + 5000],
             )
@@ -194,21 +199,24 @@ TEMPLATES = {
         "name": "구독 만료 안내 LMS",
         "category": "reminder",
         "message_type": "lms",
-        "content": "안녕하세요 #{고객명}님.\n이용 중인 #{plan_name} 구독이 #{end_date_kr}에 만료됩니다"
-        " (#{days_left}일 남음).\n최근 결제금액: #{last_payment}원\n고객센터 1588-0000",
+        "content": "안녕하세요 #{고객명}님.\n이용 중인 #{plan_name} 구독이 "
+        "#{end_date_kr}에 만료됩니다 (#{days_left}일 남음).\n"
+        "최근 결제금액: #{last_payment}원\n고객센터 1588-0000",
     },
     "promo_lms": {
         "name": "VIP 프로모션",
         "category": "promotion",
         "message_type": "lms",
-        "content": "#{name}님께만 드리는 #{grade} 등급 혜택! 이번 주 전 상품 15% 할인 (#{today} 기준)",
+        "content": "#{name}님께만 드리는 #{grade} 등급 혜택! "
+        "이번 주 전 상품 15% 할인 (#{today} 기준)",
     },
     "event_kakao": {
         "name": "결제 완료 알림톡",
         "category": "notification",
         "message_type": "kakao",
         "template_code": "KA01TP221027002252645FPwAcO9SguY",
-        "content": "[건강구독] #{name}님, #{plan_name} 구독 신청이 완료되었습니다.\n시작일: #{start_date}",
+        "content": "[건강구독] #{name}님, #{plan_name} 구독 신청이 완료되었습니다.\n"
+        "시작일: #{start_date}",
         "buttons": [
             {"buttonType": "WL", "buttonName": "구독 확인", "linkMo": "https://example.kr/my"}
         ],
@@ -228,7 +236,8 @@ def seed_platform(
         ).fetchone()
         if row is None:
             row = conn.execute(
-                "INSERT INTO public.message_templates (name, category, message_type, template_code, content, variables,"
+                "INSERT INTO public.message_templates (name, category, message_type, "
+                "template_code, content, variables,"
                 " buttons, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, 'demo') RETURNING id",
                 (
                     t["name"],
@@ -242,8 +251,10 @@ def seed_platform(
             ).fetchone()
         ids[f"template:{key}"] = str(row[0])
     conn.execute(
-        "INSERT INTO public.variable_query_templates (template_name, description, query_sql, variables)"
-        " VALUES ('last_payment', '고객의 최근 결제금액', %s, %s) ON CONFLICT (template_name) DO NOTHING",
+        "INSERT INTO public.variable_query_templates (template_name, description, query_sql, "
+        "variables)"
+        " VALUES ('last_payment', '고객의 최근 결제금액', %s, %s)"
+        " ON CONFLICT (template_name) DO NOTHING",
         (
             "SELECT amount FROM payments WHERE customer_id = %(customer_id)s AND status = 'paid'"
             " ORDER BY paid_at DESC LIMIT 1",
@@ -263,7 +274,8 @@ def seed_platform(
             is None
         ):
             conn.execute(
-                "INSERT INTO public.individual_variable_mappings (variable_name, display_name, source_type,"
+                "INSERT INTO public.individual_variable_mappings (variable_name, display_name, "
+                "source_type,"
                 " source_field, selected_column, default_value) VALUES (%s, %s, %s, %s, %s, %s)",
                 (name, display, kind, field, column, default),
             )
@@ -280,7 +292,8 @@ def seed_platform(
     )
     new_sub_sql = (
         "SELECT s.id, c.name, c.phone, s.plan_name, s.start_date FROM subscriptions s"
-        " JOIN customers c ON c.id = s.customer_id WHERE s.id > %(event_from)s AND s.id <= %(event_to)s"
+        " JOIN customers c ON c.id = s.customer_id WHERE s.id > %(event_from)s AND s.id <= "
+        "%(event_to)s"
         " ORDER BY s.id"
     )
     workflows = {
@@ -343,7 +356,8 @@ def seed_platform(
             status="active",
             template="welcome_sms",
             target={
-                "sql": "SELECT c.id, c.name, c.phone, s.plan_name FROM customers c JOIN subscriptions s"
+                "sql": "SELECT c.id, c.name, c.phone, s.plan_name FROM customers c JOIN "
+                "subscriptions s"
                 " ON s.customer_id = c.id WHERE c.id = %(customer_id)s ORDER BY s.id DESC LIMIT 1",
                 "phone_column": "phone",
                 "name_column": "name",
@@ -360,8 +374,10 @@ def seed_platform(
         ).fetchone()
         if row is None:
             row = conn.execute(
-                "INSERT INTO public.workflows (name, description, status, trigger_type, trigger_config, target_config,"
-                " message_config, variables, schedule_config, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                "INSERT INTO public.workflows (name, description, status, trigger_type, "
+                "trigger_config, target_config,"
+                " message_config, variables, schedule_config, created_by) VALUES (%s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s,"
                 " 'demo') RETURNING id",
                 (
                     w["name"],
@@ -435,8 +451,8 @@ def main(argv=None) -> int:
         # The event workflow starts 5 subscriptions back, so the demo shows it firing by itself.
         ids = seed_platform(conn, event_start_after=max(0, max_sub - 5))
         conn.commit()
-        # One webhook event stored exactly as the endpoint stores it, so the webhook workflow runs by
-        # itself in the demo even before anyone posts to `python -m messaging.webhook`.
+        # One webhook event stored exactly as the endpoint stores it, so the webhook workflow
+        # runs by itself in the demo even before anyone posts to `python -m messaging.webhook`.
         from messaging.webhook import record_event
         from resources.postgres import PostgresResource
 
@@ -455,9 +471,15 @@ def main(argv=None) -> int:
         f"[messaging] Supabase: {len([k for k in ids if k.startswith('workflow:')])} workflows, "
         f"{len([k for k in ids if k.startswith('template:')])} templates"
     )
+    from messaging.assets import messaging_workflow_run
+    from messaging.jobs import run_workflow_job
+
+    config = {
+        "ops": {messaging_workflow_run.op.name: {"config": {"workflow_id": ids["workflow:manual"]}}}
+    }
     print(
-        f"[messaging] manual run: dg launch -m messaging.definitions --job messaging_run_workflow "
-        f'--config-json \'{{"ops": {{"messaging_workflow_run": {{"config": {{"workflow_id": "{ids["workflow:manual"]}"}}}}}}}}\''
+        f"[messaging] manual run: dg launch -m messaging.definitions --job {run_workflow_job.name} "
+        f"--config-json '{json.dumps(config)}'"
     )
     return 0
 

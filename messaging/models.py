@@ -37,7 +37,8 @@ class SendAmbiguous(MessagingError):
 
 
 class ExecutionInProgress(MessagingError):
-    """Another process is executing the same execution key right now (it holds the advisory lock)."""
+    """Another process is executing the same execution key right now (it holds the advisory
+    lock)."""
 
 
 class WebhookRejected(PermanentError):
@@ -87,7 +88,8 @@ class Template:
 
 @dataclass(frozen=True)
 class VariableSource:
-    """Where a template variable's value comes from (workflow ``variables`` / individual mappings)."""
+    """Where a template variable's value comes from (workflow ``variables`` / individual
+    mappings)."""
 
     name: str
     source_type: str  # column | static | query | function
@@ -102,7 +104,7 @@ class VariableSource:
 
 @dataclass(frozen=True)
 class MatchReport:
-    """Automatic matching of template variables (seed 002 §3.3.2)."""
+    """Automatic matching of template variables: which were matched, which are unmapped."""
 
     matched: dict[str, VariableSource]
     unmapped: list[str]

@@ -18,13 +18,12 @@ from messaging.models import (
     WorkflowConfigError,
 )
 from messaging.progress import RunProgress
-from messaging.transform import (
+from messaging.transform import placeholders, render_message
+from messaging.variables import (
     auto_match,
     individual_mapping_source,
     is_inline_sql,
     parse_variable_sources,
-    placeholders,
-    render_message,
     resolve_values,
 )
 from resources.mysql import MySQLResource

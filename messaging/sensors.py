@@ -1,4 +1,5 @@
-"""Triggers: schedule (cron in ``schedule_config``), event (new MySQL rows) and webhook (stored events).
+"""Triggers: schedule (cron in ``schedule_config``), event (new MySQL rows) and webhook (stored
+events).
 
 Each sensor launches ``messaging_run_workflow`` with a deterministic ``run_key`` that is also the
 execution key, so a tick evaluated twice never starts a second execution.
@@ -14,7 +15,8 @@ import dagster as dg
 from messaging.assets import TriggerType, WorkflowRunConfig, messaging_workflow_run
 from messaging.catalog import load_table_mappings
 from messaging.jobs import run_workflow_job
-from messaging.transform import next_cron_tick, quote_ident
+from messaging.tables import quote_ident
+from messaging.transform import next_cron_tick
 from resources.errors import ServiceUnavailable
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
@@ -38,7 +40,8 @@ def workflow_run_request(
 def due_schedule_requests(
     db: PostgresResource, now: datetime
 ) -> tuple[list[dg.RunRequest], list[str]]:
-    """Run requests for active schedule workflows whose ``next_run_at`` has passed; advances ``next_run_at``.
+    """Run requests for active schedule workflows whose ``next_run_at`` has passed; advances
+    ``next_run_at``.
 
     A workflow without ``next_run_at`` gets its first tick computed and waits for it.
     """
@@ -60,7 +63,8 @@ def due_schedule_requests(
             continue
         if not isinstance(cron, str) or not isinstance(tz, str):
             notes.append(
-                f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got {cfg!r}"
+                f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got "
+                f"{cfg!r}"
             )
             continue
         try:
@@ -89,7 +93,8 @@ def due_schedule_requests(
     job=run_workflow_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches active schedule workflows whose cron (schedule_config) tick has passed; keeps "
+    description="Launches active schedule workflows whose cron (schedule_config) tick has passed; "
+    "keeps "
     "workflows.next_run_at current.",
 )
 def messaging_schedule_sensor(context: dg.SensorEvaluationContext, supabase_db: PostgresResource):
@@ -122,10 +127,12 @@ def event_requests(
     maximum (only rows that arrive later count as events).
 
     Keys come from AUTO_INCREMENT, which a transaction takes at insert time and commits later: a row
-    with a lower key can become visible after higher ones. So a range is handled only up to the first
+    with a lower key can become visible after higher ones. So a range is handled only up to the
+    first
     key that has been missing for less than ``GAP_SETTLE_S`` (it usually commits within moments, and
     then runs with its neighbours in one range). A key still missing after that (rolled back, or a
-    very long transaction) is passed over and watched for ``GAP_TTL_S``; if it appears, it gets a run
+    very long transaction) is passed over and watched for ``GAP_TTL_S``; if it appears, it gets a
+    run
     of its own for exactly that key, so a late commit is never lost.
     """
     now_s = time.time() if now_s is None else now_s
@@ -179,9 +186,11 @@ def event_requests(
                 }
         except ServiceUnavailable:
             raise  # MySQL is down: the whole tick fails and is retried, nothing is skipped
-        except Exception as exc:  # noqa: BLE001 - one misconfigured workflow must not stop the others
+        # noqa: BLE001 - one misconfigured workflow must not stop the others
+        except Exception as exc:
             notes.append(
-                f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: {type(exc).__name__}: {exc}"
+                f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: "
+                f"{type(exc).__name__}: {exc}"
             )
             continue
         for k in late:
@@ -197,7 +206,8 @@ def event_requests(
         missing = [k for k in range(low + 1, high + 1) if k not in present]
         if len(missing) > MAX_TRACKED_GAPS:
             notes.append(
-                f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; not waiting for late commits"
+                f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; not waiting for late "
+                f"commits"
             )
             missing = []
         seen = {str(k): pending.get(str(k), now_s) for k in missing}
@@ -226,7 +236,8 @@ def event_requests(
     job=run_workflow_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches each event workflow's MySQL table (trigger_config.table / key_column) and runs the "
+    description="Watches each event workflow's MySQL table (trigger_config.table / key_column) and "
+    "runs the "
     "workflow for new rows only; the cursor is the last key handled per workflow.",
 )
 def messaging_event_sensor(
@@ -247,7 +258,8 @@ def messaging_event_sensor(
 def webhook_requests(
     db: PostgresResource, after_id: int, limit: int = 200
 ) -> tuple[list[dg.RunRequest], int]:
-    """Run requests for stored webhook events with ids after ``after_id``; returns (requests, last id)."""
+    """Run requests for stored webhook events with ids after ``after_id``; returns (requests, last
+    id)."""
     rows = db.fetch_all(
         "SELECT id, event_id, workflow_id, payload FROM public.messaging_webhook_events"
         " WHERE id > %s AND status = 'received' ORDER BY id LIMIT %s",
@@ -267,7 +279,8 @@ def _webhook_request(r) -> dg.RunRequest:
 
 
 def parse_webhook_cursor(raw: str | None) -> tuple[int, dict[str, float]]:
-    """``"<last id>"``, or ``{"after": <last id>, "gaps": {"<id>": first seen}}`` while ids are watched."""
+    """``"<last id>"``, or ``{"after": <last id>, "gaps": {"<id>": first seen}}`` while ids are
+    watched."""
     if not raw:
         return 0, {}
     if raw.lstrip().startswith("{"):
@@ -288,7 +301,8 @@ def webhook_tick(
     """One evaluation of the webhook sensor: (run requests, new cursor).
 
     Event ids come from a sequence, taken at insert and committed later: two requests at once can
-    commit out of order, so an id below the cursor can appear after the cursor passed it. Ids missing
+    commit out of order, so an id below the cursor can appear after the cursor passed it. Ids
+    missing
     inside a handled range are watched for 15 minutes (a duplicate POST or a rollback also burns an
     id; those simply expire) and an event that appears there is run then: a webhook is never lost.
     """

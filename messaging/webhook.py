@@ -1,4 +1,5 @@
-"""The webhook endpoint: ``POST /webhooks/{workflow_id}``, shared-secret HMAC signed, stored in Supabase.
+"""The webhook endpoint: ``POST /webhooks/{workflow_id}``, shared-secret HMAC signed, stored in
+Supabase.
 
 It needs only PostgreSQL, not Dagster: an event accepted while Dagster is down waits in
 ``public.messaging_webhook_events`` until ``messaging_webhook_sensor`` runs it.
@@ -74,7 +75,8 @@ def record_event(
     source_ip: str | None,
     user_agent: str | None = None,
 ) -> tuple[int, bool]:
-    """Store the event durably (and an activity log row) in one transaction; returns (row id, duplicate?)."""
+    """Store the event durably (and an activity log row) in one transaction; returns (row id,
+    duplicate?)."""
     with db.transaction() as conn:
         wf = conn.execute(
             "SELECT trigger_type, status FROM public.workflows WHERE id = %s", (workflow_id,)
@@ -86,13 +88,15 @@ def record_event(
                 f"workflow {workflow_id} is not an active webhook workflow", status=409
             )
         row = conn.execute(
-            "INSERT INTO public.messaging_webhook_events (event_id, workflow_id, payload, source_ip)"
+            "INSERT INTO public.messaging_webhook_events (event_id, workflow_id, payload, "
+            "source_ip)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING id",
             (event_id, workflow_id, Jsonb(payload), source_ip),
         ).fetchone()
         if row is not None:
             conn.execute(
-                "INSERT INTO public.user_activity_logs (user_id, action, resource_type, resource_id, details, ip_address,"
+                "INSERT INTO public.user_activity_logs (user_id, action, resource_type, "
+                "resource_id, details, ip_address,"
                 " user_agent) VALUES ('webhook', 'webhook.received', 'workflow', %s, %s, %s, %s)",
                 (
                     workflow_id,

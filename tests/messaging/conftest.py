@@ -66,7 +66,8 @@ def all_customers_workflow(supabase_db, platform_ids):
             " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id"
         ).fetchone()[0]
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+            "message_config)"
             " VALUES ('전체 공지', 'manual', 'active', %s, %s) RETURNING id",
             (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
         ).fetchone()[0]

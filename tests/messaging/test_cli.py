@@ -55,7 +55,8 @@ def test_run_manual_workflow_from_cli(supabase_db, platform_ids, monkeypatch, tm
 def test_webhook_server_process_stores_events_without_dagster(
     supabase_db, crm, platform_ids, monkeypatch
 ):
-    """The endpoint as its own process (as deployed): a signed POST from the CLI is stored durably."""
+    """The endpoint as its own process (as deployed): a signed POST from the CLI is stored
+    durably."""
     import os
     import subprocess
     import sys

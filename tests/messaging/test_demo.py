@@ -1,4 +1,5 @@
-"""`python -m messaging.demo` against this session's private databases: idempotent, realistic, complete."""
+"""`python -m messaging.demo` against this session's private databases: idempotent, realistic,
+complete."""
 
 from __future__ import annotations
 

@@ -107,7 +107,8 @@ def test_unresolved_placeholder_is_logged_failed_not_sent(
             " VALUES ('쿠폰', 'notification', 'sms', '#{name}님 쿠폰 #{coupon_code}') RETURNING id"
         ).fetchone()[0]
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+            "message_config)"
             " VALUES ('쿠폰', 'manual', 'active', %s, %s) RETURNING id",
             (
                 Jsonb(
@@ -183,13 +184,16 @@ def test_event_kakao_and_query_variables(
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert 1 <= len(logs) <= 3 and all(r["message_type"] == "kakao" for r in logs)
     assert any(r["status"] == "sent" for r in logs)
-    # schedule workflow: function + query variables (dry run); one subscription surely expires in 5 days
+    # schedule workflow: function + query variables (dry run); one subscription surely expires in 5
+    # days
     with crm.cursor() as cur:
         cur.execute("INSERT INTO customers (name, phone) VALUES ('만료예정', '010-7777-1234')")
         cid = cur.lastrowid
         cur.execute(
-            "INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, monthly_fee)"
-            " VALUES (%s, '유산균 프리미엄', 'active', CURDATE() - INTERVAL 25 DAY, CURDATE() + INTERVAL 5 DAY,"
+            "INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, "
+            "monthly_fee)"
+            " VALUES (%s, '유산균 프리미엄', 'active', CURDATE() - INTERVAL 25 DAY,"
+            " CURDATE() + INTERVAL 5 DAY,"
             " 32000)",
             (cid,),
         )
@@ -263,11 +267,14 @@ def test_alimtalk_rules(supabase_db, mysql_reader, solapi, platform_ids):
 
     with supabase_db.transaction() as conn:
         tid = conn.execute(
-            "INSERT INTO public.message_templates (name, category, message_type, template_code, content)"
-            " VALUES ('광고 알림톡', 'promotion', 'kakao', 'KA01TP1', '#{name}님 할인') RETURNING id"
+            "INSERT INTO public.message_templates (name, category, message_type, template_code, "
+            "content)"
+            " VALUES ('광고 알림톡', 'promotion', 'kakao', 'KA01TP1', '#{name}님 할인')"
+            " RETURNING id"
         ).fetchone()[0]
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+            "message_config)"
             " VALUES ('광고 알림톡', 'manual', 'active', %s, %s) RETURNING id",
             (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
         ).fetchone()[0]
@@ -341,7 +348,8 @@ def test_same_execution_running_elsewhere_is_refused(supabase_db, mysql_reader, 
 def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
     supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
 ):
-    """SOLAPI lists refused messages too (with their 1xxx code): a reconciled refusal is failed, not sent."""
+    """SOLAPI lists refused messages too (with their 1xxx code): a reconciled refusal is failed,
+    not sent."""
     phones = [
         r["phone"] for r in mysql_reader.query("SELECT phone FROM customers ORDER BY id LIMIT 40")
     ]
@@ -375,7 +383,8 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
 def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
     supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids
 ):
-    """A long advertising send that reaches 21:00 Asia/Seoul stops there: the rest is cancelled, not sent."""
+    """A long advertising send that reaches 21:00 Asia/Seoul stops there: the rest is cancelled,
+    not sent."""
     from datetime import timedelta
 
     before_nine = datetime(2026, 11, 20, 11, 58, tzinfo=UTC)  # 20:58 Asia/Seoul
@@ -407,23 +416,28 @@ def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
 
 
 def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm, platform_ids):
-    """Seed 001: individual_variable_mappings.source_field holds the static value *or the query*; a
+    """individual_variable_mappings.source_field holds the static value *or the query*; a
     query mapping whose source_field is a SELECT runs it (read-only, bound from the target row)."""
     with supabase_db.transaction() as conn:
         conn.execute(
-            "INSERT INTO public.individual_variable_mappings (variable_name, display_name, source_type,"
-            " source_field, selected_column, default_value) VALUES ('inline_plan', '최근상품', 'query',"
+            "INSERT INTO public.individual_variable_mappings (variable_name, display_name, "
+            "source_type,"
+            " source_field, selected_column, default_value)"
+            " VALUES ('inline_plan', '최근상품', 'query',"
             " %s, 'plan_name', '상품없음')",
             (
-                "SELECT plan_name FROM subscriptions WHERE customer_id = %(id)s ORDER BY id DESC LIMIT 1",
+                "SELECT plan_name FROM subscriptions WHERE customer_id = %(id)s ORDER BY id DESC "
+                "LIMIT 1",
             ),
         )
         tid = conn.execute(
             "INSERT INTO public.message_templates (name, category, message_type, content)"
-            " VALUES ('상품안내', 'notification', 'lms', '#{name}님 #{inline_plan} 안내') RETURNING id"
+            " VALUES ('상품안내', 'notification', 'lms', '#{name}님 #{inline_plan} 안내')"
+            " RETURNING id"
         ).fetchone()[0]
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+            "message_config)"
             " VALUES ('상품안내', 'manual', 'active', %s, %s) RETURNING id",
             (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
         ).fetchone()[0]
@@ -448,7 +462,8 @@ def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm
 def test_refused_recipients_keep_solapi_message_id_and_code(
     supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
 ):
-    """Each outcome is recorded with the provider's message id, refusals included (failedMessageList)."""
+    """Each outcome is recorded with the provider's message id, refusals included
+    (failedMessageList)."""
     from messaging.models import InvalidPhone
     from messaging.transform import normalize_phone
 
@@ -497,7 +512,8 @@ def test_a_200_without_message_list_is_settled_by_lookup(
 def test_lost_response_reconciled_when_solapi_clock_is_behind(
     supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow
 ):
-    """SOLAPI stamps messages with its own clock; a few minutes of skew (auth allows 15) must not make
+    """SOLAPI stamps messages with its own clock; a few minutes of skew (auth allows 15) must not
+    make
     the lookup miss accepted messages and send them again."""
     solapi_standin_state.clock_skew_s = -5 * 60
     solapi_standin_state.lose_responses = 1
@@ -518,8 +534,10 @@ def test_workflow_config_that_is_not_an_object_is_a_named_error(
     from messaging.models import WorkflowConfigError
 
     wid = supabase_db.fetch_value(
-        "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, variables)"
-        " SELECT '형식오류', 'manual', 'active', target_config, message_config, variables FROM public.workflows"
+        "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config, "
+        "variables)"
+        " SELECT '형식오류', 'manual', 'active', target_config, message_config, variables FROM "
+        "public.workflows"
         " WHERE id = %s RETURNING id",
         (platform_ids["workflow:manual"],),
     )
@@ -536,7 +554,8 @@ def test_workflow_config_that_is_not_an_object_is_a_named_error(
 def test_send_requests_stay_under_the_request_size_limit(
     supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow, monkeypatch
 ):
-    """SOLAPI takes at most 15 MB per request: long LMS batches are split by size as well as by count
+    """SOLAPI takes at most 15 MB per request: long LMS batches are split by size as well as by
+    count
     (the limit is scaled down here so 60 recipients need several requests)."""
     import json as _json
 
@@ -550,7 +569,8 @@ def test_send_requests_stay_under_the_request_size_limit(
             ("#{name}님 " + long_text,),
         ).fetchone()[0]
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+            "message_config)"
             " VALUES ('긴 안내', 'manual', 'active', %s, %s) RETURNING id",
             (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
         ).fetchone()[0]

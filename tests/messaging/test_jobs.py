@@ -53,7 +53,8 @@ def test_manual_job_run_then_daily_statistics_partition(
     assert wf["last_run_at"] is not None and wf["statistics"]["total_runs"] >= 1
     # a failed row on "today" so the statistics have something to count
     supabase_db.execute(
-        "UPDATE public.message_logs SET status = 'failed', error_code = 'X' WHERE workflow_run_id = %s"
+        "UPDATE public.message_logs SET status = 'failed', error_code = 'X' WHERE workflow_run_id "
+        "= %s"
         " AND id = (SELECT id FROM public.message_logs WHERE workflow_run_id = %s LIMIT 1)",
         (run["id"], run["id"]),
     )
@@ -270,7 +271,8 @@ def test_dagster_reexecution_of_a_failed_run_resumes_the_same_execution(
         ).fetchone()[0]
         wid = str(
             conn.execute(
-                "INSERT INTO public.workflows (name, trigger_type, status, target_config, message_config)"
+                "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
+                "message_config)"
                 " VALUES ('재실행', 'manual', 'active', %s, %s) RETURNING id",
                 (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
             ).fetchone()[0]

@@ -30,7 +30,8 @@ def test_mappings_validated_against_live_schema(crm, mysql_reader, tmp_path):
     schema = discover_schema(mysql_reader)
     bad = tmp_path / "m.json"
     bad.write_text(
-        '{"customers": {"displayName": "고객", "fields": {"nickname": {"displayName": "별명", "type": "string"}}}}',
+        '{"customers": {"displayName": "고객", "fields": {"nickname": '
+        '{"displayName": "별명", "type": "string"}}}}',
         encoding="utf-8",
     )
     with pytest.raises(TableMappingError, match="customers.nickname: no such column"):
@@ -42,7 +43,8 @@ def test_keyword_search_is_parameterized_paginated_and_escapes_wildcards(
 ):
     with crm.cursor() as cur:
         cur.execute(
-            "INSERT INTO customers (name, phone, email) VALUES ('100%_할인왕', '010-5555-0001', 'p@x.kr'),"
+            "INSERT INTO customers (name, phone, email) VALUES ('100%_할인왕', '010-5555-0001', "
+            "'p@x.kr'),"
             " ('100xx할인왕', '010-5555-0002', 'q@x.kr')"
         )
     hit = search(mysql_reader, mappings, "customers", "100%_")

@@ -1,4 +1,4 @@
-"""Seed 001 schema in Supabase: tables, indexes, triggers, functions, views and RLS."""
+"""The messaging schema in Supabase: tables, indexes, triggers, functions, views and RLS."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def test_tables_indexes_triggers_views_exist(supabase_db):
     rls = {
         r["relname"]: r["relrowsecurity"]
         for r in supabase_db.fetch_all(
-            "SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+            "SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = "
+            "'public'::regnamespace AND relkind = 'r'"
         )
     }
     assert all(rls[t] for t in TABLES)
@@ -84,7 +85,8 @@ def test_checks_reject_bad_values(supabase_db):
         )
     with pytest.raises(psycopg.errors.CheckViolation):
         supabase_db.execute(
-            "INSERT INTO public.message_templates (name, message_type, content) VALUES ('x', 'mms', 'c')"
+            "INSERT INTO public.message_templates (name, message_type, content) VALUES ('x', "
+            "'mms', 'c')"
         )
 
 
@@ -107,7 +109,8 @@ def test_usage_count_and_updated_at_triggers(supabase_db):
 
 def test_views_compute_summary(supabase_db):
     supabase_db.execute(
-        "INSERT INTO public.daily_statistics (stat_date, messages_sent, messages_failed, total_cost)"
+        "INSERT INTO public.daily_statistics (stat_date, messages_sent, messages_failed, "
+        "total_cost)"
         " VALUES ('2020-01-01', 200, 50, 1000) ON CONFLICT (stat_date) DO NOTHING"
     )
     row = supabase_db.fetch_one(
@@ -116,10 +119,12 @@ def test_views_compute_summary(supabase_db):
     assert float(row["success_rate"]) == 75.0
     with supabase_db.transaction() as conn:
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type) VALUES ('sum', 'manual') RETURNING id"
+            "INSERT INTO public.workflows (name, trigger_type) VALUES ('sum', 'manual') RETURNING "
+            "id"
         ).fetchone()[0]
         conn.execute(
-            "INSERT INTO public.workflow_runs (workflow_id, status, total_cost) VALUES (%s, 'completed', 10),"
+            "INSERT INTO public.workflow_runs (workflow_id, status, total_cost) VALUES (%s, "
+            "'completed', 10),"
             " (%s, 'failed', 5)",
             (wid, wid),
         )
@@ -173,7 +178,8 @@ def test_declared_column_schemas_match_the_database(supabase_db):
         actual = [
             r["column_name"]
             for r in supabase_db.fetch_all(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s"
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name = %s"
                 " ORDER BY ordinal_position",
                 (table,),
             )

@@ -65,8 +65,10 @@ def test_event_sensor_runs_for_new_rows_only(supabase_db, mysql_reader, crm, pla
     )  # existing rows are not events
     with crm.cursor() as cur:
         cur.execute(
-            "INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, monthly_fee)"
-            " VALUES (1, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000),"
+            "INSERT INTO subscriptions (customer_id, plan_name, status, start_date, end_date, "
+            "monthly_fee)"
+            " VALUES (1, '종합비타민 구독', 'active', CURDATE(),"
+            " CURDATE() + INTERVAL 30 DAY, 25000),"
             " (2, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000)"
         )
     ctx = dg.build_sensor_context(
@@ -133,7 +135,8 @@ def test_webhook_events_waiting_too_long_warn(supabase_db, platform_ids, dagster
 
 
 def test_webhook_event_committed_after_a_later_id_is_not_lost(supabase_db, platform_ids):
-    """Two webhook requests at once: the one with the lower id commits after the sensor already moved
+    """Two webhook requests at once: the one with the lower id commits after the sensor already
+    moved
     its cursor past the higher id. The sensor must still run it (a webhook is never lost), once."""
     from messaging.sensors import webhook_tick
 
@@ -144,7 +147,10 @@ def test_webhook_event_committed_after_a_later_id_is_not_lost(supabase_db, platf
         )
         for _ in range(2)
     )
-    insert = "INSERT INTO public.messaging_webhook_events (id, event_id, workflow_id, payload) VALUES (%s, %s, %s, '{}')"
+    insert = (
+        "INSERT INTO public.messaging_webhook_events (id, event_id, workflow_id, payload)"
+        " VALUES (%s, %s, %s, '{}')"
+    )
     supabase_db.execute(insert, (high, f"late-commit-high-{high}", wid))
     requests, cursor = webhook_tick(supabase_db, str(low - 1), now_s=1_000.0)
     assert [r.run_key for r in requests] == [f"webhook:late-commit-high-{high}"]
@@ -156,14 +162,16 @@ def test_webhook_event_committed_after_a_later_id_is_not_lost(supabase_db, platf
     requests, cursor = webhook_tick(supabase_db, cursor, now_s=1_120.0)
     assert requests == [] and cursor == str(high)  # requested once; nothing left to watch
     supabase_db.execute(
-        "UPDATE public.messaging_webhook_events SET status = 'processed' WHERE event_id LIKE 'late-commit-%%'"
+        "UPDATE public.messaging_webhook_events SET status = 'processed' WHERE event_id LIKE "
+        "'late-commit-%%'"
     )
 
 
 def test_one_misconfigured_event_workflow_does_not_stop_the_others(
     supabase_db, mysql_reader, crm, platform_ids
 ):
-    """A bad key column (not an identifier, or not in the table) is a note for that workflow only."""
+    """A bad key column (not an identifier, or not in the table) is a note for that workflow
+    only."""
     wid = platform_ids["workflow:event"]
     with crm.cursor() as cur:
         cur.execute("SELECT MAX(id) FROM subscriptions")
@@ -176,7 +184,8 @@ def test_one_misconfigured_event_workflow_does_not_stop_the_others(
         bad_ids.append(
             str(
                 supabase_db.fetch_value(
-                    "INSERT INTO public.workflows (name, trigger_type, status, trigger_config, target_config, message_config)"
+                    "INSERT INTO public.workflows (name, trigger_type, status, trigger_config, "
+                    "target_config, message_config)"
                     " VALUES ('잘못된 이벤트', 'event', 'active', %s, %s, %s) RETURNING id",
                     (
                         Jsonb(
@@ -201,7 +210,8 @@ def test_one_misconfigured_event_workflow_does_not_stop_the_others(
 def test_event_row_committed_late_below_the_cursor_still_runs(
     supabase_db, mysql_reader, crm, platform_ids
 ):
-    """AUTO_INCREMENT keys are taken at insert and committed later: a row with a lower key can appear
+    """AUTO_INCREMENT keys are taken at insert and committed later: a row with a lower key can
+    appear
     after higher ones. The sensor waits briefly at a missing key (so it usually runs with its
     neighbours, once); a key that commits after that wait gets a run of its own. None is lost, none
     is handled twice."""
@@ -210,8 +220,10 @@ def test_event_row_committed_late_below_the_cursor_still_runs(
         cur.execute("SELECT MAX(id) FROM subscriptions")
         top = cur.fetchone()[0]
     insert = (
-        "INSERT INTO subscriptions (id, customer_id, plan_name, status, start_date, end_date, monthly_fee)"
-        " VALUES (%s, 1, '종합비타민 구독', 'active', CURDATE(), CURDATE() + INTERVAL 30 DAY, 25000)"
+        "INSERT INTO subscriptions (id, customer_id, plan_name, status, start_date, end_date, "
+        "monthly_fee)"
+        " VALUES (%s, 1, '종합비타민 구독', 'active', CURDATE(),"
+        " CURDATE() + INTERVAL 30 DAY, 25000)"
     )
 
     def tick(cursor, now_s):
@@ -262,8 +274,10 @@ def test_sensors_survive_workflows_whose_config_is_not_an_object(
         bad.append(
             str(
                 supabase_db.fetch_value(
-                    f"INSERT INTO public.workflows (name, trigger_type, status, {column}, next_run_at)"
-                    " VALUES ('설정오류', %s, 'active', %s, now() - interval '1 minute') RETURNING id",
+                    f"INSERT INTO public.workflows (name, trigger_type, status, {column}, "
+                    f"next_run_at)"
+                    " VALUES ('설정오류', %s, 'active', %s, now() - interval '1 minute')"
+                    " RETURNING id",
                     (trigger, Jsonb(value)),
                 )
             )

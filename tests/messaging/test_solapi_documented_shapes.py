@@ -61,7 +61,8 @@ def _auth() -> dict[str, str]:
 
 
 def _sdk_style_auth() -> dict[str, str]:
-    """The SDK's header: ``ApiKey=``/``Date=`` capitalised, local time with offset, uuid1 hex salt."""
+    """The SDK's header: ``ApiKey=``/``Date=`` capitalised, local time with offset, uuid1 hex
+    salt."""
     import hashlib
     import hmac
     import time

@@ -16,25 +16,21 @@ from messaging.models import (
     VariableSource,
     WorkflowConfigError,
 )
+from messaging.tables import build_search_sql, escape_like, parse_table_mappings
 from messaging.transform import (
     apply_ad_rules,
-    auto_match,
-    build_search_sql,
     check_length,
     dedupe,
-    escape_like,
     euc_kr_bytes,
-    evaluate_function,
     idempotency_key,
     in_ad_quiet_hours,
     next_cron_tick,
     normalize_phone,
-    parse_table_mappings,
-    parse_variable_sources,
     placeholders,
     render,
     render_message,
 )
+from messaging.variables import auto_match, evaluate_function, parse_variable_sources
 
 pytestmark = pytest.mark.unit
 
@@ -258,7 +254,8 @@ def test_next_cron_tick_in_seoul():
 
 
 def test_a_message_that_still_contains_a_placeholder_is_not_sendable():
-    """The rule is about the final text: a value that itself carries ``#{…}`` leaves one in the message."""
+    """The rule is about the final text: a value that itself carries ``#{…}`` leaves one in the
+    message."""
     tpl = Template("t", "x", "notification", "lms", "#{name}님 #{plan} 안내")
     msg = render_message(
         tpl,
