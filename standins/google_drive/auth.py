@@ -31,7 +31,8 @@ def _check_assertion(state: DriveState, assertion: str) -> None:
     """Verify against a registered service account's key; without any, accept any RS256 JWT."""
     header = jwt.get_unverified_header(assertion)
     claims = jwt.decode(assertion, options={"verify_signature": False})
-    key = state.public_keys.get(claims.get("iss"))
+    issuer: Any = claims.get("iss")
+    key = state.public_keys.get(issuer)
     if key is not None:
         jwt.decode(assertion, key, algorithms=["RS256"], audience=claims.get("aud"))
     elif state.public_keys or header.get("alg") != "RS256":

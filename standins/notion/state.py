@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from standins.notion.errors import NotionError
@@ -338,10 +339,7 @@ class NotionWorkspace:
         matched.sort(key=lambda p: p["id"])
         matched.sort(key=lambda p: p["created_time"])
         for s in reversed(sorts):
-            matched.sort(
-                key=lambda p, s=s: sort_key(p, s),
-                reverse=s.get("direction") == "descending",
-            )
+            matched.sort(key=partial(sort_key, sort=s), reverse=s.get("direction") == "descending")
         ids = [p["id"] for p in matched]
         if len(self._query_cache) > QUERY_CACHE_SIZE:
             self._query_cache.clear()

@@ -7,7 +7,7 @@ import email.policy
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,9 +43,9 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, st
         return fields
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if name:
+        if name and isinstance(name, str):  # an RFC 2231 (tuple) name is no field we read
             fields[name] = (
-                part.get_payload(decode=True) or b"",
+                cast(bytes, part.get_payload(decode=True)) or b"",
                 part.get_content_type() if part["content-type"] else None,
             )
     return fields
