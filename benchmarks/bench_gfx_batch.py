@@ -4,8 +4,10 @@
   against the physical reference ``psql COPY … TO STDOUT (binary) | psql COPY … FROM STDIN`` into
   the same empty target table, same run;
 * a re-sync after every row changed: binary COPY -> TEMP staging -> one guarded INSERT … ON
-  CONFLICT DO UPDATE (sync_status/sync_log in the same transaction), rows/s against the same reference;
-* an incremental run after 1% of the rows changed, as a fraction of the full sync's time (goal <= 0.10);
+  CONFLICT DO UPDATE (sync_status/sync_log in the same transaction), rows/s against the same
+  reference;
+* an incremental run after 1% of the rows changed, as a fraction of the full sync's time (goal <=
+0.10);
 * a reconciliation pass (chunked key-range hashes) over unchanged tables, as a fraction of the full
   sync's time (goal <= 0.05);
 * peak resident memory of a sync process (the CLI, in a child process) against the 300 MB budget.

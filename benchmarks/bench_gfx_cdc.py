@@ -9,7 +9,8 @@ Same run, same two databases, same table shape, same load generator:
    ``CREATE SUBSCRIPTION`` subscriber (its apply worker fills the same default).
 2. **Maximum sustained change rate**: a backlog (``GFX_CDC_BENCH_BACKLOG`` rows, default 200,000)
    is written while the consumer is stopped, then drained; rate = rows / (first -> last row
-   applied), so the worker's process start-up is not counted. Reference: the subscriber, disabled and re-enabled the same way.
+   applied), so the worker's process start-up is not counted. Reference: the subscriber, disabled
+   and re-enabled the same way.
 
 Run alone: ``python -m benchmarks.bench_gfx_cdc [--seconds 60] [--rate 2000]`` (creates and drops
 private databases), or through the harness as ``bench(ctx)``.
@@ -18,6 +19,7 @@ private databases), or through the harness as ``bench(ctx)``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import subprocess
@@ -36,12 +38,15 @@ MAX_RATE_ROWS_PER_TX = 100  # bigger transactions so the generator outruns the a
 PAYLOAD = '{"hand": 1, "actions": ["bet", "call", "fold"], "메모": "올인"}'
 
 SOURCE_DDL = """
-CREATE TABLE IF NOT EXISTS public.{t} (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL, pot numeric(14,2),
+CREATE TABLE IF NOT EXISTS public.{t} (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL,
+    pot numeric(14,2),
                                        payload jsonb);
 """
 TARGET_DDL = """
-CREATE TABLE IF NOT EXISTS public.{t} (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL, pot numeric(14,2),
-                                       payload jsonb, applied_at timestamptz DEFAULT clock_timestamp());
+CREATE TABLE IF NOT EXISTS public.{t} (id bigint PRIMARY KEY, committed_at timestamptz NOT NULL,
+    pot numeric(14,2),
+                                       payload jsonb, applied_at timestamptz DEFAULT
+                                           clock_timestamp());
 """
 
 
@@ -60,9 +65,11 @@ def _generate(
     rows_per_tx: int = ROWS_PER_TX,
     max_rows: int | None = None,
 ) -> int:
-    """Write ``rows_per_tx``-row transactions at ``rate`` rows/s (None: as fast as possible). Returns rows."""
+    """Write ``rows_per_tx``-row transactions at ``rate`` rows/s (None: as fast as possible).
+    Returns rows."""
     stmt = sql.SQL(
-        "INSERT INTO {} (id, committed_at, pot, payload) SELECT g, clock_timestamp(), g %% 1000, %s::jsonb "
+        "INSERT INTO {} (id, committed_at, pot, payload) SELECT g, clock_timestamp(), g %% 1000,"
+        " %s::jsonb "
         "FROM generate_series(%s::bigint, %s::bigint) g"
     ).format(sql.Identifier(table))
     written = 0
@@ -92,9 +99,12 @@ def _lag_stats(url: str, table: str, start_id: int) -> dict[str, float]:
     [(p50, p99, mx, first, last, n)] = _exec(
         url,
         sql.SQL(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), "
-            "max(lag), min(extract(epoch FROM committed_at)), max(extract(epoch FROM applied_at)), count(*) "
-            "FROM (SELECT committed_at, applied_at, extract(epoch FROM applied_at - committed_at) * 1000 AS lag "
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN"
+            " GROUP (ORDER BY lag), "
+            "max(lag), min(extract(epoch FROM committed_at)), max(extract(epoch FROM applied_at)),"
+            " count(*) "
+            "FROM (SELECT committed_at, applied_at, extract(epoch FROM applied_at - committed_at)"
+            " * 1000 AS lag "
             "FROM {} WHERE id >= %s) s"
         ).format(sql.Identifier(table)),
         (start_id,),
@@ -184,10 +194,8 @@ class NativeSubscriber:
             "ALTER SUBSCRIPTION {} SET (slot_name = NONE)",
             "DROP SUBSCRIPTION {}",
         ):
-            try:
+            with contextlib.suppress(psycopg.Error):
                 _exec(self.target_url, sql.SQL(stmt).format(sql.Identifier(self.sub)))
-            except psycopg.Error:
-                pass
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -313,7 +321,8 @@ def bench(ctx: BenchContext) -> list[Figure]:
             [(first, last)] = _exec(
                 ctx.supabase_url,
                 sql.SQL(
-                    "SELECT extract(epoch FROM min(applied_at)), extract(epoch FROM max(applied_at)) FROM {} "
+                    "SELECT extract(epoch FROM min(applied_at)), extract(epoch FROM"
+                    " max(applied_at)) FROM {} "
                     "WHERE id >= %s"
                 ).format(sql.Identifier(table)),
                 (start,),
@@ -326,7 +335,10 @@ def bench(ctx: BenchContext) -> list[Figure]:
         _exec(ctx.gfx_source_url, f"DROP TABLE IF EXISTS {t}")
         _exec(ctx.supabase_url, f"DROP TABLE IF EXISTS {t}")
     o, r = results["cdc_worker"], results["native"]
-    note = f"{seconds:.0f}s at {rate:.0f} rows/s target ({ROWS_PER_TX} rows per transaction), insert workload"
+    note = (
+        f"{seconds:.0f}s at {rate:.0f} rows/s target ({ROWS_PER_TX} rows per transaction),"
+        " insert workload"
+    )
     return [
         Figure(
             "gfx_cdc",
@@ -345,7 +357,8 @@ def bench(ctx: BenchContext) -> list[Figure]:
             o["max"]["rate"],
             r["max"]["rate"],
             "native logical replication (CREATE SUBSCRIPTION)",
-            note=f"backlog of {backlog} rows ({MAX_RATE_ROWS_PER_TX} per transaction) written while the consumer "
+            note=f"backlog of {backlog} rows ({MAX_RATE_ROWS_PER_TX} per transaction) written"
+            f" while the consumer "
             "was stopped, then drained: rows / (first -> last row applied); consumer start-up "
             f"{o['max']['startup_s']:.2f}s vs {r['max']['startup_s']:.2f}s not counted",
         ),
@@ -382,7 +395,8 @@ def main(argv=None) -> int:
         )
         for f in bench(ctx):
             print(
-                f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio {f.ratio:.2f}  [{f.note}]"
+                f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio"
+                f" {f.ratio:.2f}  [{f.note}]"
             )
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:

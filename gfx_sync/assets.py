@@ -66,7 +66,8 @@ def source_specs() -> list[dg.AssetSpec]:
 
 
 def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
-    """The Supabase copy of one spec row (or, for two-way tables, the exchange between both sides)."""
+    """The Supabase copy of one spec row (or, for two-way tables, the exchange between both
+    sides)."""
 
     @dg.asset(
         key=target_key(spec.table),
@@ -126,7 +127,8 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         )
         if res.quarantined:
             context.log.warning(
-                f"{spec.table}: {res.quarantined} row(s) quarantined (see sync_log / data_quarantine)"
+                f"{spec.table}: {res.quarantined} row(s) quarantined (see sync_log /"
+                f" data_quarantine)"
             )
         rows = supabase_db.fetch_value(f"SELECT count(*) FROM public.{spec.table}")
         return dg.MaterializeResult(

@@ -19,7 +19,13 @@ from psycopg.types.json import Jsonb
 
 from gfx_sync import transform as tf
 from gfx_sync.merge import quarantine_and_merge
-from gfx_sync.models import LocalEditRevert, MergeOutcome, ReconcileOutcome, SyncResult
+from gfx_sync.models import (
+    LocalEditRevert,
+    MergeOutcome,
+    Operation,
+    ReconcileOutcome,
+    SyncResult,
+)
 from gfx_sync.reconcile import DEFAULT_CHUNK_ROWS, reconcile_table
 from gfx_sync.run_log import sync_run
 from gfx_sync.specs import SOURCE_SYSTEM, TIMESTAMP_COLUMN, TableSpec, mark_sync_transaction
@@ -88,7 +94,7 @@ def batch_sync(
         ServiceUnavailable: a database could not be reached (after the resource's retries).
         SchemaDriftError: the two tables do not have the same columns.
     """
-    operation = "backfill" if window else "batch"
+    operation: Operation = "backfill" if window else "batch"
     with (
         sync_run(
             target,
@@ -129,7 +135,7 @@ def batch_sync(
 
 def _result(
     spec: TableSpec,
-    operation: str,
+    operation: Operation,
     partition_key: str | None,
     overlap: timedelta,
     window: tuple[datetime, datetime] | None,
@@ -141,7 +147,7 @@ def _result(
     total = total + MergeOutcome(deleted=copied.window_deleted)
     return SyncResult(
         spec.table,
-        "backfill" if operation == "backfill" else "batch",
+        operation,
         partition_key=partition_key,
         rows_read=copied.rows_read + (rec.rows_read if rec else 0),
         inserted=total.inserted + (copied.rows_read if copied.initial_load else 0),
@@ -177,7 +183,7 @@ def _read_changes(
     ts = sql.Identifier(TIMESTAMP_COLUMN)
     if window:
         lo: datetime | None = window[0]
-        where = sql.SQL("{ts} >= {lo} AND {ts} < {hi}").format(
+        where: sql.Composable = sql.SQL("{ts} >= {lo} AND {ts} < {hi}").format(
             ts=ts, lo=sql.Literal(window[0]), hi=sql.Literal(window[1])
         )
     else:

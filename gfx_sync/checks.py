@@ -1,4 +1,4 @@
-"""Asset checks mirroring the health rules of seed 003 §6: lag (v_sync_dashboard), per-partition
+"""Asset checks mirroring the sync health rules: lag (``v_sync_dashboard``), per-partition
 count and checksum parity between source and target, and schema drift (source vs target,
 migrations vs live)."""
 
@@ -11,7 +11,8 @@ from resources.postgres import PostgresResource
 
 PARITY_SQL = """
 SELECT (updated_at AT TIME ZONE 'UTC')::date::text AS day, count(*) AS n,
-       coalesce(bit_xor(hashtextextended({key}::text || '|' || extract(epoch FROM updated_at)::text, 0)), 0) AS h
+       coalesce(bit_xor(hashtextextended({key}::text || '|' || extract(epoch FROM
+           updated_at)::text, 0)), 0) AS h
 FROM public.{table} GROUP BY 1
 """
 
@@ -42,7 +43,8 @@ def build_checks(spec: TableSpec) -> list[dg.AssetChecksDefinition]:
     )
     def sync_lag(supabase_db: PostgresResource) -> dg.AssetCheckResult:
         row = supabase_db.fetch_one(
-            "SELECT health_status, lag_seconds, consecutive_failures, status, last_error FROM public.v_sync_dashboard"
+            "SELECT health_status, lag_seconds, consecutive_failures, status, last_error FROM"
+            " public.v_sync_dashboard"
             " WHERE source = %s AND entity_type = %s",
             (SOURCE_SYSTEM, spec.table),
         )
@@ -76,7 +78,8 @@ def build_checks(spec: TableSpec) -> list[dg.AssetChecksDefinition]:
         asset=key,
         name="partition_parity",
         blocking=False,
-        description="Per day of updated_at: row count and (key, updated_at) checksum equal on both sides.",
+        description="Per day of updated_at: row count and (key, updated_at) checksum equal on both"
+        " sides.",
     )
     def parity(
         supabase_db: PostgresResource, gfx_source_db: PostgresResource

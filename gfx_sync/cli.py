@@ -43,12 +43,16 @@ def apply_local_defaults() -> None:
 
 
 def _databases() -> tuple[PostgresResource, PostgresResource]:
-    """(source, target): the shared instances with their ``EnvVar`` values resolved."""
+    """(source, target): the shared instances with their ``EnvVar`` values resolved, under this
+    command line's own application names (operators and the crash test find its sessions by
+    them in ``pg_stat_activity``)."""
     from resources.shared import gfx_source_db, supabase_db
 
+    source = gfx_source_db.process_config_and_initialize()
+    target = supabase_db.process_config_and_initialize()
     return (
-        gfx_source_db.process_config_and_initialize(),
-        supabase_db.process_config_and_initialize(),
+        source.model_copy(update={"application_name": "gfx-sync-cli-source"}),
+        target.model_copy(update={"application_name": "gfx-sync-cli"}),
     )
 
 

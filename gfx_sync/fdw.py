@@ -1,5 +1,5 @@
-"""The postgres_fdw link Supabase -> external database used by the seed's SQL restore
-``restore_gfx_from_external()`` (seed 003 §7.2, migration 0003).
+"""The postgres_fdw link Supabase -> external database used by the SQL restore function
+``restore_gfx_from_external()`` (migration 0003).
 
 ``setup_external_fdw`` (CLI: ``python -m gfx_sync.cli fdw-setup``) creates, on the target, the
 server ``external_db`` pointing at ``GFX_SOURCE_DB_URL``, a user mapping for the current user,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -80,7 +81,9 @@ def constraint_violations(
     return sorted((k, r) for k, r in rows)
 
 
-def _drop_staged(tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable, keys: list[str]):
+def _drop_staged(
+    tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable, keys: list[str]
+) -> None:
     tc.execute(
         sql.SQL("DELETE FROM {s} WHERE {k}::text = ANY(%s)").format(
             s=stg, k=sql.Identifier(spec.key)
@@ -99,7 +102,7 @@ def quarantine_rows(
 ) -> int:
     """Record ``bad`` rows in data_quarantine and sync_log, and drop them from the stage."""
     keys = [k for k, _ in bad]
-    payloads = dict(
+    payloads: dict[str, Any] = dict(
         tc.execute(
             sql.SQL("SELECT {k}::text, to_jsonb(s) FROM {s} AS s WHERE {k}::text = ANY(%s)").format(
                 k=sql.Identifier(spec.key), s=stg
@@ -143,8 +146,9 @@ def merge_sql(
     guard: sql.Composable,
     keys_filter: bool,
     exclude_tombstones: bool,
-) -> sql.Composable:
-    """``INSERT … ON CONFLICT DO UPDATE … WHERE guard`` from the stage; counts (inserted, updated)."""
+) -> sql.Composed:
+    """``INSERT … ON CONFLICT DO UPDATE … WHERE guard`` from the stage; counts (inserted,
+    updated)."""
     key = sql.Identifier(spec.key)
     where: list[sql.Composable] = []
     if keys_filter:
@@ -153,7 +157,8 @@ def merge_sql(
         where.append(
             sql.SQL(
                 "NOT EXISTS (SELECT 1 FROM platform.gfx_sync_tombstones tb"
-                " WHERE tb.table_name = {t} AND tb.row_key = s.{k}::text AND tb.deleted_at >= s.{ts})"
+                " WHERE tb.table_name = {t} AND tb.row_key = s.{k}::text AND tb.deleted_at >="
+                " s.{ts})"
             ).format(t=sql.Literal(spec.table), k=key, ts=sql.Identifier(TIMESTAMP_COLUMN))
         )
     where_sql = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")

@@ -47,7 +47,8 @@ def restore_table(
 
     Args:
         from_side: ``external`` or ``supabase``; defaults to the spec's authoritative side
-            (External for GFX/WSOP data and cue sheets, Supabase for overrides, images, render jobs).
+            (External for GFX/WSOP data and cue sheets, Supabase for overrides, images, render
+            jobs).
         dry_run: count what would change (insert / update / delete) and roll everything back.
 
     The safety copy ``platform._backup_<table>_<UTC timestamp>`` is a new table every time, so a

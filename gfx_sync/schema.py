@@ -1,5 +1,5 @@
-"""What the migrations declare versus what the live databases have (seed 003 §9.2, the dump
-check), and source-versus-target column drift of every synced table."""
+"""What the migrations declare versus what the live databases have (the dump check), and
+source-versus-target column drift of every synced table."""
 
 from __future__ import annotations
 

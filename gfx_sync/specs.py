@@ -1,4 +1,4 @@
-"""The declarative list of synced tables (seed 003 §2.2 and the §5.1 conflict matrix).
+"""The declarative list of synced tables, with each table's method and conflict winner.
 
 One row per table; every mechanism (assets, batch copy, reconciliation, two-way merge, restore,
 drift check, and the CDC stream in ``gfx_sync.cdc``) reads this list instead of naming tables.
@@ -36,7 +36,8 @@ ORIGIN_COLUMN = "sync_origin"  # two-way tables only: the side of the last non-s
 SIDE_EXTERNAL = "external"
 SIDE_SUPABASE = "supabase"
 
-# Writers acting for the sync set this in their transaction (``SET LOCAL gfx_sync.applying = 'on'``):
+# Writers acting for the sync set this in their transaction (``SET LOCAL gfx_sync.applying =
+# 'on'``):
 # the triggers then keep the row's updated_at/sync_origin and do not log a local edit.
 # The CDC applier MUST set it too (see ``mark_sync_transaction``).
 APPLYING_GUC = "gfx_sync.applying"
@@ -77,7 +78,7 @@ class TableSpec:
 
     @property
     def authoritative_side(self) -> str:
-        """Where a restore copies from (seed 003 §7.1 step 3)."""
+        """Where a restore copies from: the side that owns the table."""
         return (
             SIDE_EXTERNAL
             if self.winner == "external"
@@ -217,7 +218,8 @@ def spec_for(table: str) -> TableSpec:
 
 
 def mark_sync_transaction(conn) -> None:
-    """Mark the current transaction on ``conn`` as a sync write (triggers keep timestamps, no local-edit log).
+    """Mark the current transaction on ``conn`` as a sync write (triggers keep timestamps, no
+    local-edit log).
 
     ``SET LOCAL`` ends with the transaction, so call it inside each transaction that writes.
     """

@@ -67,11 +67,14 @@ def content_columns(columns: Sequence[str]) -> list[str]:
 
 
 def changed_guard(columns: Sequence[str], target_alias: str = "t") -> sql.Composable:
-    """ON CONFLICT guard for source-owned data: a newer version, or the same stamp with other content
-    (a local edit that kept updated_at). An older incoming version never overwrites (CDC may be ahead)."""
+    """ON CONFLICT guard for source-owned data: a newer version, or the same stamp with other
+    content
+    (a local edit that kept updated_at). An older incoming version never overwrites (CDC may be
+    ahead)."""
     ts = sql.Identifier(TIMESTAMP_COLUMN)
     return sql.SQL(
-        "({t}.{ts} < EXCLUDED.{ts} OR ({t}.{ts} = EXCLUDED.{ts} AND ({tc}) IS DISTINCT FROM ({ec})))"
+        "({t}.{ts} < EXCLUDED.{ts} OR ({t}.{ts} = EXCLUDED.{ts} AND ({tc}) IS DISTINCT FROM"
+        " ({ec})))"
     ).format(
         t=sql.Identifier(target_alias),
         ts=ts,
@@ -154,7 +157,8 @@ def diff_chunks(
 
 
 def diff_rows(source: Mapping[str, int], target: Mapping[str, int]) -> tuple[list[str], list[str]]:
-    """(keys to copy from the source: missing or different on the target, keys to delete on the target)."""
+    """(keys to copy from the source: missing or different on the target, keys to delete on the
+    target)."""
     to_copy = [k for k, h in source.items() if target.get(k) != h]
     to_delete = [k for k in target if k not in source]
     return sorted(to_copy), sorted(to_delete)

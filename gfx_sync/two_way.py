@@ -16,7 +16,7 @@ from psycopg import sql
 
 from gfx_sync import transform as tf
 from gfx_sync.merge import quarantine_and_merge
-from gfx_sync.models import DirectionCounts, MergeOutcome, SyncResult
+from gfx_sync.models import DirectionCounts, MergeOutcome, Operation, SyncResult
 from gfx_sync.run_log import log_run, sync_run
 from gfx_sync.specs import (
     ORIGIN_COLUMN,
@@ -65,7 +65,7 @@ class _Exchange:
     to_supabase: MergeOutcome
 
 
-def _watermark_query(spec: TableSpec) -> sql.Composable:
+def _watermark_query(spec: TableSpec) -> sql.Composed:
     """The max ``updated_at`` of the rows whose last non-sync write was on a given side."""
     return sql.SQL("SELECT max({ts}) FROM {t} WHERE {o} = %s").format(
         ts=sql.Identifier(TIMESTAMP_COLUMN),
@@ -103,7 +103,7 @@ def two_way_sync(
     in the read windows with different content is a conflict, counted in ``sync_log``. Deletes
     travel as tombstones and win over versions not newer than the delete.
     """
-    operation = "two_way" if spec.method == "two_way" else "reverse"
+    operation: Operation = "two_way" if spec.method == "two_way" else "reverse"
     with (
         sync_run(
             target, spec, operation, direction="both", run_id=run_id, mark_failure=mark_failure
@@ -141,7 +141,7 @@ def two_way_sync(
 
 def _result(
     spec: TableSpec,
-    operation: str,
+    operation: Operation,
     overlap: timedelta,
     ex: _Exchange,
     watermark_to: datetime | None,
@@ -149,7 +149,7 @@ def _result(
     both = ex.to_external + ex.to_supabase
     return SyncResult(
         spec.table,
-        "two_way" if operation == "two_way" else "reverse",
+        operation,
         "both",
         rows_read=ex.read_in + ex.read_out,
         inserted=both.inserted,

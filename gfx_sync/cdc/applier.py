@@ -94,7 +94,8 @@ class ApplyResult:
 def read_target_table(conn: psycopg.Connection, schema: str, name: str) -> TargetTable | None:
     cols = conn.execute(
         """SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid
+                 = c.relnamespace
             WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum""",
         (schema, name),
@@ -104,7 +105,8 @@ def read_target_table(conn: psycopg.Connection, schema: str, name: str) -> Targe
     key = conn.execute(
         """SELECT a.attname FROM pg_index i
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-            WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)""",
+            WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY
+                array_position(i.indkey::int2[], a.attnum)""",
         (f'"{schema}"."{name}"',),
     ).fetchall()
     return TargetTable(schema, name, {c: t for c, t in cols}, tuple(k for (k,) in key))
@@ -120,14 +122,17 @@ def ensure_state(
 ) -> None:
     """Insert or reset the slot's state row (on the caller's transaction)."""
     conn.execute(
-        """INSERT INTO platform.gfx_cdc_state (slot_name, source_database, publication, last_commit_lsn,
-                                               snapshot_lsn, snapshot_completed_at, snapshot_rows)
+        """INSERT INTO platform.gfx_cdc_state (slot_name, source_database, publication,
+                                               last_commit_lsn, snapshot_lsn,
+                                               snapshot_completed_at, snapshot_rows)
            VALUES (%s, %s, %s, %s::pg_lsn, %s::pg_lsn, CASE WHEN %s THEN now() END, %s)
            ON CONFLICT (slot_name) DO UPDATE SET
                source_database = EXCLUDED.source_database, publication = EXCLUDED.publication,
                last_commit_lsn = EXCLUDED.last_commit_lsn, snapshot_lsn = EXCLUDED.snapshot_lsn,
-               snapshot_completed_at = EXCLUDED.snapshot_completed_at, snapshot_rows = EXCLUDED.snapshot_rows,
-               transactions_applied = 0, changes_applied = 0, stopped_reason = NULL, updated_at = now()""",
+               snapshot_completed_at = EXCLUDED.snapshot_completed_at, snapshot_rows =
+                   EXCLUDED.snapshot_rows,
+               transactions_applied = 0, changes_applied = 0, stopped_reason = NULL, updated_at =
+                   now()""",
         (
             config.slot_name,
             source_database,
@@ -142,8 +147,9 @@ def ensure_state(
 
 def read_state(conn: psycopg.Connection, slot_name: str) -> dict | None:
     cur = conn.execute(
-        """SELECT slot_name, source_database, publication, last_commit_lsn::text, last_commit_ts, last_applied_at,
-                  snapshot_lsn::text, snapshot_completed_at, transactions_applied, changes_applied,
+        """SELECT slot_name, source_database, publication, last_commit_lsn::text, last_commit_ts,
+                  last_applied_at, snapshot_lsn::text, snapshot_completed_at,
+                  transactions_applied, changes_applied,
                   last_apply_lag_ms, stopped_reason
              FROM platform.gfx_cdc_state WHERE slot_name = %s""",
         (slot_name,),
@@ -151,7 +157,7 @@ def read_state(conn: psycopg.Connection, slot_name: str) -> dict | None:
     row = cur.fetchone()
     if row is None:
         return None
-    return dict(zip([d.name for d in cur.description], row))
+    return dict(zip([d.name for d in cur.description], row, strict=True))
 
 
 class Applier:
@@ -198,7 +204,8 @@ class Applier:
     def record_stop(self, reason: str) -> None:
         self.conn.rollback()
         self.conn.execute(
-            "UPDATE platform.gfx_cdc_state SET stopped_reason = %s, updated_at = now() WHERE slot_name = %s",
+            "UPDATE platform.gfx_cdc_state SET stopped_reason = %s, updated_at = now() WHERE"
+            " slot_name = %s",
             (reason, self.config.slot_name),
         )
         self.conn.commit()
@@ -243,8 +250,9 @@ class Applier:
             if self.config.drift_policy != "apply":
                 raise SchemaDriftError(
                     message
-                    + ". Policy is 'stop': nothing of this transaction was applied and the slot did not "
-                    "advance. Add a gfx_sync migration for the target (or run the worker with --drift-policy apply), "
+                    + ". Policy is 'stop': nothing of this transaction was applied and the slot did"
+                    " not advance. Add a gfx_sync migration for the target (or run the worker with"
+                    " --drift-policy apply), "
                     "then restart the stream"
                 )
             for c in added:
@@ -288,12 +296,14 @@ class Applier:
             with conn.transaction():
                 mark_sync_transaction(conn)
                 row = conn.execute(
-                    "SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s FOR UPDATE",
+                    "SELECT last_commit_lsn::text FROM platform.gfx_cdc_state WHERE slot_name = %s"
+                    " FOR UPDATE",
                     (self.config.slot_name,),
                 ).fetchone()
                 if row is None:
                     raise SlotStateMismatch(
-                        f"no applied position for slot {self.config.slot_name} on the target: run the initial "
+                        f"no applied position for slot {self.config.slot_name} on the target: run"
+                        f" the initial "
                         "snapshot first (`python -m gfx_sync.cdc init`)"
                     )
                 position = lsn_to_int(row[0])
@@ -330,7 +340,8 @@ class Applier:
                         """UPDATE platform.gfx_cdc_state
                               SET last_commit_lsn = greatest(last_commit_lsn, %s::pg_lsn),
                                   last_commit_ts = coalesce(%s, last_commit_ts),
-                                  last_applied_at = now(), transactions_applied = transactions_applied + %s,
+                                  last_applied_at = now(), transactions_applied =
+                                      transactions_applied + %s,
                                   changes_applied = changes_applied + %s, last_apply_lag_ms = %s,
                                   stopped_reason = NULL, updated_at = now()
                             WHERE slot_name = %s""",
@@ -372,9 +383,12 @@ class Applier:
         self.conn.execute(
             """UPDATE public.sync_status AS st
                   SET status = 'synced', last_synced_at = now(), last_attempt_at = now(),
-                      records_synced = st.records_synced + x.n, records_failed = st.records_failed + x.q,
-                      consecutive_failures = 0, next_sync_at = now() + st.sync_interval, last_error = NULL
-                 FROM (SELECT unnest(%s::text[]) AS t, unnest(%s::bigint[]) AS n, unnest(%s::bigint[]) AS q) AS x
+                      records_synced = st.records_synced + x.n,
+                      records_failed = st.records_failed + x.q,
+                      consecutive_failures = 0, next_sync_at = now() + st.sync_interval,
+                      last_error = NULL
+                 FROM (SELECT unnest(%s::text[]) AS t, unnest(%s::bigint[]) AS n,
+                              unnest(%s::bigint[]) AS q) AS x
                 WHERE st.source = 'external_pg' AND st.entity_type = x.t AND st.method = 'cdc'""",
             ([t for t, _, _ in touched], [n for _, n, _ in touched], [q for _, _, q in touched]),
         )
@@ -389,9 +403,12 @@ class Applier:
         names = [t.name for t in self.config.tables]
         with self.conn.transaction():
             return self.conn.execute(
-                """UPDATE public.sync_status SET last_synced_at = now(), next_sync_at = now() + sync_interval
-                    WHERE source = 'external_pg' AND method = 'cdc' AND status = 'synced' AND entity_type = ANY(%s)
-                      AND (last_synced_at IS NULL OR last_synced_at < now() - make_interval(secs => %s))""",
+                """UPDATE public.sync_status
+                    SET last_synced_at = now(), next_sync_at = now() + sync_interval
+                    WHERE source = 'external_pg' AND method = 'cdc' AND status = 'synced' AND
+                        entity_type = ANY(%s)
+                      AND (last_synced_at IS NULL OR last_synced_at < now() - make_interval(secs =>
+                          %s))""",
                 (names, min_interval_s),
             ).rowcount
 
@@ -469,7 +486,8 @@ class Applier:
                 [new[c] for c in setcols] + [where_key.get(k) for k in tt.key],
                 True,
             )
-        # insert, or an update carrying the whole row: upsert (idempotent against the batch path too)
+        # insert, or an update carrying the whole row: upsert (idempotent against the batch path
+        # too)
         stmt = self._cached(
             ("u", change.qualified_name, tuple(cols), 1), lambda: self._upsert_sql(tt, cols, 1)
         )
@@ -523,9 +541,7 @@ class Applier:
                     and run_key[0] == "u"
                     and len(run) > 1
                     and self._multi_upsert(run_key, run)
-                ):
-                    pass
-                elif (
+                ) or (
                     run_key
                     and run_key[0] == "d"
                     and len(run) > 1
@@ -564,7 +580,8 @@ class Applier:
             if len(chunk) == per:
                 self._upsert_chunk(tt, qualified, cols, chunk)
                 continue
-            # the remainder in power-of-two pieces, so a handful of cached statements serve every size
+            # the remainder in power-of-two pieces, so a handful of cached statements serve every
+            # size
             j = 0
             while j < len(chunk):
                 size = 1 << ((len(chunk) - j).bit_length() - 1)

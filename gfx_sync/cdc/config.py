@@ -7,7 +7,7 @@ import os
 from gfx_sync.cdc.models import CdcConfig, TableConfig, default_slot_name
 from gfx_sync.specs import CDC_TABLES, SCHEMA, TIMESTAMP_COLUMN
 
-PUBLICATION = "gfx_publication"  # seed 003 §3.2
+PUBLICATION = "gfx_publication"  # the name the source migration creates
 
 
 def config_for(

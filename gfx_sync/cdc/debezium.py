@@ -113,7 +113,8 @@ def _position(source: dict) -> int:
 
 
 def envelope_to_change(event: dict, config: CdcConfig) -> tuple[RowChange, dict] | None:
-    """One envelope -> (RowChange, source); ``None`` for tombstones, heartbeats and unknown tables."""
+    """One envelope -> (RowChange, source); ``None`` for tombstones, heartbeats and unknown
+    tables."""
     if event is None:
         return None  # Kafka tombstone after a delete
     schema = event.get("schema") if "payload" in event else None
@@ -152,7 +153,8 @@ def envelope_to_change(event: dict, config: CdcConfig) -> tuple[RowChange, dict]
 
 
 def group_transactions(events: Iterable[dict], config: CdcConfig) -> Iterator[SourceTransaction]:
-    """Consecutive events of one ``txId`` -> one transaction (snapshot reads: position 0, not deduplicated).
+    """Consecutive events of one ``txId`` -> one transaction (snapshot reads: position 0, not
+    deduplicated).
 
     Each transaction's ``relations`` is left empty; ``tx.kafka_offset`` (if the events carried
     ``__kafka``) is the coordinate of its last event, committed only after the apply.
@@ -229,14 +231,17 @@ def apply_envelopes(
 
 def iter_file(path: str) -> Iterator[dict]:
     """Envelopes from a JSON-lines file (``-`` = stdin); blank lines skipped."""
-    fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    try:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
-    finally:
-        if fh is not sys.stdin:
-            fh.close()
+    if path == "-":
+        yield from _json_lines(sys.stdin)
+        return
+    with open(path, encoding="utf-8") as fh:
+        yield from _json_lines(fh)
+
+
+def _json_lines(lines: Iterable[str]) -> Iterator[dict]:
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)
 
 
 class KafkaEnvelopes:

@@ -25,12 +25,14 @@ from resources.postgres import PostgresResource
 
 DRAIN_JOB_NAME = "gfx_cdc_drain_job"
 SENSOR_INTERVAL_S = 5
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 @dg.op(
     name="gfx_cdc_drain",
     tags={**DOMAIN_TAG, "kind": "cdc"},
-    description="Apply every committed change waiting in the gfx CDC slot (whole transactions, in commit "
+    description="Apply every committed change waiting in the gfx CDC slot (whole transactions, in"
+    " commit "
     "order, position recorded in the same target transaction), then advance the slot.",
 )
 def gfx_cdc_drain(
@@ -58,8 +60,7 @@ def gfx_cdc_drain(
         health = slot_health(src, tgt, config.slot_name)
         record_alerts(tgt, health, evaluate(health, Thresholds()))
     extra = {"snapshot_rows": sum(init.rows.values())} if init.created else {}
-    for event in materializations(result, config.slot_name, extra):
-        yield event
+    yield from materializations(result, config.slot_name, extra)
     yield dg.Output(
         result.changes,
         metadata={
@@ -96,7 +97,8 @@ _ACTIVE = [
     job=gfx_cdc_drain_job,
     minimum_interval_seconds=SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every few seconds: when the gfx CDC slot holds unapplied WAL and no streaming worker holds "
+    description="Every few seconds: when the gfx CDC slot holds unapplied WAL and no streaming"
+    " worker holds "
     "it, launch a drain run. Also raises the inactive-slot notification.",
 )
 def gfx_cdc_sensor(
@@ -124,7 +126,8 @@ def gfx_cdc_sensor(
         if not peek_pending(gfx_source_db.dsn, config):
             if health.exists and health.last_commit_lsn:
                 with Applier(supabase_db.dsn, config) as applier:
-                    applier.heartbeat()  # caught up: sync_status stays HEALTHY while the source is idle
+                    # caught up: sync_status stays HEALTHY while the source is idle
+                    applier.heartbeat()
             return dg.SkipReason(f"caught up: no published change past {health.last_commit_lsn}")
     except SlotBusy as exc:
         return dg.SkipReason(f"slot busy: {exc}")
@@ -136,8 +139,11 @@ def gfx_cdc_sensor(
     )
 
 
-def build_cdc_checks(thresholds: Thresholds = Thresholds(), keys: list[dg.AssetKey] | None = None):
-    """Slot checks for each CDC table: lag (bytes/seconds, WARN) and inactive-slot WAL retention (ERROR)."""
+def build_cdc_checks(
+    thresholds: Thresholds = DEFAULT_THRESHOLDS, keys: list[dg.AssetKey] | None = None
+):
+    """Slot checks for each CDC table: lag (bytes/seconds, WARN) and inactive-slot WAL retention
+    (ERROR)."""
     keys = keys or CDC_ASSET_KEYS
     specs = [
         dg.AssetCheckSpec(name, asset=k, description=desc)
@@ -145,7 +151,8 @@ def build_cdc_checks(thresholds: Thresholds = Thresholds(), keys: list[dg.AssetK
         for name, desc in (
             (
                 "cdc_slot_lag",
-                f"unapplied WAL <= {thresholds.max_lag_bytes} bytes and lag <= {thresholds.max_lag_seconds}s",
+                f"unapplied WAL <= {thresholds.max_lag_bytes} bytes and lag <="
+                f" {thresholds.max_lag_seconds}s",
             ),
             (
                 "cdc_slot_wal_retention",

@@ -14,7 +14,8 @@ class WalLevelNotLogical(CdcError):
 
 
 class MissingReplicaIdentity(CdcError):
-    """A published table has no primary key / replica identity, so updates and deletes cannot be replicated."""
+    """A published table has no primary key / replica identity, so updates and deletes cannot be
+    replicated."""
 
 
 class ReplicationPermissionError(CdcError):
@@ -26,11 +27,13 @@ class SlotInvalidated(CdcError):
 
 
 class SlotStateMismatch(CdcError):
-    """The slot and the applied position on the target disagree (e.g. slot recreated without a snapshot)."""
+    """The slot and the applied position on the target disagree (e.g. slot recreated without a
+    snapshot)."""
 
 
 class SchemaDriftError(CdcError):
-    """A Relation message shows a column the target lacks, or a changed type, and the policy is 'stop'."""
+    """A Relation message shows a column the target lacks, or a changed type, and the policy is
+    'stop'."""
 
 
 class SlotBusy(CdcError):

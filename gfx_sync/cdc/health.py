@@ -1,4 +1,5 @@
-"""Slot health: lag in bytes and seconds, WAL retained by an inactive slot, alerts and notifications.
+"""Slot health: lag in bytes and seconds, WAL retained by an inactive slot, alerts and
+notifications.
 
 An inactive slot that keeps retaining WAL is the most common way CDC takes a production
 database down (its disk fills). When that passes a threshold the check fails and ONE row is
@@ -70,7 +71,8 @@ def slot_health(
         lag_seconds = float(row[0]) if row else 0.0
     if info.lag_bytes > thresholds.caught_up_bytes:
         row = target.execute(
-            "SELECT extract(epoch FROM now() - coalesce(last_applied_at, snapshot_completed_at))::float8 "
+            "SELECT extract(epoch FROM now() - coalesce(last_applied_at,"
+            " snapshot_completed_at))::float8 "
             "FROM platform.gfx_cdc_state WHERE slot_name = %s",
             (slot_name,),
         ).fetchone()
@@ -101,7 +103,8 @@ class Verdict:
 
 
 def evaluate(h: SlotHealth, t: Thresholds) -> list[Verdict]:
-    """The slot's verdicts: lag (bytes and seconds), WAL retention while inactive, slot lost, stopped."""
+    """The slot's verdicts: lag (bytes and seconds), WAL retention while inactive, slot lost,
+    stopped."""
     if not h.exists:
         return [
             Verdict(
@@ -127,7 +130,8 @@ def evaluate(h: SlotHealth, t: Thresholds) -> list[Verdict]:
         Verdict(
             "inactive_slot_wal",
             h.active or h.retained_bytes <= t.max_inactive_retained_bytes,
-            f"slot {'active' if h.active else 'INACTIVE'} retaining {h.retained_bytes} bytes of WAL "
+            f"slot {'active' if h.active else 'INACTIVE'} retaining {h.retained_bytes} bytes of"
+            f" WAL "
             f"(threshold {t.max_inactive_retained_bytes} while inactive)",
             "critical",
         ),
@@ -139,7 +143,8 @@ def evaluate(h: SlotHealth, t: Thresholds) -> list[Verdict]:
 
 
 def record_alerts(target: psycopg.Connection, h: SlotHealth, verdicts: list[Verdict]) -> list[str]:
-    """Open an alert (and one notification) per newly failing verdict; clear recovered ones. Commits.
+    """Open an alert (and one notification) per newly failing verdict; clear recovered ones.
+    Commits.
 
     Returns the names of the alerts raised now.
     """
@@ -149,7 +154,8 @@ def record_alerts(target: psycopg.Connection, h: SlotHealth, verdicts: list[Verd
     ).fetchone()[0]
     for v in verdicts:
         open_row = target.execute(
-            "SELECT 1 FROM platform.gfx_cdc_alerts WHERE slot_name = %s AND alert = %s AND cleared_at IS NULL",
+            "SELECT 1 FROM platform.gfx_cdc_alerts WHERE slot_name = %s AND alert = %s AND"
+            " cleared_at IS NULL",
             (h.slot_name, v.name),
         ).fetchone()
         if v.passed:
@@ -164,12 +170,14 @@ def record_alerts(target: psycopg.Connection, h: SlotHealth, verdicts: list[Verd
             continue
         details = json.dumps(h.metadata(), default=str)
         target.execute(
-            "INSERT INTO platform.gfx_cdc_alerts (slot_name, alert, message, details) VALUES (%s, %s, %s, %s)",
+            "INSERT INTO platform.gfx_cdc_alerts (slot_name, alert, message, details) VALUES (%s,"
+            " %s, %s, %s)",
             (h.slot_name, v.name, v.message, details),
         )
         if has_notifications:
             target.execute(
-                "INSERT INTO public.notifications (type, severity, title, message, metadata, target_user) "
+                "INSERT INTO public.notifications (type, severity, title, message, metadata,"
+                " target_user) "
                 "VALUES (%s, %s, %s, %s, %s::jsonb, 'admin')",
                 (
                     f"cdc_{v.name}",

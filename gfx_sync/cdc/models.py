@@ -18,9 +18,9 @@ from typing import Literal
 class _Unchanged:
     """Marker for a TOASTed value the source did not send (pgoutput 'u'); never written."""
 
-    _instance = None
+    _instance: _Unchanged | None = None
 
-    def __new__(cls):
+    def __new__(cls) -> _Unchanged:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -28,7 +28,7 @@ class _Unchanged:
     def __repr__(self) -> str:
         return "UNCHANGED"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[_Unchanged], tuple[()]]:
         return (_Unchanged, ())
 
 
@@ -117,7 +117,8 @@ class SourceTransaction:
     commit_time: datetime | None
     changes: list[RowChange] = field(default_factory=list)
     relations: dict[str, Relation] = field(default_factory=dict)  # Relation messages seen in it
-    kafka_offset: tuple | None = None  # Debezium path: (topic, partition, offset) of its last event
+    # Debezium path: (topic, partition, offset) of its last event
+    kafka_offset: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ _IDENT = re.compile(r"[^a-z0-9_]+")
 
 
 def default_slot_name(source_database: str, prefix: str = "gfx_cdc") -> str:
-    """Slots are cluster-wide: the name carries the source database so two databases never share one."""
+    """Slots are cluster-wide: the name carries the source database so two databases never share
+    one."""
     name = f"{prefix}_{_IDENT.sub('_', source_database.lower())}".strip("_")
     return name[:63]
 

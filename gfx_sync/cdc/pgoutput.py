@@ -160,7 +160,8 @@ class _Reader:
     def _take(self, n: int) -> memoryview:
         if self.pos + n > len(self.buf):
             raise DecodeError(
-                f"message truncated: need {n} bytes at offset {self.pos}, have {len(self.buf) - self.pos}"
+                f"message truncated: need {n} bytes at offset {self.pos}, have"
+                f" {len(self.buf) - self.pos}"
             )
         out = self.buf[self.pos : self.pos + n]
         self.pos += n
@@ -325,7 +326,7 @@ class StreamDecoder:
             raise DecodeError(
                 f"{rel.qualified_name}: {len(values)} values for {len(rel.columns)} columns"
             )
-        return dict(zip(rel.column_names, values))
+        return dict(zip(rel.column_names, values, strict=True))
 
     @staticmethod
     def _key(rel: Relation, values: tuple) -> dict[str, object]:

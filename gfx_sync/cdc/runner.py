@@ -12,6 +12,7 @@ same ``pgoutput`` bytes with :class:`StreamDecoder` and write through :class:`Ap
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import signal
@@ -47,7 +48,8 @@ def drain_via_sql(
     max_seconds: float = 60.0,
     on_batch: Callable[[ApplyResult], None] | None = None,
 ) -> ApplyResult:
-    """Apply everything the slot holds (up to ``max_seconds``), advancing the slot after each commit.
+    """Apply everything the slot holds (up to ``max_seconds``), advancing the slot after each
+    commit.
 
     Raises:
         SlotBusy: the streaming worker (or another run) holds the slot.
@@ -173,7 +175,8 @@ class ReplicationStream:
     def read_batch(
         self, max_changes: int, max_seconds: float, idle_wait: float
     ) -> list[SourceTransaction]:
-        """Whole transactions: returns at ``max_changes``/``max_seconds`` (at a commit) or when idle."""
+        """Whole transactions: returns at ``max_changes``/``max_seconds`` (at a commit) or when
+        idle."""
         txs: list[SourceTransaction] = []
         changes = 0
         deadline = time.monotonic() + max_seconds
@@ -200,7 +203,8 @@ class ReplicationStream:
             select.select([self.conn], [], [], min(max(wait, 0.01), 1.0))
 
     def confirm(self, lsn: int) -> None:
-        """Tell the source everything up to ``lsn`` is durable on the target (only ever after the commit)."""
+        """Tell the source everything up to ``lsn`` is durable on the target (only ever after the
+        commit)."""
         if lsn > self.confirmed:
             self.confirmed = lsn
         self.cur.send_feedback(
@@ -218,10 +222,8 @@ class ReplicationStream:
             self.confirm(self.cur.wal_end)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a dead connection
             self.conn.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection
-            pass
 
 
 @dataclass
@@ -234,7 +236,8 @@ class WorkerStats:
 
 
 class MaterializationReporter:
-    """Turns applied batches into ``AssetMaterialization`` events for ``[supabase, public, <table>]``,
+    """Turns applied batches into ``AssetMaterialization`` events for ``[supabase, public,
+    <table>]``,
     at most one per table (and partition) every ``interval_s`` so the event log is not flooded."""
 
     def __init__(
@@ -346,7 +349,8 @@ class Worker:
             start = applier.last_applied_lsn()
             if start is None:
                 raise SlotStateMismatch(
-                    f"no applied position for {self.config.slot_name}; run `python -m gfx_sync.cdc init`"
+                    f"no applied position for {self.config.slot_name}; run `python -m gfx_sync.cdc"
+                    f" init`"
                 )
             stream = ReplicationStream(self.source_dsn, self.config, start)
             log.info("streaming slot %s from %s", self.config.slot_name, int_to_lsn(start))

@@ -60,7 +60,8 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
     Raises:
         WalLevelNotLogical: ``wal_level`` is not ``logical``.
         ReplicationPermissionError: the user has neither REPLICATION nor superuser.
-        MissingReplicaIdentity: a table is missing, or has no primary key and no usable replica identity.
+        MissingReplicaIdentity: a table is missing, or has no primary key and no usable replica
+            identity.
     """
     require_logical(conn.execute("SHOW wal_level").fetchone()[0])
     user, can = conn.execute(
@@ -68,14 +69,16 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
     ).fetchone()
     if not can:
         raise ReplicationPermissionError(
-            f"source user {user!r} lacks the REPLICATION attribute (ALTER ROLE {user} WITH REPLICATION; "
+            f"source user {user!r} lacks the REPLICATION attribute (ALTER ROLE {user} WITH"
+            f" REPLICATION; "
             "on a managed service grant its replication role)"
         )
     for t in config.tables:
         row = conn.execute(
             """SELECT c.relreplident,
                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                      EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+                      EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND
+                          i.indisreplident)
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')""",
             (t.schema, t.name),
@@ -87,7 +90,8 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
         ident, has_pk, has_ident_index = row
         if ident == "n" or (ident == "d" and not has_pk) or (ident == "i" and not has_ident_index):
             raise MissingReplicaIdentity(
-                f"{t.qualified_name} has no primary key or replica identity (relreplident={ident!r}); "
+                f"{t.qualified_name} has no primary key or replica identity"
+                f" (relreplident={ident!r}); "
                 f"updates and deletes could not be replicated. Add a primary key, or "
                 f"ALTER TABLE {t.qualified_name} REPLICA IDENTITY FULL"
             )
@@ -127,8 +131,8 @@ def ensure_publication(conn: psycopg.Connection, config: CdcConfig) -> list[str]
 
 def slot_info(conn: psycopg.Connection, slot_name: str) -> SlotInfo | None:
     row = conn.execute(
-        """SELECT slot_name, database, active, active_pid, restart_lsn::text, confirmed_flush_lsn::text,
-                  wal_status, pg_current_wal_lsn()::text, safe_wal_size
+        """SELECT slot_name, database, active, active_pid, restart_lsn::text,
+                  confirmed_flush_lsn::text, wal_status, pg_current_wal_lsn()::text, safe_wal_size
              FROM pg_replication_slots WHERE slot_name = %s""",
         (slot_name,),
     ).fetchone()
@@ -150,15 +154,18 @@ def slot_info(conn: psycopg.Connection, slot_name: str) -> SlotInfo | None:
 def assert_slot_usable(info: SlotInfo) -> None:
     if info.wal_status == "lost":
         raise SlotInvalidated(
-            f"replication slot {info.slot_name} is invalidated (wal_status=lost): the source removed WAL it "
-            "still needed. Run `python -m gfx_sync.cdc init --resnapshot` to recreate it and re-copy the tables"
+            f"replication slot {info.slot_name} is invalidated (wal_status=lost): the source"
+            f" removed WAL it "
+            "still needed. Run `python -m gfx_sync.cdc init --resnapshot` to recreate it and"
+            " re-copy the tables"
         )
 
 
 def drop_slot(conn: psycopg.Connection, slot_name: str) -> bool:
     """Drop the slot if it exists and nobody holds it; return whether it was dropped."""
     row = conn.execute(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
+        " AND NOT active",
         (slot_name,),
     ).fetchone()
     conn.commit()

@@ -52,7 +52,8 @@ def initialize(
     Idempotent: with a healthy slot and a recorded position it only checks and returns.
 
     Raises:
-        WalLevelNotLogical, ReplicationPermissionError, MissingReplicaIdentity: the source cannot be replicated.
+        WalLevelNotLogical, ReplicationPermissionError, MissingReplicaIdentity: the source cannot
+        be replicated.
         SlotInvalidated: the slot lost WAL (rerun with ``resnapshot=True``).
         SlotStateMismatch: slot and target position disagree (rerun with ``resnapshot=True``).
     """
@@ -76,18 +77,22 @@ def initialize(
         if not resnapshot and (info is None) != (state is None):
             if info is None:
                 raise SlotStateMismatch(
-                    f"the target has an applied position for slot {config.slot_name} but the slot does not exist "
-                    "on the source (dropped or lost): changes since then are gone. Run `python -m gfx_sync.cdc init "
+                    f"the target has an applied position for slot {config.slot_name} but the slot"
+                    f" does not exist "
+                    "on the source (dropped or lost): changes since then are gone. Run `python -m"
+                    " gfx_sync.cdc init "
                     "--resnapshot` to recreate the slot and re-copy the tables"
                 )
             raise SlotStateMismatch(
-                f"slot {config.slot_name} exists on the source but the target has no applied position for it, so "
+                f"slot {config.slot_name} exists on the source but the target has no applied"
+                f" position for it, so "
                 "where the copy ends is unknown. Run `python -m gfx_sync.cdc init --resnapshot`"
             )
         if info is not None:
             if info.active:
                 raise SlotStateMismatch(
-                    f"slot {config.slot_name} is in use (pid {info.active_pid}); stop the worker first"
+                    f"slot {config.slot_name} is in use (pid {info.active_pid}); stop the worker"
+                    f" first"
                 )
             drop_slot(src, config.slot_name)
     result = SnapshotResult(True, config.slot_name)
@@ -120,7 +125,10 @@ def initialize(
         result.consistent_point = int_to_lsn(consistent_point)
     _wait_released(source_dsn, config.slot_name)
     result.seconds = round(time.perf_counter() - started, 3)
-    result.message = f"slot {config.slot_name} created at {result.consistent_point}; copied {sum(result.rows.values())} rows"
+    copied = sum(result.rows.values())
+    result.message = (
+        f"slot {config.slot_name} created at {result.consistent_point}; copied {copied} rows"
+    )
     return result
 
 
@@ -146,7 +154,8 @@ def _copy_table(src: psycopg.Connection, tgt: psycopg.Connection, schema: str, n
     source_cols = {
         c
         for (c,) in src.execute(
-            """SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            """SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
             (schema, name),
         )

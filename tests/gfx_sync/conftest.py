@@ -20,7 +20,8 @@ def clean(supabase_db, gfx_source_db):
     supabase_db.execute(f"TRUNCATE {RESET_TARGET}")
     supabase_db.execute(
         "UPDATE public.sync_status SET status='pending', last_synced_at=NULL,"
-        " last_attempt_at=NULL, records_synced=0, records_failed=0, consecutive_failures=0, next_sync_at=NULL,"
+        " last_attempt_at=NULL, records_synced=0, records_failed=0, consecutive_failures=0,"
+        " next_sync_at=NULL,"
         " watermark=NULL, last_error=NULL, metadata='{}'"
     )
     gfx_source_db.execute(f"TRUNCATE {RESET_SOURCE}")

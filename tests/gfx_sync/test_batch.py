@@ -73,7 +73,8 @@ def test_incremental_read_skips_rows_older_than_the_watermark(clean, supabase_db
 def test_a_late_committing_transaction_is_not_missed(
     clean, supabase_db, gfx_source_db, test_databases
 ):
-    """The row is stamped at its transaction's start but commits after a sync has read newer rows."""
+    """The row is stamped at its transaction's start but commits after a sync has read newer
+    rows."""
     insert_hands(gfx_source_db, 10)
     batch_sync(gfx_source_db, supabase_db, HANDS, overlap=timedelta(0))
     slow = psycopg.connect(test_databases.gfx_source_url)
@@ -102,7 +103,8 @@ def test_an_older_source_version_never_overwrites_a_newer_target_row(
     with supabase_db.transaction() as conn:  # e.g. the CDC applier already wrote a newer version
         conn.execute("SET LOCAL gfx_sync.applying = 'on'")
         conn.execute(
-            "UPDATE gfx_hands SET pot_size = 42, updated_at = updated_at + interval '1 minute' WHERE id = 1"
+            "UPDATE gfx_hands SET pot_size = 42, updated_at = updated_at + interval '1 minute'"
+            " WHERE id = 1"
         )
     res = batch_sync(gfx_source_db, supabase_db, HANDS)
     assert res.updated == 0
@@ -175,7 +177,8 @@ def test_rows_violating_a_target_constraint_are_quarantined_and_the_rest_lands(
 ):
     gfx_source_db.execute(
         "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count, recorded_at)"
-        " SELECT g, 1, g, 'Day 2', CASE WHEN g IN (3, 7) THEN -100 ELSE g * 1000 END, now() FROM generate_series(1, 10) g"
+        " SELECT g, 1, g, 'Day 2', CASE WHEN g IN (3, 7) THEN -100 ELSE g * 1000 END, now() FROM"
+        " generate_series(1, 10) g"
     )
     res = batch_sync(gfx_source_db, supabase_db, CHIPS)
     assert (res.inserted, res.quarantined) == (8, 2)
@@ -207,10 +210,12 @@ def test_rows_rejected_by_a_unique_index_are_isolated_by_bisection(
     clean, supabase_db, gfx_source_db
 ):
     gfx_source_db.execute(
-        "INSERT INTO gfx_players (id, player_code, display_name) VALUES (1, 'P1', 'A'), (2, 'P2', 'B')"
+        "INSERT INTO gfx_players (id, player_code, display_name) VALUES (1, 'P1', 'A'), (2, 'P2',"
+        " 'B')"
     )
     batch_sync(gfx_source_db, supabase_db, spec_for("gfx_players"))
-    # the source swaps codes in two steps; the intermediate target state would clash on uq_gfx_players_code
+    # the source swaps codes in two steps; the intermediate target state would clash on
+    # uq_gfx_players_code
     gfx_source_db.execute(
         "INSERT INTO gfx_players (id, player_code, display_name)"
         " SELECT g, 'X' || g, 'p' || g FROM generate_series(3, 40) g"
@@ -233,8 +238,10 @@ def test_rows_rejected_by_a_unique_index_are_isolated_by_bisection(
 def test_partition_window_resyncs_exactly_its_days(clean, supabase_db, gfx_source_db):
     day = datetime(2026, 11, 10, tzinfo=UTC)
     gfx_source_db.execute(
-        "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, 'Event ' || g,"
-        " %s::timestamptz + (g - 1) * interval '1 day' + interval '6 hours' FROM generate_series(1, 3) g",
+        "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, 'Event '"
+        " || g,"
+        " %s::timestamptz + (g - 1) * interval '1 day' + interval '6 hours' FROM"
+        " generate_series(1, 3) g",
         (day,),
     )
     batch_sync(gfx_source_db, supabase_db, spec_for("wsop_events"))

@@ -18,14 +18,16 @@ def test_random_source_churn_and_local_edits_converge(clean, supabase_db, gfx_so
     rng = random.Random(seed)
     spec = spec_for("wsop_chip_counts")
     next_id = 1
-    for step in range(80):
+    for _step in range(80):
         op = rng.random()
         keys = [r["id"] for r in gfx_source_db.fetch_all("SELECT id FROM wsop_chip_counts")]
         if op < 0.45 or not keys:
             n = rng.randint(1, 20)
             gfx_source_db.execute(
-                "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count, recorded_at)"
-                " SELECT g, 1, g, 'Day 2', g * 100, now() FROM generate_series(%s::bigint, %s::bigint) g",
+                "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count,"
+                " recorded_at)"
+                " SELECT g, 1, g, 'Day 2', g * 100, now() FROM generate_series(%s::bigint,"
+                " %s::bigint) g",
                 (next_id, next_id + n - 1),
             )
             next_id += n
@@ -41,7 +43,8 @@ def test_random_source_churn_and_local_edits_converge(clean, supabase_db, gfx_so
             )
         else:
             supabase_db.execute(
-                "UPDATE wsop_chip_counts SET chip_count = 1 WHERE id = (SELECT min(id) FROM wsop_chip_counts)"
+                "UPDATE wsop_chip_counts SET chip_count = 1 WHERE id = (SELECT min(id) FROM"
+                " wsop_chip_counts)"
             )
         if rng.random() < 0.2:
             batch_sync(

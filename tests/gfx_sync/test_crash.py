@@ -46,7 +46,8 @@ def _kill_when(db, proc, prefix, timeout=60):
             return row["query"][:40]
         if proc.poll() is not None:
             pytest.fail(
-                f"sync finished before reaching {prefix!r}: {proc.stdout.read()} {proc.stderr.read()}"
+                f"sync finished before reaching {prefix!r}: {proc.stdout.read()}"
+                f" {proc.stderr.read()}"
             )
         time.sleep(0.005)
     proc.kill()

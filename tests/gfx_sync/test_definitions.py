@@ -29,8 +29,10 @@ def test_partition_range_materializes_in_one_run_and_checks_pass(
     clean, supabase_db, gfx_source_db, test_databases, dagster_instance
 ):
     gfx_source_db.execute(
-        "INSERT INTO wsop_events (id, event_code, name, updated_at) SELECT g, 'E' || g, '이벤트 ' || g,"
-        " timestamptz '2026-11-01 12:00+00' + (g % 5) * interval '1 day' FROM generate_series(1, 50) g"
+        "INSERT INTO wsop_events (id, event_code, name, updated_at)"
+        " SELECT g, 'E' || g, '이벤트 ' || g,"
+        " timestamptz '2026-11-01 12:00+00' + (g % 5) * interval '1 day'"
+        " FROM generate_series(1, 50) g"
     )
     asset = next(a for a in TABLE_ASSETS if a.key == target_key("wsop_events"))
     checks = [c for c in ALL_CHECKS if next(iter(c.check_keys)).asset_key == asset.key]
@@ -72,7 +74,8 @@ def test_materializing_the_latest_partition_brings_everything_up_to_date(
 ):
     gfx_source_db.execute(
         "INSERT INTO wsop_players (id, wsop_player_id, first_name, last_name, updated_at)"
-        " SELECT g, 'WP' || g, '민준', '김', now() - g * interval '1 day' FROM generate_series(1, 10) g"
+        " SELECT g, 'WP' || g, '민준', '김', now() - g * interval '1 day'"
+        " FROM generate_series(1, 10) g"
     )
     asset = next(a for a in TABLE_ASSETS if a.key == target_key("wsop_players"))
     result = dg.materialize(

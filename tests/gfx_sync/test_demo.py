@@ -1,4 +1,5 @@
-"""The demo seeds realistic data that the sync then moves end to end, every table equal afterwards."""
+"""The demo seeds realistic data that the sync then moves end to end, every table equal
+afterwards."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Health view/functions (seed 003 §6) and restore (§7)."""
+"""Health view/functions and restore."""
 
 import pytest
 
@@ -131,7 +131,8 @@ def test_restore_dry_run_counts_then_restore_with_safety_copy(clean, supabase_db
         conn.execute("DELETE FROM gfx_hands WHERE id <= 3")
         conn.execute("UPDATE gfx_hands SET payload = '{}' WHERE id IN (10, 11)")
         conn.execute(
-            "INSERT INTO gfx_hands (id, session_id, hand_number, started_at, payload) VALUES (777, 1, 1, now(), '{}')"
+            "INSERT INTO gfx_hands (id, session_id, hand_number, started_at, payload) VALUES (777,"
+            " 1, 1, now(), '{}')"
         )
     damaged = table_digest(supabase_db, "gfx_hands")
     dry = restore_table(gfx_source_db, supabase_db, spec_for("gfx_hands"), dry_run=True)
@@ -182,6 +183,7 @@ def test_restore_of_overrides_goes_from_supabase_to_external(clean, supabase_db,
 
 
 def test_induced_failures_then_recovery_show_on_the_dashboard(clean, supabase_db, gfx_source_db):
+    from resources.errors import ServiceUnavailable
     from resources.postgres import PostgresResource
 
     dead = PostgresResource(
@@ -189,8 +191,8 @@ def test_induced_failures_then_recovery_show_on_the_dashboard(clean, supabase_db
     )
     spec = spec_for("wsop_events")
     batch_sync(gfx_source_db, supabase_db, spec)
-    for i in range(6):
-        with pytest.raises(Exception):
+    for _attempt in range(6):
+        with pytest.raises(ServiceUnavailable):
             batch_sync(dead, supabase_db, spec)
     assert health(supabase_db, "wsop_events") == "CRITICAL"
     supabase_db.execute("SELECT check_sync_health_and_notify()")

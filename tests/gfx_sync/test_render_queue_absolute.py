@@ -1,4 +1,4 @@
-"""render_queue is Supabase-absolute (seed 003 §5.1): the job fields an operator edits in Supabase
+"""render_queue is Supabase-absolute: the job fields an operator edits in Supabase
 reach the renderer even when the renderer reported progress later, and a renderer's edit of a job
 field is put back; only the result columns come back."""
 
@@ -51,7 +51,8 @@ def test_a_renderer_edit_of_a_job_field_is_put_back(clean, supabase_db, gfx_sour
     )
     two_way_sync(gfx_source_db, supabase_db, RQ)
     gfx_source_db.execute(
-        "UPDATE render_queue SET status = 'done', progress = 100, template_name = 'renderer-changed'"
+        "UPDATE render_queue SET status = 'done', progress = 100, template_name ="
+        " 'renderer-changed'"
         " WHERE id = %s",
         (job,),
     )

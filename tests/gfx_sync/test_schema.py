@@ -28,12 +28,14 @@ def test_every_table_has_its_key_and_an_updated_at_index(supabase_db, gfx_source
         for spec in SPECS:
             pk = db.fetch_value(
                 """SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
-                   AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary""",
+                   AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND
+                       i.indisprimary""",
                 (f"public.{spec.table}",),
             )
             assert pk == spec.key
             idx = db.fetch_value(
-                "SELECT count(*) FROM pg_indexes WHERE schemaname='public' AND tablename=%s AND indexdef LIKE %s",
+                "SELECT count(*) FROM pg_indexes WHERE schemaname='public' AND tablename=%s AND"
+                " indexdef LIKE %s",
                 (spec.table, "%(updated_at)%"),
             )
             assert idx == 1, spec.table
@@ -54,13 +56,15 @@ def test_target_is_stricter_than_source(supabase_db, gfx_source_db):
 
     with gfx_source_db.transaction() as conn:
         conn.execute(
-            "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count, recorded_at)"
+            "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count,"
+            " recorded_at)"
             " VALUES (990001, 1, 1, 'Day 1A', -5, now())"
         )
         conn.execute("DELETE FROM wsop_chip_counts WHERE id = 990001")
     with pytest.raises(psycopg.errors.CheckViolation):
         supabase_db.execute(
-            "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count, recorded_at)"
+            "INSERT INTO wsop_chip_counts (id, event_id, player_id, day_label, chip_count,"
+            " recorded_at)"
             " VALUES (990001, 1, 1, 'Day 1A', -5, now())"
         )
 

@@ -1,7 +1,8 @@
-"""Seed 003 used literally: statements written only against the seed's schema must work here.
+"""The documented contract used literally: statements written only against the documented
+schema must work here.
 
-A scenario (or an operator following the seed) knows ``sync_status`` by the seed's columns only
-(§4.1-§4.2, §6.1) and expects §5.2's change notification on ``player_overrides``.
+A scenario (or an operator following the documentation) knows ``sync_status`` by the
+documented columns only and expects the change notification on ``player_overrides``.
 """
 
 import json
@@ -21,11 +22,14 @@ def seed_status_row(clean, supabase_db):
 
 
 def test_sync_status_row_written_with_the_seeds_columns_only(seed_status_row, supabase_db):
-    # seed §4.1: update_sync_status('wsop', 'events', ...) knows source, entity_type, status, counters
+    # update_sync_status('wsop', 'events', ...) knows source, entity_type, status,
+    # counters
     supabase_db.execute(
-        "INSERT INTO sync_status (source, entity_type, status, last_synced_at, records_synced, records_failed,"
+        "INSERT INTO sync_status (source, entity_type, status, last_synced_at, records_synced,"
+        " records_failed,"
         " consecutive_failures, sync_interval, next_sync_at)"
-        " VALUES ('wsop', 'events', 'failed', now() - interval '1 minute', 10, 2, 6, interval '15 minutes', now())"
+        " VALUES ('wsop', 'events', 'failed', now() - interval '1 minute', 10, 2, 6, interval '15"
+        " minutes', now())"
     )
     row = supabase_db.fetch_all(
         "SELECT health_status, lag_seconds FROM v_sync_dashboard WHERE source = 'wsop'"
@@ -52,7 +56,8 @@ def test_override_changes_are_notified_as_in_the_seed(clean, test_databases, sup
     listener = _listen(test_databases.supabase_url)
     try:
         oid = supabase_db.fetch_value(
-            "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (7, 'nickname', '철수')"
+            "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (7,"
+            " 'nickname', '철수')"
             " RETURNING id"
         )
         supabase_db.execute(
@@ -72,7 +77,8 @@ def test_override_changes_are_notified_as_in_the_seed(clean, test_databases, sup
 def test_trigger_override_notify_exists_on_player_overrides(supabase_db):
     assert (
         supabase_db.fetch_value(
-            "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgrelid = 'public.player_overrides'::regclass"
+            "SELECT tgfoid::regproc::text FROM pg_trigger WHERE tgrelid ="
+            " 'public.player_overrides'::regclass"
             " AND tgname = 'trigger_override_notify'"
         )
         == "notify_override_change"
@@ -80,7 +86,8 @@ def test_trigger_override_notify_exists_on_player_overrides(supabase_db):
 
 
 def test_the_seeds_publication_exists_on_a_freshly_migrated_source(test_databases):
-    # seed §3.2: CREATE PUBLICATION gfx_publication FOR TABLE gfx_sessions, gfx_hands, gfx_hand_players, gfx_players
+    # the documented CREATE PUBLICATION gfx_publication FOR TABLE gfx_sessions, gfx_hands,
+    # gfx_hand_players, gfx_players
     # (a fresh database: CDC tests drop the session database's publication in their teardown)
     from psycopg import sql
 

@@ -1,4 +1,5 @@
-"""Seed 003 §7.2 in SQL: restore_gfx_from_external() through postgres_fdw (configured by the CLI)."""
+"""The SQL restore: restore_gfx_from_external() through postgres_fdw (configured by the
+CLI)."""
 
 import psycopg
 import pytest
@@ -39,7 +40,8 @@ def test_sql_restore_from_external_saves_a_safety_copy_and_logs(
         conn.execute("DELETE FROM gfx_hands WHERE id <= 5")
         conn.execute("UPDATE gfx_players SET name_ko = '오류' WHERE id = 1")
         conn.execute(
-            "INSERT INTO gfx_hands (id, session_id, hand_number, started_at, payload) VALUES (999, 1, 1, now(), '{}')"
+            "INSERT INTO gfx_hands (id, session_id, hand_number, started_at, payload) VALUES (999,"
+            " 1, 1, now(), '{}')"
         )
     out = supabase_db.fetch_value("SELECT restore_gfx_from_external()")
     for t in GFX:

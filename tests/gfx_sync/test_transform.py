@@ -1,4 +1,5 @@
-"""Pure logic: watermark/overlap arithmetic, chunk and row diffs, constraint parsing, drift wording."""
+"""Pure logic: watermark/overlap arithmetic, chunk and row diffs, constraint parsing, drift
+wording."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -22,10 +22,12 @@ def both_equal(supabase_db, gfx_source_db, table):
 
 def test_changes_on_either_side_reach_the_other_and_never_echo(clean, supabase_db, gfx_source_db):
     gfx_source_db.execute(
-        "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (1, 'nickname', 'ext')"
+        "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (1,"
+        " 'nickname', 'ext')"
     )
     supabase_db.execute(
-        "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (2, 'name_ko', '김민수')"
+        "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (2,"
+        " 'name_ko', '김민수')"
     )
     res = two_way_sync(gfx_source_db, supabase_db, OVR)
     assert res.to_external.inserted == 1 and res.to_supabase.inserted == 1
@@ -91,7 +93,8 @@ def _same_stamp_edit(db, table, key, column, value):
         conn.execute("SET LOCAL gfx_sync.applying = 'on'")
         side = "supabase" if "supabase" in db.dsn else "external"
         conn.execute(
-            f"UPDATE {table} SET {column} = %s, sync_origin = %s, updated_at = '2026-11-20 10:00:00+00'"
+            f"UPDATE {table} SET {column} = %s, sync_origin = %s, updated_at = '2026-11-20"
+            f" 10:00:00+00'"
             " WHERE id = %s",
             (value, side, key),
         )
@@ -129,7 +132,8 @@ def test_a_tie_on_cue_sheets_is_broken_by_content_hash_the_same_way_on_both_side
         cols = [
             c
             for c in db.fetch_value(
-                "SELECT array_agg(attname ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'public.cue_sheets'::regclass"
+                "SELECT array_agg(attname ORDER BY attnum) FROM pg_attribute WHERE attrelid ="
+                " 'public.cue_sheets'::regclass"
                 " AND attnum > 0 AND NOT attisdropped"
             )
             if c != "sync_origin"
@@ -174,7 +178,8 @@ def test_render_jobs_go_out_and_only_their_results_come_back(clean, supabase_db,
     two_way_sync(gfx_source_db, supabase_db, RQ)
     job = gfx_source_db.fetch_one("SELECT id, status, template_name FROM render_queue")
     assert job["status"] == "queued" and job["template_name"] == "lb_v2"
-    # the renderer works on the external side; it also (wrongly) touches a job field and adds its own job
+    # the renderer works on the external side; it also (wrongly) touches a job field and adds its
+    # own job
     gfx_source_db.execute(
         "UPDATE render_queue SET status = 'done', progress = 100, output_url = 'https://cdn/x.mov',"
         " rendered_at = now(), template_name = 'renderer-changed' WHERE id = %s",

@@ -19,8 +19,13 @@ def test_random_edits_on_both_sides_converge(clean, supabase_db, gfx_source_db, 
     spec = spec_for(table)
     sides = {"supabase": supabase_db, "external": gfx_source_db}
     insert = {
-        "cue_sheets": "INSERT INTO cue_sheets (sheet_name, cue_type, operator) VALUES (%s, 'bug', %s)",
-        "player_overrides": "INSERT INTO player_overrides (player_id, field_name, override_value) VALUES (1, %s, %s)",
+        "cue_sheets": (
+            "INSERT INTO cue_sheets (sheet_name, cue_type, operator) VALUES (%s, 'bug', %s)"
+        ),
+        "player_overrides": (
+            "INSERT INTO player_overrides (player_id, field_name, override_value)"
+            " VALUES (1, %s, %s)"
+        ),
     }[table]
     update = {
         "cue_sheets": "UPDATE cue_sheets SET operator = %s, version = version + 1 WHERE id = %s",

@@ -47,7 +47,8 @@ def test_a_swap_that_still_clashes_with_a_target_only_row_is_quarantined_whole(
     ):  # a row only the target has, holding a code the source will use
         conn.execute("SET LOCAL gfx_sync.applying = 'on'")
         conn.execute(
-            "INSERT INTO wsop_events (id, event_code, name, updated_at) VALUES (99, 'E-9', 'x', now() - interval '1 year')"
+            "INSERT INTO wsop_events (id, event_code, name, updated_at) VALUES (99, 'E-9', 'x',"
+            " now() - interval '1 year')"
         )
     with gfx_source_db.transaction() as conn:
         conn.execute("UPDATE wsop_events SET event_code = 'tmp' WHERE id = 1")

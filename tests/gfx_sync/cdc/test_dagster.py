@@ -1,5 +1,6 @@
 """The Dagster side: definitions load, the sensor decides, the drain run reports materializations
-for the batch factory's ``[supabase, public, <table>]`` keys, the slot checks fail when they should."""
+for the batch factory's ``[supabase, public, <table>]`` keys, the slot checks fail when they
+should."""
 
 from __future__ import annotations
 

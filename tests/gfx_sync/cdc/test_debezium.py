@@ -107,7 +107,8 @@ def test_snapshot_reads_then_transactions_with_every_op(dbz):
     result = apply(dbz, events)
     assert result.transactions == 4 and result.changes == 6  # the snapshot reads count as one group
     got = dbz.tgt_rows(
-        "SELECT id, pot_size::text, small_blind::text, board_cards, payload->>'actions' IS NOT NULL, "
+        "SELECT id, pot_size::text, small_blind::text, board_cards, payload->>'actions' IS NOT"
+        " NULL, "
         "started_at = '2026-11-21 10:00:00.123456+00', created_at FROM gfx_hands ORDER BY id"
     )
     assert [g[:6] for g in got] == [

@@ -38,7 +38,8 @@ def test_definitions_load_with_the_cdc_lists():
 
 
 def test_cdc_parts_merge_with_the_batch_location_definitions():
-    """Wired beside the batch factory's real assets: the checks attach to its keys, nothing collides."""
+    """Wired beside the batch factory's real assets: the checks attach to its keys, nothing
+    collides."""
     from gfx_sync import definitions as batch
 
     defs = dg.Definitions(

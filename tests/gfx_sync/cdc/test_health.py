@@ -1,4 +1,5 @@
-"""Slot verdicts (pure): thresholds, an inactive slot retaining WAL, a lost slot, a stopped stream."""
+"""Slot verdicts (pure): thresholds, an inactive slot retaining WAL, a lost slot, a stopped
+stream."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ def checksum(url: str, table: str) -> tuple[int, str]:
         cols = [
             r[0]
             for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s "
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
+                " AND table_name = %s "
                 "ORDER BY ordinal_position",
                 (table,),
             )
@@ -80,7 +81,8 @@ class Workload:
                 op = r.random()
                 if op < 0.15:
                     conn.execute(
-                        "INSERT INTO gfx_sessions (session_code, event_name, table_name, venue, metadata) "
+                        "INSERT INTO gfx_sessions (session_code, event_name, table_name, venue,"
+                        " metadata) "
                         "VALUES (%s, '메인 이벤트', %s, %s, %s)",
                         (
                             f"S{n}-{r.random():.8f}",
@@ -102,8 +104,10 @@ class Workload:
                     )
                 elif op < 0.45:
                     conn.execute(
-                        "INSERT INTO gfx_hands (session_id, hand_number, started_at, small_blind, big_blind, "
-                        "pot_size, board_cards, payload) VALUES (%s, %s, now(), 100, 200, %s, %s, %s)",
+                        "INSERT INTO gfx_hands (session_id, hand_number, started_at, small_blind,"
+                        " big_blind, "
+                        "pot_size, board_cards, payload) VALUES (%s, %s, now(), 100, 200, %s, %s,"
+                        " %s)",
                         (
                             r.randint(1, 50),
                             n,
@@ -116,7 +120,8 @@ class Workload:
                     hands = self.ids(conn, "gfx_hands")
                     if hands:  # payload untouched: pgoutput sends it as 'unchanged TOAST'
                         conn.execute(
-                            "UPDATE gfx_hands SET pot_size = pot_size + 1, ended_at = CASE WHEN random() < .5 "
+                            "UPDATE gfx_hands SET pot_size = pot_size + 1, ended_at = CASE WHEN"
+                            " random() < .5 "
                             "THEN NULL ELSE now() END WHERE id = %s",
                             (r.choice(hands),),
                         )
@@ -132,7 +137,8 @@ class Workload:
                     hands = self.ids(conn, "gfx_hands")
                     if hands:
                         conn.execute(
-                            "INSERT INTO gfx_hand_players (hand_id, player_id, seat_no, hole_cards, start_stack, "
+                            "INSERT INTO gfx_hand_players (hand_id, player_id, seat_no,"
+                            " hole_cards, start_stack, "
                             "net_result, is_winner) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                             (
                                 r.choice(hands),
@@ -153,15 +159,18 @@ class Workload:
                     players = self.ids(conn, "gfx_players")
                     if players:
                         conn.execute(
-                            "UPDATE gfx_players SET id = id + 1000000, display_name = display_name || ' (이동)' "
+                            "UPDATE gfx_players SET id = id + 1000000, display_name = display_name"
+                            " || ' (이동)' "
                             "WHERE id = %s",
                             (r.choice(players),),
                         )
                         self.ops["pk_change"] += 1
                 else:
                     conn.execute(
-                        "UPDATE gfx_sessions SET venue = NULL, status = 'live', metadata = metadata || "
-                        "'{\"u\": true}' WHERE id IN (SELECT id FROM gfx_sessions ORDER BY random() LIMIT 3)"
+                        "UPDATE gfx_sessions SET venue = NULL, status = 'live', metadata ="
+                        " metadata || "
+                        "'{\"u\": true}' WHERE id IN (SELECT id FROM gfx_sessions ORDER BY"
+                        " random() LIMIT 3)"
                     )
         self.ops["rollback" if rollback else "tx"] += 1
 
@@ -293,7 +302,8 @@ def test_in_process_worker_streams_and_reports_materializations(cdc_factory, dag
 
 
 def test_sensor_drain_path_matches_the_oracle(cdc_factory):
-    """The same random workload, applied by repeated drain runs (the sensor's path) instead of the worker."""
+    """The same random workload, applied by repeated drain runs (the sensor's path) instead of the
+    worker."""
     from gfx_sync.cdc.applier import Applier
     from gfx_sync.cdc.runner import drain_via_sql
 

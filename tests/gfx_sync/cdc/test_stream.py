@@ -77,7 +77,8 @@ def test_changes_types_nulls_korean_pk_update_delete_and_rollback(cdc):
     initialize(cdc.source_url, cdc.target_url, cdc.config)
     cdc.src(
         "INSERT INTO cdc_items (id, name, qty, price, ok, tags, doc, seen_at) VALUES "
-        '(4, \'홍길동\', NULL, 1234567890.12, false, \'{x,"y z",NULL}\', \'{"한글": "값", "n": 1.50}\', '
+        "(4, '홍길동', NULL, 1234567890.12, false, "
+        '\'{x,"y z",NULL}\', \'{"한글": "값", "n": 1.50}\', '
         "'2026-03-01 09:00:00.654321+09')"
     )
     cdc.src("UPDATE cdc_items SET id = 10, name = '이동' WHERE id = 1")
@@ -148,7 +149,8 @@ def test_a_replayed_batch_is_applied_exactly_once(cdc):
         peeked = [
             bytes(r[0])
             for r in conn.execute(
-                "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL, 'proto_version', '1', "
+                "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL,"
+                " 'proto_version', '1', "
                 "'publication_names', %s)",
                 (cdc.config.slot_name, cdc.config.publication),
             )
@@ -191,7 +193,8 @@ def test_a_failed_batch_commits_nothing_and_keeps_the_position(cdc, test_databas
         SchemaDriftError, match=r"added column added_col numeric\(10,2\).*Policy is 'stop'"
     ):
         drain(cdc)
-    # the first transaction (same batch) is not committed either: the batch is one target transaction
+    # the first transaction (same batch) is not committed either: the batch is one target
+    # transaction
     assert cdc.tgt_rows("SELECT id FROM cdc_items") == []
     with psycopg.connect(cdc.target_url) as conn:
         assert read_state(conn, config.slot_name)["last_commit_lsn"] == before
@@ -215,7 +218,8 @@ def test_changed_column_type_is_detected(cdc, test_databases):
     for url in (test_databases.gfx_source_url, test_databases.supabase_url):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
-                f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY, v integer)"
+                f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int PRIMARY KEY, v"
+                f" integer)"
             )
     cdc.config = CdcConfig(
         tables=(TableConfig(table),),
@@ -275,11 +279,13 @@ def test_user_without_replication_rights_is_refused(cdc, test_databases):
     try:
         info = psycopg.conninfo.conninfo_to_dict(test_databases.gfx_source_url)
         info["user"] = role
-        with psycopg.connect(psycopg.conninfo.make_conninfo(**info)) as conn:
-            with pytest.raises(
+        with (
+            psycopg.connect(psycopg.conninfo.make_conninfo(**info)) as conn,
+            pytest.raises(
                 ReplicationPermissionError, match=f"{role}.*lacks the REPLICATION attribute"
-            ):
-                check_source(conn, cdc.config)
+            ),
+        ):
+            check_source(conn, cdc.config)
     finally:
         with psycopg.connect(test_databases.gfx_source_url, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
@@ -317,14 +323,14 @@ def test_runs_of_upserts_and_deletes_keep_the_last_image_of_each_key(cdc):
     collapse to their last image, deletes by key array."""
     initialize(cdc.source_url, cdc.target_url, cdc.config)
     cdc.src(
-        "INSERT INTO cdc_items (id, qty, name) SELECT g, 0, '행 ' || g FROM generate_series(1, 300) g"
+        "INSERT INTO cdc_items (id, qty, name) SELECT g, 0, '행 ' || g FROM generate_series(1, 300)"
+        " g"
     )
-    with psycopg.connect(cdc.source_url, autocommit=True) as conn:
-        with conn.transaction():
-            for i in range(5):
-                conn.execute(
-                    "UPDATE cdc_items SET qty = qty + 1, name = %s WHERE id IN (1, 2)", (f"v{i}",)
-                )
+    with psycopg.connect(cdc.source_url, autocommit=True) as conn, conn.transaction():
+        for i in range(5):
+            conn.execute(
+                "UPDATE cdc_items SET qty = qty + 1, name = %s WHERE id IN (1, 2)", (f"v{i}",)
+            )
     cdc.src("DELETE FROM cdc_items WHERE id > 250")
     cdc.src("UPDATE cdc_items SET qty = 42 WHERE id BETWEEN 100 AND 199")
     result = drain(cdc)
