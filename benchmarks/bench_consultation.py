@@ -30,10 +30,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from benchmarks.harness import BenchContext, Figure
+
+if TYPE_CHECKING:
+    from resources.notion import NotionResource
+    from resources.postgres import PostgresResource
 
 NAME = "consultation_backup"
 SCALE_CUSTOMERS = {
@@ -71,13 +76,50 @@ def serve(customers: int, ports: list[int]) -> None:
 
 
 # -- worker process ------------------------------------------------------------------------
-def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dict:
+def _incremental_requests(notion: NotionResource, db: PostgresResource) -> int:
+    """Notion requests of what the sensor-triggered runs do after 10 edits (5 customers, 5
+    consultations)."""
     from datetime import UTC, date, datetime, timedelta
     from itertools import islice
 
     from consultation_backup.customers import sync_customers
-    from consultation_backup.pipeline import sync_records_and_images
     from consultation_backup.records import sync_records
+    from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
+
+    cust = list(
+        islice(notion.iter_pages(notion.data_source_id(NOTION_CUSTOMERS_DB_LOCAL), page_size=5), 5)
+    )
+    cons = list(
+        islice(
+            notion.iter_pages(notion.data_source_id(NOTION_CONSULTATIONS_DB_LOCAL), page_size=5),
+            5,
+        )
+    )
+    edited_from = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:00.000Z")
+    for i, page in enumerate(cust + cons):
+        notion.update_page(
+            page.id,
+            properties={"특이사항": {"rich_text": [{"text": {"content": f"벤치 편집 {i}"}}]}},
+        )
+    before = notion.caller.stats["requests"]
+    # what the sensor-triggered runs do: the incremental customer sync and one run per
+    # edited partition
+    sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
+    days = sorted(
+        {date.fromisoformat(p.properties["상담일자"]["date"]["start"][:10]) for p in cons}
+    )
+    lo, hi = days[0], days[-1] + timedelta(days=1)
+    # one single-run range over the edited partitions, reading only pages edited since the
+    # overlap start
+    sync_records(notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from)
+    return int(notion.caller.stats["requests"] - before)
+
+
+def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dict:
+    from datetime import date, datetime, timedelta
+
+    from consultation_backup.customers import sync_customers
+    from consultation_backup.pipeline import sync_records_and_images
     from consultation_backup.transform import SEOUL
     from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
     from resources.google_drive import GoogleDriveResource
@@ -113,37 +155,7 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
         quarantined=customers.failed + records.failed + images.failed,
     )
     if incremental:
-        cust = list(
-            islice(
-                notion.iter_pages(notion.data_source_id(NOTION_CUSTOMERS_DB_LOCAL), page_size=5), 5
-            )
-        )
-        cons = list(
-            islice(
-                notion.iter_pages(
-                    notion.data_source_id(NOTION_CONSULTATIONS_DB_LOCAL), page_size=5
-                ),
-                5,
-            )
-        )
-        edited_from = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:00.000Z")
-        for i, page in enumerate(cust + cons):
-            notion.update_page(
-                page.id,
-                properties={"특이사항": {"rich_text": [{"text": {"content": f"벤치 편집 {i}"}}]}},
-            )
-        before = notion.caller.stats["requests"]
-        # what the sensor-triggered runs do: the incremental customer sync and one run per
-        # edited partition
-        sync_customers(notion, db, NOTION_CUSTOMERS_DB_LOCAL)
-        days = sorted(
-            {date.fromisoformat(p.properties["상담일자"]["date"]["start"][:10]) for p in cons}
-        )
-        lo, hi = days[0], days[-1] + timedelta(days=1)
-        # one single-run range over the edited partitions, reading only pages edited since the
-        # overlap start
-        sync_records(notion, db, NOTION_CONSULTATIONS_DB_LOCAL, lo, hi, edited_since=edited_from)
-        out["incremental_requests"] = notion.caller.stats["requests"] - before
+        out["incremental_requests"] = _incremental_requests(notion, db)
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 

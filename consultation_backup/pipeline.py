@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
+from functools import partial
 
 from consultation_backup.images import prepare_bucket, sync_images
 from consultation_backup.models import (
@@ -47,17 +48,19 @@ def sync_records_and_images(
     """Records, and each committed batch's images while the next batch is read. Images of rows
     that Notion did not return this time (unchanged, or healed by the sweep) get a final pass
     (not after an ``edited_since`` run, which only looks at edits)."""
+    read_records = partial(
+        sync_records,
+        notion,
+        db,
+        database_id,
+        start,
+        end,
+        strategy=strategy,
+        run_id=run_id,
+        edited_since=edited_since,
+    )
     if not storage.available:
-        records = sync_records(
-            notion,
-            db,
-            database_id,
-            start,
-            end,
-            strategy=strategy,
-            run_id=run_id,
-            edited_since=edited_since,
-        )
+        records = read_records()
         return WindowSync(records, sync_images(drive, storage, db, start, end, run_id=run_id))
     prepare_bucket(storage)
     done: set[str] = set()
@@ -82,17 +85,7 @@ def sync_records_and_images(
             done.update(ids)
             futures.append(background.submit(copy_images, ids))
 
-        records = sync_records(
-            notion,
-            db,
-            database_id,
-            start,
-            end,
-            strategy=strategy,
-            run_id=run_id,
-            edited_since=edited_since,
-            on_batch=submit,
-        )
+        records = read_records(on_batch=submit)
         parts = [f.result() for f in futures]
     if edited_since is None:
         rest = _not_yet_copied(db, start, end, done)

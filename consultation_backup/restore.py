@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from consultation_backup import transform as T
+from consultation_backup.restore_properties import consultation_properties, customer_properties
 from resources.notion import NotionResource
 from resources.postgres import PostgresResource
 
@@ -64,6 +65,26 @@ def _index(notion: NotionResource, data_source_id: str) -> dict[str, str]:
     return out
 
 
+def _backup_customers(db: PostgresResource, customer_ids: list[str] | None) -> list[dict[str, Any]]:
+    """The live customers of the backup (or only these)."""
+    where, params = "WHERE NOT is_deleted", []
+    if customer_ids:
+        where += " AND customer_id = ANY(%s)"
+        params.append(customer_ids)
+    return db.fetch_all(
+        f"SELECT * FROM public.consultation_customers {where} ORDER BY customer_id", params
+    )
+
+
+def _backup_records(db: PostgresResource, customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live consultations of these backed-up customers."""
+    return db.fetch_all(
+        "SELECT * FROM public.consultation_records WHERE NOT is_deleted AND customer_id = ANY(%s)"
+        " ORDER BY consultation_id",
+        ([r["id"] for r in customers],),
+    )
+
+
 def _relink_customer(db: PostgresResource, row_id: Any, page_id: str) -> None:
     """Point the backup rows of a customer at its recreated page."""
     db.execute(
@@ -97,7 +118,7 @@ def _restore_customers(
         page_of[row["id"]] = None
         if target.dry_run:
             continue
-        page = target.notion.create_page(target.customers_ds, T.customer_properties(row))
+        page = target.notion.create_page(target.customers_ds, customer_properties(row))
         created += 1
         page_of[row["id"]] = page.id
         target.log(f"restored customer {row['customer_id']} as page {page.id}")
@@ -123,7 +144,7 @@ def _restore_consultations(
         customer_page = page_of.get(row["customer_id"])
         if target.dry_run or customer_page is None:
             continue
-        props = T.consultation_properties(row, customer_page)
+        props = consultation_properties(row, customer_page)
         page = target.notion.create_page(target.consultations_ds, props)
         created += 1
         if target.relink:
@@ -164,22 +185,12 @@ def restore(
         relink,
         log,
     )
-    where, params = "WHERE NOT is_deleted", []
-    if customer_ids:
-        where += " AND customer_id = ANY(%s)"
-        params.append(customer_ids)
-    customers = db.fetch_all(
-        f"SELECT * FROM public.consultation_customers {where} ORDER BY customer_id", params
-    )
+    customers = _backup_customers(db, customer_ids)
     page_of: dict[Any, str | None] = {}
     customers_in_notion = _index(notion, target.customers_ds)
     consultations_in_notion = _index(notion, target.consultations_ds)
     cust = _restore_customers(target, customers, customers_in_notion, page_of)
-    records = db.fetch_all(
-        "SELECT * FROM public.consultation_records WHERE NOT is_deleted AND customer_id = ANY(%s)"
-        " ORDER BY consultation_id",
-        ([r["id"] for r in customers],),
-    )
+    records = _backup_records(db, customers)
     cons = _restore_consultations(target, records, consultations_in_notion, page_of)
     report = RestoreReport(
         dry_run=dry_run,

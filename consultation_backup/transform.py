@@ -148,6 +148,35 @@ def file_urls(page: NotionPageLike, name: str) -> list[str]:
     return urls
 
 
+def _embedding(page: NotionPageLike, customer_id: str) -> Any:
+    """The face embedding (JSON text in 얼굴_임베딩), None when empty."""
+    raw = text(page, "얼굴_임베딩")
+    if not raw:
+        return None
+    try:
+        # NaN / Infinity are not JSON (Python would accept them; JSONB refuses them)
+        return json.loads(raw, parse_constant=_no_json_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidPage(
+            f"invalid embedding JSON in 얼굴_임베딩: {exc.msg}", customer_id
+        ) from None
+    except ValueError as exc:
+        raise InvalidPage(f"invalid embedding JSON in 얼굴_임베딩: {exc}", customer_id) from None
+
+
+def _estimated_age(page: NotionPageLike, customer_id: str) -> float | None:
+    """추정나이 within 0..150 (an INTEGER column), None when empty."""
+    age = number(page, "추정나이")
+    if age is not None and not (
+        isinstance(age, int | float) and math.isfinite(age) and 0 <= age <= MAX_ESTIMATED_AGE
+    ):
+        raise InvalidPage(
+            f"invalid estimated age (추정나이) {age!r} (expected 0..{MAX_ESTIMATED_AGE})",
+            customer_id,
+        )
+    return age
+
+
 # -- pages -> rows ------------------------------------------------------------------------
 def parse_customer(page: NotionPageLike) -> CustomerRow:
     """A customer page as a row.
@@ -172,28 +201,8 @@ def parse_customer(page: NotionPageLike) -> CustomerRow:
         birth = parse_date(date_start(page, "생년월일"), "생년월일")
     except InvalidPage as exc:
         raise InvalidPage(exc.reason, customer_id) from None
-    raw_embedding = text(page, "얼굴_임베딩")
-    embedding = None
-    if raw_embedding:
-        try:
-            # NaN / Infinity are not JSON (Python would accept them; JSONB refuses them)
-            embedding = json.loads(raw_embedding, parse_constant=_no_json_constant)
-        except json.JSONDecodeError as exc:
-            raise InvalidPage(
-                f"invalid embedding JSON in 얼굴_임베딩: {exc.msg}", customer_id
-            ) from None
-        except ValueError as exc:
-            raise InvalidPage(
-                f"invalid embedding JSON in 얼굴_임베딩: {exc}", customer_id
-            ) from None
-    age = number(page, "추정나이")
-    if age is not None and not (
-        isinstance(age, int | float) and math.isfinite(age) and 0 <= age <= MAX_ESTIMATED_AGE
-    ):
-        raise InvalidPage(
-            f"invalid estimated age (추정나이) {age!r} (expected 0..{MAX_ESTIMATED_AGE})",
-            customer_id,
-        )
+    embedding = _embedding(page, customer_id)
+    age = _estimated_age(page, customer_id)
     count = number(page, "상담수")
     deleted = bool(_prop(page, "삭제됨").get("checkbox")) or page.in_trash
     row = CustomerRow(
@@ -394,52 +403,4 @@ def date_window_filter(start: date, end_exclusive: date) -> dict[str, Any]:
             {"property": "상담일자", "date": {"on_or_after": start.isoformat()}},
             {"property": "상담일자", "date": {"before": end_exclusive.isoformat()}},
         ]
-    }
-
-
-# -- restore: rows -> Notion write properties -------------------------------------------------
-def _rt(value: str | None) -> dict[str, Any]:
-    return {"rich_text": [{"type": "text", "text": {"content": value[:2000]}}] if value else []}
-
-
-def customer_properties(row: Mapping[str, Any]) -> dict[str, Any]:
-    embedding = row.get("face_embedding")
-    props: dict[str, Any] = {
-        "id": {"title": [{"type": "text", "text": {"content": row["customer_id"]}}]},
-        "고객명": _rt(row.get("name")),
-        "전화번호": {"phone_number": row.get("phone")},
-        "성별": {"select": {"name": row["gender"]} if row.get("gender") else None},
-        "생년월일": {
-            "date": {"start": normalize(row["birth_date"])} if row.get("birth_date") else None
-        },
-        "추정나이": {"number": row.get("estimated_age")},
-        "주소": _rt(row.get("address")),
-        "특이사항": _rt(row.get("special_note")),
-        "얼굴_임베딩": _rt(
-            json.dumps(embedding, ensure_ascii=False) if embedding is not None else None
-        ),
-        "customerFolderId": _rt(row.get("google_drive_folder_id")),
-        "삭제됨": {"checkbox": bool(row.get("is_deleted"))},
-    }
-    return props
-
-
-def consultation_properties(row: Mapping[str, Any], customer_page_id: str) -> dict[str, Any]:
-    urls = list(row.get("google_drive_urls") or []) or list(row.get("supabase_image_urls") or [])
-    return {
-        "id": {"title": [{"type": "text", "text": {"content": row["consultation_id"]}}]},
-        "상담일자": {"date": {"start": normalize(row["consultation_date"])}},
-        "고객": {"relation": [{"id": customer_page_id}]},
-        "호소증상": _rt(row.get("symptoms")),
-        "환자상태": _rt(row.get("patient_condition")),
-        "설진분석": _rt(row.get("tongue_analysis")),
-        "특이사항": _rt(row.get("special_note")),
-        "증상이미지": {
-            "files": [
-                {"name": f"image_{i}", "type": "external", "external": {"url": u}}
-                for i, u in enumerate(urls[:100], start=1)
-            ]
-        },
-        "처방약": _rt(row.get("prescription")),
-        "결과": _rt(row.get("result")),
     }

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from consultation_backup import transform as T
+from consultation_backup.restore_properties import customer_properties
 from resources.notion import NotionPage
 from standins.notion import rich_text
 from tooling.demo_data import DemoData
@@ -251,7 +252,7 @@ def test_content_hash_changes_within_the_same_minute():
 
 def test_restore_properties_round_trip_through_the_parser():
     row = T.parse_customer(_customer_page()).as_dict()
-    props = T.customer_properties(row)
+    props = customer_properties(row)
     assert props["id"]["title"][0]["text"]["content"] == "00042"
     assert props["성별"] == {"select": {"name": "남"}}
     assert props["생년월일"] == {"date": {"start": "1980-02-03"}}
