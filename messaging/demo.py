@@ -103,8 +103,8 @@ def create_crm_tables(conn) -> None:
 def fill_crm(
     conn, customers: int, seed: int = 20261121, start_id: int = 1, today: date = date(2026, 11, 21)
 ) -> dict[str, int]:
-    """Insert ``customers`` customers (ids from ``start_id``), ~0.8 subscriptions and ~2 payments
-    each.
+    """Insert ``customers`` customers (ids from ``start_id``), with ~0.8 subscriptions and
+    ~2 payments each.
 
     A few phones are deliberately bad (missing, malformed) and a few duplicated, as in real CRMs.
     """

@@ -1,5 +1,5 @@
-"""Triggers: schedule (cron in ``schedule_config``), event (new MySQL rows) and webhook (stored
-events).
+"""Triggers: schedule (cron in ``schedule_config``), event (new MySQL rows) and webhook
+(stored events).
 
 Each sensor launches ``messaging_run_workflow`` with a deterministic ``run_key`` that is also the
 execution key, so a tick evaluated twice never starts a second execution.
@@ -7,6 +7,7 @@ execution key, so a tick evaluated twice never starts a second execution.
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,8 +41,8 @@ def workflow_run_request(
 def due_schedule_requests(
     db: PostgresResource, now: datetime
 ) -> tuple[list[dg.RunRequest], list[str]]:
-    """Run requests for active schedule workflows whose ``next_run_at`` has passed; advances
-    ``next_run_at``.
+    """Run requests for active schedule workflows whose ``next_run_at`` has passed (each
+    advances ``next_run_at``).
 
     A workflow without ``next_run_at`` gets its first tick computed and waits for it.
     """
@@ -114,30 +115,124 @@ GAP_TTL_S = 15 * 60  # a key passed over is watched this long, then taken as rol
 MAX_TRACKED_GAPS = 1_000
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """One event table read for one workflow: the key range ``(low, high]`` and what is in it."""
+
+    low: int
+    high: int
+    present: set[int]
+    late: list[int]  # keys passed over earlier that have committed since
+    watched: dict[str, float]  # keys passed over earlier, still watched (key -> first seen)
+
+
+def _scan_event_table(
+    mysql: MySQLResource,
+    cfg: dict[str, Any],
+    table: str,
+    key_col: str,
+    wid: str,
+    cursor: dict[str, Any],
+    gaps: dict[str, float],
+    max_rows: int,
+    now_s: float,
+) -> _Scan:
+    """Read the table's keys after the cursor (at most ``max_rows``) and the watched keys.
+
+    The first evaluation sets the cursor (``start_after``, else the current maximum).
+    """
+    col, tbl = quote_ident(key_col), quote_ident(table)
+    current = int(mysql.scalar(f"SELECT COALESCE(MAX({col}), 0) AS m FROM {tbl}") or 0)
+    start_after = int(cfg["start_after"]) if cfg.get("start_after") is not None else None
+    if wid not in cursor:
+        cursor[wid] = start_after if start_after is not None else current
+    low = int(cursor[wid])
+    # keys passed over earlier (<= low) that committed since: each gets its own run
+    watched = {k: t for k, t in gaps.items() if int(k) <= low and now_s - t <= GAP_TTL_S}
+    late: list[int] = []
+    if watched:
+        marks = ", ".join(f"%(g{i})s" for i in range(len(watched)))
+        found = mysql.query(
+            f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
+            {f"g{i}": int(k) for i, k in enumerate(watched)},
+        )
+        late = sorted(int(r["k"]) for r in found)
+    high = min(current, low + max_rows)
+    present: set[int] = set()
+    if high > low:
+        rows = mysql.query(
+            f"SELECT {col} AS k FROM {tbl} WHERE {col} > %(lo)s AND {col} <= %(hi)s",
+            {"lo": low, "hi": high},
+        )
+        present = {int(r["k"]) for r in rows}
+    return _Scan(low, high, present, late, watched)
+
+
+def _settle_gaps(
+    name: str, scan: _Scan, gaps: dict[str, float], now_s: float, notes: list[str]
+) -> tuple[int, dict[str, float]]:
+    """How far the range may be handled (not past a key missing for under ``GAP_SETTLE_S``),
+    and the keys to watch from now on."""
+    low, high = scan.low, scan.high
+    pending = {k: t for k, t in gaps.items() if int(k) > low}  # first seen, not yet passed
+    watched = {k: t for k, t in scan.watched.items() if int(k) not in scan.late}
+    missing = [k for k in range(low + 1, high + 1) if k not in scan.present]
+    if len(missing) > MAX_TRACKED_GAPS:
+        notes.append(
+            f"{name}: {len(missing)} keys missing in {low}-{high}; not waiting for late commits"
+        )
+        missing = []
+    seen = {str(k): pending.get(str(k), now_s) for k in missing}
+    young = [k for k in missing if now_s - seen[str(k)] < GAP_SETTLE_S]
+    if young:
+        high = min(young) - 1  # wait for the youngest gap before handling anything above it
+    passed = {k: now_s for k in seen if int(k) <= high}  # watched from now on
+    still_pending = {k: t for k, t in seen.items() if int(k) > high}
+    return high, {**watched, **passed, **still_pending}
+
+
+def _event_target(
+    wf: dict[str, Any], mappings: dict[str, Any], notes: list[str]
+) -> tuple[dict[str, Any], str, str] | None:
+    """(trigger_config, table, key column) of an event workflow, or None with a note."""
+    cfg = wf["trigger_config"] or {}
+    if not isinstance(cfg, dict):
+        notes.append(f"{wf['name']} ({wf['id']}): trigger_config must be an object, got {cfg!r}")
+        return None
+    table = cfg.get("table")
+    if table not in mappings:
+        notes.append(f"{wf['name']}: trigger_config.table {table!r} is not a mapped table")
+        return None
+    return cfg, table, cfg.get("key_column") or mappings[table].key_field
+
+
 def event_requests(
     db: PostgresResource,
     mysql: MySQLResource,
-    cursor: dict,
+    cursor: dict[str, Any],
     max_rows: int = 10_000,
     now_s: float | None = None,
-) -> tuple[list[dg.RunRequest], dict, list[str]]:
+) -> tuple[list[dg.RunRequest], dict[str, Any], list[str]]:
     """New rows (by increasing key) of each active event workflow's table since the cursor.
 
     The first evaluation starts at ``trigger_config.start_after`` if given, else at the current
     maximum (only rows that arrive later count as events).
 
-    Keys come from AUTO_INCREMENT, which a transaction takes at insert time and commits later: a row
-    with a lower key can become visible after higher ones. So a range is handled only up to the
-    first
-    key that has been missing for less than ``GAP_SETTLE_S`` (it usually commits within moments, and
-    then runs with its neighbours in one range). A key still missing after that (rolled back, or a
-    very long transaction) is passed over and watched for ``GAP_TTL_S``; if it appears, it gets a
-    run
-    of its own for exactly that key, so a late commit is never lost.
+    Keys come from AUTO_INCREMENT, which a transaction takes at insert time and commits later:
+    a row with a lower key can become visible after higher ones. So a range is handled only up
+    to the first key that has been missing for less than ``GAP_SETTLE_S`` (it usually commits
+    within moments, and then runs with its neighbours in one range). A key still missing after
+    that (rolled back, or a very long transaction) is passed over and watched for
+    ``GAP_TTL_S``; if it appears, it gets a run of its own for exactly that key, so a late
+    commit is never lost.
+
+    Returns:
+        The run requests, the new cursor, and notes on workflows that could not be read.
     """
     now_s = time.time() if now_s is None else now_s
     mappings = load_table_mappings()
-    requests, notes = [], []
+    requests: list[dg.RunRequest] = []
+    notes: list[str] = []
     cursor = dict(cursor)
     gaps: dict[str, dict[str, float]] = {
         w: dict(g) for w, g in (cursor.pop(GAPS, None) or {}).items()
@@ -147,84 +242,33 @@ def event_requests(
         " WHERE trigger_type = 'event' AND status = 'active'"
     ):
         wid = str(wf["id"])
-        cfg = wf["trigger_config"] or {}
-        if not isinstance(cfg, dict):
-            notes.append(f"{wf['name']} ({wid}): trigger_config must be an object, got {cfg!r}")
+        target = _event_target(wf, mappings, notes)
+        if target is None:
             continue
-        table = cfg.get("table")
-        if table not in mappings:
-            notes.append(f"{wf['name']}: trigger_config.table {table!r} is not a mapped table")
-            continue
-        key_col = cfg.get("key_column") or mappings[table].key_field
+        cfg, table, key_col = target
         mine = dict(gaps.get(wid, {}))
-        late: list[int] = []
         try:
-            col, tbl = quote_ident(key_col), quote_ident(table)
-            current = int(mysql.scalar(f"SELECT COALESCE(MAX({col}), 0) AS m FROM {tbl}") or 0)
-            start_after = int(cfg["start_after"]) if cfg.get("start_after") is not None else None
-            if wid not in cursor:
-                cursor[wid] = start_after if start_after is not None else current
-            low = int(cursor[wid])
-            # keys passed over earlier (<= low) that committed since: each gets its own run
-            watched = {k: t for k, t in mine.items() if int(k) <= low and now_s - t <= GAP_TTL_S}
-            if watched:
-                marks = ", ".join(f"%(g{i})s" for i in range(len(watched)))
-                found = mysql.query(
-                    f"SELECT {col} AS k FROM {tbl} WHERE {col} IN ({marks})",
-                    {f"g{i}": int(k) for i, k in enumerate(watched)},
-                )
-                late = sorted(int(r["k"]) for r in found)
-            high = min(current, low + max_rows)
-            present: set[int] = set()
-            if high > low:
-                present = {
-                    int(r["k"])
-                    for r in mysql.query(
-                        f"SELECT {col} AS k FROM {tbl} WHERE {col} > %(lo)s AND {col} <= %(hi)s",
-                        {"lo": low, "hi": high},
-                    )
-                }
+            scan = _scan_event_table(mysql, cfg, table, key_col, wid, cursor, mine, max_rows, now_s)
         except ServiceUnavailable:
             raise  # MySQL is down: the whole tick fails and is retried, nothing is skipped
-        # noqa: BLE001 - one misconfigured workflow must not stop the others
-        except Exception as exc:
+        except Exception as exc:  # one misconfigured workflow must not stop the others
             notes.append(
                 f"{wf['name']} ({wid}): trigger_config {cfg!r} cannot be read: "
                 f"{type(exc).__name__}: {exc}"
             )
             continue
-        for k in late:
-            requests.append(
-                workflow_run_request(
-                    wid, f"event:{wid}:{table}:{k - 1}-{k}", "event", event_from=k - 1, event_to=k
-                )
-            )
-        pending = {
-            k: t for k, t in mine.items() if int(k) > low
-        }  # first-seen times of keys not yet passed
-        watched = {k: t for k, t in watched.items() if int(k) not in late}
-        missing = [k for k in range(low + 1, high + 1) if k not in present]
-        if len(missing) > MAX_TRACKED_GAPS:
-            notes.append(
-                f"{wf['name']}: {len(missing)} keys missing in {low}-{high}; not waiting for late "
-                f"commits"
-            )
-            missing = []
-        seen = {str(k): pending.get(str(k), now_s) for k in missing}
-        young = [k for k in missing if now_s - seen[str(k)] < GAP_SETTLE_S]
-        if young:
-            high = min(young) - 1  # wait for the youngest gap before handling anything above it
-        passed = {k: now_s for k in seen if int(k) <= high}  # watched from now on
-        still_pending = {k: t for k, t in seen.items() if int(k) > high}
-        mine = {**watched, **passed, **still_pending}
+        for k in scan.late:
+            key = f"event:{wid}:{table}:{k - 1}-{k}"
+            requests.append(workflow_run_request(wid, key, "event", event_from=k - 1, event_to=k))
+        high, mine = _settle_gaps(wf["name"], scan, mine, now_s, notes)
         if mine:
             gaps[wid] = mine
         else:
             gaps.pop(wid, None)
-        if high <= low:
+        if high <= scan.low:
             continue
-        key = f"event:{wid}:{table}:{low}-{high}"
-        requests.append(workflow_run_request(wid, key, "event", event_from=low, event_to=high))
+        key = f"event:{wid}:{table}:{scan.low}-{high}"
+        requests.append(workflow_run_request(wid, key, "event", event_from=scan.low, event_to=high))
         cursor[wid] = high
     gaps = {w: g for w, g in gaps.items() if g and w in cursor}
     if gaps:
@@ -300,11 +344,11 @@ def webhook_tick(
 ) -> tuple[list[dg.RunRequest], str]:
     """One evaluation of the webhook sensor: (run requests, new cursor).
 
-    Event ids come from a sequence, taken at insert and committed later: two requests at once can
-    commit out of order, so an id below the cursor can appear after the cursor passed it. Ids
-    missing
-    inside a handled range are watched for 15 minutes (a duplicate POST or a rollback also burns an
-    id; those simply expire) and an event that appears there is run then: a webhook is never lost.
+    Event ids come from a sequence, taken at insert and committed later: two requests at once
+    can commit out of order, so an id below the cursor can appear after the cursor passed it.
+    Ids missing inside a handled range are watched for 15 minutes (a duplicate POST or a
+    rollback also burns an id; those simply expire) and an event that appears there is run
+    then: a webhook is never lost.
     """
     now_s = time.time() if now_s is None else now_s
     after, gaps = parse_webhook_cursor(cursor)

@@ -1,10 +1,9 @@
 """daily_statistics from the logs: one set-based statement per window, upserted on stat_date.
 
 Definitions (per Asia/Seoul day of ``message_logs.created_at``): ``messages_sent`` = messages
-handed to
-the provider or refused by it (status sent / delivered / failed, i.e. not pending, cancelled or dry
-run);
-``messages_failed`` = failed among them (so the view's success rate is (sent - failed) / sent);
+handed to the provider or refused by it (status sent / delivered / failed, i.e. not pending,
+cancelled or dry run); ``messages_failed`` = failed among them (so the view's success rate is
+(sent - failed) / sent);
 ``unique_users`` = distinct recipient phones; ``templates_used`` = distinct templates in
 ``template_usage_logs``; ``workflows_executed`` = distinct workflows with a run started that day.
 """
@@ -33,8 +32,8 @@ WITH days AS (
     WHERE created_at >= %(start)s AND created_at < %(end)s
     GROUP BY 1
 ), runs AS (
-    SELECT (started_at AT TIME ZONE 'Asia/Seoul')::date AS d, count(DISTINCT workflow_id) AS
-    executed
+    SELECT (started_at AT TIME ZONE 'Asia/Seoul')::date AS d,
+           count(DISTINCT workflow_id) AS executed
     FROM public.workflow_runs WHERE started_at >= %(start)s AND started_at < %(end)s GROUP BY 1
 ), created AS (
     SELECT (created_at AT TIME ZONE 'Asia/Seoul')::date AS d, count(*) AS n
@@ -43,9 +42,9 @@ WITH days AS (
     SELECT (used_at AT TIME ZONE 'Asia/Seoul')::date AS d, count(DISTINCT template_id) AS n
     FROM public.template_usage_logs WHERE used_at >= %(start)s AND used_at < %(end)s GROUP BY 1
 )
-INSERT INTO public.daily_statistics AS s (stat_date, workflows_created, workflows_executed,
-messages_sent,
-                                          messages_failed, total_cost, templates_used, unique_users)
+INSERT INTO public.daily_statistics AS s
+    (stat_date, workflows_created, workflows_executed, messages_sent, messages_failed,
+     total_cost, templates_used, unique_users)
 SELECT days.stat_date, coalesce(created.n, 0), coalesce(runs.executed, 0), coalesce(logs.sent, 0),
        coalesce(logs.failed, 0), coalesce(logs.cost, 0), coalesce(templates.n, 0),
        coalesce(logs.users, 0)
@@ -55,14 +54,13 @@ LEFT JOIN runs ON runs.d = days.stat_date
 LEFT JOIN created ON created.d = days.stat_date
 LEFT JOIN templates ON templates.d = days.stat_date
 ON CONFLICT (stat_date) DO UPDATE SET
-    workflows_created = EXCLUDED.workflows_created, workflows_executed =
-    EXCLUDED.workflows_executed,
+    workflows_created = EXCLUDED.workflows_created,
+    workflows_executed = EXCLUDED.workflows_executed,
     messages_sent = EXCLUDED.messages_sent, messages_failed = EXCLUDED.messages_failed,
     total_cost = EXCLUDED.total_cost, templates_used = EXCLUDED.templates_used,
     unique_users = EXCLUDED.unique_users, updated_at = now()
 RETURNING stat_date, workflows_created, workflows_executed, messages_sent, messages_failed,
-total_cost,
-          templates_used, unique_users
+          total_cost, templates_used, unique_users
 """
 
 
