@@ -102,7 +102,7 @@ def apply_local_defaults(environ: MutableMapping[str, str] | None = None) -> lis
         return []
     filled = []
     if not env.get("GOOGLE_SERVICE_ACCOUNT_JSON"):
-        # A throwaway key for the Drive stand-in, written by `python -m consultation_backup.demo`.
+        # The throwaway key for the Drive stand-in; `tooling.local_setup` writes the file.
         env["GOOGLE_SERVICE_ACCOUNT_JSON"] = str(local_google_key_path(env))
         filled.append("GOOGLE_SERVICE_ACCOUNT_JSON")
     for name, value in LOCAL_DEFAULTS.items():
