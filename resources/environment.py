@@ -90,9 +90,10 @@ def local_google_key_path(environ: Mapping[str, str] | None = None) -> Path:
 def apply_local_defaults(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """Fill unset contract variables with local defaults, only in the local environment.
 
-    Called once when a code location loads, so ``dg.EnvVar`` resolves at run time in local
-    development without a hand-written ``.env``. In production it does nothing: a missing
-    variable then fails the run that needs it with Dagster's own clear message.
+    Called by the entry points (the command lines, ``platform exec``, the test session), never
+    on import, so ``dg.EnvVar`` resolves at run time in local development without a
+    hand-written ``.env``. In production it does nothing: a missing variable then fails the run
+    that needs it with Dagster's own clear message.
 
     Returns:
         The names that were filled in.
