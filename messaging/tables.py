@@ -19,8 +19,8 @@ def parse_table_mappings(
     """Validate ``data/table-mappings.json`` and return the mappings.
 
     Args:
-        catalog: table -> column names actually in MySQL; when given, every mapped table and field
-            must exist there.
+        catalog: table -> column names actually in MySQL; when given, every mapped table and
+            field must exist there.
 
     Raises:
         TableMappingError: listing every problem found (not just the first).
@@ -30,65 +30,88 @@ def parse_table_mappings(
     if not isinstance(doc, Mapping) or not doc:
         raise TableMappingError("table mappings must be a non-empty JSON object of tables")
     for table, spec in doc.items():
-        where = f"{table}"
-        if not IDENTIFIER.match(table):
-            problems.append(f"{where}: not a valid table name")
-            continue
-        if not isinstance(spec, Mapping):
-            problems.append(f"{where}: expected an object")
-            continue
-        if not str(spec.get("displayName") or "").strip():
-            problems.append(f"{where}: displayName is required")
-        fields = spec.get("fields")
-        if not isinstance(fields, Mapping) or not fields:
-            problems.append(f"{where}: fields must be a non-empty object")
-            continue
-        parsed: dict[str, FieldMapping] = {}
-        for fname, f in fields.items():
-            fw = f"{table}.{fname}"
-            if not IDENTIFIER.match(fname):
-                problems.append(f"{fw}: not a valid column name")
-                continue
-            if not isinstance(f, Mapping):
-                problems.append(f"{fw}: expected an object")
-                continue
-            if not str(f.get("displayName") or "").strip():
-                problems.append(f"{fw}: displayName is required")
-            if f.get("type") not in FIELD_TYPES:
-                problems.append(
-                    f"{fw}: type must be one of {', '.join(FIELD_TYPES)} (got {f.get('type')!r})"
-                )
-            if "filterable" in f and not isinstance(f["filterable"], bool):
-                problems.append(f"{fw}: filterable must be true or false")
-            if catalog is not None and table in catalog and fname not in catalog[table]:
-                problems.append(f"{fw}: no such column in MySQL")
-            parsed[fname] = FieldMapping(
-                fname,
-                str(f.get("displayName") or ""),
-                str(f.get("type")),
-                bool(f.get("filterable", False)),
-                bool(f.get("searchable", False)),
-            )
-        if catalog is not None and table not in catalog:
-            problems.append(f"{where}: no such table in MySQL")
-        for role in ("keyField", "phoneField", "nameField", "changeColumn"):
-            col = spec.get(role)
-            if col is not None and col not in parsed:
-                problems.append(f"{where}: {role} {col!r} is not one of its fields")
-        out[table] = TableMapping(
-            table,
-            str(spec.get("displayName") or ""),
-            str(spec.get("description") or ""),
-            parsed,
-            spec.get("keyField", "id"),
-            spec.get("phoneField"),
-            spec.get("nameField"),
-            spec.get("changeColumn"),
-            bool(spec.get("enabled", True)),
-        )
+        mapping = _parse_table(table, spec, catalog, problems)
+        if mapping is not None:
+            out[table] = mapping
     if problems:
         raise TableMappingError("invalid table mappings: " + "; ".join(problems))
     return out
+
+
+def _parse_table(
+    table: str,
+    spec: Any,
+    catalog: Mapping[str, Sequence[str]] | None,
+    problems: list[str],
+) -> TableMapping | None:
+    """One table's mapping; its problems are appended (None when it cannot be read at all)."""
+    if not IDENTIFIER.match(table):
+        problems.append(f"{table}: not a valid table name")
+        return None
+    if not isinstance(spec, Mapping):
+        problems.append(f"{table}: expected an object")
+        return None
+    if not str(spec.get("displayName") or "").strip():
+        problems.append(f"{table}: displayName is required")
+    fields = spec.get("fields")
+    if not isinstance(fields, Mapping) or not fields:
+        problems.append(f"{table}: fields must be a non-empty object")
+        return None
+    columns = None if catalog is None else catalog.get(table)
+    parsed: dict[str, FieldMapping] = {}
+    for fname, f in fields.items():
+        field = _parse_field(f"{table}.{fname}", fname, f, columns, problems)
+        if field is not None:
+            parsed[fname] = field
+    if catalog is not None and table not in catalog:
+        problems.append(f"{table}: no such table in MySQL")
+    for role in ("keyField", "phoneField", "nameField", "changeColumn"):
+        col = spec.get(role)
+        if col is not None and col not in parsed:
+            problems.append(f"{table}: {role} {col!r} is not one of its fields")
+    return TableMapping(
+        table,
+        str(spec.get("displayName") or ""),
+        str(spec.get("description") or ""),
+        parsed,
+        spec.get("keyField", "id"),
+        spec.get("phoneField"),
+        spec.get("nameField"),
+        spec.get("changeColumn"),
+        bool(spec.get("enabled", True)),
+    )
+
+
+def _parse_field(
+    where: str,
+    name: str,
+    f: Any,
+    columns: Sequence[str] | None,
+    problems: list[str],
+) -> FieldMapping | None:
+    if not IDENTIFIER.match(name):
+        problems.append(f"{where}: not a valid column name")
+        return None
+    if not isinstance(f, Mapping):
+        problems.append(f"{where}: expected an object")
+        return None
+    if not str(f.get("displayName") or "").strip():
+        problems.append(f"{where}: displayName is required")
+    if f.get("type") not in FIELD_TYPES:
+        problems.append(
+            f"{where}: type must be one of {', '.join(FIELD_TYPES)} (got {f.get('type')!r})"
+        )
+    if "filterable" in f and not isinstance(f["filterable"], bool):
+        problems.append(f"{where}: filterable must be true or false")
+    if columns is not None and name not in columns:
+        problems.append(f"{where}: no such column in MySQL")
+    return FieldMapping(
+        name,
+        str(f.get("displayName") or ""),
+        str(f.get("type")),
+        bool(f.get("filterable", False)),
+        bool(f.get("searchable", False)),
+    )
 
 
 def escape_like(term: str) -> str:

@@ -70,6 +70,28 @@ def check_read_only(query: str) -> exp.Expression:
         # MySQL/MariaDB run the text inside /*! ... */ and /*M! ... */: a parser sees a comment.
         raise ReadOnlyViolation("executable comments (/*! ... */) are not allowed", query)
     text = _for_parsing(query)
+    _check_tokens(query, text)
+    try:
+        statements = [s for s in sqlglot.parse(text, read="mysql") if s is not None]
+    except ParseError as exc:
+        first = str(exc).splitlines()[0]
+        raise ReadOnlyViolation(f"syntax error: {first}", query) from exc
+    if len(statements) != 1:
+        raise ReadOnlyViolation(f"exactly one statement is allowed, got {len(statements)}", query)
+    stmt = statements[0]
+    if not isinstance(stmt, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
+        kind = type(stmt).__name__.upper()
+        if isinstance(stmt, exp.Command):
+            kind = str(stmt.this).upper()
+        raise ReadOnlyViolation(f"only SELECT is allowed, got {kind}", query)
+    for node in stmt.walk():
+        _check_node(node, query)
+    return stmt
+
+
+def _check_tokens(query: str, text: str) -> None:
+    """The statement starts with SELECT / WITH and has no ``INTO`` (checked before parsing, so
+    a write that sqlglot cannot parse is still named)."""
     try:
         tokens = sqlglot.Dialect.get_or_raise("mysql").tokenize(text)
     except TokenError as exc:
@@ -92,38 +114,27 @@ def check_read_only(query: str) -> exp.Expression:
             else "SELECT ... INTO"
         )
         raise ReadOnlyViolation(f"{what} is not allowed (writes outside the result set)", query)
-    try:
-        statements = [s for s in sqlglot.parse(text, read="mysql") if s is not None]
-    except ParseError as exc:
-        first = str(exc).splitlines()[0]
-        raise ReadOnlyViolation(f"syntax error: {first}", query) from exc
-    if len(statements) != 1:
-        raise ReadOnlyViolation(f"exactly one statement is allowed, got {len(statements)}", query)
-    stmt = statements[0]
-    if not isinstance(stmt, (exp.Select, exp.Union, exp.Intersect, exp.Except)):
-        kind = type(stmt).__name__.upper()
-        if isinstance(stmt, exp.Command):
-            kind = str(stmt.this).upper()
-        raise ReadOnlyViolation(f"only SELECT is allowed, got {kind}", query)
-    for node in stmt.walk():
-        if isinstance(node, exp.Lock):
-            raise ReadOnlyViolation(
-                "locking reads (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed", query
-            )
-        if isinstance(node, exp.Into):
-            raise ReadOnlyViolation("SELECT ... INTO is not allowed", query)
-        if isinstance(
-            node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command)
-        ):
-            raise ReadOnlyViolation(
-                f"{type(node).__name__.upper()} inside a SELECT is not allowed", query
-            )
-        if isinstance(node, exp.Func):
-            name = (
-                (node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this))
-                .strip('`"')
-                .upper()
-            )
-            if name in FORBIDDEN_FUNCTIONS:
-                raise ReadOnlyViolation(f"function {name}() is not allowed", query)
-    return stmt
+
+
+def _check_node(node: exp.Expr, query: str) -> None:
+    """No locking read, no INTO, no nested write, no forbidden function anywhere in the tree."""
+    if isinstance(node, exp.Lock):
+        raise ReadOnlyViolation(
+            "locking reads (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed", query
+        )
+    if isinstance(node, exp.Into):
+        raise ReadOnlyViolation("SELECT ... INTO is not allowed", query)
+    if isinstance(
+        node, (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command)
+    ):
+        raise ReadOnlyViolation(
+            f"{type(node).__name__.upper()} inside a SELECT is not allowed", query
+        )
+    if isinstance(node, exp.Func):
+        name = (
+            (node.sql_name() if not isinstance(node, exp.Anonymous) else str(node.this))
+            .strip('`"')
+            .upper()
+        )
+        if name in FORBIDDEN_FUNCTIONS:
+            raise ReadOnlyViolation(f"function {name}() is not allowed", query)
