@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import click
 import typer
 
+from gfx_sync.entrypoint import run
 from gfx_sync.specs import SPECS, SPECS_BY_TABLE
 from resources.postgres import PostgresResource
 
@@ -31,15 +32,6 @@ app = typer.Typer(
     add_completion=False,
 )
 _TABLES = click.Choice(sorted(SPECS_BY_TABLE))
-
-
-def apply_local_defaults() -> None:
-    """Fill unset variables with the local defaults (a no-op outside the local environment)."""
-    try:
-        from tooling.local_env import apply_local_defaults as apply
-    except ImportError:
-        from resources.environment import apply_local_defaults as apply
-    apply()
 
 
 def _databases() -> tuple[PostgresResource, PostgresResource]:
@@ -182,19 +174,12 @@ def fdw_setup() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The console script ``gfx-sync``: run one command, return its exit code."""
-    apply_local_defaults()
     try:
-        code = app(args=argv, prog_name="gfx-sync", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:  # --help
-        return exc.exit_code
+        return run(app, argv, "gfx-sync")
     finally:
         from resources.postgres import close_all_pools
 
         close_all_pools()
-    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import click
 import psycopg
 import typer
 from psycopg.types.json import Jsonb
 
+from gfx_sync.entrypoint import run
 from resources.postgres import PostgresResource
 from tooling.demo_data import DemoData
 
@@ -332,15 +332,6 @@ def seed_supabase(conn: psycopg.Connection, data: DemoData) -> None:
 app = typer.Typer(add_completion=False)
 
 
-def apply_local_defaults() -> None:
-    """Fill unset variables with the local defaults (a no-op outside the local environment)."""
-    try:
-        from tooling.local_env import apply_local_defaults as apply
-    except ImportError:
-        from resources.environment import apply_local_defaults as apply
-    apply()
-
-
 @app.command()
 def seed(
     scale: str = typer.Option("demo", "--scale", help="dataset scale"),
@@ -393,15 +384,7 @@ def _link_fdw(target: PostgresResource, source_dsn: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gfx_sync.demo [--scale S] [--seed N]``; the exit code."""
-    apply_local_defaults()
-    try:
-        code = app(args=argv, prog_name="python -m gfx_sync.demo", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:  # --help
-        return exc.exit_code
-    return code if isinstance(code, int) else 0
+    return run(app, argv, "python -m gfx_sync.demo")
 
 
 if __name__ == "__main__":

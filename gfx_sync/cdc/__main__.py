@@ -30,6 +30,7 @@ import click
 import typer
 
 from gfx_sync.cdc.models import CdcConfig
+from gfx_sync.entrypoint import run
 
 app = typer.Typer(
     name="python -m gfx_sync.cdc",
@@ -48,15 +49,6 @@ Slot = Annotated[
 ]
 Publication = Annotated[str | None, typer.Option()]
 DriftPolicy = Annotated[str | None, typer.Option(click_type=click.Choice(["stop", "apply"]))]
-
-
-def apply_local_defaults() -> None:
-    """Fill unset variables with the local defaults (a no-op outside the local environment)."""
-    try:
-        from tooling.local_env import apply_local_defaults as apply
-    except ImportError:
-        from resources.environment import apply_local_defaults as apply
-    apply()
 
 
 def _dsns() -> tuple[str, str]:
@@ -272,16 +264,8 @@ def _apply_envelopes(target: str, config: CdcConfig, events: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit code (2 for bad arguments)."""
-    apply_local_defaults()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        code = app(args=argv, prog_name="python -m gfx_sync.cdc", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:  # --help
-        return exc.exit_code
-    return code if isinstance(code, int) else 0
+    return run(app, argv, "python -m gfx_sync.cdc")
 
 
 def _worker(

@@ -26,8 +26,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from gfx_sync.cdc.applier import Applier, ApplyResult, ensure_state, read_state
+from gfx_sync.cdc.applier import Applier
 from gfx_sync.cdc.models import UNCHANGED, CdcConfig, RowChange, SourceTransaction, lsn_to_int
+from gfx_sync.cdc.target import ApplyResult, ensure_state, read_state
 
 UNAVAILABLE = "__debezium_unavailable_value"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import psycopg
 
-from gfx_sync.cdc.applier import read_state
 from gfx_sync.cdc.slot import slot_info
+from gfx_sync.cdc.target import read_state
 
 MB = 1024 * 1024
 

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from gfx_sync.cdc.applier import Applier, ApplyResult
+from gfx_sync.cdc.applier import Applier
 from gfx_sync.cdc.errors import SlotBusy, SlotStateMismatch
 from gfx_sync.cdc.models import CdcConfig, SourceTransaction, int_to_lsn, lsn_to_int
 from gfx_sync.cdc.pgoutput import StreamDecoder
 from gfx_sync.cdc.slot import assert_slot_usable, slot_info
+from gfx_sync.cdc.target import ApplyResult
 
 log = logging.getLogger("gfx_sync.cdc")
 

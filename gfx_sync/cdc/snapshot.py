@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from gfx_sync.cdc.applier import ensure_state, read_state, read_target_table
 from gfx_sync.cdc.errors import SlotStateMismatch
 from gfx_sync.cdc.models import CdcConfig, int_to_lsn
 from gfx_sync.cdc.slot import (
@@ -27,6 +26,7 @@ from gfx_sync.cdc.slot import (
     ensure_publication,
     slot_info,
 )
+from gfx_sync.cdc.target import ensure_state, read_state, read_target_table
 from gfx_sync.specs import mark_sync_transaction
 
 

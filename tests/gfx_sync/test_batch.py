@@ -26,28 +26,48 @@ def status(db, table):
     )
 
 
-def test_full_then_incremental_sync_equals_source_and_is_idempotent(
-    clean, supabase_db, gfx_source_db
-):
+def _full_second_and_incremental_runs(supabase_db, gfx_source_db):
+    """A full sync of 500 rows, a second run with nothing new, then 20 updates and 5 inserts."""
     insert_hands(gfx_source_db, 500)
     first = batch_sync(gfx_source_db, supabase_db, HANDS)
-    assert (first.inserted, first.updated) == (500, 0)
-    assert table_digest(supabase_db, "gfx_hands") == table_digest(gfx_source_db, "gfx_hands")
     again = batch_sync(gfx_source_db, supabase_db, HANDS)
-    assert again.written == 0  # sync twice == sync once
     gfx_source_db.execute(
         "UPDATE gfx_hands SET pot_size = pot_size + 1, payload = payload || '{\"edited\": true}'"
         " WHERE id <= 20"
     )
     insert_hands(gfx_source_db, 5, start_id=501)
     inc = batch_sync(gfx_source_db, supabase_db, HANDS)
+    return first, again, inc
+
+
+def test_full_sync_copies_every_row(clean, supabase_db, gfx_source_db):
+    insert_hands(gfx_source_db, 500)
+    first = batch_sync(gfx_source_db, supabase_db, HANDS)
+    assert (first.inserted, first.updated) == (500, 0)
+    assert table_digest(supabase_db, "gfx_hands") == table_digest(gfx_source_db, "gfx_hands")
+
+
+def test_a_second_sync_with_nothing_new_writes_nothing(clean, supabase_db, gfx_source_db):
+    insert_hands(gfx_source_db, 500)
+    batch_sync(gfx_source_db, supabase_db, HANDS)
+    again = batch_sync(gfx_source_db, supabase_db, HANDS)
+    assert again.written == 0, f"sync twice != sync once: {again}"
+
+
+def test_incremental_sync_brings_updates_and_inserts(clean, supabase_db, gfx_source_db):
+    _first, _again, inc = _full_second_and_incremental_runs(supabase_db, gfx_source_db)
     assert (inc.inserted, inc.updated) == (5, 20)
     assert table_digest(supabase_db, "gfx_hands") == table_digest(gfx_source_db, "gfx_hands")
+
+
+def test_every_run_is_recorded_in_sync_status_and_sync_log(clean, supabase_db, gfx_source_db):
+    _full_second_and_incremental_runs(supabase_db, gfx_source_db)
     st = status(supabase_db, "gfx_hands")
-    assert (
-        st["status"] == "synced" and st["consecutive_failures"] == 0 and st["records_synced"] == 525
-    )
-    assert st["watermark"] is not None and st["next_sync_at"] > st["last_synced_at"]
+    assert st["status"] == "synced"
+    assert st["consecutive_failures"] == 0
+    assert st["records_synced"] == 525
+    assert st["watermark"] is not None
+    assert st["next_sync_at"] > st["last_synced_at"]
     logs = supabase_db.fetch_all(
         "SELECT operation, status, records_inserted, records_updated FROM sync_log"
         " WHERE entity_type='gfx_hands' ORDER BY id"
@@ -116,12 +136,14 @@ def test_reconciliation_applies_hard_deletes_and_equal_chunks_cost_one_hash(
 ):
     insert_hands(gfx_source_db, 300)
     first = batch_sync(gfx_source_db, supabase_db, HANDS, reconcile=True, chunk_rows=100)
-    assert first.chunks_compared == 4 and first.chunks_different == 0  # ids 1..300 -> buckets 0..3
+    assert first.chunks_compared == 4
+    assert first.chunks_different == 0  # ids 1..300 -> buckets 0..3
     gfx_source_db.execute("DELETE FROM gfx_hands WHERE id IN (5, 150, 299)")
     plain = batch_sync(gfx_source_db, supabase_db, HANDS)
     assert plain.deleted == 0  # a watermark cannot see deletes
     res = batch_sync(gfx_source_db, supabase_db, HANDS, reconcile=True, chunk_rows=100)
-    assert res.deleted == 3 and res.chunks_different == 3
+    assert res.deleted == 3
+    assert res.chunks_different == 3
     assert table_digest(supabase_db, "gfx_hands") == table_digest(gfx_source_db, "gfx_hands")
 
 
@@ -162,7 +184,8 @@ def test_local_edits_of_gfx_data_in_supabase_are_reverted_and_logged(
     log = supabase_db.fetch_one(
         "SELECT details FROM sync_log WHERE operation = 'local_edit_reverted'"
     )
-    assert sorted(log["details"]["keys"]) == ["3", "4", "9999"] and log["details"]["deleted"] == 1
+    assert sorted(log["details"]["keys"]) == ["3", "4", "9999"]
+    assert log["details"]["deleted"] == 1
     assert (
         supabase_db.fetch_value(
             "SELECT count(*) FROM activity_log WHERE action = 'sync_local_edit_reverted'"
@@ -197,9 +220,11 @@ def test_rows_violating_a_target_constraint_are_quarantined_and_the_rest_lands(
         "SELECT item_id, payload FROM data_quarantine WHERE source = 'external_pg/wsop_chip_counts'"
         " ORDER BY item_id"
     )
-    assert [r["item_id"] for r in dq] == ["3", "7"] and dq[0]["payload"]["chip_count"] == -100
+    assert [r["item_id"] for r in dq] == ["3", "7"]
+    assert dq[0]["payload"]["chip_count"] == -100
     st = status(supabase_db, "wsop_chip_counts")
-    assert st["status"] == "synced" and st["records_failed"] == 2
+    assert st["status"] == "synced"
+    assert st["records_failed"] == 2
     assert (
         supabase_db.fetch_value("SELECT status FROM sync_log WHERE operation = 'batch'")
         == "partial"
@@ -228,7 +253,8 @@ def test_rows_rejected_by_a_unique_index_are_isolated_by_bisection(
             " VALUES (500, 'X17', 'squatter', now() - interval '1 year')"
         )
     res = batch_sync(gfx_source_db, supabase_db, spec_for("gfx_players"))
-    assert res.inserted == 37 and res.quarantined == 1
+    assert res.inserted == 37
+    assert res.quarantined == 1
     assert (
         supabase_db.fetch_value("SELECT details->>'key' FROM sync_log WHERE operation='quarantine'")
         == "17"
@@ -258,7 +284,8 @@ def test_partition_window_resyncs_exactly_its_days(clean, supabase_db, gfx_sourc
         window=window,
         partition_key="2026-11-11",
     )
-    assert res.deleted == 1 and res.rows_read == 0
+    assert res.deleted == 1
+    assert res.rows_read == 0
     names = dict(
         (r["id"], r["name"]) for r in supabase_db.fetch_all("SELECT id, name FROM wsop_events")
     )
@@ -290,11 +317,9 @@ def test_unreachable_source_fails_clearly_marks_status_and_commits_nothing(
             batch_sync(dead, supabase_db, HANDS)
     assert supabase_db.fetch_value("SELECT count(*) FROM gfx_hands") == 0
     st = status(supabase_db, "gfx_hands")
-    assert (
-        st["status"] == "failed"
-        and st["consecutive_failures"] == 3
-        and "ServiceUnavailable" in st["last_error"]
-    )
+    assert st["status"] == "failed"
+    assert st["consecutive_failures"] == 3
+    assert "ServiceUnavailable" in st["last_error"]
     dash = supabase_db.fetch_one(
         "SELECT health_status FROM v_sync_dashboard WHERE entity_type = 'gfx_hands'"
     )
@@ -307,7 +332,8 @@ def test_unreachable_source_fails_clearly_marks_status_and_commits_nothing(
     )
     batch_sync(gfx_source_db, supabase_db, HANDS)
     st = status(supabase_db, "gfx_hands")
-    assert st["status"] == "synced" and st["consecutive_failures"] == 0
+    assert st["status"] == "synced"
+    assert st["consecutive_failures"] == 0
 
 
 def test_schema_drift_stops_the_sync_with_every_difference_named(clean, supabase_db, gfx_source_db):

@@ -55,4 +55,5 @@ def test_random_source_churn_and_local_edits_converge(clean, supabase_db, gfx_so
         gfx_source_db, "wsop_chip_counts"
     )
     again = batch_sync(gfx_source_db, supabase_db, spec, reconcile=True, chunk_rows=37)
-    assert again.written == 0 and again.chunks_different == 0
+    assert again.written == 0
+    assert again.chunks_different == 0

@@ -52,7 +52,8 @@ def test_partition_range_materializes_in_one_run_and_checks_pass(
         supabase_db.fetch_value("SELECT count(*) FROM wsop_events") == 30
     )  # days 1-3 only: g % 5 in (0, 1, 2)
     evals = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evals["schema_drift"] is True and evals["sync_lag"] is True
+    assert evals["schema_drift"] is True
+    assert evals["sync_lag"] is True
     assert evals["partition_parity"] is False  # two days are not synced yet: the check says so
     inc = dg.materialize(
         [asset, *checks],
@@ -66,7 +67,8 @@ def test_partition_range_materializes_in_one_run_and_checks_pass(
         "partition_parity"
     ] is True
     md = inc.get_asset_materialization_events()[0].materialization.metadata
-    assert md["mode"].value == "incremental" and md["rows_inserted"].value == 20
+    assert md["mode"].value == "incremental"
+    assert md["rows_inserted"].value == 20
 
 
 def test_materializing_the_latest_partition_brings_everything_up_to_date(

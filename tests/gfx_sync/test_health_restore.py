@@ -78,10 +78,8 @@ def test_notifications_for_critical_and_error_only_and_not_repeated(clean, supab
         ("critical", "wsop_events"),
         ("error", "wsop_players"),
     ]
-    assert (
-        rows[0]["title"] == "동기화 실패: external_pg.wsop_events"
-        and rows[0]["target_user"] == "admin"
-    )
+    assert rows[0]["title"] == "동기화 실패: external_pg.wsop_events"
+    assert rows[0]["target_user"] == "admin"
 
 
 def test_retry_failed_syncs_requeues_only_retryable_failures(clean, supabase_db):
@@ -113,8 +111,10 @@ def test_retry_failed_syncs_requeues_only_retryable_failures(clean, supabase_db)
             "SELECT entity_type, status, next_sync_at <= now() AS due FROM sync_status"
         )
     }
-    assert st["wsop_events"]["status"] == "pending" and st["wsop_events"]["due"]
-    assert st["wsop_players"]["status"] == "failed" and st["wsop_chip_counts"]["status"] == "failed"
+    assert st["wsop_events"]["status"] == "pending"
+    assert st["wsop_events"]["due"]
+    assert st["wsop_players"]["status"] == "failed"
+    assert st["wsop_chip_counts"]["status"] == "failed"
     assert (
         supabase_db.fetch_value(
             "SELECT details->>'retry_count' FROM activity_log WHERE action = 'sync_retry'"
@@ -140,7 +140,8 @@ def test_restore_dry_run_counts_then_restore_with_safety_copy(clean, supabase_db
         3,
         2,
         1,
-    ) and dry.safety_copy is None
+    )
+    assert dry.safety_copy is None
     assert table_digest(supabase_db, "gfx_hands") == damaged
     rep = restore_table(gfx_source_db, supabase_db, spec_for("gfx_hands"))
     assert table_digest(supabase_db, "gfx_hands") == table_digest(gfx_source_db, "gfx_hands")

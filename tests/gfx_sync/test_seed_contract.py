@@ -34,7 +34,8 @@ def test_sync_status_row_written_with_the_seeds_columns_only(seed_status_row, su
     row = supabase_db.fetch_all(
         "SELECT health_status, lag_seconds FROM v_sync_dashboard WHERE source = 'wsop'"
     )[0]
-    assert row["health_status"] == "CRITICAL" and float(row["lag_seconds"]) >= 60
+    assert row["health_status"] == "CRITICAL"
+    assert float(row["lag_seconds"]) >= 60
     supabase_db.execute("SELECT check_sync_health_and_notify()")
     note = supabase_db.fetch_all(
         "SELECT severity, title FROM notifications WHERE metadata->>'source' = 'wsop'"

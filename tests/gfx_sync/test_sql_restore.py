@@ -46,7 +46,8 @@ def test_sql_restore_from_external_saves_a_safety_copy_and_logs(
     out = supabase_db.fetch_value("SELECT restore_gfx_from_external()")
     for t in GFX:
         assert table_digest(supabase_db, t) == table_digest(gfx_source_db, t), t
-    assert out["gfx_hands"]["rows_before"] == 26 and out["gfx_hands"]["rows_restored"] == 30
+    assert out["gfx_hands"]["rows_before"] == 26
+    assert out["gfx_hands"]["rows_restored"] == 30
     backup = out["gfx_hands"]["safety_copy"]
     assert backup.startswith("platform._backup_gfx_hands_")
     assert (

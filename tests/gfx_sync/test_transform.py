@@ -56,7 +56,8 @@ def test_read_from_never_starts_in_the_future():
 
 def test_day_window_is_utc_and_one_day():
     lo, hi = tf.day_window("2026-03-29")
-    assert lo == datetime(2026, 3, 29, tzinfo=UTC) and hi - lo == timedelta(days=1)
+    assert lo == datetime(2026, 3, 29, tzinfo=UTC)
+    assert hi - lo == timedelta(days=1)
 
 
 def test_diff_chunks_finds_changed_missing_and_extra():
@@ -68,7 +69,8 @@ def test_diff_chunks_finds_changed_missing_and_extra():
 
 def test_diff_rows_splits_copy_and_delete():
     to_copy, to_delete = tf.diff_rows({"1": 1, "2": 2, "3": 3}, {"1": 1, "2": 9, "4": 4})
-    assert to_copy == ["2", "3"] and to_delete == ["4"]
+    assert to_copy == ["2", "3"]
+    assert to_delete == ["4"]
 
 
 @pytest.mark.parametrize(
@@ -107,10 +109,8 @@ def test_spec_list_matches_the_seed_matrix():
         "wsop_players",
         "wsop_chip_counts",
     }
-    assert (
-        spec_for("player_overrides").winner == "supabase"
-        and spec_for("profile_images").winner == "supabase"
-    )
+    assert spec_for("player_overrides").winner == "supabase"
+    assert spec_for("profile_images").winner == "supabase"
     assert spec_for("cue_sheets").winner == "lww"
     assert spec_for("render_queue").direction == "supabase_to_external"
     assert all(s.winner == "external" for s in SPECS if s.method in ("cdc", "batch"))

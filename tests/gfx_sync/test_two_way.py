@@ -30,7 +30,8 @@ def test_changes_on_either_side_reach_the_other_and_never_echo(clean, supabase_d
         " 'name_ko', '김민수')"
     )
     res = two_way_sync(gfx_source_db, supabase_db, OVR)
-    assert res.to_external.inserted == 1 and res.to_supabase.inserted == 1
+    assert res.to_external.inserted == 1
+    assert res.to_supabase.inserted == 1
     assert both_equal(supabase_db, gfx_source_db, "player_overrides")
     origins = {
         r["override_value"]: r["sync_origin"]
@@ -43,7 +44,8 @@ def test_changes_on_either_side_reach_the_other_and_never_echo(clean, supabase_d
     stamps = supabase_db.fetch_all("SELECT id, updated_at FROM player_overrides ORDER BY id")
     for _ in range(2):
         again = two_way_sync(gfx_source_db, supabase_db, OVR)
-        assert again.written == 0 and again.conflicts == 0
+        assert again.written == 0
+        assert again.conflicts == 0
     assert (
         supabase_db.fetch_all("SELECT id, updated_at FROM player_overrides ORDER BY id") == stamps
     )
@@ -77,9 +79,8 @@ def test_concurrent_edits_last_write_wins_and_the_conflict_is_logged(
     log = supabase_db.fetch_one(
         "SELECT conflicts, details FROM sync_log WHERE operation = 'conflict'"
     )
-    assert log["conflicts"] == 1 and log["details"]["keys"] == [
-        "00000000-0000-4000-8000-000000000001"
-    ]
+    assert log["conflicts"] == 1
+    assert log["details"]["keys"] == ["00000000-0000-4000-8000-000000000001"]
     assert (
         supabase_db.fetch_value(
             "SELECT conflicts FROM sync_log WHERE operation = 'two_way' ORDER BY id DESC LIMIT 1"
@@ -177,7 +178,8 @@ def test_render_jobs_go_out_and_only_their_results_come_back(clean, supabase_db,
     )
     two_way_sync(gfx_source_db, supabase_db, RQ)
     job = gfx_source_db.fetch_one("SELECT id, status, template_name FROM render_queue")
-    assert job["status"] == "queued" and job["template_name"] == "lb_v2"
+    assert job["status"] == "queued"
+    assert job["template_name"] == "lb_v2"
     # the renderer works on the external side; it also (wrongly) touches a job field and adds its
     # own job
     gfx_source_db.execute(

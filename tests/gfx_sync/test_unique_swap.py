@@ -27,7 +27,8 @@ def test_rows_swapping_unique_codes_land_instead_of_being_quarantined(
             "UPDATE wsop_events SET event_code = 'E-2', name = '메인 이벤트 Day 2' WHERE id = 1"
         )
     res = batch_sync(gfx_source_db, supabase_db, EVENTS)
-    assert res.quarantined == 0 and res.updated == 2
+    assert res.quarantined == 0
+    assert res.updated == 2
     assert table_digest(supabase_db, "wsop_events") == table_digest(gfx_source_db, "wsop_events")
     assert (
         supabase_db.fetch_value("SELECT count(*) FROM sync_log WHERE operation = 'quarantine'") == 0
@@ -57,7 +58,8 @@ def test_a_swap_that_still_clashes_with_a_target_only_row_is_quarantined_whole(
     res = batch_sync(gfx_source_db, supabase_db, EVENTS)
     # row 2 can only take E-1 if row 1 moves to E-9, which the target-only row holds: both wait,
     # quarantined with their keys, and the target keeps their last good versions (nothing partial)
-    assert res.quarantined == 2 and res.updated == 0
+    assert res.quarantined == 2
+    assert res.updated == 0
     assert sorted(
         r["k"]
         for r in supabase_db.fetch_all(

@@ -46,9 +46,8 @@ def test_sensor_requests_a_drain_only_when_changes_wait(
         instance=dagster_instance, resources=_resources(supabase_db, gfx_source_db)
     )
     first = gfx_cdc_sensor(ctx)
-    assert (
-        isinstance(first, dg.RunRequest) and "uninitialized" in first.run_key
-    )  # the run initializes
+    assert isinstance(first, dg.RunRequest)
+    assert "uninitialized" in first.run_key  # the run initializes
 
     _insert_session(test_databases.gfx_source_url, "S-before-init")
     run = gfx_cdc_drain_job.execute_in_process(
@@ -60,7 +59,8 @@ def test_sensor_requests_a_drain_only_when_changes_wait(
             instance=dagster_instance, resources=_resources(supabase_db, gfx_source_db)
         )
     )
-    assert isinstance(caught_up, dg.SkipReason) and "caught up" in caught_up.skip_message
+    assert isinstance(caught_up, dg.SkipReason)
+    assert "caught up" in caught_up.skip_message
 
     _insert_session(test_databases.gfx_source_url, "S-after-init")
     again = gfx_cdc_sensor(
@@ -81,11 +81,10 @@ def test_sensor_requests_a_drain_only_when_changes_wait(
     assert codes == ["S-after-init", "S-before-init"]
     event = dagster_instance.get_latest_materialization_event(target_key("gfx_sessions"))
     mat = event.asset_materialization
-    assert (
-        mat.metadata["inserts"].value == 1
-        and mat.metadata["cdc_slot"].value == platform_slot.slot_name
-    )
-    assert mat.partition is not None and len(mat.partition) == 10  # the row's updated_at day (UTC)
+    assert mat.metadata["inserts"].value == 1
+    assert mat.metadata["cdc_slot"].value == platform_slot.slot_name
+    assert mat.partition is not None
+    assert len(mat.partition) == 10  # the row's updated_at day (UTC)
 
 
 def test_inactive_slot_retaining_wal_fails_the_check_and_notifies_once(
@@ -116,7 +115,8 @@ def test_inactive_slot_retaining_wal_fails_the_check_and_notifies_once(
 
     evals = run_checks()
     retention = evals[("gfx_hands", "cdc_slot_wal_retention")]
-    assert not retention.passed and "INACTIVE" in retention.metadata["verdict"].value
+    assert not retention.passed
+    assert "INACTIVE" in retention.metadata["verdict"].value
     assert retention.severity == dg.AssetCheckSeverity.ERROR
     assert not evals[("gfx_hands", "cdc_slot_lag")].passed
     assert evals[("gfx_hands", "cdc_slot_lag")].metadata["slot_lag_bytes"].value > 1

@@ -105,7 +105,8 @@ def test_snapshot_reads_then_transactions_with_every_op(dbz):
         event("u", 503, 3, after=hand(3, payload=UNAVAILABLE, pot="77.00")),
     ]
     result = apply(dbz, events)
-    assert result.transactions == 4 and result.changes == 6  # the snapshot reads count as one group
+    assert result.transactions == 4
+    assert result.changes == 6  # the snapshot reads count as one group
     got = dbz.tgt_rows(
         "SELECT id, pot_size::text, small_blind::text, board_cards, payload->>'actions' IS NOT"
         " NULL, "
@@ -123,7 +124,8 @@ def test_snapshot_reads_then_transactions_with_every_op(dbz):
 
     # Kafka redelivers the last two transactions after a crash: recognised and skipped
     again = apply(dbz, events[4:])
-    assert again.transactions == 0 and again.skipped_transactions == 2
+    assert again.transactions == 0
+    assert again.skipped_transactions == 2
     assert dbz.tgt_rows("SELECT count(*) FROM gfx_hands") == [(2,)]
 
 

@@ -45,7 +45,8 @@ def test_verdicts(kw, failing):
 
 def test_missing_slot_is_one_failing_verdict():
     [v] = evaluate(SlotHealth("s", exists=False), T)
-    assert (v.name, v.passed) == ("slot_missing", False) and "does not exist" in v.message
+    assert (v.name, v.passed) == ("slot_missing", False)
+    assert "does not exist" in v.message
 
 
 def test_inactive_retention_is_critical_and_lag_only_a_warning():
@@ -55,7 +56,8 @@ def test_inactive_retention_is_critical_and_lag_only_a_warning():
             SlotHealth("s", True, active=False, retained_bytes=10**6, lag_bytes=10**6), T
         )
     }
-    assert sev["inactive_slot_wal"] == "critical" and sev["lag_bytes"] == "warning"
+    assert sev["inactive_slot_wal"] == "critical"
+    assert sev["lag_bytes"] == "warning"
 
 
 def test_a_lost_slot_refuses_to_stream_and_names_the_fix():

@@ -21,9 +21,8 @@ from gfx_sync.cdc.pgoutput import (
     StreamDecoder,
     Truncate,
     decode_message,
-    format_type_name,
-    to_python,
 )
+from gfx_sync.cdc.pgtypes import format_type_name, to_python
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +43,8 @@ def _decode(*scenarios: str):
 @pytest.mark.parametrize("scenario", list(CAPTURE))
 def test_every_captured_transaction_is_begin_relation_change_commit(scenario):
     msgs = [decode_message(bytes.fromhex(h)) for h in CAPTURE[scenario]]
-    assert isinstance(msgs[0], Begin) and isinstance(msgs[-1], Commit)
+    assert isinstance(msgs[0], Begin)
+    assert isinstance(msgs[-1], Commit)
     assert msgs[0].final_lsn == msgs[-1].commit_lsn < msgs[-1].end_lsn
     assert msgs[0].commit_time == msgs[-1].commit_time
 
@@ -163,7 +163,8 @@ def test_every_captured_transaction_is_begin_relation_change_commit(scenario):
 )
 def test_captured_row_changes(scenario, kind, table, expected_new, expected_old_key):
     [txs] = _decode(scenario)
-    assert len(txs) == 1 and len(txs[0].changes) == 1
+    assert len(txs) == 1
+    assert len(txs[0].changes) == 1
     change = txs[0].changes[0]
     assert (change.kind, change.schema, change.table) == (kind, "public", table)
     assert change.new == expected_new
@@ -181,7 +182,8 @@ def test_captured_truncate_names_both_tables_in_one_change():
 def test_commit_positions_grow_in_commit_order():
     txs = [t for group in _decode(*CAPTURE) for t in group]
     ends = [t.end_lsn for t in txs]
-    assert ends == sorted(ends) and len(set(ends)) == len(ends)
+    assert ends == sorted(ends)
+    assert len(set(ends)) == len(ends)
     assert [t.xid for t in txs] == sorted(t.xid for t in txs)
 
 

@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from gfx_sync.cdc.applier import Applier, read_state
+from gfx_sync.cdc.applier import Applier
 from gfx_sync.cdc.errors import (
     MissingReplicaIdentity,
     ReplicationPermissionError,
@@ -20,6 +20,7 @@ from gfx_sync.cdc.pgoutput import StreamDecoder
 from gfx_sync.cdc.runner import drain_via_sql, peek_pending
 from gfx_sync.cdc.slot import check_source, slot_info
 from gfx_sync.cdc.snapshot import initialize
+from gfx_sync.cdc.target import read_state
 
 pytestmark = pytest.mark.integration
 
@@ -63,9 +64,8 @@ def test_snapshot_then_stream_has_no_gap_and_no_overlap(cdc):
     t.join()
     result = drain(cdc)
     total = 200 + len(written)
-    assert (
-        snap.created and snap.rows["cdc_items"] + result.tables["public.cdc_items"].inserts == total
-    )
+    assert snap.created
+    assert snap.rows["cdc_items"] + result.tables["public.cdc_items"].inserts == total
     assert (
         200 < snap.rows["cdc_items"] < total
     )  # the writer really ran on both sides of the slot's start
@@ -119,9 +119,8 @@ def test_unchanged_toast_value_is_never_overwritten(cdc):
     assert repr(tx.changes[0].new["doc"]) == "UNCHANGED"
     drain(cdc)
     [(qty, doc_len)] = cdc.tgt_rows("SELECT qty, length(doc::text) FROM cdc_items WHERE id = 1")
-    assert (
-        qty == 5 and doc_len == cdc.src_rows("SELECT length(doc::text) FROM cdc_items")[0][0] > 2000
-    )
+    assert qty == 5
+    assert doc_len == cdc.src_rows("SELECT length(doc::text) FROM cdc_items")[0][0] > 2000
     cdc.src("UPDATE cdc_items SET doc = jsonb_set(doc, '{extra}', '\"새 값\"') WHERE id = 1")
     drain(cdc)
     assert rows(cdc, "target") == rows(cdc, "source")
@@ -135,7 +134,8 @@ def test_truncate_empties_the_target_table_only(cdc):
     cdc.src("INSERT INTO cdc_items (id, name) VALUES (7, 'after truncate')")
     result = drain(cdc)
     assert result.tables["public.cdc_items"].truncates == 1
-    assert rows(cdc, "target") == rows(cdc, "source") and len(rows(cdc, "target")) == 1
+    assert rows(cdc, "target") == rows(cdc, "source")
+    assert len(rows(cdc, "target")) == 1
     assert rows(cdc, "target", "cdc_notes") == [("a", 1, "kept")]
 
 
@@ -160,7 +160,8 @@ def test_a_replayed_batch_is_applied_exactly_once(cdc):
         first = ap.apply(txs)  # "crash" here: applied, slot not advanced
         again = drain_via_sql(cdc.source_url, ap, cdc.config)
     assert first.transactions == 2
-    assert again.transactions == 0 and again.skipped_transactions == 2
+    assert again.transactions == 0
+    assert again.skipped_transactions == 2
     with psycopg.connect(cdc.source_url) as conn:
         info = slot_info(conn, cdc.config.slot_name)
     assert info.confirmed_flush_lsn >= txs[-1].end_lsn  # the drain still advanced the slot
@@ -246,7 +247,9 @@ def test_bad_row_is_quarantined_and_the_rest_loads(cdc, test_databases):
             "SELECT item_id, reason FROM public.data_quarantine "
             "WHERE source = 'external_pg/cdc_items' AND resolved_at IS NULL"
         )
-        assert item == "2" and "CheckViolation" in reason and "cdc_items_qty_nonneg" in reason
+        assert item == "2"
+        assert "CheckViolation" in reason
+        assert "cdc_items_qty_nonneg" in reason
     finally:
         with psycopg.connect(test_databases.supabase_url, autocommit=True) as conn:
             conn.execute("ALTER TABLE cdc_items DROP CONSTRAINT cdc_items_qty_nonneg")
@@ -294,14 +297,16 @@ def test_user_without_replication_rights_is_refused(cdc, test_databases):
 def test_slot_and_position_must_agree(cdc):
     initialize(cdc.source_url, cdc.target_url, cdc.config)
     again = initialize(cdc.source_url, cdc.target_url, cdc.config)
-    assert not again.created and again.message == "already initialized"
+    assert not again.created
+    assert again.message == "already initialized"
     with psycopg.connect(cdc.source_url, autocommit=True) as conn:
         conn.execute("SELECT pg_drop_replication_slot(%s)", (cdc.config.slot_name,))
     with pytest.raises(SlotStateMismatch, match="slot does not exist.*--resnapshot"):
         initialize(cdc.source_url, cdc.target_url, cdc.config)
     cdc.src("INSERT INTO cdc_items (id) VALUES (1)")
     redo = initialize(cdc.source_url, cdc.target_url, cdc.config, resnapshot=True)
-    assert redo.created and redo.rows["cdc_items"] == 1
+    assert redo.created
+    assert redo.rows["cdc_items"] == 1
 
 
 def test_sensor_peek_finds_changes_and_releases_unrelated_wal(cdc):
@@ -334,9 +339,7 @@ def test_runs_of_upserts_and_deletes_keep_the_last_image_of_each_key(cdc):
     cdc.src("DELETE FROM cdc_items WHERE id > 250")
     cdc.src("UPDATE cdc_items SET qty = 42 WHERE id BETWEEN 100 AND 199")
     result = drain(cdc)
-    assert (
-        result.tables["public.cdc_items"].deletes == 50
-        and result.tables["public.cdc_items"].updates == 110
-    )
+    assert result.tables["public.cdc_items"].deletes == 50
+    assert result.tables["public.cdc_items"].updates == 110
     assert rows(cdc, "target") == rows(cdc, "source")
     assert cdc.tgt_rows("SELECT qty, name FROM cdc_items WHERE id = 2") == [(5, "v4")]

@@ -52,10 +52,8 @@ def test_applied_changes_mark_their_tables_synced(
             (GFX,),
         )
     }
-    assert (
-        rows["gfx_sessions"]["health_status"] == "HEALTHY"
-        and rows["gfx_sessions"]["records_synced"] == 2
-    )
+    assert rows["gfx_sessions"]["health_status"] == "HEALTHY"
+    assert rows["gfx_sessions"]["records_synced"] == 2
     assert float(rows["gfx_sessions"]["lag_seconds"]) < 60
     assert rows["gfx_hands"]["health_status"] == "STALE"  # untouched tables are not claimed
 
@@ -85,7 +83,8 @@ def test_a_caught_up_stream_keeps_idle_cdc_tables_fresh_but_not_failed_ones(
         " WHERE entity_type = 'gfx_players'"
     )
     skip = gfx_cdc_sensor(dg.build_sensor_context(instance=dagster_instance, resources=resources))
-    assert isinstance(skip, dg.SkipReason) and "caught up" in skip.skip_message
+    assert isinstance(skip, dg.SkipReason)
+    assert "caught up" in skip.skip_message
     health = {
         r["entity_type"]: r["health_status"]
         for r in supabase_db.fetch_all(

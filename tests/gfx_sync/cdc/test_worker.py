@@ -15,11 +15,11 @@ import psycopg
 import pytest
 
 from gfx_sync.cdc.__main__ import main as cli
-from gfx_sync.cdc.applier import read_state
 from gfx_sync.cdc.models import lsn_to_int
 from gfx_sync.cdc.runner import Worker
 from gfx_sync.cdc.slot import slot_info
 from gfx_sync.cdc.snapshot import initialize
+from gfx_sync.cdc.target import read_state
 from gfx_sync.constants import target_key
 
 pytestmark = pytest.mark.e2e
@@ -87,7 +87,8 @@ def test_worker_reconnects_after_its_walsender_is_terminated(cdc):
             lambda: len(cdc.tgt_rows("SELECT id FROM cdc_items")) == 3,
             "the change after the reconnect",
         )
-        assert proc.poll() is None and _active_pid(cdc) not in (None, first_pid)
+        assert proc.poll() is None
+        assert _active_pid(cdc) not in (None, first_pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -155,10 +156,12 @@ def test_cli_init_and_status(cdc, capsys):
     cdc.src("INSERT INTO cdc_items (id) VALUES (1), (2)")
     assert cli(["init", *args]) == 0
     init = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert init["created"] is True and init["rows"] == {"cdc_items": 2, "cdc_notes": 0}
+    assert init["created"] is True
+    assert init["rows"] == {"cdc_items": 2, "cdc_notes": 0}
     assert cli(["status", *args]) == 0
     status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert status["slot_name"] == cdc.config.slot_name and status["slot_exists"] is True
+    assert status["slot_name"] == cdc.config.slot_name
+    assert status["slot_exists"] is True
     assert {v["name"] for v in status["verdicts"]} >= {
         "lag_bytes",
         "inactive_slot_wal",
@@ -204,5 +207,6 @@ def test_cli_worker_reports_materializations_to_the_dagster_instance(cdc_factory
     assert json.loads(proc.stdout.decode().strip().splitlines()[-1])["changes"] == 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
         event = instance.get_latest_materialization_event(target_key("gfx_players"))
-        assert event is not None and event.asset_materialization.metadata["inserts"].value == 1
+        assert event is not None
+        assert event.asset_materialization.metadata["inserts"].value == 1
         assert instance.get_latest_materialization_event(target_key("gfx_hands")) is None
