@@ -273,6 +273,7 @@ class StreamDecoder:
         return {k: row[k] for k in keys}
 
     def feed(self, data: bytes) -> SourceTransaction | None:
+        """Decode one message; the whole transaction when ``data`` is its Commit, else None."""
         msg = decode_message(data)
         if isinstance(msg, Begin):
             if self._tx is not None:
@@ -282,20 +283,7 @@ class StreamDecoder:
             )
             return None
         if isinstance(msg, Relation):
-            cols = tuple(
-                Column(
-                    c.name,
-                    c.type_oid,
-                    c.type_modifier,
-                    c.is_key,
-                    format_type_name(c.type_oid, c.type_modifier, self.type_names),
-                )
-                for c in msg.columns
-            )
-            rel = Relation(msg.relid, msg.schema, msg.name, msg.replica_identity, cols)
-            self.relations[rel.relid] = rel
-            if self._tx is not None:
-                self._tx.relations[rel.qualified_name] = rel
+            self._remember_relation(msg)
             return None
         if isinstance(msg, TypeMsg):
             self.type_names[msg.type_oid] = (
@@ -315,47 +303,63 @@ class StreamDecoder:
             return tx
         if tx is None:
             raise DecodeError(f"{type(msg).__name__} outside a transaction")
+        tx.changes.append(self._change(msg))
+        return None
+
+    def _remember_relation(self, msg: Relation) -> None:
+        cols = tuple(
+            Column(
+                c.name,
+                c.type_oid,
+                c.type_modifier,
+                c.is_key,
+                format_type_name(c.type_oid, c.type_modifier, self.type_names),
+            )
+            for c in msg.columns
+        )
+        rel = Relation(msg.relid, msg.schema, msg.name, msg.replica_identity, cols)
+        self.relations[rel.relid] = rel
+        if self._tx is not None:
+            self._tx.relations[rel.qualified_name] = rel
+
+    def _change(self, msg: object) -> RowChange:
+        """The row change an Insert, Update, Delete or Truncate message carries."""
         if isinstance(msg, Insert):
             rel = self._relation(msg.relid)
-            tx.changes.append(
-                RowChange("insert", rel.schema, rel.name, new=self._row(rel, msg.new))
-            )
-        elif isinstance(msg, Update):
+            return RowChange("insert", rel.schema, rel.name, new=self._row(rel, msg.new))
+        if isinstance(msg, Update):
+            return self._update(msg)
+        if isinstance(msg, Delete):
             rel = self._relation(msg.relid)
-            new = self._row(rel, msg.new)
-            old_key = None
-            if msg.old is not None:
-                candidate = self._key(rel, msg.old)
-                # 'O' (replica identity full) is sent on every update; only a changed key matters.
-                if any(
-                    new.get(k) is not UNCHANGED and new.get(k) != v for k, v in candidate.items()
-                ):
-                    old_key = candidate
-                if msg.old_kind == "O":
-                    # with REPLICA IDENTITY FULL an unchanged TOAST value is in the old tuple
-                    old_row = self._row(rel, msg.old)
-                    new = {
-                        k: (old_row[k] if v is UNCHANGED and old_row[k] is not UNCHANGED else v)
-                        for k, v in new.items()
-                    }
-            tx.changes.append(RowChange("update", rel.schema, rel.name, new=new, old_key=old_key))
-        elif isinstance(msg, Delete):
-            rel = self._relation(msg.relid)
-            tx.changes.append(
-                RowChange("delete", rel.schema, rel.name, old_key=self._key(rel, msg.old))
-            )
-        elif isinstance(msg, Truncate):
+            return RowChange("delete", rel.schema, rel.name, old_key=self._key(rel, msg.old))
+        if isinstance(msg, Truncate):
             rels = [self._relation(r) for r in msg.relids]
-            tx.changes.append(
-                RowChange(
-                    "truncate",
-                    rels[0].schema,
-                    rels[0].name,
-                    tables=tuple(r.qualified_name for r in rels),
-                    cascade=msg.cascade,
-                )
+            return RowChange(
+                "truncate",
+                rels[0].schema,
+                rels[0].name,
+                tables=tuple(r.qualified_name for r in rels),
+                cascade=msg.cascade,
             )
-        return None
+        raise DecodeError(f"unexpected message {type(msg).__name__} in a transaction")
+
+    def _update(self, msg: Update) -> RowChange:
+        rel = self._relation(msg.relid)
+        new = self._row(rel, msg.new)
+        old_key = None
+        if msg.old is not None:
+            candidate = self._key(rel, msg.old)
+            # 'O' (replica identity full) is sent on every update; only a changed key matters.
+            if any(new.get(k) is not UNCHANGED and new.get(k) != v for k, v in candidate.items()):
+                old_key = candidate
+            if msg.old_kind == "O":
+                # with REPLICA IDENTITY FULL an unchanged TOAST value is in the old tuple
+                old_row = self._row(rel, msg.old)
+                new = {
+                    k: (old_row[k] if v is UNCHANGED and old_row[k] is not UNCHANGED else v)
+                    for k, v in new.items()
+                }
+        return RowChange("update", rel.schema, rel.name, new=new, old_key=old_key)
 
     def feed_all(self, messages: Iterable[bytes]) -> Iterator[SourceTransaction]:
         for data in messages:

@@ -75,60 +75,65 @@ def initialize(
                 False, config.slot_name, state["last_commit_lsn"], message="already initialized"
             )
         if not resnapshot and (info is None) != (state is None):
-            if info is None:
-                raise SlotStateMismatch(
-                    f"the target has an applied position for slot {config.slot_name} but the slot"
-                    f" does not exist "
-                    "on the source (dropped or lost): changes since then are gone. Run `python -m"
-                    " gfx_sync.cdc init "
-                    "--resnapshot` to recreate the slot and re-copy the tables"
-                )
-            raise SlotStateMismatch(
-                f"slot {config.slot_name} exists on the source but the target has no applied"
-                f" position for it, so "
-                "where the copy ends is unknown. Run `python -m gfx_sync.cdc init --resnapshot`"
-            )
+            raise _mismatch(config.slot_name, slot_exists=info is not None)
         if info is not None:
             if info.active:
                 raise SlotStateMismatch(
-                    f"slot {config.slot_name} is in use (pid {info.active_pid}); stop the worker"
-                    f" first"
+                    f"slot {config.slot_name} is in use (pid {info.active_pid});"
+                    " stop the worker first"
                 )
             drop_slot(src, config.slot_name)
-    result = SnapshotResult(True, config.slot_name)
-    with create_slot_with_snapshot(source_dsn, config.slot_name) as (
-        consistent_point,
-        snapshot_name,
-    ):
-        with (
-            psycopg.connect(
-                source_dsn, autocommit=True, application_name="gfx-cdc-snapshot"
-            ) as src,
-            psycopg.connect(
-                target_dsn, autocommit=False, application_name="gfx-cdc-snapshot"
-            ) as tgt,
-        ):
-            src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            src.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_name)))
-            src.execute("SET LOCAL TimeZone = 'UTC'")
-            with tgt.transaction():
-                mark_sync_transaction(tgt)
-                tgt.execute("SET LOCAL TimeZone = 'UTC'")
-                total = 0
-                for t in config.tables:
-                    result.rows[t.name] = _copy_table(src, tgt, t.schema, t.name)
-                    total += result.rows[t.name]
-                ensure_state(
-                    tgt, config, source_database(source_dsn), consistent_point, snapshot_rows=total
-                )
-            src.execute("COMMIT")
-        result.consistent_point = int_to_lsn(consistent_point)
+    result = _copy_from_new_slot(source_dsn, target_dsn, config)
     _wait_released(source_dsn, config.slot_name)
     result.seconds = round(time.perf_counter() - started, 3)
     copied = sum(result.rows.values())
     result.message = (
         f"slot {config.slot_name} created at {result.consistent_point}; copied {copied} rows"
     )
+    return result
+
+
+def _mismatch(slot_name: str, *, slot_exists: bool) -> SlotStateMismatch:
+    """Slot and target position disagree: say why and how to start over."""
+    if not slot_exists:
+        return SlotStateMismatch(
+            f"the target has an applied position for slot {slot_name} but the slot does not"
+            " exist on the source (dropped or lost): changes since then are gone. Run"
+            " `python -m gfx_sync.cdc init --resnapshot` to recreate the slot and re-copy the"
+            " tables"
+        )
+    return SlotStateMismatch(
+        f"slot {slot_name} exists on the source but the target has no applied position for it,"
+        " so where the copy ends is unknown. Run `python -m gfx_sync.cdc init --resnapshot`"
+    )
+
+
+def _copy_from_new_slot(source_dsn: str, target_dsn: str, config: CdcConfig) -> SnapshotResult:
+    """Create the slot, copy every table from its exported snapshot and record the slot's
+    consistent point as the applied position, in one target transaction."""
+    result = SnapshotResult(True, config.slot_name)
+    with (
+        create_slot_with_snapshot(source_dsn, config.slot_name) as (consistent_point, snapshot),
+        psycopg.connect(source_dsn, autocommit=True, application_name="gfx-cdc-snapshot") as src,
+        psycopg.connect(target_dsn, autocommit=False, application_name="gfx-cdc-snapshot") as tgt,
+    ):
+        src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        src.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        src.execute("SET LOCAL TimeZone = 'UTC'")
+        with tgt.transaction():
+            mark_sync_transaction(tgt)
+            tgt.execute("SET LOCAL TimeZone = 'UTC'")
+            for t in config.tables:
+                result.rows[t.name] = _copy_table(src, tgt, t.schema, t.name)
+            ensure_state(
+                tgt,
+                config,
+                source_database(source_dsn),
+                consistent_point,
+                snapshot_rows=sum(result.rows.values()),
+            )
+        src.execute("COMMIT")
+    result.consistent_point = int_to_lsn(consistent_point)
     return result
 
 
