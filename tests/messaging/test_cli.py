@@ -18,11 +18,14 @@ def _json(output: str):
     return json.loads(output[output.index("{") :])
 
 
-def test_search_and_preview(crm):
+def test_search_command_pages_results(crm):
     out = runner.invoke(app, ["search", "customers", "010", "--limit", "3"])
     assert out.exit_code == 0, out.output
     data = _json(out.output)
-    assert len(data["rows"]) == 3 and data["total"] > 3 and data["has_more"]
+    assert len(data["rows"]) == 3 and data["total"] > 3 and data["has_more"], data
+
+
+def test_preview_command_counts_targets(crm):
     out = runner.invoke(
         app,
         [
@@ -34,7 +37,7 @@ def test_search_and_preview(crm):
     preview = _json(out.output)
     assert (
         preview["total"] == preview["sendable"] + preview["invalid_phone"] + preview["duplicates"]
-    )
+    ), preview
 
 
 def test_run_manual_workflow_from_cli(supabase_db, platform_ids, monkeypatch, tmp_path):

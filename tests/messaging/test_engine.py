@@ -34,7 +34,7 @@ def test_dry_run_renders_and_logs_but_sends_nothing(
         solapi,
         RunOptions(platform_ids["workflow:manual"], _key(), send_mode="dry_run", now=NOON_KST),
     )
-    assert solapi_standin_state.send_requests == before
+    assert solapi_standin_state.send_requests == before, "a dry run must send nothing"
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert logs, "VIP customers with marketing consent exist in the demo data"
     assert {r["status"] for r in logs} <= {"cancelled", "failed"}
@@ -65,14 +65,16 @@ def test_live_run_sends_each_recipient_once_and_polls_delivery(
     sent = [r for r in logs if r["status"] == "sent"]
     assert sent and all(r["provider_message_id"] and float(r["cost"]) == 50.0 for r in sent)
     assert summary.batches_sent == -(-len(sent) // 3)
-    assert not solapi_standin_state.duplicates()
+    assert not solapi_standin_state.duplicates(), "SOLAPI saw duplicate sends"
     # the same execution again: nothing is sent twice
     requests = solapi_standin_state.send_requests
     again = execute_workflow(
         supabase_db, mysql_reader, solapi, RunOptions(wf, key, send_mode="live", now=NOON_KST)
     )
     assert again.workflow_run_id == summary.workflow_run_id
-    assert solapi_standin_state.send_requests == requests
+    assert solapi_standin_state.send_requests == requests, (
+        "the same execution again must send nothing"
+    )
     result = poll_delivery(supabase_db, solapi)
     assert result.delivered + result.failed == result.checked >= len(sent), result
     statuses = {r["status"] for r in _logs(supabase_db, summary.workflow_run_id)}
@@ -89,7 +91,9 @@ def test_promotion_is_not_sent_in_quiet_hours(
         solapi,
         RunOptions(platform_ids["workflow:manual"], _key(), send_mode="live", now=NIGHT_KST),
     )
-    assert solapi_standin_state.send_requests == before
+    assert solapi_standin_state.send_requests == before, (
+        "advertising in quiet hours must send nothing"
+    )
     codes = {
         r["error_code"]
         for r in _logs(supabase_db, summary.workflow_run_id)
@@ -125,7 +129,9 @@ def test_unresolved_placeholder_is_logged_failed_not_sent(
         supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live")
     )
     assert summary.unmapped == ["coupon_code"]
-    assert solapi_standin_state.send_requests == before
+    assert solapi_standin_state.send_requests == before, (
+        "a message with an unresolved variable must not be sent"
+    )
     logs = _logs(supabase_db, summary.workflow_run_id)
     assert logs and all(r["status"] == "failed" for r in logs)
     assert {r["error_code"] for r in logs} <= {"UNRESOLVED_VARIABLE", "INVALID_PHONE"}
@@ -145,12 +151,14 @@ def test_duplicate_phones_and_bad_phones_within_a_run(
     )
     logs = _logs(supabase_db, summary.workflow_run_id)
     phones = [r["recipient_phone"] for r in logs if r["error_code"] != "INVALID_PHONE"]
-    assert len(phones) == len(set(phones))
+    assert len(phones) == len(set(phones)), "a phone appears twice among the logged recipients"
     with crm.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM customers")
         total = cur.fetchone()[0]
     assert summary.duplicates_dropped >= 1 and len(logs) + summary.duplicates_dropped == total
-    assert any(r["error_code"] == "INVALID_PHONE" for r in logs)
+    assert any(r["error_code"] == "INVALID_PHONE" for r in logs), (
+        "the demo data has bad phones; none was logged INVALID_PHONE"
+    )
 
 
 def test_lost_response_is_reconciled_not_resent(
@@ -163,11 +171,11 @@ def test_lost_response_is_reconciled_not_resent(
         solapi,
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20),
     )
-    assert summary.reconciled == 20
+    assert summary.reconciled == 20, "the batch whose answer was lost should be settled by lookup"
     assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
-def test_event_kakao_and_query_variables(
+def test_event_workflow_sends_alimtalk_for_the_key_range(
     supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids, crm
 ):
     with crm.cursor() as cur:
@@ -182,10 +190,15 @@ def test_event_kakao_and_query_variables(
         ),
     )
     logs = _logs(supabase_db, summary.workflow_run_id)
-    assert 1 <= len(logs) <= 3 and all(r["message_type"] == "kakao" for r in logs)
-    assert any(r["status"] == "sent" for r in logs)
-    # schedule workflow: function + query variables (dry run); one subscription surely expires in 5
-    # days
+    assert 1 <= len(logs) <= 3, f"{len(logs)} recipients for a range of 3 new subscriptions"
+    assert all(r["message_type"] == "kakao" for r in logs), "the event template is Alimtalk"
+    assert any(r["status"] == "sent" for r in logs), [r["status"] for r in logs]
+
+
+def test_schedule_workflow_renders_function_and_query_variables(
+    supabase_db, mysql_reader, crm, platform_ids
+):
+    """Function and query variables (dry run); one subscription surely expires in 5 days."""
     with crm.cursor() as cur:
         cur.execute("INSERT INTO customers (name, phone) VALUES ('만료예정', '010-7777-1234')")
         cid = cur.lastrowid
@@ -208,12 +221,13 @@ def test_event_kakao_and_query_variables(
     logs = _logs(supabase_db, summary.workflow_run_id)
     rendered = [r for r in logs if r["status"] == "cancelled"]
     mine = [r for r in rendered if r["recipient_phone"] == "01077771234"]
-    assert (
-        len(mine) == 1 and "만료예정님" in mine[0]["message_content"]
-    )  # #{고객명} via the display name
-    assert "일 남음)" in mine[0]["message_content"] and "32,000원" in mine[0]["message_content"]
+    assert len(mine) == 1, f"the expiring customer rendered {len(mine)} times"
+    content = mine[0]["message_content"]
+    assert "만료예정님" in content, f"#{{고객명}} not matched by display name: {content}"
+    assert "일 남음)" in content and "32,000원" in content, content
     for r in rendered:
-        assert "#{" not in r["message_content"] and "년" in r["message_content"]
+        assert "#{" not in r["message_content"], r["message_content"]
+        assert "년" in r["message_content"], f"format_date not applied: {r['message_content']}"
     used = supabase_db.fetch_value(
         "SELECT usage_count FROM public.variable_query_templates"
         " WHERE template_name = 'last_payment'"
@@ -235,7 +249,13 @@ def test_webhook_payload_binds_target_query(supabase_db, mysql_reader, platform_
         RunOptions(platform_ids["workflow:webhook"], _key(), payload={"customer_id": cid}),
     )
     logs = _logs(supabase_db, summary.workflow_run_id)
-    assert len(logs) == 1 and "구독을 환영합니다" in logs[0]["message_content"]
+    assert len(logs) == 1, f"one customer bound from the payload, got {len(logs)} rows"
+    assert "구독을 환영합니다" in logs[0]["message_content"], logs[0]["message_content"]
+
+
+def test_webhook_payload_without_the_bound_key_is_a_named_error(
+    supabase_db, mysql_reader, platform_ids
+):
     from messaging.models import WorkflowConfigError
 
     with pytest.raises(WorkflowConfigError, match="customer_id"):
@@ -258,30 +278,49 @@ def test_bad_phones_are_quarantined_with_id_and_reason(
         "SELECT item_id, reason FROM public.data_quarantine WHERE domain = 'messaging'"
         " AND source = 'mysql/customers' AND resolved_at IS NULL"
     )
-    assert bad_ids and bad_ids <= {r["item_id"] for r in rows}
-    assert all(r["reason"].startswith("INVALID_PHONE") for r in rows)
+    assert bad_ids and bad_ids <= {r["item_id"] for r in rows}, (
+        "bad-phone CRM rows missing from quarantine"
+    )
+    assert all(r["reason"].startswith("INVALID_PHONE") for r in rows), (
+        "quarantine reason should name INVALID_PHONE"
+    )
 
 
-def test_alimtalk_rules(supabase_db, mysql_reader, solapi, platform_ids):
-    from messaging.models import WorkflowConfigError
-
+@pytest.fixture
+def promotion_alimtalk_workflow(supabase_db):
     with supabase_db.transaction() as conn:
         tid = conn.execute(
-            "INSERT INTO public.message_templates (name, category, message_type, template_code, "
-            "content)"
+            "INSERT INTO public.message_templates"
+            " (name, category, message_type, template_code, content)"
             " VALUES ('광고 알림톡', 'promotion', 'kakao', 'KA01TP1', '#{name}님 할인')"
             " RETURNING id"
         ).fetchone()[0]
         wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
-            "message_config)"
+            "INSERT INTO public.workflows"
+            " (name, trigger_type, status, target_config, message_config)"
             " VALUES ('광고 알림톡', 'manual', 'active', %s, %s) RETURNING id",
             (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
         ).fetchone()[0]
+    return str(wid)
+
+
+def test_alimtalk_cannot_carry_advertising(
+    supabase_db, mysql_reader, solapi, promotion_alimtalk_workflow
+):
+    from messaging.models import WorkflowConfigError
+
     with pytest.raises(WorkflowConfigError, match="informational"):
         execute_workflow(
-            supabase_db, mysql_reader, solapi, RunOptions(str(wid), _key(), send_mode="live")
+            supabase_db,
+            mysql_reader,
+            solapi,
+            RunOptions(promotion_alimtalk_workflow, _key(), send_mode="live"),
         )
+
+
+def test_alimtalk_needs_the_kakao_profile_id(supabase_db, mysql_reader, solapi, platform_ids):
+    from messaging.models import WorkflowConfigError
+
     no_profile = solapi.model_copy(update={"pf_id": ""})
     with pytest.raises(WorkflowConfigError, match="SOLAPI_PF_ID"):
         execute_workflow(
@@ -377,7 +416,7 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
         row = by_phone[phone]
         assert row["status"] == "failed" and row["error_code"] == "1022", row
         assert float(row["cost"]) == 0.0 and row["provider_message_id"], row
-    assert summary.reconciled >= 1
+    assert summary.reconciled >= 1, "nothing was settled by lookup"
 
 
 def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
@@ -412,7 +451,9 @@ def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
     cancelled = [r for r in logs if r["status"] == "cancelled"]
     assert len(sent) == 3 and solapi_standin_state.send_requests == requests + 1
     assert cancelled and {r["error_code"] for r in cancelled} == {"AD_QUIET_HOURS"}
-    assert not [r for r in logs if r["status"] == "pending"]
+    assert not [r for r in logs if r["status"] == "pending"], (
+        "rows left pending after the quiet-hours stop"
+    )
 
 
 def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm, platform_ids):
@@ -523,7 +564,7 @@ def test_lost_response_reconciled_when_solapi_clock_is_behind(
         solapi,
         RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=20),
     )
-    assert summary.reconciled == 20
+    assert summary.reconciled == 20, "accepted messages missed by the lookup under clock skew"
     assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
 
 
