@@ -1,7 +1,6 @@
 """Dagster building blocks shared by the code locations: the migrations job factory and
 metadata helpers."""
 
-
 import time
 from collections.abc import Sequence
 
