@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--scale S] [--only NAME ...]``: run every ``benchmarks/bench_*.py``.
+"""``python -m benchmarks [--scale S] [--only NAME]...``: run every ``benchmarks/bench_*.py``.
 
 Each benchmark gets fresh private databases (created, migrated, dropped), measures its path and
 a physical reference in the same run, and returns figures; the table prints value, reference
@@ -7,7 +7,6 @@ and ratio. Results are also written to ``benchmarks/results/latest.md``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import platform
@@ -16,8 +15,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
+import typer
 from psycopg import sql
 
 from benchmarks.harness import BenchContext, Figure
@@ -78,13 +79,18 @@ def render(figures: list[Figure], header: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--scale", default=os.environ.get("BENCH_SCALE", "medium"))
-    parser.add_argument(
-        "--only", nargs="*", help="run only these benchmark names (bench_<name>.py)"
-    )
-    args = parser.parse_args(argv)
+app = typer.Typer(add_completion=False)
+
+
+@app.command(help=__doc__)
+def run(
+    scale: str = typer.Option("medium", envvar="BENCH_SCALE", help="data scale (BENCH_SCALE)"),
+    only: list[str] | None = typer.Option(
+        None, help="run only this benchmark (bench_<name>.py); repeatable"
+    ),
+) -> None:
+    """Run the benchmarks; exit code 1 if any benchmark failed."""
+    args = SimpleNamespace(scale=scale, only=only)
     apply_local_defaults()
     names = sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
     if args.only:
@@ -154,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "latest.md").write_text(table + "\n", encoding="utf-8")
     if failed:
         print(f"\nfailed benchmarks: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app()

@@ -21,7 +21,6 @@ Run alone: ``python -m benchmarks.bench_consultation --customers 10000``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -30,9 +29,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import httpx
+import typer
 
 from benchmarks.harness import BenchContext, Figure
 
@@ -301,23 +302,36 @@ def bench(ctx: BenchContext) -> list[Figure]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_consultation")
-    parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--serve", action="store_true")
-    parser.add_argument("--worker", action="store_true")
-    parser.add_argument("--incremental", action="store_true")
-    parser.add_argument("--ports", default="")
-    parser.add_argument("--db", default="")
-    parser.add_argument("--key", default="")
-    args = parser.parse_args(argv)
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    customers: int = typer.Option(10_000, help="customers in the stand-in dataset"),
+    serve_only: bool = typer.Option(False, "--serve", help="(child) serve the stand-ins"),
+    worker: bool = typer.Option(False, help="(child) run the sync and print its figures"),
+    incremental: bool = typer.Option(False, help="(child) the incremental pass"),
+    ports: str = typer.Option("", help="(child) stand-in ports, comma-separated"),
+    db: str = typer.Option("", help="(child) Supabase database URL"),
+    key: str = typer.Option("", help="(child) Drive key file"),
+) -> None:
+    """Full backup of N customers from the stand-ins, then an incremental pass after 10 edits."""
+    args = SimpleNamespace(
+        customers=customers,
+        serve=serve_only,
+        worker=worker,
+        incremental=incremental,
+        ports=ports,
+        db=db,
+        key=key,
+    )
     ports = [int(p) for p in args.ports.split(",") if p]
     if args.serve:
         serve(args.customers, ports)
-        return 0
+        return
     if args.worker:
         print(json.dumps(work(args.db, ports, args.key, args.incremental)))
-        return 0
+        return
     from resources.environment import apply_local_defaults
 
     apply_local_defaults()
@@ -334,8 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{f.metric}: {f.value:.1f} vs {f.reference_name} {f.reference}"
             f" -> ratio {ratio}  {f.note}"
         )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    app()

@@ -18,7 +18,6 @@ private databases), or through the harness as ``bench(ctx)``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import secrets
@@ -26,8 +25,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
+import typer
 from psycopg import sql
 
 from benchmarks.harness import BenchContext, Figure
@@ -365,15 +366,20 @@ def bench(ctx: BenchContext) -> list[Figure]:
     ]
 
 
-def main(argv=None) -> int:
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    seconds: float = typer.Option(20, help="length of the lag measurement"),
+    rate: float = typer.Option(2000, help="target change rate, rows/s"),
+    backlog: int = typer.Option(200_000, help="rows in the max-rate backlog"),
+) -> None:
+    """CDC lag and maximum change rate against native logical replication, on private databases."""
     from resources.migrations import MIGRATION_SETS, apply_migrations
     from tooling.services import PG_ADMIN_URL
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_gfx_cdc")
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--rate", type=float, default=2000)
-    parser.add_argument("--backlog", type=int, default=200_000)
-    args = parser.parse_args(argv)
+    args = SimpleNamespace(seconds=seconds, rate=rate, backlog=backlog)
     prefix = f"bench{os.getpid()}_{secrets.token_hex(3)}"
     info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
     urls = {}
@@ -406,8 +412,7 @@ def main(argv=None) -> int:
                         sql.Identifier(f"{prefix}_{side}")
                     )
                 )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    app()

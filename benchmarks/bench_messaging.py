@@ -23,7 +23,6 @@ databases), or through the harness as ``bench(ctx)``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -32,9 +31,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import psycopg
+import typer
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -296,14 +297,19 @@ def bench(ctx: BenchContext) -> list[Figure]:
     ]
 
 
-def main(argv=None) -> int:
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def main(
+    recipients: int = typer.Option(DEFAULT_RECIPIENTS, help="recipients targeted and sent"),
+) -> None:
+    """Targeting, rendering and a live send to the SOLAPI stand-in, on a private database."""
     from resources.environment import apply_local_defaults
     from resources.migrations import MIGRATION_SETS, apply_migrations
     from tooling.services import PG_ADMIN_URL
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_messaging")
-    parser.add_argument("--recipients", type=int, default=DEFAULT_RECIPIENTS)
-    args = parser.parse_args(argv)
+    args = SimpleNamespace(recipients=recipients)
     apply_local_defaults()
     prefix = f"bench{os.getpid()}_{secrets.token_hex(3)}"
     info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
@@ -327,8 +333,7 @@ def main(argv=None) -> int:
                     sql.Identifier(f"{prefix}_supabase")
                 )
             )
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    app()
