@@ -1,0 +1,1 @@
+"""Helpers shared by tests (plain modules; conftest files hold fixtures only)."""
