@@ -70,3 +70,19 @@ def test_platform_exec_in_production_passes_the_environment_unchanged(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False", "production must not get local defaults"
+
+
+def test_a_postgres_only_command_loads_no_vendor_client(tmp_path):
+    """The shared instances are built on first use: the gfx command lines need only PostgreSQL."""
+    script = (
+        "import sys; import resources.shared as s;"
+        "from resources.shared import supabase_db, gfx_source_db;"
+        "assert s.resources_for('supabase_db')['supabase_db'] is supabase_db;"
+        "heavy = [m for m in ('notion_client', 'sqlglot', 'pymysql', 'googleapiclient')"
+        " if m in sys.modules];"
+        "print(heavy); raise SystemExit(1 if heavy else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=_bare_env(tmp_path), capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"vendor clients imported: {done.stdout}{done.stderr[-2000:]}"
