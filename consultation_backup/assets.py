@@ -141,6 +141,12 @@ def _customers_metadata(
     )
 
 
+# The daily runs land every night; a missed night warns, two missed nights fail.
+DAILY_BACKUP_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=13)
+)
+
+
 @dg.asset(
     key=CUSTOMERS_KEY,
     deps=[NOTION_CUSTOMERS_KEY],
@@ -148,9 +154,7 @@ def _customers_metadata(
     kinds={"notion", "postgres", "supabase"},
     owners=OWNERS,
     pool=NOTION_POOL,
-    freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(hours=26), warn_window=timedelta(hours=13)
-    ),
+    freshness_policy=DAILY_BACKUP_FRESHNESS,
     metadata={
         "dagster/table_name": f"public.{CUSTOMERS_TABLE}",
         "dagster/column_schema": CUSTOMER_SCHEMA,
@@ -210,9 +214,7 @@ RECORDS_SPEC = dg.AssetSpec(
     kinds={"notion", "postgres", "supabase"},
     owners=OWNERS,
     skippable=True,
-    freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(hours=26), warn_window=timedelta(hours=13)
-    ),
+    freshness_policy=DAILY_BACKUP_FRESHNESS,
     metadata={
         "dagster/table_name": f"public.{RECORDS_TABLE}",
         "dagster/column_schema": RECORD_SCHEMA,
@@ -229,9 +231,7 @@ IMAGES_SPEC = dg.AssetSpec(
     kinds={"googledrive", "supabase"},
     owners=OWNERS,
     skippable=True,
-    freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(hours=26), warn_window=timedelta(hours=13)
-    ),
+    freshness_policy=DAILY_BACKUP_FRESHNESS,
     metadata={
         "bucket": BUCKET,
         "layout": "customers/{customer_id}/consultations/{consultation_id}/image_{n}.{ext}",

@@ -219,6 +219,12 @@ WORKFLOW_DESCRIPTIONS = {
 }
 
 
+# Logs and statistics are written every day: warn after 2 hours, fail after a missed day.
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
+)
+
+
 @dg.multi_asset(
     name="messaging_workflow_run",
     specs=[
@@ -233,13 +239,7 @@ WORKFLOW_DESCRIPTIONS = {
                 "dagster/table_name": f"supabase.public.{t}",
                 "dagster/column_schema": COLUMN_SCHEMAS[t],
             },
-            freshness_policy=(
-                dg.FreshnessPolicy.time_window(
-                    fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
-                )
-                if t == "message_logs"
-                else None
-            ),
+            freshness_policy=DAILY_FRESHNESS if t == "message_logs" else None,
         )
         for t in C.WORKFLOW_TABLES
     ],
@@ -308,9 +308,7 @@ daily_partitions = dg.DailyPartitionsDefinition(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[*C.WORKFLOW_KEYS, supabase_key("workflows")],
-    freshness_policy=dg.FreshnessPolicy.time_window(
-        fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
-    ),
+    freshness_policy=DAILY_FRESHNESS,
     metadata={
         "dagster/table_name": "supabase.public.daily_statistics",
         "dagster/column_schema": COLUMN_SCHEMAS["daily_statistics"],

@@ -77,6 +77,14 @@ def _config(
     )
 
 
+def _setup(
+    tables: str | None, slot: str | None, publication: str | None, drift_policy: str | None
+) -> tuple[str, str, CdcConfig]:
+    """Every command's start: the two connection strings and the stream's configuration."""
+    source, target = _dsns()
+    return source, target, _config(source, tables, slot, publication, drift_policy)
+
+
 def _emitter(no_report: bool) -> Callable[[Any], None] | None:
     if no_report or not os.environ.get("DAGSTER_HOME"):
         return None
@@ -109,8 +117,7 @@ def init(
     """Create publication + slot and copy the tables (idempotent)."""
     from gfx_sync.cdc.snapshot import initialize
 
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     r = initialize(source, target, config, resnapshot=resnapshot)
     summary = {
         "created": r.created,
@@ -135,8 +142,7 @@ def teardown_cmd(
     """Drop the slot (and with --drop-publication the publication) and the position."""
     from gfx_sync.cdc.snapshot import teardown
 
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     dropped = teardown(source, target, config, drop_publication=drop_publication)
     print(json.dumps({"dropped": dropped}))
     return 0
@@ -154,8 +160,7 @@ def status(
 
     from gfx_sync.cdc.health import Thresholds, evaluate, slot_health
 
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     with psycopg.connect(source) as src, psycopg.connect(target) as tgt:
         h = slot_health(src, tgt, config.slot_name)
     verdicts = [v.__dict__ for v in evaluate(h, Thresholds())]
@@ -178,8 +183,7 @@ def drain(
     from gfx_sync.cdc.runner import drain_via_sql, materializations
     from gfx_sync.cdc.snapshot import initialize
 
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     initialize(source, target, config)
     with Applier(target, config) as applier:
         result = drain_via_sql(source, applier, config)
@@ -207,8 +211,7 @@ def worker(
 ) -> int:
     """Stream continuously (sub-second lag); reports materializations to the Dagster instance
     at $DAGSTER_HOME unless --no-report."""
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     return _worker(source, target, config, _emitter(no_report), report_interval, max_seconds)
 
 
@@ -223,8 +226,7 @@ def debezium(
     """Apply Debezium change-event envelopes (JSON lines) through the same applier."""
     from gfx_sync.cdc.debezium import iter_file
 
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     return _apply_envelopes(target, config, iter_file(file))
 
 
@@ -247,8 +249,7 @@ def kafka(
     """Consume Debezium envelopes from Kafka topics (needs kafka-python)."""
     from gfx_sync.cdc.debezium import iter_kafka
 
-    source, target = _dsns()
-    config = _config(source, tables, slot, publication, drift_policy)
+    source, target, config = _setup(tables, slot, publication, drift_policy)
     names = topics.split(",") if topics else [f"{topic_prefix}{t.name}" for t in config.tables]
     return _apply_envelopes(target, config, iter_kafka(bootstrap_servers, names))
 
