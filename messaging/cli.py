@@ -107,18 +107,19 @@ def webhook_cmd(
     """Send a signed webhook to the endpoint (for demos and smoke tests)."""
     import httpx
 
-    from messaging.webhook import sign
+    from messaging.webhook import sign_v2
 
     base = url or f"http://127.0.0.1:{port}"
     body = json.dumps(json.loads(payload), ensure_ascii=False).encode()
     ts = str(int(time.time()))
+    path = f"/webhooks/{workflow_id}"
     response = httpx.post(
-        f"{base}/webhooks/{workflow_id}",
+        f"{base}{path}",
         content=body,
         headers={
             "Content-Type": "application/json",
             "X-Webhook-Timestamp": ts,
-            "X-Webhook-Signature": sign(secret, ts, body),
+            "X-Webhook-Signature": sign_v2(secret, "POST", path, ts, "", body),
         },
     )
     console.print(response.status_code, response.text)

@@ -4,10 +4,23 @@ Supabase.
 It needs only PostgreSQL, not Dagster: an event accepted while Dagster is down waits in
 ``public.messaging_webhook_events`` until ``messaging_webhook_sensor`` runs it.
 
-Signature (like Stripe's/GitHub's): ``X-Webhook-Timestamp: <unix seconds>`` and
-``X-Webhook-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>``; a timestamp
-more than 5 minutes off is refused (replay). ``X-Webhook-Id`` (optional) names the event; the same
-id twice is stored once (the sender may retry safely). Body: a JSON object (the payload).
+Signature (v2): ``X-Webhook-Timestamp: <unix seconds>``, optional ``X-Webhook-Id: <event id>``
+and ``X-Webhook-Signature: v2=<hex HMAC-SHA256(secret, "v2\\n<METHOD>\\n<path>\\n<timestamp>\\n
+<event id or empty>\\n" + raw body)>``. The path is in it, so a signed call cannot be replayed to
+another workflow; the event id is in it, so a replay cannot pose as a new event. A timestamp more
+than 5 minutes off is refused. An event id seen before is acknowledged (200, ``duplicate``)
+without a second event; a call without an id is deduplicated by its body within the 5-minute
+window (a sender retry signs again with a new timestamp); the same signature seen again within
+the window is a replay and is acknowledged the same way.
+
+Transition: the old signature ``sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`` (which
+covers neither the path nor the id) is accepted until ``MESSAGING_WEBHOOK_LEGACY_UNTIL`` (ISO-8601;
+default ``DEFAULT_LEGACY_UNTIL``; ``off`` refuses it now), with a ``Deprecation: true`` response
+header, then refused with 401.
+
+Bodies over 256 KiB are refused (413) from ``Content-Length`` before anything is read, or as soon
+as a streamed body passes the limit. Malformed JSON, a non-object, NaN/Infinity, a NUL character
+or nesting deeper than 32 get a 400, never a 500.
 
 Run it: ``python -m messaging.webhook`` (``MESSAGING_WEBHOOK_PORT``, default 18330;
 ``MESSAGING_WEBHOOK_SECRET``, local default ``local-webhook-secret``).
@@ -21,7 +34,8 @@ import ipaddress
 import json
 import time
 import uuid
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import typer
 from psycopg.types.json import Jsonb
@@ -35,22 +49,60 @@ from messaging.constants import WEBHOOK_DEFAULT_PORT as DEFAULT_PORT
 from messaging.models import WebhookRejected
 from resources.postgres import PostgresResource
 
-__all__ = ["DEFAULT_PORT", "LOCAL_WEBHOOK_SECRET", "create_webhook_app", "sign", "verify"]
+__all__ = [
+    "DEFAULT_LEGACY_UNTIL",
+    "DEFAULT_PORT",
+    "LOCAL_WEBHOOK_SECRET",
+    "create_webhook_app",
+    "json_depth",
+    "parse_payload",
+    "sign",
+    "sign_v2",
+    "verify",
+]
 MAX_SKEW_S = 300
+REPLAY_WINDOW_S = 300
 MAX_BODY_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 32
+MAX_EVENT_ID_CHARS = 200
+# End of the transition from the old signature unless MESSAGING_WEBHOOK_LEGACY_UNTIL says
+# otherwise (announced with the v2 signature on 2026-12-03: three months to switch).
+DEFAULT_LEGACY_UNTIL = datetime(2027, 3, 1, tzinfo=UTC)
+Scheme = Literal["v2", "legacy"]
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:
+    """The old signature (transition only): ``sha256=`` HMAC of ``"<timestamp>.<body>"``."""
     return (
         "sha256="
         + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     )
 
 
+def sign_v2(
+    secret: str, method: str, path: str, timestamp: str | int, event_id: str, body: bytes
+) -> str:
+    """``v2=`` HMAC-SHA256 over method, path, timestamp, event id (empty if none) and body."""
+    head = f"v2\n{method.upper()}\n{path}\n{timestamp}\n{event_id}\n".encode()
+    return "v2=" + hmac.new(secret.encode(), head + body, hashlib.sha256).hexdigest()
+
+
 def verify(
-    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
-) -> None:
-    """Raise ``WebhookRejected`` unless the signature matches and the timestamp is fresh."""
+    secret: str,
+    method: str,
+    path: str,
+    timestamp: str | None,
+    event_id: str | None,
+    signature: str | None,
+    body: bytes,
+    now: float | None = None,
+    legacy_until: datetime | None = None,
+) -> Scheme:
+    """Raise ``WebhookRejected`` unless the signature matches and the timestamp is fresh.
+
+    Returns:
+        Which signature scheme matched (``legacy`` only before ``legacy_until``).
+    """
     if not secret:
         raise WebhookRejected("webhook secret is not configured", status=503)
     if not timestamp or not signature:
@@ -59,24 +111,138 @@ def verify(
         ts = int(timestamp)
     except ValueError:
         raise WebhookRejected("X-Webhook-Timestamp must be unix seconds", status=401) from None
-    if abs((now or time.time()) - ts) > MAX_SKEW_S:
+    now = time.time() if now is None else now
+    if abs(now - ts) > MAX_SKEW_S:
         raise WebhookRejected(
             "timestamp is more than 5 minutes off (replay protection)", status=401
         )
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
-        raise WebhookRejected("signature does not match", status=401)
+    signature = signature.strip()
+    if signature.startswith("v2="):
+        expected = sign_v2(secret, method, path, timestamp, event_id or "", body)
+        if not hmac.compare_digest(expected, signature):
+            raise WebhookRejected("signature does not match", status=401)
+        return "v2"
+    if signature.startswith("sha256="):
+        if legacy_until is None or now >= legacy_until.timestamp():
+            raise WebhookRejected(
+                "the old signature (sha256=) is no longer accepted; sign with v2 "
+                "(method, path, timestamp, event id, body)",
+                status=401,
+            )
+        if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+            raise WebhookRejected("signature does not match", status=401)
+        return "legacy"
+    raise WebhookRejected("X-Webhook-Signature must start with v2=", status=401)
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1); iterative."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+            deepest = max(deepest, depth + 1)
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+            deepest = max(deepest, depth + 1)
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or ``WebhookRejected`` (400) saying what is wrong with it."""
+    if not body:
+        return {}
+    try:
+        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+        raise WebhookRejected(f"body is not JSON: {reason}", status=400) from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("body must be a JSON object", status=400)
+    if json_depth(payload) > MAX_JSON_DEPTH:
+        raise WebhookRejected(f"JSON nested deeper than {MAX_JSON_DEPTH}", status=400)
+    if _has_nul(payload):  # PostgreSQL's jsonb cannot store U+0000
+        raise WebhookRejected("JSON strings must not contain U+0000", status=400)
+    return payload
+
+
+def _sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def _seen_before(
+    conn: Any,
+    workflow_id: str,
+    event_id: str | None,
+    signature_sha256: str | None,
+    body_sha256: str | None,
+) -> int | None:
+    """The stored event this call repeats, if any (same signature within the window, same
+    event id, or, without an id, the same body to the same workflow within the window)."""
+    window = f"{REPLAY_WINDOW_S} seconds"
+    if signature_sha256:
+        row = conn.execute(
+            "SELECT id FROM public.messaging_webhook_events WHERE signature_sha256 = %s"
+            " AND received_at > now() - %s::interval ORDER BY id LIMIT 1",
+            (signature_sha256, window),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+    if event_id:
+        row = conn.execute(
+            "SELECT id FROM public.messaging_webhook_events WHERE event_id = %s", (event_id,)
+        ).fetchone()
+        return int(row[0]) if row is not None else None
+    if body_sha256:
+        row = conn.execute(
+            "SELECT id FROM public.messaging_webhook_events WHERE workflow_id = %s"
+            " AND body_sha256 = %s AND event_id LIKE 'body:%%'"
+            " AND received_at > now() - %s::interval ORDER BY id LIMIT 1",
+            (workflow_id, body_sha256, window),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+    return None
 
 
 def record_event(
     db: PostgresResource,
     workflow_id: str,
-    event_id: str,
+    event_id: str | None,
     payload: dict[str, Any],
     source_ip: str | None,
     user_agent: str | None = None,
-) -> tuple[int, bool]:
-    """Store the event durably (and an activity log row) in one transaction; returns (row id,
-    duplicate?)."""
+    *,
+    signature_sha256: str | None = None,
+    body_sha256: str | None = None,
+    scheme: Scheme | None = None,
+) -> tuple[int, bool, str]:
+    """Store the event durably (and an activity log row) in one transaction, unless it repeats
+    one already stored.
+
+    Returns:
+        (row id, duplicate?, event id). Without an ``event_id`` the event is named
+        ``body:<body hash>:<random>``.
+    """
     with db.transaction() as conn:
         wf = conn.execute(
             "SELECT trigger_type, status FROM public.workflows WHERE id = %s", (workflow_id,)
@@ -87,29 +253,33 @@ def record_event(
             raise WebhookRejected(
                 f"workflow {workflow_id} is not an active webhook workflow", status=409
             )
+        # One writer at a time decides "seen before?" (a replay check spans every workflow).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('messaging.webhook_events'))")
+        existing = _seen_before(conn, workflow_id, event_id, signature_sha256, body_sha256)
+        if existing is not None:
+            stored = conn.execute(
+                "SELECT event_id FROM public.messaging_webhook_events WHERE id = %s", (existing,)
+            ).fetchone()
+            return existing, True, str(stored[0])
+        name = event_id or f"body:{body_sha256 or _sha256(json.dumps(payload))}:{uuid.uuid4().hex}"
         row = conn.execute(
             "INSERT INTO public.messaging_webhook_events (event_id, workflow_id, payload, "
-            "source_ip)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING id",
-            (event_id, workflow_id, Jsonb(payload), source_ip),
+            "source_ip, signature_sha256, body_sha256, signature_scheme)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (name, workflow_id, Jsonb(payload), source_ip, signature_sha256, body_sha256, scheme),
         ).fetchone()
-        if row is not None:
-            conn.execute(
-                "INSERT INTO public.user_activity_logs (user_id, action, resource_type, "
-                "resource_id, details, ip_address,"
-                " user_agent) VALUES ('webhook', 'webhook.received', 'workflow', %s, %s, %s, %s)",
-                (
-                    workflow_id,
-                    Jsonb({"event_id": event_id, "event_row": int(row[0])}),
-                    source_ip,
-                    user_agent,
-                ),
-            )
-            return int(row[0]), False
-        existing = conn.execute(
-            "SELECT id FROM public.messaging_webhook_events WHERE event_id = %s", (event_id,)
-        ).fetchone()
-        return int(existing[0]), True
+        conn.execute(
+            "INSERT INTO public.user_activity_logs (user_id, action, resource_type, "
+            "resource_id, details, ip_address,"
+            " user_agent) VALUES ('webhook', 'webhook.received', 'workflow', %s, %s, %s, %s)",
+            (
+                workflow_id,
+                Jsonb({"event_id": name, "event_row": int(row[0]), "signature": scheme}),
+                source_ip,
+                user_agent,
+            ),
+        )
+        return int(row[0]), False, name
 
 
 def _ip(host: str | None) -> str | None:
@@ -119,47 +289,73 @@ def _ip(host: str | None) -> str | None:
         return None
 
 
-def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
+async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused (413) from ``Content-Length`` before reading, or once a streamed body
+    passes ``limit``: never read whole when too large."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise WebhookRejected("Content-Length is not a number", status=400)
+        if int(declared) > limit:
+            raise WebhookRejected("body larger than 256 KiB", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRejected("body larger than 256 KiB", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_webhook_app(
+    db: PostgresResource, secret: str, legacy_until: datetime | None = DEFAULT_LEGACY_UNTIL
+) -> Starlette:
+    """The Starlette app; ``legacy_until`` ends the old signature's transition (None: refused)."""
+
     async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
+        scheme: Scheme | None = None
         try:
-            if len(body) > MAX_BODY_BYTES:
-                raise WebhookRejected("body larger than 256 KiB", status=413)
-            verify(
+            body = await read_limited_body(request)
+            event_id = request.headers.get("x-webhook-id") or None
+            if event_id is not None and len(event_id) > MAX_EVENT_ID_CHARS:
+                raise WebhookRejected(
+                    f"X-Webhook-Id longer than {MAX_EVENT_ID_CHARS} characters", status=400
+                )
+            signature = request.headers.get("x-webhook-signature")
+            scheme = verify(
                 secret,
+                request.method,
+                request.url.path,
                 request.headers.get("x-webhook-timestamp"),
-                request.headers.get("x-webhook-signature"),
+                event_id,
+                signature,
                 body,
+                legacy_until=legacy_until,
             )
             try:
                 uuid.UUID(request.path_params["workflow_id"])
             except ValueError:
                 raise WebhookRejected("workflow id is not a UUID", status=404) from None
-            try:
-                payload = json.loads(body or b"{}")
-            except ValueError:
-                raise WebhookRejected("body is not JSON", status=400) from None
-            if not isinstance(payload, dict):
-                raise WebhookRejected("body must be a JSON object", status=400)
-            event_id = (
-                request.headers.get("x-webhook-id")
-                or hashlib.sha256(
-                    request.headers["x-webhook-timestamp"].encode() + b"." + body
-                ).hexdigest()
-            )
-            row_id, duplicate = record_event(
+            payload = parse_payload(body)
+            row_id, duplicate, name = record_event(
                 db,
                 request.path_params["workflow_id"],
-                event_id[:200],
+                event_id,
                 payload,
                 _ip(request.client.host if request.client else None),
                 request.headers.get("user-agent"),
+                signature_sha256=_sha256(signature or ""),
+                body_sha256=_sha256(body),
+                scheme=scheme,
             )
         except WebhookRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status or 400)
+        headers = {"Deprecation": "true"} if scheme == "legacy" else None
         return JSONResponse(
-            {"event_id": event_id, "id": row_id, "duplicate": duplicate, "status": "received"},
+            {"event_id": name, "id": row_id, "duplicate": duplicate, "status": "received"},
             status_code=200 if duplicate else 202,
+            headers=headers,
         )
 
     async def health(request: Request) -> JSONResponse:
@@ -173,6 +369,17 @@ def create_webhook_app(db: PostgresResource, secret: str) -> Starlette:
     )
 
 
+def parse_legacy_until(raw: str | None) -> datetime | None:
+    """``MESSAGING_WEBHOOK_LEGACY_UNTIL``: unset -> the default end, ``off`` -> refused now,
+    else an ISO-8601 date or time (UTC when no offset is given)."""
+    if raw is None or not raw.strip():
+        return DEFAULT_LEGACY_UNTIL
+    if raw.strip().lower() in ("off", "none", "0", "false"):
+        return None
+    value = datetime.fromisoformat(raw.strip())
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 cli = typer.Typer(add_completion=False, help="The webhook endpoint (needs only PostgreSQL).")
 
 
@@ -181,6 +388,9 @@ def serve(
     port: int = typer.Option(DEFAULT_PORT, envvar="MESSAGING_WEBHOOK_PORT"),
     host: str = typer.Option("127.0.0.1"),
     secret: str = typer.Option("", envvar="MESSAGING_WEBHOOK_SECRET", show_default=False),
+    legacy_until: str = typer.Option(
+        "", envvar="MESSAGING_WEBHOOK_LEGACY_UNTIL", help="end of the old signature's transition"
+    ),
 ) -> None:
     """Serve ``POST /webhooks/{workflow_id}`` and ``GET /health``."""
     import uvicorn
@@ -193,7 +403,8 @@ def serve(
     secret = secret or ("" if is_production() else LOCAL_WEBHOOK_SECRET)
     shared: PostgresResource = supabase_db.process_config_and_initialize()
     db = shared.model_copy(update={"application_name": "messaging-webhook"})
-    uvicorn.run(create_webhook_app(db, secret), host=host, port=port, log_level="info")
+    app = create_webhook_app(db, secret, parse_legacy_until(legacy_until))
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def main(argv: list[str] | None = None) -> int:
