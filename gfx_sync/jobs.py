@@ -6,16 +6,19 @@ import dagster as dg
 
 from gfx_sync.assets import TABLE_ASSETS
 from gfx_sync.constants import DOMAIN_TAG, GROUP
+from gfx_sync.health import run_health
 from gfx_sync.restore import restore_table
 from gfx_sync.specs import SPECS_BY_TABLE
+from resources.executor import platform_in_process_executor
 from resources.postgres import PostgresResource
 
-# One process for every table of a run: the work is in the databases, and 11 step processes
-# on a 2-core machine would cost more than the syncs themselves.
+# One process for every table of a run on one machine: the work is in the databases, and 11
+# step processes on a 2-core machine would cost more than the syncs themselves. In the
+# distributed profile the table steps spread over the Celery workers.
 gfx_sync_job = dg.define_asset_job(
     "gfx_sync_job",
     selection=dg.AssetSelection.assets(*TABLE_ASSETS),
-    executor_def=dg.in_process_executor,
+    executor_def=platform_in_process_executor,
     description="Sync every gfx table (batch copy, two-way exchange, reconciliation when "
     "configured).",
     tags={"domain": GROUP, "dagster/max_runtime": "3600"},
@@ -23,27 +26,20 @@ gfx_sync_job = dg.define_asset_job(
 
 
 @dg.op(
-    description="retry_failed_syncs() then check_sync_health_and_notify(); reports the dashboard."
+    description="check_sync_health_and_notify() then retry_failed_syncs() (alert before the "
+    "retry hides the failure); reports the dashboard."
 )
 def gfx_health_op(context: dg.OpExecutionContext, supabase_db: PostgresResource) -> dict[str, int]:
-    with supabase_db.transaction() as conn:
-        retried = conn.execute("SELECT public.retry_failed_syncs()").fetchone()[0]
-        before = conn.execute("SELECT count(*) FROM public.notifications").fetchone()[0]
-        conn.execute("SELECT public.check_sync_health_and_notify()")
-        after = conn.execute("SELECT count(*) FROM public.notifications").fetchone()[0]
-    rows = supabase_db.fetch_all(
-        "SELECT entity_type, health_status, lag_seconds, consecutive_failures FROM v_sync_dashboard"
-    )
-    unhealthy = [r for r in rows if r["health_status"] != "HEALTHY"]
+    report = run_health(supabase_db)
     context.add_output_metadata(
         {
-            "retried": retried,
-            "notifications_created": after - before,
-            "unhealthy_tables": len(unhealthy),
-            "dashboard": dg.MetadataValue.md(_dashboard_md(rows)),
+            "retried": report.retried,
+            "notifications_created": report.notified,
+            "unhealthy_tables": len(report.unhealthy),
+            "dashboard": dg.MetadataValue.md(_dashboard_md(report.dashboard)),
         }
     )
-    return {"retried": retried, "notified": after - before}
+    return {"retried": report.retried, "notified": report.notified}
 
 
 def _dashboard_md(rows: list[dict[str, Any]]) -> str:
@@ -57,8 +53,8 @@ def _dashboard_md(rows: list[dict[str, Any]]) -> str:
 
 
 @dg.job(
-    description="Sync health upkeep: retries failed syncs and writes notifications for unhealthy "
-    "tables.",
+    description="Sync health upkeep: writes notifications for unhealthy tables, then marks "
+    "retryable failures pending.",
     tags=DOMAIN_TAG,
 )
 def gfx_sync_health_job():
