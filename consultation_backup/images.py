@@ -14,8 +14,10 @@ from datetime import date
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from consultation_backup import history as H
 from consultation_backup import transform as T
 from consultation_backup.constants import (
     BUCKET,
@@ -112,6 +114,20 @@ def _download(drive: GoogleDriveResource, fid: str) -> bytes | ImageCopy:
         return ImageCopy("rejected", reason=reason, drive_file_id=fid)
 
 
+def keep_version(storage: SupabaseStorageResource, stored: Mapping[str, Any]) -> str | None:
+    """Copy a stored image to its ``versions/`` path (idempotent: same bytes, same path) before
+    it is replaced or dropped; returns that path (None when the object is already gone)."""
+    target = H.version_path(stored["storage_path"], stored.get("uploaded_at"))
+    try:
+        data = storage.download(BUCKET, stored["storage_path"])
+    except PermanentError as exc:
+        if exc.status in (400, 404):
+            return None
+        raise
+    storage.upload(BUCKET, target, data, stored["content_type"], upsert=True)
+    return target
+
+
 def _backup_one(
     drive: GoogleDriveResource, storage: SupabaseStorageResource, job: ImageJob
 ) -> ImageCopy:
@@ -141,6 +157,9 @@ def _backup_one(
         return ImageCopy("rejected", reason=reason, drive_file_id=fid, drive_md5=md5)
     mime, ext = sniffed
     path = T.storage_path(job.customer_id, job.consultation_id, job.index, ext)
+    if job.stored is not None:
+        # never overwrite: the copy being replaced moves under versions/ first
+        keep_version(storage, job.stored)
     storage.upload(BUCKET, path, data, mime, upsert=True)
     old_path = (job.stored or {}).get("storage_path")
     if old_path and old_path != path:
@@ -245,6 +264,12 @@ def _record_copy(
             s.size_bytes,
         ),
     )
+    if job.stored is not None:
+        H.mark_moved(
+            conn,
+            job.item_id,
+            H.version_path(job.stored["storage_path"], job.stored.get("uploaded_at")),
+        )
     resolve_quarantine(conn, domain=DOMAIN, source=SOURCE_IMAGES, item_id=job.item_id)
     return copy.path
 
@@ -255,8 +280,8 @@ def _link_records(
     records: list[dict[str, Any]],
     paths_by_record: Mapping[str, Mapping[int, str]],
 ) -> list[str]:
-    """Point each record at its copies and drop copies past its image count; returns the
-    Storage paths no record uses any more."""
+    """Point each record at its copies and drop copies past its image count (kept under
+    ``versions/``); returns the Storage paths no record uses any more."""
     stale: list[str] = []
     for r in records:
         paths = paths_by_record.get(r["consultation_id"], {})
@@ -267,12 +292,17 @@ def _link_records(
                 " synced_at = now() WHERE consultation_id = %s",
                 (Jsonb(urls), r["consultation_id"]),
             )
-        removed = conn.execute(
-            "DELETE FROM public.consultation_image_objects"
-            " WHERE consultation_id = %s AND image_index > %s RETURNING storage_path",
-            (r["consultation_id"], len(r["google_drive_urls"] or [])),
-        ).fetchall()
-        stale += [row[0] for row in removed]
+        with conn.cursor(row_factory=dict_row) as cur:
+            removed = cur.execute(
+                "DELETE FROM public.consultation_image_objects"
+                " WHERE consultation_id = %s AND image_index > %s RETURNING *",
+                (r["consultation_id"], len(r["google_drive_urls"] or [])),
+            ).fetchall()
+        for row in removed:
+            kept = keep_version(storage, row)
+            if kept is not None:
+                H.mark_moved(conn, f"{row['consultation_id']}#{row['image_index']}", kept)
+            stale.append(row["storage_path"])
     return stale
 
 
@@ -314,6 +344,7 @@ def sync_images(
         copies = list(pool.map(lambda j: _backup_one(drive, storage, j), jobs))
     paths_by_record: dict[str, dict[int, str]] = {}
     with db.transaction() as conn:
+        H.tag_run(conn, run_id)
         for job, copy in zip(jobs, copies, strict=True):
             path = _record_copy(conn, job, copy, tally, run_id)
             if path is not None:

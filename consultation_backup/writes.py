@@ -21,6 +21,7 @@ from consultation_backup.constants import (
     SOURCE_CONSULTATIONS,
     SOURCE_CUSTOMERS,
 )
+from consultation_backup.history import tag_run
 from consultation_backup.models import (
     ConflictStrategy,
     CustomerRow,
@@ -131,6 +132,10 @@ class WriteScope:
     strategy: ConflictStrategy
     run_id: str | None
     tally: Tally
+
+    def __post_init__(self) -> None:
+        # the versions this transaction writes (history trigger) name the run
+        tag_run(self.conn, self.run_id)
 
 
 Item = TypeVar("Item")

@@ -34,6 +34,10 @@ TABLES = (
     "consultation_records",
     "consultation_customers",
     "consultation_sync_logs",
+    "consultation_customers_history",
+    "consultation_records_history",
+    "consultation_image_objects_history",
+    "consultation_purge_log",
 )
 
 
