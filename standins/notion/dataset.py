@@ -18,6 +18,7 @@ from standins.notion.shapes import prop_id, rich_text
 from standins.notion.state import (
     CONSULTATION_SCHEMA,
     CONSULTATIONS_DS_LOCAL,
+    CUSTOMER_DUAL_RELATIONS,
     CUSTOMER_SCHEMA,
     CUSTOMERS_DS_LOCAL,
     NotionWorkspace,
@@ -275,7 +276,11 @@ def seed_workspace(
 ) -> Dataset:
     """Create the customers and consultations databases in ``ws`` and fill them."""
     customers_ds = ws.add_database(
-        NOTION_CUSTOMERS_DB_LOCAL, CUSTOMERS_DS_LOCAL, "고객", CUSTOMER_SCHEMA
+        NOTION_CUSTOMERS_DB_LOCAL,
+        CUSTOMERS_DS_LOCAL,
+        "고객",
+        CUSTOMER_SCHEMA,
+        dual_relations=CUSTOMER_DUAL_RELATIONS,
     )
     consult_ds = ws.add_database(
         NOTION_CONSULTATIONS_DB_LOCAL, CONSULTATIONS_DS_LOCAL, "상담일지", CONSULTATION_SCHEMA

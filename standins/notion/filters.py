@@ -70,9 +70,9 @@ def validate_filter(ds: DataSource, flt: dict[str, Any], depth: int = 0) -> None
     if "timestamp" in flt:
         _validate_timestamp_filter(flt)
         return
-    name = flt.get("property")
-    if name not in ds.schema:
-        raise _invalid(f"Could not find property with name or id: {name}")
+    name = ds.resolve(flt.get("property"))
+    if name is None:
+        raise _invalid(f"Could not find property with name or id: {flt.get('property')}")
     typ = ds.schema[name]
     if typ not in flt:
         raise _invalid(
@@ -100,16 +100,16 @@ def _validate_timestamp_filter(flt: dict[str, Any]) -> None:
 def validate_sorts(ds: DataSource, sorts: list[dict[str, Any]]) -> None:
     """Refuse a sort on a property the data source does not have."""
     for s in sorts:
-        if "property" in s and s["property"] not in ds.schema:
+        if "property" in s and ds.resolve(s["property"]) is None:
             raise _invalid(f"Could not find sort property with name or id: {s['property']}")
 
 
 # -- sorting ------------------------------------------------------------------------------
-def sort_key(page: dict[str, Any], sort: dict[str, Any]) -> Any:
+def sort_key(ds: DataSource, page: dict[str, Any], sort: dict[str, Any]) -> Any:
     """The value a page is ordered by for one ``sorts`` entry."""
     if "timestamp" in sort:
         return page[sort["timestamp"]]
-    value = page["properties"].get(sort["property"]) or {}
+    value = page["properties"].get(ds.resolve(sort["property"]) or "") or {}
     typ = value.get("type")
     if typ in ("title", "rich_text"):
         return plain(value[typ])
@@ -130,10 +130,12 @@ def matches(ds: DataSource, page: dict[str, Any], flt: dict[str, Any]) -> bool:
     if "timestamp" in flt:
         ts = flt["timestamp"]
         return date_match(parse_when(page[ts]), flt[ts], datetime_mode=True)
-    name = flt["property"]
+    name = ds.resolve(flt["property"]) or ""
     typ = ds.schema[name]
     cond = flt[typ]
     value = page["properties"].get(name) or {"type": typ, typ: None}
+    if ds.pid(name) in ds.dual_ids and ds.workspace:
+        value = ds.workspace.full_value(ds, page, name)
     if typ == "formula":
         return _formula_match(ds, page, name, cond)
     match = _PROPERTY_MATCH.get(typ)
