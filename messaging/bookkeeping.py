@@ -157,6 +157,11 @@ def cancel_for_quiet_hours(db: PostgresResource, run_id: str) -> int:
     return db.execute(CANCEL_UNSENT, (C.ERR_QUIET_HOURS, message, run_id))
 
 
+def cancel_unsent(db: PostgresResource, run_id: str, code: str, message: str) -> int:
+    """Cancel the run's rows not handed to SOLAPI yet (with the code and reason)."""
+    return db.execute(CANCEL_UNSENT, (code, message, run_id))
+
+
 def cancel_for_dry_run(db: PostgresResource, run_id: str) -> int:
     message = "MESSAGING_SEND_MODE=dry_run: rendered and logged, not sent"
     return db.execute(CANCEL_UNSENT, (C.ERR_DRY_RUN, message, run_id))

@@ -71,6 +71,8 @@ class RunOptions:
     # the wall clock for the advertising quiet-hours check before each batch; defaults to
     # ``now`` when given, else the real time
     clock: Callable[[], datetime] | None = None
+    # how long a group whose send answer is unknown is read before it is deleted and re-queued
+    settle_wait_s: float = 120.0
 
     def quiet_hours_clock(self) -> Callable[[], datetime] | None:
         if self.clock is not None:
@@ -248,5 +250,7 @@ def _deliver(
         return
     if solapi is None:
         raise WorkflowConfigError("live sending needs the solapi resource")
-    plan = sending.SendPlan(opts.chunk_size, opts.max_request_bytes, clock)
+    plan = sending.SendPlan(
+        opts.chunk_size, opts.max_request_bytes, clock, settle_wait_s=opts.settle_wait_s
+    )
     sending.send_pending(db, solapi, run_id, template, plan, progress, log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from messaging import constants as C
-from messaging.bookkeeping import cancel_for_quiet_hours
+from messaging.bookkeeping import cancel_for_quiet_hours, cancel_unsent
 from messaging.models import Template, WorkflowConfigError
 from messaging.progress import RunProgress
 from messaging.transform import in_ad_quiet_hours, unit_cost
@@ -30,6 +31,7 @@ from resources.solapi import (
     REQUEST_BUDGET_BYTES,
     FailedMessage,
     MessageStatus,
+    Registered,
     SendOutcome,
     SolapiResource,
     split_by_size,
@@ -67,6 +69,12 @@ class SendPlan:
     chunk_size: int = C.SEND_CHUNK_MAX
     max_request_bytes: int = REQUEST_BUDGET_BYTES
     clock: Callable[[], datetime] | None = None
+    # Alimtalk: let SOLAPI substitute the rendered SMS/LMS fallback text when Kakao fails
+    fallback: bool = True
+    # a group whose send answer is unknown is read this long (the request may still be
+    # processing at SOLAPI) before it is deleted and its rows handed back
+    settle_wait_s: float = 120.0
+    settle_poll_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class BatchResult:
 
 
 def solapi_message(
-    row: Mapping[str, Any], template: Template, solapi: SolapiResource
+    row: Mapping[str, Any], template: Template, solapi: SolapiResource, fallback: bool = True
 ) -> dict[str, Any]:
     """A claimed ``message_logs`` row as one SOLAPI message (idempotency key in customFields)."""
     msg: dict[str, Any] = {
@@ -91,12 +99,16 @@ def solapi_message(
         "customFields": {"idempotencyKey": row["idempotency_key"]},
     }
     if row["message_type"] == "kakao":
+        if fallback and row.get("fallback_content"):
+            msg["text"] = row["fallback_content"]
         variables = row["variables_used"] or {}
         msg["kakaoOptions"] = {
             "pfId": solapi.pf_id,
             "templateId": template.template_code,
             "variables": {f"#{{{k}}}": str(v) for k, v in variables.items()},
-            "disableSms": False,
+            # SOLAPI substitutes SMS/LMS (the text below) only when disableSms is false; the
+            # text is the rendered, EUC-KR length-checked fallback, or no substitution at all
+            "disableSms": not (fallback and row.get("fallback_content")),
             **({"buttons": template.buttons} if template.buttons else {}),
         }
     return msg
@@ -148,7 +160,8 @@ def _refused(failed: FailedMessage, key: str) -> Refused:
 def _clear_attempts(db: PostgresResource, keys: list[str]) -> None:
     """Hand rows back to a later batch (their send was not made, or not accepted)."""
     db.execute(
-        "UPDATE public.message_logs SET send_attempted_at = NULL WHERE idempotency_key = ANY(%s)",
+        "UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL"
+        " WHERE idempotency_key = ANY(%s)",
         (keys,),
     )
 
@@ -214,20 +227,48 @@ def reconcile_attempted(
     return len(found) + len(refused)
 
 
-def claim_batch(db: PostgresResource, run_id: str, size: int) -> list[dict[str, Any]]:
-    """Mark the next ``size`` unsent pending rows as attempted (committed) and return them."""
+def claim_batch(
+    db: PostgresResource, run_id: str, size: int, group_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Mark the next ``size`` unsent pending rows as attempted (committed) and return them; with
+    ``group_id`` the group is recorded first and the rows are assigned to it (same commit)."""
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
+        if group_id is not None:
+            cur.execute(
+                "INSERT INTO public.messaging_send_groups (provider_group_id, workflow_run_id)"
+                " VALUES (%s, %s)",
+                (group_id, run_id),
+            )
         cur.execute(
-            """UPDATE public.message_logs SET send_attempted_at = now()
+            """UPDATE public.message_logs SET send_attempted_at = now(), provider_group_id = %s
                WHERE id IN (SELECT id FROM public.message_logs
                             WHERE workflow_run_id = %s AND status = 'pending'
                               AND send_attempted_at IS NULL
+                              AND (not_before IS NULL OR not_before <= now())
                             ORDER BY idempotency_key LIMIT %s FOR UPDATE)
                RETURNING idempotency_key, recipient_phone, message_content, message_type,
-                         variables_used""",
-            (run_id, size),
+                         variables_used, fallback_content""",
+            (group_id, run_id, size),
         )
-        return cur.fetchall()
+        rows = cur.fetchall()
+        if group_id is not None:
+            cur.execute(
+                "UPDATE public.messaging_send_groups SET message_count = %s"
+                " WHERE provider_group_id = %s",
+                (len(rows), group_id),
+            )
+        return rows
+
+
+def _has_sendable(db: PostgresResource, run_id: str) -> bool:
+    return bool(
+        db.fetch_value(
+            "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE workflow_run_id = %s"
+            " AND status = 'pending' AND send_attempted_at IS NULL"
+            " AND (not_before IS NULL OR not_before <= now()))",
+            (run_id,),
+        )
+    )
 
 
 def fit_request(
@@ -253,7 +294,7 @@ def settle_response(
     outcome: SendOutcome,
     cost: float,
 ) -> BatchResult:
-    """Record a send's answer; what the answer does not account for is settled by lookup."""
+    """Record a send-many answer; what the answer does not account for is settled by lookup."""
     sent = [
         Sent(m.idempotency_key, m.message_id, outcome.group_id)
         for m in outcome.accepted
@@ -267,6 +308,175 @@ def settle_response(
         # The 200 did not list every message (no messageList): settle the rest by lookup.
         reconciled = reconcile_attempted(db, solapi, run_id, cost)
     return BatchResult(len(outcome.accepted), len(outcome.failed), reconciled, outcome.group_id)
+
+
+# -- the group flow ----------------------------------------------------------------------------
+def record_registration(
+    db: PostgresResource, group_id: str, rows: list[dict[str, Any]], registered: list[Registered]
+) -> tuple[int, int]:
+    """Store each row's registration: refused ones are ``failed`` (never sent), accepted ones keep
+    their message id and stay ``pending`` until the group is sent. Returns (accepted, refused)."""
+    ok_keys, ok_ids, bad = [], [], []
+    for row, reg in zip(rows, registered, strict=True):
+        if reg.accepted:
+            ok_keys.append(row["idempotency_key"])
+            ok_ids.append(reg.message_id)
+        else:
+            bad.append(
+                Refused(
+                    row["idempotency_key"],
+                    reg.status_code or "",
+                    reg.status_message[:MAX_STATUS_MESSAGE],
+                    reg.message_id or None,
+                )
+            )
+    with db.transaction() as conn:
+        if ok_keys:
+            conn.execute(
+                """UPDATE public.message_logs m SET provider_message_id = v.mid
+                   FROM (SELECT unnest(%s::text[]) AS k, unnest(%s::text[]) AS mid) v
+                   WHERE m.idempotency_key = v.k AND m.status = 'pending'""",
+                (ok_keys, ok_ids),
+            )
+        apply_results(conn, [], bad, 0.0)
+        conn.execute(
+            "UPDATE public.messaging_send_groups SET state = 'sending', send_requested_at = now()"
+            " WHERE provider_group_id = %s AND state = 'created'",
+            (group_id,),
+        )
+    return len(ok_keys), len(bad)
+
+
+def settle_group(db: PostgresResource, group_id: str, cost: float) -> BatchResult:
+    """The group went out: its registered rows are ``sent`` (the seam the crash tests hook)."""
+    with db.transaction() as conn:
+        n = conn.execute(
+            """UPDATE public.message_logs SET status = 'sent', sent_at = now(), cost = %s,
+                      error_code = NULL, error_message = NULL
+               WHERE provider_group_id = %s AND status = 'pending'
+                 AND provider_message_id IS NOT NULL""",
+            (cost, group_id),
+        ).rowcount
+        conn.execute(
+            "UPDATE public.messaging_send_groups SET state = 'sent', settled_at = now()"
+            " WHERE provider_group_id = %s",
+            (group_id,),
+        )
+    return BatchResult(n, 0, 0, group_id)
+
+
+def abandon_group(
+    db: PostgresResource, solapi: SolapiResource, group_id: str, note: str, delete: bool = True
+) -> int:
+    """A group that was never sent and never will be: its rows go back to the queue. Deleting
+    it at SOLAPI is hygiene only when its send was never requested. Returns rows handed back."""
+    if delete:
+        with suppress(*AMBIGUOUS, PermanentError):
+            solapi.delete_group(group_id)
+    with db.transaction() as conn:
+        n = conn.execute(
+            """UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL,
+                      provider_message_id = NULL
+               WHERE provider_group_id = %s AND status = 'pending'""",
+            (group_id,),
+        ).rowcount
+        conn.execute(
+            "UPDATE public.messaging_send_groups SET state = 'abandoned', settled_at = now(),"
+            " note = %s WHERE provider_group_id = %s",
+            (note[:500], group_id),
+        )
+    return n
+
+
+def _refusals_listed(db: PostgresResource, solapi: SolapiResource, group_id: str) -> list[Refused]:
+    """Rows of a sent group that SOLAPI lists as refused (the list may lag: unlisted rows count
+    as sent, since they were registered)."""
+    keys = {
+        r["idempotency_key"]
+        for r in db.fetch_all(
+            "SELECT idempotency_key FROM public.message_logs"
+            " WHERE provider_group_id = %s AND status = 'pending'",
+            (group_id,),
+        )
+    }
+    _found, refused = _found_at_solapi(solapi.iter_group_messages(group_id), keys)
+    return list(refused.values())
+
+
+def settle_unknown_group(
+    db: PostgresResource,
+    solapi: SolapiResource,
+    group_id: str,
+    cost: float,
+    plan: SendPlan,
+) -> str:
+    """Settle a group whose send was requested but whose answer is unknown, by reading the
+    group: sent -> rows ``sent`` (refusals SOLAPI lists -> ``failed``); still ``PENDING`` after
+    ``plan.settle_wait_s`` (the request may still be processing) -> deleted, so it can never go
+    out, then its rows are handed back. Never sends the group again. Returns the outcome.
+
+    Raises:
+        TransientError / ServiceUnavailable: SOLAPI cannot be read; the group stays ``sending``.
+    """
+    deadline = time.monotonic() + plan.settle_wait_s
+    while True:
+        info = solapi.group_info(group_id)
+        if not info.was_sent and info.status == "PENDING" and time.monotonic() < deadline:
+            time.sleep(plan.settle_poll_s)
+            continue
+        if not info.was_sent and info.status != "DELETED":
+            info = solapi.delete_group(group_id)  # after this it can never be sent
+        if info.was_sent:
+            refused = _refusals_listed(db, solapi, group_id)
+            if refused:
+                with db.transaction() as conn:
+                    apply_results(conn, [], refused, 0.0)
+            settle_group(db, group_id, cost)
+            return "sent"
+        abandon_group(db, solapi, group_id, "send not processed; group deleted", delete=False)
+        return "not sent"
+
+
+def settle_open_groups(
+    db: PostgresResource, solapi: SolapiResource, run_id: str, cost: float, plan: SendPlan
+) -> int:
+    """A resumed run first settles the groups a previous attempt left open: never-sent ones are
+    handed back, ones whose send was requested are read. Returns the groups settled."""
+    groups = db.fetch_all(
+        "SELECT provider_group_id, state FROM public.messaging_send_groups"
+        " WHERE workflow_run_id = %s AND state IN ('created', 'sending') ORDER BY created_at",
+        (run_id,),
+    )
+    for g in groups:
+        if g["state"] == "created":
+            abandon_group(db, solapi, g["provider_group_id"], "left unsent by a stopped attempt")
+        else:
+            settle_unknown_group(db, solapi, g["provider_group_id"], cost, plan)
+    return len(groups)
+
+
+def _stop_requested(
+    db: PostgresResource, run_id: str, progress: RunProgress, log: Callable[[str], None]
+) -> bool:
+    """Between batches: a cancelled run or a paused/archived workflow sends no further batch
+    (its unsent rows are cancelled with the reason)."""
+    row = db.fetch_one(
+        "SELECT r.cancel_requested_at, r.cancel_requested_by, w.status AS workflow_status"
+        " FROM public.workflow_runs r JOIN public.workflows w ON w.id = r.workflow_id"
+        " WHERE r.id = %s",
+        (run_id,),
+    )
+    if row is None:
+        return False
+    if row["cancel_requested_at"] is not None:
+        code, reason = C.ERR_CANCELLED, f"send cancelled by {row['cancel_requested_by']}"
+    elif row["workflow_status"] in ("paused", "archived"):
+        code, reason = C.ERR_PAUSED, f"workflow {row['workflow_status']} during the send"
+    else:
+        return False
+    n = cancel_unsent(db, run_id, code, reason)
+    progress.log(log, f"{reason}: {n} unsent message(s) cancelled", "warning")
+    return True
 
 
 def _quiet_hours_stop(
@@ -291,40 +501,74 @@ def _quiet_hours_stop(
     return True
 
 
-def _after_ambiguous_send(
+def _send_one_group(
     db: PostgresResource,
     solapi: SolapiResource,
     run_id: str,
-    cost: float,
-    exc: Exception,
-    batch_no: int,
-    stalled: int,
+    template: Template,
+    plan: SendPlan,
     progress: RunProgress,
     log: Callable[[str], None],
-) -> int:
-    """Settle an ambiguous send by lookup; returns the new count of stalled sends in a row.
+    batch_no: int,
+    cost: float,
+) -> bool | None:
+    """Create a group, add the next batch, send it once. Returns None when nothing was left,
+    True when something was accepted or settled, False when the attempt stalled.
 
     Raises:
-        ServiceUnavailable: ``MAX_STALLED_SENDS`` sends in a row got nothing accepted.
+        PermanentError: SOLAPI refused a request as a whole (rows handed back).
     """
+    try:
+        group_id = solapi.create_group().group_id
+    except AMBIGUOUS as exc:  # nothing was added or sent: try again after a back-off
+        progress.log(log, f"batch {batch_no}: creating a group failed ({exc!s:.120})", "warning")
+        return False
+    rows = claim_batch(db, run_id, max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX)), group_id)
+    if not rows:
+        abandon_group(db, solapi, group_id, "nothing left to send")
+        return None
+    payload = [solapi_message(r, template, solapi, plan.fallback) for r in rows]
+    rows, payload = fit_request(db, rows, payload, plan.max_request_bytes)
+    try:
+        registered = solapi.add_group_messages(group_id, payload)
+    except PermanentError:
+        abandon_group(db, solapi, group_id, "messages refused as a whole")
+        raise
+    except (*AMBIGUOUS, ValueError) as exc:
+        # Not sent (a group goes out only on its send): discard the group, the rows are retried.
+        progress.log(log, f"batch {batch_no}: adding to group failed ({exc!s:.120}); retried")
+        abandon_group(db, solapi, group_id, f"add failed: {exc!s:.200}")
+        return False
+    accepted, refused = record_registration(db, group_id, rows, registered)
+    if not accepted:
+        settle_group(db, group_id, cost)  # nothing to send: the group is closed unsent
+        progress.log(log, f"batch {batch_no}: all {refused} refused at registration")
+        return True
+    try:
+        solapi.send_group(group_id)
+    except (*AMBIGUOUS, PermanentError) as exc:
+        progress.log(
+            log,
+            f"batch {batch_no}: send of group {group_id} unknown ({type(exc).__name__}: "
+            f"{exc!s:.120}); reading the group",
+            "warning",
+        )
+        outcome = settle_unknown_group(db, solapi, group_id, cost, plan)
+        progress.reconciled += accepted if outcome == "sent" else 0
+        if outcome != "sent" and isinstance(exc, PermanentError):
+            raise
+        return outcome == "sent"
+    result = settle_response_group(db, group_id, cost)
+    progress.batches_sent += 1
     progress.log(
-        log,
-        f"batch {batch_no}: outcome unknown ({type(exc).__name__}: {str(exc)[:120]}); "
-        "reconciling by status lookup",
-        "warning",
+        log, f"batch {batch_no}: {result.accepted} accepted, {refused} refused (group {group_id})"
     )
-    found = reconcile_attempted(db, solapi, run_id, cost)
-    progress.reconciled += found
-    stalled = 0 if found else stalled + 1
-    if stalled >= MAX_STALLED_SENDS:
-        raise ServiceUnavailable(
-            "solapi",
-            f"{stalled} consecutive send requests failed without being "
-            "accepted; the run stops (a retry resumes where it stopped)",
-        ) from exc
-    if stalled:
-        time.sleep(min(0.5 * 2 ** (stalled - 1), 10.0))  # back off while nothing gets through
-    return stalled
+    return True
+
+
+def settle_response_group(db: PostgresResource, group_id: str, cost: float) -> BatchResult:
+    """Record a group's successful send answer (wrapped by the crash tests' hook)."""
+    return settle_group(db, group_id, cost)
 
 
 def send_pending(
@@ -336,7 +580,7 @@ def send_pending(
     progress: RunProgress,
     log: Callable[[str], None],
 ) -> None:
-    """Send every unsent pending row of the run in batches, each exactly once.
+    """Send every unsent pending row of the run through SOLAPI's group flow, each exactly once.
 
     Raises:
         WorkflowConfigError: Alimtalk without the Kakao channel profile id.
@@ -346,33 +590,26 @@ def send_pending(
     if template.message_type == "kakao" and not solapi.pf_id:
         raise WorkflowConfigError("Alimtalk needs the Kakao channel profile id (SOLAPI_PF_ID)")
     cost = unit_cost(template.message_type)
-    progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)
-    size = max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX))
+    progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)  # send-many era rows
+    settle_open_groups(db, solapi, run_id, cost, plan)
     batch_no = stalled = 0
-    while not _quiet_hours_stop(db, run_id, template, plan, progress, log):
-        rows = claim_batch(db, run_id, size)
-        if not rows:
+    while True:
+        if _stop_requested(db, run_id, progress, log):
+            return
+        if _quiet_hours_stop(db, run_id, template, plan, progress, log):
+            return
+        if not _has_sendable(db, run_id):
             return
         batch_no += 1
-        payload = [solapi_message(r, template, solapi) for r in rows]
-        rows, payload = fit_request(db, rows, payload, plan.max_request_bytes)
-        try:
-            outcome = solapi.send_many_detail(payload)
-        except PermanentError:
-            # The request as a whole was refused (auth, validation): nothing was accepted.
-            _clear_attempts(db, [r["idempotency_key"] for r in rows])
-            raise
-        except AMBIGUOUS as exc:
-            stalled = _after_ambiguous_send(
-                db, solapi, run_id, cost, exc, batch_no, stalled, progress, log
+        done = _send_one_group(db, solapi, run_id, template, plan, progress, log, batch_no, cost)
+        if done is None:
+            return
+        stalled = 0 if done else stalled + 1
+        if stalled >= MAX_STALLED_SENDS:
+            raise ServiceUnavailable(
+                "solapi",
+                f"{stalled} consecutive batches failed without being sent; the run stops "
+                "(a retry resumes where it stopped)",
             )
-            continue
-        stalled = 0
-        result = settle_response(db, solapi, run_id, outcome, cost)
-        progress.reconciled += result.reconciled
-        progress.batches_sent += 1
-        progress.log(
-            log,
-            f"batch {batch_no}: {result.accepted} accepted, {result.refused} refused"
-            f" (group {result.group_id})",
-        )
+        if stalled:
+            time.sleep(min(0.5 * 2 ** (stalled - 1), 10.0))

@@ -144,6 +144,46 @@ class MessageStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Registered:
+    """One message's registration in a group (``resultList`` of an add, in request order)."""
+
+    message_id: str
+    status_code: str | None
+    status_message: str
+
+    @property
+    def accepted(self) -> bool:
+        return (self.status_code or "") in ACCEPTED_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A message group's state (``GET /messages/v4/groups/{id}``): ``PENDING`` until it is sent;
+    ``date_sent`` is set once it went out (a deleted group keeps it)."""
+
+    group_id: str
+    status: str
+    date_sent: str | None
+    registered_success: int
+    registered_failed: int
+
+    @property
+    def was_sent(self) -> bool:
+        return bool(self.date_sent) or self.status in ("SENDING", "COMPLETE")
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> GroupInfo:
+        count = body.get("count") or {}
+        return cls(
+            group_id=str(body.get("groupId") or body.get("_id") or ""),
+            status=str(body.get("status") or ""),
+            date_sent=body.get("dateSent") or None,
+            registered_success=int(count.get("registeredSuccess") or 0),
+            registered_failed=int(count.get("registeredFailed") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
     balance: float
     point: float
@@ -190,6 +230,16 @@ def split_by_size(
     if current:
         chunks.append(current)
     return chunks
+
+
+def _check_request_size(messages: list[Message]) -> None:
+    if len(messages) > MAX_PER_REQUEST:
+        raise ValueError(f"send-many takes at most {MAX_PER_REQUEST} messages, got {len(messages)}")
+    if (
+        not within_budget_cheaply(messages)
+        and sum(message_bytes(m) for m in messages) > REQUEST_BUDGET_BYTES
+    ):
+        raise ValueError("send-many takes at most 15 MB per request; split with split_by_size()")
 
 
 def solapi_authorization(
@@ -274,17 +324,7 @@ class SolapiResource(ResilientClientResource):
             ValueError: more than 10,000 messages, or more than 15 MB of JSON.
             TransientError / PermanentError / ServiceUnavailable: as classified by the HTTP layer.
         """
-        if len(messages) > MAX_PER_REQUEST:
-            raise ValueError(
-                f"send-many takes at most {MAX_PER_REQUEST} messages, got {len(messages)}"
-            )
-        if (
-            not within_budget_cheaply(messages)
-            and sum(message_bytes(m) for m in messages) > REQUEST_BUDGET_BYTES
-        ):
-            raise ValueError(
-                "send-many takes at most 15 MB per request; split with split_by_size()"
-            )
+        _check_request_size(messages)
         body = {"messages": messages, "allowDuplicates": allow_duplicates, "showMessageList": True}
         answer = self.request("POST", "/messages/v4/send-many/detail", json=body, retry=False)
         return SendOutcome.from_response(answer or {}, len(messages))
@@ -302,6 +342,72 @@ class SolapiResource(ResilientClientResource):
         size = max(1, min(int(chunk_size), MAX_PER_REQUEST))
         for chunk in split_by_size(messages, min(max_bytes, REQUEST_BUDGET_BYTES), max_count=size):
             yield self.send_many_detail(chunk, allow_duplicates=allow_duplicates)
+
+    # -- group flow: create, add, send once ----------------------------------------------------
+    def create_group(self) -> GroupInfo:
+        """``POST /messages/v4/groups``: an empty group (``PENDING``). A lost answer leaves an
+        empty group behind, which is harmless, so this is retried."""
+        return GroupInfo.from_body(self.request("POST", "/messages/v4/groups", json={}) or {})
+
+    def add_group_messages(self, group_id: str, messages: list[Message]) -> list[Registered]:
+        """``PUT /messages/v4/groups/{id}/messages`` (<= 10,000 messages, <= 15 MB); never
+        retried (a repeat could add a message twice). Returns each message's registration in
+        request order.
+
+        Raises:
+            ValueError: too many messages or bytes for one request, or an answer that does not
+                account for every message.
+        """
+        _check_request_size(messages)
+        answer = (
+            self.request(
+                "PUT",
+                f"/messages/v4/groups/{group_id}/messages",
+                json={"messages": messages},
+                retry=False,
+            )
+            or {}
+        )
+        results = answer.get("resultList") or []
+        if len(results) != len(messages):
+            raise ValueError(
+                f"group {group_id}: {len(messages)} messages added, {len(results)} results"
+            )
+        return [
+            Registered(str(r.get("messageId") or ""), _code(r), str(r.get("statusMessage") or ""))
+            for r in results
+        ]
+
+    def send_group(self, group_id: str) -> GroupInfo:
+        """``POST /messages/v4/groups/{id}/send``: sends the group; never retried. A lost or slow
+        answer is settled with ``group_info`` (SOLAPI refuses to send a group twice)."""
+        body = self.request("POST", f"/messages/v4/groups/{group_id}/send", retry=False)
+        return GroupInfo.from_body(body or {})
+
+    def group_info(self, group_id: str) -> GroupInfo:
+        """``GET /messages/v4/groups/{id}`` (retried: a lookup)."""
+        return GroupInfo.from_body(self.request("GET", f"/messages/v4/groups/{group_id}") or {})
+
+    def delete_group(self, group_id: str) -> GroupInfo:
+        """``DELETE /messages/v4/groups/{id}``: the group can never be sent afterwards; the
+        answer's ``date_sent`` says whether it went out before."""
+        body = self.request("DELETE", f"/messages/v4/groups/{group_id}")
+        return GroupInfo.from_body(body or {})
+
+    def iter_group_messages(self, group_id: str, page_size: int = 500) -> Iterator[MessageStatus]:
+        """The group's messages with their current status (``startKey`` paging)."""
+        start_key: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if start_key:
+                params["startKey"] = start_key
+            page = self.request("GET", f"/messages/v4/groups/{group_id}/messages", params=params)
+            listed = (page or {}).get("messageList") or {}
+            for record in listed.values() if isinstance(listed, dict) else listed:
+                yield MessageStatus.from_record(record)
+            start_key = (page or {}).get("nextKey")
+            if not start_key:
+                return
 
     def iter_messages(
         self,

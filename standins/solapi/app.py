@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,8 +16,9 @@ from standins.base import FaultInjector, with_faults
 from standins.solapi.auth import check_auth
 from standins.solapi.errors import error_body, error_response
 from standins.solapi.filters import MessageQuery, page_limit, select_messages
-from standins.solapi.messages import status_now
-from standins.solapi.send import send_many
+from standins.solapi.groups import add_messages, create_group, delete_group, send_group
+from standins.solapi.messages import listed, status_now
+from standins.solapi.send import release_hold, send_many, take_hold
 from standins.solapi.state import StandInState, default_state
 
 Handler = Callable[[StandInState, Request], Awaitable[JSONResponse]]
@@ -34,7 +36,15 @@ def _keyed_page(
 
 
 async def send_many_detail(state: StandInState, request: Request) -> JSONResponse:
-    return send_many(state, await request.body())
+    raw = await request.body()
+    hold = take_hold(state)
+    if hold:
+        await asyncio.sleep(hold)  # still processing after the client gave up
+        try:
+            return send_many(state, raw)
+        finally:
+            release_hold(state)
+    return send_many(state, raw)
 
 
 async def list_messages(state: StandInState, request: Request) -> JSONResponse:
@@ -72,8 +82,8 @@ async def group_messages(state: StandInState, request: Request) -> JSONResponse:
     with state.lock:
         ids = [
             i
-            for i in sorted(state.messages)
-            if state.messages[i]["groupId"] == group_id and (not start_key or i >= start_key)
+            for i in sorted(state.group_messages.get(group_id) or [])
+            if (not start_key or i >= start_key) and listed(state, state.messages[i])
         ]
         page = {i: status_now(state, state.messages[i]) for i in ids[:limit]}
         next_key = ids[limit] if len(ids) > limit else None
@@ -102,11 +112,21 @@ async def config(state: StandInState, request: Request) -> JSONResponse:
                 state.rejected = set(body["rejected"])
             if "lose_responses" in body:
                 state.lose_responses = int(body["lose_responses"])
+            for name in ("hold_sends",):
+                if name in body:
+                    setattr(state, name, int(body[name]))
+            for name in ("hold_s", "list_lag_s"):
+                if name in body:
+                    setattr(state, name, float(body[name]))
     return JSONResponse(
         {
             "delivery_delay_s": state.delivery_delay_s,
             "rejected": sorted(state.rejected),
             "lose_responses": state.lose_responses,
+            "hold_sends": state.hold_sends,
+            "hold_s": state.hold_s,
+            "list_lag_s": state.list_lag_s,
+            "group_sends": state.group_sends,
             "messages": len(state.messages),
             "send_requests": state.send_requests,
             "duplicates": len(state.duplicates()),
@@ -146,8 +166,12 @@ def create_solapi_app(state: StandInState) -> Starlette:
             route("/messages/v4/list", list_messages, ["GET"]),
             route("/messages/v4/list-old", list_messages, ["GET"]),
             route("/messages/v4/groups", list_groups, ["GET"]),
+            route("/messages/v4/groups", create_group, ["POST"]),
             route("/messages/v4/groups/{group_id}", get_group, ["GET"]),
+            route("/messages/v4/groups/{group_id}", delete_group, ["DELETE"]),
             route("/messages/v4/groups/{group_id}/messages", group_messages, ["GET"]),
+            route("/messages/v4/groups/{group_id}/messages", add_messages, ["PUT"]),
+            route("/messages/v4/groups/{group_id}/send", send_group, ["POST"]),
             route("/cash/v1/balance", balance, ["GET"]),
             route("/_solapi/config", config, ["GET", "PUT"], auth=False),
         ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 
-from standins.solapi.messages import digits, status_now
+from standins.solapi.messages import digits, listed, status_now
 from standins.solapi.state import StandInState, utc_iso
 
 MAX_LIMIT = 500
@@ -63,7 +63,7 @@ class MessageQuery:
 
     def matches(self, state: StandInState, m: dict[str, Any]) -> bool:
         """Whether a stored message passes every filter (a status filter advances delivery)."""
-        return not (
+        return listed(state, m) and not (
             (self.group_id and m["groupId"] != self.group_id)
             or (self.to and m["to"] != self.to)
             or (self.sender and m["from"] != self.sender)

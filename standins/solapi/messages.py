@@ -99,9 +99,16 @@ def validate(state: StandInState, msg: dict[str, Any], seen_to: set[str]) -> Ref
     return None
 
 
+def listed(state: StandInState, m: dict[str, Any]) -> bool:
+    """Whether a message already shows in the lists (they lag the send by ``list_lag_s``)."""
+    return time.time() >= m.get("_listed_after", 0.0)
+
+
 def status_now(state: StandInState, m: dict[str, Any]) -> dict[str, Any]:
     """Advance an accepted message's delivery (2000 -> 3000 -> 4000 or 3040) and return its
     public fields."""
+    if m.get("_accepted") is None:  # in a group that was not sent (yet): no delivery
+        return {k: v for k, v in m.items() if not k.startswith("_")}
     if (
         m["statusCode"] in ("2000", "3000")
         and time.time() - m["_accepted"] >= state.delivery_delay_s

@@ -41,6 +41,7 @@ class Registration:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     charge: dict[str, int] = field(default_factory=dict)
     seen_to: set[str] = field(default_factory=set)
+    records: list[dict[str, Any]] = field(default_factory=list)  # every message, request order
 
 
 def _too_many() -> JSONResponse:
@@ -116,13 +117,21 @@ def _record(
     }
 
 
-def _accept(state: StandInState, reg: Registration, record: dict[str, Any]) -> None:
-    record.update(statusCode="2000", statusMessage="accepted")
-    state.messages[record["messageId"]] = record
-    reg.charge[record["type"]] = reg.charge.get(record["type"], 0) + 1
+def count_acceptance(state: StandInState, record: dict[str, Any]) -> None:
+    """A message goes out: count it per idempotency key (the exactly-once tests read this)."""
     key = record["customFields"].get("idempotencyKey")
     if key:
         state.accepted_by_key[key] = state.accepted_by_key.get(key, 0) + 1
+
+
+def _accept(state: StandInState, reg: Registration, record: dict[str, Any], send: bool) -> None:
+    record.update(statusCode="2000", statusMessage="accepted")
+    state.messages[record["messageId"]] = record
+    reg.charge[record["type"]] = reg.charge.get(record["type"], 0) + 1
+    if send:
+        count_acceptance(state, record)
+    else:
+        record["_accepted"] = None  # registered in a group; goes out when the group is sent
     reg.accepted.append(
         {
             "messageId": record["messageId"],
@@ -145,9 +154,15 @@ def _refuse(
 
 
 def register(
-    state: StandInState, messages: list[Any], group_id: str, now: str, allow_dup: bool
+    state: StandInState,
+    messages: list[Any],
+    group_id: str,
+    now: str,
+    allow_dup: bool,
+    send: bool = True,
 ) -> Registration:
-    """Check and store every message of one request (call with ``state.lock`` held)."""
+    """Check and store every message of one request (call with ``state.lock`` held); with
+    ``send=False`` (group messages) accepted ones wait for the group's send."""
     reg = Registration()
     for msg in messages:
         if not isinstance(msg, dict):
@@ -160,10 +175,12 @@ def register(
         to = digits(msg.get("to"))
         reg.seen_to.add(to)
         record = _record(msg, state.next_id("M4V"), group_id, mtype, to, now)
+        record["_listed_after"] = time.time() + state.list_lag_s
+        reg.records.append(record)
         if problem:
             _refuse(state, reg, record, problem)
         else:
-            _accept(state, reg, record)
+            _accept(state, reg, record, send)
     return reg
 
 
@@ -178,6 +195,35 @@ def _group_count(total: int, reg: Registration) -> dict[str, int]:
         "registeredFailed": len(reg.failed),
         "registeredSuccess": len(reg.accepted),
     }
+
+
+def take_hold(state: StandInState) -> float:
+    """Seconds the next send request is held before it is processed (0 when none is due)."""
+    with state.lock:
+        if state.hold_sends <= 0:
+            return 0.0
+        state.hold_sends -= 1
+        state.holding += 1
+        return state.hold_s
+
+
+def release_hold(state: StandInState) -> None:
+    with state.lock:
+        state.holding -= 1
+
+
+def take_loss(state: StandInState) -> bool:
+    """Whether this processed send's answer is lost (call with ``state.lock`` held)."""
+    if state.lose_responses > 0:
+        state.lose_responses -= 1
+        return True
+    return False
+
+
+def lost_answer() -> JSONResponse:
+    return error_response(
+        503, "ServiceUnavailable", "upstream timeout (response lost after processing)"
+    )
 
 
 def send_many(state: StandInState, raw: bytes) -> JSONResponse:
@@ -200,13 +246,10 @@ def send_many(state: StandInState, raw: bytes) -> JSONResponse:
             group_id, _group_count(len(expanded), reg), now, allow_dup, reg.charge, status=status
         )
         state.groups[group_id] = group
-        lose = state.lose_responses > 0
-        if lose:
-            state.lose_responses -= 1
+        state.group_messages[group_id] = [r["messageId"] for r in reg.records]
+        lose = take_loss(state)
     if lose:
-        return error_response(
-            503, "ServiceUnavailable", "upstream timeout (response lost after processing)"
-        )
+        return lost_answer()
     out: dict[str, Any] = {"groupInfo": group, "failedMessageList": reg.failed}
     if body.get("showMessageList", False):  # SOLAPI's default is false
         out["messageList"] = reg.accepted

@@ -29,11 +29,21 @@ class StandInState:
     balance: float = 1_000_000.0
     rejected: set[str] = field(default_factory=set)
     lose_responses: int = 0  # the next N send requests are processed, then answered with 503
+    # the next N send requests (send-many or group send) are held ``hold_s`` before they are
+    # processed: a client that timed out meanwhile finds them still processing
+    hold_sends: int = 0
+    hold_s: float = 0.0
+    holding: int = 0  # held send requests not processed yet
+    # a message shows up in the message lists (``/messages/v4/list``, a group's messages) only
+    # this long after it was registered or sent: SOLAPI's lists lag the send
+    list_lag_s: float = 0.0
     clock_skew_s: float = 0.0  # SOLAPI's clock minus ours: dates it stamps on messages and groups
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     signatures: dict[str, float] = field(default_factory=dict)
     send_requests: int = 0
+    group_sends: int = 0  # POST /messages/v4/groups/{id}/send requests that sent a group
+    group_messages: dict[str, list[str]] = field(default_factory=dict)  # group id -> message ids
     accepted_by_key: dict[str, int] = field(
         default_factory=dict
     )  # customFields.idempotencyKey -> times accepted

@@ -45,6 +45,7 @@ def solapi_standin_state(solapi_server):
     server, state, injector = solapi_server
     injector.reset()
     state.lose_responses = 0
+    state.hold_sends, state.hold_s, state.list_lag_s = 0, 0.0, 0.0
     state.clock_skew_s = 0.0
     state.rejected = set()
     return state

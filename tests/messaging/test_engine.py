@@ -616,13 +616,13 @@ def test_send_requests_stay_under_the_request_size_limit(
             (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
         ).fetchone()[0]
     sizes: list[int] = []
-    original = SolapiResource.send_many_detail
+    original = SolapiResource.add_group_messages
 
-    def measured(self, messages, **kwargs):
+    def measured(self, group_id, messages):
         sizes.append(len(_json.dumps(messages, ensure_ascii=False, separators=(",", ":")).encode()))
-        return original(self, messages, **kwargs)
+        return original(self, group_id, messages)
 
-    monkeypatch.setattr(SolapiResource, "send_many_detail", measured)
+    monkeypatch.setattr(SolapiResource, "add_group_messages", measured)
     budget = 30_000
     summary = execute_workflow(
         supabase_db,

@@ -15,7 +15,7 @@ from pydantic import PrivateAttr
 from messaging import sending
 from resources.environment import LOCAL_DEFAULTS
 from resources.postgres import PostgresResource
-from resources.solapi import SendOutcome, SolapiResource
+from resources.solapi import GroupInfo, SendOutcome, SolapiResource
 
 
 def execution_key() -> str:
@@ -54,6 +54,13 @@ class HookedSolapi(SolapiResource):
             self._after_send(self._sends)
         return outcome
 
+    def send_group(self, group_id: str) -> GroupInfo:
+        info = super().send_group(group_id)
+        self._sends += 1
+        if self._after_send is not None:
+            self._after_send(self._sends)
+        return info
+
 
 class UnlistedSolapi(SolapiResource):
     """A SOLAPI client whose 200 answers do not list the accepted messages."""
@@ -68,7 +75,7 @@ class UnlistedSolapi(SolapiResource):
 def after_each_batch(hook: Callable[[int], None]) -> Callable[[], None]:
     """Call ``hook(n)`` after the n-th batch's outcome is recorded (committed), by wrapping the
     engine's ``settle_response`` seam. Returns the function that undoes the patch."""
-    original = sending.settle_response
+    original = sending.settle_response_group
     count = 0
 
     def settle_then_hook(*args: Any, **kwargs: Any) -> Any:
@@ -78,8 +85,8 @@ def after_each_batch(hook: Callable[[int], None]) -> Callable[[], None]:
         hook(count)
         return result
 
-    sending.settle_response = settle_then_hook  # type: ignore[assignment]
-    return lambda: setattr(sending, "settle_response", original)
+    sending.settle_response_group = settle_then_hook  # type: ignore[assignment]
+    return lambda: setattr(sending, "settle_response_group", original)
 
 
 @contextmanager
