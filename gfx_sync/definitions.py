@@ -9,7 +9,8 @@ from gfx_sync.cdc.settings import cdc_settings
 from gfx_sync.checks import ALL_CHECKS
 from gfx_sync.jobs import gfx_restore_job, gfx_sync_health_job, gfx_sync_job
 from gfx_sync.schedules import SCHEDULES
-from resources.dagster_helpers import build_migrations_job
+from gfx_sync.sensors import SENSORS
+from resources.dagster_helpers import build_migrations_job, build_run_failure_notifier
 from resources.shared import resources_for
 
 migrations_job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
@@ -22,6 +23,9 @@ defs = dg.Definitions(
     asset_checks=[*ALL_CHECKS, *CDC_ASSET_CHECKS],
     jobs=[migrations_job, gfx_sync_job, gfx_sync_health_job, gfx_restore_job, *CDC_JOBS],
     schedules=SCHEDULES,
-    sensors=[*CDC_SENSORS],
-    resources={**resources_for("supabase_db", "gfx_source_db"), "gfx_cdc": cdc_settings},
+    sensors=[*CDC_SENSORS, *SENSORS, build_run_failure_notifier("gfx_sync")],
+    resources={
+        **resources_for("supabase_db", "gfx_source_db", "slack"),
+        "gfx_cdc": cdc_settings,
+    },
 )

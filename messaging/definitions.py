@@ -21,7 +21,7 @@ from messaging.jobs import (
 )
 from messaging.sensors import SENSORS
 from messaging.settings import messaging_settings
-from resources.dagster_helpers import build_migrations_job
+from resources.dagster_helpers import build_migrations_job, build_run_failure_notifier
 from resources.shared import resources_for
 
 migrations_job = build_migrations_job("messaging", ["messaging"])
@@ -43,7 +43,7 @@ defs = dg.Definitions(
         observe_mysql_job,
     ],
     schedules=[delivery_poll_schedule, daily_statistics_schedule, observe_mysql_schedule],
-    sensors=SENSORS,
+    sensors=[*SENSORS, build_run_failure_notifier("messaging")],
     resources={
         **resources_for("supabase_db", "mysql", "solapi"),
         "messaging_settings": messaging_settings,

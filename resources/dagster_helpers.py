@@ -1,5 +1,5 @@
-"""Dagster building blocks shared by the code locations: the migrations job factory and
-metadata helpers."""
+"""Dagster building blocks shared by the code locations: the migrations job factory, the
+run-failure notification sensor factory and metadata helpers."""
 
 import time
 from collections.abc import Sequence
@@ -9,6 +9,8 @@ import dagster as dg
 from resources.circuit_breaker import breaker_metadata
 from resources.environment import current_environment
 from resources.migrations import applicable, apply_migrations, sets_named
+from resources.notifications import notify
+from resources.postgres import PostgresResource
 
 TARGET_RESOURCE = {"supabase": "supabase_db", "gfx_source": "gfx_source_db"}
 
@@ -64,3 +66,44 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
 def run_metadata(started: float, **figures: object) -> dict[str, object]:
     """Standard run metadata: the given figures, the duration and every breaker's state."""
     return {**figures, "duration_s": round(time.perf_counter() - started, 3), **breaker_metadata()}
+
+
+def build_run_failure_notifier(domain: str) -> dg.SensorDefinition:
+    """A run-failure sensor ``<domain>_run_failure_notifications`` for every job of the code
+    location it is defined in: one ``public.notifications`` row per failed run (deduplicated by
+    run id), which the delivery sensor sends on.
+
+    The row names the job, the run and the failed steps with the error's class only: exception
+    messages may carry data values, and notifications never carry personal data.
+    """
+
+    @dg.run_failure_sensor(
+        name=f"{domain}_run_failure_notifications",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description=f"Writes a notification for every failed run of a {domain} job.",
+    )
+    def _notify_failed_run(
+        context: dg.RunFailureSensorContext, supabase_db: PostgresResource
+    ) -> None:
+        run = context.dagster_run
+        steps = sorted(
+            {e.step_key for e in context.get_step_failure_events() if e.step_key is not None}
+        )
+        error = context.failure_event.event_specific_data
+        cls = getattr(getattr(error, "error", None), "cls_name", None)
+        with supabase_db.transaction() as conn:
+            notify(
+                conn,
+                domain=domain,
+                type="run_failure",
+                severity="error",
+                title=f"Dagster run failed: {run.job_name}",
+                message=f"run {run.run_id[:8]}"
+                + (f", failed steps: {', '.join(steps)}" if steps else "")
+                + (f" ({cls})" if cls else ""),
+                metadata={"job_name": run.job_name, "run_id": run.run_id, "steps": steps},
+                dedupe_key=f"run_failure:{run.run_id}",
+            )
+
+    return _notify_failed_run

@@ -24,6 +24,7 @@ EMULATOR_PORTS = {
     "notion": 18322,
     "google_drive": 18323,
     "solapi": 18324,
+    "slack": 18325,
 }
 
 NOTION_CUSTOMERS_DB_LOCAL = "1f1e0c7a-0000-4000-8000-00000000c001"
@@ -55,6 +56,10 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "MESSAGING_SEND_MODE": "dry_run",
     "MESSAGING_WEBHOOK_SECRET": "local-webhook-secret",
     "MESSAGING_WEBHOOK_PORT": "18330",
+    # alerts go to the Slack stand-in locally (production: unset means table only)
+    "SLACK_BOT_TOKEN": "xoxb-local-stand-in-token",
+    "SLACK_CHANNEL": "#data-alerts",
+    "SLACK_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['slack']}/api/",
 }
 
 

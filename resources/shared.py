@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from resources.mysql import MySQLResource
     from resources.notion import NotionResource
     from resources.postgres import PostgresResource
+    from resources.slack import SlackAlertResource
     from resources.solapi import SolapiResource
     from resources.supabase_storage import SupabaseStorageResource
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     google_drive: GoogleDriveResource
     supabase_storage: SupabaseStorageResource
     solapi: SolapiResource
+    slack: SlackAlertResource
 
 
 def _supabase_db() -> dg.ConfigurableResource[Any]:
@@ -97,6 +99,13 @@ def _solapi() -> dg.ConfigurableResource[Any]:
     )
 
 
+def _slack() -> dg.ConfigurableResource[Any]:
+    from resources.slack import SlackAlertResource
+
+    # optional channel: SLACK_* are read at run time, so an unset one means "table only"
+    return SlackAlertResource()
+
+
 # Resource keys every domain uses; a domain binds only the ones it needs.
 _FACTORIES: dict[str, Callable[[], dg.ConfigurableResource[Any]]] = {
     "supabase_db": _supabase_db,
@@ -106,6 +115,7 @@ _FACTORIES: dict[str, Callable[[], dg.ConfigurableResource[Any]]] = {
     "google_drive": _google_drive,
     "supabase_storage": _supabase_storage,
     "solapi": _solapi,
+    "slack": _slack,
 }
 RESOURCE_KEYS = tuple(_FACTORIES)
 _built: dict[str, dg.ConfigurableResource[Any]] = {}

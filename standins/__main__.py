@@ -22,6 +22,7 @@ STAND_INS = {
     "notion": "notion",
     "google_drive": "google_drive",
     "solapi": "solapi",
+    "slack": "slack",
 }
 DEFAULT_SEED = 20261121
 

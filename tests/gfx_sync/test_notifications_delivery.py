@@ -111,3 +111,31 @@ def test_without_a_channel_notifications_stay_in_the_table(inbox, supabase_db):
     report = deliver_pending(supabase_db, SlackAlertResource(read_environment=False))
     assert (report.channel, report.delivered, report.pending) == (None, 0, 1)
     assert supabase_db.fetch_value("SELECT delivery_attempts FROM notifications") == 0
+
+
+def test_a_failing_sync_reaches_slack_through_health_and_the_delivery_sensor(
+    clean, supabase_db, slack
+):
+    import dagster as dg
+
+    from gfx_sync.batch import batch_sync
+    from gfx_sync.health import run_health
+    from gfx_sync.sensors import notification_delivery_sensor
+    from gfx_sync.specs import spec_for
+    from resources.errors import ServiceUnavailable
+    from resources.postgres import PostgresResource
+
+    server, state = slack
+    dead = PostgresResource(
+        dsn="postgresql://postgres@127.0.0.1:1/none", connect_attempts=1, pool_timeout_s=0.3
+    )
+    with pytest.raises(ServiceUnavailable):
+        batch_sync(dead, supabase_db, spec_for("wsop_events"))
+    run_health(supabase_db)
+    with dg.build_sensor_context(
+        resources={"supabase_db": supabase_db, "slack": _bot(server)}
+    ) as ctx:
+        skip = notification_delivery_sensor(ctx)
+    assert "delivered 1 via bot" in skip.skip_message
+    (msg,) = state.messages
+    assert "[ERROR] gfx_sync · 동기화 실패: external_pg.wsop_events" in msg["text"]
