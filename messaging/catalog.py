@@ -19,47 +19,48 @@ MAPPINGS_PATH = Path(__file__).parent / "data" / "table-mappings.json"
 
 
 def discover_schema(mysql: MySQLResource) -> dict[str, dict[str, Any]]:
-    """Tables of the operational database with their columns (type, nullability, key) and
-    indexes."""
-    columns = mysql.query(
-        "SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, COLUMN_TYPE AS col_type, DATA_TYPE AS "
-        "data_type,"
-        " IS_NULLABLE AS nullable, COLUMN_KEY AS col_key, ORDINAL_POSITION AS pos"
-        " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, "
-        "ORDINAL_POSITION"
-    )
-    indexes = mysql.query(
-        "SELECT TABLE_NAME AS tbl, INDEX_NAME AS idx, NON_UNIQUE AS non_unique, COLUMN_NAME AS "
-        "col, SEQ_IN_INDEX AS seq"
-        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, "
-        "INDEX_NAME, SEQ_IN_INDEX"
-    )
-    tables = mysql.query(
-        "SELECT TABLE_NAME AS tbl, TABLE_ROWS AS approx_rows, TABLE_TYPE AS kind"
-        " FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME"
-    )
-    out: dict[str, dict[str, Any]] = {
-        t["tbl"]: {"kind": t["kind"], "approx_rows": t["approx_rows"], "columns": [], "indexes": {}}
-        for t in tables
-    }
-    for c in columns:
-        out.setdefault(
-            c["tbl"], {"kind": "BASE TABLE", "approx_rows": None, "columns": [], "indexes": {}}
-        )
-        out[c["tbl"]]["columns"].append(
-            {
-                "name": c["col"],
-                "type": c["col_type"],
-                "data_type": c["data_type"],
-                "nullable": c["nullable"] == "YES",
-                "key": c["col_key"] or None,
-            }
-        )
-    for i in indexes:
-        idx = out[i["tbl"]]["indexes"].setdefault(
-            i["idx"], {"unique": not int(i["non_unique"]), "columns": []}
-        )
-        idx["columns"].append(i["col"])
+    """Tables (and views) of the operational database with their columns (type, nullability,
+    key) and indexes, through ``sqlalchemy.inspect`` on the resource's pooled engine (the
+    read-only guard refuses ``information_schema`` in user-written queries)."""
+    insp = mysql.inspector()
+    out: dict[str, dict[str, Any]] = {}
+    kinds = [(t, "BASE TABLE") for t in insp.get_table_names()]
+    kinds += [(v, "VIEW") for v in insp.get_view_names()]
+    for table, kind in sorted(kinds):
+        primary = list(insp.get_pk_constraint(table).get("constrained_columns") or [])
+        indexes: dict[str, dict[str, Any]] = {}
+        if primary:
+            indexes["PRIMARY"] = {"unique": True, "columns": primary}
+        unique_cols: set[str] = set()
+        multiple_cols: set[str] = set()
+        for idx in insp.get_indexes(table) if kind == "BASE TABLE" else []:
+            cols = [c for c in idx["column_names"] if c]
+            indexes[str(idx["name"])] = {"unique": bool(idx["unique"]), "columns": cols}
+            if cols:
+                (unique_cols if idx["unique"] and len(cols) == 1 else multiple_cols).add(cols[0])
+        columns = []
+        for col in insp.get_columns(table):
+            name = str(col["name"])
+            key = (
+                "PRI"
+                if name in primary
+                else "UNI"
+                if name in unique_cols
+                else "MUL"
+                if name in multiple_cols
+                else None
+            )
+            column_type = str(col["type"]).lower()
+            columns.append(
+                {
+                    "name": name,
+                    "type": column_type,
+                    "data_type": column_type.split("(")[0].split()[0],
+                    "nullable": bool(col["nullable"]),
+                    "key": key,
+                }
+            )
+        out[table] = {"kind": kind, "approx_rows": None, "columns": columns, "indexes": indexes}
     return out
 
 

@@ -3,10 +3,17 @@
 Every query passes the sqlglot guard (one plain SELECT), runs inside ``START TRANSACTION READ
 ONLY`` with a server-side statement time limit, and binds its parameters. The login itself is
 SELECT-only; the guard makes a mistake fail early with a reason instead of a permission error.
+
+Connections come from one SQLAlchemy engine on pymysql per process and server (seed 002's
+pooling and automatic reconnect): a pool with pre-ping and recycle, optional TLS. Results are
+read from a server-side (unbuffered) cursor, so ``max_rows`` is enforced before rows pile up in
+memory; a result cut short closes its connection instead of draining the rest.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +21,7 @@ from typing import Any
 import dagster as dg
 import pymysql
 import pymysql.cursors
+import sqlalchemy as sa
 from pydantic import Field
 
 from resources.errors import (
@@ -50,9 +58,14 @@ def classify_mysql_error(exc: pymysql.err.MySQLError, sql: str) -> Exception:
     return unclassified
 
 
+_ENGINES: dict[tuple[Any, ...], sa.engine.Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
 # Dagster's resource base is generic over its own value; the bare form is its documented one.
 class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The operational MySQL, read-only. Verbs: ``query``, ``iter_query``, ``scalar``."""
+    """The operational MySQL, read-only. Verbs: ``query``, ``iter_query``, ``scalar``,
+    ``inspector``."""
 
     host: str
     port: int = 3306
@@ -62,25 +75,28 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     statement_timeout_s: float = Field(default=30.0, description="server-side limit per statement")
     connect_timeout_s: float = 10.0
     max_rows: int = Field(
-        default=100_000, description="refuse to buffer more rows than this in query()"
+        default=100_000, description="refuse to read more rows than this in query()"
+    )
+    pool_size: int = Field(default=5, description="connections kept open per process")
+    pool_recycle_s: int = Field(
+        default=1_800, description="reopen a pooled connection older than this (below wait_timeout)"
+    )
+    ssl_ca: str | None = Field(default=None, description="CA file: connect with TLS when set")
+    ssl_verify_identity: bool = Field(
+        default=False, description="with TLS, also check the server's host name"
     )
 
     @contextmanager
-    def _connect(self) -> Iterator[pymysql.connections.Connection]:
+    def _connect(self) -> Iterator[Any]:
+        """A pooled DBAPI connection (pinged before use); closed back into the pool, or
+        discarded with ``invalidate()`` by the caller."""
         try:
-            conn = pymysql.connect(
-                host=self.host,
-                port=int(self.port),
-                user=self.user,
-                password=self.password,
-                database=self.database,
-                charset="utf8mb4",
-                connect_timeout=self.connect_timeout_s,
-                autocommit=False,
-                cursorclass=pymysql.cursors.DictCursor,
-            )
-        except pymysql.err.MySQLError as exc:
-            raise classify_mysql_error(exc, "") from exc
+            conn = engine_for(self).raw_connection()
+        except sa.exc.DBAPIError as exc:
+            orig = exc.orig
+            if isinstance(orig, pymysql.err.MySQLError):
+                raise classify_mysql_error(orig, "") from exc
+            raise ServiceUnavailable("mysql", str(exc)) from exc
         try:
             yield conn
         finally:
@@ -96,9 +112,12 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @contextmanager
     def read_only_cursor(
-        self, sql: str, params: Params = None, *, unbuffered: bool = False
+        self, sql: str, params: Params = None, *, unbuffered: bool = True
     ) -> Iterator[pymysql.cursors.Cursor]:
         """Check ``sql``, open a read-only transaction with a time limit, execute, yield the cursor.
+
+        The cursor is server-side (unbuffered) unless ``unbuffered=False``. If the caller stops
+        early (an exception, or ``max_rows``), the connection is discarded rather than drained.
 
         Raises:
             ReadOnlyViolation: the statement is not one plain SELECT (nothing is sent).
@@ -106,32 +125,42 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """
         check_read_only(sql)
         with self._connect() as conn:
+            raw = conn.driver_connection
             cursor_cls = pymysql.cursors.SSDictCursor if unbuffered else pymysql.cursors.DictCursor
+            finished = False
             try:
-                with conn.cursor(cursor_cls) as cur:
-                    self._limit_statement(cur, conn.get_server_info())
-                    cur.execute("START TRANSACTION READ ONLY")
-                    cur.execute(sql, params)
-                    yield cur
+                cur = raw.cursor(cursor_cls)
+                self._limit_statement(cur, raw.get_server_info())
+                cur.execute("START TRANSACTION READ ONLY")
+                cur.execute(sql, params)
+                yield cur
+                cur.close()
                 conn.rollback()
+                finished = True
             except pymysql.err.MySQLError as exc:
                 raise classify_mysql_error(exc, sql) from exc
+            finally:
+                if not finished:
+                    # An unread unbuffered result would be drained row by row on close: drop
+                    # the connection instead (the pool opens a fresh one).
+                    conn.invalidate()
 
     def query(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
-        """Run one SELECT and return its rows as dicts (at most ``max_rows``)."""
+        """Run one SELECT and return its rows as dicts; more than ``max_rows`` is refused while
+        streaming (at most ``max_rows + 1`` rows are ever held)."""
         with self.read_only_cursor(sql, params) as cur:
             rows = cur.fetchmany(self.max_rows + 1)
-        if len(rows) > self.max_rows:
-            raise ReadOnlyViolation(
-                f"result exceeds max_rows={self.max_rows}; paginate or use iter_query", sql
-            )
+            if len(rows) > self.max_rows:
+                raise ReadOnlyViolation(
+                    f"result exceeds max_rows={self.max_rows}; paginate or use iter_query", sql
+                )
         return list(rows)
 
     def iter_query(
         self, sql: str, params: Params = None, batch_size: int = 5_000
     ) -> Iterator[list[dict[str, Any]]]:
         """Stream a SELECT's rows in batches from an unbuffered cursor."""
-        with self.read_only_cursor(sql, params, unbuffered=True) as cur:
+        with self.read_only_cursor(sql, params) as cur:
             while True:
                 batch = cur.fetchmany(batch_size)
                 if not batch:
@@ -146,4 +175,74 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def server_version(self) -> str:
         with self._connect() as conn:
-            return str(conn.get_server_info())
+            return str(conn.driver_connection.get_server_info())
+
+    def inspector(self) -> sa.engine.Inspector:
+        """SQLAlchemy's inspector over the pooled engine: schema discovery through the dialect's
+        own catalog queries (the only way this platform reads ``information_schema``)."""
+        try:
+            return sa.inspect(engine_for(self))
+        except sa.exc.DBAPIError as exc:
+            orig = exc.orig
+            if isinstance(orig, pymysql.err.MySQLError):
+                raise classify_mysql_error(orig, "") from exc
+            raise
+
+
+def connect_args(resource: MySQLResource) -> dict[str, Any]:
+    """pymysql connect arguments: charset, timeouts, and TLS when ``ssl_ca`` is set."""
+    args: dict[str, Any] = {
+        "charset": "utf8mb4",
+        "connect_timeout": resource.connect_timeout_s,
+        "autocommit": False,
+    }
+    if resource.ssl_ca:
+        args["ssl"] = {"ca": resource.ssl_ca, "check_hostname": resource.ssl_verify_identity}
+    return args
+
+
+def engine_for(resource: MySQLResource) -> sa.engine.Engine:
+    """The process's engine for this server and login (one pool per process: a forked child
+    builds its own)."""
+    key = (
+        os.getpid(),
+        resource.host,
+        int(resource.port),
+        resource.user,
+        resource.password,
+        resource.database,
+        resource.ssl_ca,
+        resource.ssl_verify_identity,
+        resource.pool_size,
+        resource.pool_recycle_s,
+        resource.connect_timeout_s,
+    )
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            url = sa.engine.URL.create(
+                "mysql+pymysql",
+                username=resource.user,
+                password=resource.password,
+                host=resource.host,
+                port=int(resource.port),
+                database=resource.database,
+            )
+            engine = sa.create_engine(
+                url,
+                connect_args=connect_args(resource),
+                pool_size=resource.pool_size,
+                max_overflow=resource.pool_size,
+                pool_pre_ping=True,
+                pool_recycle=resource.pool_recycle_s,
+            )
+            _ENGINES[key] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled MySQL connection of this process (tests, shutdown)."""
+    with _ENGINES_LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()

@@ -41,6 +41,12 @@ FORBIDDEN_FUNCTIONS = frozenset(
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 _EXECUTABLE_COMMENT = re.compile(r"/\*(!|M!)")
+# Schemas a targeting query never reads; information_schema only through the catalog's own
+# inspector (SQLAlchemy's queries), never through a user-written SELECT.
+SYSTEM_SCHEMAS = frozenset({"mysql", "performance_schema", "sys", "information_schema"})
+# Optimizer hints that would lift the server-side time limit the resource sets.
+TIME_LIMIT_HINTS = ("MAX_EXECUTION_TIME", "SET_VAR")
+_PLACEHOLDER = re.compile(r"%\(\w+\)s|%s")
 _NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _POSITIONAL_PLACEHOLDER = re.compile(r"%s")
 
@@ -53,7 +59,8 @@ def _for_parsing(query: str) -> str:
 
 
 def check_read_only(query: str) -> exp.Expression:
-    """Accept exactly one side-effect-free SELECT (or UNION / WITH of SELECTs).
+    """Accept exactly one side-effect-free SELECT (or UNION / WITH of SELECTs) that reads no
+    system schema, sets no variable, keeps the time limit and has no placeholder in a comment.
 
     Args:
         query: the SQL, with parameters as ``%s`` or ``%(name)s`` placeholders (never inlined).
@@ -69,6 +76,7 @@ def check_read_only(query: str) -> exp.Expression:
     if _EXECUTABLE_COMMENT.search(query):
         # MySQL/MariaDB run the text inside /*! ... */ and /*M! ... */: a parser sees a comment.
         raise ReadOnlyViolation("executable comments (/*! ... */) are not allowed", query)
+    _check_comments(query)
     text = _for_parsing(query)
     _check_tokens(query, text)
     try:
@@ -89,6 +97,55 @@ def check_read_only(query: str) -> exp.Expression:
     return stmt
 
 
+def comments(query: str) -> list[str]:
+    """The text of every comment (``-- ``, ``#``, ``/* */``) outside string literals and quoted
+    identifiers, as MySQL reads them (backslash escapes inside strings)."""
+    found: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in "'\"`":
+            i += 1
+            while i < n and query[i] != ch:
+                i += 2 if query[i] == "\\" and ch != "`" else 1
+            i += 1
+        elif ch == "#" or (query.startswith("--", i) and (i + 2 >= n or query[i + 2].isspace())):
+            end = query.find("\n", i)
+            end = n if end < 0 else end
+            found.append(query[i:end])
+            i = end
+        elif query.startswith("/*", i):
+            end = query.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            found.append(query[i:end])
+            i = end
+        else:
+            i += 1
+    return found
+
+
+def _check_comments(query: str) -> None:
+    """No placeholder inside a comment (the driver would substitute a quoted value there, and a
+    ``*/`` inside that value ends the comment), no hint that changes the time limit."""
+    for comment in comments(query):
+        if _PLACEHOLDER.search(comment):
+            raise ReadOnlyViolation(
+                "placeholder inside a comment: parameters are bound only outside comments", query
+            )
+        if comment.startswith("/*+"):
+            _check_hint(comment, query)
+
+
+def _check_hint(hint: str, query: str) -> None:
+    upper = hint.upper()
+    for name in TIME_LIMIT_HINTS:
+        if name in upper:
+            raise ReadOnlyViolation(
+                f"optimizer hint {name} is not allowed (it changes the statement time limit)",
+                query,
+            )
+
+
 def _check_tokens(query: str, text: str) -> None:
     """The statement starts with SELECT / WITH and has no ``INTO`` (checked before parsing, so
     a write that sqlglot cannot parse is still named)."""
@@ -97,6 +154,11 @@ def _check_tokens(query: str, text: str) -> None:
     except TokenError as exc:
         raise ReadOnlyViolation(f"cannot tokenize SQL: {exc}", query) from exc
     kinds = [t.token_type for t in tokens]
+    for token in tokens:
+        if token.token_type == TokenType.HINT:
+            _check_hint(token.text, query)
+    if TokenType.COLON_EQ in kinds:
+        raise ReadOnlyViolation("variable assignment (@var := ...) is not allowed", query)
     leading = next((t for t in tokens if t.token_type != TokenType.L_PAREN), None)
     if leading is None:
         raise ReadOnlyViolation("empty query", query)
@@ -122,6 +184,17 @@ def _check_node(node: exp.Expr, query: str) -> None:
         raise ReadOnlyViolation(
             "locking reads (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE) are not allowed", query
         )
+    if isinstance(node, exp.Table):
+        for part in (node.args.get("db"), node.args.get("catalog")):
+            schema = part.name.lower() if isinstance(part, exp.Identifier) else ""
+            if schema in SYSTEM_SCHEMAS:
+                raise ReadOnlyViolation(
+                    f"system schema {schema} is not readable (schema discovery goes through "
+                    "the catalog)",
+                    query,
+                )
+    if isinstance(node, exp.PropertyEQ):
+        raise ReadOnlyViolation("variable assignment (@var := ...) is not allowed", query)
     if isinstance(node, exp.Into):
         raise ReadOnlyViolation("SELECT ... INTO is not allowed", query)
     if isinstance(

@@ -49,6 +49,25 @@ REJECTED = [
     ("HANDLER customers OPEN", "got HANDLER"),
     ("SELECT * FROM customers LIMIT 1 FOR UPDATE SKIP LOCKED", "locking reads"),
     ("", "empty query"),
+    # system schemas (information_schema only through the catalog's own inspector queries)
+    ("SELECT * FROM mysql.user", "system schema mysql"),
+    ("SELECT * FROM `MySQL`.`user`", "system schema mysql"),
+    ("SELECT * FROM performance_schema.threads", "system schema performance_schema"),
+    ("SELECT * FROM sys.session", "system schema sys"),
+    ("SELECT table_name FROM information_schema.tables", "system schema information_schema"),
+    ("SELECT id FROM customers WHERE id IN (SELECT 1 FROM mysql.db)", "system schema mysql"),
+    ("WITH u AS (SELECT * FROM mysql.user) SELECT count(*) FROM u", "system schema mysql"),
+    # optimizer hints that change the time limit
+    ("SELECT /*+ MAX_EXECUTION_TIME(3600000) */ * FROM customers", "MAX_EXECUTION_TIME"),
+    ("SELECT /*+ SET_VAR(max_statement_time=0) */ * FROM customers", "SET_VAR"),
+    ("SELECT id FROM customers WHERE id IN (SELECT /*+ set_var(x=1) */ 1)", "SET_VAR"),
+    # variable assignment
+    ("SELECT @a := 1", "variable assignment"),
+    ("SELECT id, @rn := @rn + 1 AS rn FROM customers", "variable assignment"),
+    # parameters are bound only outside comments
+    ("SELECT id FROM customers WHERE id = %s -- %s", "placeholder inside a comment"),
+    ("SELECT id FROM customers /* %(x)s */ WHERE id = %(y)s", "placeholder inside a comment"),
+    ("SELECT id FROM customers WHERE id = 1 # %s", "placeholder inside a comment"),
 ]
 
 ACCEPTED = [
@@ -58,6 +77,11 @@ ACCEPTED = [
     "(SELECT 1) UNION ALL (SELECT 2)",
     "SELECT 'INSERT INTO x; DROP TABLE y' AS harmless_text",
     "select * from customers -- ; drop table customers",
+    "SELECT /*+ NO_INDEX_MERGE(customers) */ id FROM customers",
+    "SELECT @@max_statement_time",
+    "SELECT id FROM customers WHERE note = '-- %%s' AND id = %s",
+    "SELECT id FROM customers WHERE phone = %(p)s /* the caller's phone */",
+    "SELECT sys_id FROM customers_sys",
 ]
 
 
@@ -75,6 +99,10 @@ def test_guard_accepts_plain_selects(query):
     check_read_only(query)
 
 
+CROSS_5 = ", ".join(f"guard_digits {t}" for t in "abcde")
+CROSS_9 = ", ".join(f"guard_digits {t}" for t in "abcdefghi")
+
+
 @pytest.fixture(scope="module")
 def seeded(mysql_admin):
     with mysql_admin.cursor() as cur:
@@ -86,6 +114,9 @@ def seeded(mysql_admin):
             "INSERT INTO guard_people VALUES (%s, %s)",
             [(1, "김민준"), (2, "이서연"), (3, "100%_kim")],
         )
+        cur.execute("CREATE TABLE IF NOT EXISTS guard_digits (d INT PRIMARY KEY)")
+        cur.execute("DELETE FROM guard_digits")
+        cur.executemany("INSERT INTO guard_digits VALUES (%s)", [(d,) for d in range(10)])
     return mysql_admin
 
 
@@ -142,8 +173,11 @@ def test_the_reader_user_itself_cannot_write(seeded, test_databases):
 
 @pytest.mark.integration
 def test_server_errors_are_named(seeded, mysql_reader):
-    with pytest.raises(QueryPermissionError):
+    with pytest.raises(ReadOnlyViolation, match="system schema"):
         mysql_reader.query("SELECT * FROM mysql.user")
+    with pytest.raises(QueryPermissionError):
+        # the guard does not know every grant: the server's refusal is named too
+        mysql_reader.query("SELECT * FROM `%s_not_granted`.t" % "x")
     with pytest.raises((QuerySyntaxError, ReadOnlyViolation)):
         mysql_reader.query("SELECT FROM WHERE")
     with pytest.raises(QuerySyntaxError):
@@ -155,9 +189,70 @@ def test_server_errors_are_named(seeded, mysql_reader):
 
 @pytest.mark.integration
 def test_statement_time_limit_stops_a_slow_select(seeded, mysql_reader):
-    slow = (
-        "SELECT count(*) FROM information_schema.columns a, information_schema.columns b,"
-        " information_schema.columns c"
-    )
+    slow = f"SELECT count(*) FROM {CROSS_9}"  # 10^9 rows
     with pytest.raises(QueryTimeoutError):
         mysql_reader.model_copy(update={"statement_timeout_s": 0.3}).query(slow)
+
+
+@pytest.mark.integration
+def test_query_streams_and_refuses_past_max_rows_before_rows_pile_up(seeded, mysql_reader):
+    """100,000 rows of 1 KB: a buffered cursor would hold ~100 MB before max_rows is looked at."""
+    import tracemalloc
+
+    wide = f"SELECT a.d, REPEAT('x', 1000) AS pad FROM {CROSS_5}"  # 10^5 rows
+    small = mysql_reader.model_copy(update={"max_rows": 100})
+    small.scalar("SELECT 1")  # the pool's first connection is not part of the measurement
+    tracemalloc.start()
+    try:
+        with pytest.raises(ReadOnlyViolation, match="max_rows=100"):
+            small.query(wide)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB: rows were buffered"
+    assert small.scalar("SELECT count(*) FROM guard_people") == 3  # the pool is still usable
+
+
+@pytest.mark.integration
+def test_one_pooled_connection_serves_many_queries(seeded, mysql_reader):
+    """A query variable resolved per recipient must not open a connection per query."""
+    ids = {mysql_reader.scalar("SELECT CONNECTION_ID()") for _ in range(20)}
+    assert len(ids) == 1, f"{len(ids)} connections for 20 sequential queries"
+
+
+@pytest.mark.integration
+def test_pool_pre_ping_replaces_a_connection_the_server_dropped(seeded, mysql_reader):
+    first = mysql_reader.scalar("SELECT CONNECTION_ID()")
+    with seeded.cursor() as cur:
+        cur.execute(f"KILL {int(first)}")
+    second = mysql_reader.scalar("SELECT CONNECTION_ID()")
+    assert second != first
+    assert mysql_reader.query("SELECT id FROM guard_people WHERE id = %s", (2,)) == [{"id": 2}]
+
+
+@pytest.mark.integration
+def test_pooled_session_stays_read_only_and_time_limited(seeded, mysql_reader):
+    """The pool hands back a connection that a previous query used: every query still runs in a
+    read-only transaction with its own time limit."""
+    from resources.mysql import engine_for
+
+    mysql_reader.scalar("SELECT 1")
+    raw = engine_for(mysql_reader).raw_connection()
+    try:
+        with raw.cursor() as cur:  # a stranger changes the pooled session's limit
+            cur.execute("SET SESSION max_statement_time = 0")
+    finally:
+        raw.close()
+    slow = f"SELECT count(*) FROM {CROSS_9}"  # 10^9 rows
+    with pytest.raises(QueryTimeoutError):
+        mysql_reader.model_copy(update={"statement_timeout_s": 0.3}).query(slow)
+
+
+@pytest.mark.unit
+def test_tls_is_optional_and_passed_to_the_driver():
+    from resources.mysql import MySQLResource, connect_args
+
+    plain = MySQLResource(host="h", user="u", password="p", database="d")
+    assert "ssl" not in connect_args(plain)
+    tls = plain.model_copy(update={"ssl_ca": "/etc/ca.pem", "ssl_verify_identity": True})
+    assert connect_args(tls)["ssl"] == {"ca": "/etc/ca.pem", "check_hostname": True}

@@ -83,8 +83,10 @@ def test_errors_say_what_was_wrong(crm, mysql_reader):
         mysql_reader.query(
             "SELECT name FROM customers c WHERE c.name ILIKE 'a'"
         )  # MariaDB has no ILIKE
-    with pytest.raises(QueryPermissionError):
+    with pytest.raises(ReadOnlyViolation, match="system schema mysql"):
         mysql_reader.query("SELECT User FROM mysql.user")
+    with pytest.raises(QueryPermissionError):
+        mysql_reader.query("SELECT 1 FROM not_granted_db.customers")
 
 
 def test_plan_reads_only_the_columns_the_message_needs(supabase_db, platform_ids):
