@@ -9,13 +9,11 @@ DEMO_SCALE ?= demo
 PORT ?= 3000
 STANDINS_PID := $(DAGSTER_HOME)/standins.pid
 STANDINS_LOG := $(DAGSTER_HOME)/standins.log
-WEBHOOK_PID := $(DAGSTER_HOME)/messaging-webhook.pid
-WEBHOOK_LOG := $(DAGSTER_HOME)/messaging-webhook.log
 # The demo sends through the SOLAPI stand-in so messages and statistics show up; it stays dry_run
 # if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
 DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
-.PHONY: demo demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
+.PHONY: demo demo-distributed workers demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
@@ -36,23 +34,22 @@ install: $(VENV)/.installed
 services: install
 	$(BIN)/platform services ensure
 
+DAGSTER_YAML ?= dagster.yaml
 dagster-home: install
 	mkdir -p $(DAGSTER_HOME)
-	ln -sf $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	ln -sf $(CURDIR)/$(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster instance concurrency set notion 1 > /dev/null
 
 migrate: services
 	$(BIN)/platform migrations apply
 
-## standins: the API stand-ins and the messaging webhook endpoint, in the background
+## standins: the API stand-ins, in the background (`serve` stops them with everything else)
 standins: install dagster-home standins-stop
 	nohup $(BIN)/python -m standins --scale $(DEMO_SCALE) > $(STANDINS_LOG) 2>&1 & echo $$! > $(STANDINS_PID)
-	nohup $(BIN)/python -m messaging.webhook > $(WEBHOOK_LOG) 2>&1 & echo $$! > $(WEBHOOK_PID)
 	$(BIN)/python -m standins.wait
 
 standins-stop:
-	@for pidfile in $(STANDINS_PID) $(WEBHOOK_PID); do \
-	  if [ -f $$pidfile ]; then kill $$(cat $$pidfile) 2>/dev/null || true; rm -f $$pidfile; fi; done; sleep 0.5
+	@if [ -f $(STANDINS_PID) ]; then kill $$(cat $(STANDINS_PID)) 2>/dev/null || true; rm -f $(STANDINS_PID); sleep 0.5; fi
 
 seed: migrate standins
 	for domain in consultation_backup gfx_sync messaging; do $(BIN)/python -m $$domain.demo --scale $(DEMO_SCALE) || exit 1; done
@@ -65,8 +62,27 @@ cdc-worker: install
 materialize: dagster-home
 	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/platform exec -- $(BIN)/platform materialize-all
 
+## serve: UI + daemon + CDC worker + webhook receiver, supervised; Ctrl-C or SIGTERM stops all
+## of them and the stand-ins (logs in $(DAGSTER_HOME)/logs)
 serve: dagster-home
-	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} $(BIN)/platform exec -- $(BIN)/dg dev -w workspace.yaml -p $(PORT) -h 0.0.0.0
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --adopt $(STANDINS_PID)
+
+## demo-distributed: the demo on the distributed profile: PostgreSQL instance storage, RabbitMQ,
+## steps of every run on $(N) Celery workers (Ctrl-C stops everything)
+N ?= 2
+DIST_HOME := $(CURDIR)/.dagster_home_distributed
+demo-distributed: install
+	$(BIN)/platform services ensure --distributed
+	# Setup materializes with steps in-process (no workers yet), recorded in the shared instance.
+	$(MAKE) demo-setup DAGSTER_HOME=$(DIST_HOME) PLATFORM_PROFILE=single DAGSTER_YAML=dagster.distributed.yaml
+	PLATFORM_PROFILE=distributed DAGSTER_HOME=$(DIST_HOME) MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} \
+	  exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --workers $(N) --adopt $(DIST_HOME)/standins.pid
+
+## workers: N Celery workers of the distributed profile in the foreground (Ctrl-C stops them)
+workers: install
+	$(BIN)/platform services ensure --distributed
+	PLATFORM_PROFILE=distributed DAGSTER_HOME=$(DIST_HOME) exec $(BIN)/platform exec -- \
+	  $(BIN)/platform up --only-workers --workers $(N)
 
 ## test: the whole suite against the real local databases and the stand-ins
 test: services

@@ -60,6 +60,9 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "SLACK_BOT_TOKEN": "xoxb-local-stand-in-token",
     "SLACK_CHANNEL": "#data-alerts",
     "SLACK_BASE_URL": f"http://127.0.0.1:{EMULATOR_PORTS['slack']}/api/",
+    # The distributed profile (PLATFORM_PROFILE=distributed): instance storage and broker.
+    "DAGSTER_PG_URL": "postgresql+psycopg2://postgres@127.0.0.1:5432/dagster",
+    "DAGSTER_CELERY_BROKER_URL": "pyamqp://guest@127.0.0.1:5672//",
 }
 
 

@@ -79,12 +79,18 @@ def exec_command(ctx: typer.Context) -> None:
 
 
 @services_app.command("ensure")
-def services_ensure() -> None:
+def services_ensure(
+    distributed: bool = typer.Option(
+        False, "--distributed", help="also the instance database and the RabbitMQ broker"
+    ),
+) -> None:
     """Start the local servers, set wal_level=logical, create the databases and the reader user."""
-    from tooling.services import ensure_all
+    from tooling.services import ensure_all, ensure_distributed
 
     try:
         ensure_all()
+        if distributed:
+            ensure_distributed()
     except PlatformError as exc:
         _fail(exc)
 
@@ -152,6 +158,82 @@ def materialize_all_command(
     ok = materialize_workspace(workspace, log=console.print)
     if not ok:
         raise typer.Exit(1)
+
+
+@app.command("up")
+def up_command(
+    port: int = typer.Option(3000, help="port of the Dagster UI"),
+    workers: int = typer.Option(
+        0, help="Celery workers to start (the distributed profile; 0 = single machine)"
+    ),
+    cdc_worker: bool = typer.Option(
+        True, help="run the gfx CDC worker (sub-second lag; else the sensor drains the slot)"
+    ),
+    adopt: list[str] = typer.Option(
+        None, "--adopt", help="pid file of a process to stop with the others (repeatable)"
+    ),
+    log_dir: str = typer.Option(
+        "", help="directory for the processes' logs (default $DAGSTER_HOME/logs)"
+    ),
+    only_workers: bool = typer.Option(
+        False, "--only-workers", help="only the Celery workers (another machine runs the UI)"
+    ),
+) -> None:
+    """Serve the UI and daemon with every long-running process; Ctrl-C or SIGTERM stops all.
+
+    Started and supervised (restarted with backoff, one heartbeat row each): `dg dev`, the gfx
+    CDC worker, the messaging webhook receiver and, with --workers N, N Celery workers.
+    """
+    from pathlib import Path
+
+    from tooling.supervisor import Supervisor
+
+    services = up_services(port=port, workers=workers, cdc_worker=cdc_worker)
+    if only_workers:
+        services = [s for s in services if s.name.startswith("celery-worker-")]
+        for s in services:
+            s.essential = False
+    home = Path(os.environ.get("DAGSTER_HOME", ".dagster_home"))
+    sup = Supervisor(
+        services,
+        adopt_pidfiles=[Path(p) for p in adopt or []],
+        log_dir=Path(log_dir) if log_dir else home / "logs",
+        heartbeat_url=os.environ.get("SUPABASE_DB_URL"),
+        say=lambda m: console.print(m, highlight=False),
+    )
+    raise typer.Exit(sup.run())
+
+
+def up_services(*, port: int, workers: int, cdc_worker: bool) -> list:
+    """The processes of one machine's platform, in start order (see `platform up`)."""
+    from resources.executor import CELERY_QUEUES
+    from tooling.supervisor import Service
+
+    py = sys.executable
+    bindir = os.path.dirname(py)
+    services = [
+        Service(
+            "dagster",
+            [os.path.join(bindir, "dg"), "dev", "-w", "workspace.yaml", "-p", str(port)]
+            + ["-h", "0.0.0.0"],
+            essential=True,
+            grace_s=20.0,
+        ),
+        Service("messaging-webhook", [py, "-m", "messaging.webhook"]),
+    ]
+    if cdc_worker:
+        services.append(Service("gfx-cdc-worker", [py, "-m", "gfx_sync.cdc", "worker"]))
+    for n in range(1, workers + 1):
+        services.append(
+            Service(
+                f"celery-worker-{n}",
+                [py, "-m", "celery", "-A", "resources.celery_worker", "worker"]
+                + ["-l", "warning", "-c", "1", "-n", f"worker{n}@%h"]
+                + ["-Q", ",".join(CELERY_QUEUES)],
+                grace_s=30.0,
+            )
+        )
+    return services
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -182,6 +182,46 @@ def dbname_of(url: str) -> str:
     return psycopg.conninfo.conninfo_to_dict(url)["dbname"]
 
 
+def _broker_address(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.replace("pyamqp://", "amqp://", 1))
+    return parts.hostname or "127.0.0.1", parts.port or 5672
+
+
+def ensure_rabbitmq(url: str) -> None:
+    """The distributed profile's Celery broker: reachable, or started, or a clear message."""
+    import socket
+
+    host, port = _broker_address(url)
+
+    def reachable() -> None:
+        socket.create_connection((host, port), timeout=2).close()
+
+    try:
+        reachable()
+    except OSError:
+        server = shutil.which("rabbitmq-server")
+        if server is None or host not in ("127.0.0.1", "localhost"):
+            raise ServiceMissing(
+                f"RabbitMQ is not reachable at {host}:{port} and not installed here: install it"
+                " (Debian/Ubuntu: apt-get install rabbitmq-server) or set"
+                " DAGSTER_CELERY_BROKER_URL to a running broker"
+            ) from None
+        _say("starting RabbitMQ")
+        subprocess.run([server, "-detached"], check=False)
+        _wait(reachable, 90, "RabbitMQ")
+    _say(f"RabbitMQ ready at {host}:{port}")
+
+
+def ensure_distributed() -> None:
+    """The distributed profile beside ``ensure_all``: the instance database and the broker."""
+    apply_local_defaults()
+    url = os.environ["DAGSTER_PG_URL"].replace("postgresql+psycopg2://", "postgresql://", 1)
+    ensure_postgres([dbname_of(url)])
+    ensure_rabbitmq(os.environ["DAGSTER_CELERY_BROKER_URL"])
+
+
 def ensure_all() -> None:
     """Everything ``make`` needs: both servers, the contract's databases and the reader user."""
     apply_local_defaults()
