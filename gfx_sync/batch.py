@@ -30,9 +30,11 @@ from gfx_sync.reconcile import DEFAULT_CHUNK_ROWS, reconcile_table
 from gfx_sync.run_log import sync_run
 from gfx_sync.specs import SOURCE_SYSTEM, TIMESTAMP_COLUMN, TableSpec, mark_sync_transaction
 from gfx_sync.staging import (
+    cdc_owner,
     checked_columns,
     copy_between,
     create_stage,
+    fence_cdc,
     key_array,
     lock_table,
     max_timestamp,
@@ -110,8 +112,17 @@ def batch_sync(
     ):
         mark_sync_transaction(tc)
         lock_table(tc, spec)
-        source_now, horizon = read_horizon(sc)
         stored = stored_watermark(tc, spec)
+        owner = cdc_owner(sc, tc, spec)
+        if owner is not None:
+            verified = _verify(source, sc, tc, spec, owner, run_id, chunk_rows, full_hash)
+            return run.commit(
+                tc,
+                replace(
+                    verified, operation=operation, partition_key=partition_key, watermark_to=stored
+                ),
+            )
+        source_now, horizon = read_horizon(sc)
         with sc.transaction():
             sc.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             copied = _read_changes(sc, tc, spec, window, overlap, source_now, stored, run_id)
@@ -131,6 +142,55 @@ def batch_sync(
         watermark_to = stored if window else tf.next_watermark(max_timestamp(tc, spec), horizon)
         result = _result(spec, operation, partition_key, overlap, window, copied, merged, rec)
         return run.commit(tc, replace(result, watermark_to=watermark_to))
+
+
+def _verify(
+    source: PostgresResource,
+    sc: psycopg.Connection,
+    tc: psycopg.Connection,
+    spec: TableSpec,
+    owner: str,
+    run_id: str | None,
+    chunk_rows: int,
+    full_hash: bool,
+) -> SyncResult:
+    """The batch run of a table a CDC stream owns: it writes no row from its own snapshot (that
+    could resurrect a row the stream deleted after it, see ``staging.cdc_owner``). It reverts
+    local Supabase edits under the CDC fence (the stream waits; the snapshot is taken after the
+    fence, so it is never older than what the stream applied) and compares both sides chunk by
+    chunk; differences are reported, the stream converges them.
+    """
+    columns = checked_columns(sc, tc, spec)
+    revert = LocalEditRevert()
+    if _has_local_edits(tc, spec):
+        fence_cdc(tc, owner)
+        with sc.transaction():
+            sc.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            revert = revert_local_edits(sc, tc, spec, columns, run_id)
+    rec = reconcile_table(
+        source, tc, spec, columns, run_id, chunk_rows=chunk_rows, full=full_hash, verify_only=True
+    )
+    return SyncResult(
+        spec.table,
+        "batch",
+        inserted=revert.merge.inserted,
+        updated=revert.merge.updated,
+        deleted=revert.merge.deleted,
+        quarantined=revert.merge.quarantined,
+        local_edits_reverted=revert.keys,
+        chunks_compared=rec.chunks_compared,
+        chunks_different=rec.chunks_different,
+        reconcile=rec,
+        cdc_owner=owner,
+    )
+
+
+def _has_local_edits(tc: psycopg.Connection, spec: TableSpec) -> bool:
+    row = tc.execute(
+        "SELECT EXISTS (SELECT 1 FROM platform.gfx_sync_local_edits WHERE table_name = %s)",
+        (spec.table,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _result(

@@ -111,6 +111,8 @@ class SyncResult:
     conflict_keys: tuple[str, ...] = ()
     winner_rule: str | None = None
     rejected_by_external: tuple[tuple[str, str], ...] = ()
+    # set when a CDC stream (this slot) owns the table: the batch path only verified it
+    cdc_owner: str | None = None
 
     @property
     def written(self) -> int:
@@ -133,6 +135,8 @@ class SyncResult:
             "bytes_copied": self.bytes_copied,
             "duration_s": round(self.duration_s, 3),
         }
+        if self.cdc_owner:
+            out["cdc_owner"] = self.cdc_owner
         if self.chunks_compared:
             out["chunks_compared"] = self.chunks_compared
             out["chunks_different"] = self.chunks_different

@@ -62,6 +62,7 @@ def reconcile_table(
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     full: bool = False,
+    verify_only: bool = False,
 ) -> ReconcileOutcome:
     """Find hard deletes and drift by key range: per-chunk (count, xor of row hashes) on both
     sides, so equal chunks cost one hash; only differing chunks are compared row by row (keys
@@ -70,7 +71,8 @@ def reconcile_table(
 
     A key is deleted only when a source snapshot taken after the target scan still lacks it,
     and only if its row did not change since the scan began, so a concurrent CDC insert is
-    never removed.
+    never removed. With ``verify_only`` (a table a CDC stream owns) nothing is written: only
+    the chunk comparison is reported.
 
     Returns:
         The chunk counts and what was re-copied or deleted (in ``tc``'s open transaction).
@@ -90,7 +92,7 @@ def reconcile_table(
         compared = ReconcileOutcome(
             chunks_compared=len(set(src) | set(tgt)), chunks_different=len(bad)
         )
-        if not bad:
+        if not bad or verify_only:
             return compared
         to_copy, to_delete = tf.diff_rows(
             _row_hashes(sc, spec, columns, chunk_rows, bad, full),
@@ -141,7 +143,11 @@ def _delete_unchanged(
     tc: psycopg.Connection, spec: TableSpec, keys: list[str], target_read_at: datetime | None
 ) -> int:
     return tc.execute(
-        sql.SQL("DELETE FROM {t} WHERE {k}::text = ANY(%s) AND {ts} <= %s").format(
+        # a row stamped +/-infinity cannot be compared with the scan time: it is deleted
+        # (the fresh source snapshot lacks its key), as a finite row from before the scan is
+        sql.SQL(
+            "DELETE FROM {t} WHERE {k}::text = ANY(%s) AND ({ts} <= %s OR NOT isfinite({ts}))"
+        ).format(
             t=table_ident(spec), k=sql.Identifier(spec.key), ts=sql.Identifier(TIMESTAMP_COLUMN)
         ),
         (keys, target_read_at),

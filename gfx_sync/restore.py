@@ -23,9 +23,11 @@ from gfx_sync.specs import (
     mark_sync_transaction,
 )
 from gfx_sync.staging import (
+    cdc_owner,
     checked_columns,
     copy_between,
     create_stage,
+    fence_cdc,
     lock_table,
     table_ident,
 )
@@ -68,6 +70,11 @@ def restore_table(
         with dc.transaction():
             mark_sync_transaction(dc)
             lock_table(dc, spec)
+            owner = cdc_owner(ac, dc, spec) if to_side == SIDE_SUPABASE else None
+            if owner is not None:
+                # the stream applies nothing to the table between this snapshot and the
+                # commit; what commits on the source after the snapshot is applied after it
+                fence_cdc(dc, owner)
             with ac.transaction():
                 ac.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 columns = (

@@ -149,3 +149,40 @@ def cursor_time(conn: psycopg.Connection, name: str) -> datetime | None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def cdc_owner(sc: psycopg.Connection, tc: psycopg.Connection, spec: TableSpec) -> str | None:
+    """The slot of the CDC stream that owns ``spec.table``, or None.
+
+    A stream owns a table once its initial snapshot committed on the target (a
+    ``platform.gfx_cdc_state`` row with ``snapshot_completed_at``), its slot exists on the source
+    and is not lost, and its publication carries the table. From then on only the stream writes
+    the table; the batch path and the reconciliation verify it (a write from a source snapshot
+    could resurrect a row the stream deleted after that snapshot). Runs on ``tc``'s open
+    transaction and in a short transaction of its own on ``sc``.
+    """
+    streams = tc.execute(
+        "SELECT slot_name, publication FROM platform.gfx_cdc_state"
+        " WHERE snapshot_completed_at IS NOT NULL ORDER BY slot_name"
+    ).fetchall()
+    if not streams:
+        return None
+    with sc.transaction():
+        for slot, publication in streams:
+            row = sc.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = %s"
+                " AND database = current_database() AND wal_status IS DISTINCT FROM 'lost')"
+                " AND EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = %s"
+                " AND schemaname = 'public' AND tablename = %s)",
+                (slot, publication, spec.table),
+            ).fetchone()
+            if row and row[0]:
+                return str(slot)
+    return None
+
+
+def fence_cdc(tc: psycopg.Connection, slot: str) -> None:
+    """Hold the stream's applier until ``tc``'s transaction ends: it locks the same state row
+    first in every apply. Take it BEFORE the source snapshot, so the snapshot is at least as new
+    as everything the stream applied, and every later change is applied after this commit."""
+    tc.execute("SELECT 1 FROM platform.gfx_cdc_state WHERE slot_name = %s FOR UPDATE", (slot,))
