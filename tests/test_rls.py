@@ -1,10 +1,16 @@
 """RLS as on Supabase: anon reads nothing, authenticated reads and cannot write, service_role
-writes."""
+writes (the standard policy, shown on public.notifications). Tables holding personal data
+(data_quarantine here; the messaging ones in tests/messaging/test_rls.py) are service_role only."""
 
 import psycopg
 import pytest
 
 pytestmark = pytest.mark.integration
+
+INSERT = (
+    "INSERT INTO public.notifications (domain, type, severity, title)"
+    " VALUES ('rls-test', 'rls', 'info', %s)"
+)
 
 
 def _as(role: str, conn: psycopg.Connection, query: str, params=None):
@@ -17,6 +23,8 @@ def _as(role: str, conn: psycopg.Connection, query: str, params=None):
 @pytest.fixture
 def conn(test_databases):
     with psycopg.connect(test_databases.supabase_url, autocommit=True) as c:
+        c.execute("DELETE FROM public.notifications WHERE domain = 'rls-test'")
+        c.execute(INSERT, ("1",))
         c.execute("DELETE FROM public.data_quarantine WHERE domain = 'rls-test'")
         c.execute(
             "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
@@ -26,66 +34,62 @@ def conn(test_databases):
 
 
 def test_anon_reads_nothing(conn):
-    assert _as("anon", conn, "SELECT * FROM public.data_quarantine WHERE domain = 'rls-test'") == []
+    assert _as("anon", conn, "SELECT * FROM public.notifications WHERE domain = 'rls-test'") == []
 
 
 def test_anon_cannot_write(conn):
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        _as(
-            "anon",
-            conn,
-            "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
-            " VALUES ('rls-test','s','2','r')",
-        )
+        _as("anon", conn, INSERT, ("2",))
 
 
 def test_authenticated_reads_but_cannot_write(conn):
     rows = _as(
-        "authenticated",
-        conn,
-        "SELECT item_id FROM public.data_quarantine WHERE domain = 'rls-test'",
+        "authenticated", conn, "SELECT title FROM public.notifications WHERE domain = 'rls-test'"
     )
     assert rows == [("1",)]
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        _as(
-            "authenticated",
-            conn,
-            "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
-            " VALUES ('rls-test','s','3','r')",
-        )
+        _as("authenticated", conn, INSERT, ("3",))
     # an UPDATE/DELETE finds no row it may touch: nothing changes
     assert _as(
         "authenticated",
         conn,
-        "UPDATE public.data_quarantine SET reason='x' WHERE domain='rls-test'",
+        "UPDATE public.notifications SET title='x' WHERE domain='rls-test'",
     ) in (0, [])
     assert (
-        conn.execute(
-            "SELECT reason FROM public.data_quarantine WHERE domain='rls-test'"
-        ).fetchone()[0]
-        == "r"
+        conn.execute("SELECT title FROM public.notifications WHERE domain='rls-test'").fetchone()[0]
+        == "1"
     )
 
 
 def test_service_role_writes(conn):
-    _as(
-        "service_role",
-        conn,
-        "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
-        " VALUES ('rls-test','s','4','r')",
-    )
+    _as("service_role", conn, INSERT, ("4",))
     assert (
         _as(
             "service_role",
             conn,
-            "DELETE FROM public.data_quarantine WHERE domain='rls-test' AND item_id='1'",
+            "DELETE FROM public.notifications WHERE domain='rls-test' AND title='1'",
         )
         == 1
     )
     assert [
-        r[0]
-        for r in conn.execute("SELECT item_id FROM public.data_quarantine WHERE domain='rls-test'")
+        r[0] for r in conn.execute("SELECT title FROM public.notifications WHERE domain='rls-test'")
     ] == ["4"]
+
+
+def test_quarantine_is_service_role_only(conn):
+    """Quarantined items carry personal data (a customer's unusable phone number)."""
+    for role in ("anon", "authenticated"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            _as(role, conn, "SELECT * FROM public.data_quarantine WHERE domain = 'rls-test'")
+    assert _as(
+        "service_role", conn, "SELECT item_id FROM public.data_quarantine WHERE domain = 'rls-test'"
+    ) == [("1",)]
+    reasons = _as(
+        "authenticated",
+        conn,
+        "SELECT reason FROM public.data_quarantine_safe WHERE domain = 'rls-test'",
+    )
+    assert reasons == [("r",)]
 
 
 def test_every_table_the_migrations_create_has_rls_enabled(test_databases):
