@@ -7,6 +7,7 @@ is committed in the transaction of the last batch, so a crash re-reads and never
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,7 +20,14 @@ from consultation_backup.constants import (
     OVERLAP_MINUTES,
     SOURCE_CUSTOMERS,
 )
-from consultation_backup.models import ConflictStrategy, CustomerRow, CustomersResult, Rejected
+from consultation_backup.models import (
+    ConflictStrategy,
+    CustomerRow,
+    CustomersResult,
+    Rejected,
+    ResolvedSchema,
+)
+from consultation_backup.notion_schema import missing_properties, read_page, resolve_schema
 from consultation_backup.writes import BATCH, CUSTOMERS, Tally, WriteScope, reject, write_rows
 from resources.notion import NotionPage, NotionResource, QueryStats
 from resources.postgres import PostgresResource
@@ -45,15 +53,55 @@ def _newest(current: str | None, pages: Iterable[NotionPage]) -> str | None:
     return current
 
 
-def _load_batch(scope: WriteScope, batch: list[NotionPage]) -> None:
-    """Parse and write one batch of pages; bad pages are quarantined with the reason."""
-    rows = []
+def recount(conn: psycopg.Connection[Any], page_ids: list[str]) -> dict[str, int]:
+    """Live consultations of these customers in the backup (customers not backed up yet are
+    left out)."""
+    rows = conn.execute(
+        "SELECT c.notion_page_id, count(r.id) FROM public.consultation_customers c"
+        " LEFT JOIN public.consultation_records r ON r.customer_id = c.id AND NOT r.is_deleted"
+        " WHERE c.notion_page_id = ANY(%s) GROUP BY c.notion_page_id",
+        (page_ids,),
+    ).fetchall()
+    return {page_id: int(n) for page_id, n in rows}
+
+
+def parse_customers(
+    scope: WriteScope, batch: list[NotionPage], schema: ResolvedSchema | None
+) -> list[CustomerRow]:
+    """Rows of (canonical, completed) customer pages; bad pages are quarantined with the
+    reason. A 상담수 Notion cannot be trusted with (25 relations or more) is recounted in
+    Supabase."""
+    rows, untrusted = [], []
     for page in batch:
         scope.tally.total += 1
         try:
-            rows.append(T.parse_customer(page))
+            missing = missing_properties(schema, page, "customers")
+            if missing:
+                raise T.InvalidPage(
+                    f"properties missing from the page: {', '.join(missing)}",
+                    T.text(page, "id") or None,
+                )
+            row = T.parse_customer(page)
         except T.InvalidPage as exc:
             reject(scope, SOURCE_CUSTOMERS, Rejected(page.id, exc.reason, exc.business_id), page)
+            continue
+        rows.append(row)
+        if T.consultation_count(page) is None:
+            untrusted.append(row.notion_page_id)
+    if untrusted:
+        counts = recount(scope.conn, untrusted)
+        rows = [
+            dataclasses.replace(r, consultation_count=counts[r.notion_page_id])
+            if r.notion_page_id in counts
+            else r
+            for r in rows
+        ]
+    return rows
+
+
+def _load_batch(scope: WriteScope, batch: list[NotionPage], schema: ResolvedSchema) -> None:
+    """Parse and write one batch of pages; bad pages are quarantined with the reason."""
+    rows = parse_customers(scope, batch, schema)
     if rows:
         upsert_customers(scope, rows, {p.id: p for p in batch})
 
@@ -83,7 +131,9 @@ def sync_customers(
     trashed since the watermark and soft-deletes their rows.
     """
     tally, stats = Tally(), QueryStats()
-    ds = notion.data_source_id(database_id)
+    # before anything is written: a removed/retyped property or a second data source stops here
+    schema = resolve_schema(notion, db, database_id, "customers")
+    ds = schema.data_source_id
     with db.transaction() as conn:
         watermark = get_cursor(conn, DOMAIN, CUSTOMERS_CURSOR)
     since = None if full else T.watermark_start(watermark, OVERLAP_MINUTES)
@@ -91,15 +141,15 @@ def sync_customers(
     newest = watermark
     pending: list[NotionPage] = []
     for page in notion.iter_pages(ds, filter=flt, stats=stats):
-        pending.append(page)
+        pending.append(read_page(notion, schema, page))
         if len(pending) >= BATCH:
             with db.transaction() as conn:
-                _load_batch(WriteScope(conn, strategy, run_id, tally), pending)
+                _load_batch(WriteScope(conn, strategy, run_id, tally), pending, schema)
             newest, pending = _newest(newest, pending), []
     trashed = list(notion.iter_pages(ds, filter=flt, stats=stats, in_trash=True)) if since else []
     newest = _newest(newest, [*pending, *trashed])
     with db.transaction() as conn:
-        _load_batch(WriteScope(conn, strategy, run_id, tally), pending)
+        _load_batch(WriteScope(conn, strategy, run_id, tally), pending, schema)
         soft_deleted = _soft_delete(conn, [p.id for p in trashed])
         if newest:
             set_cursor(conn, DOMAIN, CUSTOMERS_CURSOR, newest)

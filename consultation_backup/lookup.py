@@ -5,6 +5,7 @@ how stale it is. Plus the per-record consistency report.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +163,12 @@ class ConsultationReader:
         if name:
             conds.append("name LIKE %s")
             params.append(f"%{name}%")
-        if phone:
+        digits = re.sub(r"[^0-9]", "", phone or "")
+        if digits:
+            # phones are stored as Notion has them; compared digits-only at query time
+            conds.append("regexp_replace(phone, '[^0-9]', '', 'g') LIKE %s")
+            params.append(f"%{digits}%")
+        elif phone:
             conds.append("phone LIKE %s")
             params.append(f"%{phone}%")
         rows = self.db.fetch_all(

@@ -350,3 +350,31 @@ class WindowSync:
 
     records: RecordsResult
     images: ImagesResult
+
+
+@dataclass(frozen=True)
+class PinnedProperty:
+    """A Notion property the backup reads, pinned by its stable id (renames keep the id)."""
+
+    canonical: str  # the seed's name, which the parsers use
+    property_id: str
+    type: str
+    name: str  # the name it has in Notion now
+
+
+@dataclass(frozen=True)
+class ResolvedSchema:
+    """The properties of one data source as the backup reads them: canonical name -> pinned."""
+
+    database_id: str
+    data_source_id: str
+    properties: Mapping[str, PinnedProperty]
+
+    def id_of(self, canonical: str) -> str:
+        """The property id to filter on (Notion filters take an id in place of a name)."""
+        pinned = self.properties.get(canonical)
+        return pinned.property_id if pinned is not None else canonical
+
+    @property
+    def canonical_by_id(self) -> dict[str, str]:
+        return {p.property_id: p.canonical for p in self.properties.values()}

@@ -18,8 +18,20 @@ import psycopg
 
 from consultation_backup import transform as T
 from consultation_backup.constants import SOURCE_CONSULTATIONS
-from consultation_backup.customers import edited_since_filter, upsert_customers
-from consultation_backup.models import ConflictStrategy, RecordRow, RecordsResult, Rejected
+from consultation_backup.customers import edited_since_filter, parse_customers, upsert_customers
+from consultation_backup.models import (
+    ConflictStrategy,
+    RecordRow,
+    RecordsResult,
+    Rejected,
+    ResolvedSchema,
+)
+from consultation_backup.notion_schema import (
+    load_pinned,
+    missing_properties,
+    read_page,
+    resolve_schema,
+)
 from consultation_backup.writes import RECORDS, Tally, WriteScope, batches, reject, write_rows
 from resources.notion import NotionPage, NotionResource, QueryStats
 from resources.postgres import PostgresResource
@@ -42,24 +54,35 @@ def _customer_map(conn: psycopg.Connection[Any], page_ids: list[str]) -> dict[st
     return {page_id: CustomerRef(row_id, cid) for page_id, row_id, cid in rows}
 
 
+def pinned(conn: psycopg.Connection[Any], kind: str) -> ResolvedSchema | None:
+    """The schema pinned for ``kind`` by its last sync (read by id), without asking Notion."""
+    ds_id, properties = load_pinned(conn, kind=kind)
+    if ds_id is None:
+        return None
+    return ResolvedSchema("", ds_id, properties)
+
+
 def _heal_customers(notion: NotionResource, scope: WriteScope, missing: set[str]) -> dict[str, str]:
     """Back up customers a consultation points at but the backup lacks (created after the last
     customer sync). Returns, for those that cannot be backed up, the reason."""
-    rows, pages, reasons = [], {}, {}
+    pages: dict[str, NotionPage] = {}
+    reasons: dict[str, str] = {}
+    schema = pinned(scope.conn, "customers")
     for page_id in sorted(missing):
         page = notion.retrieve_page(page_id)
         if page is None or page.in_trash:
             state = "trashed" if page else "not"
             reasons[page_id] = f"customer page {page_id} is {state} in Notion"
             continue
-        try:
-            rows.append(T.parse_customer(page))
-            pages[page_id] = page
-        except T.InvalidPage as exc:
-            reasons[page_id] = f"customer page {page_id} is quarantined ({exc.reason})"
+        pages[page_id] = read_page(notion, schema, page)
+    # parsed (and quarantined) apart: the healed customers follow Notion and are not counted
+    # with the consultations
+    sub = WriteScope(scope.conn, "notion_wins", scope.run_id, Tally())
+    rows = parse_customers(sub, list(pages.values()), schema)
+    for f in sub.tally.failures:
+        reasons[f.item_id] = f"customer page {f.item_id} is quarantined ({f.reason})"
+    sub.tally.failures.clear()
     if rows:
-        # the healed customers follow Notion and count apart from the consultations
-        sub = WriteScope(scope.conn, "notion_wins", scope.run_id, Tally())
         upsert_customers(sub, rows, pages)
         scope.tally.customers_healed += sub.tally.synced
         for f in sub.tally.failures:
@@ -113,12 +136,26 @@ def upsert_records(
     write_rows(scope, RECORDS, _with_customers(notion, scope, rows, pages), pages)
 
 
-def _load_batch(notion: NotionResource, scope: WriteScope, batch: list[NotionPage]) -> None:
+def _parse(page: NotionPage, schema: ResolvedSchema | None) -> RecordRow:
+    missing = missing_properties(schema, page, "consultations")
+    if missing:
+        raise T.InvalidPage(
+            f"properties missing from the page: {', '.join(missing)}", T.text(page, "id") or None
+        )
+    return T.parse_consultation(page)
+
+
+def _load_batch(
+    notion: NotionResource,
+    scope: WriteScope,
+    batch: list[NotionPage],
+    schema: ResolvedSchema | None = None,
+) -> None:
     rows = []
     for page in batch:
         scope.tally.total += 1
         try:
-            rows.append(T.parse_consultation(page))
+            rows.append(_parse(page, schema))
         except T.InvalidPage as exc:
             rejected = Rejected(page.id, exc.reason, exc.business_id)
             reject(scope, SOURCE_CONSULTATIONS, rejected, page)
@@ -137,10 +174,17 @@ def _window_ids(db: PostgresResource, start: date, end: date) -> list[str]:
 
 
 def _sweep_one(
-    notion: NotionResource, scope: WriteScope, page_id: str, page: NotionPage | None
+    notion: NotionResource,
+    scope: WriteScope,
+    page_id: str,
+    page: NotionPage | None,
+    schema: ResolvedSchema | None = None,
 ) -> int:
     """Soft-delete a row whose page is trashed or purged (returns 1), or write the page again
-    when it still lives (moved to another date: the new date moves the row)."""
+    when it still lives (moved to another date: the new date moves the row). ``schema``
+    (default: the pinned one) maps the raw page's properties by id."""
+    if page is not None:
+        page = read_page(notion, schema or pinned(scope.conn, "consultations"), page)
     if page is None or page.in_trash:
         return scope.conn.execute(
             "UPDATE public.consultation_records SET is_deleted = true, synced_at = now()"
@@ -148,7 +192,7 @@ def _sweep_one(
             (page_id,),
         ).rowcount
     try:
-        row = T.parse_consultation(page)
+        row = _parse(page, schema)
     except T.InvalidPage as exc:
         rejected = Rejected(page_id, exc.reason, exc.business_id)
         reject(scope, SOURCE_CONSULTATIONS, rejected, page)
@@ -165,6 +209,7 @@ def _sweep(
     window: tuple[date, date],
     seen: set[str],
     scope_of: Callable[[psycopg.Connection[Any]], WriteScope],
+    schema: ResolvedSchema | None = None,
 ) -> int:
     """Rows of the window Notion no longer returned: each settled in its own transaction.
     Returns how many were soft-deleted."""
@@ -172,16 +217,46 @@ def _sweep(
     for page_id in [i for i in _window_ids(db, *window) if i not in seen]:
         page = notion.retrieve_page(page_id)
         with db.transaction() as conn:
-            soft_deleted += _sweep_one(notion, scope_of(conn), page_id, page)
+            soft_deleted += _sweep_one(notion, scope_of(conn), page_id, page, schema)
     return soft_deleted
 
 
-def window_filter(start: date, end: date, edited_since: str | None) -> dict[str, Any]:
-    """Notion filter: 상담일자 in ``[start, end)``, edited on or after ``edited_since`` if set."""
-    flt = T.date_window_filter(start, end)
+def window_filter(
+    start: date, end: date, edited_since: str | None, date_property: str = "상담일자"
+) -> dict[str, Any]:
+    """Notion filter: 상담일자 (given by property id) in ``[start, end)``, edited on or after
+    ``edited_since`` if set."""
+    flt = T.date_window_filter(start, end, date_property)
     if edited_since:
         return {"and": [*flt["and"], edited_since_filter(edited_since)]}
     return flt
+
+
+def undated_filter(edited_since: str | None, date_property: str = "상담일자") -> dict[str, Any]:
+    """Notion filter: pages without a 상담일자 (outside every date window)."""
+    flt: dict[str, Any] = {"property": date_property, "date": {"is_empty": True}}
+    return {"and": [flt, edited_since_filter(edited_since)]} if edited_since else flt
+
+
+def _quarantine_undated(
+    notion: NotionResource,
+    db: PostgresResource,
+    schema: ResolvedSchema,
+    scope_of: Callable[[psycopg.Connection[Any]], WriteScope],
+    edited_since: str | None,
+    stats: QueryStats,
+) -> None:
+    """Pages without a 상담일자 are in no window: quarantined with the reason (the run's
+    failures name them in ``consultation_sync_logs``), the rest of the run goes on."""
+    flt = undated_filter(edited_since, schema.id_of("상담일자"))
+    for batch in batches(notion.iter_pages(schema.data_source_id, filter=flt, stats=stats)):
+        with db.transaction() as conn:
+            scope = scope_of(conn)
+            for raw in batch:
+                page = read_page(notion, schema, raw)
+                business_id = T.text(page, "id") or None
+                reason = "missing consultation date (상담일자): in no date window"
+                reject(scope, SOURCE_CONSULTATIONS, Rejected(page.id, reason, business_id), page)
 
 
 def sync_records(
@@ -208,20 +283,24 @@ def sync_records(
     def scope_of(conn: psycopg.Connection[Any]) -> WriteScope:
         return WriteScope(conn, strategy, run_id, tally)
 
-    ds = notion.data_source_id(database_id)
+    # before anything is written: a removed/retyped property or a second data source stops here
+    schema = resolve_schema(notion, db, database_id, "consultations")
+    ds = schema.data_source_id
     seen: set[str] = set()
-    flt = window_filter(start, end, edited_since)
-    for batch in batches(notion.iter_pages(ds, filter=flt, stats=stats)):
+    flt = window_filter(start, end, edited_since, schema.id_of("상담일자"))
+    pages = (read_page(notion, schema, p) for p in notion.iter_pages(ds, filter=flt, stats=stats))
+    for batch in batches(pages):
         seen.update(p.id for p in batch)
         with db.transaction() as conn:
-            _load_batch(notion, scope_of(conn), batch)
+            _load_batch(notion, scope_of(conn), batch, schema)
         if on_batch is not None:
             on_batch([T.text(p, "id") for p in batch])
+    _quarantine_undated(notion, db, schema, scope_of, edited_since, stats)
     soft_deleted = 0
     if edited_since:
         supabase_ids = seen - {f.item_id for f in tally.failures}
     else:
-        soft_deleted = _sweep(notion, db, (start, end), seen, scope_of)
+        soft_deleted = _sweep(notion, db, (start, end), seen, scope_of, schema)
         supabase_ids = set(_window_ids(db, start, end))
     return RecordsResult(
         totals=tally.freeze(),

@@ -20,6 +20,7 @@ from consultation_backup.models import (
     ConflictDecision,
     CustomerRow,
     NotionPageLike,
+    PinnedProperty,
     RecordRow,
 )
 
@@ -30,6 +31,8 @@ CUSTOMER_ID_RE = re.compile(r"^[0-9]{5}$")
 CONSULTATION_ID_RE = re.compile(r"^([0-9]{5})_([0-9]{3})$")
 MAX_ESTIMATED_AGE = 150
 GENDERS = ("남", "여")
+PAGE_REFERENCE_CAP = 25
+NOTION_FILE_PREFIX = "notion-file:"
 DRIVE_ID_RES = (
     re.compile(r"/file/d/([A-Za-z0-9_-]+)"),
     re.compile(r"[?&]id=([A-Za-z0-9_-]+)"),
@@ -82,18 +85,20 @@ def _prop(page: NotionPageLike, name: str) -> Mapping[str, Any]:
 
 
 def text(page: NotionPageLike, name: str) -> str:
-    """Plain text of a title / rich_text / phone_number / select / formula-string property."""
+    """Plain text of a title / rich_text / phone_number / select / formula-string property,
+    byte-exact: rich text objects joined as Notion returns them, nothing trimmed or
+    normalized."""
     value = _prop(page, name)
     typ = value.get("type")
     if typ in ("title", "rich_text"):
         return "".join(
             i.get("plain_text") or (i.get("text") or {}).get("content", "")
             for i in value.get(typ) or []
-        ).strip()
+        )
     if typ == "phone_number":
-        return (value.get("phone_number") or "").strip()
+        return value.get("phone_number") or ""
     if typ == "select":
-        return ((value.get("select") or {}).get("name") or "").strip()
+        return (value.get("select") or {}).get("name") or ""
     if typ == "formula":
         inner = value.get("formula") or {}
         return str(inner.get(inner.get("type")) or "")
@@ -139,13 +144,146 @@ def relation_ids(page: NotionPageLike, name: str) -> list[str]:
 
 
 def file_urls(page: NotionPageLike, name: str) -> list[str]:
+    """The files of a property: external links as they are, Notion-hosted files (``type:
+    file``, whose URL is signed and expires within an hour) as a stable identity
+    ``notion-file:<page id>/<property id>/<position>/<file name>``, never the URL."""
     value = _prop(page, name)
     urls = []
-    for f in value.get("files") or []:
+    for n, f in enumerate(value.get("files") or [], start=1):
+        if f.get("type") == "file":
+            urls.append(notion_file_ref(page.id, str(value.get("id") or name), n, f.get("name")))
+            continue
         inner = f.get(f.get("type")) or {}
         if inner.get("url"):
             urls.append(inner["url"])
     return urls
+
+
+def notion_file_ref(page_id: str, property_id: str, position: int, file_name: Any) -> str:
+    """The stable identity of a Notion-hosted file (what ``google_drive_urls`` keeps)."""
+    return f"{NOTION_FILE_PREFIX}{page_id}/{property_id}/{position}/{file_name or ''}"
+
+
+def parse_notion_file_ref(ref: str) -> tuple[str, str, int, str] | None:
+    """(page id, property id, 1-based position, file name) of a ``notion-file:`` identity."""
+    if not ref.startswith(NOTION_FILE_PREFIX):
+        return None
+    parts = ref[len(NOTION_FILE_PREFIX) :].split("/", 3)
+    if len(parts) != 4 or not parts[2].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[2]), parts[3]
+
+
+def hosted_file_url(page: NotionPageLike, property_id: str, position: int) -> tuple[str, str]:
+    """(URL, expiry_time) of the hosted file at ``position`` of a page's files property
+    (found by property id); empty strings when it is not there any more."""
+    for value in page.properties.values():
+        if value.get("id") == property_id and value.get("type") == "files":
+            files = value.get("files") or []
+            if 1 <= position <= len(files) and files[position - 1].get("type") == "file":
+                inner = files[position - 1].get("file") or {}
+                return str(inner.get("url") or ""), str(inner.get("expiry_time") or "")
+    return "", ""
+
+
+# -- schema: properties by stable id ----------------------------------------------------------
+def resolve_properties(
+    required: Mapping[str, frozenset[str]],
+    optional: Mapping[str, frozenset[str]],
+    pinned: Mapping[str, PinnedProperty],
+    current: Iterable[tuple[str, str, str]],
+) -> tuple[dict[str, PinnedProperty], list[str]]:
+    """Map the properties the backup reads onto a data source's current schema.
+
+    A property pinned before is found by its id (a rename is followed); one never pinned is
+    found by its canonical name and must have one of the allowed types.
+
+    Args:
+        required, optional: canonical name -> allowed types.
+        pinned: what earlier runs pinned (canonical name -> property).
+        current: (id, name, type) of every property the data source has now.
+
+    Returns:
+        The properties to read (canonical name -> pinned, with current names) and the
+        changes that must stop the run (removed / retyped / missing required properties).
+    """
+    by_id = {pid: (pid, name, typ) for pid, name, typ in current}
+    by_name = {name: (pid, name, typ) for pid, name, typ in by_id.values()}
+    out: dict[str, PinnedProperty] = {}
+    changes: list[str] = []
+    for canonical, allowed in [*required.items(), *optional.items()]:
+        must = canonical in required
+        old = pinned.get(canonical)
+        if old is not None:
+            now = by_id.get(old.property_id)
+            if now is None:
+                if must:
+                    changes.append(
+                        f"property {canonical!r} (id {old.property_id!r}, last named"
+                        f" {old.name!r}) was removed"
+                    )
+                continue
+            if now[2] != old.type:
+                if must:
+                    changes.append(
+                        f"property {canonical!r} (id {old.property_id!r}, named {now[1]!r})"
+                        f" changed type from {old.type} to {now[2]}"
+                    )
+                continue
+            out[canonical] = PinnedProperty(canonical, old.property_id, old.type, now[1])
+            continue
+        found = by_name.get(canonical)
+        if found is None or found[2] not in allowed:
+            if must:
+                what = "was not found" if found is None else f"has type {found[2]}"
+                changes.append(
+                    f"property {canonical!r} {what} (expected one of {', '.join(sorted(allowed))})"
+                )
+            continue
+        out[canonical] = PinnedProperty(canonical, found[0], found[2], found[1])
+    return out, changes
+
+
+def canonical_properties(
+    properties: Mapping[str, Any], canonical_by_id: Mapping[str, str]
+) -> dict[str, Any]:
+    """A page's property values keyed by canonical name, found by property id (an empty map
+    keeps the names as they are); properties the backup does not read are dropped."""
+    if not canonical_by_id:
+        return dict(properties)
+    out: dict[str, Any] = {}
+    for value in properties.values():
+        canonical = canonical_by_id.get(str((value or {}).get("id")))
+        if canonical is not None:
+            out[canonical] = value
+    return out
+
+
+def truncated(value: Mapping[str, Any]) -> bool:
+    """Whether a page object's property value may hold only the first 25 references: a
+    relation with ``has_more``, 25 people, or rich text with 25 inline mentions."""
+    typ = value.get("type")
+    if typ == "relation":
+        return bool(value.get("has_more"))
+    if typ == "people":
+        return len(value.get("people") or []) >= PAGE_REFERENCE_CAP
+    if typ in ("title", "rich_text"):
+        mentions = [i for i in value.get(typ) or [] if i.get("type") == "mention"]
+        return len(mentions) >= PAGE_REFERENCE_CAP
+    return False
+
+
+def consultation_count(page: NotionPageLike) -> int | None:
+    """상담수 as the page says it, or None when the page cannot be trusted with it: Notion
+    computes the formula over at most 25 relations, so 25 or more is recounted (from the
+    completed 상담일지 relation when the data source has it)."""
+    relation = _prop(page, "상담일지")
+    if relation.get("type") == "relation" and not relation.get("has_more"):
+        return len(relation.get("relation") or [])
+    count = number(page, "상담수")
+    if count is None or not math.isfinite(count) or not 0 <= count < 2**31:
+        return 0
+    return None if count >= PAGE_REFERENCE_CAP else int(count)
 
 
 def _embedding(page: NotionPageLike, customer_id: str) -> Any:
@@ -192,7 +330,7 @@ def parse_customer(page: NotionPageLike) -> CustomerRow:
             f"invalid customer id {customer_id!r} (expected 5 digits)", customer_id or None
         )
     name = text(page, "고객명")
-    if not name:
+    if not name.strip():
         raise InvalidPage("missing name (고객명)", customer_id)
     gender = text(page, "성별") or None
     if gender is not None and gender not in GENDERS:
@@ -203,7 +341,7 @@ def parse_customer(page: NotionPageLike) -> CustomerRow:
         raise InvalidPage(exc.reason, customer_id) from None
     embedding = _embedding(page, customer_id)
     age = _estimated_age(page, customer_id)
-    count = number(page, "상담수")
+    count = consultation_count(page)
     deleted = bool(_prop(page, "삭제됨").get("checkbox")) or page.in_trash
     row = CustomerRow(
         notion_page_id=page.id,
@@ -217,9 +355,8 @@ def parse_customer(page: NotionPageLike) -> CustomerRow:
         special_note=text(page, "특이사항") or None,
         face_embedding=embedding,
         google_drive_folder_id=text(page, "customerFolderId") or None,
-        consultation_count=int(count)
-        if count is not None and math.isfinite(count) and 0 <= count < 2**31
-        else 0,
+        # past 25 relations the caller recounts (see ``consultation_count``)
+        consultation_count=count if count is not None else PAGE_REFERENCE_CAP,
         is_deleted=deleted,
         notion_updated_at=parse_timestamp(page.last_edited_time),
     )
@@ -247,7 +384,7 @@ def parse_consultation(page: NotionPageLike) -> RecordRow:
     if day is None:
         raise InvalidPage("missing consultation date (상담일자)", consultation_id)
     symptoms = text(page, "호소증상")
-    if not symptoms:
+    if not symptoms.strip():
         raise InvalidPage("missing symptoms (호소증상)", consultation_id)
     customers = relation_ids(page, "고객")
     if len(customers) != 1:
@@ -341,7 +478,8 @@ def normalize(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
-        return value.strip() or None
+        # byte-exact: whitespace is content (only an empty text equals "no value")
+        return value if value != "" else None
     if isinstance(value, list | dict):
         return json.loads(json.dumps(value, sort_keys=True, default=str))
     return value
@@ -396,11 +534,14 @@ def watermark_start(watermark: str | None, overlap_minutes: int) -> str | None:
     )
 
 
-def date_window_filter(start: date, end_exclusive: date) -> dict[str, Any]:
-    """Notion filter for consultations with 상담일자 in ``[start, end)``."""
+def date_window_filter(
+    start: date, end_exclusive: date, date_property: str = "상담일자"
+) -> dict[str, Any]:
+    """Notion filter for consultations with 상담일자 in ``[start, end)`` (``date_property``: its
+    name or, to survive renames, its property id)."""
     return {
         "and": [
-            {"property": "상담일자", "date": {"on_or_after": start.isoformat()}},
-            {"property": "상담일자", "date": {"before": end_exclusive.isoformat()}},
+            {"property": date_property, "date": {"on_or_after": start.isoformat()}},
+            {"property": date_property, "date": {"before": end_exclusive.isoformat()}},
         ]
     }

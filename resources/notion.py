@@ -112,6 +112,38 @@ class NotionDatabase:
 
 
 @dataclass(frozen=True)
+class PropertySchema:
+    """One property of a data source: its stable id, current name and type."""
+
+    id: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class NotionDataSource:
+    """A data source's schema (``data_sources.retrieve``); property ids survive renames."""
+
+    id: str
+    database_id: str
+    title: str
+    properties: tuple[PropertySchema, ...]
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> NotionDataSource:
+        title = "".join(str(t.get("plain_text") or "") for t in data.get("title") or [])
+        return cls(
+            id=str(data["id"]),
+            database_id=str((data.get("parent") or {}).get("database_id") or ""),
+            title=title,
+            properties=tuple(
+                PropertySchema(str(v.get("id")), str(v.get("name") or k), str(v.get("type")))
+                for k, v in (data.get("properties") or {}).items()
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class QueryResultPage:
     """One page of a data source query.
 
@@ -215,6 +247,11 @@ class NotionResource(ResilientClientResource):
             self._ds_cache[database_id] = database.data_sources[0].id
         return self._ds_cache[database_id]
 
+    def retrieve_data_source(self, data_source_id: str) -> NotionDataSource:
+        """A data source's schema: property ids, names and types (``data_sources.retrieve``)."""
+        data = self._request(self.get_client().data_sources.retrieve, data_source_id=data_source_id)
+        return NotionDataSource.from_api(data)
+
     # -- queries --------------------------------------------------------------------------
     def query_data_source(
         self,
@@ -314,6 +351,71 @@ class NotionResource(ResilientClientResource):
                 return None
             raise
         return NotionPage.from_api(data)
+
+    def property_items(self, page_id: str, property_id: str) -> tuple[str, list[Any]]:
+        """Every value of a page property past the page object's 25-reference cap
+        (``pages.properties.retrieve``, paginated for title, rich_text, relation and people).
+
+        Returns:
+            The property type and its values: the list items for a paginated property (rich
+            text objects, ``{"id": ...}`` relation refs, users), else a one-item list.
+        """
+        items: list[Any] = []
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "page_id": page_id,
+                "property_id": property_id,
+                "page_size": PAGE_SIZE,
+            }
+            if cursor:
+                kwargs["start_cursor"] = cursor
+            data = self._request(self.get_client().pages.properties.retrieve, **kwargs)
+            if data.get("object") != "list":
+                typ = str(data.get("type"))
+                return typ, [data.get(typ)]
+            typ = str((data.get("property_item") or {}).get("type") or "")
+            items += [item.get(item.get("type")) for item in data.get("results") or []]
+            cursor = data.get("next_cursor") or None
+            if not data.get("has_more") or not cursor:
+                return typ, items
+
+    def download_file(self, url: str, max_bytes: int) -> bytes:
+        """The bytes behind a Notion-hosted file's presigned URL (streamed, at most
+        ``max_bytes``). Not a Notion API call: no token, no API rate limit.
+
+        Raises:
+            PermanentError: 403 (the signed URL expired or was altered), 404, 413 (larger
+                than ``max_bytes``) or another non-retryable status.
+            TransientError: a network failure or a retryable status.
+        """
+        try:
+            with (
+                httpx.Client(timeout=self.timeout_s, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code in RETRYABLE_STATUS:
+                    raise TransientError(
+                        f"notion file download: HTTP {response.status_code}",
+                        parse_retry_after(response.headers.get("retry-after")),
+                        response.status_code,
+                    )
+                if response.status_code >= 400:
+                    raise PermanentError(
+                        f"notion file download: HTTP {response.status_code}",
+                        response.status_code,
+                        "file_download",
+                    )
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise PermanentError(
+                            f"notion file larger than {max_bytes} bytes", 413, "too_large"
+                        )
+                return bytes(body)
+        except httpx.TransportError as exc:
+            raise TransientError(f"notion file download: {type(exc).__name__}: {exc}") from exc
 
     def create_page(self, data_source_id: str, properties: Mapping[str, Any]) -> NotionPage:
         """A new page in ``data_source_id`` with these property values (write format)."""

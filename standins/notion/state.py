@@ -154,6 +154,13 @@ def new_page(ds: DataSource, pid: str, ts: datetime, properties: dict[str, Any])
     }
 
 
+def _empty(typ: str) -> Any:
+    """The value of an empty property of type ``typ`` in a page object."""
+    if typ in ("title", "rich_text", "relation", "files", "people", "multi_select"):
+        return []
+    return False if typ == "checkbox" else None
+
+
 def _as_text(value: dict[str, Any]) -> str:
     """A property value as the text Notion keeps when a property becomes text."""
     typ = value.get("type")
@@ -533,7 +540,8 @@ class NotionWorkspace:
                 props[name] = self.full_value(ds, page, name)
             value = props.get(name)
             if value is None:
-                continue
+                # a page object carries every property of its data source, empty or not
+                props[name] = value = {"id": pid, "type": typ, typ: _empty(typ)}
             if typ == "relation":
                 refs = value.get("relation") or []
                 value["relation"] = refs[:PAGE_REFERENCE_CAP]
