@@ -148,6 +148,13 @@ def target_query(
                 )
             params[name] = payload[name]
         if event_range is not None:
+            sql = str(target_config["sql"])
+            if "%(event_from)s" not in sql or "%(event_to)s" not in sql:
+                # messaging.targeting refuses such a workflow when the sensor loads it; a run
+                # given an event range never falls back to the whole audience either
+                raise WorkflowConfigError(
+                    "an event run's target query must bind %(event_from)s and %(event_to)s"
+                )
             params.update(event_from=event_range[0], event_to=event_range[1])
         return TargetQuery(
             str(target_config["sql"]),

@@ -17,7 +17,9 @@ from messaging.assets import TriggerType, WorkflowRunConfig, messaging_workflow_
 from messaging.catalog import load_table_mappings
 from messaging.jobs import run_workflow_job
 from messaging.tables import quote_ident
+from messaging.targeting import EventTargetRefused, check_event_target
 from messaging.transform import next_cron_tick
+from messaging.workflow_refusals import refuse_event_workflow
 from resources.errors import ServiceUnavailable
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
@@ -238,7 +240,7 @@ def event_requests(
         w: dict(g) for w, g in (cursor.pop(GAPS, None) or {}).items()
     }
     for wf in db.fetch_all(
-        "SELECT id, name, trigger_config FROM public.workflows"
+        "SELECT id, name, trigger_config, target_config FROM public.workflows"
         " WHERE trigger_type = 'event' AND status = 'active'"
     ):
         wid = str(wf["id"])
@@ -246,6 +248,11 @@ def event_requests(
         if target is None:
             continue
         cfg, table, key_col = target
+        try:  # a target that ignores the event's keys would reach everyone on every event
+            check_event_target(cfg, wf["target_config"] or {}, mappings)
+        except EventTargetRefused as exc:
+            notes.append(refuse_event_workflow(db, wf, str(exc)))
+            continue
         mine = dict(gaps.get(wid, {}))
         try:
             scan = _scan_event_table(mysql, cfg, table, key_col, wid, cursor, mine, max_rows, now_s)
@@ -293,7 +300,9 @@ def messaging_event_sensor(
         context.log.warning(note)
     if not requests:
         return dg.SensorResult(
-            skip_reason=dg.SkipReason("no new rows in the event tables"),
+            skip_reason=dg.SkipReason(
+                "no new rows in the event tables" + (f" ({'; '.join(notes)})" if notes else "")
+            ),
             cursor=json.dumps(new_cursor, sort_keys=True),
         )
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(new_cursor, sort_keys=True))
