@@ -1,159 +1,423 @@
-"""Restore: recreate customers and consultations (with their image links) in a Notion database
-from the Supabase backup. Dry run by default; idempotent (pages are matched by customer id /
-consultation id, so a second run creates nothing)."""
+"""Restore Notion from the backup **as of a point in time**: the state the backup had observed
+then (its history versions), for one page, one customer with their consultations, or the whole
+database, including pages trashed or deleted in Notion since.
+
+Per backed-up entity valid at ``as_of`` (and not deleted then) the page in Notion is:
+
+- live and equal: nothing to do (``present``);
+- in Notion's trash: restored from the trash (``in_trash: false``, same page id);
+- gone (404, purged or unshared): recreated; the backup's ``notion_page_id`` (and, for a
+  customer, the consultations' relation) is re-pointed to the new page in one transaction, the
+  old id staying in history;
+- live but different: overwritten only with ``overwrite`` (else listed in
+  ``needs_overwrite``); the state being overwritten is first written as a version;
+- a consultation whose content matches but whose customer relation points elsewhere (its
+  customer was recreated) gets its relation re-pointed.
+
+Dry run by default. Every restored entity's backup row is brought to the restored state in the
+same transaction as its re-pointing, so the next sync sees nothing to change. Restoring into
+other databases (``relink=False``) matches pages by customer / consultation id and only
+creates what is missing (idempotent).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from psycopg.types.json import Jsonb
 
 from consultation_backup import transform as T
-from consultation_backup.restore_properties import consultation_properties, customer_properties
-from resources.notion import NotionResource
+from consultation_backup.history import tag_run, versions_as_of
+from consultation_backup.models import CustomerRow, RecordRow
+from consultation_backup.records import upsert_records
+from consultation_backup.restore_properties import (
+    TextTooLong,
+    consultation_properties,
+    customer_properties,
+)
+from consultation_backup.writes import CUSTOMERS, Tally, WriteScope, write_rows
+from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
+
+Entity = Literal["customer", "consultation"]
+Kind = Literal["present", "create", "untrash", "overwrite", "relink", "differs", "skip"]
+CUSTOMER_FIELDS = tuple(f for f in CustomerRow.CONTENT_FIELDS if f != "is_deleted")
+RECORD_FIELDS = tuple(f for f in RecordRow.CONTENT_FIELDS if f != "customer_notion_id")
+# the backup columns a restore writes back from the version (the rest is bookkeeping)
+CUSTOMER_COLUMNS = (
+    "name",
+    "phone",
+    "gender",
+    "birth_date",
+    "estimated_age",
+    "address",
+    "special_note",
+    "face_embedding",
+    "google_drive_folder_id",
+)
+RECORD_COLUMNS = (
+    "consultation_date",
+    "symptoms",
+    "patient_condition",
+    "tongue_analysis",
+    "special_note",
+    "prescription",
+    "result",
+    "image_count",
+    "google_drive_urls",
+)
+JSON_COLUMNS = frozenset({"face_embedding", "google_drive_urls"})
+CHANGES: tuple[Kind, ...] = ("create", "untrash", "overwrite", "relink")
+
+
+@dataclass(frozen=True)
+class RestoreScope:
+    """What to restore: nothing set means the whole database."""
+
+    customer_ids: tuple[str, ...] = ()  # customers with all their consultations
+    consultation_ids: tuple[str, ...] = ()  # single consultation pages
+    page_ids: tuple[str, ...] = ()  # single pages by Notion id (current or former)
+
+    @property
+    def whole(self) -> bool:
+        return not (self.customer_ids or self.consultation_ids or self.page_ids)
+
+
+@dataclass(frozen=True)
+class Action:
+    """What restoring one entity does (or, in a dry run, would do)."""
+
+    entity: Entity
+    business_id: str
+    kind: Kind
+    page_id: str | None = None
+    fields: tuple[str, ...] = ()
+    reason: str | None = None
+
+    def describe(self) -> str:
+        text = f"{self.entity} {self.business_id}: {self.kind}"
+        if self.fields:
+            text += f" ({', '.join(self.fields)})"
+        return text + (f": {self.reason}" if self.reason else "")
 
 
 @dataclass(frozen=True)
 class RestoreReport:
-    """What a restore found and created (``planned``: what is missing from Notion)."""
+    """What a restore found and did. ``planned`` lists the changes (done, unless dry run);
+    ``needs_overwrite`` the pages that differ and were left alone without ``overwrite``."""
 
     dry_run: bool
+    as_of: str = ""
+    overwrite: bool = False
     customers_in_backup: int = 0
     customers_present: int = 0
     customers_created: int = 0
+    customers_untrashed: int = 0
+    customers_overwritten: int = 0
     consultations_in_backup: int = 0
     consultations_present: int = 0
     consultations_created: int = 0
+    consultations_untrashed: int = 0
+    consultations_overwritten: int = 0
+    consultations_relinked: int = 0
     notion_requests: int = 0
     planned: list[str] = field(default_factory=list)
+    needs_overwrite: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """Where and how to restore."""
+@dataclass
+class _Run:
+    """Where and how to restore, and what happened so far."""
 
     notion: NotionResource
     db: PostgresResource
     customers_ds: str
     consultations_ds: str
     dry_run: bool
+    overwrite: bool
     relink: bool
+    run_id: str
     log: Callable[[str], None]
+    actions: list[Action] = field(default_factory=list)
+    page_of: dict[str, str] = field(default_factory=dict)  # customer row id -> live page id
+    live: dict[str, NotionPage] | None = None  # whole-database restores: prefetched pages
+    trash: dict[str, NotionPage] | None = None
+    titles: dict[str, dict[str, NotionPage]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Pass:
-    """The outcome of restoring one entity: in the backup, present, created, planned."""
-
-    in_backup: int
-    present: int
-    created: int
-    planned: list[str]
-
-
-def _index(notion: NotionResource, data_source_id: str) -> dict[str, str]:
-    """title (business id) -> page id of the live pages of a data source."""
-    out: dict[str, str] = {}
-    for page in notion.iter_pages(data_source_id, filter_properties=["title"]):
-        key = T.text(page, "id")
-        if key:
-            out.setdefault(key, page.id)
-    return out
-
-
-def _backup_customers(db: PostgresResource, customer_ids: list[str] | None) -> list[dict[str, Any]]:
-    """The live customers of the backup (or only these)."""
-    where, params = "WHERE NOT is_deleted", []
-    if customer_ids:
-        where += " AND customer_id = ANY(%s)"
-        params.append(customer_ids)
-    return db.fetch_all(
-        f"SELECT * FROM public.consultation_customers {where} ORDER BY customer_id", params
+# -- what the backup had at as_of --------------------------------------------------------------
+def _scoped_versions(
+    db: PostgresResource, scope: RestoreScope, at: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The customer and consultation versions valid at ``at`` that the scope selects."""
+    if scope.whole:
+        return versions_as_of(db, "customer", at), versions_as_of(db, "consultation", at)
+    pages = list(scope.page_ids)
+    customers = versions_as_of(
+        db,
+        "customer",
+        at,
+        "(business_id = ANY(%(c)s) OR entity_key IN (SELECT entity_key FROM"
+        " public.consultation_customers_history WHERE notion_page_id = ANY(%(p)s)))",
+        c=list(scope.customer_ids),
+        p=pages,
     )
-
-
-def _backup_records(db: PostgresResource, customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The live consultations of these backed-up customers."""
-    return db.fetch_all(
-        "SELECT * FROM public.consultation_records WHERE NOT is_deleted AND customer_id = ANY(%s)"
-        " ORDER BY consultation_id",
-        ([r["id"] for r in customers],),
+    whole_customers = [v["entity_key"] for v in customers if v["business_id"] in scope.customer_ids]
+    records = versions_as_of(
+        db,
+        "consultation",
+        at,
+        "(parent_key = ANY(%(k)s) OR business_id = ANY(%(r)s) OR entity_key IN (SELECT"
+        " entity_key FROM public.consultation_records_history WHERE notion_page_id = ANY(%(p)s)))",
+        k=whole_customers,
+        r=list(scope.consultation_ids),
+        p=pages,
     )
+    return customers, records
 
 
-def _relink_customer(db: PostgresResource, row_id: Any, page_id: str) -> None:
-    """Point the backup rows of a customer at its recreated page."""
-    db.execute(
-        "UPDATE public.consultation_customers SET notion_page_id = %s, synced_at = now()"
-        " WHERE id = %s",
-        (page_id, row_id),
-    )
-    db.execute(
-        "UPDATE public.consultation_records SET customer_notion_id = %s, synced_at = now()"
-        " WHERE customer_id = %s",
-        (page_id, row_id),
-    )
+def _current_rows(db: PostgresResource, table: str, keys: Iterable[str]) -> dict[str, Any]:
+    rows = db.fetch_all(f"SELECT * FROM public.{table} WHERE id::text = ANY(%s)", (list(keys),))
+    return {str(r["id"]): r for r in rows}
 
 
-def _restore_customers(
-    target: _Target,
-    customers: list[dict[str, Any]],
-    in_notion: dict[str, str],
-    page_of: dict[Any, str | None],
-) -> _Pass:
-    """Create the customers Notion lacks; ``page_of`` gets each backup row's page (or None)."""
-    present = created = 0
-    planned: list[str] = []
-    for row in customers:
-        existing = in_notion.get(row["customer_id"])
-        if existing:
-            present += 1
-            page_of[row["id"]] = existing
-            continue
-        planned.append(f"customer {row['customer_id']}")
-        page_of[row["id"]] = None
-        if target.dry_run:
-            continue
-        page = target.notion.create_page(target.customers_ds, customer_properties(row))
-        created += 1
-        page_of[row["id"]] = page.id
-        target.log(f"restored customer {row['customer_id']} as page {page.id}")
-        if target.relink:
-            _relink_customer(target.db, row["id"], page.id)
-    return _Pass(len(customers), present, created, planned)
+# -- what Notion has now -----------------------------------------------------------------------
+def _prefetch(run: _Run) -> None:
+    """Whole-database restores read every page once (live and trashed) instead of one request
+    per page."""
+    run.live, run.trash = {}, {}
+    for ds in (run.customers_ds, run.consultations_ds):
+        run.live.update({p.id: p for p in run.notion.iter_pages(ds)})
+        run.trash.update({p.id: p for p in run.notion.iter_pages(ds, in_trash=True)})
 
 
-def _restore_consultations(
-    target: _Target,
-    records: list[dict[str, Any]],
-    in_notion: dict[str, str],
-    page_of: dict[Any, str | None],
-) -> _Pass:
-    """Create the consultations Notion lacks, under their (possibly recreated) customers."""
-    present = created = 0
-    planned: list[str] = []
-    for row in records:
-        if row["consultation_id"] in in_notion:
-            present += 1
-            continue
-        planned.append(f"consultation {row['consultation_id']}")
-        customer_page = page_of.get(row["customer_id"])
-        if target.dry_run or customer_page is None:
-            continue
-        props = consultation_properties(row, customer_page)
-        page = target.notion.create_page(target.consultations_ds, props)
-        created += 1
-        if target.relink:
-            target.db.execute(
-                "UPDATE public.consultation_records SET notion_page_id = %s, synced_at = now()"
-                " WHERE id = %s",
-                (page.id, row["id"]),
+def _by_title(run: _Run, ds: str, business_id: str) -> NotionPage | None:
+    """A live page of ``ds`` titled ``business_id`` (restores into other databases index the
+    whole data source once; the live databases ask with one filtered query)."""
+    if not run.relink:
+        if ds not in run.titles:
+            run.titles[ds] = {}
+            for page in run.notion.iter_pages(ds):
+                run.titles[ds].setdefault(T.text(page, "id"), page)
+        return run.titles[ds].get(business_id)
+    flt = {"property": "id", "title": {"equals": business_id}}
+    return next(iter(run.notion.iter_pages(ds, filter=flt)), None)
+
+
+def _notion_page(run: _Run, ds: str, page_id: str, business_id: str) -> NotionPage | None:
+    """The page now (live or trashed), else a live page with the same id title, else None."""
+    if not run.relink:
+        return _by_title(run, ds, business_id)
+    if run.live is not None and run.trash is not None:
+        page = run.live.get(page_id) or run.trash.get(page_id)
+    else:
+        page = run.notion.retrieve_page(page_id)
+    return page if page is not None else _by_title(run, ds, business_id)
+
+
+def _differences(entity: Entity, page: NotionPage, version: dict[str, Any]) -> list[str]:
+    """Content fields in which the page differs from the version."""
+    try:
+        if entity == "customer":
+            return T.differing_fields(T.parse_customer(page).as_dict(), version, CUSTOMER_FIELDS)
+        return T.differing_fields(T.parse_consultation(page).as_dict(), version, RECORD_FIELDS)
+    except T.InvalidPage as exc:
+        return [f"invalid page: {exc.reason}"]
+
+
+def _relation(page: NotionPage) -> list[str]:
+    return T.relation_ids(page, "고객")
+
+
+# -- deciding ----------------------------------------------------------------------------------
+def _decide(
+    run: _Run, entity: Entity, page: NotionPage | None, version: dict[str, Any], target: str
+) -> Action:
+    """The action for one entity (``target``: the customer page a consultation must point at)."""
+    bid = version["customer_id" if entity == "customer" else "consultation_id"]
+    if page is None:
+        return Action(entity, bid, "create")
+    if not run.relink:
+        return Action(entity, bid, "present", page.id)
+    diff = tuple(_differences(entity, page, version))
+    repoint = entity == "consultation" and _relation(page) != [target]
+    if page.in_trash:
+        if diff and not run.overwrite:
+            return Action(entity, bid, "differs", page.id, diff, "in Notion's trash")
+        return Action(entity, bid, "untrash", page.id, diff)
+    if diff:
+        kind: Kind = "overwrite" if run.overwrite else "differs"
+        return Action(entity, bid, kind, page.id, diff)
+    if repoint:
+        return Action(entity, bid, "relink", page.id, ("고객",))
+    return Action(entity, bid, "present", page.id)
+
+
+# -- applying ----------------------------------------------------------------------------------
+def _capture(run: _Run, entity: Entity, page: NotionPage) -> None:
+    """Keep the state about to be overwritten as a version (a no-op when the backup already
+    has it: unchanged rows are not written)."""
+    with run.db.transaction() as conn:
+        scope = WriteScope(conn, "notion_wins", run.run_id, Tally())
+        try:
+            if entity == "customer":
+                write_rows(scope, CUSTOMERS, [T.parse_customer(page).as_dict()], {page.id: page})
+            else:
+                upsert_records(None, scope, [T.parse_consultation(page)], {page.id: page})
+        except T.InvalidPage:
+            return  # an invalid page is in the quarantine with its payload already
+
+
+def _write_back(run: _Run, entity: Entity, version: dict[str, Any], page: NotionPage) -> None:
+    """The backup row becomes the restored state, pointing at ``page``; a recreated customer's
+    consultations are re-pointed in the same transaction."""
+    columns = CUSTOMER_COLUMNS if entity == "customer" else RECORD_COLUMNS
+    table = "consultation_customers" if entity == "customer" else "consultation_records"
+    values = [
+        Jsonb(version.get(c))
+        if c in JSON_COLUMNS and version.get(c) is not None
+        else version.get(c)
+        for c in columns
+    ]
+    sets = ", ".join(f"{c} = %s" for c in columns)
+    extra, params = "", []
+    if entity == "consultation":
+        extra, params = ", customer_notion_id = %s", [_relation(page)[0]]
+    with run.db.transaction() as conn:
+        tag_run(conn, run.run_id)
+        conn.execute(
+            f"UPDATE public.{table} SET {sets}{extra}, notion_page_id = %s, is_deleted = false,"
+            " notion_updated_at = %s, sync_status = 'synced', synced_at = now() WHERE id = %s",
+            [*values, *params, page.id, T.parse_timestamp(page.last_edited_time), version["id"]],
+        )
+        if entity == "customer":
+            conn.execute(
+                "UPDATE public.consultation_records SET customer_notion_id = %s,"
+                " synced_at = now() WHERE customer_id = %s AND customer_notion_id <> %s",
+                (page.id, version["id"], page.id),
             )
-    return _Pass(len(records), present, created, planned)
+
+
+def _apply(run: _Run, action: Action, version: dict[str, Any], target: str) -> str | None:
+    """Carry out ``action``; returns the page id the entity lives at afterwards."""
+    entity = action.entity
+    props = (
+        customer_properties(version)
+        if entity == "customer"
+        else consultation_properties(version, target)
+    )
+    ds = run.customers_ds if entity == "customer" else run.consultations_ds
+    if action.kind == "create":
+        page = run.notion.create_page(ds, props)
+    elif action.kind == "untrash":
+        page = run.notion.update_page(
+            str(action.page_id), properties=props if action.fields else None, in_trash=False
+        )
+    elif action.kind == "overwrite":
+        current = run.notion.retrieve_page(str(action.page_id))
+        if current is not None:
+            _capture(run, entity, current)
+        page = run.notion.update_page(str(action.page_id), properties=props)
+    elif action.kind == "relink":
+        page = run.notion.update_page(str(action.page_id), properties={"고객": props["고객"]})
+    else:
+        return action.page_id
+    run.log(f"restored {action.describe()} -> page {page.id}")
+    if run.relink:
+        _write_back(run, entity, version, page)
+    return page.id
+
+
+def _restore_one(
+    run: _Run, entity: Entity, version: dict[str, Any], current: dict[str, Any] | None
+) -> None:
+    row = version["row_data"]
+    bid = str(version["business_id"])
+    if row.get("is_deleted"):
+        run.actions.append(Action(entity, bid, "skip", reason="deleted at that time"))
+        return
+    target = ""
+    if entity == "consultation":
+        target = run.page_of.get(str(row["customer_id"])) or ""
+        if not target:
+            reason = "its customer's page is not live in Notion (restore the customer too)"
+            run.actions.append(Action(entity, bid, "skip", reason=reason))
+            return
+    ds = run.customers_ds if entity == "customer" else run.consultations_ds
+    page_id = str((current or row)["notion_page_id"])
+    action = _decide(run, entity, _notion_page(run, ds, page_id, bid), row, target)
+    run.actions.append(action)
+    new_page = action.page_id
+    if not run.dry_run and action.kind in CHANGES:
+        try:
+            new_page = _apply(run, action, row, target)
+        except TextTooLong as exc:
+            run.actions[-1] = Action(entity, bid, "skip", action.page_id, reason=str(exc))
+            return
+    if entity == "customer":
+        live = _live_after(run, action, new_page)
+        if live:
+            run.page_of[str(row["id"])] = live
+
+
+def _live_after(run: _Run, action: Action, new_page: str | None) -> str | None:
+    """The customer's live page once the action is done (a placeholder in a dry run)."""
+    if action.kind in CHANGES:
+        return new_page if not run.dry_run else action.page_id or "(new page)"
+    if action.kind == "present" or (action.kind == "differs" and action.reason is None):
+        return action.page_id
+    return None
+
+
+def _customer_pages_for(run: _Run, records: list[dict[str, Any]]) -> None:
+    """Pages of the customers of consultations restored without their customer: the customer's
+    current page when it is live."""
+    wanted = {str(r["row_data"]["customer_id"]) for r in records} - set(run.page_of)
+    for row in _current_rows(run.db, "consultation_customers", wanted).values():
+        if run.relink:
+            page = _notion_page(run, run.customers_ds, row["notion_page_id"], row["customer_id"])
+            if page is None or page.in_trash:
+                continue
+        else:
+            page = _by_title(run, run.customers_ds, row["customer_id"])
+            if page is None:
+                continue
+        run.page_of[str(row["id"])] = page.id
+
+
+def _count(actions: list[Action], entity: Entity, *kinds: Kind) -> int:
+    return sum(1 for a in actions if a.entity == entity and a.kind in kinds)
+
+
+def _report(run: _Run, at: datetime, requests: int, backed: tuple[int, int]) -> RestoreReport:
+    acts, done = run.actions, not run.dry_run
+    return RestoreReport(
+        dry_run=run.dry_run,
+        as_of=at.isoformat(),
+        overwrite=run.overwrite,
+        customers_in_backup=backed[0],
+        customers_present=_count(acts, "customer", "present"),
+        customers_created=_count(acts, "customer", "create") if done else 0,
+        customers_untrashed=_count(acts, "customer", "untrash") if done else 0,
+        customers_overwritten=_count(acts, "customer", "overwrite") if done else 0,
+        consultations_in_backup=backed[1],
+        consultations_present=_count(acts, "consultation", "present"),
+        consultations_created=_count(acts, "consultation", "create") if done else 0,
+        consultations_untrashed=_count(acts, "consultation", "untrash") if done else 0,
+        consultations_overwritten=_count(acts, "consultation", "overwrite") if done else 0,
+        consultations_relinked=_count(acts, "consultation", "relink") if done else 0,
+        notion_requests=requests,
+        planned=[a.describe() for a in acts if a.kind in CHANGES],
+        needs_overwrite=[a.describe() for a in acts if a.kind == "differs"],
+        skipped=[a.describe() for a in acts if a.kind == "skip"],
+    )
 
 
 def restore(
@@ -162,51 +426,61 @@ def restore(
     *,
     customers_database_id: str,
     consultations_database_id: str,
+    as_of: datetime | None = None,
     dry_run: bool = True,
+    overwrite: bool = False,
     customer_ids: list[str] | None = None,
+    consultation_ids: list[str] | None = None,
+    page_ids: list[str] | None = None,
     relink: bool = True,
+    run_id: str | None = None,
     log: Callable[[str], None] = print,
 ) -> RestoreReport:
-    """Create in Notion what the backup has and Notion lacks.
+    """Restore Notion to the state the backup had observed at ``as_of`` (default: now).
 
     Args:
-        dry_run: only list what would be created (``planned``).
-        customer_ids: restrict to these customers (and their consultations).
-        relink: point the backup rows at the recreated pages (when restoring into the live
-            databases).
+        as_of: the point in time (aware datetime).
+        dry_run: only report what would change (``planned``, ``needs_overwrite``).
+        overwrite: also overwrite pages that exist but differ (their state is kept as a
+            version first).
+        customer_ids: these customers with all their consultations; ``consultation_ids`` and
+            ``page_ids`` single pages. None of the three: the whole database.
+        relink: restoring into the live databases (page ids followed, trash and re-pointing);
+            False restores into other databases, matching pages by id title.
     """
+    at = as_of or datetime.now(UTC)
     before = notion.caller.stats["requests"]
-    target = _Target(
+    run = _Run(
         notion,
         db,
         notion.data_source_id(customers_database_id),
         notion.data_source_id(consultations_database_id),
         dry_run,
+        overwrite,
         relink,
+        run_id or f"restore:{datetime.now(UTC).isoformat()}",
         log,
     )
-    customers = _backup_customers(db, customer_ids)
-    page_of: dict[Any, str | None] = {}
-    customers_in_notion = _index(notion, target.customers_ds)
-    consultations_in_notion = _index(notion, target.consultations_ds)
-    cust = _restore_customers(target, customers, customers_in_notion, page_of)
-    records = _backup_records(db, customers)
-    cons = _restore_consultations(target, records, consultations_in_notion, page_of)
-    report = RestoreReport(
-        dry_run=dry_run,
-        customers_in_backup=cust.in_backup,
-        customers_present=cust.present,
-        customers_created=cust.created,
-        consultations_in_backup=cons.in_backup,
-        consultations_present=cons.present,
-        consultations_created=cons.created,
-        notion_requests=notion.caller.stats["requests"] - before,
-        planned=cust.planned + cons.planned,
+    scope = RestoreScope(
+        tuple(customer_ids or ()), tuple(consultation_ids or ()), tuple(page_ids or ())
+    )
+    customers, records = _scoped_versions(db, scope, at)
+    if scope.whole and relink:
+        _prefetch(run)
+    current = _current_rows(db, "consultation_customers", [v["entity_key"] for v in customers])
+    for version in customers:
+        _restore_one(run, "customer", version, current.get(version["entity_key"]))
+    _customer_pages_for(run, records)
+    current = _current_rows(db, "consultation_records", [v["entity_key"] for v in records])
+    for version in records:
+        _restore_one(run, "consultation", version, current.get(version["entity_key"]))
+    report = _report(
+        run, at, notion.caller.stats["requests"] - before, (len(customers), len(records))
     )
     log(
-        f"restore {'(dry run) ' if dry_run else ''}customers: {report.customers_created} "
-        f"created, {report.customers_present} present; consultations: "
-        f"{report.consultations_created} created, {report.consultations_present} present; "
-        f"planned {len(report.planned)}"
+        f"restore as of {report.as_of} {'(dry run) ' if dry_run else ''}: "
+        f"{len(report.planned)} change(s) {'planned' if dry_run else 'made'}, "
+        f"{len(report.needs_overwrite)} differing page(s) left alone, "
+        f"{len(report.skipped)} skipped"
     )
     return report
