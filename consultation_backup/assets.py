@@ -9,11 +9,12 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
+from consultation_backup.conflicts import effective_strategy
 from consultation_backup.constants import (
     BUCKET,
     CUSTOMERS_KEY,
@@ -31,7 +32,6 @@ from consultation_backup.constants import (
 from consultation_backup.customers import sync_customers
 from consultation_backup.images import sync_images
 from consultation_backup.models import (
-    ConflictStrategy,
     CustomersResult,
     FullSyncResult,
     ImagesResult,
@@ -82,10 +82,12 @@ SOURCES = [notion_customers, notion_consultations, drive_images]
 class SyncConfig(dg.Config):
     """Run config shared by the Notion-backed assets."""
 
-    conflict_strategy: ConflictStrategy = Field(
-        default="notion_wins",
-        description="notion_wins (default): Notion overwrites; latest_wins: the newer edit "
-        "wins; manual: both versions are kept for resolution",
+    conflict_strategy: Literal["", "notion_wins", "latest_wins", "manual"] = Field(
+        default="",
+        description="empty (default): the table's strategy stored in Supabase "
+        "(consultation_sync_settings; notion_wins when none is stored); or an explicit "
+        "override for this run: notion_wins, latest_wins (the newer edit wins) or manual "
+        "(both versions kept for resolution)",
     )
 
 
@@ -178,13 +180,15 @@ def consultation_customers(
         "full_refresh": config.full_refresh,
     }
     settings = consultation_settings
+    strategy = effective_strategy(supabase_db, CUSTOMERS_TABLE, config.conflict_strategy)
+    details["strategy"] = strategy
     with sync_log(supabase_db, "full" if config.reconcile else "customers", details) as log:
         result = sync_customers(
             notion,
             supabase_db,
             settings.customers_database_id,
             full=config.full_refresh,
-            strategy=config.conflict_strategy,
+            strategy=strategy,
             run_id=context.run.run_id,
         )
         rec = None
@@ -323,8 +327,9 @@ def _sync_window(
     want_images = IMAGES_KEY in context.selected_asset_keys
     records: RecordsResult | None = None
     images: ImagesResult | None = None
+    strategy = effective_strategy(db, RECORDS_TABLE, config.conflict_strategy)
     with ExitStack() as stack:
-        rdetails = {"run_id": run_id, "strategy": config.conflict_strategy, "window": window}
+        rdetails = {"run_id": run_id, "strategy": strategy, "window": window}
         rlog = (
             stack.enter_context(sync_log(db, "consultations", rdetails)) if want_records else None
         )
@@ -334,7 +339,7 @@ def _sync_window(
             else None
         )
         options: dict[str, Any] = {
-            "strategy": config.conflict_strategy,
+            "strategy": strategy,
             "run_id": run_id,
             "edited_since": since,
         }

@@ -20,7 +20,7 @@ from typing import Any
 import click
 import typer
 
-from consultation_backup.conflicts import list_conflicts, resolve_conflict
+from consultation_backup.conflicts import list_conflicts, resolve_conflict, set_strategy
 from consultation_backup.lookup import DEFAULT_LOOKUP_LIMIT, ConsultationReader
 from resources.environment import apply_local_defaults
 from resources.notion import NotionResource
@@ -94,12 +94,21 @@ def conflicts_resolve(
     use: SideChoice = typer.Option(..., "--use", help="the side to keep"),
     by: str = typer.Option("cli", "--by", envvar="USER", help="who resolved it"),
 ) -> None:
-    """Apply one side and close the conflict."""
-    _print(
-        resolve_conflict(
-            _db(), conflict_id, "notion" if use is SideChoice.notion else "supabase", by
-        ).as_dict()
-    )
+    """Apply one side and close the conflict (``notion``: the page as Notion has it now)."""
+    side = "notion" if use is SideChoice.notion else "supabase"
+    notion = _reader().notion if side == "notion" else None
+    _print(resolve_conflict(_db(), conflict_id, side, by, notion=notion).as_dict())
+
+
+@conflicts_app.command("strategy")
+def conflicts_strategy(
+    table: str = typer.Argument(..., help="consultation_customers or consultation_records"),
+    strategy: str = typer.Argument(..., help="notion_wins, latest_wins or manual"),
+    by: str = typer.Option("cli", "--by", envvar="USER", help="who changed it"),
+) -> None:
+    """Store a table's conflict strategy in Supabase: every later run uses it."""
+    set_strategy(_db(), table, strategy, by)  # type: ignore[arg-type]  # validated inside
+    _print({"table": table, "conflict_strategy": strategy})
 
 
 @app.command("lookup")

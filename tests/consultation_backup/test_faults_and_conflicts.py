@@ -47,8 +47,11 @@ def test_the_backup_recovers_once_notion_is_back(backup_env):
     assert sync_customers_asset(env).success
 
 
-def test_manual_conflicts_listed_and_resolved_by_the_cli(backup_env, capsys):
+def test_manual_conflicts_listed_and_resolved_by_the_cli(backup_env, capsys, monkeypatch):
     env = backup_env
+    # resolving with Notion's side reads the page as Notion has it now
+    monkeypatch.setenv("NOTION_BASE_URL", env.notion_url)
+    monkeypatch.setenv("NOTION_TOKEN", "ntn_test_token_123")
     sync_customers_asset(env)
     env.db.execute(
         "UPDATE consultation_customers SET address = '백업에서 고친 주소'"

@@ -9,7 +9,6 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from consultation_backup.assets import consultation_records_and_images
 from consultation_backup.customers import sync_customers
 from consultation_backup.definitions import defs
 from consultation_backup.records import sync_records
@@ -19,7 +18,11 @@ from tests.support.consultation import sensor_tick
 pytestmark = pytest.mark.integration
 
 
-def test_sensor_requests_the_customer_sync_and_exactly_the_edited_partitions(
+def _edits_config(request) -> dict:
+    return request.run_config["ops"]["apply_notion_edits"]["config"]
+
+
+def test_sensor_requests_one_edits_run_for_customers_and_consultations(
     backup_env, dagster_instance
 ):
     env = backup_env
@@ -39,33 +42,16 @@ def test_sensor_requests_the_customer_sync_and_exactly_the_edited_partitions(
         for p in env.ds("consultations").pages.values()
         if p["properties"]["호소증상"]["rich_text"]
     )
-    day = consultation["properties"]["상담일자"]["date"]["start"][:10]
     notion.pages.update(
         page_id=consultation["id"],
         properties={"결과": {"rich_text": [{"text": {"content": "완치"}}]}},
     )
 
-    requests, cursor2 = sensor_tick(env, dagster_instance, cursor)
-    by_job = {}
-    for r in requests:
-        by_job.setdefault(r.job_name, []).append(r)
-    assert len(by_job["consultation_customers_job"]) == 1
-    assert [r.partition_key for r in by_job["consultation_records_job"]] == [day]
+    request, cursor2 = sensor_tick(env, dagster_instance, cursor)
+    assert request.job_name == "consultation_edits_job"
+    config = _edits_config(request)
+    assert config["customers"] is True and config["consultations_since"]
     assert json.loads(cursor2)["customers"] >= customer["last_edited_time"]
-
-    # the same edits seen again inside the overlap window give the same run keys (Dagster
-    # dedupes them)
-    again, _ = sensor_tick(env, dagster_instance, cursor2)
-    assert {r.run_key for r in again} == {r.run_key for r in requests}
-
-    # a second edit within the same minute changes the run key, so it is not lost
-    notion.pages.update(
-        page_id=consultation["id"],
-        properties={"결과": {"rich_text": [{"text": {"content": "재발"}}]}},
-    )
-    third, _ = sensor_tick(env, dagster_instance, cursor2)
-    records_keys = {r.run_key for r in third if r.job_name == "consultation_records_job"}
-    assert records_keys and records_keys.isdisjoint({r.run_key for r in requests})
 
 
 def test_sensor_sees_trashed_consultations(backup_env, dagster_instance):
@@ -73,13 +59,11 @@ def test_sensor_sees_trashed_consultations(backup_env, dagster_instance):
     _, cursor = sensor_tick(env, dagster_instance)
     page = next(iter(env.ds("consultations").pages.values()))
     env.raw_notion().pages.update(page_id=page["id"], in_trash=True)
-    requests, _ = sensor_tick(env, dagster_instance, cursor)
-    assert [r.partition_key for r in requests] == [
-        page["properties"]["상담일자"]["date"]["start"][:10]
-    ]
+    request, _ = sensor_tick(env, dagster_instance, cursor)
+    assert _edits_config(request)["trashed_page_ids"] == [page["id"]]
 
 
-def test_sensor_tick_resolves_partitioned_run_requests(backup_env, dagster_instance):
+def test_sensor_tick_resolves_one_unpartitioned_run_request(backup_env, dagster_instance):
     env = backup_env
     _, cursor = sensor_tick(env, dagster_instance)
     page = next(iter(env.ds("consultations").pages.values()))
@@ -95,40 +79,9 @@ def test_sensor_tick_resolves_partitioned_run_requests(backup_env, dagster_insta
             resources={"notion": env.notion, "consultation_settings": env.settings},
         )
     )
-    assert [r.partition_key for r in data.run_requests] == [
-        page["properties"]["상담일자"]["date"]["start"][:10]
+    assert [(r.job_name, r.partition_key) for r in data.run_requests] == [
+        ("consultation_edits_job", None)
     ]
-
-
-def test_sensor_partition_runs_read_only_edited_pages_unless_something_was_trashed(
-    backup_env, dagster_instance
-):
-    env = backup_env
-    _, cursor = sensor_tick(env, dagster_instance)
-    pages = list(env.ds("consultations").pages.values())
-    edited, trashed = (
-        pages[0],
-        next(
-            p
-            for p in pages[1:]
-            if p["properties"]["상담일자"]["date"]["start"][:10]
-            != pages[0]["properties"]["상담일자"]["date"]["start"][:10]
-        ),
-    )
-    notion = env.raw_notion()
-    notion.pages.update(
-        page_id=edited["id"], properties={"결과": {"rich_text": [{"text": {"content": "y"}}]}}
-    )
-    notion.pages.update(page_id=trashed["id"], in_trash=True)
-    requests, _ = sensor_tick(env, dagster_instance, cursor)
-    by_key = {
-        r.partition_key: r.run_config for r in requests if r.job_name == "consultation_records_job"
-    }
-    edited_day = edited["properties"]["상담일자"]["date"]["start"][:10]
-    trashed_day = trashed["properties"]["상담일자"]["date"]["start"][:10]
-    op_name = consultation_records_and_images.op.name
-    assert by_key[edited_day]["ops"][op_name]["config"]["edited_since"], by_key[edited_day]
-    assert by_key[trashed_day] == {}
 
 
 def test_edited_since_run_reads_only_the_edited_pages(backup_env):
@@ -170,8 +123,8 @@ def test_trashed_customer_is_soft_deleted_by_the_next_incremental_run(backup_env
     _, cursor = sensor_tick(env, dagster_instance)
     page = env.page_by_title("customers", "00012")
     env.raw_notion().pages.update(page_id=page["id"], in_trash=True)
-    requests, _ = sensor_tick(env, dagster_instance, cursor)
-    assert [r.job_name for r in requests] == ["consultation_customers_job"]
+    request, _ = sensor_tick(env, dagster_instance, cursor)
+    assert _edits_config(request)["customers"] is True
     result = sync_customers(env.notion, env.db, env.settings.customers_database_id)
     assert result.soft_deleted == 1
     assert (

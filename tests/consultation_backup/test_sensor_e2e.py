@@ -43,8 +43,8 @@ def test_edits_reach_supabase_through_the_sensor_and_the_jobs_it_requests(
         properties={"처방약": {"rich_text": [{"text": {"content": "센서 처방"}}]}},
     )
 
-    requests, _ = sensor_tick(env, dagster_instance, cursor)
-    for request in requests:
+    tick, _ = sensor_tick(env, dagster_instance, cursor)
+    for request in [tick]:  # one run per tick for everything edited
         job = defs.resolve_job_def(request.job_name)
         result = job.execute_in_process(
             run_config=request.run_config,
