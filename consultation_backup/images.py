@@ -27,9 +27,11 @@ from consultation_backup.constants import (
     SOURCE_IMAGES,
 )
 from consultation_backup.models import ImageCopy, ImagesResult, Rejected, StoredImage
+from consultation_backup.notion_files import NotionFiles
 from consultation_backup.writes import Tally
 from resources.errors import PermanentError
 from resources.google_drive import DriveFile, GoogleDriveResource
+from resources.notion import NotionResource
 from resources.postgres import PostgresResource
 from resources.state import quarantine, resolve_quarantine
 from resources.supabase_storage import SupabaseStorageResource
@@ -114,6 +116,10 @@ def _download(drive: GoogleDriveResource, fid: str) -> bytes | ImageCopy:
         return ImageCopy("rejected", reason=reason, drive_file_id=fid)
 
 
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
 def keep_version(storage: SupabaseStorageResource, stored: Mapping[str, Any]) -> str | None:
     """Copy a stored image to its ``versions/`` path (idempotent: same bytes, same path) before
     it is replaced or dropped; returns that path (None when the object is already gone)."""
@@ -129,27 +135,42 @@ def keep_version(storage: SupabaseStorageResource, stored: Mapping[str, Any]) ->
 
 
 def _backup_one(
-    drive: GoogleDriveResource, storage: SupabaseStorageResource, job: ImageJob
+    drive: GoogleDriveResource,
+    storage: SupabaseStorageResource,
+    job: ImageJob,
+    notion_files: NotionFiles | None = None,
 ) -> ImageCopy:
     """Copy one image if it changed.
 
     An image never backed up is downloaded straight away (its md5 is computed from the bytes,
-    which is what Drive's md5Checksum is); a known one is first compared by metadata.
+    which is what Drive's md5Checksum is); a known one is first compared by metadata. A
+    Notion-hosted file (no metadata to compare) is fetched through a fresh signed URL and
+    compared by md5.
     """
-    fid = T.drive_file_id(job.url)
-    if fid is None:
-        reason = f"not a Google Drive link: {job.url[:120]}"
-        return ImageCopy("rejected", reason=reason, drive_file_id=job.url)
     meta: DriveFile | None = None
-    if job.stored is not None or job.known_bad is not None:
-        checked = _precheck(drive, job, fid)
-        if isinstance(checked, ImageCopy):
-            return checked
-        meta = checked
-    data = _download(drive, fid)
-    if isinstance(data, ImageCopy):
-        return data
-    md5 = hashlib.md5(data).hexdigest()
+    if T.parse_notion_file_ref(job.url) is not None:
+        fid = job.url  # the stable identity, never the expiring URL
+        data = (notion_files or NotionFiles(None, BUCKET_FILE_SIZE_LIMIT)).fetch(fid)
+        if isinstance(data, ImageCopy):
+            return data
+        seen = job.stored or {}
+        if seen.get("drive_file_id") == fid and seen.get("drive_md5") == _md5(data):
+            return ImageCopy("skipped", path=seen["storage_path"])
+    else:
+        drive_id = T.drive_file_id(job.url)
+        if drive_id is None:
+            reason = f"not a Google Drive link: {job.url[:120]}"
+            return ImageCopy("rejected", reason=reason, drive_file_id=job.url)
+        fid = drive_id
+        if job.stored is not None or job.known_bad is not None:
+            checked = _precheck(drive, job, fid)
+            if isinstance(checked, ImageCopy):
+                return checked
+            meta = checked
+        data = _download(drive, fid)
+        if isinstance(data, ImageCopy):
+            return data
+    md5 = _md5(data)
     sniffed = T.sniff_image(data)
     if sniffed is None:
         name = (meta.name if meta else "") or fid
@@ -327,11 +348,13 @@ def sync_images(
     workers: int = 4,
     consultation_ids: list[str] | None = None,
     ensure_bucket: bool = True,
+    notion: NotionResource | None = None,
 ) -> ImagesResult:
     """Copy the window's consultation images from Drive to the private bucket.
 
     ``consultation_ids`` restricts the work to those consultations (the pipelined path calls it
-    per committed batch of records).
+    per committed batch of records). ``notion`` fetches Notion-hosted files (without it they
+    are quarantined with that reason).
     """
     window = f"{start.isoformat()}...{end.isoformat()}"
     if not storage.available:
@@ -341,7 +364,8 @@ def sync_images(
     records, jobs = _load_jobs(db, start, end, consultation_ids)
     tally = Tally(total=len(jobs))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        copies = list(pool.map(lambda j: _backup_one(drive, storage, j), jobs))
+        hosted = NotionFiles(notion, BUCKET_FILE_SIZE_LIMIT)
+        copies = list(pool.map(lambda j: _backup_one(drive, storage, j, hosted), jobs))
     paths_by_record: dict[str, dict[int, str]] = {}
     with db.transaction() as conn:
         H.tag_run(conn, run_id)

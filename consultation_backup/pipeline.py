@@ -61,7 +61,8 @@ def sync_records_and_images(
     )
     if not storage.available:
         records = read_records()
-        return WindowSync(records, sync_images(drive, storage, db, start, end, run_id=run_id))
+        images = sync_images(drive, storage, db, start, end, run_id=run_id, notion=notion)
+        return WindowSync(records, images)
     prepare_bucket(storage)
     done: set[str] = set()
     futures: list[Future[ImagesResult]] = []
@@ -77,6 +78,7 @@ def sync_records_and_images(
             workers=workers,
             consultation_ids=ids,
             ensure_bucket=False,
+            notion=notion,
         )
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as background:
