@@ -65,7 +65,7 @@ materialize: dagster-home
 ## serve: UI + daemon + CDC worker + webhook receiver, supervised; Ctrl-C or SIGTERM stops all
 ## of them and the stand-ins (logs in $(DAGSTER_HOME)/logs)
 serve: dagster-home
-	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --adopt $(STANDINS_PID)
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --adopt $(STANDINS_PID) $(UP_ARGS)
 
 ## demo-distributed: the demo on the distributed profile: PostgreSQL instance storage, RabbitMQ,
 ## steps of every run on $(N) Celery workers (Ctrl-C stops everything)
