@@ -18,10 +18,11 @@ from messaging import constants as C
 from messaging.catalog import MAPPINGS_PATH, discover_schema, load_table_mappings
 from messaging.constants import mysql_key, supabase_key
 from messaging.engine import RunOptions, execute_workflow
-from messaging.models import TableMappingError
+from messaging.models import TableMappingError, WorkflowConfigError
 from messaging.settings import MessagingSettings
 from messaging.statistics import compute_daily_statistics
 from resources.dagster_helpers import run_metadata
+from resources.errors import PermanentError
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 from resources.solapi import SolapiResource
@@ -37,7 +38,8 @@ COLUMN_SCHEMAS = {
         "id uuid, workflow_id uuid, status varchar, trigger_type varchar, target_count integer, "
         "success_count integer, failed_count integer, total_cost numeric, error_message text, "
         "execution_time_ms integer, started_at timestamptz, completed_at timestamptz, logs jsonb, "
-        "execution_key text, dagster_run_id text"
+        "execution_key text, dagster_run_id text, cancel_requested_at timestamptz, "
+        "cancel_requested_by text"
     ),
     "message_logs": _schema(
         "id uuid, workflow_run_id uuid, template_id uuid, recipient_phone varchar, "
@@ -45,7 +47,8 @@ COLUMN_SCHEMAS = {
         "status varchar, provider varchar, provider_message_id varchar, cost numeric, "
         "sent_at timestamptz, delivered_at timestamptz, failed_at timestamptz, error_code varchar, "
         "error_message text, created_at timestamptz, idempotency_key text, "
-        "send_attempted_at timestamptz, provider_group_id varchar"
+        "send_attempted_at timestamptz, provider_group_id varchar, not_before timestamptz, "
+        "fallback_content text"
     ),
     "template_usage_logs": _schema(
         "id uuid, template_id uuid, workflow_id uuid, used_at timestamptz, "
@@ -210,6 +213,9 @@ class WorkflowRunConfig(dg.Config):
     payload_json: str = "{}"
     trigger_type: TriggerType = ""
     chunk_size: int = C.SEND_CHUNK_MAX
+    # retries of a run that failed on something passing (SOLAPI or a database unreachable);
+    # each resumes the same execution. Configuration errors and refusals are never retried.
+    send_retries: int = 3
 
 
 WORKFLOW_DESCRIPTIONS = {
@@ -223,6 +229,9 @@ WORKFLOW_DESCRIPTIONS = {
 DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
 )
+
+
+SEND_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
 @dg.multi_asset(
@@ -244,6 +253,10 @@ DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
         for t in C.WORKFLOW_TABLES
     ],
     pool="solapi",
+    # A run that fails mid-send (SOLAPI or the database unreachable, a killed step) is retried
+    # in the same run: same execution key, so it resumes from its pending rows and settles its
+    # open groups first; nothing is sent twice.
+    retry_policy=SEND_RETRY_POLICY,
     description="Run one workflow execution: MySQL targets -> rendered messages -> SOLAPI (exactly "
     "once).",
 )
@@ -275,7 +288,17 @@ def messaging_workflow_run(
         chunk_size=config.chunk_size,
         dagster_run_id=context.run.run_id,
     )
-    summary = execute_workflow(supabase_db, mysql, solapi, opts, log=context.log.info)
+    try:
+        summary = execute_workflow(supabase_db, mysql, solapi, opts, log=context.log.info)
+    except (WorkflowConfigError, PermanentError) as exc:  # a retry cannot fix these
+        raise dg.Failure(f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
+    except Exception as exc:
+        if context.retry_number >= config.send_retries:
+            raise dg.Failure(
+                f"{type(exc).__name__}: {exc} (after {context.retry_number} retries)",
+                allow_retries=False,
+            ) from exc
+        raise
     meta = run_metadata(
         started,
         send_mode=opts.send_mode,

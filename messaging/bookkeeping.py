@@ -157,6 +157,16 @@ def cancel_for_quiet_hours(db: PostgresResource, run_id: str) -> int:
     return db.execute(CANCEL_UNSENT, (C.ERR_QUIET_HOURS, message, run_id))
 
 
+def defer_unsent(db: PostgresResource, run_id: str, not_before: datetime) -> int:
+    """Hold the run's unsent rows until ``not_before`` (advertising in quiet hours)."""
+    return db.execute(
+        "UPDATE public.message_logs SET not_before = %s"
+        " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL"
+        " AND (not_before IS NULL OR not_before < %s)",
+        (not_before, run_id, not_before),
+    )
+
+
 def cancel_unsent(db: PostgresResource, run_id: str, code: str, message: str) -> int:
     """Cancel the run's rows not handed to SOLAPI yet (with the code and reason)."""
     return db.execute(CANCEL_UNSENT, (code, message, run_id))
@@ -209,7 +219,17 @@ def finish_run(
     usage, refresh the workflow's statistics and mark the webhook event processed."""
     run_id = progress.workflow_run_id
     counts = count_logs(db, run_id)
-    progress.status = "completed" if counts.pending == 0 else "failed"
+    held = db.fetch_value(
+        "SELECT count(*) FROM public.message_logs WHERE workflow_run_id = %s"
+        " AND status = 'pending' AND send_attempted_at IS NULL AND not_before IS NOT NULL",
+        (run_id,),
+    )
+    if counts.pending == 0:
+        progress.status = "completed"
+    elif held == counts.pending:
+        progress.status = "running"  # deferred: the schedule sensor resumes it when due
+    else:
+        progress.status = "failed"
     with db.transaction() as conn:
         _close_run(conn, progress, counts)
         _count_usage(conn, workflow, usage, counts)
@@ -225,6 +245,8 @@ def finish_run(
 
 def _close_run(conn: Connection[Any], progress: RunProgress, counts: RunCounts) -> None:
     error = None if counts.pending == 0 else f"{counts.pending} message(s) still pending"
+    if progress.status == "running":
+        error = f"{counts.pending} advertising message(s) held for quiet hours"
     conn.execute(
         """UPDATE public.workflow_runs SET status = %s, target_count = %s, success_count = %s,
                   failed_count = %s, total_cost = %s, error_message = %s, completed_at = now(),

@@ -36,7 +36,8 @@ from messaging.models import ExecutionInProgress, MatchReport, Template, Workflo
 from messaging.planning import load_template, plan_targets, render_targets
 from messaging.progress import RunProgress, RunSummary
 from messaging.settings import SendMode
-from messaging.transform import in_ad_quiet_hours
+from messaging.suppression import frequency_cap
+from messaging.transform import in_ad_quiet_hours, quiet_hours_end
 from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 from resources.solapi import REQUEST_BUDGET_BYTES, SolapiResource
@@ -179,7 +180,7 @@ def _execute(
         return progress.summary()
     try:
         usage = _log_recipients(db, mysql, workflow, template, opts, progress, log)
-        _deliver(db, solapi, template, opts, progress, log)
+        _deliver(db, solapi, workflow, template, opts, progress, log)
         counts = bookkeeping.finish_run(db, workflow, progress, usage, opts.webhook_event_id)
     except BaseException as exc:
         bookkeeping.record_failure(db, start.run_id, progress, exc, opts.webhook_event_id)
@@ -225,25 +226,52 @@ def _log_recipients(
     return bookkeeping.Usage(template, match.report, match.used_individual, used_queries)
 
 
+def quiet_hours_policy(workflow: Mapping[str, Any]) -> str:
+    """``message_config.quiet_hours``: ``defer`` (default: held until 08:00) or ``drop``."""
+    policy = (workflow.get("message_config") or {}).get("quiet_hours", "defer")
+    if policy not in ("defer", "drop"):
+        raise WorkflowConfigError(
+            f"message_config.quiet_hours must be 'defer' or 'drop', got {policy!r}"
+        )
+    return str(policy)
+
+
+def _fallback_enabled(workflow: Mapping[str, Any]) -> bool:
+    """``message_config.sms_fallback`` (default true): Alimtalk falls back to SMS/LMS."""
+    return bool((workflow.get("message_config") or {}).get("sms_fallback", True))
+
+
 def _deliver(
     db: PostgresResource,
     solapi: SolapiResource | None,
+    workflow: Mapping[str, Any],
     template: Template,
     opts: RunOptions,
     progress: RunProgress,
     log: Callable[[str], None],
 ) -> None:
-    """Cancel what may not be sent now (quiet hours, dry run); send the rest."""
+    """Hold or cancel what may not be sent now (quiet hours, dry run); send the rest."""
     run_id = progress.workflow_run_id
     clock = opts.quiet_hours_clock()
     now = clock() if clock is not None else datetime.now(UTC)
+    policy = quiet_hours_policy(workflow)
     if template.category == "promotion" and in_ad_quiet_hours(now):
-        n = bookkeeping.cancel_for_quiet_hours(db, run_id)
-        progress.log(
-            log,
-            f"{n} advertising message(s) cancelled: quiet hours 21:00-08:00 Asia/Seoul",
-            "warning",
-        )
+        if policy == "drop":
+            n = bookkeeping.cancel_for_quiet_hours(db, run_id)
+            progress.log(
+                log,
+                f"{n} advertising message(s) dropped: quiet hours 21:00-08:00 Asia/Seoul",
+                "warning",
+            )
+        else:
+            until = quiet_hours_end(now)
+            n = bookkeeping.defer_unsent(db, run_id, until)
+            progress.log(
+                log,
+                f"{n} advertising message(s) held until {until.astimezone(C.SEOUL):%Y-%m-%d %H:%M}"
+                " Asia/Seoul (quiet hours)",
+                "warning",
+            )
     if opts.send_mode == "dry_run":
         n = bookkeeping.cancel_for_dry_run(db, run_id)
         progress.log(log, f"dry run: {n} message(s) rendered and logged, nothing sent")
@@ -251,6 +279,12 @@ def _deliver(
     if solapi is None:
         raise WorkflowConfigError("live sending needs the solapi resource")
     plan = sending.SendPlan(
-        opts.chunk_size, opts.max_request_bytes, clock, settle_wait_s=opts.settle_wait_s
+        opts.chunk_size,
+        opts.max_request_bytes,
+        clock,
+        fallback=_fallback_enabled(workflow),
+        settle_wait_s=opts.settle_wait_s,
+        frequency_cap=frequency_cap(db) if template.category == "promotion" else None,
+        quiet_hours=policy,
     )
     sending.send_pending(db, solapi, run_id, template, plan, progress, log)

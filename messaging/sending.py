@@ -21,10 +21,11 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from messaging import constants as C
-from messaging.bookkeeping import cancel_for_quiet_hours, cancel_unsent
+from messaging.bookkeeping import cancel_for_quiet_hours, cancel_unsent, defer_unsent
 from messaging.models import Template, WorkflowConfigError
 from messaging.progress import RunProgress
-from messaging.transform import in_ad_quiet_hours, unit_cost
+from messaging.suppression import cancel_unwanted
+from messaging.transform import in_ad_quiet_hours, quiet_hours_end, unit_cost
 from resources.errors import PermanentError, ServiceUnavailable, TransientError
 from resources.postgres import PostgresResource
 from resources.solapi import (
@@ -75,6 +76,11 @@ class SendPlan:
     # processing at SOLAPI) before it is deleted and its rows handed back
     settle_wait_s: float = 120.0
     settle_poll_s: float = 0.5
+    frequency_cap: int | None = None  # advertising messages per recipient per day (settings)
+    quiet_hours: str = "defer"  # advertising reaching quiet hours: "defer" to 08:00 or "drop"
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,11 @@ def reconcile_attempted(
 
 
 def claim_batch(
-    db: PostgresResource, run_id: str, size: int, group_id: str | None = None
+    db: PostgresResource,
+    run_id: str,
+    size: int,
+    group_id: str | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Mark the next ``size`` unsent pending rows as attempted (committed) and return them; with
     ``group_id`` the group is recorded first and the rows are assigned to it (same commit)."""
@@ -244,11 +254,11 @@ def claim_batch(
                WHERE id IN (SELECT id FROM public.message_logs
                             WHERE workflow_run_id = %s AND status = 'pending'
                               AND send_attempted_at IS NULL
-                              AND (not_before IS NULL OR not_before <= now())
+                              AND (not_before IS NULL OR not_before <= %s)
                             ORDER BY idempotency_key LIMIT %s FOR UPDATE)
                RETURNING idempotency_key, recipient_phone, message_content, message_type,
                          variables_used, fallback_content""",
-            (group_id, run_id, size),
+            (group_id, run_id, now or datetime.now(UTC), size),
         )
         rows = cur.fetchall()
         if group_id is not None:
@@ -260,13 +270,13 @@ def claim_batch(
         return rows
 
 
-def _has_sendable(db: PostgresResource, run_id: str) -> bool:
+def _has_sendable(db: PostgresResource, run_id: str, now: datetime) -> bool:
     return bool(
         db.fetch_value(
             "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE workflow_run_id = %s"
             " AND status = 'pending' AND send_attempted_at IS NULL"
-            " AND (not_before IS NULL OR not_before <= now()))",
-            (run_id,),
+            " AND (not_before IS NULL OR not_before <= %s))",
+            (run_id, now),
         )
     )
 
@@ -487,18 +497,43 @@ def _quiet_hours_stop(
     progress: RunProgress,
     log: Callable[[str], None],
 ) -> bool:
-    """A long advertising send that reaches 21:00 Asia/Seoul stops: the rest is cancelled."""
-    now = plan.clock() if plan.clock is not None else datetime.now(UTC)
+    """A long advertising send that reaches 21:00 Asia/Seoul stops: the rest is held until
+    08:00 (or cancelled when the workflow drops quiet-hour advertising)."""
+    now = plan.now()
     if template.category != "promotion" or not in_ad_quiet_hours(now):
         return False
-    n = cancel_for_quiet_hours(db, run_id)
+    if plan.quiet_hours == "drop":
+        n = cancel_for_quiet_hours(db, run_id)
+        what = "cancelled"
+    else:
+        n = defer_unsent(db, run_id, quiet_hours_end(now))
+        what = "held until 08:00 Asia/Seoul"
     if n:
         progress.log(
-            log,
-            f"{n} advertising message(s) cancelled: quiet hours began during the send",
-            "warning",
+            log, f"{n} advertising message(s) {what}: quiet hours began during the send", "warning"
         )
     return True
+
+
+def _without_unwanted(
+    db: PostgresResource,
+    rows: list[dict[str, Any]],
+    plan: SendPlan,
+    progress: RunProgress,
+    log: Callable[[str], None],
+    batch_no: int,
+) -> list[dict[str, Any]]:
+    """Advertising, at send time: drop (cancel) suppressed and capped recipients of the batch."""
+    now = plan.clock() if plan.clock is not None else datetime.now(UTC)
+    local = now.astimezone(C.SEOUL)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    keys = [r["idempotency_key"] for r in rows]
+    blocked = cancel_unwanted(db, keys, plan.frequency_cap, day_start)
+    if blocked:
+        progress.log(
+            log, f"batch {batch_no}: {len(blocked)} recipient(s) suppressed or over the cap"
+        )
+    return [r for r in rows if r["idempotency_key"] not in blocked]
 
 
 def _send_one_group(
@@ -523,10 +558,16 @@ def _send_one_group(
     except AMBIGUOUS as exc:  # nothing was added or sent: try again after a back-off
         progress.log(log, f"batch {batch_no}: creating a group failed ({exc!s:.120})", "warning")
         return False
-    rows = claim_batch(db, run_id, max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX)), group_id)
+    size = max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX))
+    rows = claim_batch(db, run_id, size, group_id, plan.now())
     if not rows:
         abandon_group(db, solapi, group_id, "nothing left to send")
         return None
+    if template.category == "promotion":
+        rows = _without_unwanted(db, rows, plan, progress, log, batch_no)
+        if not rows:
+            abandon_group(db, solapi, group_id, "every row of the batch was suppressed or capped")
+            return True
     payload = [solapi_message(r, template, solapi, plan.fallback) for r in rows]
     rows, payload = fit_request(db, rows, payload, plan.max_request_bytes)
     try:
@@ -598,7 +639,7 @@ def send_pending(
             return
         if _quiet_hours_stop(db, run_id, template, plan, progress, log):
             return
-        if not _has_sendable(db, run_id):
+        if not _has_sendable(db, run_id, plan.now()):
             return
         batch_no += 1
         done = _send_one_group(db, solapi, run_id, template, plan, progress, log, batch_no, cost)

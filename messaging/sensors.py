@@ -8,7 +8,7 @@ execution key, so a tick evaluated twice never starts a second execution.
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -40,75 +40,137 @@ def workflow_run_request(
     )
 
 
-def due_schedule_requests(
-    db: PostgresResource, now: datetime
-) -> tuple[list[dg.RunRequest], list[str]]:
-    """Run requests for active schedule workflows whose ``next_run_at`` has passed (each
-    advances ``next_run_at``).
+MAX_TICKS_SCANNED = 100_000  # a minutely cron after ~70 days down: only the latest tick runs
 
-    A workflow without ``next_run_at`` gets its first tick computed and waits for it.
+
+def _latest_due_tick(cron: str, tz: str, handled: datetime, now: datetime) -> datetime | None:
+    """The latest tick of ``cron`` in ``(handled, now]`` (missed ticks run once), or None."""
+    latest = None
+    tick = next_cron_tick(cron, tz, handled)
+    for _ in range(MAX_TICKS_SCANNED):
+        if tick > now:
+            break
+        latest = tick
+        tick = next_cron_tick(cron, tz, tick)
+    return latest
+
+
+def _schedule_of(wf: dict[str, Any]) -> tuple[str, str] | str:
+    """(cron, timezone) of a schedule workflow, or the note saying why it cannot run."""
+    cfg = wf["schedule_config"] or {}
+    if not isinstance(cfg, dict):
+        return f"{wf['name']} ({wf['id']}): schedule_config must be an object, got {cfg!r}"
+    cron, tz = cfg.get("cron"), cfg.get("timezone", "Asia/Seoul")
+    if not cron:
+        return f"{wf['name']}: schedule_config has no cron"
+    if not isinstance(cron, str) or not isinstance(tz, str):
+        return (
+            f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got {cfg!r}"
+        )
+    return cron, tz
+
+
+def due_schedule_requests(
+    db: PostgresResource, now: datetime, cursor: dict[str, str] | None = None
+) -> tuple[list[dg.RunRequest], dict[str, str], list[str]]:
+    """Run requests for active schedule workflows with a cron tick in ``(handled, now]`` and the
+    new cursor (workflow id -> last tick handled, ISO).
+
+    Nothing is written: the state is the cursor Dagster stores with the tick's runs. A tick that
+    fails before its runs exist keeps the old cursor, so the next evaluation asks for the same
+    run (same run key: Dagster starts it once). A workflow the cursor does not know starts from
+    its ``next_run_at`` (what an earlier version kept) or, if none, from when it was last
+    changed (a workflow activated just before a tick still gets that tick).
     """
-    requests, notes = [], []
+    handled_by_id = dict(cursor or {})
+    requests: list[dg.RunRequest] = []
+    notes: list[str] = []
     rows = db.fetch_all(
-        "SELECT id, name, schedule_config, next_run_at FROM public.workflows"
-        " WHERE trigger_type = 'schedule' AND status = 'active'"
+        "SELECT id, name, schedule_config, next_run_at, created_at, updated_at"
+        " FROM public.workflows WHERE trigger_type = 'schedule' AND status = 'active'"
     )
+    new_cursor: dict[str, str] = {}
     for wf in rows:
-        cfg = wf["schedule_config"] or {}
-        if not isinstance(cfg, dict):
-            notes.append(
-                f"{wf['name']} ({wf['id']}): schedule_config must be an object, got {cfg!r}"
-            )
+        wid = str(wf["id"])
+        schedule = _schedule_of(wf)
+        if isinstance(schedule, str):
+            notes.append(schedule)
             continue
-        cron, tz = cfg.get("cron"), cfg.get("timezone", "Asia/Seoul")
-        if not cron:
-            notes.append(f"{wf['name']}: schedule_config has no cron")
-            continue
-        if not isinstance(cron, str) or not isinstance(tz, str):
-            notes.append(
-                f"{wf['name']} ({wf['id']}): schedule_config cron/timezone must be strings, got "
-                f"{cfg!r}"
-            )
-            continue
+        cron, tz = schedule
+        if wid in handled_by_id:
+            handled = datetime.fromisoformat(handled_by_id[wid])
+        elif wf["next_run_at"] is not None:
+            handled = wf["next_run_at"] - timedelta(microseconds=1)
+        else:
+            handled = min(wf["updated_at"] or now, now)
         try:
-            following = next_cron_tick(cron, tz, now)
+            tick = _latest_due_tick(cron, tz, handled, now)
         except Exception as exc:  # noqa: BLE001 - one bad workflow must not stop the others
             notes.append(f"{wf['name']}: {exc}")
             continue
-        due = wf["next_run_at"]
-        if due is None or due > now:
-            if due is None:
-                db.execute(
-                    "UPDATE public.workflows SET next_run_at = %s WHERE id = %s",
-                    (following, wf["id"]),
-                )
-                notes.append(f"{wf['name']}: first run at {following.isoformat()}")
+        if tick is None:
+            new_cursor[wid] = handled.isoformat()
             continue
-        key = f"schedule:{wf['id']}:{due.astimezone(UTC).isoformat()}"
-        requests.append(workflow_run_request(str(wf["id"]), key, "schedule"))
-        db.execute(
-            "UPDATE public.workflows SET next_run_at = %s WHERE id = %s", (following, wf["id"])
+        key = f"schedule:{wid}:{tick.astimezone(UTC).isoformat()}"
+        requests.append(workflow_run_request(wid, key, "schedule"))
+        new_cursor[wid] = tick.isoformat()
+    return requests, new_cursor, notes
+
+
+def deferred_requests(db: PostgresResource, now: datetime) -> list[dg.RunRequest]:
+    """Executions holding advertising for quiet hours whose hold has passed: resume each (same
+    execution key, so its pending rows are sent once; a new run key per hold)."""
+    rows = db.fetch_all(
+        """SELECT r.execution_key, r.workflow_id, r.trigger_type, min(m.not_before) AS due
+           FROM public.workflow_runs r
+           JOIN public.message_logs m ON m.workflow_run_id = r.id
+           WHERE r.status = 'running' AND m.status = 'pending' AND m.not_before IS NOT NULL
+             AND m.send_attempted_at IS NULL AND m.not_before <= %s
+           GROUP BY r.execution_key, r.workflow_id, r.trigger_type""",
+        (now,),
+    )
+    out = []
+    for r in rows:
+        trigger = (
+            r["trigger_type"] if r["trigger_type"] in ("schedule", "event", "webhook") else None
         )
-    return requests, notes
+        request = workflow_run_request(
+            str(r["workflow_id"]), r["execution_key"], trigger or "schedule"
+        )
+        out.append(
+            dg.RunRequest(
+                run_key=f"{r['execution_key']}|held-until:{r['due'].astimezone(UTC).isoformat()}",
+                run_config=request.run_config,
+                tags=request.tags,
+            )
+        )
+    return out
 
 
 @dg.sensor(
     job=run_workflow_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Launches active schedule workflows whose cron (schedule_config) tick has passed; "
-    "keeps "
-    "workflows.next_run_at current.",
+    description="Launches active schedule workflows whose cron (schedule_config) tick has passed "
+    "(state in the cursor: last tick handled per workflow) and resumes executions whose "
+    "advertising was held for quiet hours.",
 )
 def messaging_schedule_sensor(context: dg.SensorEvaluationContext, supabase_db: PostgresResource):
-    requests, notes = due_schedule_requests(supabase_db, datetime.now(UTC))
+    now = datetime.now(UTC)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    requests, ticks, notes = due_schedule_requests(supabase_db, now, cursor.get("schedule"))
+    requests += deferred_requests(supabase_db, now)
     for note in notes:
         context.log.info(note)
+    new_cursor = json.dumps({"schedule": ticks}, sort_keys=True)
     if not requests:
-        return dg.SkipReason(
-            "no schedule workflow is due" + (f" ({'; '.join(notes)})" if notes else "")
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                "no schedule workflow is due" + (f" ({'; '.join(notes)})" if notes else "")
+            ),
+            cursor=new_cursor,
         )
-    return dg.SensorResult(run_requests=requests)
+    return dg.SensorResult(run_requests=requests, cursor=new_cursor)
 
 
 GAPS = "_gaps"  # cursor entry: workflow id -> {missing key: first seen (unix s)}

@@ -8,7 +8,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -177,6 +177,17 @@ def in_ad_quiet_hours(now: datetime) -> bool:
         raise ValueError("now must be timezone-aware")
     hour = now.astimezone(C.SEOUL).hour
     return hour >= C.AD_QUIET_START_HOUR or hour < C.AD_QUIET_END_HOUR
+
+
+def quiet_hours_end(now: datetime) -> datetime:
+    """The next 08:00 Asia/Seoul at or after ``now`` (when held advertising may go out), in UTC."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    local = now.astimezone(C.SEOUL)
+    end = local.replace(hour=C.AD_QUIET_END_HOUR, minute=0, second=0, microsecond=0)
+    if end < local:
+        end += timedelta(days=1)
+    return end.astimezone(UTC)
 
 
 def unit_cost(message_type: str) -> float:

@@ -94,12 +94,10 @@ def test_promotion_is_not_sent_in_quiet_hours(
     assert solapi_standin_state.send_requests == before, (
         "advertising in quiet hours must send nothing"
     )
-    codes = {
-        r["error_code"]
-        for r in _logs(supabase_db, summary.workflow_run_id)
-        if r["status"] == "cancelled"
-    }
-    assert codes == {"AD_QUIET_HOURS"}
+    held = [r for r in _logs(supabase_db, summary.workflow_run_id) if r["status"] == "pending"]
+    assert held and all(r["not_before"] is not None for r in held), (
+        "advertising in quiet hours is held until 08:00, not cancelled"
+    )
 
 
 def test_unresolved_placeholder_is_logged_failed_not_sent(
@@ -422,8 +420,8 @@ def test_lost_response_with_refusals_reconciles_refused_rows_as_failed(
 def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
     supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids
 ):
-    """A long advertising send that reaches 21:00 Asia/Seoul stops there: the rest is cancelled,
-    not sent."""
+    """A long advertising send that reaches 21:00 Asia/Seoul stops there: the rest is held until
+    08:00, not sent now."""
     from datetime import timedelta
 
     before_nine = datetime(2026, 11, 20, 11, 58, tzinfo=UTC)  # 20:58 Asia/Seoul
@@ -448,12 +446,10 @@ def test_promotion_send_stops_when_quiet_hours_begin_mid_run(
         )
     logs = _logs(supabase_db, summary.workflow_run_id)
     sent = [r for r in logs if r["status"] == "sent"]
-    cancelled = [r for r in logs if r["status"] == "cancelled"]
+    held = [r for r in logs if r["status"] == "pending"]
     assert len(sent) == 3 and solapi_standin_state.send_requests == requests + 1
-    assert cancelled and {r["error_code"] for r in cancelled} == {"AD_QUIET_HOURS"}
-    assert not [r for r in logs if r["status"] == "pending"], (
-        "rows left pending after the quiet-hours stop"
-    )
+    eight = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)  # 08:00 Asia/Seoul the next morning
+    assert held and {r["not_before"] for r in held} == {eight}, "the rest should wait for 08:00"
 
 
 def test_individual_query_mapping_with_inline_sql(supabase_db, mysql_reader, crm, platform_ids):

@@ -282,7 +282,7 @@ def test_dagster_reexecution_of_a_failed_run_resumes_the_same_execution(
     injector = solapi_server[2]
     injector.configure(down=True)
     job = dg.reconstructable(messaging_run_workflow_job)
-    config = workflow_run_config(workflow_id=wid, chunk_size=20).to_config_dict()
+    config = workflow_run_config(workflow_id=wid, chunk_size=20, send_retries=0).to_config_dict()
     config["execution"] = {"config": {"in_process": {}}}  # one process: fast, same behaviour
     with dg.execute_job(job, instance=dagster_instance, run_config=config) as first:
         assert not first.success

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from messaging.engine import RunOptions, execute_workflow
 from messaging.sensors import due_schedule_requests, event_requests, messaging_event_sensor
+from messaging.transform import next_cron_tick
 from messaging.webhook import create_webhook_app, sign
 from tests.support.messaging import workflow_config_of
 
@@ -24,26 +25,26 @@ K = dg.AssetKey
 
 
 def test_schedule_sensor_launches_due_workflows_once(supabase_db, platform_ids):
+    """State in the cursor (last tick handled per workflow), not in workflows.next_run_at."""
     wid = platform_ids["workflow:schedule"]
     now = datetime.now(UTC)
     supabase_db.execute("UPDATE public.workflows SET next_run_at = NULL WHERE id = %s", (wid,))
-    requests, _ = due_schedule_requests(supabase_db, now)
+    requests, cursor, _ = due_schedule_requests(supabase_db, now, {})
     assert not [r for r in requests if r.tags["messaging/workflow_id"] == wid]
-    first = supabase_db.fetch_value(
-        "SELECT next_run_at FROM public.workflows WHERE id = %s", (wid,)
+    cfg = supabase_db.fetch_value(
+        "SELECT schedule_config FROM public.workflows WHERE id = %s", (wid,)
+    )
+    first = next_cron_tick(
+        cfg["cron"], cfg.get("timezone", "Asia/Seoul"), datetime.fromisoformat(cursor[wid])
     )
     assert now < first <= now + timedelta(minutes=5)
-    requests, _ = due_schedule_requests(supabase_db, first + timedelta(seconds=1))
+    requests, cursor2, _ = due_schedule_requests(supabase_db, first + timedelta(seconds=1), cursor)
     mine = [r for r in requests if r.tags["messaging/workflow_id"] == wid]
     assert (
         len(mine) == 1 and mine[0].run_key == f"schedule:{wid}:{first.astimezone(UTC).isoformat()}"
     )
     assert workflow_config_of(mine[0])["execution_key"] == mine[0].run_key
-    assert (
-        supabase_db.fetch_value("SELECT next_run_at FROM public.workflows WHERE id = %s", (wid,))
-        > first
-    )
-    again, _ = due_schedule_requests(supabase_db, first + timedelta(seconds=2))
+    again, _, _ = due_schedule_requests(supabase_db, first + timedelta(seconds=2), cursor2)
     assert not [r for r in again if r.tags["messaging/workflow_id"] == wid]
 
 
@@ -283,7 +284,7 @@ def test_sensors_survive_workflows_whose_config_is_not_an_object(
             )
         )
     try:
-        requests, notes = due_schedule_requests(supabase_db, datetime.now(UTC))
+        requests, _ticks, notes = due_schedule_requests(supabase_db, datetime.now(UTC))
         assert not [r for r in requests if r.tags["messaging/workflow_id"] in bad]
         assert len([n for n in notes if "설정오류" in n]) == 2, notes
         requests, _cursor, notes = event_requests(supabase_db, mysql_reader, {})
