@@ -22,6 +22,11 @@ Bodies over 256 KiB are refused (413) from ``Content-Length`` before anything is
 as a streamed body passes the limit. Malformed JSON, a non-object, NaN/Infinity, a NUL character
 or nesting deeper than 32 get a 400, never a 500.
 
+The same app receives SOLAPI's delivery reports (``messaging.reports``): ``POST /solapi/reports``
+signed like v2 above with ``SOLAPI_WEBHOOK_SECRET`` (no event id: each report carries its
+``eventDataId``), or ``POST /solapi/reports/<SOLAPI_WEBHOOK_SECRET>`` for the URL registered in
+SOLAPI's console (reports are idempotent and only move a row forward, so a replay changes nothing).
+
 Run it: ``python -m messaging.webhook`` (``MESSAGING_WEBHOOK_PORT``, default 18330;
 ``MESSAGING_WEBHOOK_SECRET``, local default ``local-webhook-secret``).
 """
@@ -47,6 +52,7 @@ from starlette.routing import Route
 from messaging.constants import LOCAL_WEBHOOK_SECRET
 from messaging.constants import WEBHOOK_DEFAULT_PORT as DEFAULT_PORT
 from messaging.models import WebhookRejected
+from messaging.reports import parse_reports, store_reports
 from resources.postgres import PostgresResource
 
 __all__ = [
@@ -69,6 +75,7 @@ MAX_EVENT_ID_CHARS = 200
 # otherwise (announced with the v2 signature on 2026-12-03: three months to switch).
 DEFAULT_LEGACY_UNTIL = datetime(2027, 3, 1, tzinfo=UTC)
 Scheme = Literal["v2", "legacy"]
+LOCAL_REPORT_SECRET = "local-solapi-report-secret"  # SOLAPI_WEBHOOK_SECRET when run locally
 
 
 def sign(secret: str, timestamp: str | int, body: bytes) -> str:
@@ -167,21 +174,27 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def _parse_json(body: bytes) -> Any:
+    """Any JSON value within the limits, or ``WebhookRejected`` (400) saying what is wrong."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+        raise WebhookRejected(f"body is not JSON: {reason}", status=400) from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise WebhookRejected(f"JSON nested deeper than {MAX_JSON_DEPTH}", status=400)
+    if _has_nul(value):  # PostgreSQL's jsonb cannot store U+0000
+        raise WebhookRejected("JSON strings must not contain U+0000", status=400)
+    return value
+
+
 def parse_payload(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or ``WebhookRejected`` (400) saying what is wrong with it."""
     if not body:
         return {}
-    try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
-        raise WebhookRejected(f"body is not JSON: {reason}", status=400) from None
+    payload = _parse_json(body)
     if not isinstance(payload, dict):
         raise WebhookRejected("body must be a JSON object", status=400)
-    if json_depth(payload) > MAX_JSON_DEPTH:
-        raise WebhookRejected(f"JSON nested deeper than {MAX_JSON_DEPTH}", status=400)
-    if _has_nul(payload):  # PostgreSQL's jsonb cannot store U+0000
-        raise WebhookRejected("JSON strings must not contain U+0000", status=400)
     return payload
 
 
@@ -260,6 +273,7 @@ def record_event(
             stored = conn.execute(
                 "SELECT event_id FROM public.messaging_webhook_events WHERE id = %s", (existing,)
             ).fetchone()
+            assert stored is not None  # the row was found under the same lock
             return existing, True, str(stored[0])
         name = event_id or f"body:{body_sha256 or _sha256(json.dumps(payload))}:{uuid.uuid4().hex}"
         row = conn.execute(
@@ -268,6 +282,7 @@ def record_event(
             " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (name, workflow_id, Jsonb(payload), source_ip, signature_sha256, body_sha256, scheme),
         ).fetchone()
+        assert row is not None  # INSERT ... RETURNING always returns the row
         conn.execute(
             "INSERT INTO public.user_activity_logs (user_id, action, resource_type, "
             "resource_id, details, ip_address,"
@@ -309,9 +324,13 @@ async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> by
 
 
 def create_webhook_app(
-    db: PostgresResource, secret: str, legacy_until: datetime | None = DEFAULT_LEGACY_UNTIL
+    db: PostgresResource,
+    secret: str,
+    legacy_until: datetime | None = DEFAULT_LEGACY_UNTIL,
+    report_secret: str = "",
 ) -> Starlette:
-    """The Starlette app; ``legacy_until`` ends the old signature's transition (None: refused)."""
+    """The Starlette app: workflow webhooks (``secret``; ``legacy_until`` ends the old
+    signature's transition, None refuses it) and SOLAPI delivery reports (``report_secret``)."""
 
     async def receive(request: Request) -> JSONResponse:
         scheme: Scheme | None = None
@@ -358,12 +377,43 @@ def create_webhook_app(
             headers=headers,
         )
 
+    async def report(request: Request) -> JSONResponse:
+        """SOLAPI delivery reports: v2-signed headers on ``/solapi/reports``, or the secret as
+        the last path segment (the URL registered in SOLAPI's console)."""
+        try:
+            body = await read_limited_body(request)
+            if not report_secret:
+                raise WebhookRejected("SOLAPI_WEBHOOK_SECRET is not configured", status=503)
+            token = request.path_params.get("token")
+            if token is not None:
+                if not hmac.compare_digest(token.encode(), report_secret.encode()):
+                    raise WebhookRejected("unknown report token", status=401)
+            else:
+                verify(
+                    report_secret,
+                    request.method,
+                    request.url.path,
+                    request.headers.get("x-webhook-timestamp"),
+                    None,
+                    request.headers.get("x-webhook-signature"),
+                    body,
+                    legacy_until=None,
+                )
+            payload = _parse_json(body)
+            reports, ignored = parse_reports(payload)
+            result = store_reports(db, reports, ignored)
+        except WebhookRejected as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status or 400)
+        return JSONResponse(result.as_dict(), status_code=200)
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
     return Starlette(
         routes=[
             Route("/webhooks/{workflow_id}", receive, methods=["POST"]),
+            Route("/solapi/reports", report, methods=["POST"]),
+            Route("/solapi/reports/{token}", report, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ]
     )
@@ -391,6 +441,9 @@ def serve(
     legacy_until: str = typer.Option(
         "", envvar="MESSAGING_WEBHOOK_LEGACY_UNTIL", help="end of the old signature's transition"
     ),
+    report_secret: str = typer.Option(
+        "", envvar="SOLAPI_WEBHOOK_SECRET", show_default=False, hidden=True
+    ),
 ) -> None:
     """Serve ``POST /webhooks/{workflow_id}`` and ``GET /health``."""
     import uvicorn
@@ -401,9 +454,10 @@ def serve(
     # Without a configured secret only a local endpoint has a usable one; in production every
     # request is refused (503) until MESSAGING_WEBHOOK_SECRET is set.
     secret = secret or ("" if is_production() else LOCAL_WEBHOOK_SECRET)
+    report_secret = report_secret or ("" if is_production() else LOCAL_REPORT_SECRET)
     shared: PostgresResource = supabase_db.process_config_and_initialize()
     db = shared.model_copy(update={"application_name": "messaging-webhook"})
-    app = create_webhook_app(db, secret, parse_legacy_until(legacy_until))
+    app = create_webhook_app(db, secret, parse_legacy_until(legacy_until), report_secret)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
