@@ -3,6 +3,7 @@ and the restore job (Supabase -> Notion, dry run unless told otherwise)."""
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -23,6 +24,7 @@ from consultation_backup.edits import EditsResult, sync_edits
 from consultation_backup.partitions import consultation_daily
 from consultation_backup.settings import ConsultationSettings
 from consultation_backup.sync_log import sync_log
+from consultation_backup.transform import SEOUL
 from resources.dagster_helpers import build_migrations_job, run_metadata
 from resources.google_drive import GoogleDriveResource
 from resources.notion import NotionResource
@@ -185,24 +187,48 @@ def edits_job() -> None:
 
 
 class RestoreConfig(dg.Config):
-    dry_run: bool = Field(
-        default=True, description="only report what would be created (the default)"
+    dry_run: bool = Field(default=True, description="only report what would change (the default)")
+    as_of: str = Field(
+        default="",
+        description="ISO time to restore the backup's state of (no offset = Asia/Seoul); "
+        "empty = now",
+    )
+    overwrite: bool = Field(
+        default=False,
+        description="also overwrite pages that exist but differ (their state is kept as a "
+        "version first)",
     )
     target_customers_database_id: str = Field(
-        default="", description="empty = NOTION_CUSTOMERS_DATABASE_ID"
+        default="",
+        description="empty = NOTION_CUSTOMERS_DATABASE_ID (restore in place); another database "
+        "only gets the missing pages created",
     )
     target_consultations_database_id: str = Field(
         default="", description="empty = NOTION_CONSULTATIONS_DATABASE_ID"
     )
     customer_ids: list[str] = Field(
-        default_factory=list, description="restrict to these 5-digit customer ids"
+        default_factory=list, description="these 5-digit customer ids with their consultations"
     )
+    consultation_ids: list[str] = Field(
+        default_factory=list, description="single consultation pages (e.g. 00001_002)"
+    )
+    page_ids: list[str] = Field(
+        default_factory=list, description="single pages by their (current or former) Notion id"
+    )
+
+
+def _as_of(text: str) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=SEOUL)
 
 
 @dg.op(
     pool=NOTION_POOL,
-    description="Recreate customers and consultations missing from Notion from the Supabase "
-    "backup (idempotent: matched by customer/consultation id).",
+    description="Restore Notion to the backup's state as of a time (history versions): pages "
+    "in Notion's trash restored from it, gone pages recreated and re-pointed; dry run unless "
+    "told otherwise.",
 )
 def restore_to_notion(
     context: dg.OpExecutionContext,
@@ -211,6 +237,7 @@ def restore_to_notion(
     supabase_db: PostgresResource,
     consultation_settings: ConsultationSettings,
 ) -> dg.Output:
+    in_place = not (config.target_customers_database_id or config.target_consultations_database_id)
     report = restore.restore(
         notion,
         supabase_db,
@@ -218,8 +245,14 @@ def restore_to_notion(
         or consultation_settings.customers_database_id,
         consultations_database_id=config.target_consultations_database_id
         or consultation_settings.consultations_database_id,
+        as_of=_as_of(config.as_of),
         dry_run=config.dry_run,
+        overwrite=config.overwrite,
         customer_ids=config.customer_ids or None,
+        consultation_ids=config.consultation_ids or None,
+        page_ids=config.page_ids or None,
+        relink=in_place,
+        run_id=context.run.run_id,
         log=context.log.info,
     )
     return dg.Output(
@@ -231,7 +264,7 @@ def restore_to_notion(
 @dg.job(
     name="consultation_restore_job",
     tags={"domain": "consultation_backup"},
-    description="Restore Notion from the Supabase backup (dry run by default).",
+    description="Restore Notion from the Supabase backup as of a time (dry run by default).",
 )
 def restore_job():
     restore_to_notion()
