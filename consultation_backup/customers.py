@@ -27,7 +27,7 @@ from consultation_backup.models import (
     Rejected,
     ResolvedSchema,
 )
-from consultation_backup.notion_schema import missing_properties, read_page, resolve_schema
+from consultation_backup.notion_schema import SchemaReader, missing_properties, resolve_schema
 from consultation_backup.writes import BATCH, CUSTOMERS, Tally, WriteScope, reject, write_rows
 from resources.notion import NotionPage, NotionResource, QueryStats
 from resources.postgres import PostgresResource
@@ -140,8 +140,9 @@ def sync_customers(
     flt = edited_since_filter(since) if since else None
     newest = watermark
     pending: list[NotionPage] = []
+    reader = SchemaReader(notion, db, schema, "customers")
     for page in notion.iter_pages(ds, filter=flt, stats=stats):
-        pending.append(read_page(notion, schema, page))
+        pending.append(reader.read(page))
         if len(pending) >= BATCH:
             with db.transaction() as conn:
                 _load_batch(WriteScope(conn, strategy, run_id, tally), pending, schema)

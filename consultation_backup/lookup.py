@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consultation_backup import transform as T
-from consultation_backup.models import ConsistencyReport, CustomerRow, RecordRow
+from consultation_backup.models import ConsistencyReport, CustomerRow, RecordRow, ResolvedSchema
+from consultation_backup.notion_schema import Kind, pinned_schema, read_page
 from resources.circuit_breaker import call_with_fallback, get_breaker
 from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
@@ -48,15 +49,30 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def customer_filter(customer_id: str | None, name: str | None, phone: str | None) -> dict[str, Any]:
-    """Notion filter matching every given criterion (id exact, name/phone contained)."""
+def customer_filter(
+    customer_id: str | None,
+    name: str | None,
+    phone: str | None,
+    schema: ResolvedSchema | None = None,
+) -> dict[str, Any]:
+    """Notion filter matching every given criterion (id exact, name/phone contained); with the
+    pinned ``schema`` properties are named by their stable id (renames do not break it)."""
+
+    def ref(canonical: str, default_type: str) -> tuple[str, str]:
+        pinned = schema.properties.get(canonical) if schema else None
+        if pinned is None:
+            return canonical, default_type
+        return pinned.property_id, pinned.type
+
     parts: list[dict[str, Any]] = []
-    if customer_id:
-        parts.append({"property": "id", "title": {"equals": customer_id}})
-    if name:
-        parts.append({"property": "고객명", "rich_text": {"contains": name}})
-    if phone:
-        parts.append({"property": "전화번호", "phone_number": {"contains": phone}})
+    for canonical, default_type, value, op in (
+        ("id", "title", customer_id, "equals"),
+        ("고객명", "rich_text", name, "contains"),
+        ("전화번호", "phone_number", phone, "contains"),
+    ):
+        if value:
+            prop, typ = ref(canonical, default_type)
+            parts.append({"property": prop, typ: {op: value}})
     if not parts:
         raise ValueError("give a customer id, a name or a phone number")
     return parts[0] if len(parts) == 1 else {"and": parts}
@@ -74,6 +90,20 @@ class ConsultationReader:
     ) -> None:
         self.notion, self.db = notion, db
         self.customers_db, self.consultations_db = customers_database_id, consultations_database_id
+        self._schemas: dict[str, ResolvedSchema | None] = {}
+
+    def schema(self, kind: Kind) -> ResolvedSchema | None:
+        """The properties pinned by the last sync (read by id), None if there are none or the
+        backup cannot be reached (then pages are read by their names)."""
+        if kind not in self._schemas:
+            try:
+                self._schemas[kind] = pinned_schema(self.db, kind)
+            except Exception:  # a lookup still works by name while Supabase is away
+                self._schemas[kind] = None
+        return self._schemas[kind]
+
+    def _read(self, kind: Kind, page: NotionPage) -> NotionPage:
+        return read_page(None, self.schema(kind), page)
 
     # -- customers from Notion --------------------------------------------------------------
     def _notion_customers(
@@ -84,6 +114,7 @@ class ConsultationReader:
         ds = self.notion.data_source_id(self.customers_db)
         # 100 pages per request: requests are the cost
         for page in self.notion.iter_pages(ds, filter=flt):
+            page = self._read("customers", page)
             try:
                 row = T.parse_customer(page).as_dict()
             except T.InvalidPage as exc:
@@ -104,12 +135,15 @@ class ConsultationReader:
         ds = self.notion.data_source_id(self.consultations_db)
         ids = list(by_page)
         for i in range(0, len(ids), MAX_OR_CONDITIONS):
+            schema = self.schema("consultations")
+            relation = schema.id_of("고객") if schema else "고객"
             conds = [
-                {"property": "고객", "relation": {"contains": pid}}
+                {"property": relation, "relation": {"contains": pid}}
                 for pid in ids[i : i + MAX_OR_CONDITIONS]
             ]
             flt = conds[0] if len(conds) == 1 else {"or": conds}
             for page in self.notion.iter_pages(ds, filter=flt):
+                page = self._read("consultations", page)
                 try:
                     record = T.parse_consultation(page)
                 except T.InvalidPage as exc:
@@ -203,7 +237,7 @@ class ConsultationReader:
         """Customers matching every given criterion (at most ``limit``, ``truncated`` when more
         matched), from Notion or (degraded) from the backup; soft-deleted customers are left
         out."""
-        flt = customer_filter(customer_id, name, phone)
+        flt = customer_filter(customer_id, name, phone, self.schema("customers"))
         if limit < 1:
             raise ValueError("limit must be at least 1")
         got = call_with_fallback(
@@ -227,10 +261,15 @@ class ConsultationReader:
         database = self.customers_db if is_customer else self.consultations_db
         table = "consultation_customers" if is_customer else "consultation_records"
         column = "customer_id" if is_customer else "consultation_id"
+        kind: Kind = "customers" if is_customer else "consultations"
+        schema = self.schema(kind)
+        title = schema.properties.get("id") if schema else None
+        flt = {
+            "property": title.property_id if title else "id",
+            title.type if title else "title": {"equals": key},
+        }
         ds = self.notion.data_source_id(database)
-        pages = list(
-            self.notion.iter_pages(ds, filter={"property": "id", "title": {"equals": key}})
-        )
+        pages = [self._read(kind, p) for p in self.notion.iter_pages(ds, filter=flt)]
         backup = self.db.fetch_one(
             f"SELECT *, (updated_at > synced_at) AS locally_edited FROM public.{table}"
             f" WHERE {column} = %s",

@@ -107,9 +107,19 @@ def _fail(db: PostgresResource, kind: str, database_id: str, changes: list[str])
 
 
 def resolve_schema(
-    notion: NotionResource, db: PostgresResource, database_id: str, kind: Kind
+    notion: NotionResource,
+    db: PostgresResource,
+    database_id: str,
+    kind: Kind,
+    *,
+    verify: bool = False,
 ) -> ResolvedSchema:
     """The data source of ``database_id`` and the properties to read, by id.
+
+    One request (``databases.retrieve``: a second or replaced data source) when properties are
+    pinned already: their ids and types are then checked on every page read
+    (``SchemaReader``), and the data source's schema is read only when a page disagrees. The
+    first run, or ``verify``, also reads the schema (``data_sources.retrieve``) and pins it.
 
     Raises:
         NotionSchemaChanged: a second data source, a replaced data source, or a required
@@ -129,14 +139,11 @@ def resolve_schema(
         )
     ds_id = sources[0].id
     if pinned_ds is not None and pinned_ds != ds_id:
-        _fail(
-            db,
-            kind,
-            database_id,
-            [f"the data source {pinned_ds} was replaced by {ds_id}"],
-        )
-    schema = notion.retrieve_data_source(ds_id)
+        _fail(db, kind, database_id, [f"the data source {pinned_ds} was replaced by {ds_id}"])
     required, optional = EXPECTED[kind]
+    if pinned_ds is not None and not verify and all(c in pinned for c in required):
+        return ResolvedSchema(database_id, ds_id, pinned)
+    schema = notion.retrieve_data_source(ds_id)
     current = [(p.id, p.name, p.type) for p in schema.properties]
     properties, changes = T.resolve_properties(required, optional, pinned, current)
     if changes:
@@ -144,6 +151,46 @@ def resolve_schema(
     with db.transaction() as conn:
         _save(conn, kind, database_id, ds_id, properties)
     return ResolvedSchema(database_id, ds_id, properties)
+
+
+class SchemaReader:
+    """Reads pages of one data source by the pinned property ids, checking each page against
+    them before it can be written: a page whose pinned properties are missing or of another
+    type makes it read the data source's schema once (``resolve_schema(verify=True)``), which
+    stops the run if the schema changed."""
+
+    def __init__(
+        self, notion: NotionResource, db: PostgresResource, schema: ResolvedSchema, kind: Kind
+    ) -> None:
+        self.notion, self.db, self.schema, self.kind = notion, db, schema, kind
+        self.verified = False
+
+    def _disagrees(self, page: NotionPage) -> bool:
+        types = {str(v.get("id")): v.get("type") for v in page.properties.values() if v}
+        required, _ = EXPECTED[self.kind]
+        return any(
+            types.get(p.property_id) != p.type
+            for c, p in self.schema.properties.items()
+            if c in required
+        )
+
+    def explain(self, exc: PermanentError) -> None:
+        """A query Notion refused (400: e.g. a filter on a property that was removed or
+        retyped): raise ``NotionSchemaChanged`` if the schema changed; else return."""
+        if exc.status == 400 and not self.verified:
+            self.schema = resolve_schema(
+                self.notion, self.db, self.schema.database_id, self.kind, verify=True
+            )
+            self.verified = True
+
+    def read(self, page: NotionPage) -> NotionPage:
+        """The page completed past the reference cap, keyed by canonical names."""
+        if not self.verified and self._disagrees(page):
+            self.schema = resolve_schema(
+                self.notion, self.db, self.schema.database_id, self.kind, verify=True
+            )
+            self.verified = True
+        return read_page(self.notion, self.schema, page)
 
 
 def pinned_schema(db: PostgresResource, kind: Kind) -> ResolvedSchema | None:

@@ -27,12 +27,14 @@ from consultation_backup.models import (
     ResolvedSchema,
 )
 from consultation_backup.notion_schema import (
+    SchemaReader,
     load_pinned,
     missing_properties,
     read_page,
     resolve_schema,
 )
 from consultation_backup.writes import RECORDS, Tally, WriteScope, batches, reject, write_rows
+from resources.errors import PermanentError
 from resources.notion import NotionPage, NotionResource, QueryStats
 from resources.postgres import PostgresResource
 
@@ -288,19 +290,24 @@ def sync_records(
     ds = schema.data_source_id
     seen: set[str] = set()
     flt = window_filter(start, end, edited_since, schema.id_of("상담일자"))
-    pages = (read_page(notion, schema, p) for p in notion.iter_pages(ds, filter=flt, stats=stats))
-    for batch in batches(pages):
-        seen.update(p.id for p in batch)
-        with db.transaction() as conn:
-            _load_batch(notion, scope_of(conn), batch, schema)
-        if on_batch is not None:
-            on_batch([T.text(p, "id") for p in batch])
-    _quarantine_undated(notion, db, schema, scope_of, edited_since, stats)
+    reader = SchemaReader(notion, db, schema, "consultations")
+    pages = (reader.read(p) for p in notion.iter_pages(ds, filter=flt, stats=stats))
+    try:
+        for batch in batches(pages):
+            seen.update(p.id for p in batch)
+            with db.transaction() as conn:
+                _load_batch(notion, scope_of(conn), batch, reader.schema)
+            if on_batch is not None:
+                on_batch([T.text(p, "id") for p in batch])
+        _quarantine_undated(notion, db, reader.schema, scope_of, edited_since, stats)
+    except PermanentError as exc:
+        reader.explain(exc)  # a filter on a removed/retyped 상담일자: the named error
+        raise
     soft_deleted = 0
     if edited_since:
         supabase_ids = seen - {f.item_id for f in tally.failures}
     else:
-        soft_deleted = _sweep(notion, db, (start, end), seen, scope_of, schema)
+        soft_deleted = _sweep(notion, db, (start, end), seen, scope_of, reader.schema)
         supabase_ids = set(_window_ids(db, start, end))
     return RecordsResult(
         totals=tally.freeze(),

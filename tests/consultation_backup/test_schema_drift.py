@@ -134,3 +134,27 @@ def test_a_second_data_source_fails_the_run(backup_env):
     assert "data source" in str(err.value)
     assert _backup(env) == {}
     assert len(_notifications(env, "data sources")) == 1
+
+
+@pytest.mark.parametrize(
+    "change", [{"상담일자": None}, {"상담일자": {"rich_text": {}}}], ids=["removed", "retyped"]
+)
+def test_a_changed_date_property_stops_the_window_sync_with_the_named_error(backup_env, change):
+    env = backup_env
+    _sync(env)
+    start, end = window_all()
+    db_id = env.settings.consultations_database_id
+    sync_records(env.notion, env.db, db_id, start, end)
+    before = env.db.fetch_all(
+        "SELECT notion_page_id, consultation_date, is_deleted FROM public.consultation_records"
+    )
+    _raw(env).data_sources.update(
+        data_source_id=notion_emu.CONSULTATIONS_DS_LOCAL, properties=change
+    )
+    with pytest.raises(NotionSchemaChanged) as err:
+        sync_records(env.notion, env.db, db_id, start, end)
+    assert "상담일자" in str(err.value)
+    after = env.db.fetch_all(
+        "SELECT notion_page_id, consultation_date, is_deleted FROM public.consultation_records"
+    )
+    assert sorted(after, key=str) == sorted(before, key=str)
