@@ -7,12 +7,14 @@ For the CDC tables these assets are the batch/reconciliation path; the CDC senso
 """
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Literal
 
 import dagster as dg
 
 from gfx_sync.constants import GROUP, OWNERS, POOL, source_key, target_key
+from gfx_sync.pause import SkippedSync
 from gfx_sync.reconcile import DEFAULT_CHUNK_ROWS
 from gfx_sync.schema import declared_columns
 from gfx_sync.specs import SPECS, TableSpec
@@ -82,6 +84,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=spec.freshness),
         retry_policy=dg.RetryPolicy(max_retries=RETRIES, delay=3, backoff=dg.Backoff.EXPONENTIAL),
         pool=POOL,
+        output_required=False,  # a paused table is skipped: no materialization
         metadata={
             "dagster/table_name": f"supabase.public.{spec.table}",
             "dagster/column_schema": _column_schema(spec.table),
@@ -97,7 +100,7 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         config: GfxSyncConfig,
         supabase_db: PostgresResource,
         gfx_source_db: PostgresResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         started = time.perf_counter()
         window = None
         partition_key = None
@@ -125,13 +128,16 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             run_id=context.run.run_id,
             partition_key=partition_key,
         )
+        if isinstance(res, SkippedSync):
+            context.log.warning(f"{spec.table} is paused ({res.reason}): skipped, not materialized")
+            return
         if res.quarantined:
             context.log.warning(
                 f"{spec.table}: {res.quarantined} row(s) quarantined (see sync_log /"
                 f" data_quarantine)"
             )
         rows = supabase_db.fetch_value(f"SELECT count(*) FROM public.{spec.table}")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 **res.metadata(),
                 "mode": "window" if window else "incremental",

@@ -5,6 +5,8 @@
     gfx-sync restore --table gfx_hands [--from external|supabase] [--dry-run]
     gfx-sync drift
     gfx-sync health
+    gfx-sync pause [--table T ...] [--reason TEXT]   # batch, reconcile, two-way skip; CDC parks
+    gfx-sync resume [--table T ...]                  # parked CDC changes applied in order
     gfx-sync fdw-setup   # postgres_fdw link for the SQL function restore_gfx_from_external()
 
 The commands use the shared resource instances (``resources.shared``: ``SUPABASE_DB_URL``,
@@ -137,12 +139,12 @@ def drift() -> int:
 
 @app.command("health")
 def health() -> int:
-    """Retry failed syncs, notify, print v_sync_dashboard."""
+    """Notify about unhealthy tables, then retry failed syncs; print v_sync_dashboard."""
+    from gfx_sync.health import run_health
+
     _, target = _databases()
-    with target.transaction() as conn:
-        row = conn.execute("SELECT public.retry_failed_syncs()").fetchone()
-        conn.execute("SELECT public.check_sync_health_and_notify()")
-    print(f"retried: {row[0] if row else 0}")
+    report = run_health(target)
+    print(f"notified: {report.notified}  retried: {report.retried}")
     for r in target.fetch_all(
         "SELECT entity_type, method, health_status, status, lag_seconds, consecutive_failures,"
         " records_synced, records_failed FROM v_sync_dashboard"
@@ -153,6 +155,41 @@ def health() -> int:
             f" lag={lag:<8} failures={r['consecutive_failures']}"
             f" synced={r['records_synced']} failed={r['records_failed']}"
         )
+    return 0
+
+
+@app.command("pause")
+def pause(
+    table: list[str] | None = typer.Option(
+        None, click_type=_TABLES, help="repeatable; default all"
+    ),
+    reason: str = typer.Option("paused by operator", help="shown on the dashboard"),
+) -> int:
+    """Pause tables: batch, reconciliation and two-way skip them; CDC parks their changes."""
+    from gfx_sync.pause import pause_tables
+
+    _, target = _databases()
+    done = pause_tables(target, table, reason=reason)
+    print("paused: " + (", ".join(done) or "nothing (already paused)"))
+    return 0
+
+
+@app.command("resume")
+def resume(
+    table: list[str] | None = typer.Option(
+        None, click_type=_TABLES, help="repeatable; default all"
+    ),
+) -> int:
+    """Resume paused tables: apply their parked CDC changes in order, mark them pending."""
+    from gfx_sync.pause import resume_tables
+
+    _, target = _databases()
+    rep = resume_tables(target, table)
+    print(
+        "resumed: "
+        + (", ".join(rep.tables) or "nothing (not paused)")
+        + f"; parked changes applied: {rep.parked_applied}"
+    )
     return 0
 
 

@@ -91,10 +91,22 @@ def log_run(
     )
 
 
+def path_of(operation: str, reconciled: bool = False) -> str:
+    """The sync_status path a run reports on (migration 0020: each path keeps its own state)."""
+    if operation in ("two_way", "reverse"):
+        return "two_way"
+    return "reconcile" if reconciled else "batch"
+
+
+def _name_path(tc: psycopg.Connection, path: str) -> None:
+    tc.execute("SELECT set_config('gfx_sync.path', %s, true)", (path,))
+
+
 def record_success(
     tc: psycopg.Connection, spec: TableSpec, res: SyncResult, run_id: str | None
 ) -> None:
     """sync_status and sync_log for a committed run, in the run's own transaction."""
+    _name_path(tc, path_of(res.operation, res.reconcile is not None))
     tc.execute(
         _STATUS_UPSERT,
         {
@@ -129,6 +141,7 @@ def record_failure(
     message = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:2000]
     try:
         with target.transaction() as tc:
+            _name_path(tc, path_of(failed.operation))
             tc.execute(_STATUS_FAILED, (message, run_id, SOURCE_SYSTEM, spec.table))
             log_run(tc, spec, failed, run_id, "failed", message, details={})
         return True

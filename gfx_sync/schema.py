@@ -45,45 +45,70 @@ def _normalise_type(raw: str) -> str:
     return base + ("[]" if array else "")
 
 
-def parse_migrations(folder: Path) -> dict[str, list[tuple[str, str]]]:
+_ADD_COLUMN = re.compile(r"ADD COLUMN (?:IF NOT EXISTS )?(\w+)\s+([\w\[\]\(\),]+?)(?=[\s,;]|$)")
+_ALTER = re.compile(r"ALTER TABLE (?:IF EXISTS )?(?:public\.)?(\w+)\s+(.*?);", re.S)
+
+
+def _create_columns(body: str) -> list[tuple[str, str]]:
+    cols: list[tuple[str, str]] = []
+    for line in body.splitlines():
+        line = line.split("--", 1)[0].strip().rstrip(",")
+        if not line or line.split()[0].upper() in {
+            "PRIMARY",
+            "CONSTRAINT",
+            "UNIQUE",
+            "CHECK",
+            "FOREIGN",
+        }:
+            continue
+        parts = line.split()
+        type_tokens = []
+        for tok in parts[1:]:
+            if tok.upper() in _KEYWORDS:
+                break
+            type_tokens.append(tok)
+        cols.append((parts[0], _normalise_type(" ".join(type_tokens))))
+    return cols
+
+
+def parse_migrations(
+    folder: Path, tables: dict[str, list[tuple[str, str]]] | None = None
+) -> dict[str, list[tuple[str, str]]]:
     """``{table: [(column, type), ...]}`` for every ``CREATE TABLE`` in the folder's migrations.
 
-    Later files may add tables; ``ALTER TABLE … ADD COLUMN`` lines are appended to their table.
+    Applied as PostgreSQL would: ``CREATE TABLE IF NOT EXISTS`` of a table already declared (in
+    ``tables``, e.g. by an earlier migration set) changes nothing; every ``ADD COLUMN`` of an
+    ``ALTER TABLE`` (several per statement allowed) is appended to its table.
     """
-    tables: dict[str, list[tuple[str, str]]] = {}
+    tables = {} if tables is None else tables
     for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        text = path.read_text(encoding="utf-8")
+        text = "\n".join(line.split("--", 1)[0] for line in path.read_text("utf-8").splitlines())
         for name, body in _CREATE.findall(text):
-            cols: list[tuple[str, str]] = []
-            for line in body.splitlines():
-                line = line.split("--", 1)[0].strip().rstrip(",")
-                if not line or line.split()[0].upper() in {
-                    "PRIMARY",
-                    "CONSTRAINT",
-                    "UNIQUE",
-                    "CHECK",
-                    "FOREIGN",
-                }:
-                    continue
-                parts = line.split()
-                type_tokens = []
-                for tok in parts[1:]:
-                    if tok.upper() in _KEYWORDS:
-                        break
-                    type_tokens.append(tok)
-                cols.append((parts[0], _normalise_type(" ".join(type_tokens))))
-            tables[name] = cols
-        for name, col, typ in re.findall(
-            r"ALTER TABLE (?:public\.)?(\w+) ADD COLUMN (?:IF NOT EXISTS )?(\w+) ([\w\[\]\(\),]+)",
-            text,
-        ):
-            tables.setdefault(name, []).append((col, _normalise_type(typ)))
+            tables.setdefault(name, _create_columns(body))
+        for name, clauses in _ALTER.findall(text):
+            for col, typ in _ADD_COLUMN.findall(clauses):
+                cols = tables.setdefault(name, [])
+                if col not in dict(cols):
+                    cols.append((col, _normalise_type(typ)))
     return tables
+
+
+def _target_declared() -> dict[str, list[tuple[str, str]]]:
+    """The Supabase side: the shared (platform) set applies first, then gfx_sync's; only the
+    tables gfx_sync's migrations name are compared (other domains' are out of scope)."""
+    from resources.migrations import sets_named
+
+    ours = parse_migrations(TARGET_MIGRATIONS)
+    merged: dict[str, list[tuple[str, str]]] = {}
+    for mset in sets_named(["platform"]):
+        parse_migrations(mset.directory(), merged)
+    parse_migrations(TARGET_MIGRATIONS, merged)
+    return {t: cols for t, cols in merged.items() if t in ours}
 
 
 @lru_cache(maxsize=2)
 def declared_columns(side: str) -> dict[str, list[tuple[str, str]]]:
-    return parse_migrations(TARGET_MIGRATIONS if side == "supabase" else SOURCE_MIGRATIONS)
+    return _target_declared() if side == "supabase" else parse_migrations(SOURCE_MIGRATIONS)
 
 
 def live_columns(conn, tables: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from gfx_sync.batch import DEFAULT_OVERLAP, batch_sync
 from gfx_sync.models import SyncResult
+from gfx_sync.pause import SkippedSync, paused_reason
 from gfx_sync.reconcile import DEFAULT_CHUNK_ROWS
 from gfx_sync.specs import TableSpec
 from gfx_sync.two_way import two_way_sync
@@ -30,9 +31,13 @@ def sync_table(
     run_id: str | None = None,
     partition_key: str | None = None,
     mark_failure: bool = True,
-) -> SyncResult:
+) -> SyncResult | SkippedSync:
     """Two-way/reverse tables exchange changes (a window, reconciliation and partition do not
-    apply to them); the rest copy from the source (see :func:`gfx_sync.batch.batch_sync`)."""
+    apply to them); the rest copy from the source (see :func:`gfx_sync.batch.batch_sync`).
+    A paused table (``gfx-sync pause``) is skipped, with the pause's reason."""
+    reason = paused_reason(target, spec.table)
+    if reason is not None:
+        return SkippedSync(spec.table, reason)
     if spec.is_two_way:
         return two_way_sync(
             source, target, spec, overlap=overlap, run_id=run_id, mark_failure=mark_failure

@@ -18,6 +18,7 @@ from gfx_sync.cdc.statements import (
     upsert_sql,
 )
 from gfx_sync.cdc.target import ApplyResult, TargetTable
+from gfx_sync.pause import park_paused
 from resources.state import quarantine
 
 DOMAIN = "gfx_sync"
@@ -39,6 +40,8 @@ class RowWriter:
         self, changes: list[tuple[RowChange, SourceTransaction]], result: ApplyResult
     ) -> None:
         """Run consecutive changes with the same statement as one executemany (order preserved)."""
+        if getattr(self, "_has_sync_status", False):  # paused tables: parked (gfx_sync.pause)
+            changes = park_paused(self.conn, changes, UNCHANGED)
         run: list[tuple[RowChange, list]] = []
         run_stmt = None
         run_key = None
