@@ -108,6 +108,13 @@ class CustomersConfig(SyncConfig):
         description="also soft-delete rows whose page is gone from Notion and "
         "recompute consultation_count (the nightly schedule sets it)",
     )
+    max_soft_delete_share: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="mass-deletion guard of the reconcile: stop, changing nothing, when more "
+        "than this share of the live rows (and at least 20) would be soft-deleted",
+    )
 
 
 def _window(context: dg.AssetExecutionContext) -> tuple[date, date]:
@@ -198,6 +205,8 @@ def consultation_customers(
                 supabase_db,
                 settings.customers_database_id,
                 settings.consultations_database_id,
+                max_soft_delete_share=config.max_soft_delete_share,
+                run_id=context.run.run_id,
             )
         log.finish(FullSyncResult(result, rec) if rec else result)
     if result.totals.failures:
