@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from messaging import constants as C
 from messaging.models import MatchReport, RenderedMessage, Template
 from messaging.progress import RunCounts, RunProgress
-from messaging.transform import idempotency_key
+from messaging.transform import idempotency_key, sms_fallback
 from resources.postgres import PostgresResource
 from resources.state import quarantine
 
@@ -33,7 +33,26 @@ LOG_COLUMNS = (
     ("error_message", "text"),
     ("failed_at", "timestamptz"),
     ("idempotency_key", "text"),
+    ("fallback_content", "text"),
 )
+
+
+@dataclass
+class FallbackCount:
+    """Alimtalk rows with an SMS/LMS fallback, and what they cost if every one falls back."""
+
+    ready: int = 0
+    impossible: int = 0
+    max_cost: float = 0.0
+
+    def add(self, kind: str) -> None:
+        if kind:
+            self.ready += 1
+            self.max_cost += C.UNIT_COST_KRW[kind]
+        else:
+            self.impossible += 1
+
+
 CANCEL_UNSENT = (
     "UPDATE public.message_logs SET status = 'cancelled', error_code = %s, error_message = %s"
     " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL"
@@ -96,9 +115,12 @@ def write_logs(
     template: Template,
     execution_key: str,
     messages: Sequence[RenderedMessage],
-) -> None:
+    fallback: bool = True,
+) -> FallbackCount:
     """One ``message_logs`` row per recipient (``pending``, or ``failed`` when rendering failed),
-    committed before anything is sent."""
+    committed before anything is sent. Alimtalk rows get their SMS/LMS fallback text (rendered,
+    EUC-KR length-checked) unless ``fallback`` is off. Returns the fallback counts."""
+    counted = FallbackCount()
     now = datetime.now(UTC)
     names = ", ".join(c for c, _ in LOG_COLUMNS)
     with (
@@ -109,6 +131,10 @@ def write_logs(
         copy.set_types([t for _, t in LOG_COLUMNS])
         for n, m in enumerate(messages):
             key = idempotency_key(execution_key, m.phone if m.ok else f"invalid#{n}#{m.raw_phone}")
+            alt = None
+            if fallback and m.ok and m.message_type == "kakao":
+                alt, kind, _reason = sms_fallback(m.content)
+                counted.add(kind)
             copy.write_row(
                 (
                     run_id,
@@ -124,8 +150,10 @@ def write_logs(
                     m.error_message,
                     None if m.ok else now,
                     key,
+                    alt,
                 )
             )
+    return counted
 
 
 def quarantine_bad_contacts(
@@ -164,6 +192,22 @@ def defer_unsent(db: PostgresResource, run_id: str, not_before: datetime) -> int
         " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL"
         " AND (not_before IS NULL OR not_before < %s)",
         (not_before, run_id, not_before),
+    )
+
+
+def request_cancel(db: PostgresResource, run_ref: str, actor: str) -> bool:
+    """Ask a running execution (``workflow_runs.id`` or its execution key) to stop before its
+    next batch. Returns whether a running execution was found."""
+    if not actor.strip():
+        raise ValueError("who cancels is required")
+    return bool(
+        db.execute(
+            "UPDATE public.workflow_runs SET cancel_requested_at = now(),"
+            " cancel_requested_by = %s"
+            " WHERE (id::text = %s OR execution_key = %s) AND status = 'running'"
+            " AND cancel_requested_at IS NULL",
+            (actor, run_ref, run_ref),
+        )
     )
 
 

@@ -23,6 +23,7 @@ from messaging.constants import LOCAL_WEBHOOK_SECRET
 from messaging.constants import WEBHOOK_DEFAULT_PORT as DEFAULT_PORT
 from resources.environment import apply_local_defaults
 from resources.mysql import MySQLResource
+from resources.postgres import PostgresResource
 
 app = typer.Typer(
     help="Messaging: workflows, CRM search, target preview, webhooks.", no_args_is_help=True
@@ -124,6 +125,80 @@ def webhook_cmd(
     )
     console.print(response.status_code, response.text)
     raise typer.Exit(0 if response.status_code < 300 else 1)
+
+
+def _supabase_db() -> PostgresResource:
+    """The shared Supabase PostgreSQL resource, resolved from the environment."""
+    from resources.shared import supabase_db
+
+    resolved: PostgresResource = supabase_db.process_config_and_initialize()
+    return resolved
+
+
+@app.command("cancel")
+def cancel_cmd(
+    run: str = typer.Argument(..., help="workflow_runs.id or the execution key"),
+    by: str = typer.Option(..., "--by", help="who cancels (recorded)"),
+) -> None:
+    """Cancel a running send: it stops before its next batch; unsent rows become cancelled."""
+    from messaging.bookkeeping import request_cancel
+
+    found = request_cancel(_supabase_db(), run, by)
+    console.print("cancel requested" if found else f"no running execution {run!r}")
+    raise typer.Exit(0 if found else 1)
+
+
+suppress_app = typer.Typer(help="The advertising suppression list (080 opt-outs, replies, manual).")
+app.add_typer(suppress_app, name="suppress")
+
+
+@suppress_app.command("add")
+def suppress_add(
+    phone: str,
+    by: str = typer.Option(..., "--by", help="who adds the number (recorded)"),
+    source: str = typer.Option("manual", help="080 | reply | manual"),
+    reason: str = typer.Option("", help="why (recorded)"),
+) -> None:
+    """Never send advertising to PHONE again (checked at send time)."""
+    from messaging.suppression import SOURCES, add_suppression
+
+    if source not in SOURCES:
+        raise typer.BadParameter(f"source must be one of {SOURCES}")
+    number = add_suppression(
+        _supabase_db(),
+        phone,
+        source=source,  # type: ignore[arg-type]
+        actor=by,
+        reason=reason or None,
+    )
+    console.print(f"suppressed {number[:3]}****{number[-4:]}")
+
+
+@suppress_app.command("remove")
+def suppress_remove(
+    phone: str,
+    by: str = typer.Option(..., "--by", help="who removes the number (recorded)"),
+    reason: str = typer.Option("", help="why (recorded)"),
+) -> None:
+    """Take PHONE off the suppression list."""
+    from messaging.suppression import remove_suppression
+
+    removed = remove_suppression(_supabase_db(), phone, actor=by, reason=reason or None)
+    console.print("removed" if removed else "was not on the list")
+    raise typer.Exit(0 if removed else 1)
+
+
+@suppress_app.command("list")
+def suppress_list(limit: int = 100) -> None:
+    """The most recently suppressed numbers (masked), with who and when."""
+    from messaging.suppression import list_suppressions
+
+    for row in list_suppressions(_supabase_db(), limit):
+        phone = row["phone"]
+        console.print(
+            f"{phone[:3]}****{phone[-4:]}  {row['source']:<6} {row['added_by']}  "
+            f"{row['added_at']:%Y-%m-%d %H:%M}  {row['reason'] or ''}"
+        )
 
 
 if __name__ == "__main__":

@@ -214,7 +214,16 @@ def _log_recipients(
     plan = plan_targets(db, workflow, template, opts.event_range, opts.payload)
     rendered = render_targets(db, mysql, workflow, template, plan, opts.now, progress, log)
     progress.unmapped = rendered.match.report.unmapped
-    bookkeeping.write_logs(db, run_id, template, opts.execution_key, rendered.messages)
+    fallback = bookkeeping.write_logs(
+        db, run_id, template, opts.execution_key, rendered.messages, _fallback_enabled(workflow)
+    )
+    if template.message_type == "kakao":
+        progress.log(
+            log,
+            f"Alimtalk SMS/LMS fallback: {fallback.ready} ready (up to {fallback.max_cost:.0f} KRW"
+            f" if every one falls back), {fallback.impossible} without"
+            + ("" if _fallback_enabled(workflow) else " (switched off for this workflow)"),
+        )
     bookkeeping.quarantine_bad_contacts(db, workflow, rendered.messages, opts.dagster_run_id)
     progress.log(
         log,

@@ -179,6 +179,21 @@ def in_ad_quiet_hours(now: datetime) -> bool:
     return hour >= C.AD_QUIET_START_HOUR or hour < C.AD_QUIET_END_HOUR
 
 
+def sms_fallback(text: str) -> tuple[str | None, str, str | None]:
+    """The SMS/LMS text SOLAPI substitutes when an Alimtalk is not delivered: the rendered text
+    as SMS (<= 90 bytes EUC-KR) or LMS (<= 2,000 bytes). Returns (text, "sms"|"lms", None), or
+    (None, "", reason) when it cannot be sent as SMS/LMS (then no substitution is allowed)."""
+    try:
+        size = euc_kr_bytes(text)
+    except NotEncodable as exc:
+        return None, "", f"fallback not possible: {exc}"
+    if size <= C.SMS_MAX_BYTES:
+        return text, "sms", None
+    if size <= C.LMS_MAX_BYTES:
+        return text, "lms", None
+    return None, "", f"fallback not possible: {size} bytes (EUC-KR) > LMS limit {C.LMS_MAX_BYTES}"
+
+
 def quiet_hours_end(now: datetime) -> datetime:
     """The next 08:00 Asia/Seoul at or after ``now`` (when held advertising may go out), in UTC."""
     if now.tzinfo is None:

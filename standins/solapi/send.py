@@ -111,6 +111,7 @@ def _record(
         "subject": msg.get("subject"),
         "text": msg.get("text"),
         "customFields": msg.get("customFields") or {},
+        "kakaoOptions": msg.get("kakaoOptions"),
         "dateCreated": now,
         "dateUpdated": now,
         "_accepted": time.time(),
