@@ -18,6 +18,7 @@ from standins.solapi.errors import error_body, error_response
 from standins.solapi.filters import MessageQuery, page_limit, select_messages
 from standins.solapi.groups import add_messages, create_group, delete_group, send_group
 from standins.solapi.messages import listed, status_now
+from standins.solapi.reports import push_reports
 from standins.solapi.send import release_hold, send_many, take_hold
 from standins.solapi.state import StandInState, default_state
 
@@ -174,6 +175,7 @@ def create_solapi_app(state: StandInState) -> Starlette:
             route("/messages/v4/groups/{group_id}/send", send_group, ["POST"]),
             route("/cash/v1/balance", balance, ["GET"]),
             route("/_solapi/config", config, ["GET", "PUT"], auth=False),
+            route("/_solapi/reports", push_reports, ["POST"], auth=False),
         ]
     )
 

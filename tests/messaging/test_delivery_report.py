@@ -227,3 +227,55 @@ def test_polling_gives_up_with_a_final_unknown_after_72_hours(supabase_db, solap
     again = poll_delivery(supabase_db, solapi)
     assert _status(supabase_db, old)["status"] == "unknown", "unknown is final for polling"
     assert again.checked < result.checked or again.unknown == 0
+
+
+def test_reports_pushed_by_the_stand_in_settle_a_live_send_without_polling(
+    supabase_db, mysql_reader, solapi, solapi_server, solapi_standin_state, all_customers_workflow
+):
+    """Live send to the SOLAPI stand-in; the stand-in pushes its delivery reports to the real
+    receiver (served over HTTP at the URL one would register in SOLAPI's console): every sent row
+    becomes delivered or failed with no status lookup at all."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from messaging.engine import RunOptions, execute_workflow
+    from standins.base import EmulatorServer
+
+    server, _state, _injector = solapi_server
+    noon_kst = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(
+            all_customers_workflow, f"reports:{uuid.uuid4()}", send_mode="live", now=noon_kst
+        ),
+    )
+    logs = supabase_db.fetch_all(
+        "SELECT status, provider_message_id FROM public.message_logs WHERE workflow_run_id = %s",
+        (summary.workflow_run_id,),
+    )
+    sent = [r["provider_message_id"] for r in logs if r["status"] == "sent"]
+    assert sent
+    receiver = EmulatorServer(
+        create_webhook_app(supabase_db, "unused", report_secret=REPORT_SECRET), name="reports"
+    ).start()
+    try:
+        pushed = httpx.post(
+            f"{server.url}/_solapi/reports",
+            json={"url": f"{receiver.url}{PATH}/{REPORT_SECRET}"},
+            timeout=60,
+        ).json()
+    finally:
+        receiver.stop()
+    assert pushed["acknowledged"] == pushed["pushed"] >= len(sent), pushed
+    after = {
+        r["provider_message_id"]: r["status"]
+        for r in supabase_db.fetch_all(
+            "SELECT status, provider_message_id FROM public.message_logs"
+            " WHERE provider_message_id = ANY(%s)",
+            (sent,),
+        )
+    }
+    assert set(after.values()) <= {"delivered", "failed"} and "delivered" in after.values(), after
