@@ -13,7 +13,7 @@ STANDINS_LOG := $(DAGSTER_HOME)/standins.log
 # if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
 DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
-.PHONY: demo demo-distributed workers demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
+.PHONY: demo demo-distributed workers chaos demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
@@ -104,6 +104,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## chaos: every sync path killed CHAOS_KILLS times (default 50) at random under injected faults,
+## then verified row for row; the table goes to benchmarks/results/chaos.md
+chaos: migrate
+	$(BIN)/python -m tooling.chaos
 
 ## bench: benchmarks as ratios against a physical reference measured in the same run
 bench: migrate
