@@ -47,8 +47,9 @@ def daily_statistics_match_logs(supabase_db: PostgresResource) -> dg.AssetCheckR
         """SELECT s.stat_date, s.messages_sent, coalesce(l.sent, 0) AS logs_sent
            FROM public.daily_statistics s
            LEFT JOIN (SELECT (created_at AT TIME ZONE 'Asia/Seoul')::date AS d,
-                             count(*) FILTER (WHERE status IN ('sent', 'delivered', 'failed'))
-                               AS sent
+                             count(*) FILTER (
+                               WHERE status IN ('sent', 'delivered', 'failed', 'unknown')
+                             ) AS sent
                       FROM public.message_logs GROUP BY 1) l ON l.d = s.stat_date
            WHERE s.stat_date >= (now() AT TIME ZONE 'Asia/Seoul')::date - 7
              AND s.stat_date < (now() AT TIME ZONE 'Asia/Seoul')::date"""

@@ -23,11 +23,11 @@ WITH days AS (
                          day') d
 ), logs AS (
     SELECT (created_at AT TIME ZONE 'Asia/Seoul')::date AS d,
-           count(*) FILTER (WHERE status IN ('sent', 'delivered', 'failed')) AS sent,
+           count(*) FILTER (WHERE status IN ('sent', 'delivered', 'failed', 'unknown')) AS sent,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            coalesce(sum(cost), 0) AS cost,
-           count(DISTINCT recipient_phone) FILTER (WHERE status IN ('sent', 'delivered', 'failed'))
-           AS users
+           count(DISTINCT recipient_phone)
+             FILTER (WHERE status IN ('sent', 'delivered', 'failed', 'unknown')) AS users
     FROM public.message_logs
     WHERE created_at >= %(start)s AND created_at < %(end)s
     GROUP BY 1
