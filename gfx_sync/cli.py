@@ -7,6 +7,7 @@
     gfx-sync health
     gfx-sync pause [--table T ...] [--reason TEXT]   # batch, reconcile, two-way skip; CDC parks
     gfx-sync resume [--table T ...]                  # parked CDC changes applied in order
+    gfx-sync listen [--poll-interval 1.0]            # event-driven overrides / render queue
     gfx-sync fdw-setup   # postgres_fdw link for the SQL function restore_gfx_from_external()
 
 The commands use the shared resource instances (``resources.shared``: ``SUPABASE_DB_URL``,
@@ -190,6 +191,27 @@ def resume(
         + (", ".join(rep.tables) or "nothing (not paused)")
         + f"; parked changes applied: {rep.parked_applied}"
     )
+    return 0
+
+
+@app.command("listen")
+def listen(
+    poll_interval: float = typer.Option(1.0, help="seconds between checks of the external side"),
+) -> int:
+    """Run the event-driven listener (overrides, profile images, cue sheets, render queue)
+    until SIGTERM/SIGINT: Supabase changes by LISTEN, external changes by a short poll."""
+    import signal
+    import threading
+
+    from gfx_sync.listener import Listener
+
+    source, target = _databases()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"listening (poll every {poll_interval} s); stop with SIGTERM", flush=True)
+    stats = Listener(source, target, poll_interval_s=poll_interval).run(stop)
+    print(json.dumps({"exchanges": stats.exchanges, "errors": stats.errors}), flush=True)
     return 0
 
 
