@@ -16,6 +16,7 @@ environment contract after the local defaults are applied (locally only).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -276,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     """The console script: run one command, return its exit code (2 for a usage error, an
     unknown conflict or an invalid argument)."""
     set_wait_reporter(_report_wait)
+    # the client's own per-request warnings would repeat what the progress lines say (it sets
+    # its logger's level itself when a client is built, so the logger is switched off instead)
+    logging.getLogger("notion_client").disabled = True
     try:
         code = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except (LookupError, ValueError) as exc:

@@ -14,7 +14,9 @@ from typing import ClassVar
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from resources.circuit_breaker import get_breaker
 from resources.http import ResilientCaller
+from resources.rate_limit import PostgresTokenBucket
 
 
 # Dagster's resource base is generic over its own value; the bare form is its documented one.
@@ -37,6 +39,12 @@ class ResilientClientResource(dg.ConfigurableResource):  # type: ignore[type-arg
     breaker_reset_timeout_s: float = Field(
         default=300.0, description="seconds before an open breaker lets one trial call through"
     )
+    shared_state_dsn: str = Field(
+        default="",
+        description="PostgreSQL holding the rate limit and breaker state shared by every process "
+        "(runs, sensors, command lines, workers; tables platform.rate_limit_buckets and "
+        "platform.circuit_breakers, created on first use); empty = per-process state",
+    )
 
     _caller: ResilientCaller | None = PrivateAttr(default=None)
 
@@ -48,6 +56,7 @@ class ResilientClientResource(dg.ConfigurableResource):  # type: ignore[type-arg
     def caller(self) -> ResilientCaller:
         """The throttle -> breaker -> retry path, built on first use."""
         if self._caller is None:
+            dsn = self.shared_state_dsn or None
             self._caller = ResilientCaller(
                 self.service,
                 rate_per_s=self.rate_per_s,
@@ -56,5 +65,13 @@ class ResilientClientResource(dg.ConfigurableResource):  # type: ignore[type-arg
                 error_mapper=self.map_error,
                 fail_max=self.breaker_fail_max,
                 reset_timeout_s=self.breaker_reset_timeout_s,
+                limiter=(
+                    PostgresTokenBucket(dsn, self.service, self.rate_per_s, self.burst)
+                    if dsn and self.rate_per_s > 0
+                    else None
+                ),
+                breaker=get_breaker(
+                    self.service, self.breaker_fail_max, self.breaker_reset_timeout_s, dsn
+                ),
             )
         return self._caller

@@ -8,6 +8,7 @@ back to Supabase when the primary is down.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import pybreaker
 
 from resources.errors import PermanentError, ServiceUnavailable
+from resources.shared_state import SharedStateStore, SharedStateUnavailable, store_for
 
 T = TypeVar("T")
 
@@ -24,6 +26,88 @@ DEFAULT_FAIL_MAX = 3
 DEFAULT_RESET_TIMEOUT_S = 300.0
 
 CLOSED, OPEN, HALF_OPEN = pybreaker.STATE_CLOSED, pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN
+
+
+class PostgresBreakerStorage(pybreaker.CircuitBreakerStorage):
+    """pybreaker's state kept in ``platform.circuit_breakers`` (one row per breaker name), so
+    every process calling a service sees one breaker: a command line stops calling a Notion that
+    the daemon's runs found down. pybreaker re-reads the state on every call (the way it shares
+    state through Redis). If the database cannot be reached, the process's own memory state is
+    used until it can."""
+
+    def __init__(self, name: str, store: SharedStateStore) -> None:
+        super().__init__("postgres")
+        self._name = name
+        self._store = store
+        self._local = pybreaker.CircuitMemoryStorage(CLOSED)
+        self._run("INSERT INTO platform.circuit_breakers (name) VALUES (%s) ON CONFLICT DO NOTHING")
+
+    def _run(self, sql: str, *params: Any) -> list[tuple[Any, ...]] | None:
+        try:
+            return self._store.query(sql, (self._name, *params) if "%s" in sql else ())
+        except SharedStateUnavailable:
+            return None
+
+    def _get(self, column: str, local: Any) -> Any:
+        rows = self._run(f"SELECT {column} FROM platform.circuit_breakers WHERE name = %s")
+        if rows is None:
+            return local
+        if not rows:
+            self._run(
+                "INSERT INTO platform.circuit_breakers (name) VALUES (%s) ON CONFLICT DO NOTHING"
+            )
+            return local
+        return rows[0][0]
+
+    def _set(self, assignment: str, *values: Any) -> None:
+        self._run(
+            "INSERT INTO platform.circuit_breakers (name) VALUES (%s) ON CONFLICT (name) DO UPDATE"
+            f" SET {assignment}, updated_at = clock_timestamp()",
+            *values,
+        )
+
+    @property
+    def state(self) -> str:
+        return str(self._get("state", self._local.state))
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._local.state = state
+        self._set("state = %s", state)
+
+    def increment_counter(self) -> None:
+        self._local.increment_counter()
+        self._set("fail_counter = circuit_breakers.fail_counter + 1")
+
+    def reset_counter(self) -> None:
+        self._local.reset_counter()
+        self._set("fail_counter = 0")
+
+    def increment_success_counter(self) -> None:
+        self._local.increment_success_counter()
+        self._set("success_counter = circuit_breakers.success_counter + 1")
+
+    def reset_success_counter(self) -> None:
+        self._local.reset_success_counter()
+        self._set("success_counter = 0")
+
+    @property
+    def counter(self) -> int:
+        return int(self._get("fail_counter", self._local.counter))
+
+    @property
+    def success_counter(self) -> int:
+        return int(self._get("success_counter", self._local.success_counter))
+
+    @property
+    def opened_at(self) -> datetime | None:
+        value: datetime | None = self._get("opened_at", self._local.opened_at)
+        return value
+
+    @opened_at.setter
+    def opened_at(self, value: datetime) -> None:
+        self._local.opened_at = value
+        self._set("opened_at = %s", value)
 
 
 class CircuitBreaker:
@@ -40,9 +124,15 @@ class CircuitBreaker:
         fail_max: int = DEFAULT_FAIL_MAX,
         reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S,
         exclude: tuple[type[BaseException], ...] = (PermanentError,),
+        state_dsn: str | None = None,
     ):
         self.name = name
-        self.storage = pybreaker.CircuitMemoryStorage(CLOSED)
+        self.state_dsn = state_dsn
+        self.storage: pybreaker.CircuitBreakerStorage = (
+            PostgresBreakerStorage(name, store_for(state_dsn))
+            if state_dsn
+            else pybreaker.CircuitMemoryStorage(CLOSED)
+        )
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
@@ -114,16 +204,21 @@ _LOCK = threading.Lock()
 
 
 def get_breaker(
-    name: str, fail_max: int = DEFAULT_FAIL_MAX, reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S
+    name: str,
+    fail_max: int = DEFAULT_FAIL_MAX,
+    reset_timeout_s: float = DEFAULT_RESET_TIMEOUT_S,
+    state_dsn: str | None = None,
 ) -> CircuitBreaker:
-    """The process-wide breaker for ``name`` (created on first use with these settings)."""
+    """The process-wide breaker for ``name`` (created on first use with these settings); with
+    ``state_dsn`` its state is shared with every process using that database."""
     with _LOCK:
         breaker = _REGISTRY.get(name)
-        if breaker is None or (breaker.fail_max, breaker.reset_timeout_s) != (
+        if breaker is None or (breaker.fail_max, breaker.reset_timeout_s, breaker.state_dsn) != (
             fail_max,
             reset_timeout_s,
+            state_dsn or None,
         ):
-            breaker = CircuitBreaker(name, fail_max, reset_timeout_s)
+            breaker = CircuitBreaker(name, fail_max, reset_timeout_s, state_dsn=state_dsn or None)
             _REGISTRY[name] = breaker
         return breaker
 
@@ -134,7 +229,12 @@ def all_breakers() -> dict[str, CircuitBreaker]:
 
 
 def reset_all_breakers() -> None:
+    """Forget every breaker of the process (shared ones are closed in the database too)."""
     with _LOCK:
+        for breaker in _REGISTRY.values():
+            if breaker.state_dsn:
+                with contextlib.suppress(Exception):  # its database may be gone already
+                    breaker.reset()
         _REGISTRY.clear()
 
 

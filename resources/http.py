@@ -7,7 +7,6 @@ circuit breaker -> retry with exponential backoff and jitter.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -24,6 +23,7 @@ from tenacity import (
 
 from resources.circuit_breaker import CircuitBreaker, get_breaker
 from resources.errors import PermanentError, TransientError
+from resources.rate_limit import LocalTokenBucket, RateLimiter
 
 T = TypeVar("T")
 
@@ -58,42 +58,18 @@ def raise_for_status(response: httpx.Response, service: str) -> httpx.Response:
     raise PermanentError(message, response.status_code)
 
 
-class TokenBucket:
-    """Thread-safe token bucket: ``rate`` tokens a second, bursts up to ``capacity``."""
+# the per-process bucket (kept under its old name; the shared one is resources.rate_limit)
+TokenBucket = LocalTokenBucket
 
-    def __init__(
-        self,
-        rate: float,
-        capacity: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self.rate = float(rate)
-        self.capacity = float(capacity if capacity is not None else max(1.0, rate))
-        self._tokens = self.capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._last = clock()
-        self._lock = threading.Lock()
-        self.waited_s = 0.0
+WaitReporter = Callable[[str, float, int, int, BaseException | None], None]
+_wait_reporter: WaitReporter | None = None
 
-    def acquire(self, tokens: float = 1.0) -> float:
-        """Block until ``tokens`` are available; return the seconds waited."""
-        if self.rate <= 0:
-            return 0.0
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= tokens - 1e-9:  # float refill can land a hair short
-                    self._tokens = max(0.0, self._tokens - tokens)
-                    self.waited_s += waited
-                    return waited
-                need = (tokens - self._tokens) / self.rate
-            self._sleep(need)
-            waited += need
+
+def set_wait_reporter(reporter: WaitReporter | None) -> None:
+    """Show retry waits (service, seconds, attempt, max attempts, error) in this process: a
+    command line prints them, so a wait on a 429 is visible instead of a silent pause."""
+    global _wait_reporter
+    _wait_reporter = reporter
 
 
 def _wait_with_retry_after(initial: float, maximum: float) -> Callable[[RetryCallState], float]:
@@ -118,6 +94,9 @@ class ResilientCaller:
         error_mapper: turns a vendor's exception into ``TransientError`` / ``PermanentError``
             (returning it unchanged re-raises it as it is).
         fail_max / reset_timeout_s: circuit breaker settings.
+        limiter: a limiter shared with other processes (``resources.rate_limit``), used instead
+            of the per-process bucket; a 429's Retry-After pauses it for every process.
+        breaker: the breaker to call through (default: the process-wide one for ``service``).
     """
 
     def __init__(
@@ -133,15 +112,35 @@ class ResilientCaller:
         reset_timeout_s: float = 300.0,
         transient: tuple[type[BaseException], ...] = (TransientError,),
         error_mapper: Callable[[Exception], Exception] | None = None,
+        limiter: RateLimiter | None = None,
+        breaker: CircuitBreaker | None = None,
     ):
         self.service = service
-        self.bucket = TokenBucket(rate_per_s, burst) if rate_per_s > 0 else None
-        self.breaker: CircuitBreaker = get_breaker(service, fail_max, reset_timeout_s)
+        self.bucket: RateLimiter | None = (
+            limiter
+            if limiter is not None
+            else (LocalTokenBucket(rate_per_s, burst) if rate_per_s > 0 else None)
+        )
+        self.breaker: CircuitBreaker = breaker or get_breaker(service, fail_max, reset_timeout_s)
         self.max_attempts = max_attempts
         self.transient = transient
         self.error_mapper = error_mapper
         self._wait = _wait_with_retry_after(initial_backoff_s, max_backoff_s)
         self.stats: dict[str, Any] = {"requests": 0, "retries": 0, "throttled_s": 0.0}
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        """A transient failure is about to be waited out: pause the shared limiter on a 429's
+        Retry-After (every process waits, not just this one), and report the wait."""
+        exc = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        if (
+            isinstance(exc, TransientError)
+            and exc.retry_after is not None
+            and self.bucket is not None
+        ):
+            self.bucket.pause(exc.retry_after)
+        if _wait_reporter is not None:
+            _wait_reporter(self.service, seconds, state.attempt_number, self.max_attempts, exc)
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``func`` with retries; each attempt is throttled and goes through the breaker.
@@ -155,6 +154,7 @@ class ResilientCaller:
                 retry=retry_if_exception_type(self.transient),
                 stop=stop_after_attempt(self.max_attempts),
                 wait=self._wait,
+                before_sleep=self._before_sleep,
                 reraise=True,
             ):
                 with attempt:

@@ -68,7 +68,13 @@ def _mysql() -> dg.ConfigurableResource[Any]:
 def _notion() -> dg.ConfigurableResource[Any]:
     from resources.notion import NotionResource
 
-    return NotionResource(token=dg.EnvVar("NOTION_TOKEN"), base_url=dg.EnvVar("NOTION_BASE_URL"))
+    # one rate limit (3 req/s) and one breaker for every process using the integration, kept
+    # in the Supabase database (resources.rate_limit, resources.circuit_breaker)
+    return NotionResource(
+        token=dg.EnvVar("NOTION_TOKEN"),
+        base_url=dg.EnvVar("NOTION_BASE_URL"),
+        shared_state_dsn=dg.EnvVar("SUPABASE_DB_URL"),
+    )
 
 
 def _google_drive() -> dg.ConfigurableResource[Any]:
