@@ -185,6 +185,12 @@ def _seed_variables(conn: Any) -> None:
         " ON CONFLICT (setting_key) DO NOTHING",
         (Jsonb("무료수신거부 080-855-0000"),),
     )
+    conn.execute(
+        "INSERT INTO public.system_settings (setting_key, setting_value, description, category)"
+        " VALUES ('messaging.ad_sender', %s, '광고 메시지 발신자 이름과 연락처', 'messaging')"
+        " ON CONFLICT (setting_key) DO NOTHING",
+        (Jsonb({"name": "데모상점", "contact": "02-000-0000"}),),
+    )
 
 
 def _seed_workflows(

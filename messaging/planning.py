@@ -74,6 +74,26 @@ def opt_out_line(db: PostgresResource) -> str:
     return str(value) if isinstance(value, str) and value else C.DEFAULT_OPT_OUT_LINE
 
 
+def ad_sender(db: PostgresResource) -> tuple[str, str]:
+    """``system_settings`` ``messaging.ad_sender`` = ``{"name", "contact"}``: who advertises and
+    how to reach them; every ``(광고)`` message carries both (Korean law).
+
+    Raises:
+        WorkflowConfigError: not configured (advertising is then not rendered at all).
+    """
+    value = db.fetch_value(
+        "SELECT setting_value FROM public.system_settings WHERE setting_key = 'messaging.ad_sender'"
+    )
+    name = str(value.get("name") or "").strip() if isinstance(value, dict) else ""
+    contact = str(value.get("contact") or "").strip() if isinstance(value, dict) else ""
+    if not name or not contact:
+        raise WorkflowConfigError(
+            "advertising needs the sender's name and contact: system_settings "
+            '\'messaging.ad_sender\' = {"name": ..., "contact": ...}'
+        )
+    return name, contact
+
+
 class QueryVariables:
     """``query`` variables: a ``variable_query_templates`` SELECT with bound parameters, cached
     per parameters."""
@@ -216,6 +236,7 @@ def render_targets(
     now = now or datetime.now(UTC)
     lookup = QueryVariables(db, mysql)
     line = opt_out_line(db)
+    sender = ad_sender(db) if template.category == "promotion" else ("", "")
     out: list[RenderedMessage] = []
     seen: set[str] = set()
     for batch in iter_targets(mysql, plan.query):
@@ -232,6 +253,7 @@ def render_targets(
                 phone_column=plan.query.phone_column,
                 name_column=plan.query.name_column,
                 opt_out_line=line,
+                sender=sender,
             )
             if msg.phone is not None:
                 if msg.phone in seen:

@@ -160,12 +160,22 @@ def check_length(message_type: str, text: str) -> int:
 
 
 def apply_ad_rules(
-    text: str, category: str | None, opt_out_line: str = C.DEFAULT_OPT_OUT_LINE
+    text: str,
+    category: str | None,
+    opt_out_line: str = C.DEFAULT_OPT_OUT_LINE,
+    sender_name: str = "",
+    sender_contact: str = "",
 ) -> str:
-    """Promotion messages start with ``(광고)`` and end with the free opt-out line."""
+    """Promotion messages (Information and Communications Network Act art. 50): ``(광고)`` and the
+    sender's name first, the sender's contact and the free opt-out line last."""
     if category != "promotion":
         return text
-    body = text if text.startswith(C.AD_PREFIX) else f"{C.AD_PREFIX}{text}"
+    body = text[len(C.AD_PREFIX) :].lstrip() if text.startswith(C.AD_PREFIX) else text
+    if sender_name and not body.startswith(sender_name):
+        body = f"{sender_name}\n{body}"
+    body = f"{C.AD_PREFIX}{body}"
+    if sender_contact and sender_contact not in body:
+        body = f"{body}\n{sender_contact}"
     if opt_out_line and opt_out_line not in body:
         body = f"{body}\n{opt_out_line}"
     return body
@@ -226,13 +236,14 @@ def render_message(
     phone_column: str,
     name_column: str | None,
     opt_out_line: str,
+    sender: tuple[str, str] = ("", ""),
 ) -> RenderedMessage:
     """Render one recipient's message and validate it; errors are recorded, never raised."""
     raw_phone = "" if row.get(phone_column) is None else str(row.get(phone_column))
     name = None if not name_column or row.get(name_column) is None else str(row.get(name_column))
     used = {k: format_value(v) for k, v in values.items()}
     text, missing = render(template.content, used)
-    text = apply_ad_rules(text, template.category, opt_out_line)
+    text = apply_ad_rules(text, template.category, opt_out_line, *sender)
     if not missing and "#{" in text:
         missing = placeholders(
             text

@@ -33,7 +33,7 @@ def one_ad_per_day(supabase_db):
 
 
 def test_second_advertising_workflow_the_same_day_is_capped(
-    supabase_db, mysql_reader, crm, solapi, solapi_standin_state, one_ad_per_day
+    supabase_db, mysql_reader, crm, platform_ids, solapi, solapi_standin_state, one_ad_per_day
 ):
     first = execute_workflow(
         supabase_db,
@@ -59,5 +59,5 @@ def test_second_advertising_workflow_the_same_day_is_capped(
     )
     logs = _logs(supabase_db, second.workflow_run_id)
     capped = {r["recipient_phone"] for r in logs if r["error_code"] == "FREQUENCY_CAP"}
-    assert capped == sent_first, "everyone who got ad A today must not get ad B"
+    assert sent_first <= capped, "everyone who got ad A today must not get ad B"
     assert not [r for r in logs if r["status"] == "sent" and r["recipient_phone"] in sent_first]

@@ -22,7 +22,7 @@ NEXT_0805_KST = datetime(2026, 11, 20, 23, 5, tzinfo=UTC)
 
 
 def test_advertising_at_2130_is_deferred_to_0800_then_sent_once(
-    supabase_db, mysql_reader, crm, solapi, solapi_standin_state
+    supabase_db, mysql_reader, crm, platform_ids, solapi, solapi_standin_state
 ):
     wid = promotion_workflow(supabase_db, "야간 광고")
     key = _key()
@@ -49,7 +49,7 @@ def test_advertising_at_2130_is_deferred_to_0800_then_sent_once(
 
 
 def test_workflow_can_drop_advertising_due_in_quiet_hours(
-    supabase_db, mysql_reader, crm, solapi, solapi_standin_state
+    supabase_db, mysql_reader, crm, platform_ids, solapi, solapi_standin_state
 ):
     wid = promotion_workflow(supabase_db, "야간 광고 버림", {"quiet_hours": "drop"})
     summary = execute_workflow(

@@ -4,6 +4,7 @@ for every message; adding and removing records who and when."""
 from __future__ import annotations
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from messaging.engine import RunOptions, execute_workflow
 from messaging.suppression import add_suppression, is_suppressed, remove_suppression
@@ -23,7 +24,7 @@ def first_customer_phone(crm) -> str:
 
 
 def test_suppressed_number_gets_no_advertising(
-    supabase_db, mysql_reader, crm, solapi, solapi_standin_state
+    supabase_db, mysql_reader, crm, platform_ids, solapi, solapi_standin_state
 ):
     phone = first_customer_phone(crm)
     wid = promotion_workflow(supabase_db)
@@ -71,3 +72,25 @@ def _noon():
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 12:00 Asia/Seoul
+
+
+def test_advertising_carries_sender_name_and_contact(
+    supabase_db, mysql_reader, crm, platform_ids, solapi, solapi_standin_state
+):
+    """(광고) first, then the sender's name; the contact and the free opt-out line follow."""
+    supabase_db.execute(
+        "INSERT INTO public.system_settings (setting_key, setting_value, category)"
+        " VALUES ('messaging.ad_sender', %s, 'messaging')"
+        " ON CONFLICT (setting_key) DO UPDATE SET setting_value = EXCLUDED.setting_value",
+        (Jsonb({"name": "한빛상사", "contact": "02-1234-5678"}),),
+    )
+    wid = promotion_workflow(supabase_db, "광고 발신자")
+    summary = execute_workflow(
+        supabase_db, mysql_reader, solapi, RunOptions(wid, _key(), send_mode="dry_run", now=_noon())
+    )
+    ok = [r for r in _logs(supabase_db, summary.workflow_run_id) if r["error_code"] == "DRY_RUN"]
+    assert ok
+    for row in ok:
+        text = row["message_content"]
+        assert text.startswith("(광고)한빛상사"), text
+        assert "02-1234-5678" in text and "무료수신거부" in text.splitlines()[-1], text
