@@ -234,6 +234,7 @@ def engine_for(resource: MySQLResource) -> sa.engine.Engine:
                 pool_size=resource.pool_size,
                 max_overflow=resource.pool_size,
                 pool_pre_ping=True,
+                pool_use_lifo=True,  # sequential queries reuse the same warm connection
                 pool_recycle=resource.pool_recycle_s,
             )
             _ENGINES[key] = engine

@@ -61,6 +61,7 @@ REJECTED = [
     ("SELECT /*+ MAX_EXECUTION_TIME(3600000) */ * FROM customers", "MAX_EXECUTION_TIME"),
     ("SELECT /*+ SET_VAR(max_statement_time=0) */ * FROM customers", "SET_VAR"),
     ("SELECT id FROM customers WHERE id IN (SELECT /*+ set_var(x=1) */ 1)", "SET_VAR"),
+    ("SET STATEMENT max_statement_time=0 FOR SELECT * FROM customers", "got SET"),
     # variable assignment
     ("SELECT @a := 1", "variable assignment"),
     ("SELECT id, @rn := @rn + 1 AS rn FROM customers", "variable assignment"),
