@@ -12,6 +12,7 @@ from resources.errors import (
     QueryTimeoutError,
     ReadOnlyViolation,
 )
+from resources.mysql import MySQLResource
 from resources.sql_guard import check_read_only
 
 REJECTED = [
@@ -257,3 +258,26 @@ def test_tls_is_optional_and_passed_to_the_driver():
     assert "ssl" not in connect_args(plain)
     tls = plain.model_copy(update={"ssl_ca": "/etc/ca.pem", "ssl_verify_identity": True})
     assert connect_args(tls)["ssl"] == {"ca": "/etc/ca.pem", "check_hostname": True}
+
+
+@pytest.mark.integration
+def test_pooled_transaction_is_read_only_even_for_a_login_that_may_write(seeded, test_databases):
+    """The second lock without the first: a login with write grants, a statement that reaches
+    the server inside the resource's transaction, and the server refuses it (READ ONLY)."""
+    from tooling.services import MySQLAdmin
+
+    admin = MySQLAdmin()
+    writer = MySQLResource(
+        host=admin.host,
+        port=admin.port,
+        user=admin.user,
+        password=admin.password,
+        database=test_databases.mysql_database,
+    )
+    for _attempt in range(2):  # the second time on the pooled connection the first one used
+        with (
+            pytest.raises(QueryPermissionError, match="1792"),
+            writer.read_only_cursor("SELECT 1") as cur,
+        ):
+            cur.execute("INSERT INTO guard_people VALUES (99, 'x')")
+    assert writer.scalar("SELECT count(*) FROM guard_people") == 3
