@@ -226,39 +226,15 @@ def _sweep(
 def window_filter(
     start: date, end: date, edited_since: str | None, date_property: str = "상담일자"
 ) -> dict[str, Any]:
-    """Notion filter: 상담일자 (given by property id) in ``[start, end)``, edited on or after
-    ``edited_since`` if set."""
-    flt = T.date_window_filter(start, end, date_property)
+    """Notion filter: 상담일자 (given by property id) in ``[start, end)`` or empty (an undated
+    page is in no window: it comes with every window to be quarantined), edited on or after
+    ``edited_since`` if set. One query, nested two levels at most (Notion's limit)."""
+    window: list[dict[str, Any]] = list(T.date_window_filter(start, end, date_property)["and"])
+    undated: list[dict[str, Any]] = [{"property": date_property, "date": {"is_empty": True}}]
     if edited_since:
-        return {"and": [*flt["and"], edited_since_filter(edited_since)]}
-    return flt
-
-
-def undated_filter(edited_since: str | None, date_property: str = "상담일자") -> dict[str, Any]:
-    """Notion filter: pages without a 상담일자 (outside every date window)."""
-    flt: dict[str, Any] = {"property": date_property, "date": {"is_empty": True}}
-    return {"and": [flt, edited_since_filter(edited_since)]} if edited_since else flt
-
-
-def _quarantine_undated(
-    notion: NotionResource,
-    db: PostgresResource,
-    schema: ResolvedSchema,
-    scope_of: Callable[[psycopg.Connection[Any]], WriteScope],
-    edited_since: str | None,
-    stats: QueryStats,
-) -> None:
-    """Pages without a 상담일자 are in no window: quarantined with the reason (the run's
-    failures name them in ``consultation_sync_logs``), the rest of the run goes on."""
-    flt = undated_filter(edited_since, schema.id_of("상담일자"))
-    for batch in batches(notion.iter_pages(schema.data_source_id, filter=flt, stats=stats)):
-        with db.transaction() as conn:
-            scope = scope_of(conn)
-            for raw in batch:
-                page = read_page(notion, schema, raw)
-                business_id = T.text(page, "id") or None
-                reason = "missing consultation date (상담일자): in no date window"
-                reject(scope, SOURCE_CONSULTATIONS, Rejected(page.id, reason, business_id), page)
+        window.append(edited_since_filter(edited_since))
+        undated.append(edited_since_filter(edited_since))
+    return {"or": [{"and": window}, undated[0] if len(undated) == 1 else {"and": undated}]}
 
 
 def sync_records(
@@ -294,12 +270,12 @@ def sync_records(
     pages = (reader.read(p) for p in notion.iter_pages(ds, filter=flt, stats=stats))
     try:
         for batch in batches(pages):
-            seen.update(p.id for p in batch)
+            # undated pages come with the window to be quarantined; they are not part of it
+            seen.update(p.id for p in batch if T.date_start(p, "상담일자"))
             with db.transaction() as conn:
                 _load_batch(notion, scope_of(conn), batch, reader.schema)
             if on_batch is not None:
                 on_batch([T.text(p, "id") for p in batch])
-        _quarantine_undated(notion, db, reader.schema, scope_of, edited_since, stats)
     except PermanentError as exc:
         reader.explain(exc)  # a filter on a removed/retyped 상담일자: the named error
         raise

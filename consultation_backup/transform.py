@@ -382,7 +382,9 @@ def parse_consultation(page: NotionPageLike) -> RecordRow:
     except InvalidPage as exc:
         raise InvalidPage(exc.reason, consultation_id) from None
     if day is None:
-        raise InvalidPage("missing consultation date (상담일자)", consultation_id)
+        raise InvalidPage(
+            "missing consultation date (상담일자): the page is in no date window", consultation_id
+        )
     symptoms = text(page, "호소증상")
     if not symptoms.strip():
         raise InvalidPage("missing symptoms (호소증상)", consultation_id)

@@ -186,11 +186,21 @@ def map_notion_error(exc: Exception) -> Exception:
 
 
 def _window_filter(flt: Mapping[str, Any] | None, boundary: str | None) -> Mapping[str, Any] | None:
-    """``flt`` narrowed to pages created on or after ``boundary`` (None: unchanged)."""
+    """``flt`` narrowed to pages created on or after ``boundary`` (None: unchanged).
+
+    The condition joins an ``and`` and goes into each branch of an ``or`` instead of wrapping
+    the filter, so a filter already nested two levels (Notion's limit) stays within it.
+    """
     if boundary is None:
         return flt
     window = {"timestamp": "created_time", "created_time": {"on_or_after": boundary}}
-    return {"and": [flt, window]} if flt else window
+    if not flt:
+        return window
+    if "or" in flt:
+        return {"or": [_window_filter(branch, boundary) for branch in flt["or"]]}
+    if "and" in flt:
+        return {"and": [*flt["and"], window]}
+    return {"and": [flt, window]}
 
 
 class NotionResource(ResilientClientResource):

@@ -10,6 +10,17 @@ errors:
   ``page_size`` <= 100, ``in_trash``; at most 10,000 results per query, after which
   ``has_more`` is false and ``request_status`` is ``incomplete`` / ``query_result_limit_reached``;
 - ``POST /v1/pages``, ``GET /v1/pages/{id}``, ``PATCH /v1/pages/{id}`` (properties, ``in_trash``);
+- property ids that survive a rename: ``PATCH /v1/data_sources/{id}`` renames, retypes, removes
+  or adds properties, ``POST /v1/data_sources`` adds a data source to a database; filters,
+  sorts and writes take a property's id in place of its name;
+- page objects carry every property and at most 25 references per property (relations with
+  ``has_more``; formulas computed over the first 25 relations, as Notion's are);
+  ``GET /v1/pages/{id}/properties/{property_id}`` pages through the full value;
+- rich text kept as the separate objects written (each <= 2,000 characters, <= 100 per
+  property; longer ones are refused with ``validation_error``);
+- Notion-hosted files: ``POST /v1/file_uploads`` + ``/send`` (single part), then
+  ``type: file`` values whose ``url`` is signed and expires after an hour (``expiry_time``);
+  the download answers 403 once expired or altered;
 - ``created_time`` / ``last_edited_time`` rounded down to the minute;
 - an average of 3 requests/s per integration token (token bucket), answered with
   ``429 rate_limited`` and ``Retry-After`` in whole seconds.
