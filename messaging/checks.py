@@ -83,9 +83,31 @@ def webhook_events_picked_up(supabase_db: PostgresResource) -> dg.AssetCheckResu
     )
 
 
+@dg.asset_check(
+    asset=MESSAGE_LOGS,
+    description="SOLAPI delivery reports find their message: none waits unapplied for more than "
+    "an hour (the delivery poll applies waiting reports every 5 minutes).",
+)
+def delivery_reports_applied(supabase_db: PostgresResource) -> dg.AssetCheckResult:
+    row = supabase_db.fetch_one(
+        "SELECT count(*) AS waiting FROM public.messaging_delivery_reports"
+        " WHERE applied_at IS NULL AND received_at < now() - interval '1 hour'"
+    )
+    unknown = supabase_db.fetch_value(
+        "SELECT count(*) FROM public.message_logs WHERE status = 'unknown'"
+        " AND created_at > now() - interval '7 days'"
+    )
+    return dg.AssetCheckResult(
+        passed=int(row["waiting"]) == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"waiting_over_1_hour": int(row["waiting"]), "unknown_last_7_days": int(unknown)},
+    )
+
+
 CHECKS = [
     message_logs_one_per_recipient,
     message_logs_no_stuck_pending,
     daily_statistics_match_logs,
     webhook_events_picked_up,
+    delivery_reports_applied,
 ]

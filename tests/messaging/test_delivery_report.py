@@ -279,3 +279,22 @@ def test_reports_pushed_by_the_stand_in_settle_a_live_send_without_polling(
         )
     }
     assert set(after.values()) <= {"delivered", "failed"} and "delivered" in after.values(), after
+
+
+def test_reports_waiting_for_their_row_too_long_warn(supabase_db):
+    from messaging.checks import delivery_reports_applied
+
+    event = f"evt-stale-{uuid.uuid4().hex}"
+    supabase_db.execute(
+        "INSERT INTO public.messaging_delivery_reports (event_data_id, message_id, status_code,"
+        " received_at) VALUES (%s, 'M-never-recorded', '4000', now() - interval '2 hours')",
+        (event,),
+    )
+    try:
+        result = delivery_reports_applied(supabase_db=supabase_db)
+        assert not result.passed and result.metadata["waiting_over_1_hour"].value >= 1
+    finally:
+        supabase_db.execute(
+            "DELETE FROM public.messaging_delivery_reports WHERE event_data_id = %s", (event,)
+        )
+    assert delivery_reports_applied(supabase_db=supabase_db).passed
