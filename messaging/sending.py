@@ -175,7 +175,7 @@ def _clear_attempts(db: PostgresResource, keys: list[str]) -> None:
 def _attempted_pending(db: PostgresResource, run_id: str) -> tuple[datetime | None, set[str]]:
     where = (
         " FROM public.message_logs WHERE workflow_run_id = %s AND status = 'pending'"
-        " AND send_attempted_at IS NOT NULL"
+        " AND send_attempted_at IS NOT NULL AND provider_group_id IS NULL"
     )
     oldest = db.fetch_value("SELECT min(send_attempted_at)" + where, (run_id,))
     if oldest is None:
@@ -227,7 +227,8 @@ def reconcile_attempted(
         if keys:
             conn.execute(
                 "UPDATE public.message_logs SET send_attempted_at = NULL"
-                " WHERE idempotency_key = ANY(%s) AND status = 'pending'",
+                " WHERE idempotency_key = ANY(%s) AND status = 'pending'"
+                " AND provider_group_id IS NULL",
                 (list(keys),),
             )
     return len(found) + len(refused)
