@@ -22,17 +22,31 @@ creates what is missing (idempotent).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from consultation_backup import transform as T
-from consultation_backup.history import tag_run, versions_as_of
-from consultation_backup.models import CustomerRow, RecordRow
+from consultation_backup.history import tag_run
 from consultation_backup.records import upsert_records
+from consultation_backup.restore_plan import (
+    CHANGES,
+    Action,
+    Entity,
+    Kind,
+    RestoreRun,
+    RestoreScope,
+    by_title,
+    current_rows,
+    decide,
+    notion_page,
+    prefetch,
+    relation,
+    scoped_versions,
+)
 from consultation_backup.restore_properties import (
     TextTooLong,
     consultation_properties,
@@ -42,10 +56,6 @@ from consultation_backup.writes import CUSTOMERS, Tally, WriteScope, write_rows
 from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
 
-Entity = Literal["customer", "consultation"]
-Kind = Literal["present", "create", "untrash", "overwrite", "relink", "differs", "skip"]
-CUSTOMER_FIELDS = tuple(f for f in CustomerRow.CONTENT_FIELDS if f != "is_deleted")
-RECORD_FIELDS = tuple(f for f in RecordRow.CONTENT_FIELDS if f != "customer_notion_id")
 # the backup columns a restore writes back from the version (the rest is bookkeeping)
 CUSTOMER_COLUMNS = (
     "name",
@@ -70,38 +80,6 @@ RECORD_COLUMNS = (
     "google_drive_urls",
 )
 JSON_COLUMNS = frozenset({"face_embedding", "google_drive_urls"})
-CHANGES: tuple[Kind, ...] = ("create", "untrash", "overwrite", "relink")
-
-
-@dataclass(frozen=True)
-class RestoreScope:
-    """What to restore: nothing set means the whole database."""
-
-    customer_ids: tuple[str, ...] = ()  # customers with all their consultations
-    consultation_ids: tuple[str, ...] = ()  # single consultation pages
-    page_ids: tuple[str, ...] = ()  # single pages by Notion id (current or former)
-
-    @property
-    def whole(self) -> bool:
-        return not (self.customer_ids or self.consultation_ids or self.page_ids)
-
-
-@dataclass(frozen=True)
-class Action:
-    """What restoring one entity does (or, in a dry run, would do)."""
-
-    entity: Entity
-    business_id: str
-    kind: Kind
-    page_id: str | None = None
-    fields: tuple[str, ...] = ()
-    reason: str | None = None
-
-    def describe(self) -> str:
-        text = f"{self.entity} {self.business_id}: {self.kind}"
-        if self.fields:
-            text += f" ({', '.join(self.fields)})"
-        return text + (f": {self.reason}" if self.reason else "")
 
 
 @dataclass(frozen=True)
@@ -132,136 +110,8 @@ class RestoreReport:
         return asdict(self)
 
 
-@dataclass
-class _Run:
-    """Where and how to restore, and what happened so far."""
-
-    notion: NotionResource
-    db: PostgresResource
-    customers_ds: str
-    consultations_ds: str
-    dry_run: bool
-    overwrite: bool
-    relink: bool
-    run_id: str
-    log: Callable[[str], None]
-    actions: list[Action] = field(default_factory=list)
-    page_of: dict[str, str] = field(default_factory=dict)  # customer row id -> live page id
-    live: dict[str, NotionPage] | None = None  # whole-database restores: prefetched pages
-    trash: dict[str, NotionPage] | None = None
-    titles: dict[str, dict[str, NotionPage]] = field(default_factory=dict)
-
-
-# -- what the backup had at as_of --------------------------------------------------------------
-def _scoped_versions(
-    db: PostgresResource, scope: RestoreScope, at: datetime
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The customer and consultation versions valid at ``at`` that the scope selects."""
-    if scope.whole:
-        return versions_as_of(db, "customer", at), versions_as_of(db, "consultation", at)
-    pages = list(scope.page_ids)
-    customers = versions_as_of(
-        db,
-        "customer",
-        at,
-        "(business_id = ANY(%(c)s) OR entity_key IN (SELECT entity_key FROM"
-        " public.consultation_customers_history WHERE notion_page_id = ANY(%(p)s)))",
-        c=list(scope.customer_ids),
-        p=pages,
-    )
-    whole_customers = [v["entity_key"] for v in customers if v["business_id"] in scope.customer_ids]
-    records = versions_as_of(
-        db,
-        "consultation",
-        at,
-        "(parent_key = ANY(%(k)s) OR business_id = ANY(%(r)s) OR entity_key IN (SELECT"
-        " entity_key FROM public.consultation_records_history WHERE notion_page_id = ANY(%(p)s)))",
-        k=whole_customers,
-        r=list(scope.consultation_ids),
-        p=pages,
-    )
-    return customers, records
-
-
-def _current_rows(db: PostgresResource, table: str, keys: Iterable[str]) -> dict[str, Any]:
-    rows = db.fetch_all(f"SELECT * FROM public.{table} WHERE id::text = ANY(%s)", (list(keys),))
-    return {str(r["id"]): r for r in rows}
-
-
-# -- what Notion has now -----------------------------------------------------------------------
-def _prefetch(run: _Run) -> None:
-    """Whole-database restores read every page once (live and trashed) instead of one request
-    per page."""
-    run.live, run.trash = {}, {}
-    for ds in (run.customers_ds, run.consultations_ds):
-        run.live.update({p.id: p for p in run.notion.iter_pages(ds)})
-        run.trash.update({p.id: p for p in run.notion.iter_pages(ds, in_trash=True)})
-
-
-def _by_title(run: _Run, ds: str, business_id: str) -> NotionPage | None:
-    """A live page of ``ds`` titled ``business_id`` (restores into other databases index the
-    whole data source once; the live databases ask with one filtered query)."""
-    if not run.relink:
-        if ds not in run.titles:
-            run.titles[ds] = {}
-            for page in run.notion.iter_pages(ds):
-                run.titles[ds].setdefault(T.text(page, "id"), page)
-        return run.titles[ds].get(business_id)
-    flt = {"property": "id", "title": {"equals": business_id}}
-    return next(iter(run.notion.iter_pages(ds, filter=flt)), None)
-
-
-def _notion_page(run: _Run, ds: str, page_id: str, business_id: str) -> NotionPage | None:
-    """The page now (live or trashed), else a live page with the same id title, else None."""
-    if not run.relink:
-        return _by_title(run, ds, business_id)
-    if run.live is not None and run.trash is not None:
-        page = run.live.get(page_id) or run.trash.get(page_id)
-    else:
-        page = run.notion.retrieve_page(page_id)
-    return page if page is not None else _by_title(run, ds, business_id)
-
-
-def _differences(entity: Entity, page: NotionPage, version: dict[str, Any]) -> list[str]:
-    """Content fields in which the page differs from the version."""
-    try:
-        if entity == "customer":
-            return T.differing_fields(T.parse_customer(page).as_dict(), version, CUSTOMER_FIELDS)
-        return T.differing_fields(T.parse_consultation(page).as_dict(), version, RECORD_FIELDS)
-    except T.InvalidPage as exc:
-        return [f"invalid page: {exc.reason}"]
-
-
-def _relation(page: NotionPage) -> list[str]:
-    return T.relation_ids(page, "고객")
-
-
-# -- deciding ----------------------------------------------------------------------------------
-def _decide(
-    run: _Run, entity: Entity, page: NotionPage | None, version: dict[str, Any], target: str
-) -> Action:
-    """The action for one entity (``target``: the customer page a consultation must point at)."""
-    bid = version["customer_id" if entity == "customer" else "consultation_id"]
-    if page is None:
-        return Action(entity, bid, "create")
-    if not run.relink:
-        return Action(entity, bid, "present", page.id)
-    diff = tuple(_differences(entity, page, version))
-    repoint = entity == "consultation" and _relation(page) != [target]
-    if page.in_trash:
-        if diff and not run.overwrite:
-            return Action(entity, bid, "differs", page.id, diff, "in Notion's trash")
-        return Action(entity, bid, "untrash", page.id, diff)
-    if diff:
-        kind: Kind = "overwrite" if run.overwrite else "differs"
-        return Action(entity, bid, kind, page.id, diff)
-    if repoint:
-        return Action(entity, bid, "relink", page.id, ("고객",))
-    return Action(entity, bid, "present", page.id)
-
-
 # -- applying ----------------------------------------------------------------------------------
-def _capture(run: _Run, entity: Entity, page: NotionPage) -> None:
+def _capture(run: RestoreRun, entity: Entity, page: NotionPage) -> None:
     """Keep the state about to be overwritten as a version (a no-op when the backup already
     has it: unchanged rows are not written)."""
     with run.db.transaction() as conn:
@@ -275,7 +125,7 @@ def _capture(run: _Run, entity: Entity, page: NotionPage) -> None:
             return  # an invalid page is in the quarantine with its payload already
 
 
-def _write_back(run: _Run, entity: Entity, version: dict[str, Any], page: NotionPage) -> None:
+def _write_back(run: RestoreRun, entity: Entity, version: dict[str, Any], page: NotionPage) -> None:
     """The backup row becomes the restored state, pointing at ``page``; a recreated customer's
     consultations are re-pointed in the same transaction."""
     columns = CUSTOMER_COLUMNS if entity == "customer" else RECORD_COLUMNS
@@ -289,7 +139,7 @@ def _write_back(run: _Run, entity: Entity, version: dict[str, Any], page: Notion
     sets = ", ".join(f"{c} = %s" for c in columns)
     extra, params = "", []
     if entity == "consultation":
-        extra, params = ", customer_notion_id = %s", [_relation(page)[0]]
+        extra, params = ", customer_notion_id = %s", [relation(page)[0]]
     with run.db.transaction() as conn:
         tag_run(conn, run.run_id)
         conn.execute(
@@ -305,8 +155,11 @@ def _write_back(run: _Run, entity: Entity, version: dict[str, Any], page: Notion
             )
 
 
-def _apply(run: _Run, action: Action, version: dict[str, Any], target: str) -> str | None:
-    """Carry out ``action``; returns the page id the entity lives at afterwards."""
+def _apply(
+    run: RestoreRun, action: Action, version: dict[str, Any], target: str, seen: NotionPage | None
+) -> str | None:
+    """Carry out ``action`` (``seen``: the page as read when deciding); returns the page id the
+    entity lives at afterwards."""
     entity = action.entity
     props = (
         customer_properties(version)
@@ -321,9 +174,8 @@ def _apply(run: _Run, action: Action, version: dict[str, Any], target: str) -> s
             str(action.page_id), properties=props if action.fields else None, in_trash=False
         )
     elif action.kind == "overwrite":
-        current = run.notion.retrieve_page(str(action.page_id))
-        if current is not None:
-            _capture(run, entity, current)
+        if seen is not None:
+            _capture(run, entity, seen)
         page = run.notion.update_page(str(action.page_id), properties=props)
     elif action.kind == "relink":
         page = run.notion.update_page(str(action.page_id), properties={"고객": props["고객"]})
@@ -336,7 +188,7 @@ def _apply(run: _Run, action: Action, version: dict[str, Any], target: str) -> s
 
 
 def _restore_one(
-    run: _Run, entity: Entity, version: dict[str, Any], current: dict[str, Any] | None
+    run: RestoreRun, entity: Entity, version: dict[str, Any], current: dict[str, Any] | None
 ) -> None:
     row = version["row_data"]
     bid = str(version["business_id"])
@@ -352,12 +204,13 @@ def _restore_one(
             return
     ds = run.customers_ds if entity == "customer" else run.consultations_ds
     page_id = str((current or row)["notion_page_id"])
-    action = _decide(run, entity, _notion_page(run, ds, page_id, bid), row, target)
+    page = notion_page(run, ds, page_id, bid)
+    action = decide(run, entity, page, row, target)
     run.actions.append(action)
     new_page = action.page_id
     if not run.dry_run and action.kind in CHANGES:
         try:
-            new_page = _apply(run, action, row, target)
+            new_page = _apply(run, action, row, target, page)
         except TextTooLong as exc:
             run.actions[-1] = Action(entity, bid, "skip", action.page_id, reason=str(exc))
             return
@@ -367,7 +220,7 @@ def _restore_one(
             run.page_of[str(row["id"])] = live
 
 
-def _live_after(run: _Run, action: Action, new_page: str | None) -> str | None:
+def _live_after(run: RestoreRun, action: Action, new_page: str | None) -> str | None:
     """The customer's live page once the action is done (a placeholder in a dry run)."""
     if action.kind in CHANGES:
         return new_page if not run.dry_run else action.page_id or "(new page)"
@@ -376,17 +229,17 @@ def _live_after(run: _Run, action: Action, new_page: str | None) -> str | None:
     return None
 
 
-def _customer_pages_for(run: _Run, records: list[dict[str, Any]]) -> None:
+def _customer_pages_for(run: RestoreRun, records: list[dict[str, Any]]) -> None:
     """Pages of the customers of consultations restored without their customer: the customer's
     current page when it is live."""
     wanted = {str(r["row_data"]["customer_id"]) for r in records} - set(run.page_of)
-    for row in _current_rows(run.db, "consultation_customers", wanted).values():
+    for row in current_rows(run.db, "consultation_customers", wanted).values():
         if run.relink:
-            page = _notion_page(run, run.customers_ds, row["notion_page_id"], row["customer_id"])
+            page = notion_page(run, run.customers_ds, row["notion_page_id"], row["customer_id"])
             if page is None or page.in_trash:
                 continue
         else:
-            page = _by_title(run, run.customers_ds, row["customer_id"])
+            page = by_title(run, run.customers_ds, row["customer_id"])
             if page is None:
                 continue
         run.page_of[str(row["id"])] = page.id
@@ -396,7 +249,7 @@ def _count(actions: list[Action], entity: Entity, *kinds: Kind) -> int:
     return sum(1 for a in actions if a.entity == entity and a.kind in kinds)
 
 
-def _report(run: _Run, at: datetime, requests: int, backed: tuple[int, int]) -> RestoreReport:
+def _report(run: RestoreRun, at: datetime, requests: int, backed: tuple[int, int]) -> RestoreReport:
     acts, done = run.actions, not run.dry_run
     return RestoreReport(
         dry_run=run.dry_run,
@@ -450,7 +303,7 @@ def restore(
     """
     at = as_of or datetime.now(UTC)
     before = notion.caller.stats["requests"]
-    run = _Run(
+    run = RestoreRun(
         notion,
         db,
         notion.data_source_id(customers_database_id),
@@ -464,14 +317,14 @@ def restore(
     scope = RestoreScope(
         tuple(customer_ids or ()), tuple(consultation_ids or ()), tuple(page_ids or ())
     )
-    customers, records = _scoped_versions(db, scope, at)
+    customers, records = scoped_versions(db, scope, at)
     if scope.whole and relink:
-        _prefetch(run)
-    current = _current_rows(db, "consultation_customers", [v["entity_key"] for v in customers])
+        prefetch(run)
+    current = current_rows(db, "consultation_customers", [v["entity_key"] for v in customers])
     for version in customers:
         _restore_one(run, "customer", version, current.get(version["entity_key"]))
     _customer_pages_for(run, records)
-    current = _current_rows(db, "consultation_records", [v["entity_key"] for v in records])
+    current = current_rows(db, "consultation_records", [v["entity_key"] for v in records])
     for version in records:
         _restore_one(run, "consultation", version, current.get(version["entity_key"]))
     report = _report(
