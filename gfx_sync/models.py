@@ -113,6 +113,9 @@ class SyncResult:
     rejected_by_external: tuple[tuple[str, str], ...] = ()
     # set when a CDC stream (this slot) owns the table: the batch path only verified it
     cdc_owner: str | None = None
+    # two-way runs: measured clock offset/uncertainty (gfx_sync.clock) and keys it could not order
+    clock: tuple[tuple[str, float], ...] = ()
+    clock_uncertain_keys: tuple[str, ...] = ()
 
     @property
     def written(self) -> int:
@@ -146,6 +149,9 @@ class SyncResult:
             out["watermark_to"] = self.watermark_to.isoformat()
         if self.overlap_s is not None:
             out["overlap_s"] = self.overlap_s
+        out.update(dict(self.clock))
+        if self.clock:
+            out["clock_uncertain_conflicts"] = len(self.clock_uncertain_keys)
         return out
 
     def details(self) -> dict[str, Any]:

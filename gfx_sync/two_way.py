@@ -8,12 +8,13 @@ is repaired by the next run, which re-reads the same windows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
 
+from gfx_sync import clock
 from gfx_sync import transform as tf
 from gfx_sync.merge import quarantine_and_merge
 from gfx_sync.models import DirectionCounts, MergeOutcome, Operation, SyncResult
@@ -63,6 +64,7 @@ class _Exchange:
     conflict_keys: tuple[str, ...]
     to_external: MergeOutcome
     to_supabase: MergeOutcome
+    uncertain_keys: tuple[str, ...] = ()
 
 
 def _watermark_query(spec: TableSpec) -> sql.Composed:
@@ -92,6 +94,7 @@ def two_way_sync(
     overlap: timedelta = DEFAULT_OVERLAP,
     run_id: str | None = None,
     mark_failure: bool = True,
+    clock_margin_s: float = 0.0,
 ) -> SyncResult:
     """Exchange changes of a table written on both sides (and render_queue), last write wins.
 
@@ -102,6 +105,10 @@ def two_way_sync(
     and a copied row, arriving with an equal version, never echoes. A key changed on both sides
     in the read windows with different content is a conflict, counted in ``sync_log``. Deletes
     travel as tombstones and win over versions not newer than the delete.
+
+    Versions from different sides are compared on one clock: the external clock's offset is
+    measured every run (:mod:`gfx_sync.clock`, in the run metadata); closer than its uncertainty
+    (plus ``clock_margin_s``) the tie-break decides, and those keys are logged.
     """
     operation: Operation = "two_way" if spec.method == "two_way" else "reverse"
     with (
@@ -120,22 +127,25 @@ def two_way_sync(
         source_now, source_horizon = read_horizon(sc)
         target_now, target_horizon = read_horizon(tc)
         clocks = _Clocks(source_now, source_horizon, target_now, target_horizon)
+        offset = clock.measure(sc, tc, clock_margin_s)
         with sc.transaction():
             mark_sync_transaction(sc)
             sc.execute("SET LOCAL TimeZone = 'UTC'")
-            ex = _exchange(sc, tc, spec, overlap, clocks, run_id)
-        if ex.conflict_keys:
+            ex = _exchange(sc, tc, spec, overlap, clocks, run_id, offset)
+        if ex.conflict_keys or ex.uncertain_keys:
             conflict = SyncResult(spec.table, "conflict", "both", conflicts=len(ex.conflict_keys))
-            log_run(
-                tc,
-                spec,
-                conflict,
-                run_id,
-                "success",
-                None,
-                details={"keys": list(ex.conflict_keys[:100]), "winner_rule": spec.winner},
-            )
+            details = {"keys": list(ex.conflict_keys[:100]), "winner_rule": spec.winner}
+            if ex.uncertain_keys:
+                # the clocks could not order these writes: decided by the tie-break
+                details["clock_uncertain_keys"] = list(ex.uncertain_keys[:100])
+                details.update(offset.metadata())
+            log_run(tc, spec, conflict, run_id, "success", None, details=details)
         result = _result(spec, operation, overlap, ex, _side_max(tc, spec, SIDE_EXTERNAL))
+        result = replace(
+            result,
+            clock=tuple(offset.metadata().items()),
+            clock_uncertain_keys=ex.uncertain_keys,
+        )
         return run.commit(tc, result)
 
 
@@ -180,6 +190,7 @@ def _exchange(
     overlap: timedelta,
     clocks: _Clocks,
     run_id: str | None,
+    offset: clock.ClockOffset,
 ) -> _Exchange:
     """Stage both directions' changes, find conflicts, merge both ways, apply tombstones and
     advance the cursors (on the target, committed after the source: never ahead of either)."""
@@ -204,7 +215,8 @@ def _exchange(
         tc, _changed(spec, columns, SIDE_SUPABASE, lo_out), sc, stg_out, columns
     )
     conflict_keys = _conflict_keys(tc, spec, columns, stg_in, lo_out)
-    out, into = _merge_both(sc, tc, spec, columns, stg_in, stg_out, run_id)
+    uncertain = clock.uncertain_keys(tc, spec, columns, stg_in, offset)
+    out, into = _merge_both(sc, tc, spec, columns, stg_in, stg_out, run_id, offset)
     out = out + MergeOutcome(
         deleted=_apply_tombstones(tc, sc, spec, SIDE_SUPABASE, clocks.target_now)
     )
@@ -221,6 +233,7 @@ def _exchange(
         read_out=n_out,
         bytes_copied=b_in + b_out,
         conflict_keys=tuple(conflict_keys),
+        uncertain_keys=tuple(uncertain),
         to_external=out,
         to_supabase=into,
     )
@@ -274,10 +287,11 @@ def _merge_both(
     stg_in: sql.Composable,
     stg_out: sql.Composable,
     run_id: str | None,
+    offset: clock.ClockOffset,
 ) -> tuple[MergeOutcome, MergeOutcome]:
     """(to external, to Supabase): whole rows go out (render_queue jobs, overrides, images, cue
     sheets); for ``reverse`` tables only the renderer's result columns come back."""
-    guard = tf.lww_guard(spec, columns)
+    guard = clock.clock_aware_guard(spec, columns, offset)
     out = quarantine_and_merge(
         sc, spec, columns, stg_out, guard, run_id, log_conn=tc, exclude_tombstones=True
     )
