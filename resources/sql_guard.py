@@ -7,6 +7,7 @@ The database user is SELECT-only as well; this guard is the first of two locks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -59,6 +60,18 @@ def _for_parsing(query: str) -> str:
 
 
 def check_read_only(query: str) -> exp.Expression:
+    """Accept exactly one side-effect-free SELECT (see ``_check``); the verdict on an accepted
+    text is cached (a query variable runs the same SELECT once per batch or recipient), so the
+    returned tree is shared: read it, never change it.
+
+    Raises:
+        ReadOnlyViolation: with ``reason`` naming what is not allowed.
+    """
+    return _check(query)
+
+
+@functools.lru_cache(maxsize=2048)
+def _check(query: str) -> exp.Expression:
     """Accept exactly one side-effect-free SELECT (or UNION / WITH of SELECTs) that reads no
     system schema, sets no variable, keeps the time limit and has no placeholder in a comment.
 
