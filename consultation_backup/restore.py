@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb
 
 from consultation_backup import transform as T
 from consultation_backup.history import tag_run
+from consultation_backup.notion_schema import pinned_schema
 from consultation_backup.records import upsert_records
 from consultation_backup.restore_plan import (
     CHANGES,
@@ -167,6 +168,8 @@ def _apply(
         else consultation_properties(version, target)
     )
     ds = run.customers_ds if entity == "customer" else run.consultations_ds
+    relation_only = run.keyed(ds, {"고객": props["고객"]}) if entity == "consultation" else {}
+    props = run.keyed(ds, props)
     if action.kind == "create":
         page = run.notion.create_page(ds, props)
     elif action.kind == "untrash":
@@ -178,7 +181,7 @@ def _apply(
             _capture(run, entity, seen)
         page = run.notion.update_page(str(action.page_id), properties=props)
     elif action.kind == "relink":
-        page = run.notion.update_page(str(action.page_id), properties={"고객": props["고객"]})
+        page = run.notion.update_page(str(action.page_id), properties=relation_only)
     else:
         return action.page_id
     run.log(f"restored {action.describe()} -> page {page.id}")
@@ -314,6 +317,12 @@ def restore(
         run_id or f"restore:{datetime.now(UTC).isoformat()}",
         log,
     )
+    for ds, kind, database_id in (
+        (run.customers_ds, "customers", customers_database_id),
+        (run.consultations_ds, "consultations", consultations_database_id),
+    ):
+        schema = pinned_schema(db, kind)  # type: ignore[arg-type]
+        run.schemas[ds] = schema if schema and schema.database_id == database_id else None
     scope = RestoreScope(
         tuple(customer_ids or ()), tuple(consultation_ids or ()), tuple(page_ids or ())
     )

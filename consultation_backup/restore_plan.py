@@ -3,6 +3,7 @@ and the action each entity needs (see ``restore`` for the rules)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any, Literal
 
 from consultation_backup import transform as T
 from consultation_backup.history import versions_as_of
-from consultation_backup.models import CustomerRow, RecordRow
+from consultation_backup.models import CustomerRow, RecordRow, ResolvedSchema
 from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
 
@@ -70,6 +71,24 @@ class RestoreRun:
     live: dict[str, NotionPage] | None = None  # whole-database restores: prefetched pages
     trash: dict[str, NotionPage] | None = None
     titles: dict[str, dict[str, NotionPage]] = field(default_factory=dict)
+    # the live databases' properties pinned by id (renames followed); None: names as they are
+    schemas: dict[str, ResolvedSchema | None] = field(default_factory=dict)
+
+    def schema_of(self, ds: str) -> ResolvedSchema | None:
+        return self.schemas.get(ds) if self.relink else None
+
+    def canonical(self, ds: str, page: NotionPage | None) -> NotionPage | None:
+        """The page keyed by the seed's property names (found by pinned id)."""
+        schema = self.schema_of(ds)
+        if page is None or schema is None:
+            return page
+        props = T.canonical_properties(page.properties, schema.canonical_by_id)
+        return dataclasses.replace(page, properties=props)
+
+    def keyed(self, ds: str, props: dict[str, Any]) -> dict[str, Any]:
+        """Write properties keyed by their pinned id (Notion accepts ids for names)."""
+        schema = self.schema_of(ds)
+        return props if schema is None else {schema.id_of(k): v for k, v in props.items()}
 
 
 # -- what the backup had at as_of --------------------------------------------------------------
@@ -114,8 +133,9 @@ def prefetch(run: RestoreRun) -> None:
     per page."""
     run.live, run.trash = {}, {}
     for ds in (run.customers_ds, run.consultations_ds):
-        run.live.update({p.id: p for p in run.notion.iter_pages(ds)})
-        run.trash.update({p.id: p for p in run.notion.iter_pages(ds, in_trash=True)})
+        for into, trashed in ((run.live, False), (run.trash, True)):
+            for page in run.notion.iter_pages(ds, in_trash=trashed):
+                into[page.id] = run.canonical(ds, page) or page
 
 
 def by_title(run: RestoreRun, ds: str, business_id: str) -> NotionPage | None:
@@ -127,8 +147,9 @@ def by_title(run: RestoreRun, ds: str, business_id: str) -> NotionPage | None:
             for page in run.notion.iter_pages(ds):
                 run.titles[ds].setdefault(T.text(page, "id"), page)
         return run.titles[ds].get(business_id)
-    flt = {"property": "id", "title": {"equals": business_id}}
-    return next(iter(run.notion.iter_pages(ds, filter=flt)), None)
+    schema = run.schema_of(ds)
+    flt = {"property": schema.id_of("id") if schema else "id", "title": {"equals": business_id}}
+    return run.canonical(ds, next(iter(run.notion.iter_pages(ds, filter=flt)), None))
 
 
 def notion_page(run: RestoreRun, ds: str, page_id: str, business_id: str) -> NotionPage | None:
@@ -138,7 +159,7 @@ def notion_page(run: RestoreRun, ds: str, page_id: str, business_id: str) -> Not
     if run.live is not None and run.trash is not None:
         page = run.live.get(page_id) or run.trash.get(page_id)
     else:
-        page = run.notion.retrieve_page(page_id)
+        page = run.canonical(ds, run.notion.retrieve_page(page_id))
     return page if page is not None else by_title(run, ds, business_id)
 
 

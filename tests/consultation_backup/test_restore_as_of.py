@@ -266,3 +266,23 @@ def test_before_the_backup_existed_nothing_is_restored(backup_env):
     _sync(env)
     report = _restore(env, as_of=before, dry_run=False)
     assert report.customers_in_backup == 0 and report.planned == []
+
+
+def test_restore_follows_renamed_properties(backup_env):
+    """The properties are pinned by id: after 주소 is renamed in Notion, the restore still
+    compares and writes the address (by property id), not a property that no longer exists."""
+    env = backup_env
+    _sync(env)
+    page = env.page_by_title("customers", "00004")
+    address = _plain(page, "주소")
+    chosen = _now(env)
+    raw = env.raw_notion()
+    raw.data_sources.update(
+        data_source_id=notion_emu.CUSTOMERS_DS_LOCAL, properties={"주소": {"name": "거주지"}}
+    )
+    raw.pages.update(page_id=page["id"], properties={"거주지": {"rich_text": []}})
+    _sync(env)
+    dry = _restore(env, as_of=chosen, customer_ids=["00004"])
+    assert dry.needs_overwrite == ["customer 00004: differs (address)"], dry
+    _restore(env, as_of=chosen, customer_ids=["00004"], dry_run=False, overwrite=True)
+    assert _plain(env.page_by_title("customers", "00004"), "거주지") == address
