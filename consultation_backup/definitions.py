@@ -6,7 +6,7 @@ from consultation_backup.assets import ASSETS, SOURCES
 from consultation_backup.checks import CHECKS
 from consultation_backup.jobs import JOBS
 from consultation_backup.schedules import SCHEDULES
-from consultation_backup.sensors import notion_edits_sensor
+from consultation_backup.sensors import SENSORS
 from consultation_backup.settings import consultation_settings
 from resources.dagster_helpers import build_run_failure_notifier
 from resources.shared import resources_for
@@ -16,7 +16,7 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=JOBS,
     schedules=SCHEDULES,
-    sensors=[notion_edits_sensor, build_run_failure_notifier("consultation_backup")],
+    sensors=[*SENSORS, build_run_failure_notifier("consultation_backup")],
     resources={
         **resources_for("supabase_db", "notion", "google_drive", "supabase_storage"),
         "consultation_settings": consultation_settings,

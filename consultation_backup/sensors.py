@@ -13,9 +13,13 @@ import dagster as dg
 from consultation_backup import transform as T
 from consultation_backup.constants import OVERLAP_MINUTES
 from consultation_backup.customers import edited_since_filter
+from consultation_backup.health import check_health
 from consultation_backup.jobs import EditsConfig, apply_notion_edits, edits_job
 from consultation_backup.settings import ConsultationSettings
+from resources.google_drive import GoogleDriveResource
 from resources.notion import NotionPage, NotionResource
+from resources.postgres import PostgresResource
+from resources.supabase_storage import SupabaseStorageResource
 
 TAGS = {"trigger": "notion_edits_sensor"}
 # one query per database every 15 s is ~0.13 requests/s of Notion's 3/s
@@ -133,3 +137,40 @@ def notion_edits_sensor(
         return dg.SkipReason(f"no Notion page edited: {summary}")
     context.log.info(summary)
     return request
+
+
+@dg.sensor(
+    name="consultation_health_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every minute (seed 004): probes Notion, Google Drive and Supabase Storage once "
+    "each and records their health in consultation_service_health (never launches a run); a "
+    "service failing for 30 minutes warns, all failing at once is critical (notifications).",
+)
+def consultation_health_sensor(
+    context: dg.SensorEvaluationContext,
+    notion: NotionResource,
+    google_drive: GoogleDriveResource,
+    supabase_storage: SupabaseStorageResource,
+    supabase_db: PostgresResource,
+    consultation_settings: ConsultationSettings,
+) -> dg.SkipReason:
+    probes, alerts = check_health(
+        notion,
+        google_drive,
+        supabase_storage,
+        supabase_db,
+        consultation_settings.customers_database_id,
+    )
+    summary = ", ".join(
+        f"{p.service} {'ok' if p.healthy else 'DOWN'} ({p.latency_ms} ms)" for p in probes
+    )
+    for p in probes:
+        if not p.healthy:
+            context.log.warning(f"{p.service} unhealthy: {p.error}")
+    return dg.SkipReason(
+        f"health: {summary}" + (f"; alerts: {', '.join(alerts)}" if alerts else "")
+    )
+
+
+SENSORS = [notion_edits_sensor, consultation_health_sensor]
