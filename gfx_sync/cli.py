@@ -8,6 +8,7 @@
     gfx-sync pause [--table T ...] [--reason TEXT]   # batch, reconcile, two-way skip; CDC parks
     gfx-sync resume [--table T ...]                  # parked CDC changes applied in order
     gfx-sync listen [--poll-interval 1.0]            # event-driven overrides / render queue
+    gfx-sync schema dump | check                     # gfx_sync/current_schema_dump.sql
     gfx-sync fdw-setup   # postgres_fdw link for the SQL function restore_gfx_from_external()
 
 The commands use the shared resource instances (``resources.shared``: ``SUPABASE_DB_URL``,
@@ -213,6 +214,38 @@ def listen(
     stats = Listener(source, target, poll_interval_s=poll_interval).run(stop)
     print(json.dumps({"exchanges": stats.exchanges, "errors": stats.errors}), flush=True)
     return 0
+
+
+schema_app = typer.Typer(
+    help="The committed schema dump (gfx_sync/current_schema_dump.sql).", no_args_is_help=True
+)
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("dump")
+def schema_dump() -> int:
+    """Write current_schema_dump.sql from the migrations (a scratch database on the target's
+    server, dropped afterwards)."""
+    from gfx_sync.schema_dump import DUMP_PATH, write_dump
+
+    _, target = _databases()
+    n = write_dump(target.dsn)
+    print(f"wrote {DUMP_PATH.name}: {n} objects")
+    return 0
+
+
+@schema_app.command("check")
+def schema_check() -> int:
+    """Compare the migrations (fresh database), the committed dump and the live target; exit 1
+    on any difference."""
+    from gfx_sync.schema_dump import check
+
+    _, target = _databases()
+    result = check(target.dsn)
+    for line in result.lines():
+        print(line)
+    print("schema: dump, migrations and live agree" if result.ok else "schema: differences")
+    return 0 if result.ok else 1
 
 
 @app.command("fdw-setup")
