@@ -163,6 +163,27 @@ def _load_batch(
             reject(scope, SOURCE_CONSULTATIONS, rejected, page)
     if rows:
         upsert_records(notion, scope, rows, {p.id: p for p in batch})
+        raise_counts(scope.conn, [r.customer_notion_id for r in rows])
+
+
+# A count of 25 or more may be Notion's formula stopping at 25 relations: the backup's live
+# records raise it (never lower it: a window sees only part of a customer's consultations; the
+# nightly reconcile recounts everything).
+RAISE_COUNTS = """
+UPDATE public.consultation_customers c
+   SET consultation_count = s.n, synced_at = now()
+  FROM (SELECT r.customer_id, count(*) AS n FROM public.consultation_records r
+          JOIN public.consultation_customers c2 ON c2.id = r.customer_id
+         WHERE c2.notion_page_id = ANY(%s) AND NOT r.is_deleted
+         GROUP BY r.customer_id) s
+ WHERE c.id = s.customer_id AND c.consultation_count >= %s AND s.n > c.consultation_count
+"""
+
+
+def raise_counts(conn: psycopg.Connection[Any], customer_page_ids: list[str]) -> int:
+    """Raise ``consultation_count`` of these customers past Notion's 25-relation formula to the
+    number of their live records in the backup; returns how many customers changed."""
+    return conn.execute(RAISE_COUNTS, (list(set(customer_page_ids)), T.PAGE_REFERENCE_CAP)).rowcount
 
 
 def _window_ids(db: PostgresResource, start: date, end: date) -> list[str]:

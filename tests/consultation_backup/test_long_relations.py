@@ -66,3 +66,17 @@ def test_without_the_relation_the_count_past_25_is_recounted_in_supabase(backup_
     )
     sync_customers(env.notion, env.db, env.settings.customers_database_id, full=True)
     assert _count(env) == 60
+
+
+def test_a_new_customer_past_25_counts_its_consultations_once_they_are_backed_up(backup_env):
+    env = backup_env
+    raw = env.raw_notion(retry=False)
+    raw.data_sources.update(
+        data_source_id=notion_emu.CUSTOMERS_DS_LOCAL, properties={"상담일지": None}
+    )
+    _add_customer_with(raw, 60)
+    start, end = window_all()
+    sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    assert _count(env) == 25  # Notion's formula stops at 25; nothing to recount yet
+    sync_records(env.notion, env.db, env.settings.consultations_database_id, start, end)
+    assert _count(env) == 60
