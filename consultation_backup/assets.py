@@ -362,7 +362,7 @@ def _sync_window(
         if rlog is not None and records is not None:
             rlog.finish(records)
         if want_images and images is None:
-            images = sync_images(drive, storage, db, start, end, run_id=run_id)
+            images = sync_images(drive, storage, db, start, end, run_id=run_id, notion=notion)
         if ilog is not None and images is not None:
             reason = images.skipped_reason
             ilog.finish(images, status="partial" if reason else None, message=reason)
