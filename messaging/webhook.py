@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import time
 import uuid
 from datetime import UTC, datetime
@@ -160,6 +161,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: jsonb cannot store infinity
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def _has_nul(value: Any) -> bool:
     stack = [value]
     while stack:
@@ -177,7 +185,9 @@ def _has_nul(value: Any) -> bool:
 def _parse_json(body: bytes) -> Any:
     """Any JSON value within the limits, or ``WebhookRejected`` (400) saying what is wrong."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        value = json.loads(
+            body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
         raise WebhookRejected(f"body is not JSON: {reason}", status=400) from None
@@ -337,9 +347,12 @@ def create_webhook_app(
         try:
             body = await read_limited_body(request)
             event_id = request.headers.get("x-webhook-id") or None
-            if event_id is not None and len(event_id) > MAX_EVENT_ID_CHARS:
+            if event_id is not None and (
+                len(event_id) > MAX_EVENT_ID_CHARS or not event_id.isprintable()
+            ):
                 raise WebhookRejected(
-                    f"X-Webhook-Id longer than {MAX_EVENT_ID_CHARS} characters", status=400
+                    f"X-Webhook-Id must be printable, at most {MAX_EVENT_ID_CHARS} characters",
+                    status=400,
                 )
             signature = request.headers.get("x-webhook-signature")
             scheme = verify(

@@ -288,6 +288,8 @@ def test_body_over_256_kib_refused_before_it_is_read_whole(supabase_db, webhook_
         (b'"text"', "non-object"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b'{"a": NaN}', "NaN is not JSON"),
+        (b'{"a": 1e999}', "a number that overflows to infinity"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "an integer too long to convert"),
         (b'{"a": "\\u0000"}', "NUL cannot be stored"),
         (json.dumps(json.loads("[" * 33 + "]" * 33)).join(['{"a": ', "}"]).encode(), "depth 34"),
         (b'{"a":' * 5000 + b"1" + b"}" * 5000, "very deep"),
@@ -322,3 +324,14 @@ def test_old_signature_refused_after_the_transition(supabase_db, webhook_workflo
     accepted = during.post(f"/webhooks/{a}", content=body, headers=_legacy_headers(body))
     assert accepted.status_code == 202
     assert accepted.headers["Deprecation"] == "true"
+
+
+@pytest.mark.integration
+def test_unusable_event_ids_get_a_400(client, supabase_db, webhook_workflows):
+    a, _ = webhook_workflows
+    path = f"/webhooks/{a}"
+    body = b'{"customer_id": 7}'
+    for event_id in ("x" * 201, "tab\there"):
+        response = client.post(path, content=body, headers=_headers(path, body, event_id=event_id))
+        assert response.status_code == 400, (event_id, response.status_code)
+    assert _events(supabase_db, a) == 0
