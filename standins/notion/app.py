@@ -139,7 +139,19 @@ def get_data_source(ws: NotionWorkspace, request: Request, body: dict[str, Any])
 
 
 def query(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-    return ws.query(_data_source(ws, request), body)
+    ds = _data_source(ws, request)
+    result = ws.query(ds, body)
+    wanted = request.query_params.getlist("filter_properties")
+    if wanted:
+        # only the properties asked for (by id or name), as Notion answers filter_properties
+        names = {ds.resolve(w) for w in wanted}
+        if None in names:
+            raise NotionError(
+                400, "validation_error", f"filter_properties: unknown property in {wanted}."
+            )
+        for page in result["results"]:
+            page["properties"] = {n: v for n, v in page["properties"].items() if n in names}
+    return result
 
 
 def patch_data_source(

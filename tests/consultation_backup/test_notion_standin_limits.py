@@ -176,3 +176,11 @@ def test_notion_hosted_files_have_signed_urls_that_expire(backup_env):
     assert expired.status_code == 403 and b"expired" in expired.content
     tampered = httpx.get(value["file"]["url"].replace("Signature=", "Signature=0"))
     assert tampered.status_code == 403
+
+
+def test_filter_properties_returns_only_those_properties(backup_env):
+    raw = _raw(backup_env)
+    got = raw.data_sources.query(
+        data_source_id=notion_emu.CUSTOMERS_DS_LOCAL, page_size=3, filter_properties=["title"]
+    )
+    assert got["results"] and all(list(p["properties"]) == ["id"] for p in got["results"])
