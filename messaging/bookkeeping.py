@@ -4,7 +4,7 @@ counters written when it finishes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,7 +114,7 @@ def write_logs(
     run_id: str,
     template: Template,
     execution_key: str,
-    messages: Sequence[RenderedMessage],
+    messages: Iterable[RenderedMessage],
     fallback: bool = True,
 ) -> FallbackCount:
     """One ``message_logs`` row per recipient (``pending``, or ``failed`` when rendering failed),

@@ -33,7 +33,7 @@ from typing import Any
 from messaging import bookkeeping, sending
 from messaging import constants as C
 from messaging.models import ExecutionInProgress, MatchReport, Template, WorkflowConfigError
-from messaging.planning import load_template, plan_targets, render_targets
+from messaging.planning import RenderStream, load_template, plan_targets
 from messaging.progress import RunProgress, RunSummary
 from messaging.settings import SendMode
 from messaging.suppression import frequency_cap
@@ -212,11 +212,21 @@ def _log_recipients(
         )
         return bookkeeping.Usage(template, MatchReport({}, []), {}, frozenset())
     plan = plan_targets(db, workflow, template, opts.event_range, opts.payload)
-    rendered = render_targets(db, mysql, workflow, template, plan, opts.now, progress, log)
-    progress.unmapped = rendered.match.report.unmapped
+    stream = RenderStream(db, mysql, workflow, template, plan, opts.now, progress, log)
+    # one COPY in one transaction while the targets stream in: every row is committed before
+    # anything is sent, and memory does not grow with the audience
     fallback = bookkeeping.write_logs(
-        db, run_id, template, opts.execution_key, rendered.messages, _fallback_enabled(workflow)
+        db,
+        run_id,
+        template,
+        opts.execution_key,
+        stream.messages(),
+        _fallback_enabled(workflow),
     )
+    match = stream.match
+    assert match is not None
+    progress.unmapped = match.report.unmapped
+    bookkeeping.quarantine_bad_contacts(db, workflow, stream.bad, opts.dagster_run_id)
     if template.message_type == "kakao":
         progress.log(
             log,
@@ -224,14 +234,13 @@ def _log_recipients(
             f" if every one falls back), {fallback.impossible} without"
             + ("" if _fallback_enabled(workflow) else " (switched off for this workflow)"),
         )
-    bookkeeping.quarantine_bad_contacts(db, workflow, rendered.messages, opts.dagster_run_id)
     progress.log(
         log,
-        f"{len(rendered.messages)} recipient(s) logged ({rendered.invalid} failed validation, "
-        f"{progress.duplicates_dropped} duplicate phone(s) dropped)",
+        f"{stream.count} recipient(s) logged ({stream.invalid} failed validation, "
+        f"{progress.duplicates_dropped} duplicate phone(s) dropped; "
+        f"{stream.lookup.queries} variable query/queries)",
     )
-    match = rendered.match
-    used_queries = frozenset(rendered.lookup.used)
+    used_queries = frozenset(stream.lookup.used)
     return bookkeeping.Usage(template, match.report, match.used_individual, used_queries)
 
 

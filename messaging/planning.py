@@ -3,7 +3,7 @@ and every recipient's rendered message (nothing is written or sent here)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,9 @@ from messaging.models import (
 from messaging.progress import RunProgress
 from messaging.transform import placeholders, render_message
 from messaging.variables import (
+    BATCH_KEY,
     auto_match,
+    batched_query,
     individual_mapping_source,
     is_inline_sql,
     parse_variable_sources,
@@ -106,8 +108,9 @@ class QueryVariables:
         }
         self.cache: dict[tuple[Any, ...], Any] = {}
         self.used: set[str] = set()
+        self.queries = 0  # SELECTs sent to MySQL (set-based: one per batch and variable)
 
-    def __call__(self, src: VariableSource, row: Mapping[str, Any]) -> Any:
+    def _template(self, src: VariableSource) -> Mapping[str, Any]:
         tpl = self.templates.get(src.query_template or "")
         if tpl is None and is_inline_sql(src.query_template):
             # an individual mapping whose source_field is the SELECT itself
@@ -116,10 +119,45 @@ class QueryVariables:
             raise WorkflowConfigError(
                 f"variable {src.name!r}: no variable_query_templates row {src.query_template!r}"
             )
+        return tpl
+
+    def prefetch(self, report: MatchReport, rows: list[dict[str, Any]]) -> None:
+        """Resolve every query variable for a batch of target rows with one SELECT per variable
+        (``batched_query``); the per-batch cache is then what ``__call__`` reads. A query that
+        cannot be batched is run once per distinct value, also cached for this batch only."""
+        self.cache.clear()
+        for src in report.matched.values():
+            if src.source_type != "query" or len(src.params or {}) != 1:
+                continue
+            tpl = self._template(src)
+            ((param, column),) = (src.params or {}).items()
+            values = sorted({row.get(column) for row in rows} - {None}, key=str)
+            if not values:
+                continue
+            sql = batched_query(str(tpl["query_sql"]), param, len(values))
+            if sql is None:
+                continue
+            found: dict[str, dict[str, Any]] = {}
+            bound = {f"__k{i}": v for i, v in enumerate(values)}
+            for batch in self.mysql.iter_query(sql, bound):
+                for r in batch:
+                    found.setdefault(str(r.get(BATCH_KEY)), r)
+            self.queries += 1
+            if tpl["template_name"]:
+                self.used.add(str(tpl["template_name"]))
+            for v in values:
+                hit = found.get(str(v))
+                if hit is not None:
+                    hit = {k: x for k, x in hit.items() if k != BATCH_KEY}
+                self.cache[(src.query_template, ((param, v),))] = hit
+
+    def __call__(self, src: VariableSource, row: Mapping[str, Any]) -> Any:
+        tpl = self._template(src)
         params = {p: row.get(col) for p, col in (src.params or {}).items()}
         key = (src.query_template, tuple(sorted(params.items())))
         if key not in self.cache:
             rows = self.mysql.query(tpl["query_sql"], params or None)
+            self.queries += 1
             self.cache[key] = rows[0] if rows else None
             if tpl["template_name"]:
                 self.used.add(tpl["template_name"])
@@ -219,6 +257,72 @@ def _warn_unmapped(progress: RunProgress, log: Callable[[str], None], report: Ma
         )
 
 
+class RenderStream:
+    """Targets streamed from MySQL and rendered batch by batch (nothing held for the whole
+    audience but the set of phones seen): iterate ``messages()`` once; ``match``, ``invalid``,
+    ``bad`` (the messages that failed validation, for quarantine) are filled as it goes."""
+
+    def __init__(
+        self,
+        db: PostgresResource,
+        mysql: MySQLResource,
+        workflow: Mapping[str, Any],
+        template: Template,
+        plan: TargetPlan,
+        now: datetime | None,
+        progress: RunProgress,
+        log: Callable[[str], None],
+    ):
+        self.db, self.mysql, self.workflow, self.template = db, mysql, workflow, template
+        self.plan, self.progress, self.log = plan, progress, log
+        self.now = now or datetime.now(UTC)
+        self.match = plan.match
+        self.lookup = QueryVariables(db, mysql)
+        self.invalid = 0
+        self.count = 0
+        self.bad: list[RenderedMessage] = []
+
+    def messages(self) -> Iterator[RenderedMessage]:
+        """Each recipient's rendered message; the first message per phone wins."""
+        plan, template, progress = self.plan, self.template, self.progress
+        if self.match is not None:
+            _warn_unmapped(progress, self.log, self.match.report)
+        line = opt_out_line(self.db)
+        sender = ad_sender(self.db) if template.category == "promotion" else ("", "")
+        seen: set[str] = set()
+        for batch in iter_targets(self.mysql, plan.query):
+            if self.match is None:  # an SQL target: match on the columns it returns
+                self.match = match_variables(
+                    self.db, template, self.workflow, list(batch[0]), plan.display
+                )
+                _warn_unmapped(progress, self.log, self.match.report)
+            self.lookup.prefetch(self.match.report, batch)  # one SELECT per query variable
+            for row in batch:
+                progress.rows_read += 1
+                values = resolve_values(self.match.report, row, self.now, self.lookup)
+                msg = render_message(
+                    template,
+                    row,
+                    values,
+                    phone_column=plan.query.phone_column,
+                    name_column=plan.query.name_column,
+                    opt_out_line=line,
+                    sender=sender,
+                )
+                if msg.phone is not None:
+                    if msg.phone in seen:
+                        progress.duplicates_dropped += 1
+                        continue
+                    seen.add(msg.phone)
+                if not msg.ok:
+                    self.invalid += 1
+                    self.bad.append(msg)
+                self.count += 1
+                yield msg
+        if self.match is None:
+            self.match = match_variables(self.db, template, self.workflow, [], plan.display)
+
+
 def render_targets(
     db: PostgresResource,
     mysql: MySQLResource,
@@ -229,38 +333,9 @@ def render_targets(
     progress: RunProgress,
     log: Callable[[str], None],
 ) -> RenderResult:
-    """Stream the targets from MySQL and render each one; the first message per phone wins."""
-    match = plan.match
-    if match is not None:
-        _warn_unmapped(progress, log, match.report)
-    now = now or datetime.now(UTC)
-    lookup = QueryVariables(db, mysql)
-    line = opt_out_line(db)
-    sender = ad_sender(db) if template.category == "promotion" else ("", "")
-    out: list[RenderedMessage] = []
-    seen: set[str] = set()
-    for batch in iter_targets(mysql, plan.query):
-        if match is None:  # an SQL target: match on the columns it returns
-            match = match_variables(db, template, workflow, list(batch[0]), plan.display)
-            _warn_unmapped(progress, log, match.report)
-        for row in batch:
-            progress.rows_read += 1
-            values = resolve_values(match.report, row, now, lookup)
-            msg = render_message(
-                template,
-                row,
-                values,
-                phone_column=plan.query.phone_column,
-                name_column=plan.query.name_column,
-                opt_out_line=line,
-                sender=sender,
-            )
-            if msg.phone is not None:
-                if msg.phone in seen:
-                    progress.duplicates_dropped += 1
-                    continue
-                seen.add(msg.phone)
-            out.append(msg)
-    if match is None:
-        match = match_variables(db, template, workflow, [], plan.display)
-    return RenderResult(out, match, lookup)
+    """Every recipient's rendered message in memory (previews, benchmarks; the engine streams
+    with ``RenderStream``)."""
+    stream = RenderStream(db, mysql, workflow, template, plan, now, progress, log)
+    out = list(stream.messages())
+    assert stream.match is not None
+    return RenderResult(out, stream.match, stream.lookup)

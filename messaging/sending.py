@@ -420,11 +420,12 @@ def settle_unknown_group(
     group_id: str,
     cost: float,
     plan: SendPlan,
-) -> str:
+) -> tuple[str, int]:
     """Settle a group whose send was requested but whose answer is unknown, by reading the
     group: sent -> rows ``sent`` (refusals SOLAPI lists -> ``failed``); still ``PENDING`` after
     ``plan.settle_wait_s`` (the request may still be processing) -> deleted, so it can never go
-    out, then its rows are handed back. Never sends the group again. Returns the outcome.
+    out, then its rows are handed back. Never sends the group again. Returns the outcome and
+    the rows settled.
 
     Raises:
         TransientError / ServiceUnavailable: SOLAPI cannot be read; the group stays ``sending``.
@@ -442,28 +443,29 @@ def settle_unknown_group(
             if refused:
                 with db.transaction() as conn:
                     apply_results(conn, [], refused, 0.0)
-            settle_group(db, group_id, cost)
-            return "sent"
+            settled = settle_group(db, group_id, cost)
+            return "sent", settled.accepted + len(refused)
         abandon_group(db, solapi, group_id, "send not processed; group deleted", delete=False)
-        return "not sent"
+        return "not sent", 0
 
 
 def settle_open_groups(
     db: PostgresResource, solapi: SolapiResource, run_id: str, cost: float, plan: SendPlan
 ) -> int:
     """A resumed run first settles the groups a previous attempt left open: never-sent ones are
-    handed back, ones whose send was requested are read. Returns the groups settled."""
+    handed back, ones whose send was requested are read. Returns the rows settled by reading."""
     groups = db.fetch_all(
         "SELECT provider_group_id, state FROM public.messaging_send_groups"
         " WHERE workflow_run_id = %s AND state IN ('created', 'sending') ORDER BY created_at",
         (run_id,),
     )
+    settled = 0
     for g in groups:
         if g["state"] == "created":
             abandon_group(db, solapi, g["provider_group_id"], "left unsent by a stopped attempt")
         else:
-            settle_unknown_group(db, solapi, g["provider_group_id"], cost, plan)
-    return len(groups)
+            settled += settle_unknown_group(db, solapi, g["provider_group_id"], cost, plan)[1]
+    return settled
 
 
 def _stop_requested(
@@ -595,8 +597,8 @@ def _send_one_group(
             f"{exc!s:.120}); reading the group",
             "warning",
         )
-        outcome = settle_unknown_group(db, solapi, group_id, cost, plan)
-        progress.reconciled += accepted if outcome == "sent" else 0
+        outcome, settled = settle_unknown_group(db, solapi, group_id, cost, plan)
+        progress.reconciled += settled
         if outcome != "sent" and isinstance(exc, PermanentError):
             raise
         return outcome == "sent"
@@ -633,7 +635,7 @@ def send_pending(
         raise WorkflowConfigError("Alimtalk needs the Kakao channel profile id (SOLAPI_PF_ID)")
     cost = unit_cost(template.message_type)
     progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)  # send-many era rows
-    settle_open_groups(db, solapi, run_id, cost, plan)
+    progress.reconciled += settle_open_groups(db, solapi, run_id, cost, plan)
     batch_no = stalled = 0
     while True:
         if _stop_requested(db, run_id, progress, log):

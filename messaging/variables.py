@@ -259,3 +259,59 @@ def resolve_values(
         if value is not None and value != "":
             values[name] = value
     return values
+
+
+# -- set-based query variables ------------------------------------------------------------------
+BATCH_KEY = "__batch_key"
+_SENTINEL = "__batch_param__"
+_KEYS_SENTINEL = "__batch_keys__"
+
+
+def batched_query(sql_text: str, param: str, n: int) -> str | None:
+    """A one-parameter variable query rewritten to answer ``n`` parameter values at once.
+
+    ``SELECT amount FROM payments WHERE customer_id = %(id)s ORDER BY paid_at DESC`` becomes
+    ``SELECT amount, customer_id AS __batch_key FROM payments WHERE customer_id IN (%(__k0)s, …)
+    ORDER BY paid_at DESC``; aggregates get ``GROUP BY customer_id``. The first row per key is
+    that key's answer, as the single query's first row was. None when the query does not have
+    exactly that shape (one ``column = %(param)s`` predicate, no LIMIT/HAVING/DISTINCT/UNION):
+    the caller then runs it once per distinct value.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    marker = f"%({param})s"
+    if n < 1 or sql_text.count(marker) != 1 or "%(" in sql_text.replace(marker, ""):
+        return None
+    try:
+        tree = sqlglot.parse_one(sql_text.replace(marker, f"'{_SENTINEL}'"), read="mysql")
+    except sqlglot.errors.ParseError:
+        return None
+    if not isinstance(tree, exp.Select) or any(
+        tree.args.get(k) for k in ("having", "distinct", "offset")
+    ):
+        return None
+    limit = tree.args.get("limit")
+    if limit is not None:
+        # LIMIT 1 asks for the first row, which is what is kept per key: drop it
+        if limit.expression is None or limit.expression.sql() != "1":
+            return None
+        tree.set("limit", None)
+    matches = [
+        eq
+        for eq in tree.find_all(exp.EQ)
+        if isinstance(eq.expression, exp.Literal)
+        and eq.expression.this == _SENTINEL
+        and isinstance(eq.this, exp.Column)
+    ]
+    if len(matches) != 1 or matches[0].find_ancestor(exp.Subquery, exp.Or) is not None:
+        return None
+    column = matches[0].this
+    matches[0].replace(exp.In(this=column.copy(), expressions=[exp.Literal.string(_KEYS_SENTINEL)]))
+    tree = tree.select(exp.alias_(column.copy(), BATCH_KEY), copy=False)
+    grouped = tree.args.get("group")
+    aggregated = any(p.find(exp.AggFunc) for p in tree.expressions)
+    if grouped or aggregated:
+        tree = tree.group_by(column.copy(), copy=False)
+    keys = ", ".join(f"%(__k{i})s" for i in range(n))
+    return tree.sql(dialect="mysql").replace(f"'{_KEYS_SENTINEL}'", keys)

@@ -1,0 +1,76 @@
+"""Query variables are resolved set-based: one SELECT per batch of recipients and variable, not
+one per recipient, with the same answer per recipient."""
+
+from __future__ import annotations
+
+import pytest
+
+from messaging.variables import batched_query
+
+
+@pytest.mark.unit
+def test_aggregate_query_is_grouped_by_the_bound_column():
+    sql = batched_query(
+        "SELECT SUM(amount) AS total FROM payments WHERE customer_id = %(cid)s", "cid", 3
+    )
+    assert sql is not None
+    assert "customer_id IN (%(__k0)s, %(__k1)s, %(__k2)s)" in sql
+    assert "GROUP BY customer_id" in sql and "AS __batch_key" in sql
+
+
+@pytest.mark.unit
+def test_limit_one_keeps_the_order_and_drops_the_limit():
+    sql = batched_query(
+        "SELECT amount FROM payments WHERE customer_id = %(cid)s ORDER BY paid_at DESC LIMIT 1",
+        "cid",
+        2,
+    )
+    assert sql is not None and "LIMIT" not in sql and "ORDER BY paid_at DESC" in sql
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT a FROM t WHERE x = %(p)s OR y = 1",  # the predicate under OR
+        "SELECT a FROM t WHERE x = %(p)s LIMIT 5",
+        "SELECT a FROM t WHERE x = %(p)s AND y = %(q)s",  # two parameters
+        "SELECT a FROM t WHERE x > %(p)s",
+    ],
+)
+def test_other_shapes_fall_back_to_one_query_per_value(sql):
+    assert batched_query(sql, "p", 2) is None
+
+
+@pytest.mark.integration
+def test_query_variable_is_one_select_per_batch_with_per_recipient_answers(
+    supabase_db, mysql_reader, crm, platform_ids
+):
+    from messaging.planning import RenderStream, load_template, plan_targets
+    from messaging.progress import RunProgress
+
+    workflow = supabase_db.fetch_one(
+        "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:schedule"],)
+    )
+    template = load_template(supabase_db, workflow)
+    plan = plan_targets(supabase_db, workflow, template)
+    stream = RenderStream(
+        supabase_db,
+        mysql_reader,
+        workflow,
+        template,
+        plan,
+        None,
+        RunProgress("t", "running"),
+        lambda _m: None,
+    )
+    rendered = [m for m in stream.messages() if m.ok]
+    assert rendered and stream.lookup.queries == 1, stream.lookup.queries
+    single = (
+        "SELECT amount FROM payments WHERE customer_id = %(customer_id)s AND status = 'paid'"
+        " ORDER BY paid_at DESC LIMIT 1"
+    )
+    for m in rendered[:5]:
+        rows = mysql_reader.query(single, {"customer_id": int(m.source_id)})
+        expected = f"{int(rows[0]['amount']):,}" if rows else None
+        assert m.variables.get("last_payment") == expected, (m.variables, expected)
