@@ -70,6 +70,8 @@ __all__ = [
 MAX_SKEW_S = 300
 REPLAY_WINDOW_S = 300
 MAX_BODY_BYTES = 256 * 1024
+# SOLAPI batches report events; a batch refused for its size would be retried forever.
+MAX_REPORT_BODY_BYTES = 5 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_EVENT_ID_CHARS = 200
 # End of the transition from the old signature unless MESSAGING_WEBHOOK_LEGACY_UNTIL says
@@ -317,18 +319,19 @@ def _ip(host: str | None) -> str | None:
 async def read_limited_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The body, refused (413) from ``Content-Length`` before reading, or once a streamed body
     passes ``limit``: never read whole when too large."""
+    too_large = f"body larger than {limit // 1024} KiB"
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
             raise WebhookRejected("Content-Length is not a number", status=400)
         if int(declared) > limit:
-            raise WebhookRejected("body larger than 256 KiB", status=413)
+            raise WebhookRejected(too_large, status=413)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise WebhookRejected("body larger than 256 KiB", status=413)
+            raise WebhookRejected(too_large, status=413)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -394,7 +397,7 @@ def create_webhook_app(
         """SOLAPI delivery reports: v2-signed headers on ``/solapi/reports``, or the secret as
         the last path segment (the URL registered in SOLAPI's console)."""
         try:
-            body = await read_limited_body(request)
+            body = await read_limited_body(request, MAX_REPORT_BODY_BYTES)
             if not report_secret:
                 raise WebhookRejected("SOLAPI_WEBHOOK_SECRET is not configured", status=503)
             token = request.path_params.get("token")

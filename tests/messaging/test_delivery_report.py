@@ -172,6 +172,15 @@ def test_report_url_with_the_secret_as_path_token(client, supabase_db):
     assert _status(supabase_db, mid)["status"] == "delivered"
 
 
+def test_a_large_batch_of_reports_is_accepted(client, supabase_db):
+    """SOLAPI batches report events: a batch larger than the workflow webhooks' 256 KiB is taken."""
+    ids = _sent_rows(supabase_db, 1_000)
+    reports = [_report(mid, "4000") for mid in ids]
+    assert len(json.dumps(reports)) > 256 * 1024
+    response = _post(client, reports)
+    assert response.status_code == 200 and response.json()["applied"] == 1_000, response.text
+
+
 @pytest.mark.parametrize("body", [b"{bad", b'{"eventDataId": "x"}', b"[1, 2]", b'"text"'])
 def test_malformed_reports_get_a_4xx(client, body):
     ts = str(int(time.time()))
