@@ -11,7 +11,9 @@ import pytest
 from consultation_backup import transform as T
 from consultation_backup.customers import sync_customers
 from consultation_backup.lookup import ConsultationReader
+from consultation_backup.records import sync_records
 from resources.notion import NotionPage
+from tests.support.consultation import window_all
 
 NFD_NAME = unicodedata.normalize("NFD", "  김 철수\t")  # decomposed jamo, spaces, a tab
 VALUES = {
@@ -135,3 +137,37 @@ def test_phone_lookup_normalizes_at_query_time(backup_env):
     )
     found = lookup._from_supabase(None, None, "01077771234", False, 10)
     assert [c["customer_id"] for c in found.customers] == ["07777"]
+
+
+@pytest.mark.integration
+def test_consultation_text_round_trips_exactly(backup_env):
+    env = backup_env
+    raw = env.raw_notion(retry=False)
+    customer = env.page_by_title("customers", "00001")
+    texts = {
+        "호소증상": "  두통\n\n어지러움  ",
+        "환자상태": unicodedata.normalize("NFD", "피로 누적 "),
+        "처방약": "\t쌍화탕" + " " * 2100,
+    }
+    page = raw.pages.create(
+        parent={"type": "data_source_id", "data_source_id": env.ds("consultations").id},
+        properties={
+            "id": {"title": [{"text": {"content": "00001_950"}}]},
+            "상담일자": {"date": {"start": window_all()[0].isoformat()}},
+            "고객": {"relation": [{"id": customer["id"]}]},
+            **{name: {"rich_text": _rich(v)["rich_text"]} for name, v in texts.items()},
+        },
+    )
+    start, end = window_all()
+    sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    sync_records(env.notion, env.db, env.settings.consultations_database_id, start, end)
+    row = env.db.fetch_all(
+        "SELECT symptoms, patient_condition, prescription FROM public.consultation_records"
+        " WHERE notion_page_id = %s",
+        (page["id"],),
+    )[0]
+    assert row == {
+        "symptoms": texts["호소증상"],
+        "patient_condition": texts["환자상태"],
+        "prescription": texts["처방약"],
+    }
