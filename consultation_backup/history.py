@@ -70,3 +70,17 @@ def mark_moved(conn: psycopg.Connection[Any], entity_key: str, path: str) -> Non
         " WHERE entity_key = %s AND valid_to IS NOT NULL)",
         (path, entity_key),
     )
+
+
+def image_copies_as_of(
+    db: PostgresResource, consultation_ids: list[str], at: datetime
+) -> list[str]:
+    """Where the stored copy of each image of these consultations, as of ``at``, is now:
+    ``<consultation_id>#<n>: <path>`` (its seed path while current, else its ``versions/``
+    path)."""
+    out = []
+    for v in versions_as_of(db, "image", at, "business_id = ANY(%(c)s)", c=consultation_ids):
+        current = v["valid_to"] is None
+        path = v["row_data"]["storage_path"] if current else v["version_path"]
+        out.append(f"{v['entity_key']}: {path or 'not kept (replaced before versions existed)'}")
+    return out

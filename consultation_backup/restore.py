@@ -30,7 +30,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from consultation_backup import transform as T
-from consultation_backup.history import tag_run
+from consultation_backup.history import image_copies_as_of, tag_run
 from consultation_backup.notion_schema import pinned_schema
 from consultation_backup.records import upsert_records
 from consultation_backup.restore_plan import (
@@ -106,6 +106,8 @@ class RestoreReport:
     planned: list[str] = field(default_factory=list)
     needs_overwrite: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # where the stored copy of each image of the restored consultations, as of then, is
+    images: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,7 +254,9 @@ def _count(actions: list[Action], entity: Entity, *kinds: Kind) -> int:
     return sum(1 for a in actions if a.entity == entity and a.kind in kinds)
 
 
-def _report(run: RestoreRun, at: datetime, requests: int, backed: tuple[int, int]) -> RestoreReport:
+def _report(
+    run: RestoreRun, at: datetime, requests: int, backed: tuple[int, int], images: list[str]
+) -> RestoreReport:
     acts, done = run.actions, not run.dry_run
     return RestoreReport(
         dry_run=run.dry_run,
@@ -273,6 +277,7 @@ def _report(run: RestoreRun, at: datetime, requests: int, backed: tuple[int, int
         planned=[a.describe() for a in acts if a.kind in CHANGES],
         needs_overwrite=[a.describe() for a in acts if a.kind == "differs"],
         skipped=[a.describe() for a in acts if a.kind == "skip"],
+        images=images,
     )
 
 
@@ -336,8 +341,9 @@ def restore(
     current = current_rows(db, "consultation_records", [v["entity_key"] for v in records])
     for version in records:
         _restore_one(run, "consultation", version, current.get(version["entity_key"]))
+    images = image_copies_as_of(db, [str(v["business_id"]) for v in records], at)
     report = _report(
-        run, at, notion.caller.stats["requests"] - before, (len(customers), len(records))
+        run, at, notion.caller.stats["requests"] - before, (len(customers), len(records)), images
     )
     log(
         f"restore as of {report.as_of} {'(dry run) ' if dry_run else ''}: "

@@ -286,3 +286,27 @@ def test_restore_follows_renamed_properties(backup_env):
     assert dry.needs_overwrite == ["customer 00004: differs (address)"], dry
     _restore(env, as_of=chosen, customer_ids=["00004"], dry_run=False, overwrite=True)
     assert _plain(env.page_by_title("customers", "00004"), "거주지") == address
+
+
+def test_the_report_names_where_each_image_of_that_time_is_stored(backup_env):
+    from consultation_backup.images import sync_images
+    from tooling.demo_data import DemoData
+
+    env = backup_env
+    _sync(env)
+    start, end = window_all()
+    sync_images(env.drive, env.storage, env.db, start, end)
+    bucket = env.storage_app.storage.buckets["consultation-images"]
+    obj = env.db.fetch_one(
+        "SELECT * FROM consultation_image_objects ORDER BY consultation_id, image_index LIMIT 1"
+    )
+    then = bucket.objects[obj["storage_path"]].data
+    chosen = _now(env)
+    env.drive_app.drive.replace_content(obj["drive_file_id"], DemoData(5).image_bytes("jpeg"))
+    sync_images(env.drive, env.storage, env.db, start, end)
+    report = _restore(env, as_of=chosen, consultation_ids=[obj["consultation_id"]])
+    key = f"{obj['consultation_id']}#{obj['image_index']}"
+    path = next(i for i in report.images if i.startswith(f"{key}: ")).split(": ", 1)[1]
+    assert path.startswith("versions/"), "the copy of that time, not today's"
+    assert bucket.objects[path].data == then
+    assert bucket.objects[obj["storage_path"]].data != then
