@@ -11,6 +11,7 @@ from pydantic import Field
 
 from consultation_backup import restore
 from consultation_backup.assets import CustomersConfig, consultation_customers
+from consultation_backup.compare import compare_and_repair
 from consultation_backup.conflicts import effective_strategy
 from consultation_backup.constants import (
     CUSTOMERS_KEY,
@@ -186,6 +187,69 @@ def edits_job() -> None:
     apply_notion_edits()
 
 
+@dg.op(
+    name="compare_notion_with_backup",
+    pool=NOTION_POOL,
+    retry_policy=EDITS_RETRY_POLICY,
+    description="Weekly: every page id and last_edited_time of both Notion databases against "
+    "the backup; pages missing or newer in Notion are backed up (whatever the sensor missed), "
+    "rows gone from Notion are counted for the nightly reconcile.",
+)
+def compare_notion_with_backup(
+    context: dg.OpExecutionContext,
+    notion: NotionResource,
+    supabase_db: PostgresResource,
+    consultation_settings: ConsultationSettings,
+) -> Iterator[dg.AssetMaterialization | dg.Output[dict[str, Any]]]:
+    started = time.perf_counter()
+    db, run_id = supabase_db, context.run.run_id
+    with sync_log(db, "full", {"run_id": run_id, "trigger": "weekly_compare"}) as log:
+        result = compare_and_repair(
+            notion,
+            db,
+            customers_database_id=consultation_settings.customers_database_id,
+            consultations_database_id=consultation_settings.consultations_database_id,
+            customer_strategy=effective_strategy(db, CUSTOMERS_TABLE),
+            record_strategy=effective_strategy(db, RECORDS_TABLE),
+            run_id=run_id,
+        )
+        log.finish(result.records_sync)
+    for comparison in (result.customers, result.consultations):
+        if comparison.missed:
+            context.log.warning(
+                f"{comparison.table}: {len(comparison.missed)} page(s) the sensor missed were "
+                f"backed up: {', '.join(comparison.missed[:10])}"
+            )
+    if result.customers_sync is not None:
+        yield dg.AssetMaterialization(
+            asset_key=CUSTOMERS_KEY, metadata=run_metadata(started, trigger="weekly_compare")
+        )
+    valid = set(consultation_daily.get_partition_keys(dynamic_partitions_store=context.instance))
+    for day in result.touched_days:
+        if day.isoformat() in valid:
+            yield dg.AssetMaterialization(
+                asset_key=RECORDS_KEY,
+                partition=day.isoformat(),
+                metadata={"trigger": "weekly_compare"},
+            )
+    summary = {
+        "customers": result.customers.as_dict(),
+        "consultations": result.consultations.as_dict(),
+    }
+    flat = {f"{t}_{k}": v for t, d in summary.items() for k, v in d.items()}
+    yield dg.Output(summary, metadata=flat)
+
+
+@dg.job(
+    name="consultation_weekly_compare_job",
+    tags={"domain": "consultation_backup"},
+    description="Weekly full comparison of every Notion page id and last_edited_time with the "
+    "backup; backs up whatever the edits sensor missed.",
+)
+def weekly_compare_job() -> None:
+    compare_notion_with_backup()
+
+
 class RestoreConfig(dg.Config):
     dry_run: bool = Field(default=True, description="only report what would change (the default)")
     as_of: str = Field(
@@ -270,4 +334,12 @@ def restore_job():
     restore_to_notion()
 
 
-JOBS = [migrations_job, customers_job, reconcile_job, records_job, edits_job, restore_job]
+JOBS = [
+    migrations_job,
+    customers_job,
+    reconcile_job,
+    records_job,
+    edits_job,
+    weekly_compare_job,
+    restore_job,
+]
