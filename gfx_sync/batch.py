@@ -35,6 +35,7 @@ from gfx_sync.staging import (
     copy_between,
     create_stage,
     fence_cdc,
+    incremental_predicate,
     key_array,
     lock_table,
     max_timestamp,
@@ -248,9 +249,7 @@ def _read_changes(
         )
     else:
         lo = tf.read_from(tf.read_base(max_timestamp(tc, spec), stored), overlap, source_now)
-        where = (
-            sql.SQL("{} >= {}").format(ts, sql.Literal(lo)) if lo is not None else sql.SQL("true")
-        )
+        where = incremental_predicate(lo)
     query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
         tf.ident_list(columns), table_ident(spec), where
     )

@@ -16,6 +16,8 @@ from resources.state import get_cursor
 
 DOMAIN = "gfx_sync"
 COPY_BUFFER_BYTES = 1 << 20
+# stamps a watermark can take (psycopg loads years 1..9999; a margin keeps time zones in range)
+WATERMARK_RANGE = ("0002-01-01 00:00:00+00", "9998-01-01 00:00:00+00")
 
 
 class SchemaDriftError(PlatformError):
@@ -125,13 +127,33 @@ def read_horizon(conn: psycopg.Connection) -> tuple[datetime, datetime]:
 
 
 def max_timestamp(conn: psycopg.Connection, spec: TableSpec) -> datetime | None:
-    """The table's ``max(updated_at)`` on ``conn``'s side."""
+    """The table's ``max(updated_at)`` on ``conn``'s side, over the stamps a watermark can hold.
+
+    ``infinity`` / ``-infinity`` and stamps outside Python's years 2..9998 (BC dates) are left
+    out: they cannot order a row against a watermark (and cannot be loaded into ``datetime``),
+    so one such row must neither fail every run nor carry the watermark past every later row.
+    The incremental read picks such rows up by itself (see ``incremental_predicate``).
+    """
     row = conn.execute(
-        sql.SQL("SELECT max({}) FROM {}").format(
-            sql.Identifier(TIMESTAMP_COLUMN), table_ident(spec)
+        sql.SQL("SELECT max({ts}) FILTER (WHERE {ts} >= {lo} AND {ts} < {hi}) FROM {t}").format(
+            ts=sql.Identifier(TIMESTAMP_COLUMN),
+            lo=sql.Literal(WATERMARK_RANGE[0]),
+            hi=sql.Literal(WATERMARK_RANGE[1]),
+            t=table_ident(spec),
         )
     ).fetchone()
     return row[0] if row else None
+
+
+def incremental_predicate(lo: datetime | None) -> sql.Composable:
+    """Rows an incremental read takes: stamped at or after ``lo``, and the ``-infinity``-stamped
+    ones (no watermark can be below them; ``infinity`` is above every watermark anyway). Both
+    arms can use the index on ``updated_at``."""
+    if lo is None:
+        return sql.SQL("true")
+    return sql.SQL("({ts} >= {lo} OR {ts} = '-infinity')").format(
+        ts=sql.Identifier(TIMESTAMP_COLUMN), lo=sql.Literal(lo)
+    )
 
 
 def stored_watermark(tc: psycopg.Connection, spec: TableSpec) -> datetime | None:

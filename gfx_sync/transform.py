@@ -144,9 +144,13 @@ def row_hash_expr(key: str, columns: Sequence[str], full: bool) -> sql.Composabl
     no detoasting of the payload). Full pass: every column's text (run with ``TimeZone = UTC``)."""
     if full:
         return sql.SQL("hashtextextended(row({})::text, 0)").format(ident_list(columns))
-    return sql.SQL("hashtextextended({}::text, (extract(epoch FROM {}) * 1000000)::bigint)").format(
-        sql.Identifier(key), sql.Identifier(TIMESTAMP_COLUMN)
-    )
+    # +/-infinity (and stamps past year 200000) have no epoch in bigint microseconds: they get
+    # the two ends of the bigint range as seeds (the full pass still tells them apart)
+    return sql.SQL(
+        "hashtextextended({k}::text, CASE WHEN {ts} > '-infinity' AND {ts} < '200000-01-01+00'"
+        " THEN (extract(epoch FROM {ts}) * 1000000)::bigint"
+        " WHEN {ts} > 'epoch' THEN 9223372036854775807 ELSE -9223372036854775807 END)"
+    ).format(k=sql.Identifier(key), ts=sql.Identifier(TIMESTAMP_COLUMN))
 
 
 def diff_chunks(
