@@ -15,7 +15,7 @@ SOLAPI refunds it). A row already final is left alone; a report whose message is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass
 from typing import Any
 
 from messaging.models import WebhookRejected
@@ -98,25 +98,17 @@ def store_reports(
 ) -> ReportResult:
     """Store new report events and apply them, in one transaction."""
     with db.transaction() as conn:
-        new_ids: list[int] = []
-        for r in reports:
-            row = conn.execute(
-                "INSERT INTO public.messaging_delivery_reports (event_data_id, message_id,"
-                " group_id, status_code, status_message, date_reported, retry_count)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (event_data_id) DO NOTHING RETURNING id",
-                (
-                    r.event_data_id,
-                    r.message_id,
-                    r.group_id,
-                    r.status_code,
-                    r.status_message,
-                    r.date_reported,
-                    r.retry_count,
-                ),
-            ).fetchone()
-            if row is not None:
-                new_ids.append(int(row[0]))
+        records = [astuple(r) for r in reports]
+        columns: list[list[Any]] = [[rec[i] for rec in records] for i in range(7)]
+        rows = conn.execute(
+            "INSERT INTO public.messaging_delivery_reports (event_data_id, message_id, group_id,"
+            " status_code, status_message, date_reported, retry_count)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::text[], %s::int[])"
+            " ON CONFLICT (event_data_id) DO NOTHING RETURNING id",
+            columns,
+        ).fetchall()
+        new_ids = [int(r[0]) for r in rows]
         applied, waiting = apply_reports(conn, new_ids)
     return ReportResult(len(reports), len(reports) - len(new_ids), applied, waiting, ignored)
 
