@@ -177,6 +177,39 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- FUNCTION platform.prune_gfx_safety_copies(interval)
+CREATE FUNCTION platform.prune_gfx_safety_copies(p_keep interval DEFAULT '14 days'::interval) RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    r       record;
+    v_stamp timestamptz;
+    v_out   text[] := '{}';
+BEGIN
+    FOR r IN
+        SELECT c.relname,
+               substring(c.relname FROM '_([0-9]{20})$') AS stamp
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'platform' AND c.relkind = 'r' AND c.relname LIKE '\_backup\_%'
+    LOOP
+        CONTINUE WHEN r.stamp IS NULL;
+        -- the stamp is UTC wall time: to_timestamp reads it as session time, ::timestamp gives
+        -- the wall time back, AT TIME ZONE 'UTC' places it
+        v_stamp := (to_timestamp(r.stamp, 'YYYYMMDDHH24MISSUS')::timestamp) AT TIME ZONE 'UTC';
+        IF v_stamp < now() - p_keep THEN
+            EXECUTE format('DROP TABLE platform.%I', r.relname);
+            v_out := v_out || ('platform.' || r.relname);
+        END IF;
+    END LOOP;
+    IF array_length(v_out, 1) > 0 THEN
+        INSERT INTO public.activity_log (action, entity_type, details)
+        VALUES ('safety_copies_pruned', 'platform',
+                jsonb_build_object('dropped', to_jsonb(v_out), 'keep', p_keep::text));
+    END IF;
+    RETURN v_out;
+END $_$;
+
 -- FUNCTION public.check_sync_health_and_notify()
 CREATE FUNCTION public.check_sync_health_and_notify() RETURNS void
     LANGUAGE plpgsql
@@ -301,7 +334,8 @@ END $$;
 
 -- FUNCTION public.restore_gfx_from_external(text[])
 CREATE FUNCTION public.restore_gfx_from_external(p_tables text[] DEFAULT ARRAY['gfx_sessions'::text, 'gfx_hands'::text, 'gfx_hand_players'::text, 'gfx_players'::text]) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
     t        text;

@@ -2,9 +2,11 @@
 ``restore_gfx_from_external()`` (migration 0003).
 
 ``setup_external_fdw`` (CLI: ``python -m gfx_sync.cli fdw-setup``) creates, on the target, the
-server ``external_db`` pointing at ``GFX_SOURCE_DB_URL``, a user mapping for the current user,
-and foreign tables ``external_db.<table>`` for every External-authoritative table. It is
-idempotent: the server is dropped and recreated, so a changed URL or password takes effect.
+server ``external_db`` pointing at ``GFX_SOURCE_DB_URL``, user mappings for the current user and
+for the owner of ``restore_gfx_from_external()`` (a SECURITY DEFINER function: postgres_fdw
+connects as its owner whoever calls it, e.g. ``service_role``), and foreign tables
+``external_db.<table>`` for every External-authoritative table. It is idempotent: the server is
+dropped and recreated, so a changed URL or password takes effect.
 """
 
 from __future__ import annotations
@@ -46,12 +48,21 @@ def setup_external_fdw(target: PostgresResource, source_dsn: str) -> list[str]:
                 sql.Identifier(SERVER), options(server_opts)
             )
         )
-        mapping = sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER {}").format(
-            sql.Identifier(SERVER)
-        )
-        if user_opts:
-            mapping += sql.SQL(" OPTIONS ({})").format(options(user_opts))
-        conn.execute(mapping)
+        owner = conn.execute(
+            "SELECT pg_get_userbyid(proowner) FROM pg_proc"
+            " WHERE oid = to_regprocedure('public.restore_gfx_from_external(text[])')"
+        ).fetchone()
+        me = conn.execute("SELECT current_user").fetchone()
+        roles = [
+            r for r in dict.fromkeys([me[0] if me else None, owner[0] if owner else None]) if r
+        ]
+        for role in roles:
+            mapping = sql.SQL("CREATE USER MAPPING FOR {} SERVER {}").format(
+                sql.Identifier(role), sql.Identifier(SERVER)
+            )
+            if user_opts:
+                mapping += sql.SQL(" OPTIONS ({})").format(options(user_opts))
+            conn.execute(mapping)
         conn.execute(
             sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(FOREIGN_SCHEMA))
         )

@@ -29,19 +29,26 @@ def backoff_minutes(consecutive_failures: int) -> int:
     return int(min(MAX_BACKOFF_MINUTES, 2 ** min(consecutive_failures - 1, 10)))
 
 
+SAFETY_COPY_RETENTION = "14 days"
+
+
 @dataclass(frozen=True)
 class HealthReport:
     notified: int
     retried: int
     dashboard: list[dict[str, Any]]
+    pruned_safety_copies: tuple[str, ...] = ()
 
     @property
     def unhealthy(self) -> list[dict[str, Any]]:
         return [r for r in self.dashboard if r["health_status"] != "HEALTHY"]
 
 
-def run_health(target: PostgresResource) -> HealthReport:
-    """``check_sync_health_and_notify()`` then ``retry_failed_syncs()``, in one transaction."""
+def run_health(
+    target: PostgresResource, safety_copy_retention: str = SAFETY_COPY_RETENTION
+) -> HealthReport:
+    """``check_sync_health_and_notify()`` then ``retry_failed_syncs()``, in one transaction;
+    then restore safety copies older than the retention are dropped."""
     with target.transaction() as conn:
         before = conn.execute("SELECT coalesce(max(id), 0) FROM public.notifications").fetchone()
         conn.execute("SELECT public.check_sync_health_and_notify()")
@@ -49,6 +56,9 @@ def run_health(target: PostgresResource) -> HealthReport:
             "SELECT count(*) FROM public.notifications WHERE id > %s", (before[0] if before else 0,)
         ).fetchone()
         retried = conn.execute("SELECT public.retry_failed_syncs()").fetchone()
+    pruned = target.fetch_value(
+        "SELECT platform.prune_gfx_safety_copies(%s::interval)", (safety_copy_retention,)
+    )
     rows = target.fetch_all(
         "SELECT entity_type, health_status, status, lag_seconds, consecutive_failures"
         " FROM public.v_sync_dashboard"
@@ -57,6 +67,7 @@ def run_health(target: PostgresResource) -> HealthReport:
         notified=int(notified[0]) if notified else 0,
         retried=int(retried[0]) if retried else 0,
         dashboard=rows,
+        pruned_safety_copies=tuple(pruned or ()),
     )
 
 
