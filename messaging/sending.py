@@ -27,6 +27,7 @@ from messaging.progress import RunProgress
 from messaging.suppression import cancel_unwanted
 from messaging.transform import in_ad_quiet_hours, quiet_hours_end, unit_cost
 from resources.errors import PermanentError, ServiceUnavailable, TransientError
+from resources.notifications import notify
 from resources.postgres import PostgresResource
 from resources.solapi import (
     REQUEST_BUDGET_BYTES,
@@ -446,6 +447,20 @@ def settle_unknown_group(
             settled = settle_group(db, group_id, cost)
             return "sent", settled.accepted + len(refused)
         abandon_group(db, solapi, group_id, "send not processed; group deleted", delete=False)
+        with db.transaction() as conn:
+            notify(
+                conn,
+                domain=C.DOMAIN,
+                type="send_group_deleted",
+                severity="warning",
+                title="A SOLAPI group whose send stayed unanswered was deleted and re-queued",
+                message=(
+                    f"group {group_id}: still PENDING {plan.settle_wait_s:.0f}s after its send was"
+                    " requested; deleted (it can never go out) and its messages re-queued"
+                ),
+                metadata={"provider_group_id": group_id},
+                dedupe_key=f"send_group_deleted:{group_id}",
+            )
         return "not sent", 0
 
 

@@ -102,3 +102,9 @@ def test_send_that_never_arrived_is_deleted_then_sent_in_a_new_group(
     assert solapi_standin_state.groups[groups[0]["provider_group_id"]]["status"] == "DELETED"
     assert summary.status == "completed", summary
     assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    note = supabase_db.fetch_one(
+        "SELECT severity, metadata FROM public.notifications WHERE domain = 'messaging'"
+        " AND type = 'send_group_deleted' AND dedupe_key = %s",
+        (f"send_group_deleted:{groups[0]['provider_group_id']}",),
+    )
+    assert note and note["severity"] == "warning", note
