@@ -16,6 +16,7 @@ from consultation_backup.models import (
     CustomerRow,
     RecordRow,
 )
+from consultation_backup.notion_schema import pinned_schema, read_page
 from consultation_backup.records import upsert_records
 from consultation_backup.writes import JSON_COLUMNS, SPECS, Tally, WriteScope
 from resources.notion import NotionPage, NotionResource
@@ -61,7 +62,7 @@ def _notion_values(entity: str, notion_version: dict[str, Any]) -> dict[str, Any
 
 
 def _latest_notion_row(
-    notion: NotionResource, entity: str, page_id: str
+    notion: NotionResource, entity: str, page_id: str, db: PostgresResource | None = None
 ) -> tuple[NotionPage, CustomerRow | RecordRow]:
     """The page as Notion has it now, parsed (the conflict's stored version may be stale).
 
@@ -73,6 +74,12 @@ def _latest_notion_row(
     if page is None or page.in_trash:
         state = "trashed" if page is not None else "gone"
         raise LookupError(f"page {page_id} is {state} in Notion; use --use supabase or restore")
+    if db is not None:  # read by the pinned property ids: a renamed property is not "empty"
+        page = read_page(
+            notion,
+            pinned_schema(db, "customers" if entity == "customer" else "consultations"),
+            page,
+        )
     try:
         row = T.parse_customer(page) if entity == "customer" else T.parse_consultation(page)
     except T.InvalidPage as exc:
@@ -105,7 +112,7 @@ def resolve_conflict(
         )
         if found is None:
             raise LookupError(f"no open conflict with id {conflict_id}")
-        latest = _latest_notion_row(notion, found["entity"], found["notion_page_id"])
+        latest = _latest_notion_row(notion, found["entity"], found["notion_page_id"], db)
     with db.transaction() as conn:
         row = conn.execute(
             "SELECT entity, notion_page_id, notion_version FROM public.consultation_sync_conflicts"
