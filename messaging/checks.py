@@ -31,6 +31,7 @@ def message_logs_no_stuck_pending(supabase_db: PostgresResource) -> dg.AssetChec
     stuck = supabase_db.fetch_value(
         "SELECT count(*) FROM public.message_logs WHERE status = 'pending'"
         " AND created_at < now() - interval '1 hour'"
+        " AND (not_before IS NULL OR not_before < now() - interval '1 hour')"
     )
     return dg.AssetCheckResult(
         passed=int(stuck) == 0,
