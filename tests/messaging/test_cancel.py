@@ -7,8 +7,8 @@ import pytest
 
 from messaging.bookkeeping import request_cancel
 from messaging.engine import RunOptions, execute_workflow
-from tests.support.messaging import hooked_batches
 from tests.support.messaging import execution_key as _key
+from tests.support.messaging import hooked_batches
 from tests.support.messaging import message_logs as _logs
 
 pytestmark = pytest.mark.integration
