@@ -81,7 +81,10 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     pool_recycle_s: int = Field(
         default=1_800, description="reopen a pooled connection older than this (below wait_timeout)"
     )
-    ssl_ca: str | None = Field(default=None, description="CA file: connect with TLS when set")
+    ssl_ca: str | None = Field(
+        default=None,
+        description="CA file: connect with TLS when set (else MYSQL_SSL_CA, read at run time)",
+    )
     ssl_verify_identity: bool = Field(
         default=False, description="with TLS, also check the server's host name"
     )
@@ -189,6 +192,17 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             raise
 
 
+def tls_settings(resource: MySQLResource) -> tuple[str | None, bool]:
+    """(CA file, check the host name?): the resource's fields, else the optional
+    ``MYSQL_SSL_CA`` / ``MYSQL_SSL_VERIFY_IDENTITY`` variables (read when connecting, so a
+    deployment without TLS needs neither)."""
+    if resource.ssl_ca:
+        return resource.ssl_ca, resource.ssl_verify_identity
+    ca = os.environ.get("MYSQL_SSL_CA") or None
+    flag = os.environ.get("MYSQL_SSL_VERIFY_IDENTITY", "").strip().lower()
+    return ca, resource.ssl_verify_identity or flag in ("1", "true", "yes")
+
+
 def connect_args(resource: MySQLResource) -> dict[str, Any]:
     """pymysql connect arguments: charset, timeouts, and TLS when ``ssl_ca`` is set."""
     args: dict[str, Any] = {
@@ -196,8 +210,9 @@ def connect_args(resource: MySQLResource) -> dict[str, Any]:
         "connect_timeout": resource.connect_timeout_s,
         "autocommit": False,
     }
-    if resource.ssl_ca:
-        args["ssl"] = {"ca": resource.ssl_ca, "check_hostname": resource.ssl_verify_identity}
+    ca, verify_identity = tls_settings(resource)
+    if ca:
+        args["ssl"] = {"ca": ca, "check_hostname": verify_identity}
     return args
 
 
@@ -211,8 +226,7 @@ def engine_for(resource: MySQLResource) -> sa.engine.Engine:
         resource.user,
         resource.password,
         resource.database,
-        resource.ssl_ca,
-        resource.ssl_verify_identity,
+        *tls_settings(resource),
         resource.pool_size,
         resource.pool_recycle_s,
         resource.connect_timeout_s,

@@ -251,13 +251,18 @@ def test_pooled_session_stays_read_only_and_time_limited(seeded, mysql_reader):
 
 
 @pytest.mark.unit
-def test_tls_is_optional_and_passed_to_the_driver():
+def test_tls_is_optional_and_passed_to_the_driver(monkeypatch):
     from resources.mysql import MySQLResource, connect_args
 
+    monkeypatch.delenv("MYSQL_SSL_CA", raising=False)
+    monkeypatch.delenv("MYSQL_SSL_VERIFY_IDENTITY", raising=False)
     plain = MySQLResource(host="h", user="u", password="p", database="d")
     assert "ssl" not in connect_args(plain)
     tls = plain.model_copy(update={"ssl_ca": "/etc/ca.pem", "ssl_verify_identity": True})
     assert connect_args(tls)["ssl"] == {"ca": "/etc/ca.pem", "check_hostname": True}
+    monkeypatch.setenv("MYSQL_SSL_CA", "/run/secrets/mysql-ca.pem")
+    monkeypatch.setenv("MYSQL_SSL_VERIFY_IDENTITY", "true")
+    assert connect_args(plain)["ssl"] == {"ca": "/run/secrets/mysql-ca.pem", "check_hostname": True}
 
 
 @pytest.mark.integration
