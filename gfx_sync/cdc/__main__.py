@@ -2,6 +2,7 @@
 
 Commands:
     init [--resnapshot]   create publication + slot and copy the tables (idempotent)
+    resnapshot --tables   re-copy some tables online (after a restored target: all of them)
     worker                stream continuously (sub-second lag); reports materializations to the
                           Dagster instance at $DAGSTER_HOME unless --no-report
     drain                 apply what the slot holds once (what the sensor's run does)
@@ -35,7 +36,7 @@ from gfx_sync.entrypoint import run
 
 app = typer.Typer(
     name="python -m gfx_sync.cdc",
-    help="The gfx CDC stream: init, worker, drain, status, teardown, debezium, kafka.",
+    help="The gfx CDC stream: init, resnapshot, worker, drain, status, teardown, debezium, kafka.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -215,6 +216,34 @@ def worker(
     return _worker(source, target, config, _emitter(no_report), report_interval, max_seconds)
 
 
+@app.command("resnapshot")
+def resnapshot(
+    tables: Tables = None,
+    slot: Slot = None,
+    publication: Publication = None,
+    drift_policy: DriftPolicy = None,
+) -> int:
+    """Re-copy the given tables online (the slot, its position and the other tables' stream stay);
+    after a restored target, name every table."""
+    from gfx_sync.cdc.snapshot import resnapshot_tables
+
+    source, target, config = _setup(None, slot, publication, drift_policy)
+    names = [t for t in (tables or "").split(",") if t] or [t.name for t in config.tables]
+    result = resnapshot_tables(source, target, config, names)
+    print(
+        json.dumps(
+            {
+                "message": result.message,
+                "rows": result.rows,
+                "quarantined": result.quarantined,
+                "snapshot_lsn": result.consistent_point,
+            },
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
 @app.command("debezium")
 def debezium(
     file: str = typer.Argument("-", help="JSON-lines file of envelopes ('-' = stdin)"),
@@ -282,7 +311,7 @@ def _worker(
     import psycopg2
 
     from gfx_sync.cdc.applier import Applier
-    from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy
+    from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy, TargetBehindSlot
     from gfx_sync.cdc.runner import Worker
     from gfx_sync.cdc.snapshot import initialize
     from resources.errors import ServiceUnavailable
@@ -308,6 +337,12 @@ def _worker(
                 applier.record_stop(str(exc))
             log.error("%s", exc)
             return 3
+        except TargetBehindSlot as exc:
+            # a restored target: restarting cannot help, a resnapshot does (the error says which)
+            with Applier(target, config) as applier:
+                applier.record_stop(str(exc))
+            log.error("%s", exc)
+            return 4
         except (
             SlotBusy,
             psycopg.OperationalError,

@@ -15,7 +15,7 @@ import dagster as dg
 import psycopg
 
 from gfx_sync.cdc.applier import Applier
-from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy
+from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy, TargetBehindSlot
 from gfx_sync.cdc.health import Thresholds, evaluate, record_alerts, slot_health
 from gfx_sync.cdc.runner import drain_via_sql, materializations, peek_pending
 from gfx_sync.cdc.settings import CdcSettings
@@ -49,7 +49,7 @@ def gfx_cdc_drain(
     with Applier(supabase_db.dsn, config, run_id=context.run.run_id) as applier:
         try:
             result = drain_via_sql(gfx_source_db.dsn, applier, config)
-        except SchemaDriftError as exc:
+        except (SchemaDriftError, TargetBehindSlot) as exc:
             applier.record_stop(str(exc))
             raise
         except SlotBusy as exc:
@@ -123,7 +123,7 @@ def gfx_cdc_sensor(
     if running_now:
         return dg.SkipReason(f"drain run {running_now[0].run_id} still in progress")
     try:
-        if not peek_pending(gfx_source_db.dsn, config):
+        if not peek_pending(gfx_source_db.dsn, config, target_dsn=supabase_db.dsn):
             if health.exists and health.last_commit_lsn:
                 with Applier(supabase_db.dsn, config) as applier:
                     # caught up: sync_status stays HEALTHY while the source is idle

@@ -38,3 +38,13 @@ class SchemaDriftError(CdcError):
 
 class SlotBusy(CdcError):
     """Another consumer (the streaming worker or a drain run) holds the slot right now."""
+
+
+class TargetBehindSlot(SlotStateMismatch):
+    """The target's applied position is behind what the slot already confirmed (a restored
+    Supabase, a lost state row): changes in between are gone from the slot. Resnapshot the
+    affected tables (``python -m gfx_sync.cdc resnapshot --tables …``)."""
+
+
+class SlotLeaseHeld(SlotBusy):
+    """Another reader (the worker or a drain run) holds the slot's lease on the target."""

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
 from gfx_sync.cdc.slot import slot_info
 from gfx_sync.cdc.target import read_state
+from resources.notifications import notify
 
 MB = 1024 * 1024
+
+# warnings that also notify (once per episode); lag warnings only fail the check
+NOTIFIED_WARNINGS = frozenset({"wal_status", "safe_wal_size"})
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,9 @@ class Thresholds:
     max_lag_seconds: float = 300.0  # the CDC tables' freshness window (5 minutes)
     max_inactive_retained_bytes: int = 1024 * MB
     caught_up_bytes: int = 1 * MB  # below this the consumer counts as caught up
+    # safe_wal_size (max_slot_wal_keep_size set): WAL that can still be written before the slot
+    # is lost; below this a WARN is raised
+    min_safe_wal_size: int = 1024 * MB
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,22 @@ def evaluate(h: SlotHealth, t: Thresholds) -> list[Verdict]:
             "critical",
         ),
         Verdict("slot_lost", h.wal_status != "lost", f"wal_status={h.wal_status}", "critical"),
+        # long before 'lost': 'extended' = the slot keeps WAL past max_wal_size, 'unreserved' =
+        # the next checkpoint may remove what it needs (max_slot_wal_keep_size)
+        Verdict(
+            "wal_status",
+            h.wal_status not in ("extended", "unreserved"),
+            f"slot {h.slot_name} wal_status={h.wal_status}: it retains WAL beyond max_wal_size"
+            " (extended) or is about to lose it (unreserved); drain or drop it before it is lost",
+            "warning",
+        ),
+        Verdict(
+            "safe_wal_size",
+            h.safe_wal_size is None or h.safe_wal_size >= t.min_safe_wal_size,
+            f"slot {h.slot_name}: {h.safe_wal_size} bytes of WAL can still be written before it"
+            f" is lost (warning below {t.min_safe_wal_size})",
+            "warning",
+        ),
     ]
     if h.stopped_reason:
         out.append(Verdict("stopped", False, f"stream stopped: {h.stopped_reason}", "error"))
@@ -166,7 +190,7 @@ def record_alerts(target: psycopg.Connection, h: SlotHealth, verdicts: list[Verd
                     (h.slot_name, v.name),
                 )
             continue
-        if open_row or v.severity == "warning":
+        if open_row or (v.severity == "warning" and v.name not in NOTIFIED_WARNINGS):
             continue
         details = json.dumps(h.metadata(), default=str)
         target.execute(
@@ -175,17 +199,15 @@ def record_alerts(target: psycopg.Connection, h: SlotHealth, verdicts: list[Verd
             (h.slot_name, v.name, v.message, details),
         )
         if has_notifications:
-            target.execute(
-                "INSERT INTO public.notifications (type, severity, title, message, metadata,"
-                " target_user) "
-                "VALUES (%s, %s, %s, %s, %s::jsonb, 'admin')",
-                (
-                    f"cdc_{v.name}",
-                    v.severity,
-                    f"CDC 슬롯 경고: {h.slot_name} ({v.name})",
-                    v.message,
-                    details,
-                ),
+            notify(
+                target,
+                domain="gfx_sync",
+                type=f"cdc_{v.name}",
+                severity=v.severity,  # type: ignore[arg-type]
+                title=f"CDC 슬롯 경고: {h.slot_name} ({v.name})",
+                message=v.message,
+                metadata=h.metadata(),
+                dedupe_key=f"cdc:{h.slot_name}:{v.name}:{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}",
             )
         raised.append(v.name)
     target.commit()

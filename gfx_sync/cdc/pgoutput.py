@@ -1,8 +1,11 @@
-"""A pure decoder for PostgreSQL's ``pgoutput`` logical replication protocol (proto_version 1).
+"""A pure decoder for PostgreSQL's ``pgoutput`` logical replication protocol (proto_version 1
+and 2).
 
 Messages: Begin ``B``, Commit ``C``, Origin ``O``, Relation ``R``, Type ``Y``, Insert ``I``,
-Update ``U``, Delete ``D``, Truncate ``T`` (and logical Message ``M``, ignored). Layouts follow
-"Logical Replication Message Formats" in the PostgreSQL 15 documentation.
+Update ``U``, Delete ``D``, Truncate ``T`` (and logical Message ``M``, ignored); protocol 2 adds
+Stream Start ``S``, Stream Stop ``E``, Stream Commit ``c`` and Stream Abort ``A`` (decoded here,
+assembled by :mod:`gfx_sync.cdc.spool`). Layouts follow "Logical Replication Message Formats" in
+the PostgreSQL 15 documentation.
 
 :class:`StreamDecoder` turns a sequence of raw messages into whole :class:`SourceTransaction`
 objects: a transaction is emitted only at its Commit, so a consumer never sees half of one.
@@ -85,6 +88,44 @@ class Truncate:
 class LogicalMessage:
     prefix: str
     content: bytes
+
+
+# protocol v2 streaming of in-progress transactions (PostgreSQL 14+)
+@dataclass(frozen=True)
+class StreamStart:
+    xid: int
+    first_segment: bool
+
+
+@dataclass(frozen=True)
+class StreamStop:
+    pass
+
+
+@dataclass(frozen=True)
+class StreamCommit:
+    xid: int
+    flags: int
+    commit_lsn: int
+    end_lsn: int
+    commit_time: datetime
+
+
+@dataclass(frozen=True)
+class StreamAbort:
+    xid: int
+    subxid: int
+
+
+# messages that carry the (sub)transaction's xid after the tag inside a stream block
+STREAMED_XID_TAGS = frozenset("RYIUDTM")
+
+
+def peek_tag(data: bytes) -> str:
+    """The message type byte."""
+    if not data:
+        raise DecodeError("empty message")
+    return chr(data[0])
 
 
 class _Reader:
@@ -171,12 +212,32 @@ class _Reader:
         return tuple(values)
 
 
-def decode_message(data: bytes) -> object:
-    """Decode one pgoutput message into its dataclass (``Relation`` for 'R')."""
+def decode_message(data: bytes, *, streamed: bool = False) -> object:
+    """Decode one pgoutput message into its dataclass (``Relation`` for 'R').
+
+    ``streamed``: the message comes from a stream block (protocol v2), where Relation, Type,
+    Insert, Update, Delete, Truncate and Message carry their transaction's xid after the tag.
+    """
     if not data:
         raise DecodeError("empty message")
     r = _Reader(data)
     tag = r.byte()
+    if streamed and tag in STREAMED_XID_TAGS:
+        r.uint32()
+    if tag == "S":
+        return StreamStart(xid=r.uint32(), first_segment=r.int8() == 1)
+    if tag == "E":
+        return StreamStop()
+    if tag == "c":
+        return StreamCommit(
+            xid=r.uint32(),
+            flags=r.int8(),
+            commit_lsn=r.uint64(),
+            end_lsn=r.uint64(),
+            commit_time=r.timestamp(),
+        )
+    if tag == "A":
+        return StreamAbort(xid=r.uint32(), subxid=r.uint32())
     if tag == "B":
         return Begin(final_lsn=r.uint64(), commit_time=r.timestamp(), xid=r.uint32())
     if tag == "C":
@@ -286,11 +347,7 @@ class StreamDecoder:
             self._remember_relation(msg)
             return None
         if isinstance(msg, TypeMsg):
-            self.type_names[msg.type_oid] = (
-                f"{msg.schema}.{msg.name}"
-                if msg.schema not in ("", "public", "pg_catalog")
-                else msg.name
-            )
+            self.remember_type(msg)
             return None
         if isinstance(msg, (Origin, LogicalMessage)):
             return None
@@ -305,6 +362,13 @@ class StreamDecoder:
             raise DecodeError(f"{type(msg).__name__} outside a transaction")
         tx.changes.append(self._change(msg))
         return None
+
+    def remember_type(self, msg: TypeMsg) -> None:
+        self.type_names[msg.type_oid] = (
+            f"{msg.schema}.{msg.name}"
+            if msg.schema not in ("", "public", "pg_catalog")
+            else msg.name
+        )
 
     def _remember_relation(self, msg: Relation) -> None:
         cols = tuple(

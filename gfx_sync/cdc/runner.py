@@ -24,17 +24,58 @@ from dataclasses import dataclass, field
 import psycopg
 
 from gfx_sync.cdc.applier import Applier
-from gfx_sync.cdc.errors import SlotBusy, SlotStateMismatch
+from gfx_sync.cdc.errors import SlotBusy, SlotLeaseHeld, SlotStateMismatch
 from gfx_sync.cdc.models import CdcConfig, SourceTransaction, int_to_lsn, lsn_to_int
-from gfx_sync.cdc.pgoutput import StreamDecoder
-from gfx_sync.cdc.slot import assert_slot_usable, slot_info
+from gfx_sync.cdc.slot import assert_slot_usable, pin_session, session_options, slot_info
+from gfx_sync.cdc.spool import Ready, SpooledTransaction, TxAssembler
 from gfx_sync.cdc.target import ApplyResult
 
 log = logging.getLogger("gfx_sync.cdc")
 
 
 def _pgoutput_options(config: CdcConfig) -> dict[str, str]:
-    return {"proto_version": "1", "publication_names": config.publication}
+    """Protocol 2 with ``streaming``: a transaction larger than the source's
+    ``logical_decoding_work_mem`` arrives in blocks while in progress, and goes to a spool."""
+    return {"proto_version": "2", "publication_names": config.publication, "streaming": "on"}
+
+
+# Whole transactions up to this many messages are kept in memory (as raw bytes); beyond it the
+# reader spills them to disk and the applier writes them in chunks of APPLY_CHUNK changes.
+SPILL_MESSAGES = 20000
+APPLY_CHUNK = 2000
+
+
+def _apply_ready(
+    applier: Applier,
+    items: list[Ready],
+    assembler: TxAssembler,
+    on_applied: Callable[[ApplyResult], None],
+) -> None:
+    """Apply ready items in commit order: runs of in-memory transactions as one target
+    transaction each (group commit), a spooled transaction alone, chunk by chunk."""
+    run: list[SourceTransaction] = []
+    for item in items:
+        if isinstance(item, SpooledTransaction):
+            if run:
+                on_applied(applier.apply(run))
+                run = []
+            try:
+                on_applied(applier.apply_spooled(item, APPLY_CHUNK))
+                assembler.after_spooled(item)
+            finally:
+                item.close()
+        else:
+            run.append(item)
+    if run:
+        on_applied(applier.apply(run))
+
+
+def _lease_or_skip(applier: Applier, config: CdcConfig) -> None:
+    if not applier.try_lease():
+        raise SlotLeaseHeld(
+            f"slot {config.slot_name}: the lease is held by {applier.lease_holder()}, which"
+            " applies the changes; this reader skips"
+        )
 
 
 # -- SQL drain (sensor runs) ---------------------------------------------------------------------
@@ -48,70 +89,158 @@ def drain_via_sql(
     max_changes_per_call: int = 10000,
     max_seconds: float = 60.0,
     on_batch: Callable[[ApplyResult], None] | None = None,
+    fetch_rows: int = 1000,
 ) -> ApplyResult:
     """Apply everything the slot holds (up to ``max_seconds``), advancing the slot after each
     commit.
 
+    The slot is read through a server-side cursor in chunks of ``fetch_rows`` messages (the
+    server keeps the decoded range in a tuplestore that spills to disk), whole transactions are
+    grouped up to ``max_changes_per_call`` changes per target transaction, and a transaction
+    larger than the in-memory limit is spooled and applied in chunks. The run holds the slot's
+    lease (one reader at a time) from its first read to its last advance.
+
     Raises:
-        SlotBusy: the streaming worker (or another run) holds the slot.
+        SlotBusy: the streaming worker (or another run) holds the slot or its lease
+            (:class:`SlotLeaseHeld`).
         SlotStateMismatch / SlotInvalidated: not initialized, or the slot is unusable.
+        TargetBehindSlot: the target lost changes the slot already confirmed (restored).
     """
     total = ApplyResult()
     started = time.monotonic()
-    with psycopg.connect(source_dsn, autocommit=True, application_name="gfx-cdc-drain") as src:
-        src.execute("SET TimeZone = 'UTC'")  # timestamptz text (and so partition keys) in UTC
-        info = slot_info(src, config.slot_name)
-        if info is None:
-            raise SlotStateMismatch(
-                f"slot {config.slot_name} does not exist; run `python -m gfx_sync.cdc init`"
-            )
-        assert_slot_usable(info)
-        if info.active:
-            raise SlotBusy(
-                f"slot {config.slot_name} is held by pid {info.active_pid} (the streaming worker?)"
-            )
-        if applier.last_applied_lsn() is None:
-            raise SlotStateMismatch(
-                f"no applied position for {config.slot_name}; run `python -m gfx_sync.cdc init`"
-            )
-        confirmed = info.confirmed_flush_lsn
-        while True:
-            upto = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-            try:
-                rows = src.execute(
-                    "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, %s, "
-                    "'proto_version', '1', 'publication_names', %s)",
-                    (config.slot_name, upto, max_changes_per_call, config.publication),
-                ).fetchall()
-            except psycopg.errors.ObjectInUse as exc:
-                raise SlotBusy(str(exc).strip()) from exc
-            decoder = StreamDecoder()
-            txs = list(decoder.feed_all(bytes(r[0]) for r in rows))
-            result = applier.apply(txs)
-            total.merge(result)
-            if on_batch is not None and result.changes:
-                on_batch(result)
-            complete = len(rows) < max_changes_per_call
-            moveto = lsn_to_int(upto) if complete else max((t.end_lsn for t in txs), default=0)
-            if moveto > confirmed:
-                src.execute(
-                    "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
-                    (config.slot_name, int_to_lsn(moveto)),
+    if applier.source_dsn is None:
+        applier.source_dsn = source_dsn
+    _lease_or_skip(applier, config)
+    try:
+        with psycopg.connect(source_dsn, autocommit=True, application_name="gfx-cdc-drain") as src:
+            pin_session(src)  # the values' text form (and so partition keys): ISO, UTC
+            info = slot_info(src, config.slot_name)
+            if info is None:
+                raise SlotStateMismatch(
+                    f"slot {config.slot_name} does not exist; run `python -m gfx_sync.cdc init`"
                 )
-                confirmed = moveto
-            if complete or time.monotonic() - started > max_seconds:
-                break
+            assert_slot_usable(info)
+            if info.active:
+                raise SlotBusy(
+                    f"slot {config.slot_name} is held by pid {info.active_pid} (the streaming"
+                    " worker?)"
+                )
+            applier.check_not_behind(info.confirmed_flush_lsn)
+            confirmed = info.confirmed_flush_lsn
+
+            def advance(lsn: int) -> None:
+                nonlocal confirmed
+                if lsn > confirmed:
+                    src.execute(
+                        "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
+                        (config.slot_name, int_to_lsn(lsn)),
+                    )
+                    confirmed = lsn
+
+            def applied(result: ApplyResult) -> None:
+                total.merge(result)
+                if on_batch is not None and result.changes:
+                    on_batch(result)
+
+            upto = src.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            complete = _drain_range(
+                src,
+                applier,
+                config,
+                upto,
+                max_changes_per_call,
+                fetch_rows,
+                started + max_seconds,
+                applied,
+                advance,
+            )
+            if complete:
+                # nothing of ours before `upto` is left: the target holds everything up to it
+                applier.record_confirmed(lsn_to_int(upto))
+                advance(lsn_to_int(upto))
+    finally:
+        applier.release_lease()
     return total
 
 
-def peek_pending(source_dsn: str, config: CdcConfig, *, advance_when_empty: bool = True) -> bool:
+def _drain_range(
+    src: psycopg.Connection,
+    applier: Applier,
+    config: CdcConfig,
+    upto: str,
+    max_changes: int,
+    fetch_rows: int,
+    deadline: float,
+    applied: Callable[[ApplyResult], None],
+    advance: Callable[[int], None],
+) -> bool:
+    """Read the slot up to ``upto`` through a server-side cursor and apply it; True when the
+    whole range was applied (False when ``deadline`` stopped it at a transaction boundary)."""
+    assembler = TxAssembler(SPILL_MESSAGES)
+    ready: list[Ready] = []
+    pending = 0
+
+    def flush() -> None:
+        nonlocal ready, pending
+        if not ready:
+            return
+        last = ready[-1]
+        end = last.header.end_lsn if isinstance(last, SpooledTransaction) else last.end_lsn
+        _apply_ready(applier, ready, assembler, applied)
+        ready, pending = [], 0
+        advance(end)  # only after the target committed
+
+    try:
+        with src.transaction(), src.cursor(name="gfx_cdc_drain") as cur:
+            try:
+                cur.execute(
+                    "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL,"
+                    " 'proto_version', '1', 'publication_names', %s)",
+                    (config.slot_name, upto, config.publication),
+                )
+                while rows := cur.fetchmany(fetch_rows):
+                    for (data,) in rows:
+                        item = assembler.feed(bytes(data))
+                        if item is None:
+                            continue
+                        ready.append(item)
+                        if isinstance(item, SpooledTransaction):
+                            flush()
+                        else:
+                            pending += len(item.changes)
+                            if pending >= max_changes:
+                                flush()
+                        if time.monotonic() > deadline and not assembler.in_transaction:
+                            flush()
+                            return False
+            except psycopg.errors.ObjectInUse as exc:
+                raise SlotBusy(str(exc).strip()) from exc
+        flush()
+        return True
+    finally:
+        for item in ready:
+            if isinstance(item, SpooledTransaction):
+                item.close()
+        assembler.close()
+
+
+def peek_pending(
+    source_dsn: str,
+    config: CdcConfig,
+    *,
+    advance_when_empty: bool = True,
+    target_dsn: str | None = None,
+) -> bool:
     """Does the slot hold at least one published change? Cheap check for the sensor.
 
     When it holds none up to the current WAL position ``L``, nothing of ours committed before
     ``L`` (peek returns every transaction committing before ``upto_lsn``), so the slot is advanced
-    to ``L``: unrelated WAL is released without launching a run.
+    to ``L``: unrelated WAL is released without launching a run. The target records ``L`` first
+    (``confirmed_lsn``), so a later start can tell an idle advance from a lost target; without
+    ``target_dsn`` the slot is not advanced.
     """
     with psycopg.connect(source_dsn, autocommit=True, application_name="gfx-cdc-sensor") as src:
+        pin_session(src)
         info = slot_info(src, config.slot_name)
         if info is None:
             return True  # the run initializes it
@@ -128,13 +257,29 @@ def peek_pending(source_dsn: str, config: CdcConfig, *, advance_when_empty: bool
             raise SlotBusy(str(exc).strip()) from exc
         if row[0]:
             return True
-        if advance_when_empty and lsn_to_int(upto) > info.confirmed_flush_lsn:
-            try:
-                src.execute(
-                    "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (config.slot_name, upto)
-                )
-            except psycopg.errors.ObjectInUse as exc:
-                raise SlotBusy(str(exc).strip()) from exc
+        if (
+            advance_when_empty
+            and target_dsn is not None
+            and lsn_to_int(upto) > info.confirmed_flush_lsn
+        ):
+            with Applier(target_dsn, config) as applier:
+                if not applier.try_lease():
+                    return False  # a reader is at work; it advances the slot itself
+                try:
+                    if applier.applied_through() is None or (
+                        info.confirmed_flush_lsn > (applier.applied_through() or 0)
+                    ):
+                        return False  # not initialized, or behind: the run reports it
+                    applier.record_confirmed(lsn_to_int(upto))
+                    try:
+                        src.execute(
+                            "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
+                            (config.slot_name, upto),
+                        )
+                    except psycopg.errors.ObjectInUse as exc:
+                        raise SlotBusy(str(exc).strip()) from exc
+                finally:
+                    applier.release_lease()
         return False
 
 
@@ -142,9 +287,17 @@ def peek_pending(source_dsn: str, config: CdcConfig, *, advance_when_empty: bool
 
 
 class ReplicationStream:
-    """A walsender connection streaming ``pgoutput`` from the slot (psycopg2)."""
+    """A walsender connection streaming ``pgoutput`` (protocol 2, streaming on) from the slot
+    (psycopg2), with the session settings pinned."""
 
-    def __init__(self, source_dsn: str, config: CdcConfig, start_lsn: int):
+    def __init__(
+        self,
+        source_dsn: str,
+        config: CdcConfig,
+        start_lsn: int,
+        *,
+        spill_messages: int = SPILL_MESSAGES,
+    ):
         import psycopg2
         import psycopg2.extras
 
@@ -153,7 +306,7 @@ class ReplicationStream:
             self.conn = psycopg2.connect(
                 source_dsn,
                 connection_factory=psycopg2.extras.LogicalReplicationConnection,
-                options="-c TimeZone=UTC",
+                options=session_options(),
                 application_name="gfx-cdc-worker",
             )
         except psycopg2.OperationalError as exc:
@@ -170,37 +323,37 @@ class ReplicationStream:
         except psycopg2.errors.ObjectInUse as exc:
             self.conn.close()
             raise SlotBusy(str(exc).strip()) from exc
-        self.decoder = StreamDecoder()
+        self.assembler = TxAssembler(spill_messages)
+        self.decoder = self.assembler.decoder
         self.confirmed = start_lsn
 
-    def read_batch(
-        self, max_changes: int, max_seconds: float, idle_wait: float
-    ) -> list[SourceTransaction]:
-        """Whole transactions: returns at ``max_changes``/``max_seconds`` (at a commit) or when
-        idle."""
-        txs: list[SourceTransaction] = []
+    def read_batch(self, max_changes: int, max_seconds: float, idle_wait: float) -> list[Ready]:
+        """Ready transactions in commit order: returns at ``max_changes``/``max_seconds`` (at a
+        commit), after a spooled transaction, or when idle."""
+        txs: list[Ready] = []
         changes = 0
         deadline = time.monotonic() + max_seconds
         idle_deadline = time.monotonic() + idle_wait
+        assembler = self.assembler
         while True:
             msg = self.cur.read_message()
             if msg is not None:
-                tx = self.decoder.feed(msg.payload)
+                tx = assembler.feed(msg.payload)
                 if tx is not None:
                     txs.append(tx)
+                    if isinstance(tx, SpooledTransaction):
+                        return txs
                     changes += len(tx.changes)
                     if changes >= max_changes or time.monotonic() >= deadline:
                         return txs
                 continue
-            if txs and not self.decoder.in_transaction:
+            busy = assembler.in_transaction
+            if txs and not busy:
                 return txs
             now = time.monotonic()
-            if not self.decoder.in_transaction and not txs and now >= idle_deadline:
+            if not busy and not txs and now >= idle_deadline:
                 return txs
-            wait = max(
-                0.0,
-                (idle_deadline if not txs and not self.decoder.in_transaction else deadline) - now,
-            )
+            wait = max(0.0, (idle_deadline if not txs and not busy else deadline) - now)
             select.select([self.conn], [], [], min(max(wait, 0.01), 1.0))
 
     def confirm(self, lsn: int) -> None:
@@ -212,17 +365,21 @@ class ReplicationStream:
             write_lsn=self.confirmed, flush_lsn=self.confirmed, apply_lsn=self.confirmed, force=True
         )
 
-    def confirm_idle(self) -> None:
-        """Idle with no transaction open: everything before the server's sent position is applied,
-        so confirm it too; otherwise the slot would retain WAL written by unrelated tables."""
+    def idle_position(self) -> int | None:
+        """Idle with no transaction open: the server's sent position, when past the confirmed one
+        (everything before it that was ours is applied). A transaction streamed in progress may
+        be open: it commits after this position, so the source re-sends it whole after a
+        restart."""
         if (
-            not self.decoder.in_transaction
+            not self.assembler.in_transaction
             and self.cur.wal_end
             and self.cur.wal_end > self.confirmed
         ):
-            self.confirm(self.cur.wal_end)
+            return int(self.cur.wal_end)
+        return None
 
     def close(self) -> None:
+        self.assembler.close()
         with contextlib.suppress(Exception):  # closing a dead connection
             self.conn.close()
 
@@ -233,6 +390,7 @@ class WorkerStats:
     transactions: int = 0
     changes: int = 0
     skipped: int = 0
+    max_buffered: int = 0  # most raw messages of one transaction held in memory
     started: float = field(default_factory=time.monotonic)
 
 
@@ -327,6 +485,7 @@ class Worker:
         emit: Callable[[object], None] | None = None,
         report_interval_s: float = 5.0,
         idle_wait_s: float = 0.5,
+        lease_wait_s: float | None = None,
     ):
         self.source_dsn = source_dsn
         self.target_dsn = target_dsn
@@ -335,6 +494,7 @@ class Worker:
             MaterializationReporter(emit, report_interval_s, config.slot_name) if emit else None
         )
         self.idle_wait_s = idle_wait_s
+        self.lease_wait_s = lease_wait_s  # None: wait for the drain run holding it to finish
         self.stats = WorkerStats()
         self.stop_event = threading.Event()
 
@@ -342,17 +502,55 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
 
-    def run(self, *, until: Callable[[WorkerStats], bool] | None = None) -> WorkerStats:
-        """Stream until stopped (signal, ``stop_event``, or ``until(stats)`` returning True)."""
-        applier = Applier(self.target_dsn, self.config)
-        stream = None
-        try:
-            start = applier.last_applied_lsn()
-            if start is None:
-                raise SlotStateMismatch(
-                    f"no applied position for {self.config.slot_name}; run `python -m gfx_sync.cdc"
-                    f" init`"
+    def _take_lease(self, applier: Applier) -> bool:
+        """Wait for the slot's lease (a drain run may hold it); False when stopped meanwhile."""
+        waited = 0.0
+        while not applier.try_lease():
+            if self.lease_wait_s is not None and waited >= self.lease_wait_s:
+                _lease_or_skip(applier, self.config)
+            if waited == 0.0:
+                log.info(
+                    "waiting for the lease of slot %s: held by %s",
+                    self.config.slot_name,
+                    applier.lease_holder(),
                 )
+            if self.stop_event.wait(0.5):
+                return False
+            waited += 0.5
+        return True
+
+    def run(self, *, until: Callable[[WorkerStats], bool] | None = None) -> WorkerStats:
+        """Stream until stopped (signal, ``stop_event``, or ``until(stats)`` returning True).
+
+        Raises:
+            SlotLeaseHeld: with ``lease_wait_s`` set, another reader kept the lease that long.
+            TargetBehindSlot: the target lost changes the slot already confirmed (restored).
+        """
+        applier = Applier(self.target_dsn, self.config, source_dsn=self.source_dsn)
+        stream = None
+
+        def applied(result: ApplyResult) -> None:
+            assert stream is not None
+            stream.confirm(result.last_end_lsn)  # after the target commit, never before
+            self.stats.batches += 1
+            self.stats.transactions += result.transactions
+            self.stats.changes += result.changes
+            self.stats.skipped += result.skipped_transactions
+            if self.reporter:
+                self.reporter.add(result)
+
+        try:
+            if not self._take_lease(applier):
+                return self.stats
+            with psycopg.connect(self.source_dsn, autocommit=True) as src:
+                info = slot_info(src, self.config.slot_name)
+            if info is None:
+                raise SlotStateMismatch(
+                    f"slot {self.config.slot_name} does not exist; run `python -m gfx_sync.cdc"
+                    " init`"
+                )
+            assert_slot_usable(info)
+            start = applier.check_not_behind(info.confirmed_flush_lsn)
             stream = ReplicationStream(self.source_dsn, self.config, start)
             log.info("streaming slot %s from %s", self.config.slot_name, int_to_lsn(start))
             while not self.stop_event.is_set():
@@ -360,16 +558,13 @@ class Worker:
                     self.config.max_batch_changes, self.config.max_batch_seconds, self.idle_wait_s
                 )
                 if txs:
-                    result = applier.apply(txs)
-                    stream.confirm(result.last_end_lsn)  # after the target commit, never before
-                    self.stats.batches += 1
-                    self.stats.transactions += result.transactions
-                    self.stats.changes += result.changes
-                    self.stats.skipped += result.skipped_transactions
-                    if self.reporter:
-                        self.reporter.add(result)
+                    _apply_ready(applier, txs, stream.assembler, applied)
+                    self.stats.max_buffered = stream.assembler.max_buffered
                 else:
-                    stream.confirm_idle()
+                    idle = stream.idle_position()
+                    if idle is not None:
+                        applier.record_confirmed(idle)  # on the target first, then the slot
+                        stream.confirm(idle)
                     applier.heartbeat()  # caught up: the CDC tables are in sync as of now
                 if self.reporter:
                     self.reporter.maybe_flush()
@@ -383,5 +578,5 @@ class Worker:
                     log.exception("could not report CDC materializations")
             if stream is not None:
                 stream.close()
-            applier.close()
+            applier.close()  # ends the session: the lease goes with it
         return self.stats

@@ -45,6 +45,27 @@ class SlotInfo:
         return max(0, self.current_lsn - self.confirmed_flush_lsn)
 
 
+# What PostgreSQL's own subscriber pins on its walsender session: values are rendered in one
+# canonical text form whatever the source database's or role's defaults are.
+SESSION_GUCS: dict[str, str] = {
+    "DateStyle": "ISO",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",
+    "TimeZone": "UTC",
+}
+
+
+def session_options() -> str:
+    """The GUCs as a libpq ``options`` string (``-c DateStyle=ISO …``)."""
+    return " ".join(f"-c {k}={v}" for k, v in SESSION_GUCS.items())
+
+
+def pin_session(conn: psycopg.Connection) -> None:
+    """SET the pinned GUCs on an ordinary SQL session (drain, snapshot, applier)."""
+    for name, value in SESSION_GUCS.items():
+        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+
+
 def require_logical(wal_level: str) -> None:
     """Raise :class:`WalLevelNotLogical` unless ``wal_level`` is ``logical``."""
     if wal_level != "logical":
@@ -54,8 +75,16 @@ def require_logical(wal_level: str) -> None:
         )
 
 
-def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
+def check_source(
+    conn: psycopg.Connection,
+    config: CdcConfig,
+    target_keys: dict[str, tuple[str, ...]] | None = None,
+) -> None:
     """Refuse to start on a source that cannot be replicated, naming the reason.
+
+    ``target_keys`` (qualified name -> the target's primary key columns) adds the check that each
+    table's replica identity carries the target's key (``USING INDEX`` on other columns, or a
+    source primary key that differs, is refused).
 
     Raises:
         WalLevelNotLogical: ``wal_level`` is not ``logical``.
@@ -78,7 +107,13 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
             """SELECT c.relreplident,
                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND
-                          i.indisreplident)
+                          i.indisreplident),
+                      ARRAY(SELECT a.attname::text FROM pg_index i
+                              JOIN pg_attribute a ON a.attrelid = i.indrelid
+                                                 AND a.attnum = ANY (i.indkey)
+                             WHERE i.indrelid = c.oid
+                               AND (CASE c.relreplident WHEN 'i' THEN i.indisreplident
+                                                        ELSE i.indisprimary END))
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')""",
             (t.schema, t.name),
@@ -87,13 +122,25 @@ def check_source(conn: psycopg.Connection, config: CdcConfig) -> None:
             raise MissingReplicaIdentity(
                 f"published table {t.qualified_name} does not exist on the source"
             )
-        ident, has_pk, has_ident_index = row
+        ident, has_pk, has_ident_index, ident_cols = row
         if ident == "n" or (ident == "d" and not has_pk) or (ident == "i" and not has_ident_index):
             raise MissingReplicaIdentity(
                 f"{t.qualified_name} has no primary key or replica identity"
                 f" (relreplident={ident!r}); "
                 f"updates and deletes could not be replicated. Add a primary key, or "
                 f"ALTER TABLE {t.qualified_name} REPLICA IDENTITY FULL"
+            )
+        key = (target_keys or {}).get(t.qualified_name)
+        if ident != "f" and key and not set(key) <= set(ident_cols):
+            # the old tuple of an update/delete carries only the identity's columns: a delete
+            # would look for the target's key as NULL and match nothing
+            kind = "index" if ident == "i" else "default"
+            raise MissingReplicaIdentity(
+                f"{t.qualified_name}: its REPLICA IDENTITY ({kind}"
+                f" on {', '.join(ident_cols) or 'nothing'}) does not carry the target's primary key"
+                f" ({', '.join(key)}), so deletes and key changes could not be matched on the"
+                f" target. ALTER TABLE {t.qualified_name} REPLICA IDENTITY DEFAULT (with that"
+                " primary key) or REPLICA IDENTITY FULL"
             )
 
 
@@ -173,12 +220,16 @@ def drop_slot(conn: psycopg.Connection, slot_name: str) -> bool:
 
 
 @contextmanager
-def create_slot_with_snapshot(dsn: str, slot_name: str) -> Iterator[tuple[int, str]]:
+def create_slot_with_snapshot(
+    dsn: str, slot_name: str, *, temporary: bool = False
+) -> Iterator[tuple[int, str]]:
     """Create a ``pgoutput`` slot and yield ``(consistent_point_lsn, snapshot_name)``.
 
     The exported snapshot stays valid while this context is open: import it in a
     REPEATABLE READ transaction (``SET TRANSACTION SNAPSHOT``) to copy the tables as of
     exactly the slot's start. Changes committed after ``consistent_point`` come from the slot.
+    A ``temporary`` slot (per-table resnapshot: only its snapshot is wanted) is dropped when
+    the context closes.
 
     Raises:
         ReplicationPermissionError: the server refused the replication connection or the command.
@@ -200,7 +251,8 @@ def create_slot_with_snapshot(dsn: str, slot_name: str) -> Iterator[tuple[int, s
     try:
         cur = conn.cursor()
         try:
-            cur.execute(f'CREATE_REPLICATION_SLOT "{slot_name}" LOGICAL pgoutput EXPORT_SNAPSHOT')
+            kind = "TEMPORARY LOGICAL" if temporary else "LOGICAL"
+            cur.execute(f'CREATE_REPLICATION_SLOT "{slot_name}" {kind} pgoutput EXPORT_SNAPSHOT')
         except psycopg2.errors.InsufficientPrivilege as exc:
             raise ReplicationPermissionError(
                 f"cannot create slot {slot_name}: {str(exc).strip()}"

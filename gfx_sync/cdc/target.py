@@ -3,6 +3,7 @@ what one apply call did."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -178,3 +179,41 @@ def heartbeat(conn: psycopg.Connection, tables: list[str], min_interval_s: float
                    OR last_synced_at < now() - make_interval(secs => %s))""",
         (tables, min_interval_s),
     ).rowcount
+
+
+def log_batch(
+    conn: psycopg.Connection, result: ApplyResult, slot_name: str, run_id: str | None
+) -> None:
+    """One ``sync_log`` row per table an applied batch touched (operation and method ``cdc``), in
+    the batch's own target transaction: the seed logs every sync, the stream included."""
+    touched = [(name, t) for name, t in sorted(result.tables.items()) if t.changes or t.quarantined]
+    if not touched:
+        return
+    details = {
+        "slot": slot_name,
+        "last_commit_lsn": int_to_lsn(result.last_end_lsn),
+        "transactions": result.transactions,
+        "commit_to_apply_lag_ms": round(result.max_lag_ms, 1),
+    }
+    conn.execute(
+        """INSERT INTO public.sync_log (run_id, source, entity_type, method, operation, direction,
+                  status, records_read, records_inserted, records_updated, records_deleted,
+                  records_failed, details, finished_at)
+           SELECT %s, 'external_pg', x.t, 'cdc', 'cdc', 'external_to_supabase',
+                  CASE WHEN x.q > 0 THEN 'partial' ELSE 'success' END,
+                  x.n + x.q, x.i, x.u, x.d, x.q,
+                  %s::jsonb || jsonb_build_object('truncates', x.tr), now()
+             FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+                         %s::bigint[], %s::bigint[]) AS x(t, n, i, u, d, q, tr)""",
+        (
+            run_id,
+            json.dumps(details),
+            [name.rsplit(".", 1)[-1] for name, _ in touched],
+            [t.changes for _, t in touched],
+            [t.inserts for _, t in touched],
+            [t.updates for _, t in touched],
+            [t.deletes for _, t in touched],
+            [t.quarantined for _, t in touched],
+            [t.truncates for _, t in touched],
+        ),
+    )

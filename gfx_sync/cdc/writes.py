@@ -4,6 +4,7 @@ quarantined while the rest lands."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import psycopg
@@ -32,6 +33,7 @@ class RowWriter:
     config: CdcConfig
     run_id: str | None
     _stmts: dict[tuple[Any, ...], str]
+    _fences: dict[str, int]
 
     def _target(self, qualified: str) -> TargetTable:
         raise NotImplementedError
@@ -45,10 +47,15 @@ class RowWriter:
         run: list[tuple[RowChange, list]] = []
         run_stmt = None
         run_key = None
-        for change, _tx in changes:
+        fences = self._fences
+        for change, tx in changes:
             cfg = self.config.table(change.qualified_name)
             if cfg is None and change.kind != "truncate":
                 continue
+            if fences and tx.end_lsn:
+                change = self._past_fences(change, tx.end_lsn)
+                if change is None:
+                    continue
             if change.kind == "truncate":
                 self._flush(run_stmt, run, result, run_key)
                 run, run_stmt, run_key = [], None, None
@@ -65,6 +72,17 @@ class RowWriter:
                 run, run_stmt, run_key = [], stmt, stmt_key
             run.append((change, params))
         self._flush(run_stmt, run, result, run_key)
+
+    def _past_fences(self, change: RowChange, end_lsn: int) -> RowChange | None:
+        """None when a per-table resnapshot already holds this change (its transaction ends at
+        or before the table's snapshot); a truncate keeps only its tables past their fence."""
+        fence = self._fences.get(change.qualified_name)
+        if change.kind == "truncate":
+            keep = tuple(t for t in change.tables if end_lsn > self._fences.get(t, 0))
+            if keep == change.tables:
+                return change
+            return dataclasses.replace(change, tables=keep) if keep else None
+        return None if fence is not None and end_lsn <= fence else change
 
     def _cached(self, key, build):
         stmt = self._stmts.get(key)
@@ -228,6 +246,16 @@ class RowWriter:
                 result,
             )
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            if change.old_key:
+                # a key change whose new row the target refuses: the old key is gone at the
+                # source all the same, so it goes here too (else it stays as an extra row)
+                tt = self._target(change.qualified_name)
+                with self.conn.transaction():
+                    self.conn.execute(
+                        self._cached(("d", change.qualified_name), lambda: delete_sql(tt)),
+                        [change.old_key.get(k) for k in tt.key],
+                    )
+                result.tables[change.qualified_name].deletes += 1
             self._quarantine(
                 change, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}", result
             )
