@@ -83,4 +83,59 @@ def notification_delivery_sensor(
     return dg.SkipReason(text)
 
 
-SENSORS = [gfx_auto_recovery_sensor, notification_delivery_sensor]
+# The CDC stream refreshes sync_status.last_synced_at of its tables every ~30 s while it is
+# caught up (gfx_sync.cdc.target.heartbeat); older than this, the stream is not vouching.
+HEARTBEAT_FRESH_S = 120
+IDLE_REPORT_AFTER_S = 120
+
+
+def idle_cdc_tables(db: PostgresResource) -> list[dict[str, object]]:
+    """CDC tables the stream currently vouches for: status synced, heartbeat recent."""
+    return db.fetch_all(
+        "SELECT entity_type, last_synced_at FROM public.sync_status"
+        " WHERE source = 'external_pg' AND method = 'cdc' AND status = 'synced'"
+        " AND last_synced_at > now() - make_interval(secs => %s)"
+        " ORDER BY entity_type",
+        (HEARTBEAT_FRESH_S,),
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Freshness of the CDC tables through idle periods: while the CDC stream is "
+    "caught up (its heartbeat in sync_status is recent and the table is synced) and nothing "
+    "changed, reports a materialization 'caught up, no changes' for tables whose last one is "
+    "older than 2 minutes. A stopped or failing stream stops vouching, so freshness still fails.",
+)
+def gfx_cdc_idle_freshness_sensor(
+    context: dg.SensorEvaluationContext, supabase_db: PostgresResource
+) -> dg.SensorResult | dg.SkipReason:
+    now = datetime.now(UTC)
+    partition = PARTITIONS.get_partition_key_for_timestamp(now.timestamp())
+    events = []
+    for row in idle_cdc_tables(supabase_db):
+        key = target_key(str(row["entity_type"]))
+        last = context.instance.get_latest_materialization_event(key)
+        if last is not None and now.timestamp() - last.timestamp < IDLE_REPORT_AFTER_S:
+            continue
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=key,
+                partition=partition,
+                metadata={
+                    "caught_up": True,
+                    "rows_applied": 0,
+                    "cdc_heartbeat_at": str(row["last_synced_at"]),
+                    "reason": "idle source: the CDC stream is caught up, nothing to apply",
+                },
+            )
+        )
+    if not events:
+        return dg.SkipReason(
+            "no idle CDC table to vouch for (recent materialization or stream not caught up)"
+        )
+    return dg.SensorResult(asset_events=events)
+
+
+SENSORS = [gfx_auto_recovery_sensor, notification_delivery_sensor, gfx_cdc_idle_freshness_sensor]
