@@ -131,12 +131,9 @@ def deferred_requests(db: PostgresResource, now: datetime) -> list[dg.RunRequest
     )
     out = []
     for r in rows:
-        trigger = (
-            r["trigger_type"] if r["trigger_type"] in ("schedule", "event", "webhook") else None
-        )
-        request = workflow_run_request(
-            str(r["workflow_id"]), r["execution_key"], trigger or "schedule"
-        )
+        kinds = ("manual", "schedule", "event", "webhook")
+        trigger = r["trigger_type"] if r["trigger_type"] in kinds else "manual"
+        request = workflow_run_request(str(r["workflow_id"]), r["execution_key"], trigger)
         out.append(
             dg.RunRequest(
                 run_key=f"{r['execution_key']}|held-until:{r['due'].astimezone(UTC).isoformat()}",
