@@ -45,6 +45,7 @@ from consultation_backup.reconcile import reconcile
 from consultation_backup.records import sync_records
 from consultation_backup.schemas import CUSTOMER_SCHEMA, RECORD_SCHEMA
 from consultation_backup.settings import ConsultationSettings
+from consultation_backup.sources import observe_drive_folder, observe_notion_database
 from consultation_backup.sync_log import sync_log
 from resources.dagster_helpers import run_metadata
 from resources.google_drive import GoogleDriveResource
@@ -76,7 +77,48 @@ drive_images = dg.AssetSpec(
     description="Google Drive folder MSPharmHQ/<customer id>/ holding consultation images "
     "(<상담ID>_<n>.jpg).",
 )
-SOURCES = [notion_customers, notion_consultations, drive_images]
+SOURCE_SPECS = [notion_customers, notion_consultations, drive_images]
+SOURCE_KEYS = [spec.key for spec in SOURCE_SPECS]
+
+
+@dg.multi_observable_source_asset(
+    name="consultation_sources",
+    specs=SOURCE_SPECS,
+    can_subset=True,
+    required_resource_keys={"notion", "google_drive", "supabase_db", "consultation_settings"},
+    description="Observes the two Notion databases (last edit from one sorted query, schema "
+    "version, counts from Supabase) and the Drive folder (its modifiedTime, backed-up images): "
+    "a few requests, never a full scan.",
+)
+def consultation_sources(context: dg.AssetExecutionContext) -> Iterator[dg.ObserveResult]:
+    res = context.resources
+    settings: ConsultationSettings = res.consultation_settings
+    databases = {
+        NOTION_CUSTOMERS_KEY: (settings.customers_database_id, CUSTOMERS_TABLE, "notion/customers"),
+        NOTION_CONSULTATIONS_KEY: (
+            settings.consultations_database_id,
+            RECORDS_TABLE,
+            "notion/consultations",
+        ),
+    }
+    for key, (database_id, table, source) in databases.items():
+        if key in context.selected_asset_keys:
+            seen = observe_notion_database(res.notion, res.supabase_db, database_id, table, source)
+            yield dg.ObserveResult(
+                asset_key=key,
+                data_version=dg.DataVersion(seen.data_version),
+                metadata=seen.metadata(),
+            )
+    if DRIVE_IMAGES_KEY in context.selected_asset_keys:
+        drive = observe_drive_folder(res.google_drive, res.supabase_db)
+        yield dg.ObserveResult(
+            asset_key=DRIVE_IMAGES_KEY,
+            data_version=dg.DataVersion(drive.data_version),
+            metadata=drive.metadata(),
+        )
+
+
+SOURCES = [consultation_sources]
 
 
 class SyncConfig(dg.Config):

@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from consultation_backup import restore
-from consultation_backup.assets import CustomersConfig, consultation_customers
+from consultation_backup.assets import SOURCE_KEYS, CustomersConfig, consultation_customers
 from consultation_backup.compare import compare_and_repair
 from consultation_backup.conflicts import effective_strategy
 from consultation_backup.constants import (
@@ -44,6 +44,14 @@ reconcile_job = dg.define_asset_job(
     "(trashed or deleted pages become is_deleted, never hard-deleted) and consultation_count "
     "recomputed.",
     tags={"domain": "consultation_backup"},
+)
+
+observe_sources_job = dg.define_asset_job(
+    "consultation_observe_sources_job",
+    selection=dg.AssetSelection.assets(*SOURCE_KEYS),
+    tags={"domain": "consultation_backup"},
+    description="Observe the Notion databases and the Drive folder (last edit, schema version, "
+    "counts from Supabase): a few requests.",
 )
 
 customers_job = dg.define_asset_job(
@@ -341,5 +349,6 @@ JOBS = [
     records_job,
     edits_job,
     weekly_compare_job,
+    observe_sources_job,
     restore_job,
 ]

@@ -6,7 +6,12 @@ from datetime import timedelta
 import dagster as dg
 
 from consultation_backup.constants import TIMEZONE
-from consultation_backup.jobs import reconcile_job, records_job, weekly_compare_job
+from consultation_backup.jobs import (
+    observe_sources_job,
+    reconcile_job,
+    records_job,
+    weekly_compare_job,
+)
 from consultation_backup.transform import SEOUL
 
 nightly_reconcile_schedule = dg.ScheduleDefinition(
@@ -52,4 +57,19 @@ weekly_compare_schedule = dg.ScheduleDefinition(
     "the backup; what the sensor missed is backed up.",
 )
 
-SCHEDULES = [nightly_reconcile_schedule, daily_records_schedule, weekly_compare_schedule]
+observe_sources_schedule = dg.ScheduleDefinition(
+    name="consultation_observe_sources",
+    job=observe_sources_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone=TIMEZONE,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: observe the Notion databases and the Drive folder (5 "
+    "requests), so the UI shows the source side of the lineage with its last edit.",
+)
+
+SCHEDULES = [
+    nightly_reconcile_schedule,
+    daily_records_schedule,
+    weekly_compare_schedule,
+    observe_sources_schedule,
+]
