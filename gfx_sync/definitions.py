@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from gfx_sync.assets import SOURCE_SPECS, TABLE_ASSETS
+from gfx_sync.assets import TABLE_ASSETS
 from gfx_sync.cdc.definitions_parts import CDC_CHECKS as CDC_ASSET_CHECKS
 from gfx_sync.cdc.definitions_parts import CDC_JOBS, CDC_SENSORS
 from gfx_sync.cdc.settings import cdc_settings
 from gfx_sync.checks import ALL_CHECKS
 from gfx_sync.jobs import gfx_restore_job, gfx_sync_health_job, gfx_sync_job
+from gfx_sync.observe import external_pg_tables, observe_sources_job, observe_sources_schedule
 from gfx_sync.schedules import SCHEDULES
 from gfx_sync.sensors import SENSORS
 from resources.dagster_helpers import build_migrations_job, build_run_failure_notifier
@@ -19,10 +20,17 @@ migrations_job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
 # [supabase, public, gfx_*] defined by gfx_sync.assets; no second asset is created.
 
 defs = dg.Definitions(
-    assets=[*SOURCE_SPECS, *TABLE_ASSETS],
+    assets=[external_pg_tables, *TABLE_ASSETS],
     asset_checks=[*ALL_CHECKS, *CDC_ASSET_CHECKS],
-    jobs=[migrations_job, gfx_sync_job, gfx_sync_health_job, gfx_restore_job, *CDC_JOBS],
-    schedules=SCHEDULES,
+    jobs=[
+        migrations_job,
+        gfx_sync_job,
+        gfx_sync_health_job,
+        gfx_restore_job,
+        observe_sources_job,
+        *CDC_JOBS,
+    ],
+    schedules=[*SCHEDULES, observe_sources_schedule],
     sensors=[*CDC_SENSORS, *SENSORS, build_run_failure_notifier("gfx_sync")],
     resources={
         **resources_for("supabase_db", "gfx_source_db", "slack"),
