@@ -171,3 +171,18 @@ def test_consultation_text_round_trips_exactly(backup_env):
         "patient_condition": texts["환자상태"],
         "prescription": texts["처방약"],
     }
+
+
+@pytest.mark.unit
+def test_an_id_with_stray_whitespace_is_invalid_not_trimmed():
+    page = NotionPage(
+        id="p",
+        created_time="2026-11-01T00:00:00.000Z",
+        last_edited_time="2026-11-01T00:00:00.000Z",
+        in_trash=False,
+        url=None,
+        properties={"id": _rich("00001 ", "title"), "고객명": _rich("이름")},
+    )
+    with pytest.raises(T.InvalidPage) as err:
+        T.parse_customer(page)
+    assert "'00001 '" in err.value.reason
