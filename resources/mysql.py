@@ -31,7 +31,7 @@ from resources.errors import (
     ReadOnlyViolation,
     ServiceUnavailable,
 )
-from resources.sql_guard import check_read_only
+from resources.sql_guard import ensure_read_only
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -126,7 +126,7 @@ class MySQLResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             ReadOnlyViolation: the statement is not one plain SELECT (nothing is sent).
             QuerySyntaxError, QueryPermissionError, QueryTimeoutError, ServiceUnavailable.
         """
-        check_read_only(sql)
+        ensure_read_only(sql)
         with self._connect() as conn:
             raw = conn.driver_connection
             cursor_cls = pymysql.cursors.SSDictCursor if unbuffered else pymysql.cursors.DictCursor

@@ -60,14 +60,23 @@ def _for_parsing(query: str) -> str:
 
 
 def check_read_only(query: str) -> exp.Expression:
-    """Accept exactly one side-effect-free SELECT (see ``_check``); the verdict on an accepted
-    text is cached (a query variable runs the same SELECT once per batch or recipient), so the
-    returned tree is shared: read it, never change it.
+    """Accept exactly one side-effect-free SELECT (see ``_check``) and return its parsed tree
+    (a copy the caller may change).
 
     Raises:
         ReadOnlyViolation: with ``reason`` naming what is not allowed.
     """
-    return _check(query)
+    return _check(query).copy()
+
+
+def ensure_read_only(query: str) -> None:
+    """``check_read_only`` without the tree: the verdict on an accepted text is cached (a query
+    variable runs the same SELECT once per batch or recipient).
+
+    Raises:
+        ReadOnlyViolation: with ``reason`` naming what is not allowed.
+    """
+    _check(query)
 
 
 @functools.lru_cache(maxsize=2048)
