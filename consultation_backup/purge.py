@@ -3,8 +3,8 @@
 - ``purge_retention``: versions that stopped being current before the cutoff, and the image
   objects kept under ``versions/`` for them. Current versions are never purged.
 - ``erase_customer``: the right to erasure (개인정보 보호법 §36): one customer's rows, history
-  rows, conflicts, quarantine entries and every Storage object (current and versions) of the
-  customer and their consultations.
+  rows, conflicts, quarantine entries, their entries in the sync logs' failure lists and every
+  Storage object (current and versions) of the customer and their consultations.
 
 Both are dry runs unless ``apply``; an applied purge writes one ``consultation_purge_log`` row
 with counts only, never the personal data (the erasure row names the customer's 5-digit id,
@@ -156,12 +156,33 @@ def _customer_footprint(db: PostgresResource, customer_id: str) -> dict[str, lis
         )
     }
     return {
+        "customer_ids": [customer_id],
         "keys": keys,
         "records": sorted({r["k"] for r in records}),
         "consultations": consultations,
         "pages": sorted(p for p in pages if p),
         "paths": sorted(p for p in paths if p),
     }
+
+
+SCRUB_FAILURES = """
+UPDATE public.consultation_sync_logs l
+   SET details = jsonb_set(l.details, '{failures}', coalesce((
+         SELECT jsonb_agg(f) FROM jsonb_array_elements(l.details->'failures') f
+          WHERE NOT (f->>'page_id' = ANY(%(pages)s) OR f->>'id' = ANY(%(ids)s)
+                     OR split_part(f->>'page_id', '#', 1) = ANY(%(ids)s))), '[]'::jsonb))
+ WHERE jsonb_typeof(l.details->'failures') = 'array'
+   AND EXISTS (SELECT 1 FROM jsonb_array_elements(l.details->'failures') f
+                WHERE f->>'page_id' = ANY(%(pages)s) OR f->>'id' = ANY(%(ids)s)
+                   OR split_part(f->>'page_id', '#', 1) = ANY(%(ids)s))
+"""
+
+
+def _scrub_sync_logs(conn: Any, fp: dict[str, list[str]]) -> int:
+    """Drop the customer's entries from the sync logs' per-item failures (their reasons may
+    quote values); returns how many log rows changed."""
+    ids = fp["customer_ids"] + fp["consultations"]
+    return int(conn.execute(SCRUB_FAILURES, {"pages": fp["pages"], "ids": ids}).rowcount)
 
 
 def _erase_rows(conn: Any, fp: dict[str, list[str]]) -> tuple[int, int]:
@@ -185,6 +206,7 @@ def _erase_rows(conn: Any, fp: dict[str, list[str]]) -> tuple[int, int]:
     ):
         key = {"c": "consultations", "r": "records", "k": "keys"}[arg]
         rows += conn.execute(sql, (fp[key],)).rowcount
+    rows += _scrub_sync_logs(conn, fp)
     history = 0
     for table, column, key in (
         ("consultation_image_objects_history", "business_id", "consultations"),

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from consultation_backup import cli
 from consultation_backup.constants import BUCKET
@@ -107,6 +108,20 @@ def test_erasure_removes_one_customer_everywhere_and_logs_no_personal_data(backu
         "SELECT count(*) FROM consultation_customers_history WHERE business_id <> %s",
         (customer_id,),
     )
+    env.db.execute(
+        "INSERT INTO consultation_sync_logs (sync_type, status, details) VALUES"
+        " ('customers', 'partial', %s)",
+        (
+            Jsonb(
+                {
+                    "failures": [
+                        {"page_id": row["notion_page_id"], "id": customer_id, "reason": "r1"},
+                        {"page_id": "other-page", "id": "99999", "reason": "r2"},
+                    ]
+                }
+            ),
+        ),
+    )
     dry = erase_customer(env.db, env.storage, customer_id=customer_id)
     assert not dry.applied and dry.objects == len(mine)
     assert env.db.fetch_value(
@@ -137,6 +152,10 @@ def test_erasure_removes_one_customer_everywhere_and_logs_no_personal_data(backu
         )
         == other_history
     ), "other customers keep their history"
+    failures = env.db.fetch_value(
+        "SELECT details->'failures' FROM consultation_sync_logs WHERE status = 'partial'"
+    )
+    assert [f["id"] for f in failures] == ["99999"], "the sync logs no longer name the customer"
     log = env.db.fetch_one("SELECT * FROM consultation_purge_log WHERE kind='erasure'")
     text = json.dumps(log, default=str, ensure_ascii=False)
     assert row["name"] not in text and (row["phone"] or "@@") not in text
