@@ -213,6 +213,10 @@ def _restore_one(
     action = decide(run, entity, page, row, target)
     run.actions.append(action)
     new_page = action.page_id
+    if run.relink and not run.dry_run and action.kind == "present" and new_page != page_id:
+        # found again by its id title (recreated by hand): the backup follows that page
+        assert page is not None
+        _write_back(run, entity, row, page)
     if not run.dry_run and action.kind in CHANGES:
         try:
             new_page = _apply(run, action, row, target, page)

@@ -310,3 +310,25 @@ def test_the_report_names_where_each_image_of_that_time_is_stored(backup_env):
     assert path.startswith("versions/"), "the copy of that time, not today's"
     assert bucket.objects[path].data == then
     assert bucket.objects[obj["storage_path"]].data != then
+
+
+def test_a_page_recreated_by_hand_is_found_by_its_id_and_the_backup_re_pointed(backup_env):
+    from consultation_backup.restore_properties import customer_properties
+
+    env = backup_env
+    _sync(env)
+    row = env.db.fetch_one("SELECT * FROM consultation_customers WHERE customer_id='00006'")
+    chosen = _now(env)
+    env.workspace.purge(row["notion_page_id"])
+    again = env.raw_notion().pages.create(
+        parent={"data_source_id": notion_emu.CUSTOMERS_DS_LOCAL},
+        properties=customer_properties(row),
+    )
+    done = _restore(env, as_of=chosen, customer_ids=["00006"], dry_run=False)
+    assert done.customers_present == 1 and done.planned == [], done
+    assert (
+        env.db.fetch_value(
+            "SELECT notion_page_id FROM consultation_customers WHERE customer_id='00006'"
+        )
+        == again["id"]
+    )
