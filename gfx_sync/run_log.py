@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -91,11 +92,16 @@ def log_run(
     )
 
 
+# Set by gfx_sync.sync.sync_table for a run that reconciles, so a failure (which has no result
+# to say so) is recorded on the reconcile path too.
+RECONCILING: ContextVar[bool] = ContextVar("gfx_sync_reconciling", default=False)
+
+
 def path_of(operation: str, reconciled: bool = False) -> str:
     """The sync_status path a run reports on (migration 0020: each path keeps its own state)."""
     if operation in ("two_way", "reverse"):
         return "two_way"
-    return "reconcile" if reconciled else "batch"
+    return "reconcile" if reconciled or RECONCILING.get() else "batch"
 
 
 def _name_path(tc: psycopg.Connection, path: str) -> None:

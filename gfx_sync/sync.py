@@ -13,6 +13,7 @@ from gfx_sync.batch import DEFAULT_OVERLAP, batch_sync
 from gfx_sync.models import SyncResult
 from gfx_sync.pause import SkippedSync, paused_reason
 from gfx_sync.reconcile import DEFAULT_CHUNK_ROWS
+from gfx_sync.run_log import RECONCILING
 from gfx_sync.specs import TableSpec
 from gfx_sync.two_way import two_way_sync
 from resources.postgres import PostgresResource
@@ -42,16 +43,20 @@ def sync_table(
         return two_way_sync(
             source, target, spec, overlap=overlap, run_id=run_id, mark_failure=mark_failure
         )
-    return batch_sync(
-        source,
-        target,
-        spec,
-        window=window,
-        overlap=overlap,
-        reconcile=reconcile,
-        full_hash=full_hash,
-        chunk_rows=chunk_rows,
-        run_id=run_id,
-        partition_key=partition_key,
-        mark_failure=mark_failure,
-    )
+    token = RECONCILING.set(reconcile)
+    try:
+        return batch_sync(
+            source,
+            target,
+            spec,
+            window=window,
+            overlap=overlap,
+            reconcile=reconcile,
+            full_hash=full_hash,
+            chunk_rows=chunk_rows,
+            run_id=run_id,
+            partition_key=partition_key,
+            mark_failure=mark_failure,
+        )
+    finally:
+        RECONCILING.reset(token)

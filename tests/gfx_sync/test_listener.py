@@ -152,10 +152,12 @@ def test_the_listen_command_runs_until_sigterm(clean, supabase_db, gfx_source_db
             " VALUES (9, 'nickname', 'Nine')"
         )
         _wait_for(
-            lambda: gfx_source_db.fetch_value(
-                "SELECT override_value FROM player_overrides WHERE player_id = 9"
-            )
-            == "Nine",
+            lambda: (
+                gfx_source_db.fetch_value(
+                    "SELECT override_value FROM player_overrides WHERE player_id = 9"
+                )
+                == "Nine"
+            ),
             "override copied by the listen command",
         )
     finally:

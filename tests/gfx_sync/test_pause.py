@@ -151,3 +151,24 @@ def test_a_cdc_success_does_not_clear_a_batch_failure(clean, supabase_db, test_d
     assert supabase_db.fetch_value(
         "SELECT last_error FROM sync_status WHERE entity_type = 'gfx_sessions'"
     ).startswith("batch: ServiceUnavailable")
+
+
+def test_a_reconcile_failure_stays_until_a_reconcile_run_succeeds(
+    clean, supabase_db, gfx_source_db
+):
+    from resources.errors import ServiceUnavailable
+    from resources.postgres import PostgresResource
+
+    dead = PostgresResource(
+        dsn="postgresql://postgres@127.0.0.1:1/none", connect_attempts=1, pool_timeout_s=0.3
+    )
+    spec = spec_for("wsop_events")
+    with pytest.raises(ServiceUnavailable):
+        sync_table(dead, supabase_db, spec, reconcile=True)
+    sync_table(gfx_source_db, supabase_db, spec)  # the 15-minute batch path succeeds
+    dash = _health(supabase_db, "wsop_events")
+    assert dash["paths"]["reconcile"]["status"] == "failed"
+    assert dash["paths"]["batch"]["status"] == "synced"
+    assert dash["health_status"] == "ERROR"
+    sync_table(gfx_source_db, supabase_db, spec, reconcile=True)
+    assert _health(supabase_db, "wsop_events")["health_status"] == "HEALTHY"
