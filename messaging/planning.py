@@ -3,6 +3,8 @@ and every recipient's rendered message (nothing is written or sent here)."""
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -257,6 +259,23 @@ def _warn_unmapped(progress: RunProgress, log: Callable[[str], None], report: Ma
         )
 
 
+def spooled(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Read the whole target stream into a temporary file first, then hand out its batches.
+
+    The target SELECT is one statement under MySQL's time limit; rendering, variable queries
+    and logging 1,000,000 recipients take longer than that, so the statement must not stay open
+    while they run. Memory stays at one batch (the rows wait on disk).
+    """
+    with tempfile.TemporaryFile() as spool:
+        count = 0
+        for batch in batches:
+            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+            count += 1
+        spool.seek(0)
+        for _ in range(count):
+            yield pickle.load(spool)  # noqa: S301 - our own file, written just above
+
+
 class RenderStream:
     """Targets streamed from MySQL and rendered batch by batch (nothing held for the whole
     audience but the set of phones seen): iterate ``messages()`` once; ``match``, ``invalid``,
@@ -290,7 +309,7 @@ class RenderStream:
         line = opt_out_line(self.db)
         sender = ad_sender(self.db) if template.category == "promotion" else ("", "")
         seen: set[str] = set()
-        for batch in iter_targets(self.mysql, plan.query):
+        for batch in spooled(iter_targets(self.mysql, plan.query)):
             if self.match is None:  # an SQL target: match on the columns it returns
                 self.match = match_variables(
                     self.db, template, self.workflow, list(batch[0]), plan.display
