@@ -19,6 +19,10 @@ Follows the documented shapes and limits:
   refused at registration are listed too, with their status code.
 - ``GET /messages/v4/groups``, ``GET /messages/v4/groups/{groupId}``,
   ``GET /messages/v4/groups/{groupId}/messages``, ``GET /cash/v1/balance``.
+- The group flow (``groups.py``): ``POST /messages/v4/groups`` (create, ``PENDING``),
+  ``PUT …/groups/{id}/messages`` (add: <= 10,000 per request, <= 15 MB, <= 1,000,000 per group,
+  ``resultList`` in request order), ``POST …/groups/{id}/send`` (once: a sent or deleted group is
+  refused with 400), ``DELETE …/groups/{id}`` (``DELETED``, never sendable).
 
 Message checks: SMS ≤ 90 bytes / LMS ≤ 2,000 bytes in EUC-KR (1029 for characters outside
 EUC-KR), registered sender (1062), duplicate recipient in one request (1026), LMS/MMS subject
@@ -27,7 +31,9 @@ messages are 2000, then 3000 (handed to carrier) and, ``delivery_delay_s`` after
 4000 delivered or a carrier failure. Stand-in convention: recipients ending in ``4444`` fail at
 the carrier (3040), numbers in ``StandInState.rejected`` are refused at registration (1022).
 Faults: the shared injector (latency, errors, 429, downtime) plus ``lose_responses`` (process the
-send, then answer 503: the ambiguous failure exactly-once must survive).
+send, then answer 503: the ambiguous failure exactly-once must survive), ``hold_sends``/``hold_s``
+(a send processed only after the hold, when the client has timed out) and ``list_lag_s`` (the
+message lists show a message only that long after it was registered or sent).
 
 State is configured, not seeded: ``default_state`` accepts the local contract credentials.
 """
