@@ -43,11 +43,12 @@ def gfx_health_op(context: dg.OpExecutionContext, supabase_db: PostgresResource)
 
 
 def _dashboard_md(rows: list[dict[str, Any]]) -> str:
-    lines = ["| table | health | lag s | failures |", "| --- | --- | --- | --- |"]
+    lines = ["| table | health | status | lag s | failures |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
         lag = "" if r["lag_seconds"] is None else round(float(r["lag_seconds"]))
         lines.append(
-            f"| {r['entity_type']} | {r['health_status']} | {lag} | {r['consecutive_failures']} |"
+            f"| {r['entity_type']} | {r['health_status']} | {r['status']} | {lag}"
+            f" | {r['consecutive_failures']} |"
         )
     return "\n".join(lines)
 

@@ -15,8 +15,9 @@ tombstone on the source (both indexed) and exchanges a table when either moved. 
 commits with an older ``updated_at`` than one already seen waits for the next exchange of that
 table (every exchange re-reads with the overlap) or the 15-minute run.
 
-Supervision: one process; a lost connection is retried with backoff (1, 2, 4 … 30 s); SIGTERM
-or SIGINT stops it after the current exchange. Paused tables are skipped.
+Supervision: one process that supervises itself: a lost connection or any other error is logged
+and the loop starts over after a backoff (1, 2, 4 … 30 s), catching up on every table first;
+SIGTERM or SIGINT stops it after the current exchange. Paused tables are skipped.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class Listener:
                             next_poll = time.monotonic() + self.poll_interval_s
                         for table in sorted(pending):
                             self.exchange(table)
-            except (psycopg.OperationalError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - supervised: log, back off, start over
                 self.stats.errors += 1
                 self.stats.last_error = type(exc).__name__
                 log.warning(

@@ -165,3 +165,28 @@ def test_the_listen_command_runs_until_sigterm(clean, supabase_db, gfx_source_db
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert '"player_overrides"' in out
+
+
+@pytest.mark.integration
+def test_the_listener_reconnects_after_its_connection_is_killed(
+    listener, supabase_db, gfx_source_db
+):
+    killed = supabase_db.fetch_value(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = 'gfx-listener' AND datname = current_database()"
+    )
+    assert killed == 1
+    _wait_for(lambda: listener.stats.errors >= 1, "connection loss noticed")
+    supabase_db.execute(
+        "INSERT INTO player_overrides (player_id, field_name, override_value)"
+        " VALUES (11, 'nickname', 'after reconnect')"
+    )
+    _wait_for(
+        lambda: (
+            gfx_source_db.fetch_value(
+                "SELECT override_value FROM player_overrides WHERE player_id = 11"
+            )
+            == "after reconnect"
+        ),
+        "override copied after the reconnect",
+    )
