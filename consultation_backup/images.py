@@ -29,7 +29,7 @@ from consultation_backup.constants import (
 from consultation_backup.models import ImageCopy, ImagesResult, Rejected, StoredImage
 from consultation_backup.notion_files import NotionFiles
 from consultation_backup.writes import Tally
-from resources.errors import PermanentError
+from resources.errors import PermanentError, ServiceUnavailable, TransientError
 from resources.google_drive import DriveFile, GoogleDriveResource
 from resources.notion import NotionResource
 from resources.postgres import PostgresResource
@@ -132,6 +132,23 @@ def keep_version(storage: SupabaseStorageResource, stored: Mapping[str, Any]) ->
         raise
     storage.upload(BUCKET, target, data, stored["content_type"], upsert=True)
     return target
+
+
+def _backup_or_defer(
+    drive: GoogleDriveResource,
+    storage: SupabaseStorageResource,
+    job: ImageJob,
+    notion_files: NotionFiles | None = None,
+) -> ImageCopy:
+    """``_backup_one``, but a Drive or Storage outage (retries exhausted, breaker open) leaves
+    only this image unsynced: the records already committed stay as they are, the previous copy
+    is kept, nothing is quarantined (the image is not bad), and the next run copies it."""
+    try:
+        return _backup_one(drive, storage, job, notion_files)
+    except (TransientError, ServiceUnavailable) as exc:
+        kept = str(job.stored["storage_path"]) if job.stored else None
+        reason = f"unsynced: {type(exc).__name__}: {exc}"[:300]
+        return ImageCopy("unsynced", path=kept, reason=reason)
 
 
 def _backup_one(
@@ -269,6 +286,10 @@ def _record_copy(
     if copy.status == "skipped":
         tally.skipped += 1
         return copy.path
+    if copy.status == "unsynced":
+        # counted as not done (the run ends partial), not quarantined: the image is not bad
+        tally.failures.append(Rejected(job.item_id, copy.reason or "unsynced", job.consultation_id))
+        return copy.path
     assert copy.stored is not None, "an uploaded image carries its row"
     tally.synced += 1
     s = copy.stored
@@ -365,7 +386,7 @@ def sync_images(
     tally = Tally(total=len(jobs))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         hosted = NotionFiles(notion, BUCKET_FILE_SIZE_LIMIT)
-        copies = list(pool.map(lambda j: _backup_one(drive, storage, j, hosted), jobs))
+        copies = list(pool.map(lambda j: _backup_or_defer(drive, storage, j, hosted), jobs))
     paths_by_record: dict[str, dict[int, str]] = {}
     with db.transaction() as conn:
         H.tag_run(conn, run_id)

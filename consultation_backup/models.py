@@ -12,7 +12,7 @@ CONFLICT_STRATEGIES: tuple[ConflictStrategy, ...] = ("notion_wins", "latest_wins
 ConflictDecision = Literal["apply", "keep", "conflict"]
 SyncMode = Literal["full", "incremental"]
 SyncStatus = Literal["completed", "partial"]
-ImageStatus = Literal["uploaded", "skipped", "rejected"]
+ImageStatus = Literal["uploaded", "skipped", "rejected", "unsynced"]
 
 
 class NotionPageLike(Protocol):

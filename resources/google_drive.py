@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import Field, PrivateAttr
 
 from resources.base import ResilientClientResource
 from resources.errors import ConfigurationError, PermanentError, TransientError
-from resources.http import RETRYABLE_STATUS, parse_retry_after
+from resources.http import RETRYABLE_STATUS, parse_retry_after, raise_for_status
 
 DRIVE_SCOPES = ["https://www.googleapis.com/auth/drive.readonly"]
 RATE_LIMIT_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded"}
@@ -94,9 +95,24 @@ def map_drive_error(exc: Exception) -> Exception:
         if status in RETRYABLE_STATUS or (status == 403 and reason in RATE_LIMIT_REASONS):
             return TransientError(f"drive {status} {reason}: {exc}", retry_after, status)
         return PermanentError(f"drive {status} {reason}: {exc}", status, reason or None)
-    if isinstance(exc, TimeoutError | ConnectionError | OSError):
+    if isinstance(exc, TimeoutError | ConnectionError | OSError | httpx.TransportError):
         return TransientError(f"drive: {type(exc).__name__}: {exc}")
+    from google.auth.exceptions import RefreshError, TransportError
+
+    if isinstance(exc, RefreshError | TransportError):
+        # the token endpoint is down (retry) unless it refused the key itself
+        text = str(exc)[:300]
+        if "invalid_grant" in text or "invalid_client" in text:
+            return PermanentError(f"drive token refused: {text}", 401, "invalid_grant")
+        return TransientError(f"drive token: {type(exc).__name__}: {text}")
     return exc
+
+
+def _too_large(file_id: str, size: int, cap: int, at_least: bool = False) -> PermanentError:
+    more = "more than " if at_least else ""
+    return PermanentError(
+        f"drive file {file_id} is {more}{size} bytes, over {cap}", 413, "too_large"
+    )
 
 
 class GoogleDriveResource(ResilientClientResource):
@@ -176,19 +192,59 @@ class GoogleDriveResource(ResilientClientResource):
                 return None
             raise
 
-    def download(self, file_id: str, max_bytes: int | None = None) -> bytes:
-        """The file's bytes (``alt=media``).
+    def _token(self, renew: bool = False) -> str:
+        """An access token of this thread's service-account credentials (refreshed when due)."""
+        creds = getattr(self._local, "creds", None)
+        if creds is None or renew:
+            creds = self._local.creds = self.credentials()
+        if not creds.valid:
+            import google_auth_httplib2
+            import httplib2
+
+            creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.timeout_s)))
+        return str(creds.token)
+
+    def _stream(self, file_id: str, max_bytes: int | None, chunk_bytes: int) -> bytes:
+        """One streamed ``alt=media`` request: refused by its Content-Length, or stopped as soon
+        as more than ``max_bytes`` arrived, so an oversized file is never held whole."""
+        url = f"{self.api_root()}files/{file_id}"
+        params = {"alt": "media", "supportsAllDrives": "true"}
+        renew = False
+        for _ in range(2):
+            headers = {"Authorization": f"Bearer {self._token(renew)}"}
+            with httpx.stream(
+                "GET", url, params=params, headers=headers, timeout=self.timeout_s
+            ) as response:
+                if response.status_code == 401 and not renew:
+                    renew = True  # the token expired on the server's side: one fresh token
+                    continue
+                if response.status_code >= 400:
+                    response.read()
+                    raise_for_status(response, "drive")
+                declared = response.headers.get("content-length")
+                body = bytearray()
+                self._local.last_read_bytes = 0  # what this thread's last download held
+                if max_bytes is not None and declared and int(declared) > max_bytes:
+                    raise _too_large(file_id, int(declared), max_bytes)
+                for chunk in response.iter_bytes(chunk_bytes):
+                    body += chunk
+                    self._local.last_read_bytes = len(body)
+                    if max_bytes is not None and len(body) > max_bytes:
+                        raise _too_large(file_id, len(body), max_bytes, at_least=True)
+                return bytes(body)
+        raise PermanentError(f"drive file {file_id}: authentication refused", 401)
+
+    def download(
+        self, file_id: str, max_bytes: int | None = None, chunk_bytes: int = 256 * 1024
+    ) -> bytes:
+        """The file's bytes (``alt=media``), streamed: with ``max_bytes`` the body is never read
+        past the cap (refused at once by a larger Content-Length, else stopped at the first
+        chunk over it).
 
         Raises:
             PermanentError: 404, or the body is larger than ``max_bytes`` (status 413).
         """
-        body: bytes = self._execute(
-            self.get_client().files().get_media(fileId=file_id, supportsAllDrives=True)
-        )
-        if max_bytes is not None and len(body) > max_bytes:
-            raise PermanentError(
-                f"drive file {file_id} is {len(body)} bytes, over {max_bytes}", 413, "too_large"
-            )
+        body: bytes = self.caller.call(self._stream, file_id, max_bytes, chunk_bytes)
         return body
 
     def iter_folder(self, folder_id: str, page_size: int = 1000) -> Iterator[DriveFile]:
