@@ -97,7 +97,10 @@ class DataSource:
 
     def pid(self, name: str) -> str:
         """The stable id of property ``name`` (kept through renames)."""
-        return self.ids.setdefault(name, prop_id(name))
+        got = self.ids.get(name)
+        if got is None:
+            got = self.ids[name] = prop_id(name)
+        return got
 
     def resolve(self, key: str | None) -> str | None:
         """The current name of a property given by name or id (Notion accepts both)."""
