@@ -16,6 +16,7 @@ from consultation_backup.customers import edited_since_filter
 from consultation_backup.health import check_health
 from consultation_backup.jobs import EditsConfig, apply_notion_edits, edits_job
 from consultation_backup.settings import ConsultationSettings
+from consultation_backup.webhook import mark_handled, pending_events
 from resources.google_drive import GoogleDriveResource
 from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
@@ -173,4 +174,59 @@ def consultation_health_sensor(
     )
 
 
-SENSORS = [notion_edits_sensor, consultation_health_sensor]
+def webhook_request(
+    notion: NotionResource, settings: ConsultationSettings, events: list[dict[str, Any]]
+) -> dg.RunRequest:
+    """One edits run for a batch of webhook events (Notion sends ids only: the run reads the
+    pages edited since the oldest event, minus the overlap, whatever their 상담일자)."""
+    consultations_ds = notion.data_source_id(settings.consultations_database_id)
+    records = [e for e in events if e["data_source_id"] == consultations_ds]
+    schema_changed = any(e["event_type"] == "data_source.schema_updated" for e in events)
+    customers = schema_changed or any(e["data_source_id"] != consultations_ds for e in events)
+    oldest = min((e["event_timestamp"] for e in records if e["event_timestamp"]), default=None)
+    since = (
+        T.watermark_start(oldest.strftime("%Y-%m-%dT%H:%M:%S.000Z"), OVERLAP_MINUTES)
+        if oldest is not None
+        else None
+    )
+    trashed = sorted(
+        {e["entity_id"] for e in records if e["event_type"] == "page.deleted" and e["entity_id"]}
+    )
+    config = EditsConfig(
+        customers=customers, consultations_since=since or "", trashed_page_ids=trashed
+    )
+    ids = sorted(str(e["event_id"]) for e in events)
+    digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:16]
+    return dg.RunRequest(
+        job_name=edits_job.name,
+        run_key=f"webhook:{digest}",
+        run_config=dg.RunConfig(ops={apply_notion_edits.name: config}),
+        tags={"trigger": "notion_webhook_sensor"},
+    )
+
+
+@dg.sensor(
+    name="notion_webhook_sensor",
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=[edits_job],
+    description="Every 5 s: Notion webhook events recorded by the receiver "
+    "(python -m consultation_backup.webhook) become one consultation_edits_job run; with no "
+    "subscription it finds nothing, and notion_edits_sensor's polling stays the safety net.",
+)
+def notion_webhook_sensor(
+    context: dg.SensorEvaluationContext,
+    notion: NotionResource,
+    supabase_db: PostgresResource,
+    consultation_settings: ConsultationSettings,
+) -> dg.SkipReason | dg.RunRequest:
+    events = pending_events(supabase_db)
+    if not events:
+        return dg.SkipReason("no pending Notion webhook events")
+    request = webhook_request(notion, consultation_settings, events)
+    mark_handled(supabase_db, [str(e["event_id"]) for e in events])
+    context.log.info(f"{len(events)} webhook event(s) -> one edits run")
+    return request
+
+
+SENSORS = [notion_edits_sensor, consultation_health_sensor, notion_webhook_sensor]

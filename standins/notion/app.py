@@ -29,6 +29,7 @@ from standins.notion.state import (
     DataSource,
     NotionWorkspace,
 )
+from standins.notion.webhooks import WebhookSender, page_event, schema_event
 
 Handler = Callable[[NotionWorkspace, Request, dict[str, Any]], dict[str, Any]]
 
@@ -162,6 +163,7 @@ def patch_data_source(
     if body.get("title"):
         ds.name = "".join((t.get("text") or {}).get("content", "") for t in body["title"])
     ws.update_schema(ds, body.get("properties") or {})
+    schema_event(getattr(ws, "webhooks", None), ds)
     return get_data_source(ws, request, body)
 
 
@@ -298,7 +300,9 @@ def create_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> 
     props = write_properties(ds, body.get("properties") or {})
     if not any(ds.schema[n] == "title" for n in props):
         raise NotionError(400, "validation_error", "Title is not provided.")
-    return ws.render(ds, ws.insert_page(ds, props))
+    rendered = ws.render(ds, ws.insert_page(ds, props))
+    page_event(getattr(ws, "webhooks", None), "page.created", rendered, ds)
+    return rendered
 
 
 def get_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +312,11 @@ def get_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dic
 
 def patch_page(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
     page = ws.update_page(request.path_params["page_id"], body)
-    return ws.render(ws.data_sources[ws.page_index[page["id"]]], page)
+    ds = ws.data_sources[ws.page_index[page["id"]]]
+    trash = body.get("in_trash", body.get("archived"))
+    kind = {True: "page.deleted", False: "page.undeleted"}.get(trash, "page.properties_updated")
+    page_event(getattr(ws, "webhooks", None), kind, page, ds)
+    return ws.render(ds, page)
 
 
 def users_me(ws: NotionWorkspace, request: Request, body: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +366,15 @@ def build_app(ws: NotionWorkspace) -> Starlette:
     )
     app.state.workspace = ws
     return app
+
+
+def subscribe_webhooks(app: ASGIApp, url: str) -> WebhookSender:
+    """Create a webhook subscription to ``url`` on a running stand-in (``create_app``'s app):
+    the verification token is POSTed at once, then every page and schema change is sent signed."""
+    ws = app.workspace  # type: ignore[attr-defined]
+    ws.webhooks = WebhookSender(url)
+    ws.webhooks.verify()
+    return ws.webhooks
 
 
 def create_app(
