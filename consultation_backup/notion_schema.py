@@ -164,6 +164,7 @@ class SchemaReader:
     ) -> None:
         self.notion, self.db, self.schema, self.kind = notion, db, schema, kind
         self.verified = False
+        self.names_seen = False
 
     def _disagrees(self, page: NotionPage) -> bool:
         types = {str(v.get("id")): v.get("type") for v in page.properties.values() if v}
@@ -183,6 +184,26 @@ class SchemaReader:
             )
             self.verified = True
 
+    def _follow_renames(self, page: NotionPage) -> None:
+        """Record the names the pinned properties have now (once per run, from a page)."""
+        names = {str(v.get("id")): n for n, v in page.properties.items() if v}
+        renamed = {
+            c: dataclasses.replace(p, name=names[p.property_id])
+            for c, p in self.schema.properties.items()
+            if p.property_id in names and names[p.property_id] != p.name
+        }
+        if renamed:
+            with self.db.transaction() as conn:
+                _save(
+                    conn,
+                    self.kind,
+                    self.schema.database_id,
+                    self.schema.data_source_id,
+                    renamed,
+                )
+            properties = {**self.schema.properties, **renamed}
+            self.schema = dataclasses.replace(self.schema, properties=properties)
+
     def read(self, page: NotionPage) -> NotionPage:
         """The page completed past the reference cap, keyed by canonical names."""
         if not self.verified and self._disagrees(page):
@@ -190,6 +211,9 @@ class SchemaReader:
                 self.notion, self.db, self.schema.database_id, self.kind, verify=True
             )
             self.verified = True
+        if not self.names_seen:
+            self._follow_renames(page)
+            self.names_seen = True
         return read_page(self.notion, self.schema, page)
 
 

@@ -67,6 +67,14 @@ def test_renamed_properties_keep_syncing(backup_env):
     row = _backup(env)[page["id"]]
     assert row["name"] == "새 이름"
     assert row["phone"] is not None  # read through the renamed 연락처, not NULLed
+    names = env.db.fetch_all(
+        "SELECT canonical_name, current_name FROM public.consultation_notion_properties"
+        " WHERE canonical_name IN ('고객명', '전화번호')"
+    )
+    assert {r["canonical_name"]: r["current_name"] for r in names} == {
+        "고객명": "이름",
+        "전화번호": "연락처",
+    }
 
 
 def test_renamed_date_property_keeps_the_window_query_working(backup_env):
