@@ -156,8 +156,16 @@ def to_pg_text(
         return timestamp_text(int(value) // 1000)  # type: ignore[call-overload]
     if name == "io.debezium.time.ZonedTimestamp" and isinstance(value, str):
         return zoned_text(value)
-    if pg_type and pg_type.startswith("numeric") and isinstance(value, str):
-        return _NUMERIC_TOKENS.get(value, value)
+    if pg_type and not name:  # schemas disabled (the engine): the target column's type decides
+        if pg_type.startswith("numeric") and isinstance(value, str):
+            return _NUMERIC_TOKENS.get(value, value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if pg_type == "date":
+                return date_text(value)
+            if pg_type.startswith("timestamp") and "with time zone" not in pg_type:
+                return timestamp_text(value)  # adaptive_time_microseconds: MicroTimestamp
+        if pg_type == "timestamp with time zone" and isinstance(value, str):
+            return zoned_text(value)
     if name == "org.apache.kafka.connect.data.Decimal" and isinstance(value, str):
         scale = int((field_schema.get("parameters") or {}).get("scale", 0))
         unscaled = int.from_bytes(base64.b64decode(value), "big", signed=True)

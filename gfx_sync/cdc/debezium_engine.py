@@ -98,7 +98,9 @@ def engine_properties(
         "decimal.handling.mode": "string",  # numerics as text: NaN, huge values, no rounding
         "time.precision.mode": "adaptive_time_microseconds",
         "binary.handling.mode": "hex",
-        "converter.schemas.enable": "true",  # temporal type names for the text conversion
+        # no schema in every event (it was most of the JSON): the target's column types drive
+        # the text conversion instead (debezium.to_pg_text)
+        "converter.schemas.enable": "false",
         "offset.storage": "org.apache.kafka.connect.storage.MemoryOffsetBackingStore",
         "offset.flush.interval.ms": "0",
         "poll.interval.ms": str(poll_ms),

@@ -85,6 +85,7 @@ def soak(
     kill_after: tuple[float, float] = (1.0, 6.0),
     log_path: str | os.PathLike = os.devnull,
     catch_up_deadline_s: float = 240,
+    pause_s: float = 0.02,
 ) -> SoakResult:
     """Write the workload while the engine runs; SIGKILL it ``kills`` times at random moments
     (each restart waits for the slot to be released); then wait for the last engine to make
@@ -102,7 +103,7 @@ def soak(
                     if work.n % 300 == 0:
                         conn.execute("TRUNCATE gfx_hand_players")
                         work.ops["truncate"] += 1
-                    time.sleep(0.005)
+                    time.sleep(pause_s)  # a rate the engine sustains on a shared machine
         except BaseException as exc:  # noqa: BLE001 - surfaced by the caller
             errors.append(exc)
 

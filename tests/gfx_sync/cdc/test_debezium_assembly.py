@@ -169,5 +169,24 @@ def test_numeric_tokens_are_mapped_only_for_numeric_columns(value, pg_type, text
     assert to_pg_text(value, {"type": "string"}, pg_type) == text
 
 
+@pytest.mark.parametrize(
+    ("value", "pg_type", "text"),
+    [
+        (-735160, "date", "0044-03-15 BC"),
+        (-2147472692, "date", "infinity"),
+        (-63517780800000000, "timestamp without time zone", "0044-03-15 12:00:00.000000 BC"),
+        (-9223372036832400000, "timestamp(3) without time zone", "-infinity"),
+        (
+            "-0043-03-15T12:00:00.000000Z",
+            "timestamp with time zone",
+            "0044-03-15T12:00:00.000000Z BC",
+        ),
+        (42, "bigint", "42"),
+    ],
+)
+def test_without_schemas_the_target_column_type_drives_the_conversion(value, pg_type, text):
+    assert to_pg_text(value, None, pg_type) == text
+
+
 def test_unavailable_toast_value_stays_unchanged():
     assert to_pg_text(UNAVAILABLE, {"name": "io.debezium.data.Json"}) is UNCHANGED
