@@ -158,17 +158,19 @@ def _write_back(run: RestoreRun, entity: Entity, version: dict[str, Any], page: 
             )
 
 
+def _properties(entity: Entity, version: dict[str, Any], target: str) -> dict[str, Any]:
+    if entity == "customer":
+        return customer_properties(version)
+    return consultation_properties(version, target)
+
+
 def _apply(
     run: RestoreRun, action: Action, version: dict[str, Any], target: str, seen: NotionPage | None
 ) -> str | None:
     """Carry out ``action`` (``seen``: the page as read when deciding); returns the page id the
     entity lives at afterwards."""
     entity = action.entity
-    props = (
-        customer_properties(version)
-        if entity == "customer"
-        else consultation_properties(version, target)
-    )
+    props = _properties(entity, version, target)
     ds = run.customers_ds if entity == "customer" else run.consultations_ds
     relation_only = run.keyed(ds, {"고객": props["고객"]}) if entity == "consultation" else {}
     props = run.keyed(ds, props)
@@ -217,12 +219,14 @@ def _restore_one(
         # found again by its id title (recreated by hand): the backup follows that page
         assert page is not None
         _write_back(run, entity, row, page)
-    if not run.dry_run and action.kind in CHANGES:
-        try:
-            new_page = _apply(run, action, row, target, page)
+    if action.kind in CHANGES:
+        try:  # a value Notion cannot take is found in a dry run too
+            _properties(entity, row, target)
         except TextTooLong as exc:
             run.actions[-1] = Action(entity, bid, "skip", action.page_id, reason=str(exc))
             return
+        if not run.dry_run:
+            new_page = _apply(run, action, row, target, page)
     if entity == "customer":
         live = _live_after(run, action, new_page)
         if live:

@@ -332,3 +332,26 @@ def test_a_page_recreated_by_hand_is_found_by_its_id_and_the_backup_re_pointed(b
         )
         == again["id"]
     )
+
+
+def test_text_notion_cannot_take_is_reported_in_the_dry_run_and_skipped(backup_env):
+    """Past 100 rich text objects of 2,000 characters Notion refuses the value: the page is
+    listed in skipped with the reason (dry run too) and the rest of the restore goes on."""
+    env = backup_env
+    _sync(env)
+    huge = "가" * (2000 * 100 + 1)
+    env.db.execute(
+        "UPDATE consultation_customers SET special_note = %s WHERE customer_id = '00007'", (huge,)
+    )
+    env.raw_notion().pages.update(
+        page_id=env.page_by_title("customers", "00007")["id"], in_trash=True
+    )
+    env.raw_notion().pages.update(
+        page_id=env.page_by_title("customers", "00008")["id"], in_trash=True
+    )
+    dry = _restore(env, customer_ids=["00007", "00008"], overwrite=True)
+    customers = [s for s in dry.skipped if s.startswith("customer")]
+    assert len(customers) == 1 and customers[0].startswith("customer 00007: skip")
+    assert "rich text objects" in customers[0]
+    assert all("not live" in s for s in dry.skipped if s.startswith("consultation 00007_"))
+    assert [p for p in dry.planned if p.startswith("customer")] == ["customer 00008: untrash"]
