@@ -71,7 +71,7 @@ def measure(
     return ClockOffset(src_off - tgt_off, src_half + tgt_half, margin_s)
 
 
-def _corrected(alias: sql.Composable, offset: ClockOffset) -> sql.Composable:
+def corrected(alias: sql.Composable, offset: ClockOffset) -> sql.Composable:
     """The row's updated_at on Supabase's clock (external stamps shifted by the offset)."""
     return sql.SQL(
         "({a}.{ts} - CASE WHEN {a}.{o} = {ext} THEN make_interval(secs => {off}) "
@@ -101,8 +101,8 @@ def clock_aware_guard(
         t=t,
         o=sql.Identifier(ORIGIN_COLUMN),
         plain=tf.lww_guard(spec, columns, target_alias),
-        ce=_corrected(ex, offset),
-        ct=_corrected(t, offset),
+        ce=corrected(ex, offset),
+        ct=corrected(t, offset),
         win=sql.Literal(offset.window_s),
         tbt=tf.tie_break(spec, target_alias, columns),
         tbe=tf.tie_break(spec, "EXCLUDED", columns),
@@ -130,8 +130,8 @@ def uncertain_keys(
             stage=stage,
             tbl=sql.Identifier("public", spec.table),
             o=sql.Identifier(ORIGIN_COLUMN),
-            cs=_corrected(s, offset),
-            ct=_corrected(t, offset),
+            cs=corrected(s, offset),
+            ct=corrected(t, offset),
             win=sql.Literal(offset.window_s),
             tc=tf.ident_list(tf.content_columns(columns), "t"),
             sc=tf.ident_list(tf.content_columns(columns), "s"),

@@ -297,7 +297,7 @@ def _merge_both(
     )
     if spec.method == "reverse":
         out = out + MergeOutcome(updated=_enforce_job_fields(sc, spec, columns, stg_out))
-        return out, MergeOutcome(updated=_apply_results_back(tc, spec, stg_in))
+        return out, MergeOutcome(updated=_apply_results_back(tc, spec, stg_in, offset))
     into = quarantine_and_merge(tc, spec, columns, stg_in, guard, run_id, exclude_tombstones=True)
     return out, into
 
@@ -336,19 +336,24 @@ def _enforce_job_fields(
     ).rowcount
 
 
-def _apply_results_back(tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable) -> int:
-    """render_queue: the renderer's status/result columns come back; nothing else, no new jobs."""
+def _apply_results_back(
+    tc: psycopg.Connection, spec: TableSpec, stg: sql.Composable, offset: clock.ClockOffset
+) -> int:
+    """render_queue: the renderer's status/result columns come back; nothing else, no new jobs.
+    A result is newer than the Supabase row on corrected clocks (see :mod:`gfx_sync.clock`)."""
     cols = [*spec.back_columns, TIMESTAMP_COLUMN, ORIGIN_COLUMN]
     sets = sql.SQL(", ").join(sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c)) for c in cols)
     return tc.execute(
         sql.SQL(
-            "UPDATE {t} AS t SET {sets} FROM {s} AS s WHERE t.{k} = s.{k} AND (t.{ts} < s.{ts}"
+            "UPDATE {t} AS t SET {sets} FROM {s} AS s WHERE t.{k} = s.{k} AND ({ct} < {cs}"
             " OR (t.{ts} = s.{ts} AND t.{o} <> {sb} AND ({tb}) IS DISTINCT FROM ({sbk})))"
         ).format(
             t=table_ident(spec),
             sets=sets,
             s=stg,
             k=sql.Identifier(spec.key),
+            ct=clock.corrected(sql.Identifier("t"), offset),
+            cs=clock.corrected(sql.Identifier("s"), offset),
             ts=sql.Identifier(TIMESTAMP_COLUMN),
             o=sql.Identifier(ORIGIN_COLUMN),
             sb=sql.Literal(SIDE_SUPABASE),

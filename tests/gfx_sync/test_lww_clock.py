@@ -92,3 +92,20 @@ def test_writes_closer_than_the_uncertainty_go_to_the_tie_break_and_are_logged(
     key = supabase_db.fetch_value("SELECT id::text FROM player_overrides")
     assert logged["clock_uncertain_keys"] == [key]
     assert logged["clock_uncertainty_s"] >= 5.0
+
+
+def test_a_render_result_reported_after_an_operator_edit_comes_back(
+    skewed_source, supabase_db, gfx_source_db
+):
+    rq = spec_for("render_queue")
+    supabase_db.execute(
+        "INSERT INTO render_queue (job_type, template_name, priority) VALUES ('lt', 't', 5)"
+    )
+    two_way_sync(gfx_source_db, supabase_db, rq)
+    supabase_db.execute("UPDATE render_queue SET priority = 1")  # operator, Supabase clock
+    time.sleep(0.3)  # the renderer finishes later; its clock says 29.7 s earlier
+    gfx_source_db.execute("UPDATE render_queue SET status = 'completed', progress = 100")
+    two_way_sync(gfx_source_db, supabase_db, rq)
+    row = supabase_db.fetch_one("SELECT status, progress, priority FROM render_queue")
+    assert (row["status"], row["progress"], row["priority"]) == ("completed", 100, 1)
+    assert gfx_source_db.fetch_value("SELECT priority FROM render_queue") == 1
