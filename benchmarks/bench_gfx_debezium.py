@@ -252,6 +252,7 @@ def soak_command(
     from gfx_sync.cdc.snapshot import initialize, teardown
     from tests.support.debezium_soak import GFX, Workload, soak
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below
     with _private_databases() as (sup, gfx):
         config = CdcConfig(
             tables=tuple(TableConfig(t, partition_column="updated_at") for t in GFX),

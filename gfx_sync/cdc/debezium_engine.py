@@ -53,8 +53,8 @@ RUNNERS = ("pgoutput", "debezium")
 JVM_OPTS = ["-Xms64m", "-Xmx512m", "-XX:MaxMetaspaceSize=192m", "-XX:ReservedCodeCacheSize=64m"]
 
 
-class RunnerNotSelected(RuntimeError):
-    """The target is configured for the other CDC runner."""
+class EngineStopped(RuntimeError):
+    """The engine ended without being asked to (the connector failed)."""
 
 
 def selected_runner() -> str:
@@ -257,17 +257,24 @@ class DebeziumRunner:
         )
         thread = threading.Thread(target=self._engine.run, name="debezium-engine", daemon=True)
         thread.start()
+        asked = False
         try:
             while thread.is_alive() and not self._stop.is_set():
                 if until is not None and until(self.sink.stats):
+                    asked = True
                     break
                 self._stop.wait(0.05)
+            asked = asked or self._stop.is_set()
         finally:
             self._engine.close()
             thread.join(30)
             self.applier.close()
         if self._consumer.error is not None:
             raise self._consumer.error
+        if not asked:
+            raise EngineStopped(
+                "the Debezium engine stopped by itself (connector error: see its log above)"
+            )
         return self.sink.stats
 
 

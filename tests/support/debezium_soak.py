@@ -56,6 +56,18 @@ def wait_slot_released(source_url: str, slot: str, deadline_s: float = 60) -> No
             time.sleep(0.1)
 
 
+def wait_streaming(source_url: str, slot: str, proc: subprocess.Popen, deadline_s=180) -> None:
+    """Until the engine holds its slot (JVM start-up is seconds on a loaded machine)."""
+    until = time.monotonic() + deadline_s
+    with psycopg.connect(source_url, autocommit=True) as conn:
+        while not conn.execute(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()[0]:
+            assert proc.poll() is None, f"the engine exited with {proc.returncode}"
+            assert time.monotonic() < until, f"the engine did not take {slot} in {deadline_s} s"
+            time.sleep(0.1)
+
+
 def tables_equal(source_url: str, target_url: str) -> dict[str, tuple]:
     """Tables whose (count, md5 of rows in key order) differ: {table: (source, target)}."""
     out = {}
@@ -114,12 +126,17 @@ def soak(
         writer.start()
         try:
             while done < kills:
+                wait_streaming(source_url, config.slot_name, proc)  # kill it while it works
                 time.sleep(rng.uniform(*kill_after))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 done += 1
                 wait_slot_released(source_url, config.slot_name)
                 proc = start_engine(config, source_url, target_url, log)
+        except BaseException:
+            proc.kill()  # interrupted: leave no engine behind
+            proc.wait()
+            raise
         finally:
             stop.set()
             writer.join()
