@@ -121,8 +121,7 @@ BEGIN
         v_path := CASE NEW.method WHEN 'cdc' THEN 'cdc' WHEN 'batch' THEN 'batch' ELSE 'two_way' END;
     END IF;
     IF v_path IS NULL THEN
-        IF TG_OP = 'UPDATE' AND NEW.consecutive_failures = 0
-           AND NEW.status IN ('pending', 'synced') THEN
+        IF TG_OP = 'UPDATE' AND NEW.consecutive_failures = 0 AND NEW.status = 'pending' THEN
             DELETE FROM platform.gfx_sync_path_status
              WHERE source = NEW.source AND entity_type = NEW.entity_type;
         END IF;

@@ -172,3 +172,15 @@ def test_a_reconcile_failure_stays_until_a_reconcile_run_succeeds(
     assert dash["health_status"] == "ERROR"
     sync_table(gfx_source_db, supabase_db, spec, reconcile=True)
     assert _health(supabase_db, "wsop_events")["health_status"] == "HEALTHY"
+
+
+def test_the_cdc_heartbeat_keeps_the_paths_history(clean, supabase_db, test_databases):
+    with _applier(test_databases, supabase_db, "t_heartbeat_slot") as applier:
+        applier.apply([_tx(1, _session(8, "cdc"))])
+        supabase_db.execute(
+            "UPDATE sync_status SET last_synced_at = now() - interval '1 minute'"
+            " WHERE entity_type = 'gfx_sessions'"
+        )
+        assert applier.heartbeat(min_interval_s=0) == 1
+    paths = _health(supabase_db, "gfx_sessions")["paths"]
+    assert paths["cdc"]["status"] == "synced"
