@@ -60,6 +60,31 @@ def _remove_objects(storage: SupabaseStorageResource, paths: list[str]) -> int:
     return removed
 
 
+def _walk(storage: SupabaseStorageResource, prefix: str, depth: int = 4) -> list[str]:
+    """Every object under ``prefix`` (folders followed ``depth`` levels down)."""
+    out: list[str] = []
+    for entry in storage.list_objects(BUCKET, prefix):
+        path = f"{prefix}/{entry.name}"
+        if not entry.is_folder:
+            out.append(path)
+        elif depth > 0:
+            out += _walk(storage, path, depth - 1)
+    return out
+
+
+def _customer_objects(
+    storage: SupabaseStorageResource, customer_id: str, known: list[str]
+) -> list[str]:
+    """The customer's objects the backup knows of, and whatever else Storage holds under the
+    customer's folders (e.g. a version copied by a run that crashed before it committed)."""
+    if not storage.available:
+        return known
+    found = set(known)
+    for prefix in (f"customers/{customer_id}", f"versions/customers/{customer_id}"):
+        found.update(_walk(storage, prefix))
+    return sorted(found)
+
+
 def _log(db_conn: Any, report: PurgeReport, by: str, reason: str | None) -> None:
     db_conn.execute(
         "INSERT INTO public.consultation_purge_log (kind, subject, requested_by, reason,"
@@ -238,6 +263,7 @@ def erase_customer(
     fp = _customer_footprint(db, customer_id)
     if not fp["keys"]:
         raise LookupError(f"customer {customer_id} is not in the backup")
+    fp["paths"] = _customer_objects(storage, customer_id, fp["paths"])
     counted = sum(
         db.fetch_value(f"SELECT count(*) FROM public.{t} WHERE {c} = ANY(%s)", (fp[k],))
         for t, c, k in (

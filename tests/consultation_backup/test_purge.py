@@ -122,6 +122,10 @@ def test_erasure_removes_one_customer_everywhere_and_logs_no_personal_data(backu
             ),
         ),
     )
+    # a version copied by a run that crashed before it committed: not in the database
+    orphan = f"versions/customers/{customer_id}/consultations/x/image_9.20260101T000000Z.jpg"
+    env.storage.upload(BUCKET, orphan, bucket.objects[mine[0]].data, "image/jpeg")
+    mine.append(orphan)
     dry = erase_customer(env.db, env.storage, customer_id=customer_id)
     assert not dry.applied and dry.objects == len(mine)
     assert env.db.fetch_value(
