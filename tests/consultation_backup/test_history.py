@@ -240,3 +240,47 @@ def test_existing_rows_get_a_first_version_when_the_migration_runs(test_database
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         shutil.rmtree(early, ignore_errors=True)
+
+
+def test_a_customer_past_25_relations_gets_no_version_from_an_unchanged_run(backup_env):
+    """Notion's 상담수 stops at 25 and the backup recounts past it: rerunning over an unchanged
+    customer must not write a version (a 25 -> 60 round trip inside one run is no change)."""
+    from standins import notion as notion_emu
+
+    env = backup_env
+    raw = env.raw_notion(retry=False)
+    customer = raw.pages.create(
+        parent={"type": "data_source_id", "data_source_id": notion_emu.CUSTOMERS_DS_LOCAL},
+        properties={
+            "id": {"title": [{"text": {"content": "09990"}}]},
+            "고객명": {"rich_text": [{"text": {"content": "단골 고객"}}]},
+        },
+    )
+    start, end = window_all()
+    for i in range(1, 31):
+        raw.pages.create(
+            parent={"type": "data_source_id", "data_source_id": notion_emu.CONSULTATIONS_DS_LOCAL},
+            properties={
+                "id": {"title": [{"text": {"content": f"09990_{i:03d}"}}]},
+                "상담일자": {"date": {"start": start.isoformat()}},
+                "고객": {"relation": [{"id": customer["id"]}]},
+                "호소증상": {"rich_text": [{"text": {"content": f"증상 {i}"}}]},
+            },
+        )
+    raw.data_sources.update(
+        data_source_id=notion_emu.CUSTOMERS_DS_LOCAL, properties={"상담일지": None}
+    )
+    sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    sync_records(env.notion, env.db, env.settings.consultations_database_id, start, end)
+    assert (
+        env.db.fetch_value(
+            "SELECT consultation_count FROM consultation_customers WHERE customer_id='09990'"
+        )
+        == 30
+    )
+    before = len(_versions(env, "consultation_customers", "business_id", "09990"))
+    for _ in range(2):
+        sync_customers(env.notion, env.db, env.settings.customers_database_id, full=True)
+        sync_records(env.notion, env.db, env.settings.consultations_database_id, start, end)
+    after = _versions(env, "consultation_customers", "business_id", "09990")
+    assert len(after) == before, [v["row_data"]["consultation_count"] for v in after]
