@@ -184,3 +184,16 @@ def test_the_cdc_heartbeat_keeps_the_paths_history(clean, supabase_db, test_data
         assert applier.heartbeat(min_interval_s=0) == 1
     paths = _health(supabase_db, "gfx_sessions")["paths"]
     assert paths["cdc"]["status"] == "synced"
+
+
+def test_pause_and_resume_commands_and_the_dashboard(clean, supabase_db, capsys):
+    from gfx_sync import cli
+
+    assert cli.main(["pause", "--table", "wsop_events", "--reason", "event day freeze"]) == 0
+    assert "paused: wsop_events" in capsys.readouterr().out
+    assert cli.main(["health"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("wsop_events"))
+    assert "PAUSED" in line
+    assert cli.main(["resume", "--table", "wsop_events"]) == 0
+    assert "resumed: wsop_events" in capsys.readouterr().out
+    assert _health(supabase_db, "wsop_events")["status"] == "pending"
