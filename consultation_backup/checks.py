@@ -21,6 +21,7 @@ from consultation_backup.constants import (
     SOURCE_CUSTOMERS,
     SOURCE_IMAGES,
 )
+from consultation_backup.history import rows_without_current_version
 from consultation_backup.settings import ConsultationSettings
 from resources.notion import NotionResource
 from resources.postgres import PostgresResource
@@ -189,6 +190,28 @@ def _quarantine_check(asset_key: dg.AssetKey, source: str, label: str) -> dg.Ass
     return _check
 
 
+def _history_check(asset_key: dg.AssetKey, table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_key,
+        name="history_current",
+        blocking=False,
+        description="Every row's current history version is the row itself (a write that "
+        "bypassed the history trigger would break point-in-time restore).",
+    )
+    def _check(supabase_db: PostgresResource) -> dg.AssetCheckResult:
+        bad = rows_without_current_version(supabase_db, table)
+        return dg.AssetCheckResult(
+            passed=not bad,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "rows_without_current_version": len(bad),
+                "sample": _sample(bad, "notion_page_id"),
+            },
+        )
+
+    return _check
+
+
 CHECKS = [
     customers_notion_parity,
     customers_contract,
@@ -198,4 +221,6 @@ CHECKS = [
     _quarantine_check(CUSTOMERS_KEY, SOURCE_CUSTOMERS, "customer page"),
     _quarantine_check(RECORDS_KEY, SOURCE_CONSULTATIONS, "consultation page"),
     _quarantine_check(IMAGES_KEY, SOURCE_IMAGES, "image"),
+    _history_check(CUSTOMERS_KEY, CUSTOMERS_TABLE),
+    _history_check(RECORDS_KEY, RECORDS_TABLE),
 ]

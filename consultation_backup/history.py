@@ -84,3 +84,17 @@ def image_copies_as_of(
         path = v["row_data"]["storage_path"] if current else v["version_path"]
         out.append(f"{v['entity_key']}: {path or 'not kept (replaced before versions existed)'}")
     return out
+
+
+def rows_without_current_version(db: PostgresResource, table: str) -> list[dict[str, Any]]:
+    """Rows of ``table`` whose current history version is missing or differs from the row
+    (bookkeeping columns aside): only a write with the history trigger disabled makes one."""
+    hist = f"{table}_history"
+    return db.fetch_all(
+        f"""SELECT t.notion_page_id FROM public.{table} t
+             LEFT JOIN public.{hist} h ON h.entity_key = t.id::text AND h.valid_to IS NULL
+             WHERE h.history_id IS NULL
+                OR (h.row_data - '{{synced_at,updated_at}}'::text[])
+                   <> (to_jsonb(t) - '{{synced_at,updated_at}}'::text[])
+             ORDER BY t.notion_page_id LIMIT 100"""
+    )

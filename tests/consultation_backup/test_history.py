@@ -284,3 +284,19 @@ def test_a_customer_past_25_relations_gets_no_version_from_an_unchanged_run(back
         sync_records(env.notion, env.db, env.settings.consultations_database_id, start, end)
     after = _versions(env, "consultation_customers", "business_id", "09990")
     assert len(after) == before, [v["row_data"]["consultation_count"] for v in after]
+
+
+def test_the_history_check_finds_a_write_that_bypassed_the_trigger(backup_env):
+    from consultation_backup.history import rows_without_current_version
+
+    env = backup_env
+    _customers(env)
+    assert rows_without_current_version(env.db, "consultation_customers") == []
+    with env.db.transaction() as conn:
+        conn.execute("ALTER TABLE consultation_customers DISABLE TRIGGER keep_version")
+        conn.execute("UPDATE consultation_customers SET address = 'x' WHERE customer_id='00004'")
+        conn.execute("ALTER TABLE consultation_customers ENABLE TRIGGER keep_version")
+    page = env.page_by_title("customers", "00004")["id"]
+    assert rows_without_current_version(env.db, "consultation_customers") == [
+        {"notion_page_id": page}
+    ]
