@@ -14,6 +14,9 @@ a handful of Notion requests. Figures:
 3. **peak RSS** of the worker process (the only process doing the sync) at N and at N/10: the
    ratio shows whether memory is flat in the data size; the absolute value vs the 300 MB budget.
 4. **incremental Notion requests** after 10 edits (5 customers, 5 consultations).
+5. **edit -> visible p95**: 30 consultations edited over 15 상담일자 while a daemon-like loop runs
+   the edits sensor every 15 s and the one edits run it requests; latency from each edit to its
+   value visible in Supabase, against the sensor interval plus one edited-since query.
 
 The stand-ins run in their own process, the sync in another, so neither shares a GIL.
 Run alone: ``python -m benchmarks.bench_consultation --customers 10000``.
@@ -116,6 +119,105 @@ def _incremental_requests(notion: NotionResource, db: PostgresResource) -> int:
     return int(notion.caller.stats["requests"] - before)
 
 
+SENSOR_INTERVAL_S = 15.0
+
+
+def _edit_to_visible(notion, drive, storage, db, pages: int = 30, dates: int = 15) -> dict:  # noqa: ANN001
+    """Edit ``pages`` consultations spread over ``dates`` 상담일자 while a daemon-like loop runs
+    the edits sensor every 15 s and the one edits run it asks for; each page's latency is from
+    its edit to its new value being visible in Supabase (polled every 0.2 s). The reference is
+    the sensor interval plus one edited-since query, measured here."""
+    import statistics
+    import threading
+    from collections import defaultdict
+
+    from consultation_backup.customers import edited_since_filter
+    from consultation_backup.edits import sync_edits
+    from consultation_backup.sensors import _initial_cursor, edits_request
+    from consultation_backup.settings import ConsultationSettings
+    from consultation_backup.transform import watermark_start
+    from resources.environment import NOTION_CONSULTATIONS_DB_LOCAL, NOTION_CUSTOMERS_DB_LOCAL
+
+    settings = ConsultationSettings(
+        customers_database_id=NOTION_CUSTOMERS_DB_LOCAL,
+        consultations_database_id=NOTION_CONSULTATIONS_DB_LOCAL,
+    )
+    rows = db.fetch_all(
+        "SELECT notion_page_id, consultation_date FROM public.consultation_records"
+        " WHERE NOT is_deleted ORDER BY consultation_date DESC, notion_page_id"
+    )
+    by_day: dict = defaultdict(list)
+    for r in rows:
+        by_day[r["consultation_date"]].append(r["notion_page_id"])
+    days = sorted(by_day, reverse=True)[:dates]
+    chosen = [by_day[d][i] for i in range(pages) for d in days if i < len(by_day[d])][:pages]
+    cursor = _initial_cursor()
+    stop = threading.Event()
+    runs: list[float] = []
+
+    def daemon() -> None:
+        nonlocal cursor
+        while not stop.wait(SENSOR_INTERVAL_S):
+            request, cursor, _ = edits_request(notion, settings, cursor, time.time())
+            if request is None:
+                continue
+            cfg = request.run_config["ops"]["apply_notion_edits"]["config"]
+            started = time.perf_counter()
+            sync_edits(
+                notion,
+                drive,
+                storage,
+                db,
+                customers_database_id=settings.customers_database_id,
+                consultations_database_id=settings.consultations_database_id,
+                consultations_since=cfg.get("consultations_since") or None,
+                trashed_page_ids=cfg.get("trashed_page_ids") or [],
+                sync_customer_edits=bool(cfg.get("customers")),
+                customer_strategy="notion_wins",
+                record_strategy="notion_wins",
+            )
+            runs.append(time.perf_counter() - started)
+
+    loop = threading.Thread(target=daemon, daemon=True)
+    loop.start()
+    edited_at: dict[str, float] = {}
+    for i, page_id in enumerate(chosen):
+        notion.update_page(
+            page_id, properties={"처방약": {"rich_text": [{"text": {"content": f"지연 {i}"}}]}}
+        )
+        edited_at[page_id] = time.perf_counter()
+    expected = {p: f"지연 {i}" for i, p in enumerate(chosen)}
+    visible_at: dict[str, float] = {}
+    deadline = time.perf_counter() + 300
+    while len(visible_at) < len(chosen) and time.perf_counter() < deadline:
+        for r in db.fetch_all(
+            "SELECT notion_page_id, prescription FROM public.consultation_records"
+            " WHERE notion_page_id = ANY(%s)",
+            ([p for p in chosen if p not in visible_at],),
+        ):
+            if r["prescription"] == expected[r["notion_page_id"]]:
+                visible_at[r["notion_page_id"]] = time.perf_counter()
+        time.sleep(0.2)
+    stop.set()
+    loop.join(timeout=120)
+    latencies = sorted(visible_at[p] - edited_at[p] for p in visible_at)
+    ds = notion.data_source_id(NOTION_CONSULTATIONS_DB_LOCAL)
+    since = watermark_start(cursor["consultations"], 2) or cursor["consultations"]
+    q0 = time.perf_counter()
+    notion.query_data_source(ds, filter=edited_since_filter(since), page_size=100)
+    query_s = time.perf_counter() - q0
+    p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)] if latencies else float("inf")
+    return {
+        "edit_pages": len(chosen),
+        "edit_dates": len({d for d in days}),
+        "edit_visible": len(visible_at),
+        "edit_p95_s": p95,
+        "edit_median_s": statistics.median(latencies) if latencies else float("inf"),
+        "edit_runs": len(runs),
+        "edit_reference_s": SENSOR_INTERVAL_S + query_s,
+    }
+
+
 def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dict:
     from datetime import date, datetime, timedelta
 
@@ -157,6 +259,7 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
     )
     if incremental:
         out["incremental_requests"] = _incremental_requests(notion, db)
+        out.update(_edit_to_visible(notion, drive, storage, db))
     out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -290,6 +393,19 @@ def bench(ctx: BenchContext) -> list[Figure]:
             f"peak RSS at {max(100, customers // 10)} customers",
             higher_is_better=False,
             note="ratio ~1 means memory is flat in the data size; budget 300 MB",
+        ),
+        Figure(
+            NAME,
+            "edit -> visible p95 s (30 pages over 15 dates, sensor every 15 s)",
+            full["edit_p95_s"],
+            full["edit_reference_s"],
+            "sensor interval + one edited-since query",
+            higher_is_better=False,
+            note=(
+                f"{full['edit_visible']}/{full['edit_pages']} pages over {full['edit_dates']} "
+                f"dates visible in {full['edit_runs']} run(s); median "
+                f"{full['edit_median_s']:.1f} s; target p95 <= 60 s"
+            ),
         ),
         Figure(
             NAME,

@@ -204,6 +204,13 @@ class GoogleDriveResource(ResilientClientResource):
             creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.timeout_s)))
         return str(creds.token)
 
+    def _http(self) -> httpx.Client:
+        """This thread's HTTP client for media downloads (connections kept alive)."""
+        client = getattr(self._local, "http", None)
+        if client is None:
+            client = self._local.http = httpx.Client(timeout=self.timeout_s)
+        return client
+
     def _stream(self, file_id: str, max_bytes: int | None, chunk_bytes: int) -> bytes:
         """One streamed ``alt=media`` request: refused by its Content-Length, or stopped as soon
         as more than ``max_bytes`` arrived, so an oversized file is never held whole."""
@@ -212,9 +219,7 @@ class GoogleDriveResource(ResilientClientResource):
         renew = False
         for _ in range(2):
             headers = {"Authorization": f"Bearer {self._token(renew)}"}
-            with httpx.stream(
-                "GET", url, params=params, headers=headers, timeout=self.timeout_s
-            ) as response:
+            with self._http().stream("GET", url, params=params, headers=headers) as response:
                 if response.status_code == 401 and not renew:
                     renew = True  # the token expired on the server's side: one fresh token
                     continue
