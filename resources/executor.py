@@ -21,7 +21,13 @@ import os
 from typing import Any
 
 import dagster as dg
-from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.definitions.executor_definition import (
+    IN_PROC_CONFIG,
+    MULTI_PROC_CONFIG,
+    _core_in_process_executor_creation,
+    _core_multiprocess_executor_creation,
+)
+from dagster._core.execution.retries import RetryMode
 
 PROFILES = ("single", "distributed")
 DEFAULT_BROKER = "pyamqp://guest@127.0.0.1:5672//"
@@ -55,28 +61,27 @@ def broker_url() -> str:
     return os.environ.get("DAGSTER_CELERY_BROKER_URL") or DEFAULT_BROKER
 
 
-def _requirements(single: str) -> Any:
-    def requirements(_config: Any) -> list[dg.ExecutorRequirement]:
-        if single == "in_process" and current_profile() == "single":
-            return []
-        return list(dg.multiple_process_executor_requirements())
-
-    return requirements
-
-
 def platform_executor_def(single: str = "multiprocess") -> dg.ExecutorDefinition:
-    """The executor for a job: ``single`` says what it is on one machine (``multiprocess``, or
-    ``in_process`` for jobs whose steps are all database work); in the distributed profile it is
-    always Celery, so the steps spread over the workers."""
+    """The executor for a job, with the config of Dagster's default executor
+    (``execution: config: multiprocess: {...}`` or ``in_process: {...}``; ``single`` is the
+    default mode). In the distributed profile the steps always go to the Celery workers (the
+    retries setting of the chosen mode is kept), so a run's steps spread over the workers."""
     if single not in ("multiprocess", "in_process"):
         raise ValueError(f"single must be multiprocess or in_process, not {single!r}")
 
+    def requirements(config: Any) -> list[dg.ExecutorRequirement]:
+        if "in_process" in config and current_profile() == "single":
+            return []
+        return list(dg.multiple_process_executor_requirements())
+
     def create(init_context: dg.InitExecutorContext) -> dg.Executor:
-        config = init_context.executor_config
-        retries = RetryMode.from_config(config["retries"]) or RetryMode.DISABLED  # type: ignore[arg-type]
+        config: dict[str, Any] = dict(init_context.executor_config)
+        mode, mode_config = next(iter(config.items()))
+        mode_config = dict(mode_config or {})
         if current_profile() == "distributed":
             from dagster_celery.executor import CeleryExecutor
 
+            retries = RetryMode.from_config(mode_config["retries"]) or RetryMode.DISABLED
             return CeleryExecutor(  # type: ignore[no-untyped-call]
                 retries=retries,
                 broker=broker_url(),
@@ -84,34 +89,23 @@ def platform_executor_def(single: str = "multiprocess") -> dg.ExecutorDefinition
                 include=CELERY_INCLUDE,
                 config_source=dict(CELERY_CONFIG_SOURCE),
             )
-        if single == "in_process":
-            from dagster._core.executor.in_process import InProcessExecutor
-
-            return InProcessExecutor(retries=retries, marker_to_close=None)
-        from dagster._core.executor.multiprocess import MultiprocessExecutor
-
-        return MultiprocessExecutor(
-            retries=retries,
-            max_concurrent=int(config["max_concurrent"]) or None,  # type: ignore[call-overload]
-        )
+        if mode == "in_process":
+            return _core_in_process_executor_creation(mode_config)
+        return _core_multiprocess_executor_creation(mode_config)
 
     return dg.ExecutorDefinition(
         name="platform" if single == "multiprocess" else "platform_in_process",
-        config_schema={
-            "max_concurrent": dg.Field(
-                int,
-                is_required=False,
-                default_value=0,
-                description="single machine, multiprocess: steps at once (0 = CPU count)",
+        config_schema=dg.Field(
+            dg.Selector(  # type: ignore[no-untyped-call]
+                {"multiprocess": MULTI_PROC_CONFIG, "in_process": IN_PROC_CONFIG}
             ),
-            "retries": get_retries_config(),  # type: ignore[no-untyped-call]
-        },
-        requirements=_requirements(single),
+            default_value={single: {}},
+        ),
+        requirements=requirements,
         executor_creation_fn=create,
         description=(
-            "PLATFORM_PROFILE=single: "
-            + single
-            + "; PLATFORM_PROFILE=distributed: dagster-celery on DAGSTER_CELERY_BROKER_URL."
+            f"PLATFORM_PROFILE=single: {single} (or the mode the run config selects);"
+            " PLATFORM_PROFILE=distributed: dagster-celery on DAGSTER_CELERY_BROKER_URL."
         ),
     )
 
