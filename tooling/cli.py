@@ -182,7 +182,8 @@ def up_command(
     """Serve the UI and daemon with every long-running process; Ctrl-C or SIGTERM stops all.
 
     Started and supervised (restarted with backoff, one heartbeat row each): `dg dev`, the gfx
-    CDC worker, the messaging webhook receiver and, with --workers N, N Celery workers.
+    CDC worker, the gfx listener, the messaging webhook receiver and, with --workers N, N Celery
+    workers.
     """
     from pathlib import Path
 
@@ -223,6 +224,7 @@ def up_services(*, port: int, workers: int, cdc_worker: bool) -> list:
     ]
     if cdc_worker:
         services.append(Service("gfx-cdc-worker", [py, "-m", "gfx_sync.cdc", "worker"]))
+    services.append(Service("gfx-listener", [os.path.join(bindir, "gfx-sync"), "listen"]))
     for n in range(1, workers + 1):
         services.append(
             Service(

@@ -9,7 +9,8 @@ from gfx_sync.specs import SPECS
 
 RESET_TARGET = ", ".join(f"public.{s.table}" for s in SPECS) + (
     ", public.sync_log, public.notifications, public.activity_log, public.data_quarantine,"
-    " platform.gfx_sync_tombstones, platform.gfx_sync_local_edits"
+    " platform.gfx_sync_tombstones, platform.gfx_sync_local_edits,"
+    " platform.gfx_sync_parked_changes, platform.gfx_sync_path_status"
 )
 RESET_SOURCE = ", ".join(f"public.{s.table}" for s in SPECS) + ", platform.gfx_sync_tombstones"
 
