@@ -155,3 +155,18 @@ def test_quarantine_view_masks_numbers_in_the_reason(conn):
 def test_views_the_app_already_reads_still_work_for_authenticated(conn):
     assert _readable_rows("authenticated", conn, "workflow_summary") is not None
     assert _readable_rows("authenticated", conn, "workflows")
+
+
+def test_quarantine_view_hides_other_domains_reasons(conn):
+    """Other domains' reasons may quote refused values (a birth date): not for authenticated."""
+    conn.execute(
+        "INSERT INTO public.data_quarantine (domain, source, item_id, reason)"
+        " VALUES ('consultation_backup', 'notion/customers', 'rls-c1',"
+        " 'bad_birth_date: 1987-02-30')"
+    )
+    rows = _as(
+        "authenticated",
+        conn,
+        "SELECT item_id, reason FROM public.data_quarantine_safe WHERE item_id = 'rls-c1'",
+    )
+    assert rows == [("rls-c1", None)]
