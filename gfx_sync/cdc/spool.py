@@ -102,6 +102,7 @@ class SpooledTransaction:
     relations: dict[int, Relation]  # the relation cache as of the transaction's start
     type_names: dict[int, str]
     aborted_subxids: set[int] = field(default_factory=set)
+    schema_messages: list[bytes] = field(default_factory=list)  # its Relation / Type messages
 
     @property
     def messages(self) -> int:
@@ -155,6 +156,7 @@ class TxAssembler:
         self.spill_messages = spill_messages
         self.spool_dir = spool_dir
         self._raw: list[bytes] | None = None  # messages of the open whole transaction
+        self._schema: list[bytes] = []  # its Relation / Type messages
         self._spill: Spool | None = None
         self._spill_relations: tuple[dict[int, Relation], dict[int, str]] | None = None
         self._streams: dict[int, SpooledTransaction] = {}
@@ -197,12 +199,15 @@ class TxAssembler:
             if self._raw is not None or self._spill is not None:
                 raise DecodeError("Begin inside an open transaction")
             self._raw = [data]
+            self._schema = []
             return None
         if tag == "C":
             return self._commit(data)
         if self._raw is None and self._spill is None:
             # Relation / Type / Origin outside a transaction, or a change without Begin (error)
             return self.decoder.feed(data)
+        if tag in ("R", "Y"):
+            self._schema.append(data)
         if self._spill is not None:
             self._spill.append(data)
             return None
@@ -227,6 +232,8 @@ class TxAssembler:
         if tag in ("I", "U", "D", "T", "R", "Y", "M"):
             xid = int.from_bytes(data[1:5], "big")
             tx.spool.append(data, xid)
+            if tag in ("R", "Y"):
+                tx.schema_messages.append(data)
             return None
         raise DecodeError(f"unexpected message {tag!r} inside a stream block")
 
@@ -250,6 +257,9 @@ class TxAssembler:
         # the cache as of the commit; the transaction's own Relation messages replay over it
         tx.relations = dict(self.decoder.relations)
         tx.type_names = dict(self.decoder.type_names)
+        # pgoutput counts a relation sent in a committed streamed transaction as sent for the
+        # whole session: later transactions reference it without a Relation message
+        self._remember_schema(tx.schema_messages, streamed=True)
         return tx
 
     def _commit(self, data: bytes) -> Ready:
@@ -269,6 +279,7 @@ class TxAssembler:
                 end_lsn=commit.end_lsn,
                 commit_time=commit.commit_time,
             )
+            self._remember_schema(self._schema, streamed=False)
             return SpooledTransaction(header, spool, False, relations, type_names)
         raw, self._raw = self._raw, None
         if raw is None:
@@ -279,10 +290,16 @@ class TxAssembler:
         assert tx is not None
         return tx
 
+    def _remember_schema(self, messages: list[bytes], *, streamed: bool) -> None:
+        for data in messages:
+            msg = decode_message(data, streamed=streamed)
+            if isinstance(msg, Relation):
+                self.decoder._remember_relation(msg)
+            elif isinstance(msg, TypeMsg):
+                self.decoder.remember_type(msg)
+
     def after_spooled(self, tx: SpooledTransaction) -> None:
-        """A spooled transaction was applied: its Relation messages are the current schema."""
-        self.decoder.relations.update(tx.relations)
-        self.decoder.type_names.update(tx.type_names)
+        """A spooled transaction was applied (the cache already holds its schema messages)."""
 
     def close(self) -> None:
         for tx in self._streams.values():

@@ -199,7 +199,9 @@ def test_worker_started_during_a_drain_waits_for_the_lease(cdc):
         except SlotBusy as exc:
             seen.append(str(exc))
         try:  # a worker that may not wait for its turn
-            Worker(cdc.source_url, cdc.target_url, cdc.config, lease_wait_s=0).run()
+            Worker(cdc.source_url, cdc.target_url, cdc.config, lease_wait_s=0).run(
+                until=lambda _s: True
+            )
         except SlotBusy as exc:
             seen.append(str(exc))
 
