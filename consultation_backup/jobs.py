@@ -335,7 +335,8 @@ def restore_to_notion(
 
 @dg.job(
     name="consultation_restore_job",
-    tags={"domain": "consultation_backup"},
+    # Never retried blindly by the instance's run retries (it writes into Notion).
+    tags={"domain": "consultation_backup", "dagster/max_retries": "0"},
     description="Restore Notion from the Supabase backup as of a time (dry run by default).",
 )
 def restore_job():

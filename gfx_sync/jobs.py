@@ -93,7 +93,7 @@ def gfx_restore_op(
 @dg.job(
     description="Restore a gfx table from its authoritative side; dry_run (default) only reports "
     "counts.",
-    tags=DOMAIN_TAG,
+    tags={**DOMAIN_TAG, "dagster/max_retries": "0"},  # never retried blindly by run retries
 )
 def gfx_restore_job():
     gfx_restore_op()

@@ -55,7 +55,8 @@ def build_migrations_job(domain: str, set_names: Sequence[str]) -> dg.JobDefinit
     @dg.job(
         name=f"{domain}_migrations",
         description=f"Apply {domain}'s database migrations (safe to re-run).",
-        tags={"domain": domain},
+        # Never retried blindly by the instance's run retries: a failed migration needs a person.
+        tags={"domain": domain, "dagster/max_retries": "0"},
     )
     def migrations_job() -> None:
         apply_op()

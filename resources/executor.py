@@ -61,6 +61,36 @@ def broker_url() -> str:
     return os.environ.get("DAGSTER_CELERY_BROKER_URL") or DEFAULT_BROKER
 
 
+def queue_for(pool: str | None, tags: Any) -> str:
+    """The Celery queue of a step: its ``dagster-celery/queue`` tag, else its concurrency pool
+    when that pool has a queue of its own (``notion``, ``solapi``), else ``dagster``."""
+    explicit = tags.get("dagster-celery/queue") if tags else None
+    if explicit:
+        return str(explicit)
+    return pool if pool in CELERY_QUEUES else "dagster"
+
+
+def _celery_executor_class() -> type:
+    from dagster_celery.core_execution_loop import core_celery_execution_loop
+    from dagster_celery.executor import CeleryExecutor, _submit_task
+
+    class PoolRoutedCeleryExecutor(CeleryExecutor):
+        """dagster-celery's executor, with steps of a rate-limited pool on that pool's queue
+        (dagster-celery does not enforce the instance's pools; the limits themselves come from
+        the PostgreSQL-backed limiter, the queue keeps those steps from occupying every
+        worker)."""
+
+        def execute(self, plan_context: Any, execution_plan: Any) -> Any:
+            def submit(app: Any, ctx: Any, step: Any, queue: str, *rest: Any) -> Any:
+                return _submit_task(app, ctx, step, queue_for(step.pool, step.tags), *rest)  # type: ignore[no-untyped-call]
+
+            return core_celery_execution_loop(  # type: ignore[no-untyped-call]
+                plan_context, execution_plan, step_execution_fn=submit
+            )
+
+    return PoolRoutedCeleryExecutor
+
+
 def platform_executor_def(single: str = "multiprocess") -> dg.ExecutorDefinition:
     """The executor for a job, with the config of Dagster's default executor
     (``execution: config: multiprocess: {...}`` or ``in_process: {...}``; ``single`` is the
@@ -79,16 +109,15 @@ def platform_executor_def(single: str = "multiprocess") -> dg.ExecutorDefinition
         mode, mode_config = next(iter(config.items()))
         mode_config = dict(mode_config or {})
         if current_profile() == "distributed":
-            from dagster_celery.executor import CeleryExecutor
-
             retries = RetryMode.from_config(mode_config["retries"]) or RetryMode.DISABLED
-            return CeleryExecutor(  # type: ignore[no-untyped-call]
+            executor: dg.Executor = _celery_executor_class()(
                 retries=retries,
                 broker=broker_url(),
                 backend=CELERY_BACKEND,
                 include=CELERY_INCLUDE,
                 config_source=dict(CELERY_CONFIG_SOURCE),
             )
+            return executor
         if mode == "in_process":
             return _core_in_process_executor_creation(mode_config)
         return _core_multiprocess_executor_creation(mode_config)
