@@ -12,6 +12,8 @@ from gfx_sync.observe import external_pg_tables, observe_sources_job, observe_so
 from gfx_sync.schedules import SCHEDULES
 from gfx_sync.sensors import SENSORS
 from resources.dagster_helpers import build_migrations_job, build_run_failure_notifier
+from resources.executor import platform_executor
+from resources.heartbeats import build_process_heartbeat_sensor
 from resources.shared import resources_for
 
 migrations_job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
@@ -20,6 +22,7 @@ migrations_job = build_migrations_job("gfx_sync", ["gfx_sync", "gfx_source"])
 # [supabase, public, gfx_*] defined by gfx_sync.assets; no second asset is created.
 
 defs = dg.Definitions(
+    executor=platform_executor,  # multiprocess, or Celery workers (PLATFORM_PROFILE)
     assets=[external_pg_tables, *TABLE_ASSETS],
     asset_checks=[*ALL_CHECKS, *CDC_ASSET_CHECKS],
     jobs=[
@@ -31,7 +34,13 @@ defs = dg.Definitions(
         *CDC_JOBS,
     ],
     schedules=[*SCHEDULES, observe_sources_schedule],
-    sensors=[*CDC_SENSORS, *SENSORS, build_run_failure_notifier("gfx_sync")],
+    sensors=[
+        *CDC_SENSORS,
+        *SENSORS,
+        build_run_failure_notifier("gfx_sync"),
+        # platform-wide, hosted here like the notification delivery sensor
+        build_process_heartbeat_sensor(),
+    ],
     resources={
         **resources_for("supabase_db", "gfx_source_db", "slack"),
         "gfx_cdc": cdc_settings,
