@@ -241,9 +241,12 @@ def claim_batch(
     size: int,
     group_id: str | None = None,
     now: datetime | None = None,
+    after: str = "",
 ) -> list[dict[str, Any]]:
-    """Mark the next ``size`` unsent pending rows as attempted (committed) and return them; with
-    ``group_id`` the group is recorded first and the rows are assigned to it (same commit)."""
+    """Mark the next ``size`` unsent pending rows (idempotency key above ``after``) as attempted
+    (committed) and return them; with ``group_id`` the group is recorded first and the rows are
+    assigned to it (same commit). Claiming from a key position keeps each claim the size of a
+    batch: scanning from the start would walk every row already sent (a 1,000,000-row run)."""
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
         if group_id is not None:
             cur.execute(
@@ -257,10 +260,11 @@ def claim_batch(
                             WHERE workflow_run_id = %s AND status = 'pending'
                               AND send_attempted_at IS NULL
                               AND (not_before IS NULL OR not_before <= %s)
+                              AND idempotency_key > %s
                             ORDER BY idempotency_key LIMIT %s FOR UPDATE)
                RETURNING idempotency_key, recipient_phone, message_content, message_type,
                          variables_used, fallback_content""",
-            (group_id, run_id, now or datetime.now(UTC), size),
+            (group_id, run_id, now or datetime.now(UTC), after, size),
         )
         rows = cur.fetchall()
         if group_id is not None:
@@ -272,15 +276,33 @@ def claim_batch(
         return rows
 
 
-def _has_sendable(db: PostgresResource, run_id: str, now: datetime) -> bool:
-    return bool(
-        db.fetch_value(
-            "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE workflow_run_id = %s"
-            " AND status = 'pending' AND send_attempted_at IS NULL"
-            " AND (not_before IS NULL OR not_before <= %s))",
-            (run_id, now),
+@dataclass
+class ClaimPosition:
+    """Where the next claim starts (the highest idempotency key claimed so far); rows handed
+    back below it are picked up by a sweep from the start once the keys above run out."""
+
+    after: str = ""
+
+
+def _has_sendable(
+    db: PostgresResource, run_id: str, now: datetime, position: ClaimPosition
+) -> bool:
+    def exists(after: str) -> bool:
+        return bool(
+            db.fetch_value(
+                "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE workflow_run_id = %s"
+                " AND status = 'pending' AND send_attempted_at IS NULL"
+                " AND (not_before IS NULL OR not_before <= %s) AND idempotency_key > %s)",
+                (run_id, now, after),
+            )
         )
-    )
+
+    if exists(position.after):
+        return True
+    if position.after and exists(""):
+        position.after = ""  # sweep: rows handed back below the position
+        return True
+    return False
 
 
 def fit_request(
@@ -564,6 +586,7 @@ def _send_one_group(
     log: Callable[[str], None],
     batch_no: int,
     cost: float,
+    position: ClaimPosition,
 ) -> bool | None:
     """Create a group, add the next batch, send it once. Returns None when nothing was left,
     True when something was accepted or settled, False when the attempt stalled.
@@ -577,7 +600,9 @@ def _send_one_group(
         progress.log(log, f"batch {batch_no}: creating a group failed ({exc!s:.120})", "warning")
         return False
     size = max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX))
-    rows = claim_batch(db, run_id, size, group_id, plan.now())
+    rows = claim_batch(db, run_id, size, group_id, plan.now(), position.after)
+    if rows:
+        position.after = max(r["idempotency_key"] for r in rows)
     if not rows:
         abandon_group(db, solapi, group_id, "nothing left to send")
         return None
@@ -652,15 +677,18 @@ def send_pending(
     progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)  # send-many era rows
     progress.reconciled += settle_open_groups(db, solapi, run_id, cost, plan)
     batch_no = stalled = 0
+    position = ClaimPosition()
     while True:
         if _stop_requested(db, run_id, progress, log):
             return
         if _quiet_hours_stop(db, run_id, template, plan, progress, log):
             return
-        if not _has_sendable(db, run_id, plan.now()):
+        if not _has_sendable(db, run_id, plan.now(), position):
             return
         batch_no += 1
-        done = _send_one_group(db, solapi, run_id, template, plan, progress, log, batch_no, cost)
+        done = _send_one_group(
+            db, solapi, run_id, template, plan, progress, log, batch_no, cost, position
+        )
         if done is None:
             return
         stalled = 0 if done else stalled + 1
