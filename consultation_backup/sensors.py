@@ -37,17 +37,24 @@ def _since(cursor_value: str) -> str:
     return T.watermark_start(cursor_value, OVERLAP_MINUTES) or ""
 
 
-def _edited(notion: NotionResource, database_id: str, since: str) -> list[NotionPage]:
-    """Pages of the database's data source edited since ``since``: one query (one page of 100
-    results covers a tick's edits; more are paged)."""
-    return list(
-        notion.iter_pages(notion.data_source_id(database_id), filter=edited_since_filter(since))
-    )
+def _ds(notion: NotionResource, cursor: dict[str, Any], database_id: str) -> str:
+    """The database's data source id, kept in the cursor: the sensor's resources are built anew
+    for every tick, and a ``databases.retrieve`` per database per tick would double its cost
+    (the runs check the schema and the data sources themselves)."""
+    known: dict[str, str] = cursor.setdefault("data_sources", {})
+    if database_id not in known:
+        known[database_id] = notion.data_source_id(database_id)
+    return known[database_id]
 
 
-def _trashed(notion: NotionResource, database_id: str, since: str) -> list[NotionPage]:
+def _edited(notion: NotionResource, ds: str, since: str) -> list[NotionPage]:
+    """Pages of the data source edited since ``since``: one query (one page of 100 results
+    covers a tick's edits; more are paged)."""
+    return list(notion.iter_pages(ds, filter=edited_since_filter(since)))
+
+
+def _trashed(notion: NotionResource, ds: str, since: str) -> list[NotionPage]:
     """Pages trashed since ``since`` (they drop out of normal queries)."""
-    ds = notion.data_source_id(database_id)
     return list(
         notion.query_data_source(
             ds, filter=edited_since_filter(since), in_trash=True, page_size=100
@@ -66,13 +73,16 @@ def edits_request(
     One query per database per tick for edits; the trash is asked for once a minute (a trashed
     page lands within a minute; the nightly reconcile catches purged pages)."""
     customers_since, records_since = _since(cursor["customers"]), _since(cursor["consultations"])
-    customers = _edited(notion, settings.customers_database_id, customers_since)
-    records = _edited(notion, settings.consultations_database_id, records_since)
+    cursor = {**cursor, "data_sources": dict(cursor.get("data_sources") or {})}
+    customers_ds = _ds(notion, cursor, settings.customers_database_id)
+    records_ds = _ds(notion, cursor, settings.consultations_database_id)
+    customers = _edited(notion, customers_ds, customers_since)
+    records = _edited(notion, records_ds, records_since)
     trashed_records: list[NotionPage] = []
     trash_due = now - float(cursor.get("trash_checked_at", 0)) >= TRASH_CHECK_INTERVAL_S
     if trash_due:
-        customers += _trashed(notion, settings.customers_database_id, customers_since)
-        trashed_records = _trashed(notion, settings.consultations_database_id, records_since)
+        customers += _trashed(notion, customers_ds, customers_since)
+        trashed_records = _trashed(notion, records_ds, records_since)
     new_cursor = {
         **cursor,
         "customers": max([cursor["customers"], *(p.last_edited_time for p in customers)]),

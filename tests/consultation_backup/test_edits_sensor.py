@@ -102,3 +102,30 @@ def test_customer_edits_alone_ask_for_the_customer_sync_only(backup_env, dagster
     config = request.run_config["ops"]["apply_notion_edits"]["config"]
     assert config["customers"] is True and config["consultations_since"] == ""
     assert json.loads(cursor2)["customers"] >= customer["last_edited_time"]
+
+
+def test_a_quiet_tick_costs_two_requests_with_fresh_resources(backup_env, dagster_instance):
+    """The daemon builds the sensor's resources anew every tick: the data source ids travel in
+    the cursor, so a quiet tick is one query per database and nothing else."""
+    from consultation_backup.sensors import notion_edits_sensor
+    from tests.support.consultation import make_notion
+
+    env = backup_env
+
+    def tick(cursor):
+        ctx = dg.build_sensor_context(
+            instance=dagster_instance,
+            cursor=cursor,
+            resources={
+                "notion": make_notion(env.notion_url),
+                "consultation_settings": env.settings,
+            },
+        )
+        return notion_edits_sensor(ctx), ctx.cursor
+
+    _, cursor = tick(None)
+    _, cursor = tick(cursor)  # learns the data sources, checks the trash
+    before = env.workspace.stats["requests"]
+    skip, _ = tick(cursor)
+    assert isinstance(skip, dg.SkipReason)
+    assert env.workspace.stats["requests"] - before == 2
