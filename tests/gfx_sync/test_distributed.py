@@ -8,12 +8,8 @@ worker, the run succeeds and the target equals the source.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,81 +21,18 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from psycopg import sql
 
 from gfx_sync.specs import SPECS
+from tests.support.distributed import distributed_profile, step_pids, worker_pids
 from tests.support.gfx import table_digest
-from tooling.supervisor import descendants
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def distributed(test_databases, tmp_path, monkeypatch):
-    """A private instance (PostgreSQL storage) and broker vhost, with two workers."""
-    name = f"{test_databases.prefix}_dagster"
-    admin = psycopg.conninfo.conninfo_to_dict(test_databases.supabase_url)
-    admin_url = psycopg.conninfo.make_conninfo(**{**admin, "dbname": "postgres"})
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    vhost = f"{test_databases.prefix}_{tmp_path.name[-12:]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.distributed.yaml", home / "dagster.yaml")
-    pg = psycopg.conninfo.conninfo_to_dict(test_databases.supabase_url)
-    env = {
-        "DAGSTER_HOME": str(home),
-        "PLATFORM_PROFILE": "distributed",
-        "DAGSTER_CELERY_BROKER_URL": f"pyamqp://guest@127.0.0.1:5672/{vhost}",
-        "DAGSTER_PG_URL": (
-            f"postgresql+psycopg2://{pg.get('user', 'postgres')}@{pg.get('host', '127.0.0.1')}"
-            f":{pg.get('port', 5432)}/{name}"
-        ),
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    workers: list[subprocess.Popen] = []
-    for n in (1, 2):
-        log = open(tmp_path / f"worker{n}.log", "wb")  # noqa: SIM115
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "resources.celery_worker", "worker"]
-                + ["-l", "info", "-c", "1", "-n", f"w{n}@%h", "-Q", "dagster,notion,solapi"],
-                cwd=ROOT,
-                env=os.environ.copy(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        logs = [(tmp_path / f"worker{n}.log").read_text(errors="replace") for n in (1, 2)]
-        if all(" ready." in text for text in logs):
-            break
-        assert all(w.poll() is None for w in workers), logs
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the Celery workers did not become ready")
-    instance = dg.DagsterInstance.get()
-    try:
+    with distributed_profile(test_databases, tmp_path, monkeypatch) as (instance, workers):
         yield instance, workers, tmp_path
-    finally:
-        instance.dispose()
-        for w in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(w.pid, signal.SIGKILL)
-            w.wait()
-        _rabbitmqctl("delete_vhost", vhost)
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def _gfx_job():
@@ -107,15 +40,6 @@ def _gfx_job():
         "gfx_sync.definitions", "defs", working_directory=str(ROOT)
     )
     return repo.get_reconstructable_job("gfx_sync_job")
-
-
-def _step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records
-    return {r.event_log_entry.step_key: r.event_log_entry.dagster_event.pid for r in records}
-
-
-def _worker_pids(worker: subprocess.Popen) -> set[int]:
-    return {worker.pid, *descendants(worker.pid)}
 
 
 def _seed() -> None:
@@ -129,10 +53,10 @@ def test_table_steps_spread_over_both_workers(clean, distributed, supabase_db, g
     _seed()
     with dg.execute_job(_gfx_job(), instance=instance) as result:
         assert result.success
-        steps = _step_pids(instance, result.run_id)
+        steps = step_pids(instance, result.run_id)
     pids = {k: v for k, v in steps.items() if k in {f"supabase__public__{s.table}" for s in SPECS}}
     assert len(pids) == len(SPECS), sorted(steps)
-    by_worker = [set(pids.values()) & _worker_pids(w) for w in workers]
+    by_worker = [set(pids.values()) & worker_pids(w) for w in workers]
     assert all(by_worker), f"steps ran on {by_worker}: not on both workers"
     for spec in SPECS:
         assert table_digest(supabase_db, spec.table) == table_digest(gfx_source_db, spec.table)
@@ -173,7 +97,7 @@ def test_a_worker_killed_mid_step_hands_the_step_to_the_other(
                     ).fetchall()
                 }
                 clients = _client_pids_of(watcher, blocked) if blocked else set()
-                victim = next((w for w in workers if clients & _worker_pids(w)), None)
+                victim = next((w for w in workers if clients & worker_pids(w)), None)
                 time.sleep(0.3)
         assert victim is not None, "no worker got stuck on the locked table"
         os.killpg(victim.pid, signal.SIGKILL)
