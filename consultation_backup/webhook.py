@@ -1,7 +1,7 @@
 """Optional Notion webhooks: a verified receiver that records events durably in Supabase, and
 the sensor that turns them into an edits run within seconds (polling stays the safety net).
 
-    python -m consultation_backup.webhook --port 18330      # POST /notion/webhook
+    python -m consultation_backup.webhook --port 18331      # POST /notion/webhook
 
 Notion's handshake: creating a subscription POSTs ``{"verification_token": "secret_..."}``; the
 receiver stores it (``consultation_webhook_subscriptions``) and answers 200; the token is then
@@ -9,7 +9,7 @@ pasted into the integration's webhook settings. Every later event must carry
 ``X-Notion-Signature: sha256=<HMAC-SHA256 of the raw body keyed with that token>``: unsigned or
 badly signed requests get 401 and are not stored. A verified event is inserted once (its id is
 the key) into ``consultation_webhook_events`` before 200 is answered, so an event Notion saw
-acknowledged is never lost. ``NOTION_WEBHOOK_VERIFICATION_TOKEN`` (optional) supplies the token
+acknowledged is never lost. ``NOTION_WEBHOOK_SECRET`` (optional) supplies the token
 when the handshake was done elsewhere.
 """
 
@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from resources.postgres import PostgresResource
 
-TOKEN_ENV = "NOTION_WEBHOOK_VERIFICATION_TOKEN"
+TOKEN_ENV = "NOTION_WEBHOOK_SECRET"
 PATH = "/notion/webhook"
 HANDLED_TYPES = ("page.", "data_source.schema_updated")
 
@@ -51,7 +51,11 @@ def signed_by_any(body: bytes, header: str | None, tokens: Iterable[str]) -> boo
 def _tokens(db: PostgresResource) -> list[str]:
     rows = db.fetch_all("SELECT verification_token FROM public.consultation_webhook_subscriptions")
     configured = os.environ.get(TOKEN_ENV, "")
-    return [configured, *(r["verification_token"] for r in rows)]
+    if configured:
+        # A configured secret is the only key: a token posted to the handshake by anyone else
+        # must not become a second key that can sign events.
+        return [configured]
+    return [r["verification_token"] for r in rows]
 
 
 def _store_token(db: PostgresResource, token: str) -> None:
@@ -137,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Notion webhook receiver (consultation backup)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=18330)
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("NOTION_WEBHOOK_PORT", "18331"))
+    )
     args = parser.parse_args(argv)
     apply_local_defaults()
     db = PostgresResource(dsn=os.environ["SUPABASE_DB_URL"], application_name="notion-webhooks")

@@ -221,6 +221,7 @@ def up_services(*, port: int, workers: int, cdc_worker: bool) -> list:
             grace_s=20.0,
         ),
         Service("messaging-webhook", [py, "-m", "messaging.webhook"]),
+        Service("notion-webhook", [py, "-m", "consultation_backup.webhook"]),
     ]
     if cdc_worker:
         services.append(Service("gfx-cdc-worker", [py, "-m", "gfx_sync.cdc", "worker"]))

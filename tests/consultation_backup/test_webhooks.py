@@ -97,3 +97,18 @@ def test_the_webhook_sensor_asks_for_one_edits_run(hooked, dagster_instance):
     assert all(e["handled_at"] is not None for e in _events(env))
     again = sensor(dg.build_sensor_context(instance=dagster_instance, resources=resources))
     assert isinstance(again, dg.SkipReason)
+
+
+def test_with_a_configured_secret_a_posted_handshake_token_never_signs_events(hooked, monkeypatch):
+    """Anyone can POST a 'handshake' with a token of their choosing: once the operator has set
+    NOTION_WEBHOOK_SECRET, only that key verifies events."""
+    env, server, _sender = hooked
+    monkeypatch.setenv("NOTION_WEBHOOK_SECRET", "secret_operator")
+    url = f"{server.url}{PATH}"
+    assert httpx.post(url, json={"verification_token": "secret_attacker"}).status_code == 200
+    body = json.dumps({"id": "evt-x", "type": "page.created", "entity": {"id": "x"}}).encode()
+    forged = {"X-Notion-Signature": signature("secret_attacker", body)}
+    assert httpx.post(url, content=body, headers=forged).status_code == 401
+    good = {"X-Notion-Signature": signature("secret_operator", body)}
+    assert httpx.post(url, content=body, headers=good).status_code == 200
+    assert [e["entity_id"] for e in _events(env)] == ["x"]
