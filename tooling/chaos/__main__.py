@@ -24,7 +24,7 @@ from resources.environment import apply_local_defaults
 from tooling.chaos.core import ChaosContext, PathResult
 
 # path name -> module in tooling.chaos with run(ctx, log_dir) -> PathResult
-PATHS = {"gfx-batch": "gfx_batch"}
+PATHS = {"gfx-batch": "gfx_batch", "consultation-backup": "consultation"}
 
 app = typer.Typer(add_completion=False, help=__doc__)
 console = Console()
