@@ -52,6 +52,10 @@ RECORD_TEXT = {
     "처방약": "prescription",
     "결과": "result",
 }
+# A kill lands uniformly in [0.05, MAX_DELAY_S] after the start: the command line's start-up
+# (several seconds here), the Notion reads, the writes or the image copies. A run that ends
+# first is started again, so the first runs also fill the backup.
+MAX_DELAY_S = 20.0
 WHITESPACE_TEXTS = ["  앞뒤 공백  ", "\t탭으로 시작", "줄바꿈 끝\n", " 혼합 \t 공백 ", "trailing "]
 
 
@@ -313,6 +317,59 @@ def _is_quarantined(q: dict[str, str], *ids: str) -> bool:
     )
 
 
+def _note(result: PathResult, text: str) -> None:
+    if len(result.notes) < 12:
+        result.notes.append(text)
+
+
+def compare_pages(
+    which: str,
+    pages: dict[str, dict[str, Any]],
+    rows: dict[str, tuple[Any, ...]],
+    quarantine: dict[str, str],
+    result: PathResult,
+) -> None:
+    """Notion pages (by id) against the backup's rows (by notion_page_id; the columns of
+    ``verify``'s queries): a live page must have its row with byte-equal key values (or be
+    quarantined), a trashed page's row must be soft-deleted, a row without a page is counted
+    as duplicated."""
+    customers = which == "customers"
+    table = "consultation_customers" if customers else "consultation_records"
+    fields = CUSTOMER_TEXT if customers else RECORD_TEXT
+    deleted_at = 6 if customers else 9
+    for page_id, page in pages.items():
+        props = page["properties"]
+        title = _plain(props["id"])
+        result.compared += 1
+        row = rows.get(page_id)
+        if page["in_trash"]:
+            if row is not None and not row[deleted_at]:
+                result.differing += 1
+                _note(result, f"{table} {title}: trashed in Notion, not soft-deleted")
+            continue
+        if _is_quarantined(quarantine, page_id, title):
+            continue
+        if row is None:
+            result.lost += 1
+            _note(result, f"{table} {title}: lost")
+            continue
+        expected = [title] + [_plain(props.get(p) or {}) or None for p in fields]
+        got = [row[1], *(row[2 : 2 + len(fields)] if customers else row[3 : 3 + len(fields)])]
+        if not customers:
+            start = ((props.get("상담일자") or {}).get("date") or {}).get("start") or ""
+            expected.append(start[:10])
+            got.append(row[2])
+        deleted = row[deleted_at]
+        # an empty text may be stored as '' or NULL: both mean "empty"; anything else byte-exact
+        if [e or None for e in expected] != [g or None for g in got] or deleted:
+            result.differing += 1
+            _note(result, f"{table} {title}: differs (deleted={deleted})")
+    extra = [k for k in rows if k not in pages]
+    result.duplicated += len(extra)
+    for k in extra[:3]:
+        _note(result, f"{table} {k}: in Supabase only")
+
+
 def verify(stand: Stand, url: str, result: PathResult) -> None:
     quarantine, unnamed = _quarantine(url)
     result.quarantined = len(quarantine)
@@ -350,51 +407,10 @@ def verify(stand: Stand, url: str, result: PathResult) -> None:
     result.duplicated += int(dup_records[0] if dup_records else 0)
 
     def note(text: str) -> None:
-        if len(result.notes) < 12:
-            result.notes.append(text)
+        _note(result, text)
 
-    for which, table, rows, fields in (
-        ("customers", "consultation_customers", customers, CUSTOMER_TEXT),
-        ("consultations", "consultation_records", records, RECORD_TEXT),
-    ):
-        pages = stand.pages(which)
-        for page_id, page in pages.items():
-            props = page["properties"]
-            title = _plain(props["id"])
-            result.compared += 1
-            row = rows.get(page_id)
-            if page["in_trash"]:
-                if row is not None and not row[6 if which == "customers" else 9]:
-                    result.differing += 1
-                    note(f"{table} {title}: trashed in Notion, not soft-deleted")
-                continue
-            if _is_quarantined(quarantine, page_id, title):
-                continue
-            if row is None:
-                result.lost += 1
-                note(f"{table} {title}: lost")
-                continue
-            expected = [title] + [_plain(props.get(p) or {}) or None for p in fields]
-            got = [row[1]] + list(
-                row[2 : 2 + len(fields)] if which == "customers" else row[3 : 3 + len(fields)]
-            )
-            if which == "consultations":
-                start = ((props.get("상담일자") or {}).get("date") or {}).get("start") or ""
-                expected.append(start[:10])
-                got.append(row[2])
-            deleted = row[6] if which == "customers" else row[9]
-            # the transform may store an empty text as '' or NULL: both mean "empty"
-            if [e or None for e in expected] != [g or None for g in got] or deleted:
-                result.differing += 1
-                note(
-                    f"{table} {title}: differs (notion {expected!r} / supabase {got!r},"
-                    f" deleted={deleted})"
-                )
-        extra = [k for k in rows if k not in pages]
-        result.duplicated += len(extra)
-        for k in extra[:3]:
-            note(f"{table} {k}: in Supabase only")
-
+    compare_pages("customers", stand.pages("customers"), customers, quarantine, result)
+    compare_pages("consultations", stand.pages("consultations"), records, quarantine, result)
     _verify_images(stand, quarantine, records, images, result, note)
 
 
@@ -452,9 +468,7 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
         cmds = _commands(first, last, since)
         base = {**stand.env(), "DAGSTER_HOME": str(home)}
         direct = {**base, "SUPABASE_DB_URL": ctx.supabase_url}
-        t0 = time.monotonic()
-        run_to_completion(cmds["customers"], direct)
-        typical = max(2.0, time.monotonic() - t0)
+        ctx.log(f"  stand-ins up ({time.monotonic() - started:.0f} s)")
         sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.3)
         chaos_env = {**base, "SUPABASE_DB_URL": sb_url}
         mutator = Mutator(stand, ctx)
@@ -476,7 +490,7 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
                     cmds[name],
                     env=chaos_env,
                     kills=1,
-                    max_delay_s=typical * 1.5,
+                    max_delay_s=MAX_DELAY_S,
                     log_file=log_file,
                 )
             except RuntimeError:
@@ -491,9 +505,11 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
         sb_proxy.cut_rate = 0.0
         if crashes_seen:
             result.notes.append(f"{crashes_seen} rounds ended with runs failing under faults")
+        ctx.log(f"  {result.kills} kills done ({time.monotonic() - started:.0f} s)")
         # the full backup, untouched: customers with reconcile, every partition, images
         run_to_completion(cmds["reconcile"], direct)
         run_to_completion(cmds["records"], direct)
+        ctx.log(f"  final untouched runs done ({time.monotonic() - started:.0f} s)")
         verify(stand, ctx.supabase_url, result)
         result.notes.append(f"{mutator.edits} Notion/Drive edits between kills")
     finally:
