@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from consultation_backup.customers import sync_customers
 from consultation_backup.models import (
@@ -43,16 +43,22 @@ class EditsResult:
     untouched_reason: str | None = None
 
 
-def _days_of(db: PostgresResource, page_ids: Iterable[str]) -> set[date]:
+def _days_of(db: PostgresResource, page_ids: Iterable[str], since: datetime) -> set[date]:
+    """The 상담일자 of these pages in the backup now, and the one each had before this pass
+    changed it (a page moved to another day changed the partition it left too). Read from the
+    backup's columns and history, never from the pages' (renamable) property names."""
     ids = sorted(set(page_ids))
     if not ids:
         return set()
     rows = db.fetch_all(
-        "SELECT DISTINCT consultation_date FROM public.consultation_records"
-        " WHERE notion_page_id = ANY(%s)",
-        (ids,),
+        "SELECT consultation_date AS day FROM public.consultation_records"
+        " WHERE notion_page_id = ANY(%s)"
+        " UNION SELECT (row_data->>'consultation_date')::date"
+        " FROM public.consultation_records_history"
+        " WHERE notion_page_id = ANY(%s) AND valid_to >= %s",
+        (ids, ids, since),
     )
-    return {r["consultation_date"] for r in rows if r["consultation_date"] is not None}
+    return {r["day"] for r in rows if r["day"] is not None}
 
 
 def apply_trashed(
@@ -99,6 +105,7 @@ def sync_edits(
     )
     records = images = None
     touched: set[date] = set()
+    started = db.fetch_value("SELECT now()")
     if consultations_since:
         both = sync_records_and_images(
             notion,
@@ -112,11 +119,11 @@ def sync_edits(
             edited_since=consultations_since,
         )
         records, images = both.records, both.images
-        touched |= _days_of(db, records.notion_ids)
+        touched |= _days_of(db, records.notion_ids, started)
     trashed = 0
     if trashed_page_ids:
-        touched |= _days_of(db, trashed_page_ids)
         trashed = apply_trashed(
             notion, db, trashed_page_ids, strategy=record_strategy, run_id=run_id
         )
+        touched |= _days_of(db, trashed_page_ids, started)
     return EditsResult(customers, records, images, trashed, tuple(sorted(touched)))
