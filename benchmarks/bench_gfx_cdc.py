@@ -119,6 +119,70 @@ def _lag_stats(url: str, table: str, start_id: int) -> dict[str, float]:
     }
 
 
+def _decode_ceiling(url: str, slot: str, publication: str, rows: int) -> float:
+    """Rows/s the walsender hands any consumer: ``pg_recvlogical`` with pgoutput into /dev/null
+    over a backlog of ``rows`` rows (its slot was created before the backlog was written)."""
+    [(endpos,)] = _exec(url, "SELECT pg_current_wal_lsn()::text")
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "pg_recvlogical",
+            "-d",
+            psycopg.conninfo.make_conninfo(**info),
+            "--slot",
+            slot,
+            "--start",
+            "--endpos",
+            endpos,
+            "-o",
+            "proto_version=1",
+            "-o",
+            f"publication_names={publication}",
+            "--no-loop",
+            "-f",
+            "/dev/null",
+        ],
+        check=True,
+        timeout=900,
+    )
+    return rows / max(time.perf_counter() - started, 1e-6)
+
+
+def _big_transaction(url_src: str, url_tgt: str, table: str, rows: int, start: int) -> float:
+    """One ``rows``-row INSERT transaction; returns seconds from its commit to its last row
+    applied."""
+    _exec(
+        url_src,
+        sql.SQL(
+            "INSERT INTO {} (id, committed_at, pot, payload) SELECT g, clock_timestamp(),"
+            " g %% 1000, %s::jsonb FROM generate_series(%s::bigint, %s::bigint) g"
+        ).format(sql.Identifier(table)),
+        (PAYLOAD, start, start + rows - 1),
+    )
+    committed = time.time()
+    deadline = time.monotonic() + 3600
+    while True:
+        [(n,)] = _exec(
+            url_tgt,
+            sql.SQL("SELECT count(*) FROM {} WHERE id >= %s").format(sql.Identifier(table)),
+            (start,),
+        )
+        if n >= rows:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"big transaction of {rows} rows not applied within an hour")
+        time.sleep(0.5)
+    [(last,)] = _exec(
+        url_tgt,
+        sql.SQL("SELECT extract(epoch FROM max(applied_at)) FROM {} WHERE id >= %s").format(
+            sql.Identifier(table)
+        ),
+        (start,),
+    )
+    return float(last) - committed
+
+
 class NativeSubscriber:
     """CREATE SUBSCRIPTION between the two databases (slot made first: same-cluster subscriptions
     cannot create their own slot without deadlocking on the CREATE SUBSCRIPTION transaction)."""
@@ -245,7 +309,15 @@ class CdcWorker:
             time.sleep(0.1)
         return self
 
+    def peak_rss_mb(self) -> float:
+        """Peak resident set of the running worker process (VmHWM)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def pause(self) -> None:
+        self.peak_mb = max(getattr(self, "peak_mb", 0.0), self.peak_rss_mb())
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
@@ -287,6 +359,7 @@ def bench(ctx: BenchContext) -> list[Figure]:
     seconds = float(ctx.extra.get("seconds", os.environ.get("GFX_CDC_BENCH_SECONDS", 20)))
     rate = float(ctx.extra.get("rate", os.environ.get("GFX_CDC_BENCH_RATE", 2000)))
     backlog = int(ctx.extra.get("backlog", os.environ.get("GFX_CDC_BENCH_BACKLOG", 200_000)))
+    big_tx = int(ctx.extra.get("big_tx", os.environ.get("GFX_CDC_BENCH_BIG_TX", 200_000)))
     tag = secrets.token_hex(3)
     ours, native = f"bench_cdc_ours_{tag}", f"bench_cdc_native_{tag}"
     for t in (ours, native):
@@ -305,6 +378,13 @@ def bench(ctx: BenchContext) -> list[Figure]:
             phase["sustained"] = _lag_stats(ctx.supabase_url, table, start)
             # maximum rate: a backlog written while the consumer is stopped, then drained
             runner_obj.pause()
+            ceiling_slot = f"bench_ceiling_{name}_{tag}"
+            if name == "cdc_worker":
+                _exec(
+                    ctx.gfx_source_url,
+                    "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')",
+                    (ceiling_slot,),
+                )
             start = 10_000_000
             n = _generate(
                 ctx.gfx_source_url,
@@ -315,6 +395,15 @@ def bench(ctx: BenchContext) -> list[Figure]:
                 rows_per_tx=MAX_RATE_ROWS_PER_TX,
                 max_rows=backlog,
             )
+            if name == "cdc_worker":
+                try:
+                    ceiling = _decode_ceiling(
+                        ctx.gfx_source_url, ceiling_slot, runner_obj.config.publication, n
+                    )
+                finally:
+                    _exec(
+                        ctx.gfx_source_url, "SELECT pg_drop_replication_slot(%s)", (ceiling_slot,)
+                    )
             resumed = time.time()
             runner_obj.resume()
             _wait_applied(ctx.supabase_url, table, phase["sustained"]["rows"] + n, timeout=600)
@@ -331,6 +420,13 @@ def bench(ctx: BenchContext) -> list[Figure]:
             stats["rate"] = n / max(float(last) - float(first), 1e-6)
             stats["startup_s"] = float(first) - resumed
             phase["max"] = stats
+            if name == "cdc_worker" and big_tx:
+                phase["big"] = {
+                    "seconds": _big_transaction(
+                        ctx.gfx_source_url, ctx.supabase_url, table, big_tx, 100_000_000
+                    )
+                }
+                phase["rss"] = {"peak_mb": max(runner_obj.peak_rss_mb(), runner_obj.peak_mb)}
             results[name] = phase
     for t in (ours, native):
         _exec(ctx.gfx_source_url, f"DROP TABLE IF EXISTS {t}")
@@ -363,6 +459,31 @@ def bench(ctx: BenchContext) -> list[Figure]:
             "was stopped, then drained: rows / (first -> last row applied); consumer start-up "
             f"{o['max']['startup_s']:.2f}s vs {r['max']['startup_s']:.2f}s not counted",
         ),
+        Figure(
+            "gfx_cdc",
+            "max sustained change rate rows/s vs decode ceiling",
+            o["max"]["rate"],
+            ceiling,
+            "pg_recvlogical (pgoutput) into /dev/null over the same backlog",
+            note="the rate the walsender hands any consumer on this machine",
+        ),
+        *(
+            [
+                Figure(
+                    "gfx_cdc",
+                    "peak RSS MB of the worker",
+                    o["rss"]["peak_mb"],
+                    300.0,
+                    "the issue's 300 MB budget",
+                    higher_is_better=False,
+                    note=f"over every phase, including one {big_tx}-row transaction applied"
+                    f" {o['big']['seconds']:.1f}s after its commit (streamed in progress and"
+                    " spooled)",
+                )
+            ]
+            if "rss" in o
+            else []
+        ),
     ]
 
 
@@ -374,12 +495,13 @@ def main(
     seconds: float = typer.Option(20, help="length of the lag measurement"),
     rate: float = typer.Option(2000, help="target change rate, rows/s"),
     backlog: int = typer.Option(200_000, help="rows in the max-rate backlog"),
+    big_tx: int = typer.Option(200_000, help="rows of the one-transaction phase (issue: 5M)"),
 ) -> None:
     """CDC lag and maximum change rate against native logical replication, on private databases."""
     from resources.migrations import MIGRATION_SETS, apply_migrations
     from tooling.services import PG_ADMIN_URL
 
-    args = SimpleNamespace(seconds=seconds, rate=rate, backlog=backlog)
+    args = SimpleNamespace(seconds=seconds, rate=rate, backlog=backlog, big_tx=big_tx)
     prefix = f"bench{os.getpid()}_{secrets.token_hex(3)}"
     info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
     urls = {}
@@ -397,7 +519,12 @@ def main(
             urls["gfx"],
             "",
             "bench",
-            extra={"seconds": args.seconds, "rate": args.rate, "backlog": args.backlog},
+            extra={
+                "seconds": args.seconds,
+                "rate": args.rate,
+                "backlog": args.backlog,
+                "big_tx": args.big_tx,
+            },
         )
         for f in bench(ctx):
             print(
