@@ -56,6 +56,9 @@ RECORD_TEXT = {
 # (several seconds here), the Notion reads, the writes or the image copies. A run that ends
 # first is started again, so the first runs also fill the backup.
 MAX_DELAY_S = 20.0
+# client timeouts during the chaos (the injected latency goes beyond them)
+NOTION_TIMEOUT_S = 3.0
+DRIVE_TIMEOUT_S = 4.0
 WHITESPACE_TEXTS = ["  앞뒤 공백  ", "\t탭으로 시작", "줄바꿈 끝\n", " 혼합 \t 공백 ", "trailing "]
 
 
@@ -88,12 +91,12 @@ class Stand:
         from standins.base import EmulatorServer, FaultInjector
 
         self.notion_emu = notion_emu
-        self.injectors = {"notion": FaultInjector(), "drive": FaultInjector()}
+        self.injectors = {k: FaultInjector() for k in ("notion", "drive", "storage")}
         self.notion_app = notion_emu.create_app(
             STANDIN_SEED, SCALE, injector=self.injectors["notion"]
         )
         self.drive_app = drive_emu.create_app(STANDIN_SEED, SCALE, injector=self.injectors["drive"])
-        self.storage_app = storage_emu.create_app()
+        self.storage_app = storage_emu.create_app(injector=self.injectors["storage"])
         self.servers = [
             EmulatorServer(app, name=name).start()
             for app, name in (
@@ -133,12 +136,15 @@ class Stand:
         return dict(self.workspace.data_sources[ds].pages)
 
     # -- faults through the admin API (what a test or an operator would do) ---------------
+    def urls(self) -> dict[str, str]:
+        return {"notion": self.notion_url, "drive": self.drive_url, "storage": self.storage_url}
+
     def set_faults(self, which: str, **faults: Any) -> None:
-        url = self.notion_url if which == "notion" else self.drive_url
+        url = self.urls()[which]
         httpx.put(f"{url}/_emulator/faults", json=faults, timeout=10).raise_for_status()
 
     def reset_faults(self) -> None:
-        for url in (self.notion_url, self.drive_url):
+        for url in self.urls().values():
             httpx.put(
                 f"{url}/_emulator/faults",
                 json={"latency_ms": 0, "error_rate": 0.0, "burst_429": 0, "down": False},
@@ -147,7 +153,7 @@ class Stand:
 
     def injected(self) -> int:
         total = 0
-        for url in (self.notion_url, self.drive_url):
+        for url in self.urls().values():
             got = httpx.get(f"{url}/_emulator/faults", timeout=10).json()["injected"]
             total += got["429"] + got["error"] + got["down"] + got["delayed"]
         return total
@@ -254,7 +260,7 @@ def _inject(stand: Stand, ctx: ChaosContext) -> None:
     """A new random fault at one stand-in (the previous ones cleared)."""
     rng = ctx.rng
     stand.reset_faults()
-    which = rng.choice(["notion", "drive"])
+    which = rng.choice(["notion", "notion", "drive", "storage"])
     kind = rng.random()
     if kind < 0.4:
         stand.set_faults(which, burst_429=rng.randint(2, 8), retry_after_s=1)
@@ -266,20 +272,50 @@ def _inject(stand: Stand, ctx: ChaosContext) -> None:
             seed=rng.randrange(1000),
         )
     elif kind < 0.9:
-        stand.set_faults(which, latency_ms=rng.choice([300, 800, 1500]))
+        # slow answers; one time in three beyond the client's timeout (the call times out and
+        # is retried, and the stand-in may still apply a write the client gave up on)
+        timeout_s = {"notion": NOTION_TIMEOUT_S, "drive": DRIVE_TIMEOUT_S}.get(which, 0.0)
+        timeout_ms = int(1000 * timeout_s) if timeout_s else 1500
+        stand.set_faults(which, latency_ms=rng.choice([300, 1000, timeout_ms + 500]))
     # else: a quiet round
 
 
-def _commands(first: date, last: date, since: str) -> dict[str, list[str]]:
-    """The real command lines; in-process execution (one process per run, no step
-    subprocesses: on this small machine a step subprocess costs seconds of start-up)."""
-    in_process = {"execution": {"config": {"in_process": {}}}}
-    edits = {
-        **in_process,
-        "ops": {"apply_notion_edits": {"config": {"consultations_since": since}}},
-    }
+def _env(name: str) -> dict[str, str]:
+    return {"env": name}
 
-    def launch(*args: str, config: dict[str, Any] = in_process) -> list[str]:
+
+def run_config(short_timeouts: bool) -> dict[str, Any]:
+    """In-process execution (no step subprocesses: on this small machine one costs seconds of
+    start-up); the Notion breaker half-opens after 5 s (the default 300 s would keep the runs
+    after a fault storm failing for minutes); during the chaos, client timeouts short enough
+    that the stand-ins' injected latency goes beyond them. Values by env var reference, as
+    the shared resources read them (no secret on a command line)."""
+    notion: dict[str, Any] = {
+        "token": _env("NOTION_TOKEN"),
+        "base_url": _env("NOTION_BASE_URL"),
+        "shared_state_dsn": _env("SUPABASE_DB_URL"),
+        "breaker_reset_timeout_s": 5.0,
+    }
+    resources: dict[str, Any] = {"notion": {"config": notion}}
+    if short_timeouts:
+        notion["timeout_s"] = NOTION_TIMEOUT_S
+        resources["google_drive"] = {
+            "config": {
+                "service_account_json": _env("GOOGLE_SERVICE_ACCOUNT_JSON"),
+                "base_url": _env("GOOGLE_DRIVE_BASE_URL"),
+                "root_folder_id": _env("GOOGLE_DRIVE_ROOT_FOLDER_ID"),
+                "timeout_s": DRIVE_TIMEOUT_S,
+            }
+        }
+    return {"execution": {"config": {"in_process": {}}}, "resources": resources}
+
+
+def _commands(first: date, last: date, since: str, *, short_timeouts: bool) -> dict[str, list[str]]:
+    """The real command lines of the backup."""
+    base = run_config(short_timeouts)
+    edits = {**base, "ops": {"apply_notion_edits": {"config": {"consultations_since": since}}}}
+
+    def launch(*args: str, config: dict[str, Any] = base) -> list[str]:
         return [_dg(), "launch", *DEFS, *args, "--config-json", json.dumps(config)]
 
     return {
@@ -465,11 +501,12 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
         today = _seoul_today()
         first, last = today - timedelta(days=30), today
         since = (datetime.now(SEOUL) - timedelta(days=1)).isoformat()
-        cmds = _commands(first, last, since)
+        cmds = _commands(first, last, since, short_timeouts=True)
+        final = _commands(first, last, since, short_timeouts=False)
         base = {**stand.env(), "DAGSTER_HOME": str(home)}
         direct = {**base, "SUPABASE_DB_URL": ctx.supabase_url}
         ctx.log(f"  stand-ins up ({time.monotonic() - started:.0f} s)")
-        sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.3)
+        sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.1)
         chaos_env = {**base, "SUPABASE_DB_URL": sb_url}
         mutator = Mutator(stand, ctx)
         order = ["customers", "records", "edits", "reconcile"]
@@ -507,8 +544,8 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
             result.notes.append(f"{crashes_seen} rounds ended with runs failing under faults")
         ctx.log(f"  {result.kills} kills done ({time.monotonic() - started:.0f} s)")
         # the full backup, untouched: customers with reconcile, every partition, images
-        run_to_completion(cmds["reconcile"], direct)
-        run_to_completion(cmds["records"], direct)
+        run_to_completion(final["reconcile"], direct)
+        run_to_completion(final["records"], direct)
         ctx.log(f"  final untouched runs done ({time.monotonic() - started:.0f} s)")
         verify(stand, ctx.supabase_url, result)
         result.notes.append(f"{mutator.edits} Notion/Drive edits between kills")
