@@ -190,7 +190,8 @@ def _apply(
         return action.page_id
     run.log(f"restored {action.describe()} -> page {page.id}")
     if run.relink:
-        _write_back(run, entity, version, page)
+        # the page Notion returns is keyed by today's (maybe renamed) names: read it by id
+        _write_back(run, entity, version, run.canonical(ds, page) or page)
     return page.id
 
 

@@ -12,8 +12,6 @@ from consultation_backup.records import sync_records
 from standins import notion as notion_emu
 from tests.support.consultation import sensor_tick, window_all
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def synced_env(backup_env, monkeypatch):
@@ -36,6 +34,7 @@ def _run(request, instance):
     )
 
 
+@pytest.mark.e2e
 def test_edits_after_a_renamed_consultation_date_land_with_their_partitions(
     synced_env, dagster_instance
 ):
@@ -88,3 +87,62 @@ def test_edits_after_a_renamed_consultation_date_land_with_their_partitions(
     assert not env.db.fetch_all(
         "SELECT 1 FROM public.data_quarantine WHERE item_id = ANY(%s)", ([kept, moved],)
     )
+
+
+def _restore(env, **kwargs):
+    from consultation_backup import restore
+
+    return restore.restore(
+        env.notion,
+        env.db,
+        customers_database_id=env.settings.customers_database_id,
+        consultations_database_id=env.settings.consultations_database_id,
+        log=lambda m: None,
+        **kwargs,
+    )
+
+
+@pytest.mark.integration
+def test_a_deleted_consultation_is_restored_after_its_properties_were_renamed(backup_env):
+    """Every read of the restore goes through the pinned ids: with 고객, 상담일자 and 호소증상
+    renamed, a purged consultation is recreated, its relation and date read back by id, and the
+    backup row re-pointed with the right customer page (never NULL, never a crash)."""
+    env = backup_env
+    sync_customers(env.notion, env.db, env.settings.customers_database_id)
+    sync_records(env.notion, env.db, env.settings.consultations_database_id, *window_all())
+    victim = env.db.fetch_one(
+        "SELECT * FROM consultation_records WHERE NOT is_deleted ORDER BY consultation_id LIMIT 1"
+    )
+    cid, old_id = victim["consultation_id"], victim["notion_page_id"]
+    chosen = env.db.fetch_value("SELECT clock_timestamp()")
+    raw = env.raw_notion()
+    raw.data_sources.update(
+        data_source_id=notion_emu.CONSULTATIONS_DS_LOCAL,
+        properties={
+            "고객": {"name": "환자"},
+            "상담일자": {"name": "방문일"},
+            "호소증상": {"name": "증상"},
+        },
+    )
+    raw.pages.update(page_id=old_id, in_trash=True)
+    env.workspace.purge(old_id)
+    sync_records(env.notion, env.db, env.settings.consultations_database_id, *window_all())
+
+    dry = _restore(env, as_of=chosen, consultation_ids=[cid])
+    assert dry.planned == [f"consultation {cid}: create"], dry
+    done = _restore(env, as_of=chosen, consultation_ids=[cid], dry_run=False)
+    assert done.consultations_created == 1, done
+    (page,) = [
+        p
+        for p in env.ds("consultations").pages.values()
+        if notion_emu.plain(p["properties"]["id"]["title"]) == cid and not p["in_trash"]
+    ]
+    assert notion_emu.plain(page["properties"]["증상"]["rich_text"]) == victim["symptoms"]
+    assert page["properties"]["방문일"]["date"]["start"][:10] == str(victim["consultation_date"])
+    assert page["properties"]["환자"]["relation"][0]["id"] == victim["customer_notion_id"]
+    row = env.db.fetch_one("SELECT * FROM consultation_records WHERE consultation_id=%s", (cid,))
+    assert row["notion_page_id"] == page["id"] and row["is_deleted"] is False
+    assert row["customer_notion_id"] == victim["customer_notion_id"]
+    assert row["symptoms"] == victim["symptoms"]
+    again = _restore(env, as_of=chosen, consultation_ids=[cid], dry_run=False)
+    assert again.planned == [] and again.consultations_present == 1, again
