@@ -224,7 +224,13 @@ def up_services(*, port: int, workers: int, cdc_worker: bool) -> list:
         Service("notion-webhook", [py, "-m", "consultation_backup.webhook"]),
     ]
     if cdc_worker:
-        services.append(Service("gfx-cdc-worker", [py, "-m", "gfx_sync.cdc", "worker"]))
+        # One runner per target, chosen by configuration (GFX_CDC_RUNNER): the pgoutput worker
+        # or the real Debezium engine; either holds the slot lease.
+        if os.environ.get("GFX_CDC_RUNNER", "pgoutput").strip().lower() == "debezium":
+            cdc = Service("gfx-cdc-debezium", [py, "-m", "gfx_sync.cdc.debezium_engine", "run"])
+        else:
+            cdc = Service("gfx-cdc-worker", [py, "-m", "gfx_sync.cdc", "worker"])
+        services.append(cdc)
     services.append(Service("gfx-listener", [os.path.join(bindir, "gfx-sync"), "listen"]))
     for n in range(1, workers + 1):
         services.append(
