@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import tempfile
+import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,7 +30,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
-from notion_client import APIResponseError, Client
+from notion_client import Client
+from notion_client.errors import HTTPResponseError
 
 from tooling.chaos.core import ChaosContext, PathResult, run_to_completion
 
@@ -92,11 +95,13 @@ class Stand:
 
         self.notion_emu = notion_emu
         self.injectors = {k: FaultInjector() for k in ("notion", "drive", "storage")}
-        self.notion_app = notion_emu.create_app(
+        self.notion_app: Any = notion_emu.create_app(
             STANDIN_SEED, SCALE, injector=self.injectors["notion"]
         )
-        self.drive_app = drive_emu.create_app(STANDIN_SEED, SCALE, injector=self.injectors["drive"])
-        self.storage_app = storage_emu.create_app(injector=self.injectors["storage"])
+        self.drive_app: Any = drive_emu.create_app(
+            STANDIN_SEED, SCALE, injector=self.injectors["drive"]
+        )
+        self.storage_app: Any = storage_emu.create_app(injector=self.injectors["storage"])
         self.servers = [
             EmulatorServer(app, name=name).start()
             for app, name in (
@@ -160,31 +165,41 @@ class Stand:
 
 
 def _call(fn: Any, **kwargs: Any) -> Any:
-    """A notion-client call by a "user", retried on the stand-in's 429 (rate limit)."""
+    """A notion-client call by a "user", retried on 429 (the rate limit, a burst) and 5xx (an
+    injected error answers before the stand-in applies anything)."""
     for attempt in range(20):
         try:
             return fn(**kwargs)
-        except APIResponseError as exc:
-            if exc.status != 429 or attempt == 19:
+        except HTTPResponseError as exc:
+            if exc.status not in (429, 500, 502, 503) or attempt == 19:
                 raise
             time.sleep(0.4)
     return None
 
 
 class Mutator:
-    """Edits "by users" between the kills: Notion through the real client, Drive in place."""
+    """Edits "by users": Notion through the real client, Drive in place. ``shared`` (the
+    counters) is shared by the mutator working between the runs and the one editing while a
+    run reads."""
 
-    def __init__(self, stand: Stand, ctx: ChaosContext) -> None:
-        self.stand, self.rng = stand, ctx.rng
+    def __init__(self, stand: Stand, rng: random.Random, shared: dict[str, int]) -> None:
+        self.stand, self.rng, self.shared = stand, rng, shared
         self.client = Client(auth=TOKEN, base_url=stand.notion_url, timeout_ms=20_000)
-        self.created = 0
-        self.trashed = 0
-        self.edits = 0
+        self.lock = threading.Lock()
+
+    @property
+    def edits(self) -> int:
+        return self.shared["edits"]
+
+    def mutate(self) -> None:
+        with self.lock:
+            self._mutate()
+            self.shared["edits"] += 1
 
     def _live(self, which: str) -> list[dict[str, Any]]:
         return [p for p in self.stand.pages(which).values() if not p["in_trash"]]
 
-    def mutate(self) -> None:
+    def _mutate(self) -> None:
         rng = self.rng
         op = rng.random()
         consultations = self._live("consultations")
@@ -200,6 +215,7 @@ class Mutator:
             )
         elif op < 0.55 and customers:
             page = rng.choice(customers)
+            props: dict[str, Any]
             if rng.random() < 0.5:
                 props = {
                     "주소": {"rich_text": [{"text": {"content": rng.choice(WHITESPACE_TEXTS)}}]}
@@ -208,26 +224,27 @@ class Mutator:
                 phone = f"010-{rng.randrange(10**4):04d}-{rng.randrange(10**4):04d}"
                 props = {"전화번호": {"phone_number": phone}}
             _call(self.client.pages.update, page_id=page["id"], properties=props)
-        elif op < 0.65 and self.trashed < 4:
-            self.trashed += 1
+        elif op < 0.65 and self.shared["trashed"] < 4:
+            self.shared["trashed"] += 1
             _call(self.client.pages.update, page_id=rng.choice(consultations)["id"], in_trash=True)
         elif op < 0.85 and customers:
             self._create(rng.choice(customers))
         else:
             self._replace_image()
-        self.edits += 1
 
     def _create(self, customer: dict[str, Any]) -> None:
         from standins.notion import CONSULTATIONS_DS_LOCAL
 
-        self.created += 1
+        self.shared["created"] += 1
         cid = _plain(customer["properties"]["id"])
         day = _seoul_today() - timedelta(days=self.rng.randint(0, 20))
         _call(
             self.client.pages.create,
             parent={"type": "data_source_id", "data_source_id": CONSULTATIONS_DS_LOCAL},
             properties={
-                "id": {"title": [{"text": {"content": f"{cid}_{700 + self.created:03d}"}}]},
+                "id": {
+                    "title": [{"text": {"content": f"{cid}_{700 + self.shared['created']:03d}"}}]
+                },
                 "상담일자": {"date": {"start": day.isoformat()}},
                 "고객": {"relation": [{"id": customer["id"]}]},
                 "호소증상": {
@@ -508,7 +525,10 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
         ctx.log(f"  stand-ins up ({time.monotonic() - started:.0f} s)")
         sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.1)
         chaos_env = {**base, "SUPABASE_DB_URL": sb_url}
-        mutator = Mutator(stand, ctx)
+        shared = {"created": 0, "trashed": 0, "edits": 0}
+        mutator = Mutator(stand, ctx.rng, shared)
+        # a second "user" edits while a run reads (an edit racing the run's cursor)
+        racer = Mutator(stand, random.Random(ctx.rng.randrange(1 << 30)), shared)
         order = ["customers", "records", "edits", "reconcile"]
         log_file = log_dir / "consultation.log"
 
@@ -522,6 +542,8 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
         for i in range(ctx.kills):
             name = order[i % len(order)] if i < len(order) else ctx.rng.choice(order)
             between(i)
+            race = threading.Timer(ctx.rng.uniform(0.5, MAX_DELAY_S * 0.7), racer.mutate)
+            race.start()
             try:
                 kills, _completed = ctx.kill_loop(
                     cmds[name],
@@ -536,6 +558,7 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
                 crashes_seen += 1
                 kills = 0
                 stand.reset_faults()
+            race.join()
             result.kills += kills
         stand.reset_faults()
         result.faults = stand.injected() + sb_proxy.cuts
