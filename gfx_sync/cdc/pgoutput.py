@@ -220,6 +220,12 @@ def decode_message(data: bytes, *, streamed: bool = False) -> object:
     """
     if not data:
         raise DecodeError("empty message")
+    if data[0] == 73 and not streamed and len(data) >= 6 and data[5] == 78:
+        # hot path, one call per inserted row: Insert 'I' relid 'N' tuple, no generic reader
+        fast = _Reader.__new__(_Reader)
+        fast.raw = data if type(data) is bytes else bytes(data)
+        fast.pos = 6
+        return Insert(int.from_bytes(data[1:5], "big"), fast.tuple_data())
     r = _Reader(data)
     tag = r.byte()
     if streamed and tag in STREAMED_XID_TAGS:
