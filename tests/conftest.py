@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -74,7 +75,14 @@ def _url(dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
-def _drop_pg(conn: psycopg.Connection, name: str) -> None:
+def _drop_pg(conn: psycopg.Connection, name: str, *, stale: bool = False) -> None:
+    if stale:  # a dead run's orphaned replication reader would keep the database busy
+        conn.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+            " WHERE database = %s AND active",
+            (name,),
+        )
+        time.sleep(0.2)
     conn.execute(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
         " WHERE database = %s AND NOT active",
@@ -93,7 +101,7 @@ def _sweep_stale(conn: psycopg.Connection, admin: MySQLAdmin) -> None:
             # A leftover of a killed run may still be streaming to an orphaned process: leave it
             # for a later sweep rather than failing this session.
             with contextlib.suppress(psycopg.errors.ObjectInUse):
-                _drop_pg(conn, name)
+                _drop_pg(conn, name, stale=True)
     with admin.connect() as my, my.cursor() as cur:
         cur.execute("SHOW DATABASES")
         for (name,) in cur.fetchall():
