@@ -208,6 +208,7 @@ def restore_cmd(
         page_ids=page_id or None,
         run_id=f"cli:restore:{datetime.now(UTC).isoformat()}",
         log=lambda m: print(m, file=sys.stderr),
+        storage=_storage(),
     )
     _print(report.as_dict())
 

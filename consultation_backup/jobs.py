@@ -307,6 +307,7 @@ def restore_to_notion(
     config: RestoreConfig,
     notion: NotionResource,
     supabase_db: PostgresResource,
+    supabase_storage: SupabaseStorageResource,
     consultation_settings: ConsultationSettings,
 ) -> dg.Output:
     in_place = not (config.target_customers_database_id or config.target_consultations_database_id)
@@ -326,6 +327,7 @@ def restore_to_notion(
         relink=in_place,
         run_id=context.run.run_id,
         log=context.log.info,
+        storage=supabase_storage,
     )
     return dg.Output(
         report.as_dict(),

@@ -25,11 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from psycopg.types.json import Jsonb
 
 from consultation_backup import transform as T
+from consultation_backup.constants import BUCKET
 from consultation_backup.history import image_copies_as_of, tag_run
 from consultation_backup.notion_schema import pinned_schema
 from consultation_backup.records import upsert_records
@@ -43,6 +44,7 @@ from consultation_backup.restore_plan import (
     by_title,
     current_rows,
     decide,
+    hosted_copies,
     notion_page,
     prefetch,
     relation,
@@ -56,6 +58,7 @@ from consultation_backup.restore_properties import (
 from consultation_backup.writes import CUSTOMERS, Tally, WriteScope, write_rows
 from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
+from resources.supabase_storage import SupabaseStorageResource
 
 # the backup columns a restore writes back from the version (the rest is bookkeeping)
 CUSTOMER_COLUMNS = (
@@ -164,6 +167,62 @@ def _properties(entity: Entity, version: dict[str, Any], target: str) -> dict[st
     return consultation_properties(version, target)
 
 
+def _writes_properties(action: Action) -> bool:
+    """Whether carrying out ``action`` writes the page's properties (not only its relation or
+    its trash state)."""
+    return action.kind in ("create", "overwrite") or (
+        action.kind == "untrash" and bool(action.fields)
+    )
+
+
+def _hosted_in(version: dict[str, Any]) -> list[str]:
+    """The Notion-hosted file identities among a consultation version's images."""
+    urls = version.get("google_drive_urls") or []
+    return [str(u) for u in urls if T.parse_notion_file_ref(str(u)) is not None]
+
+
+def _unrestorable_file(run: RestoreRun, version: dict[str, Any]) -> str | None:
+    """Why a Notion-hosted file of the version cannot be uploaded again (None: all can)."""
+    for identity in _hosted_in(version):
+        name = (T.parse_notion_file_ref(identity) or ("", "", 0, ""))[3]
+        copy = run.hosted.get(identity)
+        if copy is None or not copy.path:
+            return f"Notion-hosted file {name!r}: the backup holds no copy of it as of then"
+        if run.storage is None or not run.storage.available:
+            return f"Notion-hosted file {name!r}: Supabase Storage is needed to upload it again"
+    return None
+
+
+def _upload_hosted(run: RestoreRun, props: dict[str, Any]) -> None:
+    """Notion-hosted files cannot be written as links (their identity is no URL and their
+    signed URLs expire): each one's backed-up bytes are uploaded again through Notion's file
+    upload API (``file_uploads.create`` + ``send``, single part) and attached as
+    ``file_upload``, as Notion documents."""
+    assert run.storage is not None
+    client = run.notion.get_client()
+    for n, f in enumerate(props["증상이미지"]["files"], start=1):
+        identity = (f.get("external") or {}).get("url", "")
+        ref = T.parse_notion_file_ref(identity)
+        if ref is None:
+            continue
+        copy = run.hosted[identity]
+        assert copy.path is not None
+        data = run.storage.download(BUCKET, copy.path)
+        name = ref[3] or f"image_{n}"
+        ctype = copy.content_type or "application/octet-stream"
+        upload = cast(
+            dict[str, Any],
+            run.notion.caller.call(
+                client.file_uploads.create, mode="single_part", filename=name, content_type=ctype
+            ),
+        )
+        run.notion.caller.call(
+            client.file_uploads.send, file_upload_id=upload["id"], file=(name, data, ctype)
+        )
+        f.clear()
+        f.update({"name": name, "type": "file_upload", "file_upload": {"id": upload["id"]}})
+
+
 def _apply(
     run: RestoreRun, action: Action, version: dict[str, Any], target: str, seen: NotionPage | None
 ) -> str | None:
@@ -171,6 +230,9 @@ def _apply(
     entity lives at afterwards."""
     entity = action.entity
     props = _properties(entity, version, target)
+    hosted = entity == "consultation" and _writes_properties(action) and bool(_hosted_in(version))
+    if hosted:
+        _upload_hosted(run, props)
     ds = run.customers_ds if entity == "customer" else run.consultations_ds
     relation_only = run.keyed(ds, {"고객": props["고객"]}) if entity == "consultation" else {}
     props = run.keyed(ds, props)
@@ -191,7 +253,11 @@ def _apply(
     run.log(f"restored {action.describe()} -> page {page.id}")
     if run.relink:
         # the page Notion returns is keyed by today's (maybe renamed) names: read it by id
-        _write_back(run, entity, version, run.canonical(ds, page) or page)
+        page = run.canonical(ds, page) or page
+        if hosted:
+            # uploaded files carry the page's identities now (a recreated page: its new id)
+            version = {**version, "google_drive_urls": T.file_urls(page, "증상이미지")}
+        _write_back(run, entity, version, page)
     return page.id
 
 
@@ -225,6 +291,10 @@ def _restore_one(
             _properties(entity, row, target)
         except TextTooLong as exc:
             run.actions[-1] = Action(entity, bid, "skip", action.page_id, reason=str(exc))
+            return
+        why = _unrestorable_file(run, row) if entity == "consultation" else None
+        if why and _writes_properties(action):
+            run.actions[-1] = Action(entity, bid, "skip", action.page_id, reason=why)
             return
         if not run.dry_run:
             new_page = _apply(run, action, row, target, page)
@@ -305,6 +375,7 @@ def restore(
     relink: bool = True,
     run_id: str | None = None,
     log: Callable[[str], None] = print,
+    storage: SupabaseStorageResource | None = None,
 ) -> RestoreReport:
     """Restore Notion to the state the backup had observed at ``as_of`` (default: now).
 
@@ -317,6 +388,8 @@ def restore(
             ``page_ids`` single pages. None of the three: the whole database.
         relink: restoring into the live databases (page ids followed, trash and re-pointing);
             False restores into other databases, matching pages by id title.
+        storage: where Notion-hosted files are uploaded again from (their backed-up bytes);
+            without it a page that needs one is skipped with the reason.
     """
     at = as_of or datetime.now(UTC)
     before = notion.caller.stats["requests"]
@@ -341,6 +414,8 @@ def restore(
         tuple(customer_ids or ()), tuple(consultation_ids or ()), tuple(page_ids or ())
     )
     customers, records = scoped_versions(db, scope, at)
+    run.storage = storage
+    run.hosted = hosted_copies(db, [str(v["business_id"]) for v in records], at)
     if scope.whole and relink:
         prefetch(run)
     current = current_rows(db, "consultation_customers", [v["entity_key"] for v in customers])

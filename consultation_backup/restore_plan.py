@@ -14,12 +14,21 @@ from consultation_backup.history import versions_as_of
 from consultation_backup.models import CustomerRow, RecordRow, ResolvedSchema
 from resources.notion import NotionPage, NotionResource
 from resources.postgres import PostgresResource
+from resources.supabase_storage import SupabaseStorageResource
 
 Entity = Literal["customer", "consultation"]
 Kind = Literal["present", "create", "untrash", "overwrite", "relink", "differs", "skip"]
 CUSTOMER_FIELDS = tuple(f for f in CustomerRow.CONTENT_FIELDS if f != "is_deleted")
 RECORD_FIELDS = tuple(f for f in RecordRow.CONTENT_FIELDS if f != "customer_notion_id")
 CHANGES: tuple[Kind, ...] = ("create", "untrash", "overwrite", "relink")
+
+
+@dataclass(frozen=True)
+class HostedCopy:
+    """The backed-up copy of a Notion-hosted file as of the restore's time."""
+
+    path: str | None  # in the bucket (its seed path while current, else under versions/)
+    content_type: str | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ class RestoreRun:
     titles: dict[str, dict[str, NotionPage]] = field(default_factory=dict)
     # the live databases' properties pinned by id (renames followed); None: names as they are
     schemas: dict[str, ResolvedSchema | None] = field(default_factory=dict)
+    # Notion-hosted files: where Supabase Storage holds each identity's bytes as of then
+    storage: SupabaseStorageResource | None = None
+    hosted: dict[str, HostedCopy] = field(default_factory=dict)
 
     def schema_of(self, ds: str) -> ResolvedSchema | None:
         return self.schemas.get(ds) if self.relink else None
@@ -163,12 +175,40 @@ def notion_page(run: RestoreRun, ds: str, page_id: str, business_id: str) -> Not
     return page if page is not None else by_title(run, ds, business_id)
 
 
+def hosted_copies(
+    db: PostgresResource, consultation_ids: list[str], at: datetime
+) -> dict[str, HostedCopy]:
+    """Per Notion-hosted file identity of these consultations: where the bucket holds the
+    bytes the backup had at ``at`` (from the image versions valid then)."""
+    out: dict[str, HostedCopy] = {}
+    for v in versions_as_of(db, "image", at, "business_id = ANY(%(c)s)", c=consultation_ids):
+        row = v["row_data"]
+        identity = str(row.get("drive_file_id") or "")
+        if T.parse_notion_file_ref(identity) is None:
+            continue
+        path = row.get("storage_path") if v["valid_to"] is None else v["version_path"]
+        out[identity] = HostedCopy(path, row.get("content_type"))
+    return out
+
+
+def _same_file(url: str) -> str:
+    """A Notion-hosted file's identity without its page id: a page recreated by a restore
+    carries the same file (same property, position and name) under its new id."""
+    ref = T.parse_notion_file_ref(url)
+    return url if ref is None else T.notion_file_ref("*", *ref[1:])
+
+
 def differences(entity: Entity, page: NotionPage, version: dict[str, Any]) -> list[str]:
     """Content fields in which the page differs from the version."""
     try:
         if entity == "customer":
             return T.differing_fields(T.parse_customer(page).as_dict(), version, CUSTOMER_FIELDS)
-        return T.differing_fields(T.parse_consultation(page).as_dict(), version, RECORD_FIELDS)
+        current = T.parse_consultation(page).as_dict()
+        urls = version.get("google_drive_urls")
+        if isinstance(urls, list) and isinstance(current.get("google_drive_urls"), list):
+            current["google_drive_urls"] = [_same_file(u) for u in current["google_drive_urls"]]
+            version = {**version, "google_drive_urls": [_same_file(str(u)) for u in urls]}
+        return T.differing_fields(current, version, RECORD_FIELDS)
     except T.InvalidPage as exc:
         return [f"invalid page: {exc.reason}"]
 

@@ -169,6 +169,9 @@ def _files(ds: DataSource, name: str, typ: str, raw: Any) -> Any:
         kind = f.get("type") or next((k for k in ("external", "file_upload", "file") if k in f), "")
         if kind == "external":
             url = f["external"]["url"]
+            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                # Notion validates links: an identity such as notion-file:... is no URL
+                raise _invalid(f"body.properties.{name}.files[{n}].external.url should be a URL.")
             files.append(
                 {"name": f.get("name") or url[-40:], "type": "external", "external": {"url": url}}
             )
