@@ -211,7 +211,19 @@ def worker(
     ),
 ) -> int:
     """Stream continuously (sub-second lag); reports materializations to the Dagster instance
-    at $DAGSTER_HOME unless --no-report."""
+    at $DAGSTER_HOME unless --no-report. Refuses (exit 4) when GFX_CDC_RUNNER=debezium."""
+    from gfx_sync.cdc.debezium_engine import RUNNER_ENV, selected_runner
+
+    runner = selected_runner()
+    if runner != "pgoutput":
+        # one runner per target, as the Debezium engine refuses when pgoutput is selected
+        print(
+            f"{RUNNER_ENV} is {runner!r}: this target streams through the Debezium engine"
+            f" (python -m gfx_sync.cdc.debezium_engine run); set {RUNNER_ENV}=pgoutput to run"
+            " the pgoutput worker instead",
+            file=sys.stderr,
+        )
+        return 4
     source, target, config = _setup(tables, slot, publication, drift_policy)
     return _worker(source, target, config, _emitter(no_report), report_interval, max_seconds)
 

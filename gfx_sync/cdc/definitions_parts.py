@@ -15,6 +15,7 @@ import dagster as dg
 import psycopg
 
 from gfx_sync.cdc.applier import Applier
+from gfx_sync.cdc.debezium_engine import RUNNER_ENV, selected_runner
 from gfx_sync.cdc.errors import SchemaDriftError, SlotBusy, TargetBehindSlot
 from gfx_sync.cdc.health import Thresholds, evaluate, record_alerts, slot_health
 from gfx_sync.cdc.runner import drain_via_sql, materializations, peek_pending
@@ -107,6 +108,13 @@ def gfx_cdc_sensor(
     supabase_db: PostgresResource,
     gfx_cdc: CdcSettings,
 ):
+    runner = selected_runner()
+    if runner != "pgoutput":
+        # one runner per target: the Debezium engine streams into it (and owns its own slot)
+        return dg.SkipReason(
+            f"{RUNNER_ENV} is {runner!r}: the Debezium engine streams into this target; the"
+            f" pgoutput drain stands aside (set {RUNNER_ENV}=pgoutput to use it)"
+        )
     config = gfx_cdc.config(gfx_source_db.dsn)
     with psycopg.connect(gfx_source_db.dsn) as src, psycopg.connect(supabase_db.dsn) as tgt:
         health = slot_health(src, tgt, config.slot_name)
