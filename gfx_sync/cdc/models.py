@@ -156,6 +156,10 @@ class CdcConfig:
             column the target lacks or a changed type, with a message naming it; ``apply`` alters
             the target first.
         max_batch_changes: row changes per target transaction (whole source transactions only).
+        copy_min_rows: a run of whole-row upserts of one table with at least this many distinct
+            keys is merged set-based (COPY of the wire's text values into a temporary staging
+            table, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE); shorter runs use
+            multi-row VALUES statements. 0 turns the COPY path off.
     """
 
     tables: tuple[TableConfig, ...]
@@ -164,6 +168,7 @@ class CdcConfig:
     drift_policy: DriftPolicy = "stop"
     max_batch_changes: int = 5000
     max_batch_seconds: float = 0.2
+    copy_min_rows: int = 64
 
     def table(self, qualified_name: str) -> TableConfig | None:
         for t in self.tables:

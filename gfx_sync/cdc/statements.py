@@ -66,3 +66,40 @@ def numbered_upsert_text(one_row_text: str, ncols: int, nrows: int) -> str:
         "(" + ", ".join(f"${r * ncols + c + 1}" for c in range(ncols)) + ")" for r in range(nrows)
     )
     return f"{head} VALUES {rows}{tail}"
+
+
+def stage_sql(stage: str, ncols: int) -> sql.Composed:
+    """A session-local staging table of ``ncols`` text columns ``c0..cN`` (the wire's text)."""
+    return sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({})").format(
+        sql.Identifier(stage),
+        sql.SQL(", ").join(
+            sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(ncols)
+        ),
+    )
+
+
+def merge_from_stage_sql(tt: TargetTable, cols: Sequence[str], stage: str) -> sql.Composed:
+    """One set-based upsert of the staged rows: each text value is cast to its column's type
+    (the type's input function, as an untyped parameter would be), key conflicts update the
+    non-key columns. The staged keys must be distinct (the caller keeps the last image)."""
+    nonkey = [c for c in cols if c not in tt.key]
+    conflict = (
+        sql.SQL("DO UPDATE SET {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in nonkey
+            )
+        )
+        if nonkey
+        else sql.SQL("DO NOTHING")
+    )
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {}").format(
+        tt.ident,
+        sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(
+            sql.SQL("{}::{}").format(sql.Identifier(f"c{i}"), sql.SQL(tt.columns[c]))
+            for i, c in enumerate(cols)
+        ),
+        sql.Identifier(stage),
+        sql.SQL(", ").join(map(sql.Identifier, tt.key)),
+        conflict,
+    )

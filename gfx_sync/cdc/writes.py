@@ -5,6 +5,7 @@ quarantined while the rest lands."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import psycopg
@@ -13,8 +14,10 @@ from psycopg import sql
 from gfx_sync.cdc.models import UNCHANGED, CdcConfig, RowChange, SourceTransaction
 from gfx_sync.cdc.statements import (
     delete_sql,
+    merge_from_stage_sql,
     multi_delete_sql,
     numbered_upsert_text,
+    stage_sql,
     update_sql,
     upsert_sql,
 )
@@ -157,6 +160,8 @@ class RowWriter:
                     with self.conn.cursor() as cur:
                         cur.executemany(stmt, [p for _c, p in run])
         except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            # the savepoint took back a staging table created inside it
+            self._forget_stages()
             self._row_by_row(stmt, run, result, exc)
             return
         for change, _p in run:
@@ -179,6 +184,9 @@ class RowWriter:
             latest.pop(key, None)
             latest[key] = params
         rows = list(latest.values())
+        if self.config.copy_min_rows and len(rows) >= self.config.copy_min_rows:
+            self._copy_merge(tt, qualified, cols, rows)
+            return True
         per = max(1, min(500, 30000 // max(1, len(cols))))
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
@@ -193,6 +201,36 @@ class RowWriter:
                 self._upsert_chunk(tt, qualified, cols, chunk[j : j + size])
                 j += size
         return True
+
+    def _copy_merge(self, tt: TargetTable, qualified: str, cols, rows: list[list]) -> None:
+        """Whole-row upserts (distinct keys) set-based: the wire's text values by COPY into a
+        session-local staging table of text columns, one INSERT ... SELECT ... ON CONFLICT DO
+        UPDATE, then the staging table emptied. Runs inside the caller's savepoint, so a row the
+        target refuses takes the whole merge back and the caller retries row by row."""
+        key = ("stage", qualified, tuple(cols))
+        stage = self._stmts.get(key)
+        if stage is None:
+            # named by shape, so a table found by IF NOT EXISTS always has these columns
+            shape = hashlib.md5(repr(key).encode(), usedforsecurity=False).hexdigest()[:16]
+            stage = f"gfx_cdc_stage_{shape}"
+            # IF NOT EXISTS: a table created in an earlier committed batch of this session
+            self.conn.execute(stage_sql(stage, len(cols)))
+            self._stmts[key] = stage
+            self._stmts[("stage_merge", qualified, tuple(cols))] = merge_from_stage_sql(
+                tt, cols, stage
+            ).as_string(self.conn)
+            self._stmts[("stage_copy", qualified, tuple(cols))] = f'COPY "{stage}" FROM STDIN'
+            self._stmts[("stage_empty", qualified, tuple(cols))] = f'TRUNCATE "{stage}"'
+        with self.conn.cursor() as cur:
+            with cur.copy(self._stmts[("stage_copy", qualified, tuple(cols))]) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(self._stmts[("stage_merge", qualified, tuple(cols))])
+            cur.execute(self._stmts[("stage_empty", qualified, tuple(cols))])
+
+    def _forget_stages(self) -> None:
+        for k in [k for k in self._stmts if k[0].startswith("stage")]:
+            del self._stmts[k]
 
     def _upsert_chunk(self, tt: TargetTable, qualified: str, cols, chunk: list[list]) -> None:
         # $n placeholders through a RawCursor, prepared: psycopg does not cache the conversion of
