@@ -24,7 +24,13 @@ from resources.environment import apply_local_defaults
 from tooling.chaos.core import ChaosContext, PathResult
 
 # path name -> module in tooling.chaos with run(ctx, log_dir) -> PathResult
-PATHS = {"gfx-batch": "gfx_batch", "consultation-backup": "consultation"}
+PATHS = {
+    "gfx-batch": "gfx_batch",
+    "consultation-backup": "consultation",
+    "gfx-cdc": "gfx_cdc",
+    "gfx-debezium": "gfx_debezium",
+    "messaging": "messaging",
+}
 
 app = typer.Typer(add_completion=False, help=__doc__)
 console = Console()
