@@ -13,12 +13,15 @@ and the four tables are compared row for row.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from psycopg import sql
@@ -142,6 +145,83 @@ def wait_caught_up(source_url: str, slot: str, alive: object, deadline_s: float 
             time.sleep(0.2)
 
 
+def start(argv: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def slot_active(source_url: str, slot: str) -> bool:
+    with psycopg.connect(source_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def wait_streaming(source_url: str, slot: str, proc: subprocess.Popen[bytes]) -> bool:
+    """Until the runner holds its slot (True), or it exited first (False)."""
+    until = time.monotonic() + 180
+    while not slot_active(source_url, slot):
+        if proc.poll() is not None:
+            return False
+        if time.monotonic() > until:
+            raise RuntimeError(f"the runner did not take {slot} in 180 s")
+        time.sleep(0.05)
+    return True
+
+
+def sigkill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def kill_while_streaming(
+    ctx: ChaosContext,
+    argv: list[str],
+    env: dict[str, str],
+    slot: str,
+    log_path: Path,
+    after_s: tuple[float, float],
+    result: PathResult,
+) -> list[int]:
+    """Start the runner; once it holds its slot, SIGKILL it a random ``after_s`` later (so kills
+    land while it streams, not while the interpreter or JVM starts); wait until the killed
+    runner's walsender released the slot; start it again; ``ctx.kills`` times. A runner that
+    exits on its own (a cut connection it does not survive) is restarted the same way; its exit
+    codes are returned."""
+    from tests.support.debezium_soak import wait_slot_released
+
+    exits: list[int] = []
+    with open(log_path, "ab") as log:
+        proc = start(argv, env, log)
+        try:
+            while result.kills < ctx.kills:
+                if wait_streaming(ctx.gfx_source_url, slot, proc):
+                    time.sleep(ctx.rng.uniform(*after_s))
+                if proc.poll() is None:
+                    sigkill(proc)
+                    result.kills += 1
+                else:
+                    exits.append(proc.returncode)
+                    if len(exits) > max(3, ctx.kills // 5) + result.kills:
+                        raise RuntimeError(
+                            f"the runner exited on its own {len(exits)} times (codes"
+                            f" {exits[:5]}…); see {log_path}"
+                        )
+                wait_slot_released(ctx.gfx_source_url, slot)
+                proc = start(argv, env, log)
+        finally:
+            sigkill(proc)
+    return exits
+
+
 def catch_up(
     argv: list[str], env: dict[str, str], source_url: str, slot: str, log_path: Path
 ) -> None:
@@ -187,19 +267,22 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
     sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.5)
     writer.start()
     try:
-        result.kills, completed = ctx.kill_loop(
+        exits = kill_while_streaming(
+            ctx,
             worker,
-            env={**direct, "SUPABASE_DB_URL": sb_url},
-            kills=ctx.kills,
-            max_delay_s=3.0,
-            log_file=log_dir / "gfx_cdc.log",
+            {**direct, "SUPABASE_DB_URL": sb_url},
+            slot,
+            log_dir / "gfx_cdc.log",
+            (0.05, 2.5),
+            result,
         )
     finally:
         writer.finish()
     sb_proxy.cut_rate = 0.0
     result.faults = sb_proxy.cuts
-    if completed:
-        result.notes.append(f"{completed} worker runs ended on their own (cut connections)")
+    result.notes.append(f"target proxy: {sb_proxy.connections} connections, {sb_proxy.cuts} cut")
+    if exits:
+        result.notes.append(f"{len(exits)} worker runs ended on their own (codes {exits})")
     result.notes.append(f"workload: {writer.summary()}")
     catch_up(worker, direct, ctx.gfx_source_url, slot, log_dir / "gfx_cdc.log")
     verify(ctx, result)

@@ -13,58 +13,18 @@ row for row.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
 
-import psycopg
-
-from tooling.chaos.core import ROOT, ChaosContext, PathResult, run_to_completion
-from tooling.chaos.gfx_cdc import GFX, Writer, verify
+from tooling.chaos.core import ChaosContext, PathResult, run_to_completion
+from tooling.chaos.gfx_cdc import GFX, Writer, kill_while_streaming, sigkill, start, verify
 
 PUBLICATION = "chaos_dbz_pub"
 
 
-def _engine(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gfx_sync.cdc.debezium_engine", "run"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _slot_active(source_url: str, slot: str) -> bool:
-    with psycopg.connect(source_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
-        ).fetchone()
-    return bool(row and row[0])
-
-
-def _wait_streaming(source_url: str, slot: str, proc: subprocess.Popen[bytes]) -> bool:
-    """Until the engine holds its slot (True), or it exited first (False)."""
-    until = time.monotonic() + 180
-    while not _slot_active(source_url, slot):
-        if proc.poll() is not None:
-            return False
-        if time.monotonic() > until:
-            raise RuntimeError(f"the engine did not take {slot} in 180 s")
-        time.sleep(0.1)
-    return True
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+ENGINE = [sys.executable, "-m", "gfx_sync.cdc.debezium_engine", "run"]
 
 
 def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
@@ -90,37 +50,23 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
     )
     sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.05)
     chaos_env = {**direct, "SUPABASE_DB_URL": sb_url}
-    exits: list[int] = []
     log_path = log_dir / "gfx_debezium.log"
+    writer.start()
+    try:
+        exits = kill_while_streaming(ctx, ENGINE, chaos_env, slot, log_path, (0.5, 4.0), result)
+    finally:
+        writer.finish()
     with open(log_path, "ab") as log:
-        writer.start()
-        proc = _engine(chaos_env, log)
-        try:
-            while result.kills < ctx.kills:
-                if _wait_streaming(ctx.gfx_source_url, slot, proc):
-                    time.sleep(ctx.rng.uniform(0.5, 4.0))
-                if proc.poll() is None:
-                    _kill(proc)
-                    result.kills += 1
-                else:  # it ended on its own (a cut target connection): restarted like a kill
-                    exits.append(proc.returncode)
-                    if len(exits) > max(3, ctx.kills // 5) and proc.returncode != 0:
-                        raise RuntimeError(
-                            f"the engine exited on its own {len(exits)} times (codes"
-                            f" {exits[:5]}…); see {log_path}"
-                        )
-                wait_slot_released(ctx.gfx_source_url, slot)
-                proc = _engine(chaos_env, log)
-        finally:
-            _kill(proc)
-            writer.finish()
         sb_proxy.cut_rate = 0.0
         result.faults = sb_proxy.cuts
+        result.notes.append(
+            f"target proxy: {sb_proxy.connections} connections, {sb_proxy.cuts} cut"
+        )
         if exits:
             result.notes.append(f"{len(exits)} engine runs ended on their own (codes {exits})")
         result.notes.append(f"workload: {writer.summary()}")
         wait_slot_released(ctx.gfx_source_url, slot)
-        proc = _engine(direct, log)
+        proc = start(ENGINE, direct, log)
         try:
             deadline = time.monotonic() + 300
             while any(
@@ -137,7 +83,7 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                _kill(proc)
+                sigkill(proc)
     verify(ctx, result)
     result.wall_s = time.monotonic() - started
     return result
