@@ -282,10 +282,19 @@ class NativeSubscriber:
 class CdcWorker:
     """The platform's streaming worker in a subprocess (as deployed), on its own slot."""
 
-    def __init__(self, source_url: str, target_url: str, table: str, tag: str):
+    def __init__(
+        self,
+        source_url: str,
+        target_url: str,
+        table: str,
+        tag: str,
+        copy_min_rows: int | None = None,
+    ):
         from gfx_sync.cdc.models import CdcConfig, TableConfig
 
         self.source_url, self.target_url = source_url, target_url
+        # None: the worker's default; 0: the merge by COPY off (the previous apply path)
+        self.copy_min_rows = copy_min_rows
         self.config = CdcConfig(
             tables=(TableConfig(table),),
             slot_name=f"bench_cdc_{tag}",
@@ -340,6 +349,11 @@ class CdcWorker:
                 self.config.publication,
                 "--tables",
                 self.config.tables[0].name,
+                *(
+                    ["--copy-min-rows", str(self.copy_min_rows)]
+                    if self.copy_min_rows is not None
+                    else []
+                ),
             ],
             cwd=ROOT,
             env=env,
@@ -487,6 +501,120 @@ def bench(ctx: BenchContext) -> list[Figure]:
     ]
 
 
+def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
+    """A/B of the worker's maximum sustained rate in one run: the merge by COPY off (``old``,
+    the previous apply path) and on (``new``), beside native replication and the decode
+    ceiling, ``rounds`` times with the order rotated each round (the machine is noisy); the
+    figures are the medians."""
+    import statistics
+
+    rates: dict[str, list[float]] = {"old": [], "new": [], "native": [], "ceiling": []}
+    variants = ["old", "new", "native"]
+    for rnd in range(rounds):
+        order = variants[rnd % 3 :] + variants[: rnd % 3]
+        for variant in order:
+            tag = secrets.token_hex(3)
+            table = f"bench_cdc_ab_{variant}_{tag}"
+            _exec(ctx.gfx_source_url, SOURCE_DDL.format(t=table))
+            _exec(ctx.supabase_url, TARGET_DDL.format(t=table))
+            runner: CdcWorker | NativeSubscriber = (
+                NativeSubscriber(ctx.gfx_source_url, ctx.supabase_url, table, tag)
+                if variant == "native"
+                else CdcWorker(
+                    ctx.gfx_source_url,
+                    ctx.supabase_url,
+                    table,
+                    tag,
+                    copy_min_rows=0 if variant == "old" else None,
+                )
+            )
+            try:
+                with runner as r:
+                    r.pause()
+                    ceiling_slot = f"bench_ab_ceiling_{tag}"
+                    measure_ceiling = variant == "new"
+                    if measure_ceiling:
+                        _exec(
+                            ctx.gfx_source_url,
+                            "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')",
+                            (ceiling_slot,),
+                        )
+                    n = _generate(
+                        ctx.gfx_source_url,
+                        table,
+                        3600,
+                        None,
+                        1,
+                        rows_per_tx=MAX_RATE_ROWS_PER_TX,
+                        max_rows=backlog,
+                    )
+                    if measure_ceiling and isinstance(r, CdcWorker):
+                        try:
+                            rates["ceiling"].append(
+                                _decode_ceiling(
+                                    ctx.gfx_source_url, ceiling_slot, r.config.publication, n
+                                )
+                            )
+                        finally:
+                            _exec(
+                                ctx.gfx_source_url,
+                                "SELECT pg_drop_replication_slot(%s)",
+                                (ceiling_slot,),
+                            )
+                    r.resume()
+                    _wait_applied(ctx.supabase_url, table, n, timeout=600)
+                    [(first, last)] = _exec(
+                        ctx.supabase_url,
+                        sql.SQL(
+                            "SELECT extract(epoch FROM min(applied_at)),"
+                            " extract(epoch FROM max(applied_at)) FROM {}"
+                        ).format(sql.Identifier(table)),
+                    )
+                    rates[variant].append(n / max(float(last) - float(first), 1e-6))
+            finally:
+                _exec(ctx.gfx_source_url, f"DROP TABLE IF EXISTS {table}")
+                _exec(ctx.supabase_url, f"DROP TABLE IF EXISTS {table}")
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    runs = "; ".join(f"{k} " + "/".join(f"{x:.0f}" for x in v) for k, v in rates.items())
+    note = (
+        f"{rounds} rounds, backlog {backlog} rows ({MAX_RATE_ROWS_PER_TX} per tx), medians; {runs}"
+    )
+    return [
+        Figure(
+            "gfx_cdc_ab",
+            "max rate rows/s: merge by COPY vs previous path",
+            med["new"],
+            med["old"],
+            "the same worker with --copy-min-rows 0",
+            note=note,
+        ),
+        Figure(
+            "gfx_cdc_ab",
+            "max rate rows/s: merge by COPY vs native",
+            med["new"],
+            med["native"],
+            "native logical replication (CREATE SUBSCRIPTION)",
+            note=note,
+        ),
+        Figure(
+            "gfx_cdc_ab",
+            "max rate rows/s: merge by COPY vs decode ceiling",
+            med["new"],
+            med["ceiling"],
+            "pg_recvlogical (pgoutput) into /dev/null",
+            note=note,
+        ),
+        Figure(
+            "gfx_cdc_ab",
+            "max rate rows/s: previous path vs native",
+            med["old"],
+            med["native"],
+            "native logical replication (CREATE SUBSCRIPTION)",
+            note=note,
+        ),
+    ]
+
+
 app = typer.Typer(add_completion=False)
 
 
@@ -496,6 +624,9 @@ def main(
     rate: float = typer.Option(2000, help="target change rate, rows/s"),
     backlog: int = typer.Option(200_000, help="rows in the max-rate backlog"),
     big_tx: int = typer.Option(200_000, help="rows of the one-transaction phase (issue: 5M)"),
+    ab_rounds: int = typer.Option(
+        0, "--ab-rounds", help="only the A/B of the max rate (COPY merge off/on, native), N rounds"
+    ),
 ) -> None:
     """CDC lag and maximum change rate against native logical replication, on private databases."""
     from resources.migrations import MIGRATION_SETS, apply_migrations
@@ -526,7 +657,7 @@ def main(
                 "big_tx": args.big_tx,
             },
         )
-        for f in bench(ctx):
+        for f in ab_max_rate(ctx, backlog, ab_rounds) if ab_rounds else bench(ctx):
             print(
                 f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio"
                 f" {f.ratio:.2f}  [{f.note}]"

@@ -19,6 +19,7 @@ shared resource instances (``resources.shared``), resolved after the local defau
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -209,6 +210,12 @@ def worker(
     max_seconds: float = typer.Option(
         0, "--max-seconds", help="stop after this many seconds (0 = never)"
     ),
+    copy_min_rows: int | None = typer.Option(
+        None,
+        "--copy-min-rows",
+        help="merge runs of at least this many whole-row upserts by COPY into a staging table"
+        " (0 = off; default: the configuration's)",
+    ),
 ) -> int:
     """Stream continuously (sub-second lag); reports materializations to the Dagster instance
     at $DAGSTER_HOME unless --no-report. Refuses (exit 4) when GFX_CDC_RUNNER=debezium."""
@@ -225,6 +232,8 @@ def worker(
         )
         return 4
     source, target, config = _setup(tables, slot, publication, drift_policy)
+    if copy_min_rows is not None:
+        config = dataclasses.replace(config, copy_min_rows=max(0, copy_min_rows))
     return _worker(source, target, config, _emitter(no_report), report_interval, max_seconds)
 
 
