@@ -93,7 +93,9 @@ def build_table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             "winner": spec.winner,
             "key": spec.key,
         },
-        tags={"gfx_sync/method": spec.method},
+        # The latest partition is an incremental sync of everything new (a full copy the first
+        # time), so `platform materialize-all` needs only that one, not 700 partitions' events.
+        tags={"gfx_sync/method": spec.method, "platform/materialize-all": "latest-partition"},
     )
     def _asset(
         context: dg.AssetExecutionContext,

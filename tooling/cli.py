@@ -151,11 +151,20 @@ def materialize_all_command(
     workspace: str = typer.Option(
         "workspace.yaml", help="workspace file naming the code locations"
     ),
+    location: list[str] = typer.Option(
+        None, "--location", help="only this code location (repeatable); runs in this process"
+    ),
 ) -> None:
-    """Materialize every asset of every code location once (recorded in DAGSTER_HOME)."""
-    from tooling.materialize import materialize_workspace
+    """Materialize every asset of every code location once (recorded in DAGSTER_HOME).
 
-    ok = materialize_workspace(workspace, log=console.print)
+    Without --location the three locations run at the same time, one process each.
+    """
+    from tooling.materialize import materialize_workspace, materialize_workspace_in_parallel
+
+    if location:
+        ok = materialize_workspace(workspace, log=console.print, locations=location)
+    else:
+        ok = materialize_workspace_in_parallel(workspace, log=console.print)
     if not ok:
         raise typer.Exit(1)
 

@@ -8,7 +8,10 @@ assets for their latest partition, static/dynamic ones for each existing key.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -35,12 +38,20 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 
 
 def _partition_runs(
-    pdef: dg.PartitionsDefinition | None, instance: dg.DagsterInstance, single_run: bool
+    pdef: dg.PartitionsDefinition | None,
+    instance: dg.DagsterInstance,
+    single_run: bool,
+    latest_only: bool = False,
 ) -> list[tuple[str | None, dict[str, str]]]:
-    """(partition key, extra tags) for each run: a whole time range in one run when the assets'
-    backfill policy allows it (what `dg launch --partition-range` does), else one run per key."""
+    """(partition key, extra tags) for each run: only the latest key when every asset says so
+    (tag ``platform/materialize-all: latest-partition``: the latest partition already covers
+    everything), a whole time range in one run when the assets' backfill policy allows it (what
+    `dg launch --partition-range` does), else one run per key."""
     if pdef is None:
         return [(None, {})]
+    if isinstance(pdef, dg.TimeWindowPartitionsDefinition) and latest_only:
+        last = pdef.get_last_partition_key()
+        return [] if last is None else [(last, {})]
     if isinstance(pdef, dg.TimeWindowPartitionsDefinition) and single_run:
         keys = pdef.get_partition_keys(dynamic_partitions_store=instance)
         if not keys:
@@ -87,7 +98,10 @@ def materialize_definitions(
             and policy.max_partitions_per_run is None
             for k in keys
         )
-        for partition, range_tags in _partition_runs(pdef, instance, single_run):
+        latest_only = all(
+            graph.get(k).tags.get("platform/materialize-all") == "latest-partition" for k in keys
+        )
+        for partition, range_tags in _partition_runs(pdef, instance, single_run, latest_only):
             label = f"{location}: {len(keys)} asset(s)"
             if partition:
                 label += f" partition {partition}"
@@ -110,10 +124,52 @@ def materialize_definitions(
     return ok
 
 
-def materialize_workspace(workspace: str | Path, log: Callable[[str], None] = print) -> bool:
+def materialize_workspace(
+    workspace: str | Path,
+    log: Callable[[str], None] = print,
+    locations: Sequence[str] | None = None,
+) -> bool:
+    """Materialize the named locations (default all) one after the other, in this process."""
     instance = dg.DagsterInstance.get()
     ok = True
     for location, module, attribute in workspace_modules(workspace):
+        if locations and location not in locations:
+            continue
         defs = getattr(importlib.import_module(module), attribute)
         ok &= materialize_definitions(defs, instance, log, location)
     return ok
+
+
+def materialize_workspace_in_parallel(
+    workspace: str | Path, log: Callable[[str], None] = print
+) -> bool:
+    """One process per code location, all at once: the locations share nothing but the
+    instance, and the consultation backup waits on Notion's rate limit while the others
+    work. Each line of a location's output is prefixed with its name."""
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    for location, _module, _attribute in workspace_modules(workspace):
+        platform = str(Path(sys.executable).parent / "platform")
+        argv = [platform, "materialize-all", "--workspace"]
+        argv += [str(workspace), "--location", location]
+        procs.append(
+            (
+                location,
+                subprocess.Popen(
+                    argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+                ),
+            )
+        )
+
+    def pump(location: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() and "Warning" not in line and "return fn(" not in line:
+                log(f"[{location}] {line.rstrip()}")
+
+    threads = [threading.Thread(target=pump, args=p, daemon=True) for p in procs]
+    for t in threads:
+        t.start()
+    codes = [proc.wait() for _location, proc in procs]
+    for t in threads:
+        t.join(timeout=5)
+    return all(code == 0 for code in codes)
