@@ -19,6 +19,7 @@ from messaging.engine import RunOptions, execute_workflow
 from messaging.jobs import delivery_poll_job, observe_mysql_job, run_workflow_job
 from messaging.sensors import messaging_webhook_sensor
 from messaging.webhook import create_webhook_app, sign
+from resources.circuit_breaker import reset_all_breakers
 from tests.support.messaging import workflow_run_config
 
 pytestmark = pytest.mark.e2e
@@ -292,6 +293,9 @@ def test_dagster_reexecution_of_a_failed_run_resumes_the_same_execution(
     )
     assert run["status"] == "failed"
     injector.reset()
+    # SOLAPI is back; the first run's failures opened the per-process breaker (it would let a
+    # trial call through after its reset timeout): close it as that trial would
+    reset_all_breakers()
     options = dg.ReexecutionOptions.from_failure(first_id, dagster_instance)
     with dg.execute_job(job, instance=dagster_instance, reexecution_options=options) as second:
         assert second.success
