@@ -9,9 +9,11 @@ from consultation_backup.schedules import SCHEDULES
 from consultation_backup.sensors import SENSORS
 from consultation_backup.settings import consultation_settings
 from resources.dagster_helpers import build_run_failure_notifier
+from resources.executor import platform_executor
 from resources.shared import resources_for
 
 defs = dg.Definitions(
+    executor=platform_executor,  # multiprocess, or Celery workers (PLATFORM_PROFILE)
     assets=[*SOURCES, *ASSETS],
     asset_checks=CHECKS,
     jobs=JOBS,

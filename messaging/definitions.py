@@ -22,11 +22,13 @@ from messaging.jobs import (
 from messaging.sensors import SENSORS
 from messaging.settings import messaging_settings
 from resources.dagster_helpers import build_migrations_job, build_run_failure_notifier
+from resources.executor import platform_executor
 from resources.shared import resources_for
 
 migrations_job = build_migrations_job("messaging", ["messaging"])
 
 defs = dg.Definitions(
+    executor=platform_executor,  # multiprocess, or Celery workers (PLATFORM_PROFILE)
     assets=[
         mysql_crm_tables,
         *PLATFORM_SPECS,
