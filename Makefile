@@ -13,13 +13,18 @@ STANDINS_LOG := $(DAGSTER_HOME)/standins.log
 # if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
 DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
-.PHONY: demo demo-distributed workers chaos demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
+.PHONY: demo-showcase demo demo-distributed workers chaos demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
 
 ## demo-setup: everything `demo` does except serving (for scripts and CI-like checks)
-demo-setup: install services dagster-home migrate standins seed materialize
+demo-setup: install services dagster-home migrate standins seed materialize demo-showcase
+
+## demo-showcase: after the first materialization, one gfx table is paused (seed 003 §7.1) so the
+## dashboard shows a PAUSED row; `gfx-sync resume --table wsop_chip_counts` brings it back
+demo-showcase: install
+	$(BIN)/platform exec -- $(BIN)/gfx-sync pause --table wsop_chip_counts --reason "demo: paused to show pause/resume on the dashboard"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
