@@ -268,10 +268,12 @@ def claim_batch(
         )
         rows = cur.fetchall()
         if group_id is not None:
+            # the group's rows are found by these keys (unique index), not by an index on
+            # provider_group_id: with none, the claim's write of a row can be a HOT update
             cur.execute(
-                "UPDATE public.messaging_send_groups SET message_count = %s"
+                "UPDATE public.messaging_send_groups SET message_count = %s, claimed_keys = %s"
                 " WHERE provider_group_id = %s",
-                (len(rows), group_id),
+                (len(rows), [r["idempotency_key"] for r in rows], group_id),
             )
         return rows
 
@@ -345,6 +347,28 @@ def settle_response(
 
 
 # -- the group flow ----------------------------------------------------------------------------
+def group_rows(conn: Connection[Any], group_id: str) -> tuple[str, tuple[Any, ...]]:
+    """WHERE clause (and parameters) for a group's pending ``message_logs`` rows: by the keys the
+    claim stored on the group row (unique index, the batch's size); a group claimed before those
+    keys were stored is found by its run's pending rows."""
+    row = conn.execute(
+        "SELECT claimed_keys, workflow_run_id FROM public.messaging_send_groups"
+        " WHERE provider_group_id = %s",
+        (group_id,),
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        return (
+            "idempotency_key = ANY(%s) AND provider_group_id = %s AND status = 'pending'",
+            (list(row[0]), group_id),
+        )
+    if row is not None:
+        return (
+            "workflow_run_id = %s AND provider_group_id = %s AND status = 'pending'",
+            (row[1], group_id),
+        )
+    return "provider_group_id = %s AND status = 'pending'", (group_id,)
+
+
 def record_registration(
     db: PostgresResource, group_id: str, rows: list[dict[str, Any]], registered: list[Registered]
 ) -> tuple[int, int]:
@@ -365,35 +389,48 @@ def record_registration(
                 )
             )
     with db.transaction() as conn:
-        if ok_keys:
-            conn.execute(
-                """UPDATE public.message_logs m SET provider_message_id = v.mid
-                   FROM (SELECT unnest(%s::text[]) AS k, unnest(%s::text[]) AS mid) v
-                   WHERE m.idempotency_key = v.k AND m.status = 'pending'""",
-                (ok_keys, ok_ids),
-            )
         apply_results(conn, [], bad, 0.0)
+        # the accepted ids go on the group row (one write), not onto every message row: each
+        # write of a message_logs row inserts into all of its indexes (issue 13, linear sends)
         conn.execute(
-            "UPDATE public.messaging_send_groups SET state = 'sending', send_requested_at = now()"
+            "UPDATE public.messaging_send_groups SET state = 'sending', send_requested_at = now(),"
+            " registered_keys = %s, registered_ids = %s"
             " WHERE provider_group_id = %s AND state = 'created'",
-            (group_id,),
+            (ok_keys, ok_ids, group_id),
         )
     return len(ok_keys), len(bad)
 
 
 def settle_group(db: PostgresResource, group_id: str, cost: float) -> BatchResult:
-    """The group went out: its registered rows are ``sent`` (the seam the crash tests hook)."""
+    """The group went out: its registered rows are ``sent`` with their message ids, in one write
+    per row (the seam the crash tests hook). Groups registered before the ids were kept on the
+    group row (``registered_keys`` NULL) have the ids on their rows already."""
     with db.transaction() as conn:
         n = conn.execute(
-            """UPDATE public.message_logs SET status = 'sent', sent_at = now(), cost = %s,
-                      error_code = NULL, error_message = NULL
-               WHERE provider_group_id = %s AND status = 'pending'
-                 AND provider_message_id IS NOT NULL""",
-            (cost, group_id),
+            """UPDATE public.message_logs m SET status = 'sent', sent_at = now(), cost = %s,
+                      error_code = NULL, error_message = NULL, provider_message_id = v.mid
+               FROM (SELECT unnest(g.registered_keys) AS k, unnest(g.registered_ids) AS mid
+                     FROM public.messaging_send_groups g WHERE g.provider_group_id = %s) v
+               WHERE m.idempotency_key = v.k AND m.provider_group_id = %s
+                 AND m.status = 'pending'""",
+            (cost, group_id, group_id),
         ).rowcount
-        conn.execute(
-            "UPDATE public.messaging_send_groups SET state = 'sent', settled_at = now()"
+        legacy = conn.execute(
+            "SELECT registered_keys IS NULL FROM public.messaging_send_groups"
             " WHERE provider_group_id = %s",
+            (group_id,),
+        ).fetchone()
+        if legacy is None or legacy[0]:  # registered before the ids were kept on the group row
+            where, params = group_rows(conn, group_id)
+            n += conn.execute(
+                "UPDATE public.message_logs SET status = 'sent', sent_at = now(), cost = %s,"
+                " error_code = NULL, error_message = NULL"
+                f" WHERE {where} AND provider_message_id IS NOT NULL",
+                (cost, *params),
+            ).rowcount
+        conn.execute(
+            "UPDATE public.messaging_send_groups SET state = 'sent', settled_at = now(),"
+            " registered_keys = NULL, registered_ids = NULL WHERE provider_group_id = %s",
             (group_id,),
         )
     return BatchResult(n, 0, 0, group_id)
@@ -408,15 +445,16 @@ def abandon_group(
         with suppress(*AMBIGUOUS, PermanentError):
             solapi.delete_group(group_id)
     with db.transaction() as conn:
+        where, params = group_rows(conn, group_id)
         n = conn.execute(
-            """UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL,
-                      provider_message_id = NULL
-               WHERE provider_group_id = %s AND status = 'pending'""",
-            (group_id,),
+            "UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL,"
+            f" provider_message_id = NULL WHERE {where}",
+            params,
         ).rowcount
         conn.execute(
             "UPDATE public.messaging_send_groups SET state = 'abandoned', settled_at = now(),"
-            " note = %s WHERE provider_group_id = %s",
+            " note = %s, registered_keys = NULL, registered_ids = NULL"
+            " WHERE provider_group_id = %s",
             (note[:500], group_id),
         )
     return n
@@ -425,14 +463,14 @@ def abandon_group(
 def _refusals_listed(db: PostgresResource, solapi: SolapiResource, group_id: str) -> list[Refused]:
     """Rows of a sent group that SOLAPI lists as refused (the list may lag: unlisted rows count
     as sent, since they were registered)."""
-    keys = {
-        r["idempotency_key"]
-        for r in db.fetch_all(
-            "SELECT idempotency_key FROM public.message_logs"
-            " WHERE provider_group_id = %s AND status = 'pending'",
-            (group_id,),
-        )
-    }
+    with db.transaction() as conn:
+        where, params = group_rows(conn, group_id)
+        keys = {
+            r[0]
+            for r in conn.execute(
+                f"SELECT idempotency_key FROM public.message_logs WHERE {where}", params
+            ).fetchall()
+        }
     _found, refused = _found_at_solapi(solapi.iter_group_messages(group_id), keys)
     return list(refused.values())
 
