@@ -27,6 +27,7 @@ Run ``python -m gfx_sync.cdc.debezium_engine init`` once, then
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -266,7 +267,10 @@ class DebeziumRunner:
                 self._stop.wait(0.05)
             asked = asked or self._stop.is_set()
         finally:
-            self._engine.close()
+            # An engine that stopped by itself (its handler failed) refuses a second close with
+            # "Engine has been already shut down": that must not hide the cause reported below.
+            with contextlib.suppress(Exception):
+                self._engine.close()
             thread.join(30)
             self.applier.close()
         if self._consumer.error is not None:
