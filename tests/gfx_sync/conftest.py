@@ -26,4 +26,11 @@ def clean(supabase_db, gfx_source_db):
         " watermark=NULL, last_error=NULL, metadata='{}'"
     )
     gfx_source_db.execute(f"TRUNCATE {RESET_SOURCE}")
+    # No CDC stream left by an earlier test owns a table (a stream-owned table is only verified
+    # by the batch path): forget the streams' state and drop their idle slots.
+    supabase_db.execute("TRUNCATE platform.gfx_cdc_state, platform.gfx_cdc_table_fence")
+    gfx_source_db.execute(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+        " WHERE database = current_database() AND NOT active"
+    )
     yield
