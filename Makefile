@@ -13,7 +13,7 @@ STANDINS_LOG := $(DAGSTER_HOME)/standins.log
 # if .env or the environment names any SOLAPI_BASE_URL (never a live send to a real provider).
 DEMO_SEND_MODE := $(if $(filter local,$(PLATFORM_ENV)),$(if $(SOLAPI_BASE_URL),dry_run,$(shell grep -qs '^SOLAPI_BASE_URL=' .env && echo dry_run || echo live)),dry_run)
 
-.PHONY: demo-showcase demo demo-distributed workers chaos demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
+.PHONY: FORCE serve-distributed demo-showcase demo demo-distributed workers chaos demo-setup test test-unit test-integration test-e2e lint bench install services migrate seed standins standins-stop materialize serve dagster-home clean cdc-worker
 
 ## demo: set up everything, materialize every asset once, and serve the UI with the daemon
 demo: demo-setup serve
@@ -69,8 +69,16 @@ materialize: dagster-home
 
 ## serve: UI + daemon + CDC worker + webhook receiver, supervised; Ctrl-C or SIGTERM stops all
 ## of them and the stand-ins (logs in $(DAGSTER_HOME)/logs)
-serve: dagster-home
-	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --adopt $(STANDINS_PID) $(UP_ARGS)
+##
+## SIGINT sent to make alone (not to its process group) is not passed on by make: make waits for
+## its child. It does delete the file target being built, so the supervisor builds one
+## ($(SERVING)) and stops everything when make deletes it.
+SERVING = $(DAGSTER_HOME)/.serving
+serve: $(SERVING)
+$(SERVING): dagster-home FORCE
+	@rm -f $@
+	MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --adopt $(STANDINS_PID) --sentinel $@ $(UP_ARGS)
+FORCE:
 
 ## demo-distributed: the demo on the distributed profile: PostgreSQL instance storage, RabbitMQ,
 ## steps of every run on $(N) Celery workers (Ctrl-C stops everything)
@@ -80,8 +88,13 @@ demo-distributed: install
 	$(BIN)/platform services ensure --distributed
 	# Setup materializes with steps in-process (no workers yet), recorded in the shared instance.
 	$(MAKE) demo-setup DAGSTER_HOME=$(DIST_HOME) PLATFORM_PROFILE=single DAGSTER_YAML=dagster.distributed.yaml
+	$(MAKE) --no-print-directory serve-distributed DAGSTER_HOME=$(DIST_HOME)
+
+serve-distributed: $(DIST_HOME)/.serving-distributed
+$(DIST_HOME)/.serving-distributed: FORCE
+	@rm -f $@
 	PLATFORM_PROFILE=distributed DAGSTER_HOME=$(DIST_HOME) MESSAGING_SEND_MODE=$${MESSAGING_SEND_MODE:-$(DEMO_SEND_MODE)} \
-	  exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --workers $(N) --adopt $(DIST_HOME)/standins.pid
+	  exec $(BIN)/platform exec -- $(BIN)/platform up --port $(PORT) --workers $(N) --adopt $(DIST_HOME)/standins.pid --sentinel $@
 
 ## workers: N Celery workers of the distributed profile in the foreground (Ctrl-C stops them)
 workers: install

@@ -187,6 +187,11 @@ def up_command(
     only_workers: bool = typer.Option(
         False, "--only-workers", help="only the Celery workers (another machine runs the UI)"
     ),
+    sentinel: str = typer.Option(
+        "",
+        help="file written at start; everything stops when it is deleted (make deletes the"
+        " target it was building when it gets SIGINT or SIGTERM)",
+    ),
 ) -> None:
     """Serve the UI and daemon with every long-running process; Ctrl-C or SIGTERM stops all.
 
@@ -209,6 +214,7 @@ def up_command(
         adopt_pidfiles=[Path(p) for p in adopt or []],
         log_dir=Path(log_dir) if log_dir else home / "logs",
         heartbeat_url=os.environ.get("SUPABASE_DB_URL"),
+        sentinel=Path(sentinel) if sentinel else None,
         say=lambda m: console.print(m, highlight=False),
     )
     raise typer.Exit(sup.run())

@@ -135,8 +135,10 @@ class Supervisor:
         adopt_pidfiles: Sequence[Path] = (),
         log_dir: Path | None = None,
         heartbeat_url: str | None = None,
+        sentinel: Path | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
+        self.sentinel = sentinel
         self.services = list(services)
         self.adopt_pidfiles = list(adopt_pidfiles)
         self.log_dir = log_dir
@@ -231,6 +233,9 @@ class Supervisor:
 
     def run(self) -> int:
         _become_subreaper()
+        if self.sentinel is not None:
+            self.sentinel.parent.mkdir(parents=True, exist_ok=True)
+            self.sentinel.write_text(f"{os.getpid()}\n")
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         try:
@@ -241,6 +246,8 @@ class Supervisor:
                         break
                 if os.getppid() != self.parent:
                     self.stopping = "parent process ended"
+                if self.sentinel is not None and not self.sentinel.exists():
+                    self.stopping = f"{self.sentinel} was deleted (make was interrupted)"
                 self._beat()
                 self._reap_orphans()
                 time.sleep(0.2)
@@ -287,6 +294,8 @@ class Supervisor:
             if svc.proc is not None:
                 svc.proc.wait()
         self._beat(final=True)
+        if self.sentinel is not None:
+            self.sentinel.unlink(missing_ok=True)
         for handle in self._logs:
             handle.close()
         if self._hb_conn is not None:
