@@ -47,7 +47,9 @@ def listener(clean, supabase_db, gfx_source_db):
     stop = threading.Event()
     thread = threading.Thread(target=lst.run, args=(stop,), daemon=True)
     thread.start()
-    _wait_for(lambda: lst.stats.polls >= 1, "listener started")
+    # the second poll comes after the start-up catch-up exchanges: a test's changes from here on
+    # are the listener's to see (a pause does not stop an exchange already under way)
+    _wait_for(lambda: lst.stats.polls >= 2, "listener started and caught up")
     yield lst
     stop.set()
     thread.join(timeout=30)
