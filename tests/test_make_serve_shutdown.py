@@ -65,6 +65,7 @@ def test_make_serve_stops_every_process(test_databases, tmp_path, how):
         "DAGSTER_HOME": home,
         "PORT": str(port),
         "MESSAGING_WEBHOOK_PORT": str(_free_port()),
+        "NOTION_WEBHOOK_PORT": str(_free_port()),
         "UP_ARGS": "--no-cdc-worker",
     }
     make = subprocess.Popen(
