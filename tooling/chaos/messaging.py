@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from tooling.chaos.core import ROOT, ChaosContext, PathResult
+from tooling.chaos.proxy import CuttingProxy
 from tooling.services import MySQLAdmin
 
 CUSTOMERS = 60
@@ -63,8 +64,10 @@ def _setup(ctx: ChaosContext) -> str:
     return str(workflow[0])
 
 
-def _attempt(workflow_id: str, key: str, url: str, seed: int, log: Any) -> int:
-    env = dict(os.environ)
+def _attempt(
+    workflow_id: str, key: str, url: str, seed: int, log: Any, via: dict[str, str] | None = None
+) -> int:
+    env = {**os.environ, **(via or {})}
     if seed < 0:
         env["MESSAGING_CHAOS_NO_KILL"] = "1"
     argv = [sys.executable, "-m", "tests.messaging._chaos_runner", workflow_id, key, url]
@@ -154,6 +157,18 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
     server = EmulatorServer(_app, name="solapi").start()
     rng = ctx.rng
     lost_answers = executions = crashes = 0
+    # Killed attempts reach MariaDB and Supabase through proxies that cut connections at random;
+    # the untouched last attempt of an execution goes direct.
+    mysql_proxy = CuttingProxy(
+        os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        int(os.environ.get("MYSQL_PORT", "3306")),
+        cut_rate=0.1,
+        seed=rng.randrange(1 << 30),
+    ).start()
+    ctx.proxies.append(mysql_proxy)
+    sb_url, sb_proxy = ctx.proxied(ctx.supabase_url, cut_rate=0.05)
+    via = {"MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(mysql_proxy.listen_port)}
+    via["SUPABASE_DB_URL"] = sb_url
     try:
         with open(log_dir / "messaging.log", "ab") as log:
             while result.kills < ctx.kills:
@@ -180,7 +195,7 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
                         if choose(seed)[0] == "in_flight":
                             state.hold_sends, state.hold_s = 1, 1.0
                     lose_before = state.lose_responses
-                    code = _attempt(workflow_id, key, server.url, seed, log)
+                    code = _attempt(workflow_id, key, server.url, seed, log, None if last else via)
                     deadline = time.monotonic() + 30
                     while state.holding and time.monotonic() < deadline:
                         time.sleep(0.05)
@@ -202,10 +217,12 @@ def run(ctx: ChaosContext, log_dir: Path) -> PathResult:
     finally:
         server.stop()
     injected = injector.injected
-    result.faults = injected["429"] + injected["error"] + lost_answers
+    cuts = mysql_proxy.cuts + sb_proxy.cuts
+    result.faults = injected["429"] + injected["error"] + lost_answers + cuts
     result.notes.append(
         f"{executions} executions; faults: {injected['429']} × 429, {injected['error']} × 5xx,"
-        f" {lost_answers} lost answers; {crashes} runs gave up under faults"
+        f" {lost_answers} lost answers, {mysql_proxy.cuts} MariaDB and {sb_proxy.cuts} Supabase"
+        f" connections cut; {crashes} runs gave up under faults"
     )
     result.wall_s = time.monotonic() - started
     return result
