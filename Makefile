@@ -43,7 +43,7 @@ DAGSTER_YAML ?= dagster.yaml
 dagster-home: install
 	mkdir -p $(DAGSTER_HOME)
 	ln -sf $(CURDIR)/$(DAGSTER_YAML) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster instance concurrency set notion 1 > /dev/null
+	$(BIN)/platform exec -- $(BIN)/dagster instance concurrency set notion 1 > /dev/null
 
 migrate: services
 	$(BIN)/platform migrations apply
