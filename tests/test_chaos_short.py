@@ -30,7 +30,13 @@ def _table_row(table: str, path: str) -> list[str]:
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("path", "row_name"),
-    [("consultation-backup", "consultation backup"), ("gfx-batch", "gfx batch")],
+    [
+        ("consultation-backup", "consultation backup"),
+        ("gfx-batch", "gfx batch"),
+        ("gfx-cdc", "gfx cdc"),
+        ("gfx-debezium", "gfx debezium"),
+        ("messaging", "messaging"),
+    ],
 )
 def test_chaos_short_run_loses_and_duplicates_nothing(
     path: str, row_name: str, tmp_path: Path
