@@ -79,9 +79,18 @@ class PostgresBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._local.increment_counter()
         self._set("fail_counter = circuit_breakers.fail_counter + 1")
 
+    def _clear(self, column: str) -> None:
+        """Set a counter to 0 only where it is not 0 already: pybreaker clears the failure count
+        on every success, and an unconditional write would commit one row update per request
+        of every process (all queueing on this one row)."""
+        self._run(
+            f"UPDATE platform.circuit_breakers SET {column} = 0, updated_at = clock_timestamp()"
+            f" WHERE name = %s AND {column} <> 0"
+        )
+
     def reset_counter(self) -> None:
         self._local.reset_counter()
-        self._set("fail_counter = 0")
+        self._clear("fail_counter")
 
     def increment_success_counter(self) -> None:
         self._local.increment_success_counter()
@@ -89,7 +98,7 @@ class PostgresBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     def reset_success_counter(self) -> None:
         self._local.reset_success_counter()
-        self._set("success_counter = 0")
+        self._clear("success_counter")
 
     @property
     def counter(self) -> int:
@@ -161,8 +170,16 @@ class CircuitBreaker:
         return self._breaker.fail_counter
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        before = self.state
+        state = self._breaker.state  # one read of the (shared) state per call
+        before = state.name
         try:
+            if before == CLOSED:
+                # pybreaker's ``call`` holds the breaker's lock for the whole call, so every
+                # call of the process through one breaker ran one at a time (four image copies
+                # took as long as four in a row). A closed breaker needs no lock around the
+                # call: counting failures and opening take the lock themselves.
+                return state.call(func, *args, **kwargs)
+            # open or half-open: one trial at a time, the others wait for its outcome
             return self._breaker.call(func, *args, **kwargs)
         except pybreaker.CircuitBreakerError as exc:
             raise ServiceUnavailable(

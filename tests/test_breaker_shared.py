@@ -80,3 +80,43 @@ def test_a_breaker_opened_by_another_process(supabase_db):
     here = CircuitBreaker(name, fail_max=3, reset_timeout_s=300, state_dsn=supabase_db.dsn)
     with pytest.raises(ServiceUnavailable):
         here.call(lambda: "never called")
+
+
+def _breaker_row(dsn: str, name: str) -> tuple:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT fail_counter, updated_at, xmin::text FROM platform.circuit_breakers"
+            " WHERE name = %s",
+            (name,),
+        ).fetchone()
+
+
+@pytest.mark.integration
+def test_a_successful_call_on_a_healthy_service_writes_nothing(supabase_db):
+    """Every successful call rewrote the shared row (pybreaker resets the failure count on each
+    success): one committed write per HTTP request, all processes queueing on one row."""
+    name = "test-shared-quiet"
+    breaker = CircuitBreaker(name, fail_max=3, reset_timeout_s=300, state_dsn=supabase_db.dsn)
+    assert breaker.call(lambda: "ok") == "ok"
+    before = _breaker_row(supabase_db.dsn, name)
+    for _ in range(5):
+        assert breaker.call(lambda: "ok") == "ok"
+    assert _breaker_row(supabase_db.dsn, name) == before
+
+
+@pytest.mark.integration
+def test_a_success_resets_the_shared_failure_count(supabase_db):
+    name = "test-shared-reset"
+    a = CircuitBreaker(name, fail_max=3, reset_timeout_s=300, state_dsn=supabase_db.dsn)
+    b = CircuitBreaker(name, fail_max=3, reset_timeout_s=300, state_dsn=supabase_db.dsn)
+    for breaker in (a, b):
+        with pytest.raises(TransientError):
+            breaker.call(_down)
+    assert _breaker_row(supabase_db.dsn, name)[0] == 2
+    assert b.call(lambda: "ok") == "ok"
+    assert _breaker_row(supabase_db.dsn, name)[0] == 0
+    with pytest.raises(TransientError):
+        a.call(_down)
+    assert a.state != OPEN

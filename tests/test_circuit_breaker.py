@@ -152,3 +152,55 @@ def test_fallback_does_not_hide_a_bad_request():
 
     with pytest.raises(PermanentError):
         call_with_fallback(b, bad, lambda: "x")
+
+
+def test_calls_through_a_closed_breaker_run_concurrently():
+    """pybreaker holds its lock around the whole call: every call through one breaker of a
+    process ran one at a time (four image copies took the time of four in a row). Four calls
+    that each wait for the other three inside the call only finish if they overlap."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    b = CircuitBreaker("parallel")
+    inside = threading.Barrier(4, timeout=10)
+
+    def call() -> int:
+        return inside.wait()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        arrivals = sorted(pool.map(lambda _: b.call(call), range(4)))
+    assert arrivals == [0, 1, 2, 3] and b.state == CLOSED
+
+
+def test_a_half_open_breaker_lets_one_trial_call_through_at_a_time():
+    """Half-open means one trial: a second caller waits for the trial's outcome instead of
+    piling onto a service that may still be down."""
+    import threading
+
+    b, f = CircuitBreaker("trial"), Flaky()
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            b.call(f)
+    _age(b, 301)
+    entered, release, second_in = threading.Event(), threading.Event(), threading.Event()
+
+    def trial() -> str:
+        entered.set()
+        release.wait(10)
+        return "ok"
+
+    def second() -> str:
+        second_in.set()
+        return "ok"
+
+    first = threading.Thread(target=b.call, args=(trial,))
+    first.start()
+    assert entered.wait(10)
+    other = threading.Thread(target=b.call, args=(second,))
+    other.start()
+    # while the trial is out, the second caller does not reach the service
+    assert not second_in.wait(0.3)
+    release.set()
+    first.join(10)
+    other.join(10)
+    assert second_in.is_set() and b.state == CLOSED
