@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -370,12 +370,14 @@ def sync_images(
     consultation_ids: list[str] | None = None,
     ensure_bucket: bool = True,
     notion: NotionResource | None = None,
+    pool: Executor | None = None,
 ) -> ImagesResult:
     """Copy the window's consultation images from Drive to the private bucket.
 
     ``consultation_ids`` restricts the work to those consultations (the pipelined path calls it
     per committed batch of records). ``notion`` fetches Notion-hosted files (without it they
-    are quarantined with that reason).
+    are quarantined with that reason). ``pool`` copies them (a run's batches share one, so its
+    threads keep their clients); without it, a pool of ``workers`` threads for this call.
     """
     window = f"{start.isoformat()}...{end.isoformat()}"
     if not storage.available:
@@ -384,9 +386,16 @@ def sync_images(
         prepare_bucket(storage)
     records, jobs = _load_jobs(db, start, end, consultation_ids)
     tally = Tally(total=len(jobs))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        hosted = NotionFiles(notion, BUCKET_FILE_SIZE_LIMIT)
-        copies = list(pool.map(lambda j: _backup_or_defer(drive, storage, j, hosted), jobs))
+    hosted = NotionFiles(notion, BUCKET_FILE_SIZE_LIMIT)
+
+    def copy_one(job: ImageJob) -> ImageCopy:
+        return _backup_or_defer(drive, storage, job, hosted)
+
+    if pool is not None:
+        copies = list(pool.map(copy_one, jobs))
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as own:
+            copies = list(own.map(copy_one, jobs))
     paths_by_record: dict[str, dict[int, str]] = {}
     with db.transaction() as conn:
         H.tag_run(conn, run_id)

@@ -79,9 +79,13 @@ def sync_records_and_images(
             consultation_ids=ids,
             ensure_bucket=False,
             notion=notion,
+            pool=copiers,
         )
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as background:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="images") as background,
+        ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="copy") as copiers,
+    ):
 
         def submit(ids: list[str]) -> None:
             done.update(ids)
@@ -89,9 +93,9 @@ def sync_records_and_images(
 
         records = read_records(on_batch=submit)
         parts = [f.result() for f in futures]
-    if edited_since is None:
-        rest = _not_yet_copied(db, start, end, done)
-        if rest:
-            parts.append(copy_images(rest))
+        if edited_since is None:
+            rest = _not_yet_copied(db, start, end, done)
+            if rest:
+                parts.append(copy_images(rest))
     window = f"{start.isoformat()}...{end.isoformat()}"
     return WindowSync(records, merge_images(parts, window))

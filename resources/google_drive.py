@@ -133,6 +133,11 @@ class GoogleDriveResource(ResilientClientResource):
 
     # httplib2 is not thread-safe: one service object per thread (images download in a pool)
     _local: Any = PrivateAttr(default_factory=threading.local)
+    # one parsed key, one token and one connection pool for every thread: each image thread
+    # parsing the RSA key and fetching a token of its own cost a seventh of a full backup's CPU
+    _auth_lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _creds: Any = PrivateAttr(default=None)
+    _client: httpx.Client | None = PrivateAttr(default=None)
 
     def map_error(self, exc: Exception) -> Exception:
         return map_drive_error(exc)
@@ -160,7 +165,7 @@ class GoogleDriveResource(ResilientClientResource):
             from googleapiclient.discovery import build
 
             http = google_auth_httplib2.AuthorizedHttp(
-                self.credentials(), http=httplib2.Http(timeout=self.timeout_s)
+                self._shared_credentials(), http=httplib2.Http(timeout=self.timeout_s)
             )
             self._local.service = build(
                 "drive",
@@ -192,36 +197,44 @@ class GoogleDriveResource(ResilientClientResource):
                 return None
             raise
 
-    def _token(self, renew: bool = False) -> str:
-        """An access token of this thread's service-account credentials (refreshed when due)."""
-        creds = getattr(self._local, "creds", None)
-        if creds is None or renew:
-            creds = self._local.creds = self.credentials()
-        if not creds.valid:
-            import google_auth_httplib2
-            import httplib2
+    def _shared_credentials(self) -> Any:
+        with self._auth_lock:
+            if self._creds is None:
+                self._creds = self.credentials()
+            return self._creds
 
-            creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.timeout_s)))
-        return str(creds.token)
+    def _token(self, stale: str | None = None) -> str:
+        """The access token every thread uses, fetched once and refreshed when due, or when the
+        server refused ``stale`` and no other thread has replaced it yet."""
+        creds = self._shared_credentials()
+        with self._auth_lock:
+            if not creds.valid or (stale is not None and creds.token == stale):
+                import google_auth_httplib2
+                import httplib2
+
+                creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.timeout_s)))
+            return str(creds.token)
 
     def _http(self) -> httpx.Client:
-        """This thread's HTTP client for media downloads (connections kept alive)."""
-        client = getattr(self._local, "http", None)
-        if client is None:
-            client = self._local.http = httpx.Client(timeout=self.timeout_s)
-        return client
+        """The HTTP client for media downloads, shared by every thread (httpx clients are
+        thread-safe; connections kept alive across the run's batches)."""
+        with self._auth_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout_s)
+            return self._client
 
     def _stream(self, file_id: str, max_bytes: int | None, chunk_bytes: int) -> bytes:
         """One streamed ``alt=media`` request: refused by its Content-Length, or stopped as soon
         as more than ``max_bytes`` arrived, so an oversized file is never held whole."""
         url = f"{self.api_root()}files/{file_id}"
         params = {"alt": "media", "supportsAllDrives": "true"}
-        renew = False
+        refused: str | None = None
         for _ in range(2):
-            headers = {"Authorization": f"Bearer {self._token(renew)}"}
+            token = self._token(refused)
+            headers = {"Authorization": f"Bearer {token}"}
             with self._http().stream("GET", url, params=params, headers=headers) as response:
-                if response.status_code == 401 and not renew:
-                    renew = True  # the token expired on the server's side: one fresh token
+                if response.status_code == 401 and refused is None:
+                    refused = token  # expired on the server's side: one fresh token
                     continue
                 if response.status_code >= 400:
                     response.read()

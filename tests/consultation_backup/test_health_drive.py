@@ -85,3 +85,40 @@ def test_a_drive_outage_leaves_only_the_images_unsynced(backup_env):
     )
     assert again.images.totals.synced > 0
     assert not [f for f in again.images.totals.failures if f.reason.startswith("unsynced")]
+
+
+def test_threads_share_one_token_and_one_key_parse(backup_env):
+    """Each new image thread parsed the service-account key and asked the token endpoint for a
+    token of its own (one per thread of every batch's pool): a full backup spent a seventh of
+    its CPU parsing the same RSA key. One token serves every thread until it expires."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = backup_env
+    drive = GoogleDriveResource(
+        service_account_json=env.drive.service_account_json, base_url=env.drive.base_url
+    )
+    folder = next(f for f in env.drive_app.drive.files.values() if f.mime_type.endswith("folder"))
+    ids = [f"shared-{i}" for i in range(8)]
+    for i, fid in enumerate(ids):
+        env.drive_app.drive.add_file(fid, f"{fid}.jpg", folder.id, bytes([i]) * 100, "image/jpeg")
+    before = env.drive_app.drive.stats["tokens"]
+    for _ in range(3):  # three pools, as three batches of a run have
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            bodies = list(pool.map(drive.download, ids))
+        assert bodies == [bytes([i]) * 100 for i in range(8)]
+    assert env.drive_app.drive.stats["tokens"] - before == 1
+
+
+def test_an_expired_shared_token_is_renewed_once(backup_env):
+    env = backup_env
+    drive = GoogleDriveResource(
+        service_account_json=env.drive.service_account_json, base_url=env.drive.base_url
+    )
+    folder = next(f for f in env.drive_app.drive.files.values() if f.mime_type.endswith("folder"))
+    env.drive_app.drive.add_file("renew-1", "r.jpg", folder.id, b"abc", "image/jpeg")
+    assert drive.download("renew-1") == b"abc"
+    env.drive_app.drive.tokens.clear()  # the server forgets every token it issued
+    before = env.drive_app.drive.stats["tokens"]
+    assert drive.download("renew-1") == b"abc"
+    assert drive.download("renew-1") == b"abc"
+    assert env.drive_app.drive.stats["tokens"] - before == 1
