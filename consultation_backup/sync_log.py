@@ -1,13 +1,22 @@
 """``consultation_sync_logs``: one row per run, ``started`` at once (committed, so a crash leaves
-a trace), then ``completed`` / ``partial`` / ``failed`` with totals, duration and details."""
+a trace), then ``completed`` / ``partial`` / ``failed`` with totals, duration and details.
+
+A run holds a lease on its row for as long as it lives: a PostgreSQL advisory lock on a
+connection of its own, which the server releases the moment the process dies (SIGKILL, OOM, a
+lost worker). Each new run first closes the ``started`` rows nobody holds as ``failed``
+(abandoned), so a killed run's row does not say ``started`` for ever, and a live run's row is
+never touched (no timeout to guess)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from consultation_backup import transform as T
@@ -24,8 +33,28 @@ class LoggedResult(Protocol):
     def log_details(self) -> dict[str, Any]: ...
 
 
+# the advisory-lock key of a log row: hashtextextended(id, LEASE_SEED)
+LEASE_SEED = 20261203
+ABANDONED = (
+    "abandoned: the run stopped without closing its log (process killed or lost);"
+    " closed by the next run"
+)
+
+
+def close_abandoned(db: PostgresResource) -> int:
+    """Close every ``started`` row whose run no longer holds its lease; returns how many."""
+    return db.execute(
+        """UPDATE public.consultation_sync_logs
+              SET status = 'failed', error_message = %s, completed_at = now(),
+                  duration_seconds = greatest(0, extract(epoch FROM now() - started_at))::int
+            WHERE status = 'started'
+              AND pg_try_advisory_xact_lock(hashtextextended(id::text, %s))""",
+        (ABANDONED, LEASE_SEED),
+    )
+
+
 class SyncLog:
-    """The log row of one run; ``finish`` closes it."""
+    """The log row of one run, leased while the run lives; ``finish`` closes it."""
 
     def __init__(
         self, db: PostgresResource, sync_type: str, details: dict[str, Any] | None = None
@@ -33,11 +62,27 @@ class SyncLog:
         self.db = db
         self.finished = False
         self.started = time.perf_counter()
-        self.id = db.fetch_value(
-            "INSERT INTO public.consultation_sync_logs (sync_type, status, details)"
-            " VALUES (%s, 'started', %s) RETURNING id",
-            (sync_type, Jsonb(details or {})),
+        row_id = str(uuid.uuid4())
+        # the lease is taken before the row exists, so no other run can find it unheld
+        self._lease: psycopg.Connection[Any] | None = psycopg.connect(
+            db.dsn, autocommit=True, application_name="consultation-sync-log-lease"
         )
+        self._lease.execute(
+            "SELECT pg_advisory_lock(hashtextextended(%s, %s))", (row_id, LEASE_SEED)
+        )
+        close_abandoned(db)
+        self.id = db.fetch_value(
+            "INSERT INTO public.consultation_sync_logs (id, sync_type, status, details)"
+            " VALUES (%s, %s, 'started', %s) RETURNING id",
+            (row_id, sync_type, Jsonb(details or {})),
+        )
+
+    def release(self) -> None:
+        """Give the lease back (closing its connection releases the lock)."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            with contextlib.suppress(psycopg.Error):
+                lease.close()
 
     def finish(
         self,
@@ -72,6 +117,7 @@ class SyncLog:
                 self.id,
             ),
         )
+        self.release()
 
 
 @contextmanager
@@ -87,3 +133,5 @@ def sync_log(
         if not log.finished:
             log.finish(None, exc)
         raise
+    finally:
+        log.release()
