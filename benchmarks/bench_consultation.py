@@ -240,7 +240,10 @@ def work(db_url: str, ports: list[int], key_path: str, incremental: bool) -> dic
     from resources.supabase_storage import SupabaseStorageResource
 
     os.environ["SUPABASE_SERVICE_ROLE_KEY"] = "local-service-role-key"
-    notion = NotionResource(token="ntn_bench_token", base_url=f"http://127.0.0.1:{ports[0]}")
+    # as the definitions bind it: the rate limit and breaker shared through PostgreSQL
+    notion = NotionResource(
+        token="ntn_bench_token", base_url=f"http://127.0.0.1:{ports[0]}", shared_state_dsn=db_url
+    )
     drive = GoogleDriveResource(
         service_account_json=key_path, base_url=f"http://127.0.0.1:{ports[1]}"
     )

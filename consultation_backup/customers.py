@@ -29,8 +29,9 @@ from consultation_backup.models import (
 )
 from consultation_backup.notion_schema import SchemaReader, missing_properties, resolve_schema
 from consultation_backup.writes import BATCH, CUSTOMERS, Tally, WriteScope, reject, write_rows
-from resources.notion import NotionPage, NotionResource, QueryStats
+from resources.notion import PAGE_SIZE, NotionPage, NotionResource, QueryStats
 from resources.postgres import PostgresResource
+from resources.read_ahead import read_ahead
 from resources.state import get_cursor, set_cursor
 
 
@@ -141,7 +142,8 @@ def sync_customers(
     newest = watermark
     pending: list[NotionPage] = []
     reader = SchemaReader(notion, db, schema, "customers")
-    for page in notion.iter_pages(ds, filter=flt, stats=stats):
+    # the next query page is requested while this batch is written
+    for page in read_ahead(notion.iter_pages(ds, filter=flt, stats=stats), 2 * PAGE_SIZE):
         pending.append(reader.read(page))
         if len(pending) >= BATCH:
             with db.transaction() as conn:

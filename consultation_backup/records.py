@@ -35,8 +35,9 @@ from consultation_backup.notion_schema import (
 )
 from consultation_backup.writes import RECORDS, Tally, WriteScope, batches, reject, write_rows
 from resources.errors import PermanentError
-from resources.notion import NotionPage, NotionResource, QueryStats
+from resources.notion import PAGE_SIZE, NotionPage, NotionResource, QueryStats
 from resources.postgres import PostgresResource
+from resources.read_ahead import read_ahead
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,9 @@ def sync_records(
     seen: set[str] = set()
     flt = window_filter(start, end, edited_since, schema.id_of("상담일자"))
     reader = SchemaReader(notion, db, schema, "consultations")
-    pages = (reader.read(p) for p in notion.iter_pages(ds, filter=flt, stats=stats))
+    # the next query page is requested while this batch is written
+    ahead = read_ahead(notion.iter_pages(ds, filter=flt, stats=stats), 2 * PAGE_SIZE)
+    pages = (reader.read(p) for p in ahead)
     try:
         for batch in batches(pages):
             # undated pages come with the window to be quarantined; they are not part of it
