@@ -48,7 +48,7 @@ COLUMN_SCHEMAS = {
         "sent_at timestamptz, delivered_at timestamptz, failed_at timestamptz, error_code varchar, "
         "error_message text, created_at timestamptz, idempotency_key text, "
         "send_attempted_at timestamptz, provider_group_id varchar, not_before timestamptz, "
-        "fallback_content text"
+        "fallback_content text, run_seq bigint"
     ),
     "template_usage_logs": _schema(
         "id uuid, template_id uuid, workflow_id uuid, used_at timestamptz, "

@@ -34,6 +34,7 @@ LOG_COLUMNS = (
     ("failed_at", "timestamptz"),
     ("idempotency_key", "text"),
     ("fallback_content", "text"),
+    ("run_seq", "int8"),
 )
 
 
@@ -119,7 +120,9 @@ def write_logs(
 ) -> FallbackCount:
     """One ``message_logs`` row per recipient (``pending``, or ``failed`` when rendering failed),
     committed before anything is sent. Alimtalk rows get their SMS/LMS fallback text (rendered,
-    EUC-KR length-checked) unless ``fallback`` is off. Returns the fallback counts."""
+    EUC-KR length-checked) unless ``fallback`` is off. Each row's ``run_seq`` is its position in
+    this load (1, 2, ...: the physical order one COPY writes), the order batches are claimed in.
+    Returns the fallback counts."""
     counted = FallbackCount()
     now = datetime.now(UTC)
     names = ", ".join(c for c, _ in LOG_COLUMNS)
@@ -151,6 +154,7 @@ def write_logs(
                     None if m.ok else now,
                     key,
                     alt,
+                    n + 1,
                 )
             )
     return counted

@@ -241,12 +241,17 @@ def claim_batch(
     size: int,
     group_id: str | None = None,
     now: datetime | None = None,
-    after: str = "",
+    after: int = -1,
 ) -> list[dict[str, Any]]:
-    """Mark the next ``size`` unsent pending rows (idempotency key above ``after``) as attempted
-    (committed) and return them; with ``group_id`` the group is recorded first and the rows are
-    assigned to it (same commit). Claiming from a key position keeps each claim the size of a
-    batch: scanning from the start would walk every row already sent (a 1,000,000-row run)."""
+    """Mark the next ``size`` unsent pending rows (load position ``run_seq`` above ``after``) as
+    attempted (committed) and return them; with ``group_id`` the group is recorded first and
+    the rows are assigned to it (same commit).
+
+    Rows are claimed in the order the run's bulk load wrote them, so a batch's rows sit on
+    contiguous heap pages (idempotency keys are hashes: a key-ordered batch touched a random
+    page per row). Claiming from a position keeps each claim the size of a batch: scanning from
+    the start would walk every row already sent (a 1,000,000-row run). The rows are locked and
+    then updated by their physical address (no probe of the random-UUID primary key)."""
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
         if group_id is not None:
             cur.execute(
@@ -256,15 +261,17 @@ def claim_batch(
             )
         cur.execute(
             """UPDATE public.message_logs SET send_attempted_at = now(), provider_group_id = %s
-               WHERE id IN (SELECT id FROM public.message_logs
-                            WHERE workflow_run_id = %s AND status = 'pending'
-                              AND send_attempted_at IS NULL
-                              AND (not_before IS NULL OR not_before <= %s)
-                              AND idempotency_key > %s
-                            ORDER BY idempotency_key LIMIT %s FOR UPDATE)
+               WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM public.message_logs
+                   WHERE workflow_run_id = %s AND status = 'pending'
+                     AND send_attempted_at IS NULL
+                     AND (not_before IS NULL OR not_before <= %s)
+                     AND run_seq > %s
+                   ORDER BY run_seq LIMIT %s FOR UPDATE))
+                 AND workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL
                RETURNING idempotency_key, recipient_phone, message_content, message_type,
-                         variables_used, fallback_content""",
-            (group_id, run_id, now or datetime.now(UTC), after, size),
+                         variables_used, fallback_content, run_seq""",
+            (group_id, run_id, now or datetime.now(UTC), after, size, run_id),
         )
         rows = cur.fetchall()
         if group_id is not None:
@@ -280,29 +287,29 @@ def claim_batch(
 
 @dataclass
 class ClaimPosition:
-    """Where the next claim starts (the highest idempotency key claimed so far); rows handed
-    back below it are picked up by a sweep from the start once the keys above run out."""
+    """Where the next claim starts (the highest load position claimed so far); rows handed
+    back below it are picked up by a sweep from the start once the rows above run out."""
 
-    after: str = ""
+    after: int = -1
 
 
 def _has_sendable(
     db: PostgresResource, run_id: str, now: datetime, position: ClaimPosition
 ) -> bool:
-    def exists(after: str) -> bool:
+    def exists(after: int) -> bool:
         return bool(
             db.fetch_value(
                 "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE workflow_run_id = %s"
                 " AND status = 'pending' AND send_attempted_at IS NULL"
-                " AND (not_before IS NULL OR not_before <= %s) AND idempotency_key > %s)",
+                " AND (not_before IS NULL OR not_before <= %s) AND run_seq > %s)",
                 (run_id, now, after),
             )
         )
 
     if exists(position.after):
         return True
-    if position.after and exists(""):
-        position.after = ""  # sweep: rows handed back below the position
+    if position.after >= 0 and exists(-1):
+        position.after = -1  # sweep: rows handed back below the position
         return True
     return False
 
@@ -640,7 +647,7 @@ def _send_one_group(
     size = max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX))
     rows = claim_batch(db, run_id, size, group_id, plan.now(), position.after)
     if rows:
-        position.after = max(r["idempotency_key"] for r in rows)
+        position.after = max(r["run_seq"] for r in rows)
     if not rows:
         abandon_group(db, solapi, group_id, "nothing left to send")
         return None

@@ -1,0 +1,111 @@
+"""Issue 13 (1,000,000 recipients in linear time): a run's batches are claimed in the order its
+rows were bulk loaded (``message_logs.run_seq``), so a batch's rows sit on contiguous pages, and
+rows handed back below the claim position are still sent exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from messaging import sending
+from messaging.bookkeeping import start_run, write_logs
+from messaging.engine import RunOptions, execute_workflow
+from messaging.models import RenderedMessage
+from messaging.planning import load_template
+from tests.support.messaging import assert_exactly_once, make_solapi
+from tests.support.messaging import execution_key as _key
+
+pytestmark = pytest.mark.integration
+
+
+def _loaded_run(supabase_db, workflow_id: str, phones: list[str | None]) -> str:
+    """A fresh execution whose rows are bulk loaded in ``phones`` order (None: a bad phone)."""
+    workflow = supabase_db.fetch_one("SELECT * FROM public.workflows WHERE id = %s", (workflow_id,))
+    template = load_template(supabase_db, workflow)
+    key = _key()
+    run = start_run(supabase_db, workflow, key, None, None)
+    messages = [
+        RenderedMessage(p, p, f"n{i}", "안내", {}, "sms")
+        if p
+        else RenderedMessage(None, f"bad{i}", None, "", {}, "sms", "INVALID_PHONE", "bad")
+        for i, p in enumerate(phones)
+    ]
+    write_logs(supabase_db, run.run_id, template, key, messages)
+    return run.run_id
+
+
+def _phones(n: int) -> list[str | None]:
+    tag = uuid.uuid4().int % 10_000
+    return [None if i % 5 == 3 else f"010{tag:04d}{i:04d}" for i in range(n)]
+
+
+def test_bulk_load_numbers_rows_in_load_order(supabase_db, all_customers_workflow):
+    phones = _phones(25)
+    run_id = _loaded_run(supabase_db, all_customers_workflow, phones)
+    rows = supabase_db.fetch_all(
+        "SELECT run_seq, recipient_phone FROM public.message_logs WHERE workflow_run_id = %s"
+        " ORDER BY run_seq",
+        (run_id,),
+    )
+    assert [r["run_seq"] for r in rows] == list(range(1, 26))
+    assert [r["recipient_phone"] for r in rows] == [p or f"bad{i}" for i, p in enumerate(phones)]
+
+
+def test_batches_are_claimed_in_load_order_and_handed_back_rows_are_swept(
+    supabase_db, all_customers_workflow
+):
+    phones = _phones(25)  # 20 valid, 5 bad (never claimed)
+    valid = [p for p in phones if p]
+    run_id = _loaded_run(supabase_db, all_customers_workflow, phones)
+    now = datetime.now(UTC)
+    position = sending.ClaimPosition()
+
+    def claim(size: int) -> list[dict[str, object]]:
+        assert sending._has_sendable(supabase_db, run_id, now, position)
+        rows = sending.claim_batch(supabase_db, run_id, size, None, now, position.after)
+        position.after = max(r["run_seq"] for r in rows)
+        return sorted(rows, key=lambda r: r["run_seq"])
+
+    def phones_of(rows: list[dict[str, object]]) -> list[object]:
+        return [r["recipient_phone"] for r in rows]
+
+    first = claim(8)
+    assert phones_of(first) == valid[:8]
+    assert phones_of(claim(8)) == valid[8:16]
+    # the first batch was not sent (e.g. its group was abandoned): handed back below the position
+    sending._clear_attempts(supabase_db, [str(r["idempotency_key"]) for r in first])
+    assert phones_of(claim(8)) == valid[16:]  # the rest above the position first
+    assert phones_of(claim(8)) == valid[:8]  # then the sweep from the start of the run
+    assert not sending._has_sendable(supabase_db, run_id, now, position)
+
+
+def test_a_live_run_sends_each_batch_as_a_contiguous_load_range(
+    supabase_db, mysql_reader, solapi_server, solapi_standin_state, all_customers_workflow
+):
+    client = make_solapi(solapi_server[0].url)
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        client,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=7),
+    )
+    run_id = summary.workflow_run_id
+    assert_exactly_once(supabase_db, solapi_standin_state, run_id)
+    rows = supabase_db.fetch_all(
+        "SELECT m.run_seq, m.provider_group_id FROM public.message_logs m"
+        " JOIN public.messaging_send_groups g USING (provider_group_id)"
+        " WHERE m.workflow_run_id = %s ORDER BY g.created_at, m.run_seq",
+        (run_id,),
+    )
+    seqs = [r["run_seq"] for r in rows]
+    assert len(rows) >= 20 and len({r["provider_group_id"] for r in rows}) >= 3
+    # groups in creation order carry ascending, non-overlapping load positions
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    loaded = supabase_db.fetch_value(
+        "SELECT array_agg(run_seq ORDER BY run_seq) FROM public.message_logs"
+        " WHERE workflow_run_id = %s",
+        (run_id,),
+    )
+    assert loaded == list(range(1, len(loaded) + 1))
