@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
+from functools import cache
 from typing import Any, ClassVar, Literal, Protocol
 
 ConflictStrategy = Literal["notion_wins", "latest_wins", "manual"]
@@ -28,6 +29,18 @@ class NotionPageLike(Protocol):
     def in_trash(self) -> bool: ...
     @property
     def properties(self) -> Mapping[str, Any]: ...
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    """A row's columns as a dict: a shallow copy (``asdict`` deep-copied every raw Notion
+    property of every page, an eighth of a full backup's CPU; rows are frozen and their
+    values never mutated)."""
+    return {name: getattr(row, name) for name in _field_names(type(row))}
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ class CustomerRow:
     )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _row_dict(self)
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,7 @@ class RecordRow:
     )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _row_dict(self)
 
 
 @dataclass(frozen=True)
