@@ -213,7 +213,7 @@ class NotionResource(ResilientClientResource):
     base_url: str = Field(default="https://api.notion.com", description="NOTION_BASE_URL")
     timeout_s: float = Field(default=30.0, description="per-request timeout, seconds")
     rate_per_s: float = Field(
-        default=2.8, description="client-side throttle just below Notion's 3 req/s average"
+        default=2.9, description="client-side throttle just below Notion's 3 req/s average"
     )
     max_attempts: int = Field(default=6, description="tries of one call on a transient failure")
 

@@ -46,4 +46,4 @@ def test_the_command_line_draws_from_the_shared_notion_bucket(cli_env, capsys):
     row = env.db.fetch_one(
         "SELECT rate, capacity FROM platform.rate_limit_buckets WHERE name = 'notion'"
     )
-    assert row == {"rate": 2.8, "capacity": 3.0}
+    assert row == {"rate": 2.9, "capacity": 3.0}

@@ -80,7 +80,7 @@ def test_storage_entry_of_a_folder_has_no_id():
 
 def test_resources_keep_their_own_defaults_on_the_shared_base():
     notion = NotionResource(token="t")
-    assert (notion.timeout_s, notion.rate_per_s, notion.max_attempts) == (30.0, 2.8, 6)
+    assert (notion.timeout_s, notion.rate_per_s, notion.max_attempts) == (30.0, 2.9, 6)
     assert NotionResource.service == "notion" and NotionResource.burst == 3
     drive = GoogleDriveResource(service_account_json="{}")
     assert (drive.timeout_s, drive.max_attempts, GoogleDriveResource.service) == (
