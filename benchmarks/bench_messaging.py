@@ -22,7 +22,8 @@ second child process (so the two do not share a GIL). Afterwards the stand-in is
 accepted each idempotency key: any duplicate fails the benchmark.
 
 Run alone: ``python -m benchmarks.bench_messaging [--recipients 100000]`` (creates and drops private
-databases), or through the harness as ``bench(ctx)``.
+databases), or through the harness as ``bench(ctx)``. ``BENCH_MESSAGING_TRACE=<file>`` appends each
+live run's log lines (one per batch) with the seconds since the run started.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
                         pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"], base_url=url,
                         timeout_s=120)
 started = time.perf_counter()
-s = execute_workflow(db, mysql, solapi, RunOptions(wf, key, send_mode="live"), log=lambda m: None)
+trace = os.environ.get("BENCH_MESSAGING_TRACE")  # a file: the run's log lines, timed
+def log(m):
+    if trace:
+        with open(trace, "a") as f:
+            f.write(f"{time.perf_counter() - started:8.2f} {m[:200]}\n")
+s = execute_workflow(db, mysql, solapi, RunOptions(wf, key, send_mode="live"), log=log)
 print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_count, "failed":
 s.failed_count,
                   "targets": s.target_count, "batches": s.batches_sent, "status": s.status,

@@ -251,7 +251,9 @@ def claim_batch(
     contiguous heap pages (idempotency keys are hashes: a key-ordered batch touched a random
     page per row). Claiming from a position keeps each claim the size of a batch: scanning from
     the start would walk every row already sent (a 1,000,000-row run). The rows are locked and
-    then updated by their physical address (no probe of the random-UUID primary key)."""
+    then updated by their physical address only (no probe of the random-UUID primary key; a
+    locked row cannot move before the update, and with nothing else in the outer WHERE the
+    plan is a TID scan whatever the table's statistics say)."""
     with db.transaction() as conn, conn.cursor(row_factory=dict_row) as cur:
         if group_id is not None:
             cur.execute(
@@ -268,10 +270,9 @@ def claim_batch(
                      AND (not_before IS NULL OR not_before <= %s)
                      AND run_seq > %s
                    ORDER BY run_seq LIMIT %s FOR UPDATE))
-                 AND workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL
                RETURNING idempotency_key, recipient_phone, message_content, message_type,
                          variables_used, fallback_content, run_seq""",
-            (group_id, run_id, now or datetime.now(UTC), after, size, run_id),
+            (group_id, run_id, now or datetime.now(UTC), after, size),
         )
         rows = cur.fetchall()
         if group_id is not None:

@@ -79,3 +79,13 @@ def test_claim_writes_only_unindexed_columns(supabase_db):
         "SELECT reloptions FROM pg_class WHERE oid = 'public.message_logs'::regclass"
     )
     assert options and any(o.startswith("fillfactor=") and int(o[11:]) < 100 for o in options)
+
+
+def test_pages_have_room_for_a_claimed_copy_of_every_row(supabase_db):
+    """Batches are claimed in load order, so a claim updates every row of a page in one
+    transaction: HOT needs room for a second version of each row on the page."""
+    options = supabase_db.fetch_value(
+        "SELECT reloptions FROM pg_class WHERE oid = 'public.message_logs'::regclass"
+    )
+    fill = [int(o[11:]) for o in options or [] if o.startswith("fillfactor=")]
+    assert fill and fill[0] <= 50
