@@ -15,11 +15,12 @@ from psycopg.types.json import Jsonb
 from messaging import constants as C
 from messaging.models import MatchReport, RenderedMessage, Template
 from messaging.progress import RunCounts, RunProgress
-from messaging.transform import idempotency_key, sms_fallback
+from messaging.transform import idempotency_key, ordered_uuid, sms_fallback
 from resources.postgres import PostgresResource
 from resources.state import quarantine
 
 LOG_COLUMNS = (
+    ("id", "uuid"),
     ("workflow_run_id", "text"),
     ("template_id", "text"),
     ("recipient_phone", "varchar"),
@@ -121,10 +122,12 @@ def write_logs(
     """One ``message_logs`` row per recipient (``pending``, or ``failed`` when rendering failed),
     committed before anything is sent. Alimtalk rows get their SMS/LMS fallback text (rendered,
     EUC-KR length-checked) unless ``fallback`` is off. Each row's ``run_seq`` is its position in
-    this load (1, 2, ...: the physical order one COPY writes), the order batches are claimed in.
-    Returns the fallback counts."""
+    this load (1, 2, ...: the physical order one COPY writes), the order batches are claimed in;
+    its id is a time-ordered UUID that ascends with it, so the index entries the settle adds for
+    a batch land together. Returns the fallback counts."""
     counted = FallbackCount()
     now = datetime.now(UTC)
+    load_ms = int(now.timestamp() * 1000)
     names = ", ".join(c for c, _ in LOG_COLUMNS)
     with (
         db.transaction() as conn,
@@ -140,6 +143,7 @@ def write_logs(
                 counted.add(kind)
             copy.write_row(
                 (
+                    ordered_uuid(load_ms, n),
                     run_id,
                     template.id,
                     (m.phone or m.raw_phone)[:20],

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import unicodedata
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -217,6 +219,25 @@ def quiet_hours_end(now: datetime) -> datetime:
 
 def unit_cost(message_type: str) -> float:
     return C.UNIT_COST_KRW[message_type]
+
+
+ORDERED_UUID_COUNTER_BITS = 30  # rows per bulk load (1,073,741,824)
+
+
+def ordered_uuid(unix_ms: int, n: int) -> uuid.UUID:
+    """A version-7 UUID (RFC 9562): 48-bit Unix milliseconds, then ``n`` (the row's position in
+    its load) in the 30 bits after the version and variant, then 44 random bits. A load's ids
+    ascend in load order and loads ascend in time, so the primary key (and every index on ``id``)
+    receives a run's rows at one place instead of at random ones."""
+    if not 0 <= n < 1 << ORDERED_UUID_COUNTER_BITS:
+        raise ValueError(f"row position {n} out of range")
+    value = (unix_ms & (1 << 48) - 1) << 80
+    value |= 0x7 << 76  # version
+    value |= (n >> 18) << 64  # counter, high 12 bits
+    value |= 0b10 << 62  # variant
+    value |= (n & (1 << 18) - 1) << 44  # counter, low 18 bits
+    value |= secrets.randbits(44)
+    return uuid.UUID(int=value)
 
 
 def idempotency_key(execution_key: str, phone: str) -> str:

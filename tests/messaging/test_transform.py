@@ -283,3 +283,15 @@ def test_a_message_that_still_contains_a_placeholder_is_not_sendable():
 )
 def test_normalize_phone_international_prefix_and_full_width_digits(raw):
     assert normalize_phone(raw) == "01012345678"
+
+
+def test_ordered_uuids_ascend_in_load_order_and_are_version_7():
+    from messaging.transform import ordered_uuid
+
+    ids = [ordered_uuid(1_764_000_000_000, n) for n in (0, 1, 2, 262_143, 262_144, 1_000_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(u.version == 7 and u.variant == "specified in RFC 4122" for u in ids)
+    later = ordered_uuid(1_764_000_000_001, 0)
+    assert later > ids[-1]  # a later load sorts after every row of an earlier one
+    with pytest.raises(ValueError):
+        ordered_uuid(1_764_000_000_000, 1 << 30)
