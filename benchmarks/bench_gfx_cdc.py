@@ -183,6 +183,43 @@ def _big_transaction(url_src: str, url_tgt: str, table: str, rows: int, start: i
     return float(last) - committed
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process used so far (0 when it is gone)."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _consumer_pids(source_url: str, target_url: str, slot: str, runner) -> dict[str, int | None]:
+    """The processes that move the backlog: the walsender of ``slot``, and the applying side
+    (the worker process and its target backend, or the native apply worker)."""
+    [(walsender,)] = _exec(
+        source_url, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+    )
+    if isinstance(runner, NativeSubscriber):
+        rows = _exec(
+            target_url,
+            "SELECT pid FROM pg_stat_subscription WHERE subname = %s AND relid IS NULL",
+            (runner.sub,),
+        )
+        return {"walsender": walsender, "apply worker": rows[0][0] if rows else None}
+    rows = _exec(
+        target_url,
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'gfx-cdc-applier'"
+        " AND datname = current_database() AND backend_type = 'client backend'"
+        " ORDER BY backend_start DESC LIMIT 1",
+    )
+    return {
+        "walsender": walsender,
+        "worker (python)": runner.proc.pid,
+        "target backend": rows[0][0] if rows else None,
+    }
+
+
 class NativeSubscriber:
     """CREATE SUBSCRIPTION between the two databases (slot made first: same-cluster subscriptions
     cannot create their own slot without deadlocking on the CREATE SUBSCRIPTION transaction)."""
@@ -289,10 +326,13 @@ class CdcWorker:
         table: str,
         tag: str,
         copy_min_rows: int | None = None,
+        code_dir: Path | None = None,
     ):
         from gfx_sync.cdc.models import CdcConfig, TableConfig
 
         self.source_url, self.target_url = source_url, target_url
+        # the worker's code: this checkout, or another one (an earlier commit, for an A/B)
+        self.code_dir = code_dir or ROOT
         # None: the worker's default; 0: the merge by COPY off (the previous apply path)
         self.copy_min_rows = copy_min_rows
         self.config = CdcConfig(
@@ -327,8 +367,7 @@ class CdcWorker:
 
     def pause(self) -> None:
         self.peak_mb = max(getattr(self, "peak_mb", 0.0), self.peak_rss_mb())
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        self._stop()
 
     def resume(self) -> None:
         env = {
@@ -355,17 +394,45 @@ class CdcWorker:
                     else []
                 ),
             ],
-            cwd=ROOT,
+            cwd=self.code_dir,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # GFX_CDC_BENCH_PROFILE=<dir>: py-spy samples each worker process (raw stacks there)
+        self.spy = None
+        profile_dir = os.environ.get("GFX_CDC_BENCH_PROFILE")
+        if profile_dir:
+            Path(profile_dir).mkdir(parents=True, exist_ok=True)
+            out = Path(profile_dir) / f"{self.config.slot_name}_{time.time_ns()}.raw"
+            spy = str(Path(sys.executable).parent / "py-spy")
+            self.spy = subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(out),
+                    "--pid",
+                    str(self.proc.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def _stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        if self.spy is not None:
+            self.spy.wait(timeout=60)  # py-spy writes its stacks when the worker exits
 
     def __exit__(self, *exc):
         from gfx_sync.cdc.snapshot import teardown
 
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        self._stop()
         teardown(self.source_url, self.target_url, self.config, drop_publication=True)
 
 
@@ -501,14 +568,19 @@ def bench(ctx: BenchContext) -> list[Figure]:
     ]
 
 
-def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
-    """A/B of the worker's maximum sustained rate in one run: the merge by COPY off (``old``,
-    the previous apply path) and on (``new``), beside native replication and the decode
-    ceiling, ``rounds`` times with the order rotated each round (the machine is noisy); the
-    figures are the medians."""
+def ab_max_rate(
+    ctx: BenchContext, backlog: int, rounds: int, base_dir: Path | None = None
+) -> list[Figure]:
+    """A/B of the worker's maximum sustained rate in one run: ``old`` (the worker of the
+    checkout at ``base_dir``, an earlier commit; without it this worker with the merge by COPY
+    off) and ``new`` (this worker), beside native replication and the decode ceiling,
+    ``rounds`` times with the order rotated each round (the machine is noisy); the figures are
+    the medians. Also the CPU each side spent per row (walsender, worker, target backend /
+    native apply worker), which the machine's load disturbs far less than the rates."""
     import statistics
 
     rates: dict[str, list[float]] = {"old": [], "new": [], "native": [], "ceiling": []}
+    cpu: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}, "native": {}}
     variants = ["old", "new", "native"]
     for rnd in range(rounds):
         order = variants[rnd % 3 :] + variants[: rnd % 3]
@@ -525,7 +597,8 @@ def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
                     ctx.supabase_url,
                     table,
                     tag,
-                    copy_min_rows=0 if variant == "old" else None,
+                    copy_min_rows=0 if variant == "old" and base_dir is None else None,
+                    code_dir=base_dir if variant == "old" else None,
                 )
             )
             try:
@@ -562,7 +635,21 @@ def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
                                 (ceiling_slot,),
                             )
                     r.resume()
+                    slot = r.sub if isinstance(r, NativeSubscriber) else r.config.slot_name
+                    pids: dict[str, int | None] = {}
+                    deadline = time.monotonic() + 60
+                    while not all(pids.values()) or not pids:
+                        pids = _consumer_pids(ctx.gfx_source_url, ctx.supabase_url, slot, r)
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.02)
+                    # from here: the processes run (the worker's imports and connections are
+                    # behind it), so their CPU from now on is the backlog's
+                    cpu0 = {who: _cpu_seconds(pid) for who, pid in pids.items()}
                     _wait_applied(ctx.supabase_url, table, n, timeout=600)
+                    for who, pid in pids.items():
+                        per_row = (_cpu_seconds(pid) - cpu0[who]) / n * 1e6
+                        cpu[variant].setdefault(who, []).append(per_row)
                     [(first, last)] = _exec(
                         ctx.supabase_url,
                         sql.SQL(
@@ -579,18 +666,23 @@ def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
     note = (
         f"{rounds} rounds, backlog {backlog} rows ({MAX_RATE_ROWS_PER_TX} per tx), medians; {runs}"
     )
+    for variant, parts in cpu.items():
+        shown = ", ".join(f"{who} {statistics.median(v):.1f}" for who, v in parts.items() if any(v))
+        total = sum(statistics.median(v) for v in parts.values())
+        print(f"CPU us per row, {variant}: {shown}; total {total:.1f}")
+    old_name = f"the worker of {base_dir}" if base_dir else "the same worker with --copy-min-rows 0"
     return [
         Figure(
             "gfx_cdc_ab",
-            "max rate rows/s: merge by COPY vs previous path",
+            "max rate rows/s: this worker vs old",
             med["new"],
             med["old"],
-            "the same worker with --copy-min-rows 0",
+            old_name,
             note=note,
         ),
         Figure(
             "gfx_cdc_ab",
-            "max rate rows/s: merge by COPY vs native",
+            "max rate rows/s: this worker vs native",
             med["new"],
             med["native"],
             "native logical replication (CREATE SUBSCRIPTION)",
@@ -598,7 +690,7 @@ def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
         ),
         Figure(
             "gfx_cdc_ab",
-            "max rate rows/s: merge by COPY vs decode ceiling",
+            "max rate rows/s: this worker vs decode ceiling",
             med["new"],
             med["ceiling"],
             "pg_recvlogical (pgoutput) into /dev/null",
@@ -606,7 +698,7 @@ def ab_max_rate(ctx: BenchContext, backlog: int, rounds: int) -> list[Figure]:
         ),
         Figure(
             "gfx_cdc_ab",
-            "max rate rows/s: previous path vs native",
+            "max rate rows/s: old vs native",
             med["old"],
             med["native"],
             "native logical replication (CREATE SUBSCRIPTION)",
@@ -625,7 +717,13 @@ def main(
     backlog: int = typer.Option(200_000, help="rows in the max-rate backlog"),
     big_tx: int = typer.Option(200_000, help="rows of the one-transaction phase (issue: 5M)"),
     ab_rounds: int = typer.Option(
-        0, "--ab-rounds", help="only the A/B of the max rate (COPY merge off/on, native), N rounds"
+        0, "--ab-rounds", help="only the A/B of the max rate (old/new worker, native), N rounds"
+    ),
+    ab_base: Path | None = typer.Option(
+        None,
+        "--ab-base",
+        help="the A/B's 'old' worker runs from this checkout (e.g. `git archive <commit>`"
+        " unpacked); default: this worker with --copy-min-rows 0",
     ),
 ) -> None:
     """CDC lag and maximum change rate against native logical replication, on private databases."""
@@ -657,7 +755,8 @@ def main(
                 "big_tx": args.big_tx,
             },
         )
-        for f in ab_max_rate(ctx, backlog, ab_rounds) if ab_rounds else bench(ctx):
+        figures = ab_max_rate(ctx, backlog, ab_rounds, ab_base) if ab_rounds else bench(ctx)
+        for f in figures:
             print(
                 f"{f.metric}: {f.value:.1f} vs {f.reference:.1f} ({f.reference_name}) ratio"
                 f" {f.ratio:.2f}  [{f.note}]"
