@@ -71,6 +71,7 @@ def queue_for(pool: str | None, tags: Any) -> str:
 
 
 def _celery_executor_class() -> type:
+    from dagster._core.events import EngineEventData
     from dagster_celery.core_execution_loop import core_celery_execution_loop
     from dagster_celery.executor import CeleryExecutor, _submit_task
 
@@ -82,7 +83,16 @@ def _celery_executor_class() -> type:
 
         def execute(self, plan_context: Any, execution_plan: Any) -> Any:
             def submit(app: Any, ctx: Any, step: Any, queue: str, *rest: Any) -> Any:
-                return _submit_task(app, ctx, step, queue_for(step.pool, step.tags), *rest)  # type: ignore[no-untyped-call]
+                routed = queue_for(step.pool, step.tags)
+                # dagster-celery's own "Submitting celery task ... to queue" line names its
+                # default queue: say where the step really goes
+                why = f" (pool {step.pool})" if step.pool and routed == step.pool else ""
+                dg.DagsterEvent.engine_event(
+                    ctx.for_step(step),
+                    f'Step "{step.key}" routed to Celery queue "{routed}"{why}.',
+                    EngineEventData(),
+                )
+                return _submit_task(app, ctx, step, routed, *rest)  # type: ignore[no-untyped-call]
 
             return core_celery_execution_loop(  # type: ignore[no-untyped-call]
                 plan_context, execution_plan, step_execution_fn=submit

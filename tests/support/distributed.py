@@ -28,9 +28,14 @@ def _rabbitmqctl(*args: str) -> None:
 
 @contextlib.contextmanager
 def distributed_profile(
-    test_databases, tmp_path: Path, monkeypatch, workers: int = 2
+    test_databases,
+    tmp_path: Path,
+    monkeypatch,
+    workers: int = 2,
+    queues: list[str] | None = None,
 ) -> Iterator[tuple[dg.DagsterInstance, list[subprocess.Popen]]]:
-    """A private instance (PostgreSQL storage) and broker vhost, with ``workers`` workers."""
+    """A private instance (PostgreSQL storage) and broker vhost, with ``workers`` workers
+    (worker n consumes ``queues[n-1]``, comma-separated names; default every queue)."""
     name = f"{test_databases.prefix}_dagster_{tmp_path.name[-8:].lower()}"
     admin = psycopg.conninfo.conninfo_to_dict(test_databases.supabase_url)
     admin_url = psycopg.conninfo.make_conninfo(**{**admin, "dbname": "postgres"})
@@ -60,7 +65,8 @@ def distributed_profile(
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "resources.celery_worker", "worker"]
-                + ["-l", "info", "-c", "1", "-n", f"w{n}@%h", "-Q", "dagster,notion,solapi"],
+                + ["-l", "info", "-c", "1", "-n", f"w{n}@%h"]
+                + ["-Q", queues[n - 1] if queues else "dagster,notion,solapi"],
                 cwd=ROOT,
                 env=os.environ.copy(),
                 stdout=log,
