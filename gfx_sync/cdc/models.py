@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Literal
+from typing import ClassVar, Literal
 
 
 class _Unchanged:
@@ -107,6 +107,44 @@ class RowChange:
         return f"{self.schema}.{self.table}"
 
 
+@dataclass(eq=False, slots=True)
+class UpsertBlock:
+    """Consecutive whole-row upserts of one relation in one source transaction, kept as the
+    wire's text: inserts and updates that carry every column (no unchanged TOAST value) and keep
+    their key. Each row is a COPY text line (``lines``) and its key's raw text (``keys``: bytes,
+    a tuple of bytes for a composite key), in stream order; ``messages`` keeps the raw messages
+    so a fallback (a refused row, a paused table) can decode them into :class:`RowChange` objects
+    (:func:`gfx_sync.cdc.rawrows.expand`)."""
+
+    relation: Relation
+    streamed: bool = False
+    keys: list[object] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    messages: list[bytes] = field(default_factory=list)
+    inserts: int = 0
+    updates: int = 0
+    kind: ClassVar[str] = "upsert"
+
+    @property
+    def schema(self) -> str:
+        return self.relation.schema
+
+    @property
+    def table(self) -> str:
+        return self.relation.name
+
+    @property
+    def qualified_name(self) -> str:
+        return self.relation.qualified_name
+
+    @property
+    def rows(self) -> int:
+        return len(self.lines)
+
+
+Change = RowChange | UpsertBlock
+
+
 @dataclass
 class SourceTransaction:
     """A committed source transaction: applied whole, in commit order, or not at all."""
@@ -115,10 +153,15 @@ class SourceTransaction:
     commit_lsn: int  # LSN of the commit record
     end_lsn: int  # end of the commit record: the position to confirm once applied
     commit_time: datetime | None
-    changes: list[RowChange] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     relations: dict[str, Relation] = field(default_factory=dict)  # Relation messages seen in it
     # Debezium path: (topic, partition, offset) of its last event
     kafka_offset: tuple[str, int, int] | None = None
+
+    @property
+    def size(self) -> int:
+        """Row changes in it (an :class:`UpsertBlock` counts its rows)."""
+        return sum(len(c.lines) if type(c) is UpsertBlock else 1 for c in self.changes)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import queue
 import select
 import signal
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -207,7 +211,7 @@ def _drain_range(
                         if isinstance(item, SpooledTransaction):
                             flush()
                         else:
-                            pending += len(item.changes)
+                            pending += item.size
                             if pending >= max_changes:
                                 flush()
                         if time.monotonic() > deadline and not assembler.in_transaction:
@@ -327,34 +331,62 @@ class ReplicationStream:
         self.decoder = self.assembler.decoder
         self.confirmed = start_lsn
 
-    def read_batch(self, max_changes: int, max_seconds: float, idle_wait: float) -> list[Ready]:
+    def read_batch(
+        self,
+        max_changes: int,
+        max_seconds: float,
+        idle_wait: float,
+        *,
+        hand_over: Callable[[], bool] | None = None,
+        wake_fd: int | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> list[Ready]:
         """Ready transactions in commit order: returns at ``max_changes``/``max_seconds`` (at a
-        commit), after a spooled transaction, or when idle."""
+        commit), after a spooled transaction, or when idle.
+
+        With a pipelined applier: ``hand_over()`` says whether it is free; while it is busy the
+        read goes on (more transactions per target transaction) until ``max_changes``.
+        ``wake_fd`` becomes readable when it finishes a batch; ``on_wait`` runs before each
+        wait for the socket (the worker confirms applied positions there).
+        """
         txs: list[Ready] = []
         changes = 0
         deadline = time.monotonic() + max_seconds
         idle_deadline = time.monotonic() + idle_wait
         assembler = self.assembler
+        read = self.cur.read_message
+        feed = assembler.feed
+        waits: list = [self.conn] if wake_fd is None else [self.conn, wake_fd]
         while True:
-            msg = self.cur.read_message()
+            msg = read()
             if msg is not None:
-                tx = assembler.feed(msg.payload)
+                tx = feed(msg.payload)
                 if tx is not None:
                     txs.append(tx)
                     if isinstance(tx, SpooledTransaction):
                         return txs
-                    changes += len(tx.changes)
-                    if changes >= max_changes or time.monotonic() >= deadline:
+                    changes += tx.size
+                    if changes >= max_changes or (
+                        time.monotonic() >= deadline and (hand_over is None or hand_over())
+                    ):
                         return txs
                 continue
             busy = assembler.in_transaction
-            if txs and not busy:
+            if txs and not busy and (hand_over is None or hand_over()):
                 return txs
             now = time.monotonic()
             if not busy and not txs and now >= idle_deadline:
                 return txs
-            wait = max(0.0, (idle_deadline if not txs and not busy else deadline) - now)
-            select.select([self.conn], [], [], min(max(wait, 0.01), 1.0))
+            if on_wait is not None:
+                on_wait()
+            if txs and not busy:
+                wait = 1.0  # the applier is busy: until it is free or more arrives
+            else:
+                wait = max(0.0, (idle_deadline if not txs and not busy else deadline) - now)
+            ready, _w, _x = select.select(waits, [], [], min(max(wait, 0.01), 1.0))
+            if wake_fd is not None and wake_fd in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_fd, 4096)
 
     def confirm(self, lsn: int) -> None:
         """Tell the source everything up to ``lsn`` is durable on the target (only ever after the
@@ -382,6 +414,85 @@ class ReplicationStream:
         self.assembler.close()
         with contextlib.suppress(Exception):  # closing a dead connection
             self.conn.close()
+
+
+class ApplyPipeline:
+    """The worker's applier on its own thread: the reader hands over batches of ready
+    transactions and keeps reading (and decoding) while the target applies the previous batch.
+
+    One thread applies the batches strictly in hand-over order (commit order, each batch one
+    target transaction with its position: the fence is unchanged). At most one batch waits
+    while one is applied (bounded memory). Applied results are collected by the reader's thread
+    (:meth:`collect`), which alone talks to the walsender: positions are confirmed only after
+    the target commit. After an error nothing later is applied; the reader re-raises it.
+    """
+
+    def __init__(self, applier: Applier, assembler: TxAssembler):
+        self.applier = applier
+        self.assembler = assembler
+        self._queue: queue.Queue[list[Ready] | None] = queue.Queue(maxsize=1)
+        self.done: deque[ApplyResult] = deque()
+        self.error: BaseException | None = None
+        self.wake_fd, self._wake_w = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self._wake_w, False)
+        # the apply thread mostly waits on the target with the GIL released; when an answer
+        # comes it must get the GIL back from the decoding reader quickly (the default 5 ms
+        # switch interval, once per round trip, would make the target wait on us)
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, 0.0005))
+        self._thread = threading.Thread(target=self._run, name="gfx-cdc-apply", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = self._queue.get()
+            try:
+                if items is None:
+                    return
+                if self.error is None:
+                    _apply_ready(self.applier, items, self.assembler, self.done.append)
+                else:  # after an error nothing later is applied; spools are closed
+                    for item in items:
+                        if isinstance(item, SpooledTransaction):
+                            item.close()
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader's thread
+                self.error = exc
+            finally:
+                self._queue.task_done()
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"x")
+
+    def idle(self) -> bool:
+        """Nothing handed over is still waiting or being applied."""
+        return self._queue.unfinished_tasks == 0
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def hand_over(self, items: list[Ready]) -> None:
+        """Queue a batch (waits while one is already waiting)."""
+        while True:
+            self.raise_error()
+            try:
+                self._queue.put(items, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def wait_idle(self) -> None:
+        self._queue.join()
+        self.raise_error()
+
+    def close(self) -> None:
+        """Apply what was handed over, then stop the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        os.close(self.wake_fd)
+        os.close(self._wake_w)
+        sys.setswitchinterval(self._switch_interval)
 
 
 @dataclass
@@ -528,6 +639,7 @@ class Worker:
         """
         applier = Applier(self.target_dsn, self.config, source_dsn=self.source_dsn)
         stream = None
+        pipeline: ApplyPipeline | None = None
 
         def applied(result: ApplyResult) -> None:
             assert stream is not None
@@ -538,6 +650,15 @@ class Worker:
             self.stats.skipped += result.skipped_transactions
             if self.reporter:
                 self.reporter.add(result)
+
+        def collect(raise_error: bool = True) -> None:
+            """The pipeline's applied batches: confirm, count, report (this thread only)."""
+            assert pipeline is not None
+            done = pipeline.done
+            while done:
+                applied(done.popleft())
+            if raise_error:
+                pipeline.raise_error()
 
         try:
             if not self._take_lease(applier):
@@ -553,14 +674,24 @@ class Worker:
             start = applier.check_not_behind(info.confirmed_flush_lsn)
             stream = ReplicationStream(self.source_dsn, self.config, start)
             log.info("streaming slot %s from %s", self.config.slot_name, int_to_lsn(start))
+            pipeline = ApplyPipeline(applier, stream.assembler)
             while not self.stop_event.is_set():
                 txs = stream.read_batch(
-                    self.config.max_batch_changes, self.config.max_batch_seconds, self.idle_wait_s
+                    self.config.max_batch_changes,
+                    self.config.max_batch_seconds,
+                    self.idle_wait_s,
+                    hand_over=pipeline.idle,
+                    wake_fd=pipeline.wake_fd,
+                    on_wait=collect,
                 )
+                collect()
                 if txs:
-                    _apply_ready(applier, txs, stream.assembler, applied)
+                    pipeline.hand_over(txs)
                     self.stats.max_buffered = stream.assembler.max_buffered
                 else:
+                    # everything handed over is applied and confirmed before an idle advance
+                    pipeline.wait_idle()
+                    collect()
                     idle = stream.idle_position()
                     if idle is not None:
                         applier.record_confirmed(idle)  # on the target first, then the slot
@@ -571,6 +702,10 @@ class Worker:
                 if until is not None and until(self.stats):
                     break
         finally:
+            if pipeline is not None:
+                pipeline.close()  # what was handed over is applied (or stopped by its error)
+                with contextlib.suppress(Exception):  # the stream may be gone already
+                    collect(raise_error=False)
             if self.reporter:
                 try:
                     self.reporter.maybe_flush(force=True)

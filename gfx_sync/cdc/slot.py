@@ -52,6 +52,9 @@ SESSION_GUCS: dict[str, str] = {
     "IntervalStyle": "postgres",
     "extra_float_digits": "3",
     "TimeZone": "UTC",
+    # the wire's text goes byte for byte into the target's COPY (gfx_sync.cdc.rawrows): the
+    # walsender and the applier's session speak the same encoding
+    "client_encoding": "UTF8",
 }
 
 

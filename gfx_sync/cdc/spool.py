@@ -27,23 +27,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from gfx_sync.cdc.models import Relation, RowChange, SourceTransaction
+from gfx_sync.cdc.models import Change, Relation, SourceTransaction
 from gfx_sync.cdc.pgoutput import (
     Begin,
     Commit,
-    Delete,
-    Insert,
     StreamAbort,
     StreamCommit,
     StreamDecoder,
     StreamStart,
-    Truncate,
     TypeMsg,
-    Update,
     decode_message,
     peek_tag,
 )
 from gfx_sync.cdc.pgtypes import DecodeError
+from gfx_sync.cdc.rawrows import ChangeBuilder
 
 _HEAD = struct.Struct("!iI")  # xid (0 for whole transactions), length
 
@@ -108,31 +105,26 @@ class SpooledTransaction:
     def messages(self) -> int:
         return self.spool.messages
 
-    def chunks(self, size: int) -> Iterator[tuple[list[Relation], list[RowChange]]]:
+    def chunks(self, size: int) -> Iterator[tuple[list[Relation], list[Change]]]:
+        """(Relation messages, changes) of about ``size`` row changes each, in stream order;
+        whole-row upserts as ``UpsertBlock`` objects of the wire's text."""
         decoder = StreamDecoder()
         decoder.relations = dict(self.relations)
         decoder.type_names = dict(self.type_names)
+        builder = ChangeBuilder(decoder, streamed=self.streamed)
         rels: list[Relation] = []
-        changes: list[RowChange] = []
+        aborted = self.aborted_subxids
         for xid, data in self.spool.records():
-            if xid and xid in self.aborted_subxids:
+            if xid and xid in aborted:
                 continue
-            msg = decode_message(data, streamed=self.streamed)
-            if isinstance(msg, Relation):
-                decoder._remember_relation(msg)
-                rels.append(decoder.relations[msg.relid])
-                continue
-            if isinstance(msg, TypeMsg):
-                decoder.remember_type(msg)
-                continue
-            if not isinstance(msg, (Insert, Update, Delete, Truncate)):
-                continue  # Begin, Origin, logical messages
-            changes.append(decoder._change(msg))
-            if len(changes) >= size:
-                yield rels, changes
-                rels, changes = [], []
-        if rels or changes:
-            yield rels, changes
+            rel = builder.add(data)
+            if rel is not None:
+                rels.append(rel)
+            elif builder.count >= size:
+                yield rels, builder.take()
+                rels = []
+        if rels or builder.changes:
+            yield rels, builder.take()
         self.relations = decoder.relations  # the cache after the commit (schema changes in it)
         self.type_names = decoder.type_names
 
@@ -174,6 +166,15 @@ class TxAssembler:
         return len(self._streams)
 
     def feed(self, data: bytes) -> Ready | None:
+        raw = self._raw
+        if raw is not None and self._stream_xid is None:
+            # hot path: a row change of the open whole transaction, kept raw until its Commit
+            first = data[0]
+            if first == 73 or first == 85 or first == 68:  # I U D
+                raw.append(data)
+                if len(raw) >= self.spill_messages:
+                    self._start_spill()
+                return None
         tag = peek_tag(data)
         if self._stream_xid is not None:
             return self._feed_stream(tag, data)
@@ -213,15 +214,20 @@ class TxAssembler:
             return None
         assert self._raw is not None
         self._raw.append(data)
-        if len(self._raw) > self.max_buffered:
-            self.max_buffered = len(self._raw)
         if len(self._raw) >= self.spill_messages:
-            self._spill = Spool(self.spool_dir)
-            self._spill_relations = (dict(self.decoder.relations), dict(self.decoder.type_names))
-            for m in self._raw:
-                self._spill.append(m)
-            self._raw = None
+            self._start_spill()
         return None
+
+    def _start_spill(self) -> None:
+        """The open whole transaction reached ``spill_messages``: its messages so far, and the
+        rest of it, go to a spool."""
+        assert self._raw is not None
+        self.max_buffered = max(self.max_buffered, len(self._raw))
+        self._spill = Spool(self.spool_dir)
+        self._spill_relations = (dict(self.decoder.relations), dict(self.decoder.type_names))
+        for m in self._raw:
+            self._spill.append(m)
+        self._raw = None
 
     def _feed_stream(self, tag: str, data: bytes) -> None:
         if tag == "E":
@@ -284,10 +290,19 @@ class TxAssembler:
         raw, self._raw = self._raw, None
         if raw is None:
             raise DecodeError("Commit without Begin")
-        for m in raw:
-            self.decoder.feed(m)
-        tx = self.decoder.feed(data)
-        assert tx is not None
+        self.max_buffered = max(self.max_buffered, len(raw))
+        begin = decode_message(raw[0])
+        commit = decode_message(data)
+        assert isinstance(begin, Begin) and isinstance(commit, Commit)
+        tx = SourceTransaction(
+            xid=begin.xid,
+            commit_lsn=commit.commit_lsn,
+            end_lsn=commit.end_lsn,
+            commit_time=commit.commit_time,
+        )
+        builder = ChangeBuilder(self.decoder)
+        builder.add_whole(raw, 1, tx.relations)
+        tx.changes = builder.changes
         return tx
 
     def _remember_schema(self, messages: list[bytes], *, streamed: bool) -> None:

@@ -11,7 +11,16 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from gfx_sync.cdc.models import UNCHANGED, CdcConfig, RowChange, SourceTransaction
+from gfx_sync.cdc.models import (
+    UNCHANGED,
+    CdcConfig,
+    Change,
+    Relation,
+    RowChange,
+    SourceTransaction,
+    UpsertBlock,
+)
+from gfx_sync.cdc.rawrows import block_changes
 from gfx_sync.cdc.statements import (
     delete_sql,
     merge_from_stage_sql,
@@ -22,7 +31,7 @@ from gfx_sync.cdc.statements import (
     upsert_sql,
 )
 from gfx_sync.cdc.target import ApplyResult, TargetTable
-from gfx_sync.pause import park_paused
+from gfx_sync.pause import park_paused, paused_tables
 from resources.state import quarantine
 
 DOMAIN = "gfx_sync"
@@ -42,23 +51,57 @@ class RowWriter:
         raise NotImplementedError
 
     def _apply_changes(
-        self, changes: list[tuple[RowChange, SourceTransaction]], result: ApplyResult
+        self, changes: list[tuple[Change, SourceTransaction]], result: ApplyResult
     ) -> None:
-        """Run consecutive changes with the same statement as one executemany (order preserved)."""
+        """Run consecutive changes with the same statement as one executemany (order preserved);
+        runs of :class:`UpsertBlock` objects of one table as one set-based merge."""
         if getattr(self, "_has_sync_status", False):  # paused tables: parked (gfx_sync.pause)
-            changes = park_paused(self.conn, changes, UNCHANGED)
-        run: list[tuple[RowChange, list]] = []
-        run_stmt = None
-        run_key = None
+            paused = paused_tables(self.conn)
+            if paused:
+                changes = [
+                    (rc, tx)
+                    for c, tx in changes
+                    for rc in (
+                        block_changes(c)
+                        if type(c) is UpsertBlock and c.qualified_name in paused
+                        else (c,)
+                    )
+                ]
+                changes = park_paused(self.conn, changes, UNCHANGED)
+        kept: list[Change] = []
         fences = self._fences
         for change, tx in changes:
+            if fences and tx.end_lsn:
+                past = self._past_fences(change, tx.end_lsn)
+                if past is None:
+                    continue
+                change = past
+            kept.append(change)
+        self._write(kept, result)
+
+    def _write(self, changes: list[Change], result: ApplyResult) -> None:
+        run: list[tuple[Change, list | None]] = []
+        run_stmt = None
+        run_key: tuple | None = None
+        for change in changes:
             cfg = self.config.table(change.qualified_name)
             if cfg is None and change.kind != "truncate":
                 continue
-            if fences and tx.end_lsn:
-                change = self._past_fences(change, tx.end_lsn)
-                if change is None:
+            if type(change) is UpsertBlock:
+                if not self._block_fits(change):
+                    # a shape the merge does not take (columns the target lacks, another key):
+                    # the reference decoder's row changes, in this place
+                    self._flush(run_stmt, run, result, run_key)
+                    run, run_stmt, run_key = [], None, None
+                    self._write(list(block_changes(change)), result)
                     continue
+                block_key = ("U", change.qualified_name, change.relation.column_names)
+                if block_key != run_key:
+                    self._flush(run_stmt, run, result, run_key)
+                    run, run_stmt, run_key = [], None, block_key
+                run.append((change, None))
+                continue
+            assert isinstance(change, RowChange)
             if change.kind == "truncate":
                 self._flush(run_stmt, run, result, run_key)
                 run, run_stmt, run_key = [], None, None
@@ -76,11 +119,24 @@ class RowWriter:
             run.append((change, params))
         self._flush(run_stmt, run, result, run_key)
 
-    def _past_fences(self, change: RowChange, end_lsn: int) -> RowChange | None:
+    def _block_fits(self, block: UpsertBlock) -> bool:
+        """The block's rows can be merged as they are: every column exists on the target and
+        the relation's key (the block's keys) is the target's primary key."""
+        rel: Relation = block.relation
+        cache_key = ("fits", block.qualified_name, rel)
+        fits = self._stmts.get(cache_key)
+        if fits is None:
+            tt = self._target(block.qualified_name)
+            key = rel.key_columns or rel.column_names
+            fits = all(c in tt.columns for c in rel.column_names) and tuple(key) == tuple(tt.key)
+            self._stmts[cache_key] = fits  # type: ignore[assignment]
+        return bool(fits)
+
+    def _past_fences(self, change: Change, end_lsn: int) -> Change | None:
         """None when a per-table resnapshot already holds this change (its transaction ends at
         or before the table's snapshot); a truncate keeps only its tables past their fence."""
         fence = self._fences.get(change.qualified_name)
-        if change.kind == "truncate":
+        if type(change) is RowChange and change.kind == "truncate":
             keep = tuple(t for t in change.tables if end_lsn > self._fences.get(t, 0))
             if keep == change.tables:
                 return change
@@ -137,10 +193,60 @@ class RowWriter:
             if isinstance(value, str) and len(value) >= 10:
                 t.partitions.add(value[:10])  # text is rendered in UTC: 'YYYY-MM-DD ...'
 
+    def _touch_block(self, block: UpsertBlock, result: ApplyResult) -> None:
+        t = result.tables[block.qualified_name]
+        t.inserts += block.inserts
+        t.updates += block.updates
+        result.changes += len(block.lines)
+        cfg = self.config.table(block.qualified_name)
+        if cfg is not None and cfg.partition_column:
+            names = block.relation.column_names
+            if cfg.partition_column in names:
+                i = names.index(cfg.partition_column)
+                days = {line.split(b"\t", i + 1)[i][:10] for line in block.lines}
+                # text is rendered in UTC: 'YYYY-MM-DD ...'; NULL is '\N'
+                t.partitions.update(d.decode() for d in days if len(d) == 10)
+
+    def _flush_blocks(self, run: list[tuple[Change, list | None]], result: ApplyResult) -> None:
+        """A run of blocks of one table and shape: the last image of each key, by COPY of the
+        wire's text into the staging table and one merge; a short run goes the statement way,
+        and a run the target refuses is retried row by row (bad rows quarantined)."""
+        blocks = [b for b, _p in run if type(b) is UpsertBlock]
+        first = blocks[0]
+        latest: dict[object, bytes] = {}
+        for b in blocks:
+            latest.update(zip(b.keys, b.lines, strict=True))
+        if not self.config.copy_min_rows or len(latest) < self.config.copy_min_rows:
+            self._write([rc for b in blocks for rc in block_changes(b)], result)
+            return
+        qualified = first.qualified_name
+        tt = self._target(qualified)
+        try:
+            with self.conn.transaction():  # savepoint: a bad row must not abort the batch
+                self._copy_merge(
+                    tt,
+                    qualified,
+                    first.relation.column_names,
+                    list(latest.values()),
+                    inserts_only=not any(b.updates for b in blocks),
+                )
+        except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+            self._forget_stages()  # the savepoint took back a staging table created inside it
+            for b in blocks:
+                for rc in block_changes(b):
+                    _k, stmt, params, _single = self._statement(rc)
+                    self._row_by_row(stmt, [(rc, params)], result, exc)
+            return
+        for b in blocks:
+            self._touch_block(b, result)
+
     def _flush(
-        self, stmt, run: list[tuple[RowChange, list]], result: ApplyResult, run_key=None
+        self, stmt, run: list[tuple[Change, list | None]], result: ApplyResult, run_key=None
     ) -> None:
         if not run:
+            return
+        if run_key and run_key[0] == "U":
+            self._flush_blocks(run, result)
             return
         try:
             with self.conn.transaction():  # savepoint: a bad row must not abort the batch
@@ -202,11 +308,33 @@ class RowWriter:
                 j += size
         return True
 
-    def _copy_merge(self, tt: TargetTable, qualified: str, cols, rows: list[list]) -> None:
+    def _copy_merge(
+        self, tt: TargetTable, qualified: str, cols, rows: list, *, inserts_only: bool = False
+    ) -> None:
         """Whole-row upserts (distinct keys) set-based: the wire's text values by COPY into a
         session-local staging table of text columns, one INSERT ... SELECT ... ON CONFLICT DO
         UPDATE, then the staging table emptied. Runs inside the caller's savepoint, so a row the
-        target refuses takes the whole merge back and the caller retries row by row."""
+        target refuses takes the whole merge back and the caller retries row by row.
+
+        ``rows``: COPY text lines (bytes, from the wire) or lists of text values.
+        ``inserts_only`` (every row came from an Insert message): COPY straight into the target
+        table first, under its own savepoint; only when that fails (a key the target already
+        holds, or a row it refuses) does the merge through the staging table run."""
+        if inserts_only and rows and type(rows[0]) is bytes:
+            direct = self._stmts.get(("direct_copy", qualified, tuple(cols)))
+            if direct is None:
+                direct = (
+                    sql.SQL("COPY {} ({}) FROM STDIN")
+                    .format(tt.ident, sql.SQL(", ").join(map(sql.Identifier, cols)))
+                    .as_string(self.conn)
+                )
+                self._stmts[("direct_copy", qualified, tuple(cols))] = direct
+            try:
+                with self.conn.transaction(), self.conn.cursor() as cur, cur.copy(direct) as cp:
+                    cp.write(b"\n".join(rows) + b"\n")
+                return
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
+                pass  # taken back by its savepoint: the merge decides row by row
         key = ("stage", qualified, tuple(cols))
         stage = self._stmts.get(key)
         if stage is None:
@@ -223,8 +351,11 @@ class RowWriter:
             self._stmts[("stage_empty", qualified, tuple(cols))] = f'TRUNCATE "{stage}"'
         with self.conn.cursor() as cur:
             with cur.copy(self._stmts[("stage_copy", qualified, tuple(cols))]) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                if rows and type(rows[0]) is bytes:  # COPY text lines straight from the wire
+                    copy.write(b"\n".join(rows) + b"\n")  # type: ignore[arg-type]
+                else:
+                    for row in rows:
+                        copy.write_row(row)
             cur.execute(self._stmts[("stage_merge", qualified, tuple(cols))])
             cur.execute(self._stmts[("stage_empty", qualified, tuple(cols))])
 

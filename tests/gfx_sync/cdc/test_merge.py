@@ -26,9 +26,9 @@ def merged(monkeypatch):
     seen: list[int] = []
     real = RowWriter._copy_merge
 
-    def counting(self, tt, qualified, cols, rows):
+    def counting(self, tt, qualified, cols, rows, **kw):
         seen.append(len(rows))
-        return real(self, tt, qualified, cols, rows)
+        return real(self, tt, qualified, cols, rows, **kw)
 
     monkeypatch.setattr(RowWriter, "_copy_merge", counting)
     return seen
@@ -153,3 +153,19 @@ def test_a_bad_row_in_a_staged_run_is_quarantined_and_the_rest_lands(env, merged
             conn.execute(
                 "DELETE FROM public.data_quarantine WHERE source = 'external_pg/cdc_items'"
             )
+
+
+def test_inserts_of_keys_the_target_already_holds_fall_back_to_the_merge(env, merged):
+    """A run of inserts goes by COPY straight into the target; a key the target holds already
+    (a row written outside the stream) makes that COPY fail, and the merge updates it."""
+    with psycopg.connect(env.target_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO cdc_items (id, name, qty) VALUES (7, 'stale', -5)")
+    env.src(
+        "INSERT INTO cdc_items (id, name, qty) SELECT g, E'n\\t' || g, g FROM"
+        " generate_series(1, 120) g"
+    )
+    result = drain(env)
+    assert rows(env, "target") == rows(env, "source")
+    assert env.tgt_rows("SELECT name, qty FROM cdc_items WHERE id = 7") == [("n\t7", 7)]
+    assert result.tables["public.cdc_items"].inserts == 120
+    assert merged == [120]

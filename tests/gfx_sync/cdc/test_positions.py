@@ -16,6 +16,7 @@ from gfx_sync.cdc.errors import (
     TargetBehindSlot,
 )
 from gfx_sync.cdc.health import SlotHealth, Thresholds, evaluate, record_alerts
+from gfx_sync.cdc.rawrows import expand
 from gfx_sync.cdc.runner import ReplicationStream, Worker, drain_via_sql
 from gfx_sync.cdc.snapshot import initialize, resnapshot_tables, source_database
 
@@ -99,7 +100,7 @@ def test_drain_and_worker_pin_datestyle_intervalstyle_and_utc(cdc, test_database
             txs = stream.read_batch(100, 5.0, 5.0)
         finally:
             stream.close()
-        shipped = [c.new["seen_at"] for tx in txs for c in tx.changes if c.new]
+        shipped = [c.new["seen_at"] for tx in txs for c in expand(tx.changes) if c.new]
         assert shipped == ["2026-01-02 03:04:05+00"]
     finally:
         with psycopg.connect(cdc.source_url, autocommit=True) as conn:
