@@ -82,7 +82,7 @@ trace = os.environ.get("BENCH_MESSAGING_TRACE")  # a file: the run's log lines, 
 def log(m):
     if trace:
         with open(trace, "a") as f:
-            f.write(f"{time.perf_counter() - started:8.2f} {m[:200]}\n")
+            f.write(f"{time.perf_counter() - started:8.2f} {m[:200]}\\n")
 s = execute_workflow(db, mysql, solapi, RunOptions(wf, key, send_mode="live"), log=log)
 print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_count, "failed":
 s.failed_count,
@@ -407,6 +407,11 @@ app = typer.Typer(add_completion=False)
 def main(
     recipients: int = typer.Option(DEFAULT_RECIPIENTS, help="recipients targeted and sent"),
     scale: int = typer.Option(10, help="the large run sends recipients x scale (1: skip it)"),
+    mysql_database: str = typer.Option(
+        "",
+        help="MariaDB database to fill (or reuse when already filled) and keep; default: a"
+        " private one, dropped afterwards",
+    ),
 ) -> None:
     """Targeting, rendering and a live send to the SOLAPI stand-in, on a private database."""
     from resources.environment import apply_local_defaults
@@ -427,7 +432,7 @@ def main(
         ctx = BenchContext(
             url,
             "",
-            "",
+            mysql_database,
             "bench",
             extra={"recipients": args.recipients, "scale": args.scale},
         )
