@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from functools import cache
 from typing import Any, ClassVar, Literal, Protocol
 
 ConflictStrategy = Literal["notion_wins", "latest_wins", "manual"]
@@ -31,9 +30,14 @@ class NotionPageLike(Protocol):
     def properties(self) -> Mapping[str, Any]: ...
 
 
-@cache
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _row_dict(row: Any) -> dict[str, Any]:
