@@ -136,9 +136,7 @@ def write_logs(
     ):
         copy.set_types([t for _, t in LOG_COLUMNS])
         for n, m in enumerate(messages):
-            key = idempotency_key(
-                execution_key, m.phone if m.ok else f"invalid#{n}#{m.raw_phone}", n + 1
-            )
+            key = idempotency_key(execution_key, m.phone if m.ok else f"invalid#{n}#{m.raw_phone}")
             alt = None
             if fallback and m.ok and m.message_type == "kakao":
                 alt, kind, _reason = sms_fallback(m.content)

@@ -240,17 +240,9 @@ def ordered_uuid(unix_ms: int, n: int) -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
-def idempotency_key(execution_key: str, phone: str, position: int) -> str:
-    """Unique per (execution, recipient), written once with the row (40 hex chars fits SOLAPI
-    customFields, values <= 100): 16 of sha256(execution key), the row's position in the run's
-    bulk load (8), 16 of sha256(execution key | phone). A run's keys ascend in load order, so the
-    unique index receives them at one place (the COPY, the settle's new entries, its probes)
-    instead of at a random page per row; the phone hash keeps a key tied to its recipient."""
-    if not 0 <= position < 1 << 32:
-        raise ValueError(f"load position {position} out of range")
-    execution = hashlib.sha256(execution_key.encode()).hexdigest()[:16]
-    recipient = hashlib.sha256(f"{execution_key}|{phone}".encode()).hexdigest()[:16]
-    return f"{execution}{position:08x}{recipient}"
+def idempotency_key(execution_key: str, phone: str) -> str:
+    """Stable per (execution, recipient); 40 hex chars fits SOLAPI customFields (values <= 100)."""
+    return hashlib.sha256(f"{execution_key}|{phone}".encode()).hexdigest()[:40]
 
 
 # ---------------------------------------------------------------------------------------------
