@@ -195,12 +195,35 @@ def mysql_reader(test_databases: TestDatabases) -> MySQLResource:
     )
 
 
+def _close_shared_breakers(dsn: str) -> None:
+    """Close the breakers kept in this session's database: a Dagster run or a command line of
+    one test (another process, so not in this process's registry) may have opened one, and
+    the next test on the same database would find it open for five minutes."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('platform.circuit_breakers')").fetchone()[0]:
+            conn.execute(
+                "UPDATE platform.circuit_breakers SET state = 'closed', fail_counter = 0,"
+                " success_counter = 0, opened_at = NULL"
+                " WHERE state <> 'closed' OR fail_counter <> 0 OR success_counter <> 0"
+            )
+
+
 @pytest.fixture(autouse=True)
-def _fresh_breakers():
-    """Circuit breakers are per process; every test starts with all of them closed."""
+def _fresh_breakers(request: pytest.FixtureRequest):
+    """Circuit breakers are per process, and shared ones live in the session's database; every
+    test starts with all of them closed."""
+    dsn = (
+        request.getfixturevalue("test_databases").supabase_url
+        if "test_databases" in request.fixturenames
+        else None
+    )
     reset_all_breakers()
+    if dsn:
+        _close_shared_breakers(dsn)
     yield
     reset_all_breakers()
+    if dsn:
+        _close_shared_breakers(dsn)
 
 
 @pytest.fixture
