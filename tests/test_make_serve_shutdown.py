@@ -5,6 +5,7 @@ running. Here the real `make serve` serves the real workspace; the test collects
 below make once the UI answers, signals, and requires all of them gone.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -52,6 +53,21 @@ def _serving(port: int) -> bool:
         return False
 
 
+def _kill_leftovers(make: subprocess.Popen, home: str) -> None:
+    """A failed attempt (the UI too slow to answer on a loaded machine, a process that did not
+    stop) must not leave a whole ``dg dev`` stack running to slow every later test down."""
+    pids = (
+        {make.pid, *descendants(make.pid), *_ours(home)}
+        if make.poll() is None
+        else set(_ours(home))
+    )
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if make.poll() is None:
+        make.wait(timeout=30)
+
+
 @pytest.mark.parametrize(
     "how",
     ["sigterm_to_make", "sigint_to_make", "ctrl_c"],
@@ -76,23 +92,26 @@ def test_make_serve_stops_every_process(test_databases, tmp_path, how):
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own group, as a terminal's foreground job
     )
-    deadline = time.monotonic() + 240
-    while not _serving(port):
-        assert make.poll() is None, "make serve ended before the UI answered"
-        assert time.monotonic() < deadline, "the UI did not answer within 240 s"
-        time.sleep(1)
-    time.sleep(3)  # let the daemon and code servers settle
-    tree = descendants(make.pid)
-    assert len(tree) >= 4, f"expected make, the supervisor, dg dev and its children: {tree}"
-    if how == "ctrl_c":
-        os.killpg(make.pid, signal.SIGINT)
-    else:
-        os.kill(make.pid, signal.SIGINT if how == "sigint_to_make" else signal.SIGTERM)
-    make.wait(timeout=120)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (any(_alive(p) for p in tree) or _ours(home)):
-        time.sleep(0.5)
-    left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in tree if _alive(p)}
-    assert not left, f"still running after {how}: {left}"
-    assert not _ours(home), f"started later, still running after {how}: {_ours(home)}"
-    assert not _serving(port)
+    try:
+        deadline = time.monotonic() + 240
+        while not _serving(port):
+            assert make.poll() is None, "make serve ended before the UI answered"
+            assert time.monotonic() < deadline, "the UI did not answer within 240 s"
+            time.sleep(1)
+        time.sleep(3)  # let the daemon and code servers settle
+        tree = descendants(make.pid)
+        assert len(tree) >= 4, f"expected make, the supervisor, dg dev and its children: {tree}"
+        if how == "ctrl_c":
+            os.killpg(make.pid, signal.SIGINT)
+        else:
+            os.kill(make.pid, signal.SIGINT if how == "sigint_to_make" else signal.SIGTERM)
+        make.wait(timeout=120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (any(_alive(p) for p in tree) or _ours(home)):
+            time.sleep(0.5)
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:120] for p in tree if _alive(p)}
+        assert not left, f"still running after {how}: {left}"
+        assert not _ours(home), f"started later, still running after {how}: {_ours(home)}"
+        assert not _serving(port)
+    finally:
+        _kill_leftovers(make, home)
