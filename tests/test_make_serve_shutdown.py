@@ -53,6 +53,11 @@ def _serving(port: int) -> bool:
         return False
 
 
+def _terminal_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _kill_leftovers(make: subprocess.Popen, home: str) -> None:
     """A failed attempt (the UI too slow to answer on a loaded machine, a process that did not
     stop) must not leave a whole ``dg dev`` stack running to slow every later test down."""
@@ -91,6 +96,10 @@ def test_make_serve_stops_every_process(test_databases, tmp_path, how):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own group, as a terminal's foreground job
+        # a terminal's job gets the default signal handling; a test run started in the
+        # background of a non-interactive shell (CI) inherits SIGINT and SIGQUIT ignored, and
+        # make would then never see the Ctrl-C this test sends it
+        preexec_fn=_terminal_signals,
     )
     try:
         deadline = time.monotonic() + 240

@@ -20,6 +20,12 @@ NOON_KST = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
 @pytest.fixture
 def one_ad_per_day(supabase_db):
+    # the cap counts every ad sent that day in this session's database: messages earlier tests
+    # sent to the same CRM phones on the same fixed day would cap the first workflow already
+    supabase_db.execute(
+        "UPDATE public.message_logs SET sent_at = sent_at - interval '30 days'"
+        " WHERE sent_at IS NOT NULL"
+    )
     supabase_db.execute(
         "INSERT INTO public.system_settings (setting_key, setting_value, category)"
         " VALUES ('messaging.frequency_cap', %s, 'messaging')"
