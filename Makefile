@@ -30,7 +30,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py gfx_sync/cdc/_fastrows.c | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,local,debezium,distributed]'
 	touch $@
 

@@ -10,6 +10,14 @@ value by value. No value is decoded into a Python string or object, and no per-r
 updates, truncates, binary values) is decoded by the reference decoder into a ``RowChange`` in its
 place, so stream order is kept.
 
+Within a whole transaction (:meth:`ChangeBuilder.add_whole`) the loop over consecutive whole rows
+of the current block runs in C when the optional extension ``gfx_sync.cdc._fastrows`` built
+(``setup.py``; ``whole_run``): it appends exactly what the Python loop appends (the same keys,
+lines and messages) and stops at the first message it does not take, which the Python code below
+then handles (a new relation, a non-whole row, malformed data and its :class:`DecodeError`). The
+pure-Python loop stays as the fallback when the extension is missing, and
+``GFX_CDC_PURE_PYTHON=1`` in the environment (read at import) forces it.
+
 The applier merges blocks set-based (COPY into a staging table, one ``INSERT … SELECT … ON
 CONFLICT``) and falls back to :func:`expand` (the reference decoder's ``RowChange`` objects) for
 anything else: a run too short for COPY, a paused table, a row the target refuses.
@@ -17,9 +25,10 @@ anything else: a run too short for COPY, a paused table, a row the target refuse
 
 from __future__ import annotations
 
+import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from gfx_sync.cdc.models import Change, Relation, RowChange, UpsertBlock
 from gfx_sync.cdc.pgoutput import (
@@ -35,6 +44,20 @@ from gfx_sync.cdc.pgtypes import DecodeError
 
 NULL = b"\\N"
 _int32 = struct.Struct("!i").unpack_from
+
+
+def _load_whole_run(environ: Mapping[str, str]) -> Callable[..., tuple[int, int, int]] | None:
+    """The compiled whole-row loop, or None: not built, or ``GFX_CDC_PURE_PYTHON=1``."""
+    if environ.get("GFX_CDC_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from gfx_sync.cdc._fastrows import whole_run
+    except ImportError:
+        return None
+    return whole_run  # type: ignore[no-any-return]
+
+
+_whole_run = _load_whole_run(os.environ)
 
 
 def _escape(value: bytes) -> bytes:
@@ -175,10 +198,13 @@ class ChangeBuilder:
     def add_whole(self, raw: list[bytes], start: int, relations: dict[str, Relation]) -> None:
         """``add`` for ``raw[start:]`` of a whole (not streamed) transaction, with the fast path
         inlined (one call per message less on the hottest loop); Relation messages seen are
-        recorded in ``relations`` by qualified name."""
+        recorded in ``relations`` by qualified name. With the extension built, runs of whole rows
+        of the current block go through its ``whole_run`` and only the message it stops at comes
+        here."""
         assert not self.streamed
         to_copy = tuple_to_copy
         from_bytes = int.from_bytes
+        run = _whole_run
         block = self._block
         relid_now = self._relid
         keys = lines = messages = None
@@ -187,8 +213,18 @@ class ChangeBuilder:
         if block is not None:
             keys, lines, messages = block.keys, block.lines, block.messages
             ncols = len(block.relation.columns)
-        for i in range(start, len(raw)):
+        i, end = start, len(raw)
+        while i < end:
+            if run is not None and block is not None:
+                i, ins, upd = run(raw, i, relid_now, ncols, ki, keys, lines, messages)
+                if ins or upd:
+                    block.inserts += ins
+                    block.updates += upd
+                    self.count += ins + upd
+                if i >= end:
+                    break
             data = raw[i]
+            i += 1
             tag = data[0]
             if (tag == 73 or tag == 85) and len(data) > 5 and data[5] == 78:
                 relid = from_bytes(data[1:5], "big")

@@ -1,0 +1,449 @@
+"""The compiled whole-row loop (``gfx_sync.cdc._fastrows``) against the pure-Python path of
+``ChangeBuilder.add_whole``: the same keys, COPY lines, messages, counts and changes, and the
+same DecodeError at the same message, over many randomly generated transactions (interleaved
+relations, Relation messages mid-transaction, deletes, key changes, TOAST and binary values,
+truncated and malformed messages). Plus the extension's own contract (it stops at the first
+message it does not take and appends nothing for it; no reference leaks) and a check that CI
+builds it. Pure: no database."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import random
+import struct
+import sys
+import tracemalloc
+
+import pytest
+
+from gfx_sync.cdc import rawrows
+from gfx_sync.cdc.models import UNCHANGED, RowChange, UpsertBlock
+from gfx_sync.cdc.pgoutput import StreamDecoder
+from gfx_sync.cdc.pgtypes import DecodeError
+from gfx_sync.cdc.rawrows import ChangeBuilder, expand
+
+pytestmark = pytest.mark.unit
+
+
+def _fastrows():
+    """The extension; a test that needs it fails (does not skip) when it was not built."""
+    return importlib.import_module("gfx_sync.cdc._fastrows")
+
+
+# --- pgoutput message builders ---------------------------------------------------------------
+
+
+def _tuple(values) -> bytes:
+    """TupleData: str -> 't', None -> 'n', UNCHANGED -> 'u', bytes -> 'b'."""
+    out = bytearray(struct.pack("!h", len(values)))
+    for v in values:
+        if v is None:
+            out += b"n"
+        elif v is UNCHANGED:
+            out += b"u"
+        elif isinstance(v, bytes):
+            out += b"b" + struct.pack("!i", len(v)) + v
+        else:
+            b = v.encode()
+            out += b"t" + struct.pack("!i", len(b)) + b
+    return bytes(out)
+
+
+def _insert(relid: int, values) -> bytes:
+    return b"I" + struct.pack("!I", relid) + b"N" + _tuple(values)
+
+
+def _update(relid: int, values, old=None) -> bytes:
+    head = b"U" + struct.pack("!I", relid)
+    if old is not None:
+        head += b"K" + _tuple(old)
+    return head + b"N" + _tuple(values)
+
+
+def _delete(relid: int, old) -> bytes:
+    return b"D" + struct.pack("!I", relid) + b"K" + _tuple(old)
+
+
+def _relation(relid: int, name: str, cols) -> bytes:
+    out = bytearray(b"R" + struct.pack("!I", relid) + b"public\0" + name.encode() + b"\0d")
+    out += struct.pack("!h", len(cols))
+    for cname, oid, key in cols:
+        out += bytes([1 if key else 0]) + cname.encode() + b"\0" + struct.pack("!Ii", oid, -1)
+    return bytes(out)
+
+
+def _type(oid: int, name: str) -> bytes:
+    return b"Y" + struct.pack("!I", oid) + b"public\0" + name.encode() + b"\0"
+
+
+def _truncate(relids) -> bytes:
+    return (
+        b"T" + struct.pack("!ib", len(relids), 0) + b"".join(struct.pack("!I", r) for r in relids)
+    )
+
+
+# --- random transactions ---------------------------------------------------------------------
+
+PIECES = [
+    "a",
+    "Z",
+    "0",
+    "9",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    "\\",
+    "\\N",
+    "N",
+    "한",
+    "글",
+    "é",
+    '"',
+    "{",
+    "}",
+]
+FIXED = ["", "\\N", "\\", "\\t", "end\\", "tab\there", "new\nline", "cr\rx", "plain", "한글 메모\t"]
+
+
+def _value(rng: random.Random) -> str | None:
+    r = rng.random()
+    if r < 0.12:
+        return None
+    if r < 0.2:
+        return ""
+    if r < 0.4:
+        return rng.choice(FIXED)
+    if r < 0.45:
+        return "x" * rng.randrange(200, 3000)  # a long value (no escaping: the memcpy branch)
+    return "".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 12)))
+
+
+def _columns(rng: random.Random, serial: int):
+    n = rng.randint(1, 40)
+    shape = rng.random()
+    if shape < 0.5:
+        keys = {rng.randrange(n)}  # one key column, anywhere
+    elif shape < 0.85:
+        keys = set(rng.sample(range(n), min(n, rng.randint(2, 4))))  # composite
+    else:
+        keys = set()  # no key flagged: every column is the key
+    oids = (20, 23, 25, 1700, 1184, 3802)
+    return [(f"c{serial}_{i}", rng.choice(oids), i in keys) for i in range(n)]
+
+
+def _malformed(rng: random.Random, relid: int, ncols: int, values, negatives=None) -> bytes:
+    """A message the fast path must refuse with the pure path's DecodeError (or hand on).
+
+    A negative value length is refused by the C loop but not by ``tuple_to_copy`` (nor by the
+    reference decoder), which read on from an earlier offset: such messages (never sent by a
+    real server) go to ``negatives``, as rows the Python path may take in the C loop's stead."""
+    good = rng.choice([_insert, _update])(relid, values)
+    kind = rng.randrange(7)
+    if kind == 0:  # truncated anywhere after the marker
+        return good[: rng.randrange(6, len(good))]
+    if kind == 1:  # one value too many or too few
+        more = [*values, "extra"] if rng.random() < 0.5 or ncols == 1 else values[:-1]
+        return good[:6] + _tuple(more)
+    if kind == 2:  # an unknown value kind
+        body = bytearray(_tuple(values))
+        body[2] = ord(rng.choice("xyzT\0"))
+        return good[:6] + bytes(body)
+    if kind == 3:  # a length beyond the message
+        body = bytearray(_tuple(["v", *values[1:]]))
+        body[3:7] = struct.pack("!i", rng.choice([2, 100, 0x7FFFFFFF]))
+        return good[:6] + bytes(body)
+    if kind == 4:  # a negative length
+        body = bytearray(_tuple(["vvvv", *values[1:]]))
+        body[3:7] = struct.pack("!i", rng.choice([-1, -5, -(2**31)]))
+        if negatives is not None:
+            negatives.add(good[:6] + bytes(body))
+        return good[:6] + bytes(body)
+    if kind == 5:  # trailing bytes after the tuple (both paths ignore them)
+        return good + b"\x00junk"
+    return good[:5]  # the 'N' marker missing
+
+
+class _Gen:
+    """A stream of transactions over a few relations whose shapes change mid-stream."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.shapes: dict[int, list] = {}
+        self.serial = 0
+        self.negatives: set[bytes] = set()
+
+    def relation(self, relid: int) -> bytes:
+        self.serial += 1
+        self.shapes[relid] = _columns(self.rng, self.serial)
+        return _relation(relid, f"t{relid}", self.shapes[relid])
+
+    def values(self, relid: int):
+        return [_value(self.rng) for _ in self.shapes[relid]]
+
+    def message(self, current: int) -> tuple[bytes, int]:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.03 or current not in self.shapes:
+            relid = rng.choice([1, 2, 3])
+            return self.relation(relid), relid
+        relid = current if rng.random() < 0.85 else rng.choice(list(self.shapes))
+        vals = self.values(relid)
+        if r < 0.65:
+            return _insert(relid, vals), relid
+        if r < 0.8:
+            return _update(relid, vals), relid
+        if r < 0.83:
+            return _update(relid, vals, old=self.values(relid)), relid  # key change: a RowChange
+        if r < 0.86:
+            vals[rng.randrange(len(vals))] = UNCHANGED
+            return _update(relid, vals), relid
+        if r < 0.88:
+            vals[rng.randrange(len(vals))] = b"\x00\x01bin"
+            return _insert(relid, vals), relid
+        if r < 0.91:
+            return _delete(relid, vals), relid
+        if r < 0.92:
+            return _type(90000 + rng.randrange(10), "mood"), relid
+        if r < 0.93:
+            return _truncate([relid]), relid
+        if r < 0.935:
+            return _insert(77, ["1"]), relid  # a relation never announced
+        if r < 0.96:
+            return _malformed(rng, relid, len(vals), vals, self.negatives), relid
+        return _insert(relid, vals), relid
+
+    def transaction(self) -> list[bytes]:
+        rng = self.rng
+        raw = [b"B" + bytes(20)]  # Begin: add_whole starts after it
+        current = rng.choice([1, 2, 3])
+        for _ in range(rng.randrange(1, 80)):
+            data, current = self.message(current)
+            raw.append(data)
+        return raw
+
+
+# --- running both paths ----------------------------------------------------------------------
+
+
+def _state(builder: ChangeBuilder, relations, error):
+    changes = []
+    for c in builder.changes:
+        if type(c) is UpsertBlock:
+            for k in c.keys:
+                assert type(k) is bytes or (type(k) is tuple and all(type(x) is bytes for x in k))
+            assert all(type(x) is bytes for x in c.lines)
+            changes.append(
+                ("block", c.relation, c.streamed, c.keys, c.lines, c.messages, c.inserts, c.updates)
+            )
+        else:
+            assert isinstance(c, RowChange)
+            changes.append(c)
+    block = builder._block
+    where = next((i for i, c in enumerate(builder.changes) if c is block), None)
+    try:
+        expanded: object = expand(builder.changes)
+    except Exception as exc:  # noqa: BLE001 - compared, not swallowed
+        expanded = (type(exc), str(exc))
+    return {
+        "error": error,
+        "changes": changes,
+        "count": builder.count,
+        "relations": dict(relations),
+        "block": where,
+        "relid": builder._relid,
+        "key": builder._key,
+        "expanded": expanded,
+    }
+
+
+def _run(setup: list[bytes], raw: list[bytes], start: int, fast):
+    """``setup`` through ``add`` (the relation cache, maybe an open block), then ``add_whole``."""
+    old = rawrows._whole_run
+    rawrows._whole_run = fast
+    try:
+        decoder = StreamDecoder()
+        builder = ChangeBuilder(decoder)
+        relations: dict = {}
+        for m in setup:
+            # a malformed raw[1] as the open block's row: no block, on both paths alike
+            with contextlib.suppress(DecodeError):
+                builder.add(m)
+        error = None
+        try:
+            builder.add_whole(raw, start, relations)
+        except Exception as exc:  # noqa: BLE001 - compared, not swallowed
+            error = (type(exc), str(exc))
+        return _state(builder, relations, error)
+    finally:
+        rawrows._whole_run = old
+
+
+class _Counting:
+    """The extension's function, counting the rows it took."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.rows = 0
+        self.calls = 0
+
+    def __call__(self, *args):
+        got = self.fn(*args)
+        self.calls += 1
+        self.rows += got[1] + got[2]
+        return got
+
+
+def test_compiled_and_pure_paths_build_the_same_changes_over_random_transactions():
+    fast = _Counting(_fastrows().whole_run)
+    gen = _Gen(20261203)
+    schema = {relid: gen.relation(relid) for relid in (1, 2, 3)}  # the latest Relation message
+    errors = rows = blocks = python_only = 0
+    for n in range(500):
+        raw = gen.transaction()
+        setup = list(schema.values())
+        # sometimes an open block of raw[1]'s relation before add_whole (a builder reused)
+        pre = setup + ([raw[1]] if n % 5 == 0 else [])
+        pure = _run(pre, raw, 1, None)
+        compiled = _run(pre, raw, 1, fast)
+        assert compiled == pure, f"transaction {n}: {raw!r}"
+        errors += pure["error"] is not None
+        for c in pure["changes"]:
+            if type(c) is tuple:
+                rows += c[6] + c[7]
+                blocks += 1
+                python_only += sum(m in gen.negatives for m in c[5][1:])
+        # the stream's schema moves on: later transactions see this one's Relation messages
+        for m in raw:
+            if m[:1] == b"R":
+                schema[struct.unpack_from("!I", m, 1)[0]] = m
+    # the generator reached every branch that matters, and the C loop took every row of a block
+    # after its first (which opens the block on the Python path) but the negative-length ones
+    assert errors > 25, errors
+    assert rows > 4_000, rows
+    assert fast.rows == rows - blocks - python_only, (fast.rows, rows, blocks, python_only)
+
+
+def test_every_malformed_message_raises_the_same_decode_error_on_both_paths():
+    rng = random.Random(7)
+    fast = _fastrows().whole_run
+    for n in range(600):
+        ncols = rng.randint(1, 40)
+        cols = [(f"c{i}", 25, i == 0) for i in range(ncols)]
+        setup = [_relation(5, "m", cols)]
+        rows = [_insert(5, [_value(rng) for _ in cols]) for _ in range(rng.randrange(0, 4))]
+        bad = _malformed(rng, 5, ncols, [_value(rng) or "v" for _ in cols])
+        raw = [b"B", *rows, bad, _insert(5, ["after"] * ncols)]
+        pure = _run(setup, raw, 1, None)
+        compiled = _run(setup, raw, 1, fast)
+        assert compiled == pure, f"case {n}: {bad!r}"
+
+
+def test_whole_run_takes_whole_rows_and_stops_at_the_first_other_message():
+    fast = _fastrows()
+    raw = [
+        b"B",
+        _insert(9, ["1", "a\tb", None]),
+        _update(9, ["2", "", "\\N"]),
+        _insert(9, ["3", "x\\y", "new\nline\r"]),
+        _insert(8, ["4", "other relation", None]),
+    ]
+    keys: list = []
+    lines: list = []
+    messages: list = []
+    assert fast.whole_run(raw, 1, 9, 3, 0, keys, lines, messages) == (4, 2, 1)
+    assert keys == [b"1", b"2", b"3"]
+    assert lines == [b"1\ta\\tb\t\\N", b"2\t\t\\\\N", b"3\tx\\\\y\tnew\\nline\\r"]
+    assert all(m is r for m, r in zip(messages, raw[1:4], strict=True))
+    # a composite key: a tuple of the raw values (NULL as the COPY text \N, as the pure path)
+    keys.clear()
+    assert fast.whole_run(raw, 1, 9, 3, (2, 0), keys, [], []) == (4, 2, 1)
+    assert keys == [(b"\\N", b"1"), (b"\\N", b"2"), (b"new\nline\r", b"3")]
+    # nothing to take: the index comes back unchanged and nothing is appended
+    for stop in (
+        _insert(9, ["1", UNCHANGED, "c"]),
+        _insert(9, ["1", b"\x00", "c"]),
+        _update(9, ["1", "b", "c"], old=["0", "b", "c"]),
+        _delete(9, ["1", None, None]),
+        _insert(9, ["1", "b"]),  # two values for three columns
+        _insert(9, ["1", "b", "c"])[:-1],  # truncated
+        _insert(9, ["1", "b", "c"])[:8] + b"q" + _insert(9, ["1", "b", "c"])[9:],  # kind 'q'
+        b"I" + struct.pack("!I", 9) + b"N",  # no tuple at all
+        b"I\x00\x00\x00\x09",
+        b"I",
+        _relation(9, "t", [("id", 20, True)]),
+        bytearray(_insert(9, ["1", "b", "c"])),  # not bytes: the Python path's business
+    ):
+        got: list = []
+        assert fast.whole_run([stop, raw[1]], 0, 9, 3, 0, got, got, got) == (0, 0, 0), stop
+        assert got == []
+    # key positions the relation does not have, or a key of another type: take nothing
+    for key in (3, -1, (0, 3), (0, "a"), "0", None, 1.0, True):
+        assert fast.whole_run(raw, 1, 9, 3, key, [], [], []) == (1, 0, 0), key
+    assert fast.whole_run(raw, 5, 9, 3, 0, [], [], []) == (5, 0, 0)
+    assert fast.whole_run(raw, 9, 9, 3, 0, [], [], []) == (9, 0, 0)
+    with pytest.raises(TypeError):
+        fast.whole_run(raw, 1, 9, 3, 0, (), [], [])
+
+
+def test_a_table_of_many_columns_and_a_relation_of_none():
+    fast = _fastrows()
+    values = [str(i) if i % 7 else None for i in range(300)]
+    keys: list = []
+    lines: list = []
+    data = _insert(4, values)
+    assert fast.whole_run([data], 0, 4, 300, (0, 299), keys, lines, []) == (1, 1, 0)
+    assert keys == [(b"\\N", b"299")]
+    assert lines == [b"\t".join(b"\\N" if v is None else v.encode() for v in values)]
+    lines.clear()
+    keys.clear()
+    assert fast.whole_run([_insert(4, [])], 0, 4, 0, (), keys, lines, []) == (1, 1, 0)
+    assert (keys, lines) == ([()], [b""])
+
+
+def test_whole_run_leaks_no_references_or_memory():
+    fast = _fastrows()
+    raw = [_insert(3, [str(i), "tab\there", None, "x" * 50]) for i in range(200)]
+    before = [sys.getrefcount(m) for m in raw]
+    key = (0, 2)
+    key_refs = sys.getrefcount(key)
+
+    def once():
+        keys: list = []
+        lines: list = []
+        messages: list = []
+        assert fast.whole_run(raw, 0, 3, 4, key, keys, lines, messages) == (200, 200, 0)
+        assert fast.whole_run(raw, 0, 3, 4, 1, keys, lines, messages)[0] == 200
+
+    once()
+    tracemalloc.start()
+    try:
+        once()
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(300):
+            once()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert end - start < 20_000, end - start  # 120,000 rows built and dropped
+    assert [sys.getrefcount(m) for m in raw] == before
+    assert sys.getrefcount(key) == key_refs
+
+
+def test_the_pure_python_switch_and_ci_builds_the_extension():
+    # GFX_CDC_PURE_PYTHON=1 forces the pure path even with the extension built
+    assert rawrows._load_whole_run({"GFX_CDC_PURE_PYTHON": "1"}) is None
+    try:
+        built = importlib.import_module("gfx_sync.cdc._fastrows")
+    except ImportError:
+        built = None
+    loaded = rawrows._load_whole_run({})
+    assert (loaded is None) == (built is None)
+    if built is not None:
+        assert loaded is built.whole_run
+    if os.environ.get("CI") == "true":
+        # CI must notice a silent fallback: the extension has to build there
+        assert built is not None, "gfx_sync.cdc._fastrows did not build: CDC runs pure Python"
+        assert rawrows._whole_run is built.whole_run or os.environ.get("GFX_CDC_PURE_PYTHON")
