@@ -3,24 +3,28 @@ and every recipient's rendered message (nothing is written or sent here)."""
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
+from typing import IO, Any
 
 from messaging import constants as C
 from messaging.catalog import TargetQuery, iter_targets, load_table_mappings, target_query
 from messaging.models import (
     MatchReport,
+    MessagingError,
     RenderedMessage,
     Template,
     VariableSource,
     WorkflowConfigError,
 )
 from messaging.progress import RunProgress
-from messaging.transform import placeholders, render_message
+from messaging.transform import normalize_phone, placeholders, render_message
 from messaging.variables import (
     BATCH_KEY,
     auto_match,
@@ -259,21 +263,84 @@ def _warn_unmapped(progress: RunProgress, log: Callable[[str], None], report: Ma
         )
 
 
-def spooled(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-    """Read the whole target stream into a temporary file first, then hand out its batches.
+SORT_RUN_ROWS = 100_000  # rows sorted in memory at once; longer audiences merge sorted runs
+SORT_RUN_BYTES = 24 << 20  # ... or fewer, when the rows are wide (pickled size)
+PHONE_LAST = "~"  # sorts after every normalized number: unusable phones come last
 
-    The target SELECT is one statement under MySQL's time limit; rendering, variable queries
-    and logging 1,000,000 recipients take longer than that, so the statement must not stay open
-    while they run. Memory stays at one batch (the rows wait on disk).
+
+def _phone_order(raw: object) -> str:
+    try:
+        return normalize_phone(raw)
+    except MessagingError:
+        return PHONE_LAST
+
+
+def phone_ordered(
+    batches: Iterator[list[dict[str, Any]]],
+    phone_column: str,
+    batch_size: int = 5_000,
+    run_rows: int = SORT_RUN_ROWS,
+) -> Iterator[list[dict[str, Any]]]:
+    """The whole target stream read first, then handed out in batches in phone order.
+
+    Read first: the target SELECT is one statement under MySQL's time limit; rendering,
+    variable queries and logging 1,000,000 recipients take longer than that, so the statement
+    must not stay open while they run.
+
+    Phone order (the normalized number; unusable ones last): the run's ``message_logs`` rows are
+    bulk loaded, claimed and settled in this order, so the indexes on the phone and on the
+    idempotency key (which ascends with the phone) receive each batch's entries at one place
+    instead of at a random page per row, which is what makes a run of 1,000,000 recipients cost
+    ten times a run of 100,000 and not more. The sort is stable: among rows with the same phone
+    the CRM's order is kept, so the first of them still wins the deduplication.
+
+    Memory stays bounded: up to ``run_rows`` rows (fewer when wide) are sorted in memory and
+    written to a temporary file as one sorted run; the runs are merged, one batch of each held.
     """
-    with tempfile.TemporaryFile() as spool:
-        count = 0
-        for batch in batches:
-            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
-            count += 1
+    runs: list[tuple[IO[bytes], int]] = []
+    chunk: list[tuple[str, dict[str, Any]]] = []
+    limit = run_rows
+
+    def write_run() -> None:
+        chunk.sort(key=itemgetter(0))
+        spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
+        pieces = 0
+        for i in range(0, len(chunk), batch_size):
+            pickle.dump(chunk[i : i + batch_size], spool, protocol=pickle.HIGHEST_PROTOCOL)
+            pieces += 1
+        runs.append((spool, pieces))
+        chunk.clear()
+
+    def read_run(spool: IO[bytes], pieces: int) -> Iterator[tuple[str, dict[str, Any]]]:
         spool.seek(0)
-        for _ in range(count):
-            yield pickle.load(spool)  # noqa: S301 - our own file, written just above
+        for _ in range(pieces):
+            yield from pickle.load(spool)  # noqa: S301 - our own file, written above
+
+    with contextlib.ExitStack() as stack:
+        for batch in batches:
+            if not runs and not chunk and batch:
+                # wide rows sort in shorter runs
+                width = len(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)) / len(batch)
+                limit = max(batch_size, min(run_rows, int(SORT_RUN_BYTES / max(width, 1.0))))
+            chunk.extend((_phone_order(row.get(phone_column)), row) for row in batch)
+            if len(chunk) >= limit:
+                write_run()
+        if runs and chunk:
+            write_run()
+        ordered: Iterable[tuple[str, dict[str, Any]]]
+        if runs:  # heapq.merge is stable: equal phones come in run (= CRM) order
+            ordered = heapq.merge(*(read_run(f, n) for f, n in runs), key=itemgetter(0))
+        else:
+            chunk.sort(key=itemgetter(0))
+            ordered = chunk
+        out: list[dict[str, Any]] = []
+        for _key, row in ordered:
+            out.append(row)
+            if len(out) >= batch_size:
+                yield out
+                out = []
+        if out:
+            yield out
 
 
 class RenderStream:
@@ -309,7 +376,7 @@ class RenderStream:
         line = opt_out_line(self.db)
         sender = ad_sender(self.db) if template.category == "promotion" else ("", "")
         seen: set[str] = set()
-        for batch in spooled(iter_targets(self.mysql, plan.query)):
+        for batch in phone_ordered(iter_targets(self.mysql, plan.query), plan.query.phone_column):
             if self.match is None:  # an SQL target: match on the columns it returns
                 self.match = match_variables(
                     self.db, template, self.workflow, list(batch[0]), plan.display

@@ -720,8 +720,11 @@ def send_pending(
     if template.message_type == "kakao" and not solapi.pf_id:
         raise WorkflowConfigError("Alimtalk needs the Kakao channel profile id (SOLAPI_PF_ID)")
     cost = unit_cost(template.message_type)
-    progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)  # send-many era rows
-    progress.reconciled += settle_open_groups(db, solapi, run_id, cost, plan)
+    if progress.resumed:
+        # what an earlier attempt of this execution left unsettled (a run this process started
+        # has nothing to settle, and looking would read each of its rows once more)
+        progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)  # send-many era
+        progress.reconciled += settle_open_groups(db, solapi, run_id, cost, plan)
     batch_no = stalled = 0
     position = ClaimPosition()
     while True:

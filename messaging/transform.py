@@ -241,8 +241,17 @@ def ordered_uuid(unix_ms: int, n: int) -> uuid.UUID:
 
 
 def idempotency_key(execution_key: str, phone: str) -> str:
-    """Stable per (execution, recipient); 40 hex chars fits SOLAPI customFields (values <= 100)."""
-    return hashlib.sha256(f"{execution_key}|{phone}".encode()).hexdigest()[:40]
+    """Stable per (execution, recipient), at most 57 characters (SOLAPI customFields values
+    take 100): a hash of the execution key, then the normalized number itself, so one
+    execution's keys ascend with its recipients' numbers (its rows are loaded, claimed and
+    settled in phone order: the unique index gets each batch's keys at one place). Anything that
+    is not a normalized number (an unusable row's placeholder) is hashed instead. The key sits
+    only where the number already is: ``message_logs`` and the send groups (service_role only)
+    and the SOLAPI message addressed to that number."""
+    execution = hashlib.sha256(execution_key.encode()).hexdigest()[:24]
+    if phone.isascii() and phone.isdigit() and len(phone) <= 20:
+        return f"{execution}:{phone}"
+    return f"{execution}#{hashlib.sha256(phone.encode()).hexdigest()[:32]}"
 
 
 # ---------------------------------------------------------------------------------------------

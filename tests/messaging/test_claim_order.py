@@ -122,3 +122,29 @@ def test_a_live_run_sends_each_batch_as_a_contiguous_load_range(
         (run_id,),
     )
     assert loaded == list(range(1, len(loaded) + 1))
+
+
+def test_a_run_is_loaded_in_phone_order_with_keys_that_ascend_with_it(
+    supabase_db, mysql_reader, solapi_server, solapi_standin_state, all_customers_workflow
+):
+    """The CRM returns customers in its own order (random phones); the run's rows are loaded
+    in phone order, and the idempotency keys ascend with them, so every index on the phone or
+    the key receives a batch's entries at one place (1,000,000 recipients: no random index
+    page per row)."""
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        make_solapi(solapi_server[0].url),
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=7),
+    )
+    rows = supabase_db.fetch_all(
+        "SELECT recipient_phone, idempotency_key FROM public.message_logs"
+        " WHERE workflow_run_id = %s AND error_code IS DISTINCT FROM 'INVALID_PHONE'"
+        " ORDER BY run_seq",
+        (summary.workflow_run_id,),
+    )
+    phones = [r["recipient_phone"] for r in rows]
+    keys = [r["idempotency_key"] for r in rows]
+    assert len(phones) >= 20 and len(set(phones)) == len(phones)
+    assert phones == sorted(phones)
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)

@@ -1,0 +1,57 @@
+"""Issue 13 (1,000,000 recipients in linear time): the targets are handed to rendering in phone
+order, bounded in memory (sorted runs on disk, merged), and the first row per phone in the
+CRM's order still wins; idempotency keys of one execution ascend with the phone."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from messaging.planning import phone_ordered
+from messaging.transform import idempotency_key, normalize_phone
+
+pytestmark = pytest.mark.unit
+
+
+def _crm(n: int, seed: int) -> list[dict[str, object]]:
+    rnd = random.Random(seed)
+    formats = ["010-{a}-{b}", "010{a}{b}", "+82 10-{a}-{b}", "８２１０{a}{b}"]
+    rows = []
+    for i in range(n):
+        a, b = f"{rnd.randrange(10_000):04d}", f"{rnd.randrange(40):04d}"  # duplicates
+        phone = rnd.choice(formats).format(a=a, b=b) if rnd.random() > 0.05 else "not a phone"
+        rows.append({"id": i, "phone": phone})
+    return rows
+
+
+def _expected(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    def key(row: dict[str, object]) -> str:
+        try:
+            return normalize_phone(row["phone"])
+        except Exception:  # noqa: BLE001
+            return "~"
+
+    return sorted(rows, key=key)  # stable: the CRM's order among equal phones
+
+
+@pytest.mark.parametrize("run_rows", [7, 100, 10_000])
+def test_targets_come_in_phone_order_with_the_crms_order_kept_among_equal_phones(run_rows):
+    rows = _crm(2_000, seed=run_rows)
+    batches = [rows[i : i + 333] for i in range(0, len(rows), 333)]
+    out = list(phone_ordered(iter(batches), "phone", batch_size=250, run_rows=run_rows))
+    assert all(0 < len(b) <= 250 for b in out)
+    assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(rows)]
+
+
+def test_no_targets_give_no_batches():
+    assert list(phone_ordered(iter([]), "phone")) == []
+
+
+def test_keys_of_one_execution_ascend_with_the_phone_and_differ_across_executions():
+    phones = sorted(f"010{n:08d}" for n in random.Random(3).sample(range(10**8), 500))
+    keys = [idempotency_key("exec-1", p) for p in phones]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert not set(keys) & {idempotency_key("exec-2", p) for p in phones}
+    assert all(len(k) <= 100 for k in keys)  # SOLAPI customFields values
+    assert idempotency_key("exec-1", phones[0]) == keys[0]
