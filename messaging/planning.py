@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from messaging import constants as C
 from messaging.catalog import TargetQuery, iter_targets, load_table_mappings, target_query
@@ -263,6 +263,7 @@ def _warn_unmapped(progress: RunProgress, log: Callable[[str], None], report: Ma
         )
 
 
+T = TypeVar("T")
 SORT_RUN_ROWS = 100_000  # rows sorted in memory at once; longer audiences merge sorted runs
 SORT_RUN_BYTES = 24 << 20  # ... or fewer, when the rows are wide (pickled size)
 PHONE_LAST = "~"  # sorts after every normalized number: unusable phones come last
@@ -275,17 +276,31 @@ def _phone_order(raw: object) -> str:
         return PHONE_LAST
 
 
+def spooled(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """Read the whole target stream into a temporary file first, then hand out its batches.
+
+    The target SELECT is one statement under MySQL's time limit; rendering, variable queries
+    and logging 1,000,000 recipients take longer than that, so the statement must not stay open
+    while they run. Memory stays at one batch (the rows wait on disk).
+    """
+    with tempfile.TemporaryFile() as spool:
+        count = 0
+        for batch in batches:
+            pickle.dump(batch, spool, protocol=pickle.HIGHEST_PROTOCOL)
+            count += 1
+        spool.seek(0)
+        for _ in range(count):
+            yield pickle.load(spool)  # noqa: S301 - our own file, written just above
+
+
 def phone_ordered(
-    batches: Iterator[list[dict[str, Any]]],
-    phone_column: str,
+    batches: Iterator[list[T]],
+    phone_of: Callable[[T], object],
     batch_size: int = 5_000,
     run_rows: int = SORT_RUN_ROWS,
-) -> Iterator[list[dict[str, Any]]]:
-    """The whole target stream read first, then handed out in batches in phone order.
-
-    Read first: the target SELECT is one statement under MySQL's time limit; rendering,
-    variable queries and logging 1,000,000 recipients take longer than that, so the statement
-    must not stay open while they run.
+) -> Iterator[list[T]]:
+    """Every item of ``batches`` (target rows, or rows with their values) handed out again in
+    batches, in phone order (``phone_of`` gives an item's raw number).
 
     Phone order (the normalized number; unusable ones last): the run's ``message_logs`` rows are
     bulk loaded, claimed and settled in this order, so the indexes on the phone and on the
@@ -298,7 +313,7 @@ def phone_ordered(
     written to a temporary file as one sorted run; the runs are merged, one batch of each held.
     """
     runs: list[tuple[IO[bytes], int]] = []
-    chunk: list[tuple[str, dict[str, Any]]] = []
+    chunk: list[tuple[str, T]] = []
     limit = run_rows
 
     def write_run() -> None:
@@ -311,7 +326,7 @@ def phone_ordered(
         runs.append((spool, pieces))
         chunk.clear()
 
-    def read_run(spool: IO[bytes], pieces: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    def read_run(spool: IO[bytes], pieces: int) -> Iterator[tuple[str, T]]:
         spool.seek(0)
         for _ in range(pieces):
             yield from pickle.load(spool)  # noqa: S301 - our own file, written above
@@ -322,20 +337,20 @@ def phone_ordered(
                 # wide rows sort in shorter runs
                 width = len(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)) / len(batch)
                 limit = max(batch_size, min(run_rows, int(SORT_RUN_BYTES / max(width, 1.0))))
-            chunk.extend((_phone_order(row.get(phone_column)), row) for row in batch)
+            chunk.extend((_phone_order(phone_of(item)), item) for item in batch)
             if len(chunk) >= limit:
                 write_run()
         if runs and chunk:
             write_run()
-        ordered: Iterable[tuple[str, dict[str, Any]]]
+        ordered: Iterable[tuple[str, T]]
         if runs:  # heapq.merge is stable: equal phones come in run (= CRM) order
             ordered = heapq.merge(*(read_run(f, n) for f, n in runs), key=itemgetter(0))
         else:
             chunk.sort(key=itemgetter(0))
             ordered = chunk
-        out: list[dict[str, Any]] = []
-        for _key, row in ordered:
-            out.append(row)
+        out: list[T] = []
+        for _key, item in ordered:
+            out.append(item)
             if len(out) >= batch_size:
                 yield out
                 out = []
@@ -376,16 +391,9 @@ class RenderStream:
         line = opt_out_line(self.db)
         sender = ad_sender(self.db) if template.category == "promotion" else ("", "")
         seen: set[str] = set()
-        for batch in phone_ordered(iter_targets(self.mysql, plan.query), plan.query.phone_column):
-            if self.match is None:  # an SQL target: match on the columns it returns
-                self.match = match_variables(
-                    self.db, template, self.workflow, list(batch[0]), plan.display
-                )
-                _warn_unmapped(progress, self.log, self.match.report)
-            self.lookup.prefetch(self.match.report, batch)  # one SELECT per query variable
-            for row in batch:
-                progress.rows_read += 1
-                values = resolve_values(self.match.report, row, self.now, self.lookup)
+        phone = plan.query.phone_column
+        for batch in phone_ordered(self._resolved(), lambda item: item[0].get(phone)):
+            for row, values in batch:
                 msg = render_message(
                     template,
                     row,
@@ -407,6 +415,25 @@ class RenderStream:
                 yield msg
         if self.match is None:
             self.match = match_variables(self.db, template, self.workflow, [], plan.display)
+
+    def _resolved(self) -> Iterator[list[tuple[dict[str, Any], dict[str, Any]]]]:
+        """Each target row with its variables' values, in the CRM's order: the query variables
+        are looked up batch by batch in that order (one SELECT per variable and batch), where
+        the CRM's own keys cluster; the rows are put in phone order afterwards."""
+        plan, progress = self.plan, self.progress
+        for batch in spooled(iter_targets(self.mysql, plan.query)):
+            if self.match is None:  # an SQL target: match on the columns it returns
+                self.match = match_variables(
+                    self.db, self.template, self.workflow, list(batch[0]), plan.display
+                )
+                _warn_unmapped(progress, self.log, self.match.report)
+            report = self.match.report
+            self.lookup.prefetch(report, batch)  # one SELECT per query variable
+            resolved = []
+            for row in batch:
+                progress.rows_read += 1
+                resolved.append((row, resolve_values(report, row, self.now, self.lookup)))
+            yield resolved
 
 
 def render_targets(

@@ -39,13 +39,15 @@ def _expected(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 def test_targets_come_in_phone_order_with_the_crms_order_kept_among_equal_phones(run_rows):
     rows = _crm(2_000, seed=run_rows)
     batches = [rows[i : i + 333] for i in range(0, len(rows), 333)]
-    out = list(phone_ordered(iter(batches), "phone", batch_size=250, run_rows=run_rows))
+    out = list(
+        phone_ordered(iter(batches), lambda r: r["phone"], batch_size=250, run_rows=run_rows)
+    )
     assert all(0 < len(b) <= 250 for b in out)
     assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(rows)]
 
 
 def test_no_targets_give_no_batches():
-    assert list(phone_ordered(iter([]), "phone")) == []
+    assert list(phone_ordered(iter([]), lambda r: r["phone"])) == []
 
 
 def test_keys_of_one_execution_ascend_with_the_phone_and_differ_across_executions():
