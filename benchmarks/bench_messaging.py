@@ -4,7 +4,8 @@ flow (exactly once), with peak memory; the template has a query variable resolve
 recipient (set-based: one SELECT per batch).
 
 Issue 13: the 1,000,000 run takes <= 10x the 100,000 run (linear or better) with the run
-process's peak memory < 500 MB.
+process's peak memory < 500 MB. The 100,000 run is repeated (``--small-rounds``, default 3) and its
+median is the reference: one short run on this shared machine varied 18-29 s within an hour.
 
 Issue targets: targeting + rendering <= 5 s; end-to-end live <= 60 s; peak memory < 500 MB.
 Figures are ratios against physical references measured in the same run:
@@ -289,6 +290,7 @@ def _live(url: str, env: dict[str, str], workflow_id: str) -> tuple[str, dict[st
 def bench(ctx: BenchContext) -> list[Figure]:
     recipients = int(ctx.extra.get("recipients", DEFAULT_RECIPIENTS))
     scale = int(ctx.extra.get("scale", 10))
+    small_rounds = int(ctx.extra.get("small_rounds", 3))
     from resources.environment import apply_local_defaults
 
     apply_local_defaults()
@@ -322,7 +324,11 @@ def bench(ctx: BenchContext) -> list[Figure]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        key, live = _live(url, env, workflow_id)
+        # the small run is short and this machine is noisy: its median over `small_rounds`
+        # runs (each a new execution of the same audience) is the reference for the large one
+        smalls = [_live(url, env, workflow_id) for _ in range(max(1, small_rounds))]
+        key, live = sorted(smalls, key=lambda kl: float(kl[1]["seconds"]))[len(smalls) // 2]
+        live = {**live, "all_seconds": [round(float(x["seconds"]), 1) for _k, x in smalls]}
         big = None
         if scale > 1:
             _big_key, big = _live(url, env, large_id)
@@ -385,7 +391,8 @@ def bench(ctx: BenchContext) -> list[Figure]:
                 f"{scale} x the {recipients}-recipient run in the same benchmark (linear)",
                 higher_is_better=False,
                 note=f"{big['sent']} sent + {big['failed']} failed of {big['targets']} in "
-                f"{big['seconds']:.1f}s vs {live['seconds']:.1f}s; {big['batches']} groups",
+                f"{big['seconds']:.1f}s vs {live['seconds']:.1f}s (median of the small runs "
+                f"{live['all_seconds']}); {big['batches']} groups",
             ),
             Figure(
                 "messaging",
@@ -407,6 +414,9 @@ app = typer.Typer(add_completion=False)
 def main(
     recipients: int = typer.Option(DEFAULT_RECIPIENTS, help="recipients targeted and sent"),
     scale: int = typer.Option(10, help="the large run sends recipients x scale (1: skip it)"),
+    small_rounds: int = typer.Option(
+        3, help="runs of the small audience; their median is the large run's reference"
+    ),
     mysql_database: str = typer.Option(
         "",
         help="MariaDB database to fill (or reuse when already filled) and keep; default: a"
@@ -418,7 +428,7 @@ def main(
     from resources.migrations import MIGRATION_SETS, apply_migrations
     from tooling.services import PG_ADMIN_URL
 
-    args = SimpleNamespace(recipients=recipients, scale=scale)
+    args = SimpleNamespace(recipients=recipients, scale=scale, small_rounds=small_rounds)
     apply_local_defaults()
     prefix = f"bench{os.getpid()}_{secrets.token_hex(3)}"
     info = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
@@ -434,7 +444,11 @@ def main(
             "",
             mysql_database,
             "bench",
-            extra={"recipients": args.recipients, "scale": args.scale},
+            extra={
+                "recipients": args.recipients,
+                "scale": args.scale,
+                "small_rounds": args.small_rounds,
+            },
         )
         for f in bench(ctx):
             print(
