@@ -1,7 +1,7 @@
 /*
- * gfx_sync.cdc._fastrows: the CDC reader's whole-row upsert loop in C.
+ * gfx_sync.cdc._fastrows: the CDC reader's whole-row upsert loop and its read loop in C.
  *
- * One function, whole_run(), the compiled twin of the inner loop of
+ * whole_run() is the compiled twin of the inner loop of
  * gfx_sync.cdc.rawrows.ChangeBuilder.add_whole: it walks raw[start:] (pgoutput messages of a
  * whole, not streamed, transaction) while each one is an Insert 'I' or Update 'U' with the new
  * tuple marker 'N' at byte 5, of relation `relid`, whose TupleData (offset 6) holds exactly
@@ -14,6 +14,15 @@
  * relation, a TOAST or binary value, a delete, and malformed data, which raises the same
  * DecodeError as without the extension). On an exception (memory) every append of the call is
  * undone, so the caller's block never holds rows it did not count.
+ *
+ * A second function, read_changes(), is the compiled twin of the worker's read loop
+ * (gfx_sync.cdc.runner.ReplicationStream.read_batch) over the hot path of
+ * gfx_sync.cdc.spool.TxAssembler.feed: it calls read() (psycopg2's read_message) and appends each
+ * row change, an Insert 'I', Update 'U' or Delete 'D' payload, to `raw` (the open whole
+ * transaction's message list) until raw holds `limit` messages (True: the caller spills), read()
+ * returns None (None: nothing available now), or a message of another kind arrives (its payload
+ * comes back, not appended, for feed). A payload that is not bytes raises TypeError; an exception
+ * from read() propagates. Either way everything read before is in raw: no message is dropped.
  *
  * Only the limited (stable) C API of Python 3.11; no other headers.
  */
@@ -351,15 +360,86 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(read_changes_doc,
+             "read_changes(read, raw, limit) -> None | True | bytes\n\n"
+             "Call read() and append each Insert/Update/Delete payload (first byte I, U or D) "
+             "to raw: True once raw holds limit messages, None when read() returns None "
+             "(nothing available), any other payload (not appended) as it is. A payload "
+             "that is not bytes raises TypeError; exceptions from read() propagate; what was "
+             "read before stays in raw.");
+
+/* How often (in messages) the loop runs pending signal handlers and lets other threads take the
+ * GIL, as the interpreter's eval loop would between the calls of the Python loop. */
+#define CHECK_EVERY 1024
+
+static PyObject *payload_name; /* "payload" */
+
+static PyObject *
+read_changes(PyObject *self, PyObject *args)
+{
+    PyObject *read, *raw;
+    Py_ssize_t limit, n;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO!n:read_changes", &read, &PyList_Type, &raw, &limit))
+        return NULL;
+    for (n = 0;; n++) {
+        PyObject *msg, *payload;
+        char *buf;
+        Py_ssize_t size, len;
+
+        if (n % CHECK_EVERY == CHECK_EVERY - 1) {
+            PyThreadState *ts;
+            if (PyErr_CheckSignals() < 0)
+                return NULL;
+            ts = PyEval_SaveThread(); /* the applier's thread may be waiting for the GIL */
+            PyEval_RestoreThread(ts);
+        }
+        msg = PyObject_CallNoArgs(read);
+        if (msg == NULL)
+            return NULL;
+        if (msg == Py_None)
+            return msg; /* nothing available now */
+        payload = PyObject_GetAttr(msg, payload_name);
+        Py_DECREF(msg);
+        if (payload == NULL)
+            return NULL;
+        if (!PyBytes_Check(payload)) {
+            PyErr_Format(PyExc_TypeError, "replication message payload must be bytes, not %R",
+                         (PyObject *)Py_TYPE(payload));
+            Py_DECREF(payload);
+            return NULL;
+        }
+        if (PyBytes_AsStringAndSize(payload, &buf, &size) < 0) {
+            Py_DECREF(payload);
+            return NULL;
+        }
+        if (size == 0 || (buf[0] != 'I' && buf[0] != 'U' && buf[0] != 'D'))
+            return payload; /* Begin, Commit, Relation, ...: the caller feeds it */
+        if (PyList_Append(raw, payload) < 0) {
+            Py_DECREF(payload);
+            return NULL;
+        }
+        Py_DECREF(payload);
+        len = PyList_Size(raw);
+        if (len < 0)
+            return NULL;
+        if (len >= limit)
+            Py_RETURN_TRUE;
+    }
+}
+
 static PyMethodDef methods[] = {
     {"whole_run", whole_run, METH_VARARGS, whole_run_doc},
+    {"read_changes", read_changes, METH_VARARGS, read_changes_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "gfx_sync.cdc._fastrows",
-    "The CDC reader's whole-row upsert loop in C (see gfx_sync.cdc.rawrows).",
+    "The CDC reader's whole-row upsert loop and read loop in C (see gfx_sync.cdc.rawrows and "
+    "gfx_sync.cdc.spool).",
     -1,
     methods,
     NULL,
@@ -375,6 +455,11 @@ PyInit__fastrows(void)
     if (null_text == NULL) {
         null_text = PyBytes_FromStringAndSize("\\N", 2);
         if (null_text == NULL)
+            return NULL;
+    }
+    if (payload_name == NULL) {
+        payload_name = PyUnicode_InternFromString("payload");
+        if (payload_name == NULL)
             return NULL;
     }
     m = PyModule_Create(&module);

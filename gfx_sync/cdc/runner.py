@@ -348,6 +348,10 @@ class ReplicationStream:
         read goes on (more transactions per target transaction) until ``max_changes``.
         ``wake_fd`` becomes readable when it finishes a batch; ``on_wait`` runs before each
         wait for the socket (the worker confirms applied positions there).
+
+        With the extension (``TxAssembler.fast_reader``) the row changes of an open whole
+        transaction are read in C straight into its message list (``raw_sink``): the loop
+        below sees only the other messages, a spill due, or nothing available.
         """
         txs: list[Ready] = []
         changes = 0
@@ -356,11 +360,20 @@ class ReplicationStream:
         assembler = self.assembler
         read = self.cur.read_message
         feed = assembler.feed
+        read_changes = assembler.fast_reader()
+        raw_sink = assembler.raw_sink
         waits: list = [self.conn] if wake_fd is None else [self.conn, wake_fd]
         while True:
-            msg = read()
-            if msg is not None:
-                tx = feed(msg.payload)
+            if read_changes is not None and (sink := raw_sink()) is not None:
+                data = read_changes(read, sink, assembler.spill_messages)
+                if data is True:  # the transaction reached spill_messages
+                    assembler.spill_now()
+                    continue
+            else:
+                msg = read()
+                data = None if msg is None else msg.payload
+            if data is not None:
+                tx = feed(data)
                 if tx is not None:
                     txs.append(tx)
                     if isinstance(tx, SpooledTransaction):

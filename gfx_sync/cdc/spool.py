@@ -17,15 +17,23 @@ message stream into ready items: a small :class:`~gfx_sync.cdc.models.SourceTran
 (decoded in memory), or a :class:`SpooledTransaction` that the applier writes chunk by chunk in
 ONE target transaction (:meth:`gfx_sync.cdc.applier.Applier.apply_spooled`). Memory is bounded by
 the chunk size, not by the transaction.
+
+The worker's read loop (:meth:`gfx_sync.cdc.runner.ReplicationStream.read_batch`) takes the hot
+path of :meth:`TxAssembler.feed` in C when the optional extension ``gfx_sync.cdc._fastrows``
+built (``read_changes``): while a whole transaction is open and not spilling
+(:meth:`TxAssembler.raw_sink`) it reads the row changes (``I``/``U``/``D``) straight into its
+message list, asks for :meth:`TxAssembler.spill_now` at ``spill_messages``, and hands every
+other message to ``feed``. ``GFX_CDC_PURE_PYTHON=1`` (read at import) forces the Python loop.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any, Literal
 
 from gfx_sync.cdc.models import Change, Relation, SourceTransaction
 from gfx_sync.cdc.pgoutput import (
@@ -43,6 +51,24 @@ from gfx_sync.cdc.pgtypes import DecodeError
 from gfx_sync.cdc.rawrows import ChangeBuilder
 
 _HEAD = struct.Struct("!iI")  # xid (0 for whole transactions), length
+
+
+# read_changes(read, raw, limit): True (spill now), None (nothing available) or another message
+ReadChanges = Callable[[Callable[[], Any], list[bytes], int], bytes | Literal[True] | None]
+
+
+def _load_read_changes(environ: Mapping[str, str]) -> ReadChanges | None:
+    """The compiled read loop, or None: not built, or ``GFX_CDC_PURE_PYTHON=1``."""
+    if environ.get("GFX_CDC_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from gfx_sync.cdc._fastrows import read_changes
+    except ImportError:
+        return None
+    return read_changes  # type: ignore[no-any-return]
+
+
+_read_changes = _load_read_changes(os.environ)
 
 
 class Spool:
@@ -217,6 +243,23 @@ class TxAssembler:
         if len(self._raw) >= self.spill_messages:
             self._start_spill()
         return None
+
+    def raw_sink(self) -> list[bytes] | None:
+        """The message list of the open whole transaction while it is kept in memory (not
+        spilling, no stream block open): the list ``feed`` appends a row change to. None
+        otherwise. A caller that appends row changes (``I``/``U``/``D``) to it itself calls
+        :meth:`spill_now` once it holds ``spill_messages``, as ``feed`` would."""
+        return self._raw if self._stream_xid is None else None
+
+    def spill_now(self) -> None:
+        """The open whole transaction goes to a spool now (its list reached ``spill_messages``)."""
+        self._start_spill()
+
+    @staticmethod
+    def fast_reader() -> ReadChanges | None:
+        """``gfx_sync.cdc._fastrows.read_changes`` (read row changes into :meth:`raw_sink`), or
+        None without the extension or with ``GFX_CDC_PURE_PYTHON=1``."""
+        return _read_changes
 
     def _start_spill(self) -> None:
         """The open whole transaction reached ``spill_messages``: its messages so far, and the

@@ -4,7 +4,14 @@ same DecodeError at the same message, over many randomly generated transactions 
 relations, Relation messages mid-transaction, deletes, key changes, TOAST and binary values,
 truncated and malformed messages). Plus the extension's own contract (it stops at the first
 message it does not take and appends nothing for it; no reference leaks) and a check that CI
-builds it. Pure: no database."""
+builds it.
+
+The compiled read loop (``read_changes``) in ``ReplicationStream.read_batch`` against the
+pure-Python loop and against feeding every message to ``TxAssembler.feed`` one by one: the same
+ready transactions and spools over random replication streams (whole transactions spilling at
+small limits, stream blocks, Relation / Type messages, nothing-available gaps, connection errors
+mid-transaction that lose no message); plus its own contract (limit, None, other messages back,
+a payload that is not bytes, exceptions, signals). Pure: no database."""
 
 from __future__ import annotations
 
@@ -443,7 +450,441 @@ def test_the_pure_python_switch_and_ci_builds_the_extension():
     assert (loaded is None) == (built is None)
     if built is not None:
         assert loaded is built.whole_run
+    # the read loop: the same switch
+    from gfx_sync.cdc import spool
+
+    assert spool._load_read_changes({"GFX_CDC_PURE_PYTHON": "yes"}) is None
+    reader = spool._load_read_changes({})
+    assert (reader is None) == (built is None)
+    if built is not None:
+        assert reader is built.read_changes
+        assert spool.TxAssembler.fast_reader() is spool._read_changes
     if os.environ.get("CI") == "true":
         # CI must notice a silent fallback: the extension has to build there
         assert built is not None, "gfx_sync.cdc._fastrows did not build: CDC runs pure Python"
         assert rawrows._whole_run is built.whole_run or os.environ.get("GFX_CDC_PURE_PYTHON")
+        assert spool._read_changes is built.read_changes or os.environ.get("GFX_CDC_PURE_PYTHON")
+
+
+# --- the read loop: read_changes and ReplicationStream.read_batch ----------------------------
+
+
+def _begin(xid: int) -> bytes:
+    return b"B" + struct.pack("!QqI", 0x1000 + xid, 700_000_000_000_000 + xid, xid)
+
+
+def _commit(lsn: int) -> bytes:
+    return b"C" + struct.pack("!bQQq", 0, lsn, lsn + 8, 700_000_000_000_000 + lsn)
+
+
+def _stream_start(xid: int, first: bool) -> bytes:
+    return b"S" + struct.pack("!Ib", xid, 1 if first else 0)
+
+
+def _stream_commit(xid: int, lsn: int) -> bytes:
+    return b"c" + struct.pack("!IbQQq", xid, 0, lsn, lsn + 8, 700_000_000_000_000 + lsn)
+
+
+def _stream_abort(xid: int, subxid: int) -> bytes:
+    return b"A" + struct.pack("!II", xid, subxid)
+
+
+def _in_stream(xid: int, data: bytes) -> bytes:
+    """A row / schema message inside a stream block: its transaction's xid after the tag."""
+    return data[:1] + struct.pack("!I", xid) + data[1:]
+
+
+class _Message:
+    """psycopg2's ReplicationMessage as far as the reader looks at it."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+class _Lost(Exception):
+    """The connection failing in read_message (raised once, in place of no message)."""
+
+
+class _Script:
+    """read_message over a script: bytes -> a message, None -> nothing available now, an
+    exception -> raised (once); past the end nothing is available."""
+
+    def __init__(self, items: list):
+        self.items = items
+        self.pos = 0
+        self.reads = 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.items)
+
+    def read_message(self):
+        self.reads += 1
+        if self.pos >= len(self.items):
+            return None
+        item = self.items[self.pos]
+        self.pos += 1
+        if item is None:
+            return None
+        if isinstance(item, Exception):
+            raise item
+        return _Message(item)
+
+
+class _Counting2:
+    """read_changes, counting its calls and what they returned."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = 0
+        self.spills = 0
+        self.taken = 0
+
+    def __call__(self, read, raw, limit):
+        before = len(raw)
+        try:
+            got = self.fn(read, raw, limit)
+        finally:
+            self.taken += len(raw) - before
+        self.calls += 1
+        self.spills += got is True
+        return got
+
+
+def _stream_gen(seed: int, spill: int) -> list:
+    """A random replication stream: whole transactions (row changes, Relation / Type / Truncate
+    messages inside them), streamed transactions in blocks interleaved with them (committed,
+    aborted whole or by subtransaction, or left open), nothing-available gaps and connection
+    errors anywhere (also mid-transaction). Every whole transaction and stream block is closed
+    at the end, so the reader ends idle."""
+    rng = random.Random(seed)
+    gen = _Gen(seed)
+    items: list = [gen.relation(relid) for relid in (1, 2, 3)]
+    lsn = 0x100000
+    streams: dict[int, dict[int, list]] = {}  # open streamed xid -> the shapes it announced
+    next_xid = 1000
+
+    def row(relid: int) -> bytes:
+        vals = gen.values(relid)
+        r = rng.random()
+        if r < 0.6:
+            return _insert(relid, vals)
+        if r < 0.8:
+            return _update(relid, vals)
+        if r < 0.86:
+            return _update(relid, vals, old=gen.values(relid))
+        if r < 0.9:
+            vals[rng.randrange(len(vals))] = UNCHANGED
+            return _update(relid, vals)
+        return _delete(relid, vals)
+
+    failing = rng.choice([0.0, 0.0, 0.002, 0.01])  # how often the connection fails
+
+    def noise() -> None:
+        r = rng.random()
+        if r < 0.04:
+            items.append(None)
+        elif r < 0.04 + failing:
+            items.append(_Lost(f"lost at {len(items)}"))
+
+    for _ in range(rng.randrange(20, 60)):
+        r = rng.random()
+        if r < 0.65:  # a whole transaction, sometimes far over the spill limit
+            next_xid += 1
+            items.append(_begin(next_xid))
+            noise()
+            size = rng.choice(
+                [0, 1, 2, rng.randrange(1, min(spill, 30) * 3 + 2), rng.randrange(50)]
+            )
+            for _ in range(size):
+                relid = rng.choice([1, 2, 3])
+                q = rng.random()
+                if q < 0.03:
+                    items.append(gen.relation(relid))
+                elif q < 0.04:
+                    items.append(_type(90000 + rng.randrange(5), "mood"))
+                elif q < 0.05:
+                    items.append(_truncate([relid]))
+                else:
+                    items.append(row(relid))
+                noise()
+            lsn += 0x100
+            items.append(_commit(lsn))
+        elif r < 0.85 or not streams:  # a stream block of a new or an open streamed transaction
+            if streams and rng.random() < 0.6:
+                xid, first = rng.choice(sorted(streams)), False
+            else:
+                next_xid += 1
+                xid, first = next_xid, True
+                streams[xid] = {}
+            items.append(_stream_start(xid, first))
+            for _ in range(rng.randrange(0, 30)):
+                relid = rng.choice([1, 2, 3])
+                sub = xid if rng.random() < 0.7 else xid + 100_000 + rng.randrange(3)
+                if rng.random() < 0.04:  # the shape as it is (whole transactions change it)
+                    rel = _relation(relid, f"t{relid}", gen.shapes[relid])
+                    items.append(_in_stream(sub, rel))
+                    streams[xid][relid] = gen.shapes[relid]
+                else:
+                    items.append(_in_stream(sub, row(relid)))
+                noise()
+            items.append(b"E")
+        else:  # a streamed transaction ends
+            xid = rng.choice(sorted(streams))
+            q = rng.random()
+            if q < 0.6:
+                # the reader remembers the shapes its Relation messages announced
+                gen.shapes.update(streams.pop(xid))
+                lsn += 0x100
+                items.append(_stream_commit(xid, lsn))
+            elif q < 0.8:
+                del streams[xid]
+                items.append(_stream_abort(xid, xid))
+            else:
+                items.append(_stream_abort(xid, xid + 100_000 + rng.randrange(3)))
+        noise()
+    return items
+
+
+def _ready_state(item) -> tuple:
+    """A Ready item as comparable data (a spool by its records)."""
+    from gfx_sync.cdc.spool import SpooledTransaction
+
+    if isinstance(item, SpooledTransaction):
+        return (
+            "spooled",
+            item.header,
+            item.streamed,
+            item.relations,
+            item.type_names,
+            sorted(item.aborted_subxids),
+            item.schema_messages,
+            item.spool.messages,
+            item.spool.bytes,
+            list(item.spool.records()),
+        )
+    changes = [
+        ("block", c.relation, c.streamed, c.keys, c.lines, c.messages, c.inserts, c.updates)
+        if type(c) is UpsertBlock
+        else c
+        for c in item.changes
+    ]
+    return (
+        "tx",
+        item.xid,
+        item.commit_lsn,
+        item.end_lsn,
+        item.commit_time,
+        changes,
+        item.relations,
+    )
+
+
+def _plain_feed(items: list, spill: int):
+    """The reference: every message through TxAssembler.feed, one by one."""
+    from gfx_sync.cdc.spool import TxAssembler
+
+    asm = TxAssembler(spill)
+    out = []
+    try:
+        for item in items:
+            if isinstance(item, bytes):
+                got = asm.feed(item)
+                if got is not None:
+                    out.append(_ready_state(got))
+                    if hasattr(got, "close"):
+                        got.close()
+        return out, asm.max_buffered, asm.open_streams, asm.in_transaction
+    finally:
+        asm.close()
+
+
+def _through_read_batch(items: list, spill: int, seed: int, fast):
+    """The same stream through ReplicationStream.read_batch (read_changes = ``fast``, None for
+    the pure-Python loop), restarted after each connection error, in random batch sizes. Every
+    item feed() produced is recorded (an error drops the batch list read_batch was building, not
+    the items), and the batches it returned must be those items, in order."""
+    from gfx_sync.cdc import spool
+    from gfx_sync.cdc.runner import ReplicationStream
+    from gfx_sync.cdc.spool import SpooledTransaction, TxAssembler
+
+    rng = random.Random(seed)
+    script = _Script(items)
+    rfd, wfd = os.pipe()
+    os.write(wfd, b"x")  # the socket is always readable: the waits return at once
+
+    class _Conn:
+        def fileno(self):
+            return rfd
+
+    stream = ReplicationStream.__new__(ReplicationStream)
+    stream.cur = script
+    stream.conn = _Conn()
+    stream.assembler = asm = TxAssembler(spill)
+    fed: list = []
+    plain_feed = asm.feed
+
+    def feed(data):
+        got = plain_feed(data)
+        if got is not None:
+            fed.append(got)
+        return got
+
+    asm.feed = feed  # type: ignore[method-assign]
+    old = spool._read_changes
+    spool._read_changes = fast
+    returned: list = []
+    errors = 0
+    try:
+        while True:
+            try:
+                batch = stream.read_batch(rng.choice([1, 3, 50, 10**9]), 1e9, 0.0)
+            except _Lost:
+                errors += 1
+                continue
+            assert not any(isinstance(b, SpooledTransaction) for b in batch[:-1])
+            returned.extend(_ready_state(x) for x in batch)
+            if script.done and not batch:
+                break
+        states = [_ready_state(x) for x in fed]
+        return states, asm.max_buffered, asm.open_streams, asm.in_transaction, returned, errors
+    finally:
+        spool._read_changes = old
+        for x in fed:
+            if isinstance(x, SpooledTransaction):
+                x.close()
+        asm.close()
+        os.close(rfd)
+        os.close(wfd)
+
+
+def test_read_batch_with_read_changes_gives_what_plain_feed_gives_over_random_streams():
+    fast = _Counting2(_fastrows().read_changes)
+    totals = {"spooled": 0, "streamed": 0, "tx": 0, "errors": 0}
+    for n in range(100):
+        spill = random.Random(n).choice([1, 2, 3, 5, 8, 40, 20000])
+        items = _stream_gen(9000 + n, spill)
+        ref, ref_max, ref_open, ref_busy = _plain_feed(items, spill)
+        for reader in (fast, None):
+            states, max_buf, open_streams, busy, returned, errors = _through_read_batch(
+                items, spill, n, reader
+            )
+            assert states == ref, f"stream {n}, read_changes={reader}"
+            assert (max_buf, open_streams, busy) == (ref_max, ref_open, ref_busy)
+            # without an error in the batch, every item reached the caller
+            lost = sum(isinstance(x, _Lost) for x in items)
+            assert errors == lost
+            if not lost:
+                assert returned == ref
+        for s in ref:
+            if s[0] == "spooled":
+                totals["streamed" if s[2] else "spooled"] += 1
+            else:
+                totals["tx"] += 1
+        totals["errors"] += sum(isinstance(x, _Lost) for x in items)
+    # every kind of item came by, and the compiled loop did the row changes and the spills
+    assert min(totals.values()) > 20, totals
+    assert fast.spills > 50 and fast.taken > 5_000, (fast.spills, fast.taken)
+
+
+def test_read_changes_contract():
+    read_changes = _fastrows().read_changes
+    ins, upd, dele = _insert(1, ["1"]), _update(1, ["2"]), _delete(1, ["3"])
+    rel = _relation(1, "t", [("id", 20, True)])
+
+    # row changes go into raw until another message, which comes back (not appended)
+    script = _Script([ins, upd, dele, _commit(9), ins])
+    raw: list = [b"B"]
+    assert read_changes(script.read_message, raw, 100) == _commit(9)
+    assert raw == [b"B", ins, upd, dele]
+    assert all(a is b for a, b in zip(raw[1:], script.items[:3], strict=True))
+    # nothing available: None, everything read so far is in raw
+    script = _Script([ins, None, upd])
+    raw = []
+    assert read_changes(script.read_message, raw, 100) is None
+    assert raw == [ins]
+    assert read_changes(script.read_message, raw, 100) is None  # the end: None forever
+    assert raw == [ins, upd]
+    # the limit: True as soon as raw holds `limit` messages (counting what it held before)
+    script = _Script([ins, upd, dele, ins])
+    raw = [b"B"]
+    assert read_changes(script.read_message, raw, 3) is True
+    assert raw == [b"B", ins, upd]
+    assert read_changes(script.read_message, raw, 3) is True  # already at the limit: one more
+    assert raw == [b"B", ins, upd, dele]
+
+    # any other message comes back as it is; a bytes subclass is bytes
+    class Sub(bytes):
+        pass
+
+    for other in (rel, b"B", b"E", b"C", b"", _stream_start(5, True)):
+        raw = []
+        assert read_changes(lambda other=other: _Message(other), raw, 9) is other
+        assert raw == []
+    # a payload that is not bytes: TypeError, nothing appended
+    for other in (bytearray(ins), memoryview(ins), "I", None, True, 73):
+        raw = []
+        with pytest.raises(TypeError, match="payload"):
+            read_changes(lambda other=other: _Message(other), raw, 9)
+        assert raw == []
+    sub = Sub(ins)
+    raw = []
+    assert read_changes(_Script([sub, rel]).read_message, raw, 9) == rel
+    assert raw == [sub] and raw[0] is sub
+    # an exception from read() propagates; what was read before it stays in raw, and the
+    # message after it is read next
+    script = _Script([ins, upd, _Lost("gone"), dele, b"C"])
+    raw = []
+    with pytest.raises(_Lost, match="gone"):
+        read_changes(script.read_message, raw, 100)
+    assert raw == [ins, upd]
+    assert read_changes(script.read_message, raw, 100) == b"C"
+    assert raw == [ins, upd, dele]
+    # a message without .payload: the AttributeError propagates
+    with pytest.raises(AttributeError):
+        read_changes(lambda: object(), [], 9)
+    with pytest.raises(TypeError):
+        read_changes(script.read_message, (), 9)
+    with pytest.raises(TypeError):
+        read_changes(script.read_message, [], "9")
+
+
+def test_read_changes_checks_for_signals_and_leaks_nothing():
+    read_changes = _fastrows().read_changes
+    ins = _insert(1, ["1"])
+    msg = _Message(ins)
+    before = sys.getrefcount(ins)
+
+    def endless():
+        return msg
+
+    raw: list = []
+    assert read_changes(endless, raw, 100_000) is True
+    assert len(raw) == 100_000 and all(m is ins for m in raw)
+    raw.clear()
+    assert sys.getrefcount(ins) == before
+    # a signal's handler runs inside the loop (every 1024 messages; read_message, like this
+    # read, runs no bytecode that would run it), and its exception stops the loop: the messages
+    # read before stay in raw
+    import itertools
+    import signal
+
+    def handler(*_):
+        raise _Lost("signal")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        raw = []
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        with pytest.raises(_Lost, match="signal"):
+            read_changes(itertools.repeat(msg, 20_000_000).__next__, raw, 10**9)
+        assert 0 < len(raw) < 20_000_000
+        assert len(raw) % 1024 == 1023
+        assert all(m is ins for m in raw)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    raw.clear()
+    assert sys.getrefcount(ins) == before
