@@ -436,7 +436,8 @@ class CdcWorker:
             cwd=self.code_dir,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            # GFX_CDC_BENCH_WORKER_LOG=<file>: the worker's log lines (appended), else dropped
+            stderr=self._log_file(),
         )
         # GFX_CDC_BENCH_PROFILE=<dir>: py-spy samples each worker process (raw stacks there)
         self.spy = None
@@ -461,6 +462,11 @@ class CdcWorker:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+
+    @staticmethod
+    def _log_file():
+        path = os.environ.get("GFX_CDC_BENCH_WORKER_LOG")
+        return open(path, "ab") if path else subprocess.DEVNULL  # noqa: SIM115 - the child's
 
     def _stop(self) -> None:
         self.proc.terminate()
