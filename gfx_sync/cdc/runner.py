@@ -330,6 +330,7 @@ class ReplicationStream:
         self.assembler = TxAssembler(spill_messages)
         self.decoder = self.assembler.decoder
         self.confirmed = start_lsn
+        self._last_keepalive = 0.0
 
     def read_batch(
         self,
@@ -400,6 +401,17 @@ class ReplicationStream:
             if wake_fd is not None and wake_fd in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_fd, 4096)
+
+    def keepalive(self, every_s: float = 1.0) -> None:
+        """A status update with the confirmed position, at most every ``every_s``: while the
+        reader waits for the applier (a batch of a huge transaction takes minutes) it reads
+        nothing, and a walsender that hears nothing for ``wal_sender_timeout`` (60 s by default)
+        cuts the connection; the worker would then re-read the same unconfirmed transaction
+        after every restart and never get past it."""
+        now = time.monotonic()
+        if now - self._last_keepalive >= every_s:
+            self._last_keepalive = now
+            self.confirm(self.confirmed)
 
     def confirm(self, lsn: int) -> None:
         """Tell the source everything up to ``lsn`` is durable on the target (only ever after the
@@ -484,18 +496,28 @@ class ApplyPipeline:
         if self.error is not None:
             raise self.error
 
-    def hand_over(self, items: list[Ready]) -> None:
-        """Queue a batch (waits while one is already waiting)."""
+    def hand_over(self, items: list[Ready], keepalive: Callable[[], None] | None = None) -> None:
+        """Queue a batch (waits while one is already waiting, calling ``keepalive`` meanwhile:
+        the walsender must keep hearing from the reader)."""
         while True:
             self.raise_error()
             try:
                 self._queue.put(items, timeout=0.2)
                 return
             except queue.Full:
-                continue
+                if keepalive is not None:
+                    keepalive()
 
-    def wait_idle(self) -> None:
-        self._queue.join()
+    def wait_idle(self, keepalive: Callable[[], None] | None = None) -> None:
+        """Wait until everything handed over is applied, calling ``keepalive`` meanwhile."""
+        while not self.idle():
+            if keepalive is None:
+                self._queue.join()
+                break
+            select.select([self.wake_fd], [], [], 0.5)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wake_fd, 4096)
+            keepalive()
         self.raise_error()
 
     def close(self) -> None:
@@ -699,11 +721,11 @@ class Worker:
                 )
                 collect()
                 if txs:
-                    pipeline.hand_over(txs)
+                    pipeline.hand_over(txs, stream.keepalive)
                     self.stats.max_buffered = stream.assembler.max_buffered
                 else:
                     # everything handed over is applied and confirmed before an idle advance
-                    pipeline.wait_idle()
+                    pipeline.wait_idle(stream.keepalive)
                     collect()
                     idle = stream.idle_position()
                     if idle is not None:

@@ -210,3 +210,49 @@ def test_cli_worker_reports_materializations_to_the_dagster_instance(cdc_factory
         assert event is not None
         assert event.asset_materialization.metadata["inserts"].value == 1
         assert instance.get_latest_materialization_event(target_key("gfx_hands")) is None
+
+
+def test_an_apply_longer_than_the_walsender_timeout_keeps_the_connection(cdc, monkeypatch):
+    """A batch whose apply outlasts ``wal_sender_timeout`` (a 5,000,000-row transaction takes
+    minutes) must not get the replication connection cut: the reader keeps sending status
+    updates while it waits for the applier. Cut, the worker would re-read the same unconfirmed
+    transaction after every restart and never get past it."""
+    from gfx_sync.cdc import runner
+    from gfx_sync.cdc.applier import Applier
+    from gfx_sync.cdc.slot import session_options
+
+    initialize(cdc.source_url, cdc.target_url, cdc.config)
+    # this session's walsender gives up on a silent client after 2 s (default 60 s)
+    monkeypatch.setattr(
+        runner, "session_options", lambda: session_options() + " -c wal_sender_timeout=2s"
+    )
+    apply = Applier.apply
+
+    def slow_apply(self, transactions):
+        time.sleep(6)  # the target takes three walsender timeouts to commit
+        return apply(self, transactions)
+
+    monkeypatch.setattr(Applier, "apply", slow_apply)
+    cdc.src("INSERT INTO cdc_items (id, name) VALUES (1, 'slow')")
+    worker = Worker(cdc.source_url, cdc.target_url, cdc.config, idle_wait_s=0.05)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(until=lambda s: s.changes >= 2)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        _wait(lambda: _active_pid(cdc) is not None, "the worker to hold the slot")
+        _wait(lambda: worker.stats.changes >= 1, "the slow apply", timeout=120)
+        cdc.src("INSERT INTO cdc_items (id, name) VALUES (2, 'after')")
+        thread.join(timeout=120)
+    finally:
+        worker.stop_event.set()
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert worker.stats.changes >= 2
+    assert cdc.tgt_rows("SELECT id FROM cdc_items ORDER BY id") == [(1,), (2,)]
