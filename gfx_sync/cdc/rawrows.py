@@ -29,6 +29,7 @@ import os
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from gfx_sync.cdc.models import Change, Relation, RowChange, UpsertBlock
 from gfx_sync.cdc.pgoutput import (
@@ -46,15 +47,21 @@ NULL = b"\\N"
 _int32 = struct.Struct("!i").unpack_from
 
 
-def _load_whole_run(environ: Mapping[str, str]) -> Callable[..., tuple[int, int, int]] | None:
-    """The compiled whole-row loop, or None: not built, or ``GFX_CDC_PURE_PYTHON=1``."""
+def compiled(name: str, environ: Mapping[str, str]) -> Callable[..., Any] | None:
+    """A function of the compiled extension (``gfx_sync.cdc._fastrows``), or None: not built,
+    or ``GFX_CDC_PURE_PYTHON=1``."""
     if environ.get("GFX_CDC_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
         return None
     try:
-        from gfx_sync.cdc._fastrows import whole_run
+        from gfx_sync.cdc import _fastrows
     except ImportError:
         return None
-    return whole_run  # type: ignore[no-any-return]
+    return getattr(_fastrows, name)  # type: ignore[no-any-return]
+
+
+def _load_whole_run(environ: Mapping[str, str]) -> Callable[..., tuple[int, int, int]] | None:
+    """The compiled whole-row loop, or None."""
+    return compiled("whole_run", environ)
 
 
 _whole_run = _load_whole_run(os.environ)

@@ -48,7 +48,7 @@ from gfx_sync.cdc.pgoutput import (
     peek_tag,
 )
 from gfx_sync.cdc.pgtypes import DecodeError
-from gfx_sync.cdc.rawrows import ChangeBuilder
+from gfx_sync.cdc.rawrows import ChangeBuilder, compiled
 
 _HEAD = struct.Struct("!iI")  # xid (0 for whole transactions), length
 
@@ -59,13 +59,7 @@ ReadChanges = Callable[[Callable[[], Any], list[bytes], int], bytes | Literal[Tr
 
 def _load_read_changes(environ: Mapping[str, str]) -> ReadChanges | None:
     """The compiled read loop, or None: not built, or ``GFX_CDC_PURE_PYTHON=1``."""
-    if environ.get("GFX_CDC_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
-        return None
-    try:
-        from gfx_sync.cdc._fastrows import read_changes
-    except ImportError:
-        return None
-    return read_changes  # type: ignore[no-any-return]
+    return compiled("read_changes", environ)
 
 
 _read_changes = _load_read_changes(os.environ)

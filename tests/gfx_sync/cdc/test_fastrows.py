@@ -30,6 +30,7 @@ from gfx_sync.cdc.models import UNCHANGED, RowChange, UpsertBlock
 from gfx_sync.cdc.pgoutput import StreamDecoder
 from gfx_sync.cdc.pgtypes import DecodeError
 from gfx_sync.cdc.rawrows import ChangeBuilder, expand
+from tests.gfx_sync.cdc.test_rawrows import _tuple
 
 pytestmark = pytest.mark.unit
 
@@ -40,22 +41,6 @@ def _fastrows():
 
 
 # --- pgoutput message builders ---------------------------------------------------------------
-
-
-def _tuple(values) -> bytes:
-    """TupleData: str -> 't', None -> 'n', UNCHANGED -> 'u', bytes -> 'b'."""
-    out = bytearray(struct.pack("!h", len(values)))
-    for v in values:
-        if v is None:
-            out += b"n"
-        elif v is UNCHANGED:
-            out += b"u"
-        elif isinstance(v, bytes):
-            out += b"b" + struct.pack("!i", len(v)) + v
-        else:
-            b = v.encode()
-            out += b"t" + struct.pack("!i", len(b)) + b
-    return bytes(out)
 
 
 def _insert(relid: int, values) -> bytes:
