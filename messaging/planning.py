@@ -305,9 +305,10 @@ def phone_ordered(
     Phone order (the normalized number; unusable ones last): the run's ``message_logs`` rows are
     bulk loaded, claimed and settled in this order, so the indexes on the phone and on the
     idempotency key (which ascends with the phone) receive each batch's entries at one place
-    instead of at a random page per row, which is what makes a run of 1,000,000 recipients cost
-    ten times a run of 100,000 and not more. The sort is stable: among rows with the same phone
-    the CRM's order is kept, so the first of them still wins the deduplication.
+    instead of at a random page per row (measured: the settle of 1,000,000 rows went from 78 s
+    to 48 s; the whole run is still about 10.6x the 100,000 run, see the README). The sort is
+    stable: among rows with the same phone the CRM's order is kept, so the first of them still
+    wins the deduplication.
 
     Memory stays bounded: up to ``run_rows`` rows (fewer when wide) are sorted in memory and
     written to a temporary file as one sorted run; the runs are merged, one batch of each held.
@@ -359,9 +360,11 @@ def phone_ordered(
 
 
 class RenderStream:
-    """Targets streamed from MySQL and rendered batch by batch (nothing held for the whole
-    audience but the set of phones seen): iterate ``messages()`` once; ``match``, ``invalid``,
-    ``bad`` (the messages that failed validation, for quarantine) are filled as it goes."""
+    """Targets streamed from MySQL and rendered batch by batch in phone order (held for the
+    whole audience: the set of phones seen; in memory at once: one sorted run of up to
+    ``SORT_RUN_ROWS`` rows, the rest waits on disk): iterate ``messages()`` once; ``match``,
+    ``invalid``, ``bad`` (the messages that failed validation, for quarantine) are filled as it
+    goes."""
 
     def __init__(
         self,
