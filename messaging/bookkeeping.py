@@ -170,8 +170,9 @@ def quarantine_bad_contacts(
     messages: Sequence[RenderedMessage],
     dagster_run_id: str | None,
 ) -> None:
-    """A CRM row whose phone is unusable is a source data problem: quarantine it (id, reason)."""
-    bad = [m for m in messages if m.error_code == C.ERR_PHONE]
+    """A CRM row whose phone is unusable, or whose values carry a NUL character, is a source data
+    problem: quarantine it (id, reason)."""
+    bad = [m for m in messages if m.error_code in (C.ERR_PHONE, C.ERR_CHARACTER)]
     if not bad:
         return
     source = f"mysql/{(workflow.get('target_config') or {}).get('table') or 'target_query'}"
@@ -182,7 +183,7 @@ def quarantine_bad_contacts(
                 domain=C.DOMAIN,
                 source=source,
                 item_id=m.source_id or f"phone:{m.raw_phone}",
-                reason=f"{C.ERR_PHONE}: {m.error_message}",
+                reason=f"{m.error_code}: {m.error_message}",
                 payload={"name": m.name, "phone": m.raw_phone},
                 run_id=dagster_run_id,
             )

@@ -72,6 +72,8 @@ ERR_UNRESOLVED = "UNRESOLVED_VARIABLE"
 ERR_TOO_LONG = "MESSAGE_TOO_LONG"
 ERR_CHARSET = "NOT_EUC_KR"
 ERR_PHONE = "INVALID_PHONE"
+# a CRM value with a NUL character: neither SMS nor PostgreSQL text/jsonb can carry it
+ERR_CHARACTER = "INVALID_CHARACTER"
 ERR_QUIET_HOURS = "AD_QUIET_HOURS"
 ERR_DRY_RUN = "DRY_RUN"
 ERR_CANCELLED = "SEND_CANCELLED"  # a running send was cancelled (workflow_runs.cancel_requested_at)

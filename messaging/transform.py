@@ -258,6 +258,21 @@ def idempotency_key(execution_key: str, phone: str) -> str:
 # rendering
 
 
+NUL, REPLACEMENT = "\x00", "\ufffd"
+
+
+def _nul_fields(
+    raw_phone: str, name: str | None, used: Mapping[str, str], name_column: str | None
+) -> list[str]:
+    """Which of a recipient's values carry a NUL character (phone, name column, variables)."""
+    found = [f"variable #{{{k}}}" for k, v in used.items() if NUL in v]
+    if name is not None and NUL in name:
+        found.insert(0, f"{name_column} column")
+    if NUL in raw_phone:
+        found.insert(0, "phone column")
+    return found
+
+
 def render_message(
     template: Template,
     row: Mapping[str, Any],
@@ -272,6 +287,11 @@ def render_message(
     raw_phone = "" if row.get(phone_column) is None else str(row.get(phone_column))
     name = None if not name_column or row.get(name_column) is None else str(row.get(name_column))
     used = {k: format_value(v) for k, v in values.items()}
+    with_nul = _nul_fields(raw_phone, name, used, name_column)
+    if with_nul:  # stored with U+FFFD in its place, and failed below (unless the phone fails first)
+        raw_phone = raw_phone.replace(NUL, REPLACEMENT)
+        name = None if name is None else name.replace(NUL, REPLACEMENT)
+        used = {k: v.replace(NUL, REPLACEMENT) for k, v in used.items()}
     text, missing = render(template.content, used)
     text = apply_ad_rules(text, template.category, opt_out_line, *sender)
     if not missing and "#{" in text:
@@ -285,12 +305,19 @@ def render_message(
         content=text,
         variables=used,
         message_type=template.message_type,
-        source_id=None if row.get("id") is None else str(row.get("id")),
+        source_id=None if row.get("id") is None else str(row.get("id")).replace(NUL, REPLACEMENT),
     )
     try:
         msg.phone = normalize_phone(raw_phone)
     except InvalidPhone as exc:
         msg.error_code, msg.error_message = C.ERR_PHONE, str(exc)
+        return msg
+    if with_nul:
+        msg.error_code = C.ERR_CHARACTER
+        msg.error_message = (
+            f"NUL character (U+0000) in {', '.join(with_nul)}: neither SMS nor the message log"
+            " can carry it (fix the CRM value)"
+        )
         return msg
     if missing:
         msg.error_code = C.ERR_UNRESOLVED
