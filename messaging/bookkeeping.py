@@ -4,6 +4,7 @@ counters written when it finishes."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,8 +22,8 @@ from resources.state import quarantine
 
 LOG_COLUMNS = (
     ("id", "uuid"),
-    ("workflow_run_id", "text"),
-    ("template_id", "text"),
+    ("workflow_run_id", "uuid"),
+    ("template_id", "uuid"),
     ("recipient_phone", "varchar"),
     ("recipient_name", "varchar"),
     ("message_type", "varchar"),
@@ -132,9 +133,10 @@ def write_logs(
     with (
         db.transaction() as conn,
         conn.cursor() as cur,
-        cur.copy(f"COPY public.message_logs ({names}) FROM STDIN") as copy,
+        cur.copy(f"COPY public.message_logs ({names}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.set_types([t for _, t in LOG_COLUMNS])
+        run_uuid, template_uuid = uuid.UUID(str(run_id)), uuid.UUID(str(template.id))
         for n, m in enumerate(messages):
             key = idempotency_key(execution_key, m.phone if m.ok else f"invalid#{n}#{m.raw_phone}")
             alt = None
@@ -144,8 +146,8 @@ def write_logs(
             copy.write_row(
                 (
                     ordered_uuid(load_ms, n),
-                    run_id,
-                    template.id,
+                    run_uuid,
+                    template_uuid,
                     (m.phone or m.raw_phone)[:20],
                     (m.name or "")[:255] or None,
                     m.message_type,

@@ -5,8 +5,8 @@ SQL building in ``messaging.tables``."""
 from __future__ import annotations
 
 import hashlib
+import random
 import re
-import secrets
 import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
@@ -228,7 +228,11 @@ def ordered_uuid(unix_ms: int, n: int) -> uuid.UUID:
     """A version-7 UUID (RFC 9562): 48-bit Unix milliseconds, then ``n`` (the row's position in
     its load) in the 30 bits after the version and variant, then 44 random bits. A load's ids
     ascend in load order and loads ascend in time, so the primary key (and every index on ``id``)
-    receives a run's rows at one place instead of at random ones."""
+    receives a run's rows at one place instead of at random ones.
+
+    The random bits only keep two loads of the same millisecond apart (an id is a key, not a
+    secret): they come from the process's seeded generator, not from the kernel per row (a
+    ``getrandom`` call per id was 8.5 s of a 1,000,000-row load)."""
     if not 0 <= n < 1 << ORDERED_UUID_COUNTER_BITS:
         raise ValueError(f"row position {n} out of range")
     value = (unix_ms & (1 << 48) - 1) << 80
@@ -236,7 +240,7 @@ def ordered_uuid(unix_ms: int, n: int) -> uuid.UUID:
     value |= (n >> 18) << 64  # counter, high 12 bits
     value |= 0b10 << 62  # variant
     value |= (n & (1 << 18) - 1) << 44  # counter, low 18 bits
-    value |= secrets.randbits(44)
+    value |= random.getrandbits(44)  # noqa: S311 - uniqueness, not secrecy (docstring)
     return uuid.UUID(int=value)
 
 

@@ -57,3 +57,42 @@ def test_keys_of_one_execution_ascend_with_the_phone_and_differ_across_execution
     assert not set(keys) & {idempotency_key("exec-2", p) for p in phones}
     assert all(len(k) <= 100 for k in keys)  # SOLAPI customFields values
     assert idempotency_key("exec-1", phones[0]) == keys[0]
+
+
+def test_packed_spill_gives_back_the_same_dicts_with_their_keys_in_order():
+    from decimal import Decimal
+
+    from messaging.planning import pack_dicts, unpack_dicts
+
+    rows = [
+        {"id": 1, "phone": "01012345678", "amount": Decimal("39000.00"), "name": None},
+        {"phone": "01000000000", "id": 2},  # another shape, keys in another order
+        {},
+        {"id": 3, "phone": "x", "amount": Decimal("1"), "name": "김"},
+    ]
+    back = unpack_dicts(pack_dicts(rows))
+    assert back == rows
+    assert [list(r) for r in back] == [list(r) for r in rows]
+    same = [{"a": i, "b": str(i)} for i in range(5)]
+    assert unpack_dicts(pack_dicts(same)) == same
+
+
+@pytest.mark.parametrize("run_rows", [7, 10_000])
+def test_rows_with_their_values_spilled_packed_come_back_whole_in_phone_order(run_rows):
+    from messaging.planning import _pack_pairs, _unpack_pairs
+
+    rows = _crm(1_000, seed=5)
+    pairs = [(r, {"name": f"n{r['id']}", "grade": None}) for r in rows]
+    out = list(
+        phone_ordered(
+            iter([pairs[i : i + 300] for i in range(0, len(pairs), 300)]),
+            lambda item: item[0]["phone"],
+            batch_size=128,
+            run_rows=run_rows,
+            pack=_pack_pairs,
+            unpack=_unpack_pairs,
+        )
+    )
+    got = [item for b in out for item in b]
+    assert [r["id"] for r, _ in got] == [r["id"] for r in _expected(rows)]
+    assert all(v == {"name": f"n{r['id']}", "grade": None} for r, v in got)
