@@ -13,10 +13,11 @@ from tests.support.messaging import message_logs as _logs
 
 pytestmark = pytest.mark.integration
 
+NUL = "CONVERT(CHAR(0) USING utf8mb4)"
 TARGET = (
-    "SELECT 9101 AS id, CONCAT('김', CONVERT(CHAR(0) USING utf8mb4), '철수') AS name, '01055501001' AS phone"
+    f"SELECT 9101 AS id, CONCAT('김', {NUL}, '철수') AS name, '01055501001' AS phone"
     " UNION ALL SELECT 9102, '이영희', '01055501002'"
-    " UNION ALL SELECT 9103, '박민수', CONCAT('0105550', CONVERT(CHAR(0) USING utf8mb4), '1003')"
+    f" UNION ALL SELECT 9103, '박민수', CONCAT('0105550', {NUL}, '1003')"
 )
 
 
