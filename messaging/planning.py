@@ -8,6 +8,7 @@ import heapq
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -102,6 +103,15 @@ def ad_sender(db: PostgresResource) -> tuple[str, str]:
     return name, contact
 
 
+@dataclass
+class Prefetched:
+    """One batch's query-variable answers (cache key -> first row or None) and what it took."""
+
+    cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    queries: int = 0
+    used: set[str] = field(default_factory=set)
+
+
 class QueryVariables:
     """``query`` variables: a ``variable_query_templates`` SELECT with bound parameters, cached
     per parameters."""
@@ -131,7 +141,12 @@ class QueryVariables:
         """Resolve every query variable for a batch of target rows with one SELECT per variable
         (``batched_query``); the per-batch cache is then what ``__call__`` reads. A query that
         cannot be batched is run once per distinct value, also cached for this batch only."""
-        self.cache.clear()
+        self.install(self.fetch(report, rows))
+
+    def fetch(self, report: MatchReport, rows: list[dict[str, Any]]) -> Prefetched:
+        """The batched SELECTs of ``prefetch``, without touching this object's state: safe to
+        run in a worker thread for the next batch while the current one is rendered."""
+        got = Prefetched()
         for src in report.matched.values():
             if src.source_type != "query" or len(src.params or {}) != 1:
                 continue
@@ -148,14 +163,21 @@ class QueryVariables:
             for batch in self.mysql.iter_query(sql, bound):
                 for r in batch:
                     found.setdefault(str(r.get(BATCH_KEY)), r)
-            self.queries += 1
+            got.queries += 1
             if tpl["template_name"]:
-                self.used.add(str(tpl["template_name"]))
+                got.used.add(str(tpl["template_name"]))
             for v in values:
                 hit = found.get(str(v))
                 if hit is not None:
                     hit = {k: x for k, x in hit.items() if k != BATCH_KEY}
-                self.cache[(src.query_template, ((param, v),))] = hit
+                got.cache[(src.query_template, ((param, v),))] = hit
+        return got
+
+    def install(self, got: Prefetched) -> None:
+        """Make one batch's prefetched answers the cache (the previous batch's are dropped)."""
+        self.cache = got.cache
+        self.queries += got.queries
+        self.used |= got.used
 
     def __call__(self, src: VariableSource, row: Mapping[str, Any]) -> Any:
         tpl = self._template(src)
@@ -477,21 +499,32 @@ class RenderStream:
     def _resolved(self) -> Iterator[list[tuple[dict[str, Any], dict[str, Any]]]]:
         """Each target row with its variables' values, in the CRM's order: the query variables
         are looked up batch by batch in that order (one SELECT per variable and batch), where
-        the CRM's own keys cluster; the rows are put in phone order afterwards."""
-        plan, progress = self.plan, self.progress
-        for batch in spooled(iter_targets(self.mysql, plan.query)):
-            if self.match is None:  # an SQL target: match on the columns it returns
-                self.match = match_variables(
-                    self.db, self.template, self.workflow, list(batch[0]), plan.display
-                )
-                _warn_unmapped(progress, self.log, self.match.report)
-            report = self.match.report
-            self.lookup.prefetch(report, batch)  # one SELECT per query variable
-            resolved = []
-            for row in batch:
-                progress.rows_read += 1
-                resolved.append((row, resolve_values(report, row, self.now, self.lookup)))
-            yield resolved
+        the CRM's own keys cluster; the rows are put in phone order afterwards. The next batch's
+        SELECTs run in a worker thread while this one is resolved (MySQL works while Python
+        does: 200 batches of a 1,000,000-recipient run spent about 20 s waiting on them)."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-variables") as worker:
+            ahead: tuple[list[dict[str, Any]], Future[Prefetched]] | None = None
+            for batch in spooled(iter_targets(self.mysql, self.plan.query)):
+                if self.match is None:  # an SQL target: match on the columns it returns
+                    self.match = match_variables(
+                        self.db, self.template, self.workflow, list(batch[0]), self.plan.display
+                    )
+                    _warn_unmapped(self.progress, self.log, self.match.report)
+                fetching = worker.submit(self.lookup.fetch, self.match.report, batch)
+                if ahead is not None:
+                    yield self._resolve(*ahead)
+                ahead = (batch, fetching)
+            if ahead is not None:
+                yield self._resolve(*ahead)
+
+    def _resolve(
+        self, batch: list[dict[str, Any]], fetched: Future[Prefetched]
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        assert self.match is not None
+        report = self.match.report
+        self.lookup.install(fetched.result())  # its SELECTs' errors are raised here
+        self.progress.rows_read += len(batch)
+        return [(row, resolve_values(report, row, self.now, self.lookup)) for row in batch]
 
 
 def render_targets(

@@ -74,3 +74,54 @@ def test_query_variable_is_one_select_per_batch_with_per_recipient_answers(
         rows = mysql_reader.query(single, {"customer_id": int(m.source_id)})
         expected = f"{int(rows[0]['amount']):,}" if rows else None
         assert m.variables.get("last_payment") == expected, (m.variables, expected)
+
+
+@pytest.mark.integration
+def test_each_batch_gets_its_own_answers_while_the_next_batch_is_fetched_ahead(
+    supabase_db, mysql_reader, crm, platform_ids, monkeypatch
+):
+    """Many small batches (the next one's SELECT runs in a worker thread while this one is
+    rendered): every recipient still gets the answer of its own customer."""
+    import messaging.planning as planning
+    from messaging.catalog import iter_targets
+    from messaging.planning import RenderStream, load_template, plan_targets
+    from messaging.progress import RunProgress
+
+    monkeypatch.setattr(
+        planning, "iter_targets", lambda mysql, query: iter_targets(mysql, query, batch_size=7)
+    )
+    workflow = dict(
+        supabase_db.fetch_one(
+            "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:schedule"],)
+        )
+    )
+    workflow["target_config"] = {  # every customer (the demo's schedule targets a few)
+        "sql": "SELECT c.id, c.id AS customer_id, c.name, c.phone, CURDATE() AS end_date,"
+        " '베이직' AS plan_name"
+        " FROM customers c ORDER BY c.id",
+        "phone_column": "phone",
+        "name_column": "name",
+    }
+    template = load_template(supabase_db, workflow)
+    plan = plan_targets(supabase_db, workflow, template)
+    progress = RunProgress("t", "running")
+    stream = RenderStream(
+        supabase_db, mysql_reader, workflow, template, plan, None, progress, lambda _m: None
+    )
+    every = list(stream.messages())
+    rendered = [m for m in every if m.ok]
+    assert rendered, {m.error_message for m in every}
+    batches = -(-progress.rows_read // 7)
+    assert batches > 3 and stream.lookup.queries == batches, (batches, stream.lookup.queries)
+    with crm.cursor() as cur:
+        cur.execute(
+            "SELECT customer_id, amount FROM payments p WHERE status = 'paid' AND paid_at ="
+            " (SELECT MAX(paid_at) FROM payments q WHERE q.customer_id = p.customer_id"
+            " AND q.status = 'paid')"
+        )
+        latest = {int(c): a for c, a in cur.fetchall()}
+    assert len(rendered) > 20
+    for m in rendered:
+        amount = latest.get(int(m.source_id))
+        expected = "0" if amount is None else f"{int(amount):,}"  # the variable's default
+        assert m.variables.get("last_payment") == expected, (m.source_id, m.variables, expected)
