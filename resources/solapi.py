@@ -41,6 +41,12 @@ def _idempotency_key(record: Mapping[str, Any]) -> str | None:
     return None if key is None else str(key)
 
 
+def _text(value: Any) -> str:
+    """A provider's free text as stored: PostgreSQL text cannot hold NUL (a status message with
+    one would fail the settle of its whole batch on every retry), so it becomes U+FFFD."""
+    return str(value or "").replace("\x00", "\ufffd")
+
+
 def _code(record: Mapping[str, Any]) -> str | None:
     code = record.get("statusCode")
     return None if code is None else str(code)
@@ -96,7 +102,7 @@ class SendOutcome:
             FailedMessage(
                 _idempotency_key(m),
                 _code(m),
-                str(m.get("statusMessage") or ""),
+                _text(m.get("statusMessage")),
                 None if m.get("messageId") is None else str(m["messageId"]),
             )
             for m in body.get("failedMessageList") or []
@@ -138,7 +144,7 @@ class MessageStatus:
             to=str(record.get("to") or ""),
             group_id=str(record.get("groupId") or ""),
             status_code=_code(record),
-            status_message=str(record.get("statusMessage") or ""),
+            status_message=_text(record.get("statusMessage")),
             idempotency_key=_idempotency_key(record),
         )
 
@@ -374,7 +380,7 @@ class SolapiResource(ResilientClientResource):
                 f"group {group_id}: {len(messages)} messages added, {len(results)} results"
             )
         return [
-            Registered(str(r.get("messageId") or ""), _code(r), str(r.get("statusMessage") or ""))
+            Registered(str(r.get("messageId") or ""), _code(r), _text(r.get("statusMessage")))
             for r in results
         ]
 
