@@ -4,13 +4,12 @@ session's Supabase database, and the SOLAPI stand-in served on a free port."""
 from __future__ import annotations
 
 import pytest
-from psycopg.types.json import Jsonb
 
 from messaging.demo import create_crm_tables, fill_crm, seed_platform
 from resources.solapi import SolapiResource
 from standins import solapi as solapi_standin
 from standins.base import EmulatorServer
-from tests.support.messaging import make_solapi
+from tests.support.messaging import make_solapi, manual_workflow
 
 CUSTOMERS = 60
 
@@ -61,15 +60,4 @@ def solapi(solapi_server) -> SolapiResource:
 @pytest.fixture
 def all_customers_workflow(supabase_db, platform_ids):
     """A notification workflow to every customer (SMS), for the exactly-once tests."""
-    with supabase_db.transaction() as conn:
-        tid = conn.execute(
-            "INSERT INTO public.message_templates (name, category, message_type, content)"
-            " VALUES ('전체 공지', 'notification', 'sms', '#{name}님 공지입니다') RETURNING id"
-        ).fetchone()[0]
-        wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config, "
-            "message_config)"
-            " VALUES ('전체 공지', 'manual', 'active', %s, %s) RETURNING id",
-            (Jsonb({"table": "customers"}), Jsonb({"template_id": str(tid)})),
-        ).fetchone()[0]
-    return str(wid)
+    return manual_workflow(supabase_db, "전체 공지", "#{name}님 공지입니다", {"table": "customers"})

@@ -5,10 +5,10 @@ recipient of the run is logged and sent, and the run is not stopped again and ag
 from __future__ import annotations
 
 import pytest
-from psycopg.types.json import Jsonb
 
 from messaging.engine import RunOptions, execute_workflow
 from tests.support.messaging import execution_key as _key
+from tests.support.messaging import manual_workflow
 from tests.support.messaging import message_logs as _logs
 
 pytestmark = pytest.mark.integration
@@ -23,20 +23,8 @@ TARGET = (
 
 @pytest.fixture
 def nul_workflow(supabase_db):
-    with supabase_db.transaction() as conn:
-        tid = conn.execute(
-            "INSERT INTO public.message_templates (name, category, message_type, content)"
-            " VALUES ('NUL 안내', 'notification', 'sms', '#{name}님 안내드립니다') RETURNING id"
-        ).fetchone()[0]
-        wid = conn.execute(
-            "INSERT INTO public.workflows (name, trigger_type, status, target_config,"
-            " message_config) VALUES ('NUL 안내', 'manual', 'active', %s, %s) RETURNING id",
-            (
-                Jsonb({"sql": TARGET, "phone_column": "phone", "name_column": "name"}),
-                Jsonb({"template_id": str(tid)}),
-            ),
-        ).fetchone()[0]
-    return str(wid)
+    target = {"sql": TARGET, "phone_column": "phone", "name_column": "name"}
+    return manual_workflow(supabase_db, "NUL 안내", "#{name}님 안내드립니다", target)
 
 
 def test_a_nul_in_a_crm_value_fails_that_recipient_only_with_a_named_reason(

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 import dagster as dg
+from psycopg.types.json import Jsonb
 from pydantic import PrivateAttr
 
 from messaging import sending
@@ -96,6 +97,24 @@ def hooked_batches(hook: Callable[[int], None]) -> Iterator[None]:
         yield
     finally:
         undo()
+
+
+def manual_workflow(
+    db: PostgresResource, name: str, content: str, target: dict[str, Any], message_type: str = "sms"
+) -> str:
+    """A notification template and an active manual workflow sending it to ``target``."""
+    with db.transaction() as conn:
+        tid = conn.execute(
+            "INSERT INTO public.message_templates (name, category, message_type, content)"
+            " VALUES (%s, 'notification', %s, %s) RETURNING id",
+            (name, message_type, content),
+        ).fetchone()[0]
+        wid = conn.execute(
+            "INSERT INTO public.workflows (name, trigger_type, status, target_config,"
+            " message_config) VALUES (%s, 'manual', 'active', %s, %s) RETURNING id",
+            (name, Jsonb(target), Jsonb({"template_id": str(tid)})),
+        ).fetchone()[0]
+    return str(wid)
 
 
 def message_logs(db: PostgresResource, run_id: str) -> list[dict[str, Any]]:
