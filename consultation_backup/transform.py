@@ -23,6 +23,7 @@ from consultation_backup.models import (
     PinnedProperty,
     RecordRow,
 )
+from resources.pgtext import storable
 
 SEOUL = ZoneInfo("Asia/Seoul")
 # ASCII digits only: ``\d`` would also take full-width or other Unicode digits, which the SQL
@@ -48,7 +49,7 @@ class InvalidPage(ValueError):
         super().__init__(reason)
         self.reason = reason
         # the id goes into JSONB (sync log, quarantine), which cannot hold NUL
-        self.business_id = business_id.replace("\x00", "\ufffd") if business_id else business_id
+        self.business_id = storable(business_id)
 
 
 def _reject_nul(row: CustomerRow | RecordRow, business_id: str | None) -> None:
@@ -61,17 +62,6 @@ def _reject_nul(row: CustomerRow | RecordRow, business_id: str | None) -> None:
             raise InvalidPage(
                 f"NUL character (U+0000) in {name}: PostgreSQL text cannot store it", business_id
             )
-
-
-def strip_nul(value: Any) -> Any:
-    """``value`` with NUL characters replaced (for JSONB payloads of rejected pages)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {strip_nul(k): strip_nul(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [strip_nul(v) for v in value]
-    return value
 
 
 def _no_json_constant(name: str) -> Any:

@@ -30,6 +30,7 @@ from consultation_backup.models import (
     SyncTotals,
 )
 from resources.notion import NotionPage
+from resources.pgtext import storable
 from resources.state import quarantine, resolve_quarantine
 
 BATCH = 500
@@ -162,7 +163,7 @@ def reject(scope: WriteScope, source: str, rejected: Rejected, page: NotionPage 
         source=source,
         item_id=rejected.item_id,
         reason=rejected.reason,
-        payload=T.strip_nul(
+        payload=storable(
             {"id": rejected.business_id, "page": page.as_json() if page is not None else None}
         ),
         run_id=scope.run_id,

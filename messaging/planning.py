@@ -137,15 +137,12 @@ class QueryVariables:
             )
         return tpl
 
-    def prefetch(self, report: MatchReport, rows: list[dict[str, Any]]) -> None:
-        """Resolve every query variable for a batch of target rows with one SELECT per variable
-        (``batched_query``); the per-batch cache is then what ``__call__`` reads. A query that
-        cannot be batched is run once per distinct value, also cached for this batch only."""
-        self.install(self.fetch(report, rows))
-
     def fetch(self, report: MatchReport, rows: list[dict[str, Any]]) -> Prefetched:
-        """The batched SELECTs of ``prefetch``, without touching this object's state: safe to
-        run in a worker thread for the next batch while the current one is rendered."""
+        """Every query variable of a batch of target rows, with one SELECT per variable
+        (``batched_query``), without touching this object's state: safe to run in a worker
+        thread for the next batch while the current one is rendered. ``install`` makes it the
+        cache ``__call__`` reads; a query that cannot be batched is run there once per distinct
+        value, also cached for this batch only."""
         got = Prefetched()
         for src in report.matched.values():
             if src.source_type != "query" or len(src.params or {}) != 1:

@@ -24,6 +24,7 @@ from messaging.models import (
     Template,
     WorkflowConfigError,
 )
+from resources.pgtext import NUL, storable
 
 PLACEHOLDER = re.compile(r"#\{\s*([^{}#]+?)\s*\}")
 MOBILE = re.compile(r"^01[016789]\d{7,8}$")
@@ -262,9 +263,6 @@ def idempotency_key(execution_key: str, phone: str) -> str:
 # rendering
 
 
-NUL, REPLACEMENT = "\x00", "\ufffd"
-
-
 def _nul_fields(
     raw_phone: str, name: str | None, used: Mapping[str, str], name_column: str | None
 ) -> list[str]:
@@ -293,9 +291,7 @@ def render_message(
     used = {k: format_value(v) for k, v in values.items()}
     with_nul = _nul_fields(raw_phone, name, used, name_column)
     if with_nul:  # stored with U+FFFD in its place, and failed below (unless the phone fails first)
-        raw_phone = raw_phone.replace(NUL, REPLACEMENT)
-        name = None if name is None else name.replace(NUL, REPLACEMENT)
-        used = {k: v.replace(NUL, REPLACEMENT) for k, v in used.items()}
+        raw_phone, name, used = storable(raw_phone), storable(name), storable(used)
     text, missing = render(template.content, used)
     text = apply_ad_rules(text, template.category, opt_out_line, *sender)
     if not missing and "#{" in text:
@@ -309,7 +305,7 @@ def render_message(
         content=text,
         variables=used,
         message_type=template.message_type,
-        source_id=None if row.get("id") is None else str(row.get("id")).replace(NUL, REPLACEMENT),
+        source_id=None if row.get("id") is None else storable(str(row.get("id"))),
     )
     try:
         msg.phone = normalize_phone(raw_phone)

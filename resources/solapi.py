@@ -23,6 +23,7 @@ from pydantic import Field, PrivateAttr
 from resources.base import ResilientClientResource
 from resources.errors import TransientError
 from resources.http import raise_for_status
+from resources.pgtext import storable
 
 MAX_PER_REQUEST = 10_000  # SOLAPI's send-many limit per request
 MAX_REQUEST_BYTES = 15 * 1024 * 1024  # ... and at most 15 MB per request
@@ -44,7 +45,7 @@ def _idempotency_key(record: Mapping[str, Any]) -> str | None:
 def _text(value: Any) -> str:
     """A provider's free text as stored: PostgreSQL text cannot hold NUL (a status message with
     one would fail the settle of its whole batch on every retry), so it becomes U+FFFD."""
-    return str(value or "").replace("\x00", "\ufffd")
+    return str(storable(str(value or "")))
 
 
 def _code(record: Mapping[str, Any]) -> str | None:
