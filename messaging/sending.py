@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -551,11 +552,8 @@ def settle_open_groups(
     return settled
 
 
-def _stop_requested(
-    db: PostgresResource, run_id: str, progress: RunProgress, log: Callable[[str], None]
-) -> bool:
-    """Between batches: a cancelled run or a paused/archived workflow sends no further batch
-    (its unsent rows are cancelled with the reason)."""
+def _stop_reason(db: PostgresResource, run_id: str) -> tuple[str, str] | None:
+    """(error code, reason) when the run was cancelled or its workflow paused/archived."""
     row = db.fetch_one(
         "SELECT r.cancel_requested_at, r.cancel_requested_by, w.status AS workflow_status"
         " FROM public.workflow_runs r JOIN public.workflows w ON w.id = r.workflow_id"
@@ -563,13 +561,30 @@ def _stop_requested(
         (run_id,),
     )
     if row is None:
-        return False
+        return None
     if row["cancel_requested_at"] is not None:
-        code, reason = C.ERR_CANCELLED, f"send cancelled by {row['cancel_requested_by']}"
-    elif row["workflow_status"] in ("paused", "archived"):
-        code, reason = C.ERR_PAUSED, f"workflow {row['workflow_status']} during the send"
-    else:
+        return C.ERR_CANCELLED, f"send cancelled by {row['cancel_requested_by']}"
+    if row["workflow_status"] in ("paused", "archived"):
+        return C.ERR_PAUSED, f"workflow {row['workflow_status']} during the send"
+    return None
+
+
+def _stop_due(db: PostgresResource, run_id: str, template: Template, plan: SendPlan) -> bool:
+    """Whether the checks between batches would stop the run now (nothing is changed)."""
+    if template.category == "promotion" and in_ad_quiet_hours(plan.now()):
+        return True
+    return _stop_reason(db, run_id) is not None
+
+
+def _stop_requested(
+    db: PostgresResource, run_id: str, progress: RunProgress, log: Callable[[str], None]
+) -> bool:
+    """Between batches: a cancelled run or a paused/archived workflow sends no further batch
+    (its unsent rows are cancelled with the reason)."""
+    stop = _stop_reason(db, run_id)
+    if stop is None:
         return False
+    code, reason = stop
     n = cancel_unsent(db, run_id, code, reason)
     progress.log(log, f"{reason}: {n} unsent message(s) cancelled", "warning")
     return True
@@ -622,6 +637,48 @@ def _without_unwanted(
     return [r for r in rows if r["idempotency_key"] not in blocked]
 
 
+class OutcomeRecorder:
+    """Records a sent group's outcome (``settle_response_group``) in a worker thread while the
+    main thread prepares the next batch: claims its rows, renders them and adds them to the
+    next group. The next group is sent (and registered as ``sending``) only after this
+    recording has committed (``join``), so at most one sent group is ever unrecorded, exactly
+    as when every step ran in turn; what a crash leaves behind is the same too (a sent group
+    still ``sending``, settled by reading it; a prepared group still ``created``, abandoned).
+
+    Measured (issue 13 benchmark): recording a batch of 10,000 outcomes took 0.22-0.29 s of a
+    0.8 s batch; it now overlaps the next batch's claim and add."""
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, progress: RunProgress, log: Callable[[str], None]
+    ) -> None:
+        self._pool = pool
+        self._progress = progress
+        self._log = log
+        self._pending: tuple[Future[BatchResult], int, int, str] | None = None
+
+    def start(
+        self, db: PostgresResource, group_id: str, cost: float, batch_no: int, refused: int
+    ) -> None:
+        assert self._pending is None, "a recording is already in progress"
+        future = self._pool.submit(lambda: settle_response_group(db, group_id, cost))
+        self._pending = (future, batch_no, refused, group_id)
+
+    def join(self) -> bool:
+        """Wait for the recording in progress (its error is raised here). Returns whether there
+        was one."""
+        if self._pending is None:
+            return False
+        future, batch_no, refused, group_id = self._pending
+        self._pending = None
+        result = future.result()
+        self._progress.batches_sent += 1
+        self._progress.log(
+            self._log,
+            f"batch {batch_no}: {result.accepted} accepted, {refused} refused (group {group_id})",
+        )
+        return True
+
+
 def _send_one_group(
     db: PostgresResource,
     solapi: SolapiResource,
@@ -633,9 +690,12 @@ def _send_one_group(
     batch_no: int,
     cost: float,
     position: ClaimPosition,
+    recorder: OutcomeRecorder,
 ) -> bool | None:
-    """Create a group, add the next batch, send it once. Returns None when nothing was left,
-    True when something was accepted or settled, False when the attempt stalled.
+    """Create a group, add the next batch, send it once (after the previous group's outcome is
+    recorded; this group's outcome is recorded while the batch after it is prepared). Returns
+    None when nothing was left, True when something was accepted or settled (or the batch was
+    handed back because the run is stopping), False when the attempt stalled.
 
     Raises:
         PermanentError: SOLAPI refused a request as a whole (rows handed back).
@@ -669,6 +729,18 @@ def _send_one_group(
         progress.log(log, f"batch {batch_no}: adding to group failed ({exc!s:.120}); retried")
         abandon_group(db, solapi, group_id, f"add failed: {exc!s:.200}")
         return False
+    try:
+        waited = recorder.join()
+    except BaseException:
+        abandon_group(
+            db, solapi, group_id, "not sent: recording the previous group's outcome failed"
+        )
+        raise
+    if waited and _stop_due(db, run_id, template, plan):
+        # a cancel, a pause or quiet hours arrived while the previous batch was recorded: this
+        # batch goes back unsent, the checks between batches then stop the run
+        abandon_group(db, solapi, group_id, "not sent: the run stopped before its send")
+        return True
     accepted, refused = record_registration(db, group_id, rows, registered)
     if not accepted:
         settle_group(db, group_id, cost)  # nothing to send: the group is closed unsent
@@ -688,11 +760,7 @@ def _send_one_group(
         if outcome != "sent" and isinstance(exc, PermanentError):
             raise
         return outcome == "sent"
-    result = settle_response_group(db, group_id, cost)
-    progress.batches_sent += 1
-    progress.log(
-        log, f"batch {batch_no}: {result.accepted} accepted, {refused} refused (group {group_id})"
-    )
+    recorder.start(db, group_id, cost, batch_no, refused)
     return True
 
 
@@ -725,6 +793,25 @@ def send_pending(
         # has nothing to settle, and looking would read each of its rows once more)
         progress.reconciled += reconcile_attempted(db, solapi, run_id, cost)  # send-many era
         progress.reconciled += settle_open_groups(db, solapi, run_id, cost, plan)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="messaging-outcomes") as pool:
+        recorder = OutcomeRecorder(pool, progress, log)
+        try:
+            _send_batches(db, solapi, run_id, template, plan, progress, log, cost, recorder)
+        finally:
+            recorder.join()  # the last group's outcome (or its error) before the run goes on
+
+
+def _send_batches(
+    db: PostgresResource,
+    solapi: SolapiResource,
+    run_id: str,
+    template: Template,
+    plan: SendPlan,
+    progress: RunProgress,
+    log: Callable[[str], None],
+    cost: float,
+    recorder: OutcomeRecorder,
+) -> None:
     batch_no = stalled = 0
     position = ClaimPosition()
     while True:
@@ -736,7 +823,7 @@ def send_pending(
             return
         batch_no += 1
         done = _send_one_group(
-            db, solapi, run_id, template, plan, progress, log, batch_no, cost, position
+            db, solapi, run_id, template, plan, progress, log, batch_no, cost, position, recorder
         )
         if done is None:
             return

@@ -1,0 +1,146 @@
+"""A sent group's outcome is recorded while the next batch is prepared (claimed, rendered and
+added to its group), and no group is sent before the previous group's outcome is committed:
+at most one sent group is ever unrecorded, as in a strictly sequential send."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from pydantic import PrivateAttr
+
+from messaging import sending
+from messaging.engine import RunOptions, execute_workflow
+from resources.solapi import GroupInfo, Registered, SolapiResource
+from tests.support.messaging import assert_exactly_once, make_solapi
+from tests.support.messaging import execution_key as _key
+from tests.support.messaging import message_logs as _logs
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 10.0  # bound on waiting for the next batch's add (it comes at once when pipelined)
+
+
+class OrderedSolapi(SolapiResource):
+    """Records the order of adds and sends; ``added`` is set once the n-th add has returned."""
+
+    _events: list[tuple[str, int]] = PrivateAttr(default_factory=list)
+    _adds: int = PrivateAttr(default=0)
+    _sends: int = PrivateAttr(default=0)
+    _added: dict[int, threading.Event] = PrivateAttr(default_factory=dict)
+
+    def added(self, n: int) -> threading.Event:
+        return self._added.setdefault(n, threading.Event())
+
+    def add_group_messages(self, group_id: str, messages: list[dict[str, Any]]) -> list[Registered]:
+        out = super().add_group_messages(group_id, messages)
+        self._adds += 1
+        self._events.append(("add", self._adds))
+        self.added(self._adds).set()
+        return out
+
+    def send_group(self, group_id: str) -> GroupInfo:
+        self._sends += 1
+        self._events.append(("send", self._sends))
+        return super().send_group(group_id)
+
+
+@pytest.fixture
+def ordered(solapi_server) -> OrderedSolapi:
+    server, _state, _injector = solapi_server
+    client: OrderedSolapi = make_solapi(server.url, OrderedSolapi, max_attempts=2)
+    return client
+
+
+@pytest.fixture
+def settles(monkeypatch, ordered):
+    """Wrap the settle seam: record its start and end; hooks per batch run before it."""
+    record: dict[str, Any] = {"hooks": {}, "n": 0}
+    original = sending.settle_response_group
+
+    def settle(*args: Any, **kwargs: Any) -> Any:
+        record["n"] += 1
+        n = record["n"]
+        ordered._events.append(("settle-start", n))
+        if n in record["hooks"]:
+            record["hooks"][n]()
+        result = original(*args, **kwargs)
+        ordered._events.append(("settle-end", n))
+        return result
+
+    monkeypatch.setattr(sending, "settle_response_group", settle)
+    return record
+
+
+def test_the_next_batch_is_added_while_the_previous_outcome_is_recorded(
+    supabase_db, mysql_reader, solapi_standin_state, all_customers_workflow, ordered, settles
+):
+    seen: dict[str, bool] = {}
+
+    def first_settle_waits_for_the_next_add() -> None:
+        seen["second added during the first settle"] = ordered.added(2).wait(WAIT_S)
+
+    settles["hooks"][1] = first_settle_waits_for_the_next_add
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        ordered,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10),
+    )
+    assert summary.status == "completed" and summary.batches_sent >= 3
+    assert seen == {"second added during the first settle": True}
+    events = ordered._events
+    for k in range(2, summary.batches_sent + 1):
+        assert events.index(("settle-end", k - 1)) < events.index(("send", k)), (
+            f"group {k} was sent before group {k - 1}'s outcome was recorded: {events}"
+        )
+    assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+
+
+def test_a_failed_settle_stops_the_run_before_the_next_group_is_sent_and_a_retry_finishes(
+    supabase_db,
+    mysql_reader,
+    solapi,
+    solapi_standin_state,
+    all_customers_workflow,
+    ordered,
+    settles,
+):
+    class Broken(RuntimeError):
+        pass
+
+    def fail() -> None:
+        ordered.added(2).wait(WAIT_S)  # the next batch is in its group, not sent
+        raise Broken("the database went away while the outcome was recorded")
+
+    settles["hooks"][1] = fail
+    key = _key()
+    with pytest.raises(Broken):
+        execute_workflow(
+            supabase_db,
+            mysql_reader,
+            ordered,
+            RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=10),
+        )
+    assert [e for e in ordered._events if e[0] == "send"] == [("send", 1)]
+    run_id = supabase_db.fetch_value(
+        "SELECT id FROM public.workflow_runs WHERE execution_key = %s", (key,)
+    )
+    open_groups = supabase_db.fetch_value(
+        "SELECT count(*) FROM public.messaging_send_groups WHERE workflow_run_id = %s"
+        " AND state = 'created'",
+        (run_id,),
+    )
+    assert open_groups == 0, "the prepared group should be abandoned (deleted, rows handed back)"
+    settles["hooks"].clear()
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=10),
+    )
+    assert summary.resumed and summary.status == "completed"
+    logs = assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    assert all(r["status"] in ("sent", "failed") for r in _logs(supabase_db, str(run_id)))
+    assert len(logs) == summary.target_count
