@@ -39,7 +39,7 @@ COLUMN_SCHEMAS = {
         "success_count integer, failed_count integer, total_cost numeric, error_message text, "
         "execution_time_ms integer, started_at timestamptz, completed_at timestamptz, logs jsonb, "
         "execution_key text, dagster_run_id text, cancel_requested_at timestamptz, "
-        "cancel_requested_by text"
+        "cancel_requested_by text, handed_back_from bigint"
     ),
     "message_logs": _schema(
         "id uuid, workflow_run_id uuid, template_id uuid, recipient_phone varchar, "

@@ -165,11 +165,29 @@ def _refused(failed: FailedMessage, key: str) -> Refused:
     )
 
 
+def handed_back(update: str) -> str:
+    """``update`` (an UPDATE of ``message_logs`` that hands rows back to the queue: it clears
+    ``send_attempted_at``) as one statement that also lowers each run's ``handed_back_from`` to
+    the lowest load position it returned, where the claim's last sweep starts; the statement
+    returns how many rows went back. Every hand-back goes through here: a row handed back
+    without the mark would be found by no later claim."""
+    return (
+        f"WITH back AS ({update} RETURNING workflow_run_id, run_seq),"
+        " marked AS (UPDATE public.workflow_runs r"
+        " SET handed_back_from = LEAST(r.handed_back_from, b.lo)"
+        " FROM (SELECT workflow_run_id, min(run_seq) AS lo FROM back GROUP BY 1) b"
+        " WHERE r.id = b.workflow_run_id)"
+        " SELECT count(*) FROM back"
+    )
+
+
 def _clear_attempts(db: PostgresResource, keys: list[str]) -> None:
     """Hand rows back to a later batch (their send was not made, or not accepted)."""
     db.execute(
-        "UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL"
-        " WHERE idempotency_key = ANY(%s)",
+        handed_back(
+            "UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL"
+            " WHERE idempotency_key = ANY(%s)"
+        ),
         (keys,),
     )
 
@@ -228,9 +246,11 @@ def reconcile_attempted(
         apply_results(conn, found.values(), refused.values(), message_type_cost)
         if keys:
             conn.execute(
-                "UPDATE public.message_logs SET send_attempted_at = NULL"
-                " WHERE idempotency_key = ANY(%s) AND status = 'pending'"
-                " AND provider_group_id IS NULL",
+                handed_back(
+                    "UPDATE public.message_logs SET send_attempted_at = NULL"
+                    " WHERE idempotency_key = ANY(%s) AND status = 'pending'"
+                    " AND provider_group_id IS NULL"
+                ),
                 (list(keys),),
             )
     return len(found) + len(refused)
@@ -290,7 +310,8 @@ def claim_batch(
 @dataclass
 class ClaimPosition:
     """Where the next claim starts (the highest load position claimed so far); rows handed
-    back below it are picked up by a sweep from the start once the rows above run out."""
+    back below it are picked up by a sweep from the lowest position handed back (and deferred
+    rows that came due, from the start) once the rows above run out."""
 
     after: int = -1
 
@@ -310,10 +331,38 @@ def _has_sendable(
 
     if exists(position.after):
         return True
-    if position.after >= 0 and exists(-1):
-        position.after = -1  # sweep: rows handed back below the position
+    if position.after < 0:
+        return False  # that was the whole run
+    start = _sweep_start(db, run_id, now)
+    if start is not None and start < position.after and exists(start):
+        position.after = start  # sweep: rows handed back (or come due) below the position
         return True
     return False
+
+
+def _sweep_start(db: PostgresResource, run_id: str, now: datetime) -> int | None:
+    """Where sendable rows below the claim position can sit: above the lowest position handed
+    back since the last sweep (the mark is taken), or anywhere when a deferred row has come
+    due (a row skipped by the claims while its ``not_before`` was ahead). None: nowhere."""
+    with db.transaction() as conn:
+        row = conn.execute(
+            "SELECT handed_back_from FROM public.workflow_runs WHERE id = %s FOR UPDATE",
+            (run_id,),
+        ).fetchone()
+        lowest = None if row is None else row[0]
+        if lowest is not None:
+            conn.execute(
+                "UPDATE public.workflow_runs SET handed_back_from = NULL WHERE id = %s", (run_id,)
+            )
+        due = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE status = 'pending'"
+            " AND not_before IS NOT NULL AND not_before <= %s AND workflow_run_id = %s"
+            " AND send_attempted_at IS NULL)",
+            (now, run_id),
+        ).fetchone()
+    if due is not None and due[0]:
+        return -1
+    return None if lowest is None else int(lowest) - 1
 
 
 def fit_request(
@@ -455,11 +504,14 @@ def abandon_group(
             solapi.delete_group(group_id)
     with db.transaction() as conn:
         where, params = group_rows(conn, group_id)
-        n = conn.execute(
-            "UPDATE public.message_logs SET send_attempted_at = NULL, provider_group_id = NULL,"
-            f" provider_message_id = NULL WHERE {where}",
+        back = conn.execute(
+            handed_back(
+                "UPDATE public.message_logs SET send_attempted_at = NULL,"
+                f" provider_group_id = NULL, provider_message_id = NULL WHERE {where}"
+            ),
             params,
-        ).rowcount
+        ).fetchone()
+        n = int(back[0]) if back else 0
         conn.execute(
             "UPDATE public.messaging_send_groups SET state = 'abandoned', settled_at = now(),"
             " note = %s, registered_keys = NULL, registered_ids = NULL"

@@ -1,0 +1,11 @@
+-- Issue 13 (1,000,000 recipients in linear time): where the claim's last sweep starts. Batches
+-- are claimed upward from a position (0015); rows handed back below it (an abandoned group, a
+-- request cut to fit 15 MB, a lookup that found nothing) are picked up by a sweep once the rows
+-- above run out. That sweep read the run's pending-rows index from the start: every entry of
+-- every row already sent (the index keeps them until VACUUM), 1.5-2.3 s at the end of a
+-- 1,000,000-row run. Each hand-back now records the lowest load position it returned (in the
+-- statement that hands the rows back), and the sweep starts there; with nothing handed back it
+-- reads only the deferred rows that came due (the small not_before index).
+ALTER TABLE public.workflow_runs ADD COLUMN IF NOT EXISTS handed_back_from BIGINT;
+COMMENT ON COLUMN public.workflow_runs.handed_back_from IS
+  'lowest message_logs.run_seq handed back to the queue since the last sweep (NULL: none)';
