@@ -196,13 +196,34 @@ def cancel_for_quiet_hours(db: PostgresResource, run_id: str) -> int:
     return db.execute(CANCEL_UNSENT, (C.ERR_QUIET_HOURS, message, run_id))
 
 
+def handed_back(update: str) -> str:
+    """``update`` (an UPDATE of ``message_logs`` that makes rows sendable again later: a
+    hand-back clears ``send_attempted_at``, a deferral sets ``not_before``) as one statement
+    that also lowers each run's ``handed_back_from`` to the lowest load position it touched,
+    where the claim's last sweep starts; the statement returns how many rows it changed. Every
+    hand-back and deferral goes through here: a row changed without the mark would be found by
+    no later claim of the same attempt."""
+    return (
+        f"WITH back AS ({update} RETURNING workflow_run_id, run_seq),"
+        " marked AS (UPDATE public.workflow_runs r"
+        " SET handed_back_from = LEAST(r.handed_back_from, b.lo)"
+        " FROM (SELECT workflow_run_id, min(run_seq) AS lo FROM back GROUP BY 1) b"
+        " WHERE r.id = b.workflow_run_id)"
+        " SELECT count(*) FROM back"
+    )
+
+
 def defer_unsent(db: PostgresResource, run_id: str, not_before: datetime) -> int:
     """Hold the run's unsent rows until ``not_before`` (advertising in quiet hours)."""
-    return db.execute(
-        "UPDATE public.message_logs SET not_before = %s"
-        " WHERE workflow_run_id = %s AND status = 'pending' AND send_attempted_at IS NULL"
-        " AND (not_before IS NULL OR not_before < %s)",
-        (not_before, run_id, not_before),
+    return int(
+        db.fetch_value(
+            handed_back(
+                "UPDATE public.message_logs SET not_before = %s"
+                " WHERE workflow_run_id = %s AND status = 'pending'"
+                " AND send_attempted_at IS NULL AND (not_before IS NULL OR not_before < %s)"
+            ),
+            (not_before, run_id, not_before),
+        )
     )
 
 

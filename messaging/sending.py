@@ -22,7 +22,12 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from messaging import constants as C
-from messaging.bookkeeping import cancel_for_quiet_hours, cancel_unsent, defer_unsent
+from messaging.bookkeeping import (
+    cancel_for_quiet_hours,
+    cancel_unsent,
+    defer_unsent,
+    handed_back,
+)
 from messaging.models import Template, WorkflowConfigError
 from messaging.progress import RunProgress
 from messaging.suppression import cancel_unwanted
@@ -165,22 +170,6 @@ def _refused(failed: FailedMessage, key: str) -> Refused:
     )
 
 
-def handed_back(update: str) -> str:
-    """``update`` (an UPDATE of ``message_logs`` that hands rows back to the queue: it clears
-    ``send_attempted_at``) as one statement that also lowers each run's ``handed_back_from`` to
-    the lowest load position it returned, where the claim's last sweep starts; the statement
-    returns how many rows went back. Every hand-back goes through here: a row handed back
-    without the mark would be found by no later claim."""
-    return (
-        f"WITH back AS ({update} RETURNING workflow_run_id, run_seq),"
-        " marked AS (UPDATE public.workflow_runs r"
-        " SET handed_back_from = LEAST(r.handed_back_from, b.lo)"
-        " FROM (SELECT workflow_run_id, min(run_seq) AS lo FROM back GROUP BY 1) b"
-        " WHERE r.id = b.workflow_run_id)"
-        " SELECT count(*) FROM back"
-    )
-
-
 def _clear_attempts(db: PostgresResource, keys: list[str]) -> None:
     """Hand rows back to a later batch (their send was not made, or not accepted)."""
     db.execute(
@@ -310,8 +299,8 @@ def claim_batch(
 @dataclass
 class ClaimPosition:
     """Where the next claim starts (the highest load position claimed so far); rows handed
-    back below it are picked up by a sweep from the lowest position handed back (and deferred
-    rows that came due, from the start) once the rows above run out."""
+    back (or deferred) below it are picked up by a sweep from the lowest such position once the
+    rows above run out."""
 
     after: int = -1
 
@@ -333,36 +322,25 @@ def _has_sendable(
         return True
     if position.after < 0:
         return False  # that was the whole run
-    start = _sweep_start(db, run_id, now)
+    start = _sweep_start(db, run_id)
     if start is not None and start < position.after and exists(start):
         position.after = start  # sweep: rows handed back (or come due) below the position
         return True
     return False
 
 
-def _sweep_start(db: PostgresResource, run_id: str, now: datetime) -> int | None:
+def _sweep_start(db: PostgresResource, run_id: str) -> int | None:
     """Where sendable rows below the claim position can sit: above the lowest position handed
-    back since the last sweep (the mark is taken), or anywhere when a deferred row has come
-    due (a row skipped by the claims while its ``not_before`` was ahead). None: nowhere."""
+    back (or deferred) since the last sweep; the mark is taken. None: nowhere."""
     with db.transaction() as conn:
         row = conn.execute(
-            "SELECT handed_back_from FROM public.workflow_runs WHERE id = %s FOR UPDATE",
+            "UPDATE public.workflow_runs r SET handed_back_from = NULL"
+            " FROM (SELECT id, handed_back_from FROM public.workflow_runs WHERE id = %s"
+            " FOR UPDATE) old WHERE r.id = old.id AND old.handed_back_from IS NOT NULL"
+            " RETURNING old.handed_back_from",
             (run_id,),
         ).fetchone()
-        lowest = None if row is None else row[0]
-        if lowest is not None:
-            conn.execute(
-                "UPDATE public.workflow_runs SET handed_back_from = NULL WHERE id = %s", (run_id,)
-            )
-        due = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM public.message_logs WHERE status = 'pending'"
-            " AND not_before IS NOT NULL AND not_before <= %s AND workflow_run_id = %s"
-            " AND send_attempted_at IS NULL)",
-            (now, run_id),
-        ).fetchone()
-    if due is not None and due[0]:
-        return -1
-    return None if lowest is None else int(lowest) - 1
+    return None if row is None else int(row[0]) - 1
 
 
 def fit_request(
@@ -866,6 +844,9 @@ def _send_batches(
 ) -> None:
     batch_no = stalled = 0
     position = ClaimPosition()
+    # the first claims start below every mark left before this loop (an earlier attempt's
+    # deferral, this attempt's settling of what the last one left open)
+    db.execute("UPDATE public.workflow_runs SET handed_back_from = NULL WHERE id = %s", (run_id,))
     while True:
         if _stop_requested(db, run_id, progress, log):
             return

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from messaging import sending
-from messaging.bookkeeping import start_run, write_logs
+from messaging.bookkeeping import defer_unsent, start_run, write_logs
 from messaging.engine import RunOptions, execute_workflow
 from messaging.models import RenderedMessage
 from messaging.planning import load_template
@@ -220,23 +220,27 @@ def test_an_abandoned_group_marks_its_rows_for_the_sweep(
     )
 
 
-def test_a_deferred_row_that_comes_due_below_the_position_is_swept(
-    supabase_db, all_customers_workflow
-):
+def test_deferred_rows_are_swept_once_due(supabase_db, all_customers_workflow):
+    """Quiet hours hold a run's unsent rows (``not_before``); the deferral marks them like a
+    hand-back, so a claim position above them still finds them once they are due."""
     phones = _phones(20)
     run_id = _loaded_run(supabase_db, all_customers_workflow, phones)
     now = datetime.now(UTC)
-    first = supabase_db.fetch_one(
-        "SELECT idempotency_key FROM public.message_logs WHERE workflow_run_id = %s"
-        " AND status = 'pending' ORDER BY run_seq LIMIT 1",
+    lowest = supabase_db.fetch_value(
+        "SELECT min(run_seq) FROM public.message_logs WHERE workflow_run_id = %s"
+        " AND status = 'pending'",
         (run_id,),
     )
-    supabase_db.execute(  # held (quiet hours) until a minute from now
-        "UPDATE public.message_logs SET not_before = %s WHERE idempotency_key = %s",
-        (now + timedelta(minutes=1), first["idempotency_key"]),
+    held = defer_unsent(supabase_db, run_id, now + timedelta(minutes=1))
+    assert held == 16
+    assert (
+        supabase_db.fetch_value(
+            "SELECT handed_back_from FROM public.workflow_runs WHERE id = %s", (run_id,)
+        )
+        == lowest
     )
-    position = _claimed_to_the_top(supabase_db, run_id, now)
+    top = sending.ClaimPosition(after=25)  # as if every row above had been claimed
     later = now + timedelta(minutes=2)
-    assert sending._has_sendable(supabase_db, run_id, later, position)
-    rows = sending.claim_batch(supabase_db, run_id, 8, None, later, position.after)
-    assert [r["idempotency_key"] for r in rows] == [first["idempotency_key"]]
+    assert sending._has_sendable(supabase_db, run_id, later, top)
+    rows = sending.claim_batch(supabase_db, run_id, 20, None, later, top.after)
+    assert len(rows) == 16
