@@ -709,6 +709,38 @@ class OutcomeRecorder:
         return True
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A batch claimed into a new SOLAPI group (``rows`` empty: nothing was left to claim)."""
+
+    group_id: str
+    rows: list[dict[str, Any]]
+
+
+def claim_next(
+    db: PostgresResource, solapi: SolapiResource, run_id: str, plan: SendPlan, after: int
+) -> Claimed:
+    """Create a group and claim the next batch (load positions above ``after``) into it.
+
+    Raises:
+        TransientError, ServiceUnavailable, httpx.TransportError: the group could not be created
+            (nothing was claimed).
+    """
+    group_id = solapi.create_group().group_id
+    size = max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX))
+    return Claimed(group_id, claim_batch(db, run_id, size, group_id, plan.now(), after))
+
+
+def _drop_claimed(
+    db: PostgresResource, solapi: SolapiResource, ahead: Future[Claimed], note: str
+) -> None:
+    """A batch claimed ahead that will not be sent: its group is abandoned, its rows handed
+    back. Best effort: what is left open is abandoned by the next attempt."""
+    with suppress(Exception):
+        claimed = ahead.result()
+        abandon_group(db, solapi, claimed.group_id, note)
+
+
 def _send_one_group(
     db: PostgresResource,
     solapi: SolapiResource,
@@ -719,29 +751,18 @@ def _send_one_group(
     log: Callable[[str], None],
     batch_no: int,
     cost: float,
-    position: ClaimPosition,
+    claimed: Claimed,
     recorder: OutcomeRecorder,
-) -> bool | None:
-    """Create a group, add the next batch, send it once (after the previous group's outcome is
+) -> bool:
+    """Add a claimed batch to its group and send it once (after the previous group's outcome is
     recorded; this group's outcome is recorded while the batch after it is prepared). Returns
-    None when nothing was left, True when something was accepted or settled (or the batch was
-    handed back because the run is stopping), False when the attempt stalled.
+    True when something was accepted or settled (or the batch was handed back because the run
+    is stopping), False when the attempt stalled.
 
     Raises:
         PermanentError: SOLAPI refused a request as a whole (rows handed back).
     """
-    try:
-        group_id = solapi.create_group().group_id
-    except AMBIGUOUS as exc:  # nothing was added or sent: try again after a back-off
-        progress.log(log, f"batch {batch_no}: creating a group failed ({exc!s:.120})", "warning")
-        return False
-    size = max(1, min(plan.chunk_size, C.SEND_CHUNK_MAX))
-    rows = claim_batch(db, run_id, size, group_id, plan.now(), position.after)
-    if rows:
-        position.after = max(r["run_seq"] for r in rows)
-    if not rows:
-        abandon_group(db, solapi, group_id, "nothing left to send")
-        return None
+    group_id, rows = claimed.group_id, claimed.rows
     if template.category == "promotion":
         rows = _without_unwanted(db, rows, plan, progress, log, batch_no)
         if not rows:
@@ -847,25 +868,66 @@ def _send_batches(
     # the first claims start below every mark left before this loop (an earlier attempt's
     # deferral, this attempt's settling of what the last one left open)
     db.execute("UPDATE public.workflow_runs SET handed_back_from = NULL WHERE id = %s", (run_id,))
-    while True:
-        if _stop_requested(db, run_id, progress, log):
-            return
-        if _quiet_hours_stop(db, run_id, template, plan, progress, log):
-            return
-        if not _has_sendable(db, run_id, plan.now(), position):
-            return
-        batch_no += 1
-        done = _send_one_group(
-            db, solapi, run_id, template, plan, progress, log, batch_no, cost, position, recorder
-        )
-        if done is None:
-            return
-        stalled = 0 if done else stalled + 1
-        if stalled >= MAX_STALLED_SENDS:
-            raise ServiceUnavailable(
-                "solapi",
-                f"{stalled} consecutive batches failed without being sent; the run stops "
-                "(a retry resumes where it stopped)",
-            )
-        if stalled:
-            time.sleep(min(0.5 * 2 ** (stalled - 1), 10.0))
+    # the next batch is claimed (group created, rows claimed) in a worker thread while this one
+    # is rendered, added and sent: the claim (0.13-0.20 s of PostgreSQL per 10,000 rows) overlaps
+    # the add (0.27-0.31 s at SOLAPI)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="messaging-claims") as claims:
+        ahead: Future[Claimed] | None = None
+        try:
+            while True:
+                if ahead is not None and _stop_due(db, run_id, template, plan):
+                    _drop_claimed(db, solapi, ahead, "not sent: the run stopped before its send")
+                    ahead = None
+                if _stop_requested(db, run_id, progress, log):
+                    return
+                if _quiet_hours_stop(db, run_id, template, plan, progress, log):
+                    return
+                checked = ahead is None
+                if ahead is None:
+                    if not _has_sendable(db, run_id, plan.now(), position):
+                        return
+                    ahead = claims.submit(claim_next, db, solapi, run_id, plan, position.after)
+                current, ahead = ahead, None
+                try:
+                    claimed = current.result()
+                except AMBIGUOUS as exc:  # nothing was claimed: try again after a back-off
+                    progress.log(
+                        log,
+                        f"batch {batch_no + 1}: creating a group failed ({exc!s:.120})",
+                        "warning",
+                    )
+                    done = False
+                else:
+                    if not claimed.rows:
+                        abandon_group(db, solapi, claimed.group_id, "nothing left to send")
+                        if checked:
+                            return  # nothing was claimable after all
+                        continue  # the check above decides: a sweep below the position, or done
+                    batch_no += 1
+                    position.after = max(r["run_seq"] for r in claimed.rows)
+                    ahead = claims.submit(claim_next, db, solapi, run_id, plan, position.after)
+                    done = _send_one_group(
+                        db,
+                        solapi,
+                        run_id,
+                        template,
+                        plan,
+                        progress,
+                        log,
+                        batch_no,
+                        cost,
+                        claimed,
+                        recorder,
+                    )
+                stalled = 0 if done else stalled + 1
+                if stalled >= MAX_STALLED_SENDS:
+                    raise ServiceUnavailable(
+                        "solapi",
+                        f"{stalled} consecutive batches failed without being sent; the run stops "
+                        "(a retry resumes where it stopped)",
+                    )
+                if stalled:
+                    time.sleep(min(0.5 * 2 ** (stalled - 1), 10.0))
+        finally:
+            if ahead is not None:
+                _drop_claimed(db, solapi, ahead, "not sent: the run stopped before its send")

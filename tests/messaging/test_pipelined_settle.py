@@ -144,3 +144,53 @@ def test_a_failed_settle_stops_the_run_before_the_next_group_is_sent_and_a_retry
     logs = assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     assert all(r["status"] in ("sent", "failed") for r in _logs(supabase_db, str(run_id)))
     assert len(logs) == summary.target_count
+
+
+def test_the_next_batch_is_claimed_while_this_one_is_added(
+    supabase_db,
+    mysql_reader,
+    solapi_server,
+    solapi_standin_state,
+    all_customers_workflow,
+    monkeypatch,
+):
+    """The next batch's group and claim (PostgreSQL work) happen while this batch's messages
+    are added at SOLAPI; every claimed row is still sent exactly once."""
+    second_claimed = threading.Event()
+    claims = {"n": 0}
+    original = sending.claim_batch
+
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        rows = original(*args, **kwargs)
+        claims["n"] += 1
+        if claims["n"] == 2:
+            second_claimed.set()
+        return rows
+
+    monkeypatch.setattr(sending, "claim_batch", claim)
+    seen: dict[str, bool] = {}
+
+    class WatchingSolapi(SolapiResource):
+        def add_group_messages(
+            self, group_id: str, messages: list[dict[str, Any]]
+        ) -> list[Registered]:
+            if not seen:
+                seen["second claimed during the first add"] = second_claimed.wait(WAIT_S)
+            return super().add_group_messages(group_id, messages)
+
+    client: WatchingSolapi = make_solapi(solapi_server[0].url, WatchingSolapi, max_attempts=2)
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        client,
+        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10),
+    )
+    assert summary.status == "completed" and summary.batches_sent >= 3
+    assert seen == {"second claimed during the first add": True}
+    assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
+    open_groups = supabase_db.fetch_value(
+        "SELECT count(*) FROM public.messaging_send_groups WHERE workflow_run_id = %s"
+        " AND state IN ('created', 'sending')",
+        (summary.workflow_run_id,),
+    )
+    assert open_groups == 0, "the claim made ahead after the last batch is abandoned"
