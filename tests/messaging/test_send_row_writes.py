@@ -89,3 +89,25 @@ def test_pages_have_room_for_a_claimed_copy_of_every_row(supabase_db):
     )
     fill = [int(o[11:]) for o in options or [] if o.startswith("fillfactor=")]
     assert fill and fill[0] <= 50
+
+
+def test_created_at_is_summarized_per_block_range_and_serves_day_windows(supabase_db):
+    """The daily statistics read message_logs by created_at windows; a BRIN index answers them
+    without an entry per row version (the B-tree took one at the load and one at the send)."""
+    methods = supabase_db.fetch_all(
+        "SELECT am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " JOIN pg_am am ON am.oid = c.relam"
+        " WHERE i.indrelid = 'public.message_logs'::regclass"
+        " AND pg_get_indexdef(i.indexrelid) ~ '\\(created_at\\)'"
+    )
+    assert [m["amname"] for m in methods] == ["brin"]
+    with supabase_db.transaction() as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT count(*) FROM public.message_logs"
+                " WHERE created_at >= now() - interval '1 day' AND created_at < now()"
+            ).fetchall()
+        )
+    assert "idx_message_logs_created_at_brin" in plan
