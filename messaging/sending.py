@@ -741,19 +741,22 @@ def _drop_claimed(
         abandon_group(db, solapi, claimed.group_id, note)
 
 
-def _send_one_group(
-    db: PostgresResource,
-    solapi: SolapiResource,
-    run_id: str,
-    template: Template,
-    plan: SendPlan,
-    progress: RunProgress,
-    log: Callable[[str], None],
-    batch_no: int,
-    cost: float,
-    claimed: Claimed,
-    recorder: OutcomeRecorder,
-) -> bool:
+@dataclass(frozen=True)
+class RunSend:
+    """What every batch of one run's send shares."""
+
+    db: PostgresResource
+    solapi: SolapiResource
+    run_id: str
+    template: Template
+    plan: SendPlan
+    progress: RunProgress
+    log: Callable[[str], None]
+    cost: float
+    recorder: OutcomeRecorder
+
+
+def _send_one_group(run: RunSend, batch_no: int, claimed: Claimed) -> bool:
     """Add a claimed batch to its group and send it once (after the previous group's outcome is
     recorded; this group's outcome is recorded while the batch after it is prepared). Returns
     True when something was accepted or settled (or the batch was handed back because the run
@@ -762,6 +765,8 @@ def _send_one_group(
     Raises:
         PermanentError: SOLAPI refused a request as a whole (rows handed back).
     """
+    db, solapi, run_id, template, plan = run.db, run.solapi, run.run_id, run.template, run.plan
+    progress, log, cost, recorder = run.progress, run.log, run.cost, run.recorder
     group_id, rows = claimed.group_id, claimed.rows
     if template.category == "promotion":
         rows = _without_unwanted(db, rows, plan, progress, log, batch_no)
@@ -847,22 +852,16 @@ def send_pending(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="messaging-outcomes") as pool:
         recorder = OutcomeRecorder(pool, progress, log)
         try:
-            _send_batches(db, solapi, run_id, template, plan, progress, log, cost, recorder)
+            _send_batches(
+                RunSend(db, solapi, run_id, template, plan, progress, log, cost, recorder)
+            )
         finally:
             recorder.join()  # the last group's outcome (or its error) before the run goes on
 
 
-def _send_batches(
-    db: PostgresResource,
-    solapi: SolapiResource,
-    run_id: str,
-    template: Template,
-    plan: SendPlan,
-    progress: RunProgress,
-    log: Callable[[str], None],
-    cost: float,
-    recorder: OutcomeRecorder,
-) -> None:
+def _send_batches(run: RunSend) -> None:
+    db, solapi, run_id, template, plan = run.db, run.solapi, run.run_id, run.template, run.plan
+    progress, log = run.progress, run.log
     batch_no = stalled = 0
     position = ClaimPosition()
     # the first claims start below every mark left before this loop (an earlier attempt's
@@ -875,13 +874,19 @@ def _send_batches(
         ahead: Future[Claimed] | None = None
         try:
             while True:
-                if ahead is not None and _stop_due(db, run_id, template, plan):
-                    _drop_claimed(db, solapi, ahead, "not sent: the run stopped before its send")
-                    ahead = None
-                if _stop_requested(db, run_id, progress, log):
-                    return
-                if _quiet_hours_stop(db, run_id, template, plan, progress, log):
-                    return
+                if _stop_due(db, run_id, template, plan):
+                    # the batch claimed ahead goes back first, so the cancel or the deferral
+                    # below covers its rows too (a stop seen only by the actions, after this
+                    # check, is acted on at the next batch instead)
+                    if ahead is not None:
+                        _drop_claimed(
+                            db, solapi, ahead, "not sent: the run stopped before its send"
+                        )
+                        ahead = None
+                    if _stop_requested(db, run_id, progress, log):
+                        return
+                    if _quiet_hours_stop(db, run_id, template, plan, progress, log):
+                        return
                 checked = ahead is None
                 if ahead is None:
                     if not _has_sendable(db, run_id, plan.now(), position):
@@ -906,19 +911,7 @@ def _send_batches(
                     batch_no += 1
                     position.after = max(r["run_seq"] for r in claimed.rows)
                     ahead = claims.submit(claim_next, db, solapi, run_id, plan, position.after)
-                    done = _send_one_group(
-                        db,
-                        solapi,
-                        run_id,
-                        template,
-                        plan,
-                        progress,
-                        log,
-                        batch_no,
-                        cost,
-                        claimed,
-                        recorder,
-                    )
+                    done = _send_one_group(run, batch_no, claimed)
                 stalled = 0 if done else stalled + 1
                 if stalled >= MAX_STALLED_SENDS:
                     raise ServiceUnavailable(

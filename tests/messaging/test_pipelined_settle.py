@@ -46,6 +46,15 @@ class OrderedSolapi(SolapiResource):
         return super().send_group(group_id)
 
 
+def _send_all(db: Any, reader: Any, client: SolapiResource, workflow_id: str) -> Any:
+    """A live execution to every customer in batches of 10 (several batches), completed."""
+    summary = execute_workflow(
+        db, reader, client, RunOptions(workflow_id, _key(), send_mode="live", chunk_size=10)
+    )
+    assert summary.status == "completed" and summary.batches_sent >= 3
+    return summary
+
+
 @pytest.fixture
 def ordered(solapi_server) -> OrderedSolapi:
     server, _state, _injector = solapi_server
@@ -82,13 +91,7 @@ def test_the_next_batch_is_added_while_the_previous_outcome_is_recorded(
         seen["second added during the first settle"] = ordered.added(2).wait(WAIT_S)
 
     settles["hooks"][1] = first_settle_waits_for_the_next_add
-    summary = execute_workflow(
-        supabase_db,
-        mysql_reader,
-        ordered,
-        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10),
-    )
-    assert summary.status == "completed" and summary.batches_sent >= 3
+    summary = _send_all(supabase_db, mysql_reader, ordered, all_customers_workflow)
     assert seen == {"second added during the first settle": True}
     events = ordered._events
     for k in range(2, summary.batches_sent + 1):
@@ -179,13 +182,7 @@ def test_the_next_batch_is_claimed_while_this_one_is_added(
             return super().add_group_messages(group_id, messages)
 
     client: WatchingSolapi = make_solapi(solapi_server[0].url, WatchingSolapi, max_attempts=2)
-    summary = execute_workflow(
-        supabase_db,
-        mysql_reader,
-        client,
-        RunOptions(all_customers_workflow, _key(), send_mode="live", chunk_size=10),
-    )
-    assert summary.status == "completed" and summary.batches_sent >= 3
+    summary = _send_all(supabase_db, mysql_reader, client, all_customers_workflow)
     assert seen == {"second claimed during the first add": True}
     assert_exactly_once(supabase_db, solapi_standin_state, summary.workflow_run_id)
     open_groups = supabase_db.fetch_value(
@@ -194,3 +191,53 @@ def test_the_next_batch_is_claimed_while_this_one_is_added(
         (summary.workflow_run_id,),
     )
     assert open_groups == 0, "the claim made ahead after the last batch is abandoned"
+
+
+def test_quiet_hours_beginning_between_the_loops_checks_still_hold_the_batch_claimed_ahead(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, platform_ids, monkeypatch
+):
+    """The clock crosses 21:00 Asia/Seoul right after the loop's stop check read it: the batch
+    claimed ahead must not be handed back after the deferral (its rows would stay pending with
+    nothing to wake them); every held row waits for 08:00."""
+    import inspect
+    from datetime import UTC, datetime, timedelta
+
+    before_nine = datetime(2026, 11, 20, 11, 58, tzinfo=UTC)  # 20:58 Asia/Seoul
+    clock = {"now": before_nine}
+    armed = {"on": False, "fired": False}
+    original = sending._stop_due
+
+    def stop_due(*args: Any) -> bool:
+        caller = inspect.stack()[1].function
+        if armed["on"] and not armed["fired"] and caller == "_send_batches":
+            armed["fired"] = True
+            clock["now"] = before_nine + timedelta(minutes=2)  # crossed just after the read
+            return False
+        return bool(original(*args))
+
+    monkeypatch.setattr(sending, "_stop_due", stop_due)
+    original_settle = sending.settle_response_group
+
+    def settle(*args: Any, **kwargs: Any) -> Any:
+        result = original_settle(*args, **kwargs)
+        armed["on"] = True
+        return result
+
+    monkeypatch.setattr(sending, "settle_response_group", settle)
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(
+            platform_ids["workflow:manual"],
+            _key(),
+            send_mode="live",
+            chunk_size=2,
+            clock=lambda: clock["now"],
+        ),
+    )
+    assert armed["fired"], "the crossing was never staged"
+    held = [r for r in _logs(supabase_db, summary.workflow_run_id) if r["status"] == "pending"]
+    eight = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)  # 08:00 Asia/Seoul the next morning
+    assert held and {r["not_before"] for r in held} == {eight}, held
+    assert all(r["send_attempted_at"] is None for r in held)
