@@ -731,14 +731,32 @@ def claim_next(
     return Claimed(group_id, claim_batch(db, run_id, size, group_id, plan.now(), after))
 
 
+STOPPED_BEFORE_SEND = "not sent: the run stopped before its send"
+
+
 def _drop_claimed(
-    db: PostgresResource, solapi: SolapiResource, ahead: Future[Claimed], note: str
+    db: PostgresResource,
+    solapi: SolapiResource,
+    ahead: Future[Claimed],
+    progress: RunProgress,
+    log: Callable[[str], None],
 ) -> None:
     """A batch claimed ahead that will not be sent: its group is abandoned, its rows handed
-    back. Best effort: what is left open is abandoned by the next attempt."""
-    with suppress(Exception):
+    back. Best effort (the run is stopping, maybe on an error already): a failure is logged,
+    and the group, still ``created``, is abandoned by the next attempt."""
+    try:
         claimed = ahead.result()
-        abandon_group(db, solapi, claimed.group_id, note)
+    except Exception:  # nothing was claimed
+        return
+    try:
+        abandon_group(db, solapi, claimed.group_id, STOPPED_BEFORE_SEND)
+    except Exception as exc:  # logged; the next attempt abandons it
+        progress.log(
+            log,
+            f"group {claimed.group_id} (claimed ahead, not sent) could not be abandoned now"
+            f" ({type(exc).__name__}: {exc!s:.200}); the next attempt abandons it",
+            "warning",
+        )
 
 
 @dataclass(frozen=True)
@@ -795,7 +813,7 @@ def _send_one_group(run: RunSend, batch_no: int, claimed: Claimed) -> bool:
     if waited and _stop_due(db, run_id, template, plan):
         # a cancel, a pause or quiet hours arrived while the previous batch was recorded: this
         # batch goes back unsent, the checks between batches then stop the run
-        abandon_group(db, solapi, group_id, "not sent: the run stopped before its send")
+        abandon_group(db, solapi, group_id, STOPPED_BEFORE_SEND)
         return True
     accepted, refused = record_registration(db, group_id, rows, registered)
     if not accepted:
@@ -879,9 +897,7 @@ def _send_batches(run: RunSend) -> None:
                     # below covers its rows too (a stop seen only by the actions, after this
                     # check, is acted on at the next batch instead)
                     if ahead is not None:
-                        _drop_claimed(
-                            db, solapi, ahead, "not sent: the run stopped before its send"
-                        )
+                        _drop_claimed(db, solapi, ahead, progress, log)
                         ahead = None
                     if _stop_requested(db, run_id, progress, log):
                         return
@@ -923,4 +939,4 @@ def _send_batches(run: RunSend) -> None:
                     time.sleep(min(0.5 * 2 ** (stalled - 1), 10.0))
         finally:
             if ahead is not None:
-                _drop_claimed(db, solapi, ahead, "not sent: the run stopped before its send")
+                _drop_claimed(db, solapi, ahead, progress, log)

@@ -241,3 +241,68 @@ def test_quiet_hours_beginning_between_the_loops_checks_still_hold_the_batch_cla
     eight = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)  # 08:00 Asia/Seoul the next morning
     assert held and {r["not_before"] for r in held} == {eight}, held
     assert all(r["send_attempted_at"] is None for r in held)
+
+
+def test_a_batch_claimed_ahead_that_cannot_be_abandoned_is_logged_and_abandoned_next_attempt(
+    supabase_db, mysql_reader, solapi, solapi_standin_state, all_customers_workflow, monkeypatch
+):
+    """A stop hands the batch claimed ahead back; when that fails (the database went away),
+    the run says so in its log instead of swallowing it, and the next attempt abandons the
+    group it left ``created`` before sending anything, exactly once."""
+    import inspect
+
+    from messaging.bookkeeping import request_cancel
+
+    key = _key()
+    original_abandon = sending.abandon_group
+    failed: list[str] = []
+
+    def abandon(db: Any, client: Any, group_id: str, note: str, **kwargs: Any) -> int:
+        dropping_ahead = inspect.stack()[1].function == "_drop_claimed"
+        if dropping_ahead and not failed:
+            failed.append(group_id)
+            raise RuntimeError("connection lost")
+        return int(original_abandon(db, client, group_id, note, **kwargs))
+
+    monkeypatch.setattr(sending, "abandon_group", abandon)
+    original_settle = sending.settle_response_group
+
+    def settle_then_cancel(*args: Any, **kwargs: Any) -> Any:
+        result = original_settle(*args, **kwargs)
+        request_cancel(supabase_db, key, actor="ops@test")
+        return result
+
+    monkeypatch.setattr(sending, "settle_response_group", settle_then_cancel)
+    summary = execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=10),
+    )
+    assert failed, "no batch claimed ahead was dropped"
+    messages = [line["message"] for line in summary.logs]
+    assert any(failed[0] in m and "could not be abandoned" in m for m in messages), messages
+    left = supabase_db.fetch_value(
+        "SELECT state FROM public.messaging_send_groups WHERE provider_group_id = %s",
+        (failed[0],),
+    )
+    assert left == "created"
+    monkeypatch.setattr(sending, "abandon_group", original_abandon)
+    monkeypatch.setattr(sending, "settle_response_group", original_settle)
+    execute_workflow(
+        supabase_db,
+        mysql_reader,
+        solapi,
+        RunOptions(all_customers_workflow, key, send_mode="live", chunk_size=10),
+    )
+    assert (
+        supabase_db.fetch_value(
+            "SELECT state FROM public.messaging_send_groups WHERE provider_group_id = %s",
+            (failed[0],),
+        )
+        == "abandoned"
+    )
+    logs = _logs(supabase_db, summary.workflow_run_id)
+    assert not [r for r in logs if r["status"] == "pending"]
+    sent = [r["idempotency_key"] for r in logs if r["status"] == "sent"]
+    assert sent and all(solapi_standin_state.accepted_by_key.get(k) == 1 for k in sent)
