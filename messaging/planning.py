@@ -3,15 +3,14 @@ and every recipient's rendered message (nothing is written or sent here)."""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-import heapq
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import IO, Any, TypeVar
 
 from messaging import constants as C
@@ -343,8 +342,7 @@ def spooled(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, 
             yield unpack_dicts(pickle.load(spool))  # noqa: S301 - our own file, written above
 
 
-def _identity(items: list[Any]) -> Any:
-    return items
+Columns = tuple[list[Any], ...]
 
 
 def phone_ordered(
@@ -352,84 +350,156 @@ def phone_ordered(
     phone_of: Callable[[T], object],
     batch_size: int = 5_000,
     run_rows: int = SORT_RUN_ROWS,
-    pack: Callable[[list[T]], Any] = _identity,
-    unpack: Callable[[Any], list[T]] = _identity,
+    piece_rows: int = SPILL_PIECE_ROWS,
 ) -> Iterator[list[T]]:
-    """Every item of ``batches`` (target rows, or rows with their values) handed out again in
-    batches, in phone order (``phone_of`` gives an item's raw number).
+    """Every item of ``batches`` handed out again in batches, in phone order (``phone_of``
+    gives an item's raw number); ``phone_ordered_columns`` with one column."""
+    for (items,) in phone_ordered_columns(
+        ((batch,) for batch in batches), phone_of, batch_size, run_rows, piece_rows
+    ):
+        yield items
+
+
+def phone_ordered_columns(
+    batches: Iterator[Columns],
+    phone_of: Callable[[Any], object],
+    batch_size: int = 5_000,
+    run_rows: int = SORT_RUN_ROWS,
+    piece_rows: int = SPILL_PIECE_ROWS,
+) -> Iterator[Columns]:
+    """Batches of rows given as columns (equal-length lists: target rows, and each row's
+    variable values) handed out again as such batches, the rows in phone order (``phone_of``
+    gives the raw number from an item of the first column).
 
     Phone order (the normalized number; unusable ones last): the run's ``message_logs`` rows are
     bulk loaded, claimed and settled in this order, so the indexes on the phone and on the
     idempotency key (which ascends with the phone) receive each batch's entries at one place
     instead of at a random page per row (measured: the settle of 1,000,000 rows went from 78 s
-    to 48 s; the whole run is still about 10.6x the 100,000 run, see the README). The sort is
-    stable: among rows with the same phone the CRM's order is kept, so the first of them still
-    wins the deduplication.
+    to 48 s). The sort is stable: among rows with the same phone the CRM's order is kept, so the
+    first of them still wins the deduplication.
 
     Memory stays bounded: up to ``run_rows`` rows (fewer when wide) are sorted in memory and
-    written to a temporary file as one sorted run (each piece of it as ``pack`` gives it, read
-    back through ``unpack``); the runs are merged, one batch of each held.
+    written to a temporary file as one sorted run, in pieces of ``piece_rows``; the runs are
+    merged holding one piece of each (``_merge_runs``). Columns, not a tuple per row: a tuple
+    that holds a dict stays tracked by the garbage collector, and each full collection walked
+    all of them (a 1,000,000-recipient sort rebuilds its 100,000-row run ten times); dicts of
+    plain values are not tracked.
     """
-    runs: list[tuple[IO[bytes], int]] = []
-    chunk: list[tuple[str, T]] = []
+    runs: list[_SortedRun] = []
+    keys: list[str] = []  # the phones of the rows waiting to be sorted
+    columns: list[list[Any]] = []
     limit = run_rows
 
+    def sorted_chunk() -> tuple[list[str], Columns]:
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: CRM order among equals
+        return [keys[i] for i in order], tuple([col[i] for i in order] for col in columns)
+
     def write_run() -> None:
-        chunk.sort(key=itemgetter(0))
+        run_keys, run_columns = sorted_chunk()
+        keys.clear()
+        for col in columns:
+            col.clear()
         spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by the stack
         pieces = 0
-        for i in range(0, len(chunk), SPILL_PIECE_ROWS):
-            piece = chunk[i : i + SPILL_PIECE_ROWS]
-            packed = ([k for k, _ in piece], pack([item for _, item in piece]))
-            pickle.dump(packed, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        for i in range(0, len(run_keys), piece_rows):
+            # plain pickle, written and read in C: the rows' dicts share their key strings,
+            # which pickle writes once per piece
+            piece = (run_keys[i : i + piece_rows], *(c[i : i + piece_rows] for c in run_columns))
+            pickle.dump(piece, spool, protocol=pickle.HIGHEST_PROTOCOL)
             pieces += 1
-        runs.append((spool, pieces))
-        chunk.clear()
-
-    def read_run(spool: IO[bytes], pieces: int) -> Iterator[tuple[str, T]]:
         spool.seek(0)
-        for _ in range(pieces):
-            keys, packed = pickle.load(spool)  # noqa: S301 - our own file, written above
-            yield from zip(keys, unpack(packed), strict=True)
+        runs.append(_SortedRun(spool, pieces, len(columns)))
 
     with contextlib.ExitStack() as stack:
         for batch in batches:
-            if not runs and not chunk and batch:
+            if not columns:
+                columns = [[] for _ in batch]
+            if not runs and not keys and batch[0]:
                 # wide rows sort in shorter runs
-                width = len(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)) / len(batch)
+                width = len(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)) / len(batch[0])
                 limit = max(batch_size, min(run_rows, int(SORT_RUN_BYTES / max(width, 1.0))))
-            chunk.extend((_phone_order(phone_of(item)), item) for item in batch)
-            if len(chunk) >= limit:
+            keys.extend([_phone_order(phone_of(item)) for item in batch[0]])
+            for col, values in zip(columns, batch, strict=True):
+                col.extend(values)
+            if len(keys) >= limit:
                 write_run()
-        if runs and chunk:
+        if runs and keys:
             write_run()
-        ordered: Iterable[tuple[str, T]]
-        if runs:  # heapq.merge is stable: equal phones come in run (= CRM) order
-            ordered = heapq.merge(*(read_run(f, n) for f, n in runs), key=itemgetter(0))
+        ordered: Iterable[Columns]
+        if runs:
+            ordered = _merge_runs(runs)
         else:
-            chunk.sort(key=itemgetter(0))
-            ordered = chunk
-        out: list[T] = []
-        for _key, item in ordered:
-            out.append(item)
-            if len(out) >= batch_size:
-                yield out
-                out = []
-        if out:
-            yield out
+            ordered = [sorted_chunk()[1]] if keys else []
+            keys.clear()
+            columns.clear()
+        out: list[list[Any]] = []
+        for block in ordered:
+            if not out:
+                out = [[] for _ in block]
+            for col, values in zip(out, block, strict=True):
+                col.extend(values)
+            while len(out[0]) >= batch_size:
+                yield tuple(col[:batch_size] for col in out)
+                for col in out:
+                    del col[:batch_size]
+        if out and out[0]:
+            yield tuple(out)
 
 
-Pair = tuple[dict[str, Any], dict[str, Any]]
+class _SortedRun:
+    """One sorted run on disk, read a piece at a time: ``keys`` / ``columns`` from ``at`` on
+    are the piece's rows not yet handed out."""
+
+    def __init__(self, spool: IO[bytes], pieces: int, width: int):
+        self.spool, self.pieces = spool, pieces
+        self.keys: list[str] = []
+        self.columns: Columns = tuple([] for _ in range(width))
+        self.at = 0
+
+    def refill(self) -> bool:
+        """Read the next piece once this one is handed out; False: the run is done."""
+        if self.at < len(self.keys):
+            return True
+        if not self.pieces:
+            return False
+        self.keys, *columns = pickle.load(self.spool)  # noqa: S301 - our own file, written above
+        self.columns = tuple(columns)
+        self.pieces -= 1
+        self.at = 0
+        return True
 
 
-def _pack_pairs(items: list[Pair]) -> tuple[Packed, Packed]:
-    """A sorted run's (target row, variable values) pairs, packed for the spill."""
-    return pack_dicts([row for row, _ in items]), pack_dicts([values for _, values in items])
+def _merge_runs(runs: list[_SortedRun]) -> Iterator[Columns]:
+    """The rows of sorted ``runs`` (in CRM order: run 0 holds the first rows), merged stably a
+    block at a time instead of one row at a time.
 
-
-def _unpack_pairs(packed: tuple[Packed, Packed]) -> list[Pair]:
-    rows, values = packed
-    return list(zip(unpack_dicts(rows), unpack_dicts(values), strict=True))
+    Order is (phone, run, position). Each round, the run whose piece ends lowest in that order
+    (the bound) hands out its whole piece, and every other run hands out what sorts before the
+    bound: below its phone, or equal to it in an earlier run. No row still on disk can sort
+    before that: a run's next piece starts at or after its current piece's end, which is at or
+    after the bound. The handed-out slices are concatenated in run order and sorted by phone in
+    C (stable: equal phones keep the run order); the bound run reads its next piece."""
+    live = [run for run in runs if run.refill()]
+    width = len(runs[0].columns)
+    while live:
+        bound_no, bound = min(enumerate(live), key=lambda nr: nr[1].keys[-1])
+        last = bound.keys[-1]
+        keys: list[str] = []
+        columns: Columns = tuple([] for _ in range(width))
+        for no, run in enumerate(live):
+            if no == bound_no:
+                cut = len(run.keys)
+            elif no < bound_no:
+                cut = bisect.bisect_right(run.keys, last, run.at)
+            else:
+                cut = bisect.bisect_left(run.keys, last, run.at)
+            keys += run.keys[run.at : cut]
+            for col, values in zip(columns, run.columns, strict=True):
+                col += values[run.at : cut]
+            run.at = cut
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        yield tuple([col[i] for i in order] for col in columns)
+        live = [run for run in live if run.refill()]
 
 
 class RenderStream:
@@ -468,13 +538,10 @@ class RenderStream:
         sender = ad_sender(self.db) if template.category == "promotion" else ("", "")
         seen: set[str] = set()
         phone = plan.query.phone_column
-        for batch in phone_ordered(
-            self._resolved(),
-            lambda item: item[0].get(phone),
-            pack=_pack_pairs,
-            unpack=_unpack_pairs,
+        for rows, values_of_rows in phone_ordered_columns(
+            self._resolved(), lambda row: row.get(phone)
         ):
-            for row, values in batch:
+            for row, values in zip(rows, values_of_rows, strict=True):
                 msg = render_message(
                     template,
                     row,
@@ -497,12 +564,13 @@ class RenderStream:
         if self.match is None:
             self.match = match_variables(self.db, template, self.workflow, [], plan.display)
 
-    def _resolved(self) -> Iterator[list[tuple[dict[str, Any], dict[str, Any]]]]:
-        """Each target row with its variables' values, in the CRM's order: the query variables
-        are looked up batch by batch in that order (one SELECT per variable and batch), where
-        the CRM's own keys cluster; the rows are put in phone order afterwards. The next batch's
-        SELECTs run in a worker thread while this one is resolved (MySQL works while Python
-        does: 200 batches of a 1,000,000-recipient run spent about 20 s waiting on them)."""
+    def _resolved(self) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Each batch of target rows with their variables' values (two columns), in the CRM's
+        order: the query variables are looked up batch by batch in that order (one SELECT per
+        variable and batch), where the CRM's own keys cluster; the rows are put in phone order
+        afterwards. The next batch's SELECTs run in a worker thread while this one is resolved
+        (MySQL works while Python does: 200 batches of a 1,000,000-recipient run spent about
+        20 s waiting on them)."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-variables") as worker:
             ahead: tuple[list[dict[str, Any]], Future[Prefetched]] | None = None
             for batch in spooled(iter_targets(self.mysql, self.plan.query)):
@@ -520,12 +588,12 @@ class RenderStream:
 
     def _resolve(
         self, batch: list[dict[str, Any]], fetched: Future[Prefetched]
-    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         assert self.match is not None
         report = self.match.report
         self.lookup.install(fetched.result())  # its SELECTs' errors are raised here
         self.progress.rows_read += len(batch)
-        return [(row, resolve_values(report, row, self.now, self.lookup)) for row in batch]
+        return batch, [resolve_values(report, row, self.now, self.lookup) for row in batch]
 
 
 def render_targets(

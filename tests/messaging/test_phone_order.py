@@ -78,9 +78,7 @@ def test_packed_spill_gives_back_the_same_dicts_with_their_keys_in_order():
 
 
 @pytest.mark.parametrize("run_rows", [7, 10_000])
-def test_rows_with_their_values_spilled_packed_come_back_whole_in_phone_order(run_rows):
-    from messaging.planning import _pack_pairs, _unpack_pairs
-
+def test_rows_with_their_values_spilled_come_back_whole_in_phone_order(run_rows):
     rows = _crm(1_000, seed=5)
     pairs = [(r, {"name": f"n{r['id']}", "grade": None}) for r in rows]
     out = list(
@@ -89,10 +87,28 @@ def test_rows_with_their_values_spilled_packed_come_back_whole_in_phone_order(ru
             lambda item: item[0]["phone"],
             batch_size=128,
             run_rows=run_rows,
-            pack=_pack_pairs,
-            unpack=_unpack_pairs,
         )
     )
     got = [item for b in out for item in b]
     assert [r["id"] for r, _ in got] == [r["id"] for r in _expected(rows)]
     assert all(v == {"name": f"n{r['id']}", "grade": None} for r, v in got)
+
+
+@pytest.mark.parametrize(("run_rows", "piece_rows"), [(50, 3), (50, 7), (200, 1), (97, 13)])
+def test_equal_phones_spread_over_runs_and_pieces_keep_the_crms_order(run_rows, piece_rows):
+    """The merge hands out blocks: a phone repeated across sorted runs, and across the pieces
+    one run is read back in, still comes in the CRM's order (the first row per phone wins)."""
+    rnd = random.Random(run_rows * 31 + piece_rows)
+    phones = ["010-1111-0000", "010-1111-0001", "010-2222-0000", "not a phone", "010-9999-9999"]
+    rows = [{"id": i, "phone": rnd.choice(phones)} for i in range(1_500)]
+    out = list(
+        phone_ordered(
+            iter([rows[i : i + 64] for i in range(0, len(rows), 64)]),
+            lambda r: r["phone"],
+            batch_size=100,
+            run_rows=run_rows,
+            piece_rows=piece_rows,
+        )
+    )
+    assert all(0 < len(b) <= 100 for b in out[:-1]) and sum(map(len, out)) == len(rows)
+    assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(rows)]
