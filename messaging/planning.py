@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from messaging import constants as C
 from messaging.catalog import TargetQuery, iter_targets, load_table_mappings, target_query
@@ -281,7 +281,6 @@ def _warn_unmapped(progress: RunProgress, log: Callable[[str], None], report: Ma
         )
 
 
-T = TypeVar("T")
 SORT_RUN_ROWS = 100_000  # rows sorted in memory at once; longer audiences merge sorted runs
 SORT_RUN_BYTES = 24 << 20  # ... or fewer, when the rows are wide (pickled size)
 # rows per piece a sorted run is written (and read back) in: the merge holds one piece of each
@@ -343,21 +342,6 @@ def spooled(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, 
 
 
 Columns = tuple[list[Any], ...]
-
-
-def phone_ordered(
-    batches: Iterator[list[T]],
-    phone_of: Callable[[T], object],
-    batch_size: int = 5_000,
-    run_rows: int = SORT_RUN_ROWS,
-    piece_rows: int = SPILL_PIECE_ROWS,
-) -> Iterator[list[T]]:
-    """Every item of ``batches`` handed out again in batches, in phone order (``phone_of``
-    gives an item's raw number); ``phone_ordered_columns`` with one column."""
-    for (items,) in phone_ordered_columns(
-        ((batch,) for batch in batches), phone_of, batch_size, run_rows, piece_rows
-    ):
-        yield items
 
 
 def phone_ordered_columns(

@@ -8,10 +8,16 @@ import random
 
 import pytest
 
-from messaging.planning import phone_ordered
+from messaging.planning import phone_ordered_columns
 from messaging.transform import idempotency_key, normalize_phone
 
 pytestmark = pytest.mark.unit
+
+
+def phone_ordered(batches, phone_of, **kwargs):
+    """The sort with one column: batches of items in, batches of items out."""
+    for (items,) in phone_ordered_columns(((b,) for b in batches), phone_of, **kwargs):
+        yield items
 
 
 def _crm(n: int, seed: int) -> list[dict[str, object]]:
@@ -80,16 +86,17 @@ def test_packed_spill_gives_back_the_same_dicts_with_their_keys_in_order():
 @pytest.mark.parametrize("run_rows", [7, 10_000])
 def test_rows_with_their_values_spilled_come_back_whole_in_phone_order(run_rows):
     rows = _crm(1_000, seed=5)
-    pairs = [(r, {"name": f"n{r['id']}", "grade": None}) for r in rows]
+    values = [{"name": f"n{r['id']}", "grade": None} for r in rows]
     out = list(
-        phone_ordered(
-            iter([pairs[i : i + 300] for i in range(0, len(pairs), 300)]),
-            lambda item: item[0]["phone"],
+        phone_ordered_columns(
+            iter([(rows[i : i + 300], values[i : i + 300]) for i in range(0, len(rows), 300)]),
+            lambda row: row["phone"],
             batch_size=128,
             run_rows=run_rows,
         )
     )
-    got = [item for b in out for item in b]
+    assert all(len(r) == len(v) <= 128 for r, v in out)
+    got = [(r, v) for rs, vs in out for r, v in zip(rs, vs, strict=True)]
     assert [r["id"] for r, _ in got] == [r["id"] for r in _expected(rows)]
     assert all(v == {"name": f"n{r['id']}", "grade": None} for r, v in got)
 
