@@ -119,3 +119,63 @@ def test_equal_phones_spread_over_runs_and_pieces_keep_the_crms_order(run_rows, 
     )
     assert all(0 < len(b) <= 100 for b in out[:-1]) and sum(map(len, out)) == len(rows)
     assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(rows)]
+
+
+@pytest.mark.parametrize("run_rows", [7, 100, 10_000])
+def test_the_first_row_per_phone_wins_however_the_number_is_written(run_rows):
+    """Duplicates are dropped by comparing neighbours in the sorted stream: that holds only if
+    every spelling of one number (dashes, +82, full-width digits, a NUL typed into the CRM)
+    sorts next to the others. The result must equal keeping the first row per normalized phone
+    in the CRM's order."""
+    from messaging.models import Template
+    from messaging.planning import first_per_phone
+    from messaging.progress import RunProgress
+    from messaging.transform import render_message
+
+    rnd = random.Random(run_rows)
+    spellings = [
+        "010-{a}-{b}",
+        "010{a}{b}",
+        "+82 10-{a}-{b}",
+        "82-10-{a}-{b}",
+        "８２１０{a}{b}",
+        "0{a}{b}",  # not a mobile number: never deduplicated
+        "010\x00{a}{b}",
+        " 010 {a} {b} ",
+    ]
+    rows = []
+    for i in range(3_000):
+        a, b = f"{rnd.randrange(30):04d}", f"{rnd.randrange(30):04d}"
+        rows.append({"id": i, "phone": rnd.choice(spellings).format(a=a, b=b), "name": f"n{i}"})
+    tpl = Template("t", "x", "notification", "sms", "#{name}님 안내")
+    batches = [
+        ([r for r in rows[i : i + 333]], [{"name": r["name"]} for r in rows[i : i + 333]])
+        for i in range(0, len(rows), 333)
+    ]
+
+    def render(row, values):
+        return render_message(
+            tpl, row, values, phone_column="phone", name_column="name", opt_out_line=""
+        )
+
+    progress = RunProgress("t", "running")
+    ordered = (
+        render(row, values)
+        for rows_, values_ in phone_ordered_columns(
+            iter(batches), lambda r: r["phone"], batch_size=250, run_rows=run_rows
+        )
+        for row, values in zip(rows_, values_, strict=True)
+    )
+    kept = [m.source_id for m in first_per_phone(ordered, progress)]
+
+    seen: set[str] = set()
+    expected = []
+    for row in rows:  # the CRM's order: the first row per normalized phone
+        msg = render(row, {"name": row["name"]})
+        if msg.phone is not None:
+            if msg.phone in seen:
+                continue
+            seen.add(msg.phone)
+        expected.append(msg.source_id)
+    assert sorted(kept, key=int) == sorted(expected, key=int)
+    assert progress.duplicates_dropped == len(rows) - len(expected) > 1_000
