@@ -16,9 +16,16 @@ CARRIER_FAILURE_SUFFIX = "4444"  # stand-in convention: these recipients fail at
 Refusal = tuple[str, str]
 
 
+_NOT_A_DIGIT = re.compile(r"\D")
+_LOCAL_NUMBER = re.compile(r"^0\d{8,10}$")
+
+
 def digits(value: Any) -> str:
     """A phone number as its digits only."""
-    return re.sub(r"\D", "", str(value or ""))
+    text = str(value or "")
+    if text.isascii() and text.isdigit():  # already digits only (every number a client sends)
+        return text
+    return _NOT_A_DIGIT.sub("", text)
 
 
 def detect_type(msg: dict[str, Any]) -> str:
@@ -75,7 +82,7 @@ def validate(state: StandInState, msg: dict[str, Any], seen_to: set[str]) -> Ref
     text = str(msg.get("text") or "")
     if not mtype:
         return "1011", "type is missing and autoTypeDetect is false"
-    if not re.match(r"^0\d{8,10}$", to):
+    if not _LOCAL_NUMBER.match(to):
         return "1022", "invalid recipient number"
     if to in state.rejected:
         return "1022", "recipient refused"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,12 +51,18 @@ class StandInState:
     )  # customFields.idempotencyKey -> times accepted
     lock: threading.Lock = field(default_factory=threading.Lock)
     _seq: int = 0
+    # the ids' random tail comes from a generator seeded once from the kernel: one getrandom
+    # system call per id (secrets.token_hex) was 28% of the stand-in's CPU for a group of 10,000
+    # messages; the tail is not what keeps ids unique (``_seq`` is), so it needs no secrecy
+    _tail: random.Random = field(default_factory=lambda: random.Random(secrets.randbits(64)))
+    _stamp: tuple[int, str] = (-1, "")  # (second, its yymmddHHMMSS): formatted once a second
 
     def next_id(self, prefix: str) -> str:
         self._seq += 1
-        return (
-            f"{prefix}{datetime.now(UTC):%y%m%d%H%M%S}{self._seq:08d}{secrets.token_hex(2).upper()}"
-        )
+        second = int(time.time())
+        if self._stamp[0] != second:
+            self._stamp = (second, f"{datetime.fromtimestamp(second, UTC):%y%m%d%H%M%S}")
+        return f"{prefix}{self._stamp[1]}{self._seq:08d}{self._tail.getrandbits(16):04X}"
 
     def duplicates(self) -> dict[str, int]:
         """Idempotency keys accepted more than once (must stay empty)."""
