@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from psycopg import Connection
+from psycopg import Error as PsycopgError
 from psycopg.rows import dict_row
 
 from messaging import constants as C
@@ -98,6 +99,7 @@ class BatchResult:
     refused: int
     reconciled: int
     group_id: str
+    pages: tuple[int, ...] = ()  # heap pages of the rows the recording wrote (``set_hints``)
 
 
 def solapi_message(
@@ -442,15 +444,17 @@ def settle_group(db: PostgresResource, group_id: str, cost: float) -> BatchResul
     per row (the seam the crash tests hook). Groups registered before the ids were kept on the
     group row (``registered_keys`` NULL) have the ids on their rows already."""
     with db.transaction() as conn:
-        n = conn.execute(
+        written = conn.execute(
             """UPDATE public.message_logs m SET status = 'sent', sent_at = now(), cost = %s,
                       error_code = NULL, error_message = NULL, provider_message_id = v.mid
                FROM (SELECT unnest(g.registered_keys) AS k, unnest(g.registered_ids) AS mid
                      FROM public.messaging_send_groups g WHERE g.provider_group_id = %s) v
                WHERE m.idempotency_key = v.k AND m.provider_group_id = %s
-                 AND m.status = 'pending'""",
+                 AND m.status = 'pending'
+               RETURNING (m.ctid::text::point)[0]::bigint""",
             (cost, group_id, group_id),
-        ).rowcount
+        ).fetchall()
+        n = len(written)
         legacy = conn.execute(
             "SELECT registered_keys IS NULL FROM public.messaging_send_groups"
             " WHERE provider_group_id = %s",
@@ -469,7 +473,40 @@ def settle_group(db: PostgresResource, group_id: str, cost: float) -> BatchResul
             " registered_keys = NULL, registered_ids = NULL WHERE provider_group_id = %s",
             (group_id,),
         )
-    return BatchResult(n, 0, 0, group_id)
+    return BatchResult(n, 0, 0, group_id, tuple(sorted({int(r[0]) for r in written})))
+
+
+def page_ranges(pages: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted heap pages as (first, last) runs of consecutive pages."""
+    ranges: list[tuple[int, int]] = []
+    for page in sorted(set(pages)):
+        if ranges and page == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], page)
+        else:
+            ranges.append((page, page))
+    return ranges
+
+
+def set_hints(db: PostgresResource, pages: Iterable[int]) -> None:
+    """Read the given ``message_logs`` heap pages once, right after the transaction that wrote
+    them committed, while they are still in shared buffers: the first reader of a committed row
+    version records on the page that its transaction committed (hint bits) and dirties the page.
+
+    Without this the first reader is the run's closing count, long after the pages were written
+    out: on a 1,000,000-row run (1 GB of heap against 128 MB of shared buffers) it dirtied every
+    page again and had to write them out itself (measured: the closing count 3.3 s, 0.9 s once
+    the hints were set). Best effort: a later reader sets what this could not."""
+    ranges = page_ranges(pages)
+    if not ranges:
+        return
+    with suppress(PsycopgError), db.transaction() as conn, conn.pipeline():
+        for first, last in ranges:  # a TID range scan each: every tuple of those pages
+            conn.execute(
+                "SELECT count(*) FROM public.message_logs"
+                " WHERE ctid >= format('(%%s,0)', %s::bigint)::tid"
+                " AND ctid < format('(%%s,0)', %s::bigint)::tid",
+                (first, last + 1),
+            )
 
 
 def abandon_group(
@@ -690,7 +727,13 @@ class OutcomeRecorder:
         self, db: PostgresResource, group_id: str, cost: float, batch_no: int, refused: int
     ) -> None:
         assert self._pending is None, "a recording is already in progress"
-        future = self._pool.submit(lambda: settle_response_group(db, group_id, cost))
+
+        def record() -> BatchResult:
+            result = settle_response_group(db, group_id, cost)
+            set_hints(db, result.pages)  # while the recorded pages are still in shared buffers
+            return result
+
+        future = self._pool.submit(record)
         self._pending = (future, batch_no, refused, group_id)
 
     def join(self) -> bool:
