@@ -74,6 +74,8 @@ def test_recorded_rows_carry_their_commit_hint_before_the_closing_count(
     assert not any(mask & HEAP_XMIN_INVALID for _p, _lp, mask in versions)
 
 
-def test_pages_are_read_in_runs_of_consecutive_pages():
+def test_pages_are_read_in_runs_of_consecutive_pages_and_scattered_ones_are_left():
     assert page_ranges([]) == []
     assert page_ranges([7, 3, 4, 5, 9, 9, 10]) == [(3, 5), (7, 7), (9, 10)]
+    assert page_ranges(range(0, 64, 2), most=32) == [(p, p) for p in range(0, 64, 2)]
+    assert page_ranges(range(0, 66, 2), most=32) == []  # 33 runs: one scan each is not worth it
