@@ -444,17 +444,20 @@ def settle_group(db: PostgresResource, group_id: str, cost: float) -> BatchResul
     per row (the seam the crash tests hook). Groups registered before the ids were kept on the
     group row (``registered_keys`` NULL) have the ids on their rows already."""
     with db.transaction() as conn:
-        written = conn.execute(
-            """UPDATE public.message_logs m SET status = 'sent', sent_at = now(), cost = %s,
-                      error_code = NULL, error_message = NULL, provider_message_id = v.mid
-               FROM (SELECT unnest(g.registered_keys) AS k, unnest(g.registered_ids) AS mid
-                     FROM public.messaging_send_groups g WHERE g.provider_group_id = %s) v
-               WHERE m.idempotency_key = v.k AND m.provider_group_id = %s
-                 AND m.status = 'pending'
-               RETURNING (m.ctid::text::point)[0]::bigint""",
+        # the count and the distinct heap pages written come back as one row (not a row each)
+        n, pages = conn.execute(
+            """WITH written AS (
+                 UPDATE public.message_logs m SET status = 'sent', sent_at = now(), cost = %s,
+                        error_code = NULL, error_message = NULL, provider_message_id = v.mid
+                 FROM (SELECT unnest(g.registered_keys) AS k, unnest(g.registered_ids) AS mid
+                       FROM public.messaging_send_groups g WHERE g.provider_group_id = %s) v
+                 WHERE m.idempotency_key = v.k AND m.provider_group_id = %s
+                   AND m.status = 'pending'
+                 RETURNING (m.ctid::text::point)[0]::bigint AS page)
+               SELECT count(*), coalesce(array_agg(DISTINCT page ORDER BY page), '{}')
+               FROM written""",
             (cost, group_id, group_id),
-        ).fetchall()
-        n = len(written)
+        ).fetchone()
         legacy = conn.execute(
             "SELECT registered_keys IS NULL FROM public.messaging_send_groups"
             " WHERE provider_group_id = %s",
@@ -473,7 +476,7 @@ def settle_group(db: PostgresResource, group_id: str, cost: float) -> BatchResul
             " registered_keys = NULL, registered_ids = NULL WHERE provider_group_id = %s",
             (group_id,),
         )
-    return BatchResult(n, 0, 0, group_id, tuple(sorted({int(r[0]) for r in written})))
+    return BatchResult(n, 0, 0, group_id, tuple(pages))
 
 
 HINT_RANGES_MAX = 32  # more runs of pages than this: the rows are scattered, left to later readers
