@@ -22,6 +22,7 @@ Planning and rendering live in ``messaging.planning``, the rows written besides 
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -42,7 +43,13 @@ from resources.mysql import MySQLResource
 from resources.postgres import PostgresResource
 from resources.solapi import REQUEST_BUDGET_BYTES, SolapiResource
 
-__all__ = ["RunOptions", "RunSummary", "execute_workflow", "execution_lock"]
+__all__ = [
+    "RunOptions",
+    "RunSummary",
+    "execute_workflow",
+    "execution_lock",
+    "long_lived_objects_frozen",
+]
 
 CONFIG_COLUMNS = (
     "target_config",
@@ -113,6 +120,27 @@ def execution_lock(
             conn.autocommit = False
 
 
+@contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep every object alive now (the imported modules, Dagster's definitions) out of the
+    garbage collector's full collections until the block ends, then give them back to it.
+
+    A full collection walks every tracked object of the process: about 180,000 before an
+    execution creates any, 80 ms each time. A 1,000,000-recipient run made 74 of them (the
+    batches' rows outlive the young generations), 6.5 s of its 131 s. Frozen objects are still
+    freed when their last reference goes; only cycles among them wait for the thaw.
+
+    A freeze already in place belongs to the host process: it is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def execute_workflow(
     db: PostgresResource,
     mysql: MySQLResource,
@@ -126,7 +154,7 @@ def execute_workflow(
         ExecutionInProgress: the same execution key is running elsewhere.
         WorkflowConfigError: the workflow, its template or its configuration cannot be executed.
     """
-    with execution_lock(db, opts.execution_key, opts.lock_wait_s):
+    with execution_lock(db, opts.execution_key, opts.lock_wait_s), long_lived_objects_frozen():
         return _execute(db, mysql, solapi, opts, log)
 
 
