@@ -51,9 +51,14 @@ def test_an_error_gives_the_objects_back_and_a_freeze_already_in_place_is_left_a
     gc.freeze()
     try:
         held = gc.get_freeze_count()
+        # objects born after the host's freeze: a second freeze would take them too
+        born_after = [[{"n": n}] for n in range(20_000)]
         with long_lived_objects_frozen():
             pass
-        # someone else froze them (a host process): this run neither froze more nor thawed them
-        assert gc.get_freeze_count() == held
+        # someone else froze them (a host process): this run neither froze more nor thawed them.
+        # The count may drop a little on its own: a frozen object whose last reference goes
+        # (another thread's, a cache's) is still freed.
+        assert 0 < gc.get_freeze_count() <= held
+        assert len(born_after) == 20_000
     finally:
         gc.unfreeze()
