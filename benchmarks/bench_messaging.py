@@ -340,22 +340,22 @@ def bench(ctx: BenchContext) -> list[Figure]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        # the small run is short and this machine is noisy (its speed drifts by 20% within
-        # minutes): the reference is the median of `small_rounds` runs (each a new execution of
-        # the same audience) taken on both sides of the large run, so a drift during it shows in
-        # the reference too (A/B/A)
-        # With ``large_rounds`` > 1 the large run is repeated too, each one followed by a small
-        # run (S S L S L S ... L S) and the figure compares the two medians: one large run varied
-        # 8.8-11.2x against its reference in a single session, while linear is 9.95x.
+        # This machine is noisy: one 100,000 run drifts by 20% within minutes, and one large run
+        # measured 8.8-11.2x its reference in a single session while linear is 9.95x. So both
+        # runs are repeated, interleaved (S S L S L S L S: each large run followed by a small
+        # one, so a drift during it shows in the reference too), and the figure compares the
+        # two medians. With one large run: S S L S.
         larges = max(1, large_rounds) if scale > 1 else 0
         rounds = max(1, small_rounds, larges + 2 if larges > 1 else 1)
-        after = (larges if larges > 1 else rounds // 2) if larges else 0
-        smalls = [_live(url, env, workflow_id) for _ in range(rounds - after)]
-        bigs: list[dict] = []
-        for i in range(larges):
-            bigs.append(_live(url, env, large_id)[1])
-            share = after - (larges - 1) if i == larges - 1 else 1
-            smalls += [_live(url, env, workflow_id) for _ in range(share)]
+        after = max(larges, rounds // 2) if larges else 0  # small runs after a large one
+        schedule = ["small"] * (rounds - after) + ["large", "small"] * larges
+        schedule += ["small"] * (after - larges)
+        smalls, bigs = [], []
+        for kind in schedule:
+            if kind == "small":
+                smalls.append(_live(url, env, workflow_id))
+            else:
+                bigs.append(_live(url, env, large_id)[1])
         key, live = sorted(smalls, key=lambda kl: float(kl[1]["seconds"]))[len(smalls) // 2]
         live = {**live, "all_seconds": [round(float(x["seconds"]), 1) for _k, x in smalls]}
         big = None
