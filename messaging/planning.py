@@ -24,7 +24,7 @@ from messaging.models import (
     WorkflowConfigError,
 )
 from messaging.progress import RunProgress
-from messaging.transform import normalize_phone, placeholders, render_message
+from messaging.transform import format_value, normalize_phone, placeholders, render_message
 from messaging.variables import (
     BATCH_KEY,
     auto_match,
@@ -362,12 +362,13 @@ def phone_ordered_columns(
     to 48 s). The sort is stable: among rows with the same phone the CRM's order is kept, so the
     first of them still wins the deduplication.
 
-    Memory stays bounded: up to ``run_rows`` rows (fewer when wide) are sorted in memory and
-    written to a temporary file as one sorted run, in pieces of ``piece_rows``; the runs are
-    merged holding one piece of each (``_merge_runs``). Columns, not a tuple per row: a tuple
-    that holds a dict stays tracked by the garbage collector, and each full collection walked
-    all of them (a 1,000,000-recipient sort rebuilds its 100,000-row run ten times); dicts of
-    plain values are not tracked.
+    Memory stays bounded: up to ``run_rows`` rows (fewer when wide) are sorted in memory and,
+    when more rows follow, written to a temporary file as one sorted run, in pieces of
+    ``piece_rows``; the runs are merged holding one piece of each and the last run, which stays
+    in memory (``_merge_runs``). An audience that fits one run never touches the disk. Columns,
+    not a tuple per row: a tuple that holds a dict stays tracked by the garbage collector, and
+    each full collection walked all of them (a 1,000,000-recipient sort rebuilds its 100,000-row
+    run ten times); dicts of plain values are not tracked.
     """
     runs: list[_SortedRun] = []
     keys: list[str] = []  # the phones of the rows waiting to be sorted
@@ -398,6 +399,8 @@ def phone_ordered_columns(
         for batch in batches:
             if not columns:
                 columns = [[] for _ in batch]
+            if len(keys) >= limit:  # a full run, and more rows come: it goes to disk
+                write_run()
             if not runs and not keys and batch[0]:
                 # wide rows sort in shorter runs
                 width = len(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)) / len(batch[0])
@@ -405,12 +408,12 @@ def phone_ordered_columns(
             keys.extend([_phone_order(phone_of(item)) for item in batch[0]])
             for col, values in zip(columns, batch, strict=True):
                 col.extend(values)
-            if len(keys) >= limit:
-                write_run()
-        if runs and keys:
-            write_run()
         ordered: Iterable[Columns]
         if runs:
+            if keys:  # the last run is merged from memory: writing it would only read it back
+                runs.append(_SortedRun.held(*sorted_chunk()))
+                keys.clear()
+                columns.clear()
             ordered = _merge_runs(runs)
         else:
             ordered = [sorted_chunk()[1]] if keys else []
@@ -452,19 +455,25 @@ def first_per_phone(
 
 class _SortedRun:
     """One sorted run on disk, read a piece at a time: ``keys`` / ``columns`` from ``at`` on
-    are the piece's rows not yet handed out."""
+    are the piece's rows not yet handed out. A ``held`` run is in memory whole (one piece)."""
 
-    def __init__(self, spool: IO[bytes], pieces: int, width: int):
+    def __init__(self, spool: IO[bytes] | None, pieces: int, width: int):
         self.spool, self.pieces = spool, pieces
         self.keys: list[str] = []
         self.columns: Columns = tuple([] for _ in range(width))
         self.at = 0
 
+    @classmethod
+    def held(cls, keys: list[str], columns: Columns) -> _SortedRun:
+        run = cls(None, 0, 0)
+        run.keys, run.columns = keys, columns
+        return run
+
     def refill(self) -> bool:
         """Read the next piece once this one is handed out; False: the run is done."""
         if self.at < len(self.keys):
             return True
-        if not self.pieces:
+        if not self.pieces or self.spool is None:
             return False
         self.keys, *columns = pickle.load(self.spool)  # noqa: S301 - our own file, written above
         self.columns = tuple(columns)
@@ -594,7 +603,16 @@ class RenderStream:
         report = self.match.report
         self.lookup.install(fetched.result())  # its SELECTs' errors are raised here
         self.progress.rows_read += len(batch)
-        return batch, [resolve_values(report, row, self.now, self.lookup) for row in batch]
+        # as the message shows them (``render_message`` formats the same way; a str stays as it
+        # is): a sorted run of a long audience is spilled to disk, and a Decimal or a date
+        # costs several times a str there (1,000,000 rows' values: 2.7 s -> 1.5 s)
+        return batch, [
+            {
+                k: format_value(v)
+                for k, v in resolve_values(report, row, self.now, self.lookup).items()
+            }
+            for row in batch
+        ]
 
 
 def render_targets(

@@ -179,3 +179,34 @@ def test_the_first_row_per_phone_wins_however_the_number_is_written(run_rows):
         expected.append(msg.source_id)
     assert sorted(kept, key=int) == sorted(expected, key=int)
     assert progress.duplicates_dropped == len(rows) - len(expected) > 1_000
+
+
+@pytest.mark.parametrize(("rows", "written"), [(100, 0), (150, 1), (250, 2), (301, 3)])
+def test_only_runs_followed_by_more_rows_go_to_disk(monkeypatch, rows, written):
+    """A run is written to disk only when more rows follow it; the last one is merged from
+    memory, so an audience that fills exactly one run (the last batch reaching the limit) is
+    sorted without touching the disk, and the order is the same either way."""
+    import tempfile
+
+    import messaging.planning as planning
+
+    real = tempfile.TemporaryFile
+    opened = []
+
+    def counting(*args, **kwargs):
+        opened.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planning.tempfile, "TemporaryFile", counting)
+    crm = _crm(rows, seed=rows)
+    out = list(
+        phone_ordered(
+            iter([crm[i : i + 50] for i in range(0, len(crm), 50)]),
+            lambda r: r["phone"],
+            batch_size=40,
+            run_rows=100,
+            piece_rows=30,
+        )
+    )
+    assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(crm)]
+    assert len(opened) == written
