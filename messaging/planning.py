@@ -24,7 +24,7 @@ from messaging.models import (
     WorkflowConfigError,
 )
 from messaging.progress import RunProgress
-from messaging.transform import format_value, normalize_phone, placeholders, render_message
+from messaging.transform import normalize_phone, placeholders, render_message
 from messaging.variables import (
     BATCH_KEY,
     auto_match,
@@ -603,16 +603,7 @@ class RenderStream:
         report = self.match.report
         self.lookup.install(fetched.result())  # its SELECTs' errors are raised here
         self.progress.rows_read += len(batch)
-        # as the message shows them (``render_message`` formats the same way; a str stays as it
-        # is): a sorted run of a long audience is spilled to disk, and a Decimal or a date
-        # costs several times a str there (1,000,000 rows' values: 2.7 s -> 1.5 s)
-        return batch, [
-            {
-                k: format_value(v)
-                for k, v in resolve_values(report, row, self.now, self.lookup).items()
-            }
-            for row in batch
-        ]
+        return batch, [resolve_values(report, row, self.now, self.lookup) for row in batch]
 
 
 def render_targets(
