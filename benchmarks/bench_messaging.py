@@ -93,6 +93,30 @@ api_secret=LOCAL_DEFAULTS["SOLAPI_API_SECRET"],
                         sender=LOCAL_DEFAULTS["SOLAPI_SENDER"],
                         pf_id=LOCAL_DEFAULTS["SOLAPI_PF_ID"], base_url=url,
                         timeout_s=120)
+import threading
+writer_kb = [0, 0]  # the peak sampled (private kB, RSS kB) of a forked sorted-run writer
+def sample_writers():
+    me = os.getpid()
+    while True:
+        try:
+            with open(f"/proc/{me}/task/{me}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        for kid in kids:
+            private = rss = 0
+            try:
+                with open(f"/proc/{kid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                            private += int(line.split()[1])
+                        elif line.startswith("Rss:"):
+                            rss = int(line.split()[1])
+            except OSError:
+                continue
+            writer_kb[0], writer_kb[1] = max(writer_kb[0], private), max(writer_kb[1], rss)
+        time.sleep(0.02)
+threading.Thread(target=sample_writers, daemon=True).start()
 started = time.perf_counter()
 trace = os.environ.get("BENCH_MESSAGING_TRACE")  # a file: the run's log lines, timed
 def log(m):
@@ -103,7 +127,8 @@ s = execute_workflow(db, mysql, solapi, RunOptions(wf, key, send_mode="live"), l
 print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_count, "failed":
 s.failed_count,
                   "targets": s.target_count, "batches": s.batches_sent, "status": s.status,
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "writer_private_mb": writer_kb[0] / 1024, "writer_rss_mb": writer_kb[1] / 1024}))
 """
 
 
@@ -364,7 +389,11 @@ def bench(ctx: BenchContext) -> list[Figure]:
             big = {
                 **big,
                 "all_seconds": [round(float(b["seconds"]), 1) for b in bigs],
-                "maxrss_mb": max(float(b["maxrss_mb"]) for b in bigs),  # the worst one counts
+                # the worst one counts, with the memory of its forked sorted-run writers that is
+                # their own (copied on write or allocated), sampled every 20 ms
+                "maxrss_mb": max(float(b["maxrss_mb"]) for b in bigs),
+                "writer_private_mb": max(float(b["writer_private_mb"]) for b in bigs),
+                "writer_rss_mb": max(float(b["writer_rss_mb"]) for b in bigs),
             }
         standin_stats = httpx.get(f"{url}/_solapi/config").json()
     finally:
@@ -432,11 +461,15 @@ def bench(ctx: BenchContext) -> list[Figure]:
             Figure(
                 "messaging",
                 f"peak memory MB (x{scale} live run process)",
-                big["maxrss_mb"],
+                big["maxrss_mb"] + big["writer_private_mb"],
                 500.0,
                 "500 MB budget",
                 higher_is_better=False,
-                note="max RSS of the child process that ran the large live execution",
+                note=f"max RSS of the child process that ran the large live execution "
+                f"({big['maxrss_mb']:.0f} MB) plus the largest private memory of one of its "
+                f"forked sorted-run writers ({big['writer_private_mb']:.0f} MB, sampled every "
+                f"20 ms; its RSS, pages shared with the run process included: "
+                f"{big['writer_rss_mb']:.0f} MB)",
             ),
         ]
     return figures

@@ -4,6 +4,7 @@ CRM's order still wins; idempotency keys of one execution ascend with the phone.
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -210,3 +211,116 @@ def test_only_runs_followed_by_more_rows_go_to_disk(monkeypatch, rows, written):
     )
     assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(crm)]
     assert len(opened) == written
+
+
+class PidStamp:
+    """A column value that notes which process pickles it (``pickled_in`` names the file)."""
+
+    pickled_in = ""
+
+    def __init__(self, value: int):
+        self.value = value
+
+    def __reduce__(self):
+        if PidStamp.pickled_in:
+            with open(PidStamp.pickled_in, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        return (PidStamp, (self.value,))
+
+
+def _columns(rows, size):
+    return iter(
+        [
+            (rows[i : i + size], [PidStamp(r["id"]) for r in rows[i : i + size]])
+            for i in range(0, len(rows), size)
+        ]
+    )
+
+
+@pytest.mark.parametrize(("run_rows", "batch", "piece_rows"), [(100, 50, 7), (333, 37, 1_000)])
+def test_full_runs_are_sorted_and_written_by_a_forked_writer_in_the_same_order(
+    tmp_path, monkeypatch, run_rows, batch, piece_rows
+):
+    """Issue 13: while the targets stream in, full runs are sorted and pickled by a forked
+    process (the idle CPU), not by the process reading them; the merged order is the same."""
+    stamps = tmp_path / "pickled_in"
+    monkeypatch.setattr(PidStamp, "pickled_in", str(stamps))
+    rows = _crm(1_000, seed=run_rows)
+    out = list(
+        phone_ordered_columns(
+            _columns(rows, batch),
+            lambda r: r["phone"],
+            batch_size=90,
+            run_rows=run_rows,
+            piece_rows=piece_rows,
+            forked_min_rows=0,
+        )
+    )
+    got = [(r, v) for rs, vs in out for r, v in zip(rs, vs, strict=True)]
+    assert [r["id"] for r, _ in got] == [r["id"] for r in _expected(rows)]
+    assert all(v.value == r["id"] for r, v in got)
+    pids = [int(p) for p in stamps.read_text().split()]
+    here = [p for p in pids if p == os.getpid()]
+    written = [p for p in pids if p != os.getpid()]
+    assert len(here) == batch  # only the first batch, pickled here to measure the rows' width
+    full_runs = (len(rows) - 1) // run_rows  # the last run stays in memory
+    assert len(written) == full_runs * run_rows  # every row of every written run, once
+    assert len(set(written)) == full_runs  # one writer process per run
+
+
+def _recording_forks(monkeypatch):
+    import messaging.planning as planning
+
+    forked: list[int] = []
+    real = planning.os.fork
+
+    def fork():
+        pid = real()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(planning.os, "fork", fork)
+    return forked
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_a_failing_writer_is_a_clear_error_and_leaves_no_process(monkeypatch):
+    forked = _recording_forks(monkeypatch)
+    rows = _crm(300, seed=1)
+    # the first batch pickles (the width probe), the second cannot: the first run's writer fails
+    values = [[0] * 50] + [[lambda: None] * 50 for _ in range(5)]
+    batches = iter([(rows[i : i + 50], values[i // 50]) for i in range(0, 300, 50)])
+    with pytest.raises(OSError, match=r"sorted run of 100 rows .* writer process \(exit status 1"):
+        list(
+            phone_ordered_columns(
+                batches, lambda r: r["phone"], batch_size=50, run_rows=100, forked_min_rows=0
+            )
+        )
+    assert forked and all(_reaped(pid) for pid in forked)
+
+
+def test_a_writer_still_running_when_the_sort_is_abandoned_is_stopped(monkeypatch):
+    forked = _recording_forks(monkeypatch)
+    rows = _crm(20_000, seed=2)
+
+    def batches():
+        for i in range(0, len(rows), 500):
+            yield (rows[i : i + 500],)
+            if i >= 10_000:
+                raise RuntimeError("the target stream broke")
+
+    with pytest.raises(RuntimeError, match="the target stream broke"):
+        list(
+            phone_ordered_columns(
+                batches(), lambda r: r["phone"], batch_size=500, run_rows=5_000, forked_min_rows=0
+            )
+        )
+    assert len(forked) == 2 and all(_reaped(pid) for pid in forked)
