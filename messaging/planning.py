@@ -376,7 +376,11 @@ class _RunWriter:
     temporary file (the descriptor is shared) and leaves with ``os._exit``: none of this
     process's exit handlers, buffers or connections are touched. It collects no garbage (a
     collection would walk, and so copy, every page of the inherited heap): what it shares with
-    this process stays shared, what it touches is the run's rows.
+    this process stays shared, what it touches is the run's rows (its own memory peaked at
+    101-104 MB for a 100,000-row run, sampled from ``/proc``, beside the run process's 230-271
+    MB). Linux only in practice (``os.fork``); Python 3.12 warns about forking a process with
+    threads, which this one has (the variable-query worker): the child runs no other thread's
+    code and takes none of their locks.
 
     A child that fails (the disk full, a value that cannot be pickled) is an ``OSError`` here
     with its exit status; its message went to stderr. A writer still running when the sort is
