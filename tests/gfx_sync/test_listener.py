@@ -71,7 +71,11 @@ def test_an_override_edit_in_supabase_reaches_the_external_db(listener, supabase
         ),
         "override copied to the external database",
     )
-    assert listener.stats.exchanges["player_overrides"] > before  # by notification
+    # by notification; the exchange is counted after its commit, so the copy can be seen first
+    _wait_for(
+        lambda: listener.stats.exchanges["player_overrides"] > before,
+        "the exchange counted",
+    )
     supabase_db.execute("UPDATE player_overrides SET override_value = 'King' WHERE player_id = 7")
     _wait_for(
         lambda: (
