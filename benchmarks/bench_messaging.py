@@ -8,11 +8,12 @@ process's peak memory < 500 MB. Both runs are repeated and interleaved: ``--larg
 (default 3) large runs, each followed by a small one, after two small ones (S S L S L S L S; at
 least ``--small-rounds`` small runs in all). The figure pairs each large run with the small runs
 made just before and after it and takes the median of those ratios (``paired_ratios``); the
-median of the large runs against the median of the small runs is reported beside it. One short
-run on this shared machine varied 18-29 s within an hour, and 20-34 s within minutes on an
-otherwise idle one; within one invocation the small runs spread over 14.8-23.8 s and the large
-ones over 158.5-227.8 s (2026-12-04), while linear is 9.95x (the large audience has 9.95x the
-recipients). ``--large-rounds 1`` gives the quicker S S L S of earlier sessions.
+median of the large runs against the median of the small runs is reported beside it. Each pair
+is also split into the load and the groups+close (``phase_pairs``), to show where its excess
+is. One short run on this shared machine varied 18-29 s within an hour, and 20-34 s within
+minutes on an otherwise idle one; within one invocation the small runs spread over 14.8-23.8 s
+and the large ones over 158.5-227.8 s (2026-12-04), while linear is 9.95x (the large audience
+has 9.95x the recipients). ``--large-rounds 1`` gives the quicker S S L S of earlier sessions.
 
 Issue targets: targeting + rendering <= 5 s; end-to-end live <= 60 s; peak memory < 500 MB.
 Figures are ratios against physical references measured in the same run:
@@ -125,12 +126,16 @@ def sample_writers():
 threading.Thread(target=sample_writers, daemon=True).start()
 started = time.perf_counter()
 trace = os.environ.get("BENCH_MESSAGING_TRACE")  # a file: the run's log lines, timed
+loaded = [None]  # seconds from the start until every recipient was logged (the load's end)
 def log(m):
+    if loaded[0] is None and "recipient(s) logged" in m:
+        loaded[0] = time.perf_counter() - started
     if trace:
         with open(trace, "a") as f:
             f.write(f"{time.perf_counter() - started:8.2f} {m[:200]}\\n")
 s = execute_workflow(db, mysql, solapi, RunOptions(wf, key, send_mode="live"), log=log)
-print(json.dumps({"seconds": time.perf_counter() - started, "sent": s.success_count, "failed":
+print(json.dumps({"seconds": time.perf_counter() - started, "load_seconds": loaded[0],
+                  "sent": s.success_count, "failed":
 s.failed_count,
                   "targets": s.target_count, "batches": s.batches_sent, "status": s.status,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -431,6 +436,19 @@ def median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     return sorted(pairs, key=lambda p: p[0] / p[1])[len(pairs) // 2]
 
 
+def phase_pairs(phases: list[tuple[str, float, float]]) -> list[str]:
+    """Per large run, its load (targets, variables, sort, COPY of the message rows) and the rest
+    (the groups sent and the close) against the same phases of the small runs next to it, as
+    ``paired_ratios`` pairs whole runs: ``phases`` holds (kind, load seconds, total seconds) in
+    schedule order. Shows which phase holds a pair's excess over linear."""
+    loads = paired_ratios([(kind, load) for kind, load, _total in phases])
+    rests = paired_ratios([(kind, total - load) for kind, load, total in phases])
+    return [
+        f"load {a / b:.2f}x, groups+close {c / d:.2f}x"
+        for (a, b), (c, d) in zip(loads, rests, strict=True)
+    ]
+
+
 def bench(ctx: BenchContext) -> list[Figure]:
     recipients = int(ctx.extra.get("recipients", DEFAULT_RECIPIENTS))
     scale = int(ctx.extra.get("scale", 10))
@@ -466,15 +484,17 @@ def bench(ctx: BenchContext) -> list[Figure]:
     after = max(larges, rounds // 2) if larges else 0  # small runs after a large one
     schedule = ["small"] * (rounds - after) + ["large", "small"] * larges
     schedule += ["small"] * (after - larges)
-    smalls, bigs, order = [], [], []
+    smalls, bigs, order, phases = [], [], [], []
     for kind in schedule:
         with _standin(env) as url:
             if kind == "small":
                 smalls.append(_live(url, env, workflow_id))
-                order.append((kind, float(smalls[-1][1]["seconds"])))
+                run = smalls[-1][1]
             else:
                 bigs.append(_live(url, env, large_id)[1])
-                order.append((kind, float(bigs[-1]["seconds"])))
+                run = bigs[-1]
+            order.append((kind, float(run["seconds"])))
+            phases.append((kind, float(run["load_seconds"]), float(run["seconds"])))
     key, live = sorted(smalls, key=lambda kl: float(kl[1]["seconds"]))[len(smalls) // 2]
     live = {**live, "all_seconds": [round(float(x["seconds"]), 1) for _k, x in smalls]}
     big = None
@@ -533,7 +553,10 @@ def bench(ctx: BenchContext) -> list[Figure]:
     if big is not None:
         pairs = paired_ratios(order)
         large_s, near_s = median_pair(pairs)
-        each = ", ".join(f"{a:.1f}/{b:.1f} = {a / b:.2f}x" for a, b in pairs)
+        each = ", ".join(
+            f"{a:.1f}/{b:.1f} = {a / b:.2f}x ({phase})"
+            for (a, b), phase in zip(pairs, phase_pairs(phases), strict=True)
+        )
         figures += [
             Figure(
                 "messaging",

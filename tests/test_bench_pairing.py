@@ -3,7 +3,7 @@ to it (issue 13): a machine that drifts between runs must not decide the figure.
 
 import pytest
 
-from benchmarks.bench_messaging import median_pair, paired_ratios
+from benchmarks.bench_messaging import median_pair, paired_ratios, phase_pairs
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +58,27 @@ def test_the_median_pair_is_the_middle_ratio_not_the_middle_time():
 def test_a_large_run_without_any_small_run_is_refused():
     with pytest.raises(ValueError, match="no small run"):
         paired_ratios([("large", 99.0)])
+
+
+def test_each_pair_is_split_into_the_load_and_the_rest():
+    """A pair at 11x whose load is linear (10x) and whose groups are 12x says so."""
+    phases = [
+        ("small", 5.0, 10.0),
+        ("large", 50.0, 110.0),
+        ("small", 5.0, 10.0),
+    ]
+    assert phase_pairs(phases) == ["load 10.00x, groups+close 12.00x"]
+
+
+def test_the_phases_of_each_large_run_are_paired_with_its_own_neighbours():
+    phases = [
+        ("small", 5.0, 10.0),
+        ("large", 40.0, 100.0),
+        ("small", 4.0, 10.0),
+        ("large", 60.0, 120.0),
+        ("small", 6.0, 10.0),
+    ]
+    assert phase_pairs(phases) == [
+        "load 8.89x, groups+close 10.91x",
+        "load 12.00x, groups+close 12.00x",
+    ]
