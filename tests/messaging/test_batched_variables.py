@@ -125,3 +125,67 @@ def test_each_batch_gets_its_own_answers_while_the_next_batch_is_fetched_ahead(
         amount = latest.get(int(m.source_id))
         expected = "0" if amount is None else f"{int(amount):,}"  # the variable's default
         assert m.variables.get("last_payment") == expected, (m.source_id, m.variables, expected)
+
+
+@pytest.mark.integration
+def test_runs_written_to_disk_are_rendered_by_their_writer_into_the_same_messages(
+    supabase_db, mysql_reader, crm, platform_ids, monkeypatch, tmp_path
+):
+    """Issue 13: an audience longer than one sorted run has each written run rendered by the
+    forked process that sorts and writes it (on the idle CPU); the messages, their order and
+    their errors are those of rendering everything in the run process."""
+    import os
+
+    import messaging.planning as planning
+    from messaging.catalog import iter_targets
+    from messaging.planning import RenderStream, load_template, plan_targets
+    from messaging.progress import RunProgress
+
+    monkeypatch.setattr(
+        planning, "iter_targets", lambda mysql, query: iter_targets(mysql, query, batch_size=5)
+    )
+    workflow = dict(
+        supabase_db.fetch_one(
+            "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:schedule"],)
+        )
+    )
+    workflow["target_config"] = {  # every customer, some of them twice (dropped as duplicates)
+        "sql": "SELECT c.id, c.id AS customer_id, c.name, c.phone, CURDATE() AS end_date,"
+        " '베이직' AS plan_name FROM customers c"
+        " UNION ALL SELECT c.id, c.id, c.name, c.phone, CURDATE(), '베이직' FROM customers c"
+        " WHERE c.id % 3 = 0",
+        "phone_column": "phone",
+        "name_column": "name",
+    }
+    template = load_template(supabase_db, workflow)
+    plan = plan_targets(supabase_db, workflow, template)
+    now = planning.datetime.now(planning.UTC)
+
+    def rendered() -> tuple[list[object], RunProgress]:
+        progress = RunProgress("t", "running")
+        stream = RenderStream(
+            supabase_db, mysql_reader, workflow, template, plan, now, progress, lambda _m: None
+        )
+        return list(stream.messages()), progress
+
+    in_memory, progress = rendered()
+    assert progress.duplicates_dropped > 0 and any(m.ok for m in in_memory)
+
+    pids = tmp_path / "rendered_in"
+    real = planning.render_message
+
+    def noting(*args, **kwargs):
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planning, "render_message", noting)
+    monkeypatch.setattr(planning, "SORT_RUN_ROWS", 10)
+    monkeypatch.setattr(planning, "SORTED_BATCH_ROWS", 5)
+    monkeypatch.setattr(planning, "FORKED_WRITER_MIN_ROWS", 0)
+    spilled, _ = rendered()
+    assert spilled == in_memory
+    by = [int(p) for p in pids.read_text().split()]
+    assert len(by) == progress.rows_read  # every row rendered once
+    writers = {p for p in by if p != os.getpid()}
+    assert len(writers) == (progress.rows_read - 1) // 10  # one per written run of 10

@@ -122,8 +122,9 @@ def test_equal_phones_spread_over_runs_and_pieces_keep_the_crms_order(run_rows, 
     assert [r["id"] for b in out for r in b] == [r["id"] for r in _expected(rows)]
 
 
+@pytest.mark.parametrize("rendered_by_the_sort", [False, True])
 @pytest.mark.parametrize("run_rows", [7, 100, 10_000])
-def test_the_first_row_per_phone_wins_however_the_number_is_written(run_rows):
+def test_the_first_row_per_phone_wins_however_the_number_is_written(run_rows, rendered_by_the_sort):
     """Duplicates are dropped by comparing neighbours in the sorted stream: that holds only if
     every spelling of one number (dashes, +82, full-width digits, a NUL typed into the CRM)
     sorts next to the others. The result must equal keeping the first row per normalized phone
@@ -160,13 +161,28 @@ def test_the_first_row_per_phone_wins_however_the_number_is_written(run_rows):
         )
 
     progress = RunProgress("t", "running")
-    ordered = (
-        render(row, values)
-        for rows_, values_ in phone_ordered_columns(
-            iter(batches), lambda r: r["phone"], batch_size=250, run_rows=run_rows
+    if rendered_by_the_sort:  # as the engine does: rendered (and pickled) by the run writers
+        ordered = (
+            m
+            for (messages,) in phone_ordered_columns(
+                iter(batches),
+                lambda r: r["phone"],
+                batch_size=250,
+                run_rows=run_rows,
+                piece_rows=50,
+                forked_min_rows=0,
+                prepare=lambda cols: ([render(r, v) for r, v in zip(*cols, strict=True)],),
+            )
+            for m in messages
         )
-        for row, values in zip(rows_, values_, strict=True)
-    )
+    else:
+        ordered = (
+            render(row, values)
+            for rows_, values_ in phone_ordered_columns(
+                iter(batches), lambda r: r["phone"], batch_size=250, run_rows=run_rows
+            )
+            for row, values in zip(rows_, values_, strict=True)
+        )
     kept = [m.source_id for m in first_per_phone(ordered, progress)]
 
     seen: set[str] = set()
@@ -266,6 +282,43 @@ def test_full_runs_are_sorted_and_written_by_a_forked_writer_in_the_same_order(
     full_runs = (len(rows) - 1) // run_rows  # the last run stays in memory
     assert len(written) == full_runs * run_rows  # every row of every written run, once
     assert len(set(written)) == full_runs  # one writer process per run
+
+
+@pytest.mark.parametrize(
+    ("n", "run_rows", "piece_rows", "written_runs"),
+    [(1_000, 100, 7, 9), (1_000, 350, 1_000, 2), (90, 100, 30, 0)],
+)
+def test_each_row_is_prepared_once_by_the_process_that_sorts_its_run(
+    n, run_rows, piece_rows, written_runs
+):
+    """Issue 13: the per-row work handed in as ``prepare`` (the engine renders each message
+    there) is done by the forked writer for every row of a run it writes, on the idle CPU, and
+    in this process only for the run that stays in memory; what comes out is the prepared rows
+    in phone order, each prepared once."""
+    rows = _crm(n, seed=run_rows + piece_rows)
+
+    def prepare(columns):
+        (items,) = columns
+        return ([(item["id"], os.getpid()) for item in items],)
+
+    out = list(
+        phone_ordered_columns(
+            iter([(rows[i : i + 50],) for i in range(0, n, 50)]),
+            lambda r: r["phone"],
+            batch_size=90,
+            run_rows=run_rows,
+            piece_rows=piece_rows,
+            forked_min_rows=0,
+            prepare=prepare,
+        )
+    )
+    assert all(0 < len(items) <= 90 for (items,) in out)
+    got = [x for (items,) in out for x in items]
+    assert [i for i, _ in got] == [r["id"] for r in _expected(rows)]  # once each, in order
+    writers = [pid for _, pid in got if pid != os.getpid()]
+    assert len(writers) == written_runs * run_rows  # every row of every written run
+    assert len(set(writers)) == written_runs  # by its run's writer
+    assert len(got) - len(writers) == n - written_runs * run_rows  # the last run: here
 
 
 def _recording_forks(monkeypatch):
