@@ -84,26 +84,18 @@ def test_each_batch_gets_its_own_answers_while_the_next_batch_is_fetched_ahead(
     rendered): every recipient still gets the answer of its own customer."""
     import messaging.planning as planning
     from messaging.catalog import iter_targets
-    from messaging.planning import RenderStream, load_template, plan_targets
+    from messaging.planning import RenderStream
     from messaging.progress import RunProgress
 
     monkeypatch.setattr(
         planning, "iter_targets", lambda mysql, query: iter_targets(mysql, query, batch_size=7)
     )
-    workflow = dict(
-        supabase_db.fetch_one(
-            "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:schedule"],)
-        )
+    workflow, template, plan = _schedule_workflow_targeting(  # every customer (the demo's
+        supabase_db,  # schedule targets a few)
+        platform_ids,
+        "SELECT c.id, c.id AS customer_id, c.name, c.phone, CURDATE() AS end_date,"
+        " '베이직' AS plan_name FROM customers c ORDER BY c.id",
     )
-    workflow["target_config"] = {  # every customer (the demo's schedule targets a few)
-        "sql": "SELECT c.id, c.id AS customer_id, c.name, c.phone, CURDATE() AS end_date,"
-        " '베이직' AS plan_name"
-        " FROM customers c ORDER BY c.id",
-        "phone_column": "phone",
-        "name_column": "name",
-    }
-    template = load_template(supabase_db, workflow)
-    plan = plan_targets(supabase_db, workflow, template)
     progress = RunProgress("t", "running")
     stream = RenderStream(
         supabase_db, mysql_reader, workflow, template, plan, None, progress, lambda _m: None
@@ -138,27 +130,20 @@ def test_runs_written_to_disk_are_rendered_by_their_writer_into_the_same_message
 
     import messaging.planning as planning
     from messaging.catalog import iter_targets
-    from messaging.planning import RenderStream, load_template, plan_targets
+    from messaging.planning import RenderStream
     from messaging.progress import RunProgress
 
     monkeypatch.setattr(
         planning, "iter_targets", lambda mysql, query: iter_targets(mysql, query, batch_size=5)
     )
-    workflow = dict(
-        supabase_db.fetch_one(
-            "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:schedule"],)
-        )
-    )
-    workflow["target_config"] = {  # every customer, some of them twice (dropped as duplicates)
-        "sql": "SELECT c.id, c.id AS customer_id, c.name, c.phone, CURDATE() AS end_date,"
+    workflow, template, plan = _schedule_workflow_targeting(  # every customer, some of them
+        supabase_db,  # twice (dropped as duplicates)
+        platform_ids,
+        "SELECT c.id, c.id AS customer_id, c.name, c.phone, CURDATE() AS end_date,"
         " '베이직' AS plan_name FROM customers c"
         " UNION ALL SELECT c.id, c.id, c.name, c.phone, CURDATE(), '베이직' FROM customers c"
         " WHERE c.id % 3 = 0",
-        "phone_column": "phone",
-        "name_column": "name",
-    }
-    template = load_template(supabase_db, workflow)
-    plan = plan_targets(supabase_db, workflow, template)
+    )
     now = planning.datetime.now(planning.UTC)
 
     def rendered() -> tuple[list[object], RunProgress]:
@@ -189,3 +174,18 @@ def test_runs_written_to_disk_are_rendered_by_their_writer_into_the_same_message
     assert len(by) == progress.rows_read  # every row rendered once
     writers = {p for p in by if p != os.getpid()}
     assert len(writers) == (progress.rows_read - 1) // 10  # one per written run of 10
+
+
+def _schedule_workflow_targeting(supabase_db, platform_ids, sql):
+    """The demo's schedule workflow aimed at ``sql`` (its template and query variable kept):
+    (workflow, template, target plan)."""
+    from messaging.planning import load_template, plan_targets
+
+    workflow = dict(
+        supabase_db.fetch_one(
+            "SELECT * FROM public.workflows WHERE id = %s", (platform_ids["workflow:schedule"],)
+        )
+    )
+    workflow["target_config"] = {"sql": sql, "phone_column": "phone", "name_column": "name"}
+    template = load_template(supabase_db, workflow)
+    return workflow, template, plan_targets(supabase_db, workflow, template)
