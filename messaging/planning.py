@@ -695,7 +695,8 @@ class RenderStream:
             # its forked writer, on the CPU the reading leaves idle, and the merge hands out
             # messages; only the run kept in memory is rendered here. Measured (issue 13
             # benchmark, one machine): the 1,000,000-recipient load took 134.5-152.1 s over four
-            # runs rendering everything here, 121.4 s this way; the 100,000 one never writes a run
+            # runs rendering everything here, 121.4-127.3 s over seven runs this way (141.2 s once
+            # the machine had slowed); the 100,000 one never writes a run
             rows, values_of_rows = columns
             return (
                 [
